@@ -1,0 +1,252 @@
+// Package wire encodes and decodes colugo's frames: the name frame (topic or
+// service followed by a NUL byte) and the versioned message header.
+//
+// A colugo message is three ZMTP frames: name frame, header, payload. The
+// header layout (version 1) is, in order:
+//
+//	byte     magic and version (0xC1)
+//	byte     kind (publish, request, reply, cancel, control)
+//	byte     flags
+//	byte     status (replies: 0 ok, else an error code)
+//	string   codec name            (uvarint length, at most MaxCodec bytes)
+//	string   type name             (uvarint length, at most MaxType bytes)
+//	string   sender node id        (uvarint length, at most MaxSender bytes)
+//	uvarint  sequence number (per publisher per topic)
+//	varint   send time (unix ns)
+//	uvarint  request id
+//	varint   remaining time to the deadline (ns; 0 = none)
+//	string   error message (replies; uvarint length, at most MaxError bytes)
+//
+// Decoders never panic and never allocate more than the frame they are given.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Version is the header version this package writes and reads.
+const Version = 1
+
+const magic = 0xC0 // high bits of the first header byte; the low nibble is the version
+
+// Bounds on the variable-length header fields and names, in bytes.
+const (
+	MaxName   = 255
+	MaxCodec  = 64
+	MaxType   = 255
+	MaxSender = 64
+	MaxError  = 4096
+	// MaxHeader bounds a whole encoded header.
+	MaxHeader = 4 + 3*binary.MaxVarintLen64 + MaxCodec + MaxType + MaxSender + MaxError + 4*binary.MaxVarintLen64
+)
+
+// Kind says what a message is.
+type Kind uint8
+
+// Message kinds.
+const (
+	KindPublish Kind = 1 + iota
+	KindRequest
+	KindReply
+	KindCancel
+	KindControl
+)
+
+var kindNames = [...]string{"invalid", "publish", "request", "reply", "cancel", "control"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k >= KindPublish && k <= KindControl }
+
+// Header is the decoded form of a message header.
+type Header struct {
+	Kind      Kind
+	Flags     uint8
+	Status    uint8 // replies: 0 ok, else an error code
+	Codec     string
+	Type      string
+	Sender    string // node id of the sender
+	Seq       uint64 // per publisher per topic, from 1
+	SendTime  int64  // unix ns
+	RequestID uint64
+	Deadline  int64 // remaining ns to the requester's deadline; 0 = none
+	Error     string
+}
+
+// Errors returned by the decoders. Each decode error wraps one of them.
+var (
+	ErrShort    = errors.New("colugo/wire: truncated frame")
+	ErrVersion  = errors.New("colugo/wire: unknown header version")
+	ErrKind     = errors.New("colugo/wire: unknown message kind")
+	ErrTooLong  = errors.New("colugo/wire: field too long")
+	ErrName     = errors.New("colugo/wire: bad name frame")
+	ErrTrailing = errors.New("colugo/wire: trailing bytes after header")
+)
+
+// Append appends the encoding of h to b and returns the extended slice.
+// Strings longer than their bound are cut to it, so Append never fails;
+// callers validate names up front.
+func (h *Header) Append(b []byte) []byte {
+	b = append(b, magic|Version, byte(h.Kind), h.Flags, h.Status)
+	b = appendString(b, h.Codec, MaxCodec)
+	b = appendString(b, h.Type, MaxType)
+	b = appendString(b, h.Sender, MaxSender)
+	b = binary.AppendUvarint(b, h.Seq)
+	b = binary.AppendVarint(b, h.SendTime)
+	b = binary.AppendUvarint(b, h.RequestID)
+	b = binary.AppendVarint(b, h.Deadline)
+	b = appendString(b, h.Error, MaxError)
+	return b
+}
+
+func appendString(b []byte, s string, max int) []byte {
+	if len(s) > max {
+		s = s[:max]
+	}
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// Decode parses a header frame. The frame must hold exactly one header.
+func Decode(b []byte) (Header, error) {
+	var h Header
+	if len(b) < 4 {
+		return h, ErrShort
+	}
+	if b[0]&0xF0 != magic || b[0]&0x0F != Version {
+		return h, fmt.Errorf("%w: first byte 0x%02x", ErrVersion, b[0])
+	}
+	h.Kind, h.Flags, h.Status = Kind(b[1]), b[2], b[3]
+	if !h.Kind.Valid() {
+		return h, fmt.Errorf("%w: %d", ErrKind, b[1])
+	}
+	d := decoder{b: b[4:]}
+	h.Codec = d.string(MaxCodec, "codec")
+	h.Type = d.string(MaxType, "type")
+	h.Sender = d.string(MaxSender, "sender")
+	h.Seq = d.uvarint("seq")
+	h.SendTime = d.varint("send time")
+	h.RequestID = d.uvarint("request id")
+	h.Deadline = d.varint("deadline")
+	h.Error = d.string(MaxError, "error")
+	if d.err != nil {
+		return Header{}, d.err
+	}
+	if len(d.b) != 0 {
+		return Header{}, fmt.Errorf("%w: %d bytes", ErrTrailing, len(d.b))
+	}
+	return h, nil
+}
+
+// decoder keeps the first error so Decode reads as a straight list of fields.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: %s", ErrShort, field)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint(field string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = fmt.Errorf("%w: %s", ErrShort, field)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string(max int, field string) string {
+	n := d.uvarint(field)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(max) {
+		d.err = fmt.Errorf("%w: %s is %d bytes, at most %d", ErrTooLong, field, n, max)
+		return ""
+	}
+	if n > uint64(len(d.b)) {
+		d.err = fmt.Errorf("%w: %s", ErrShort, field)
+		return ""
+	}
+	s := internString(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// internString avoids an allocation for the codec names seen on every message.
+func internString(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
+	case "json":
+		return "json"
+	case "raw":
+		return "raw"
+	case "protobuf":
+		return "protobuf"
+	}
+	return string(b)
+}
+
+// AppendName appends the name frame for a topic or service: name + NUL.
+func AppendName(b []byte, name string) []byte {
+	b = append(b, name...)
+	return append(b, 0)
+}
+
+// ParseName returns the topic or service name in a name frame.
+func ParseName(frame []byte) (string, error) {
+	if len(frame) == 0 || frame[len(frame)-1] != 0 {
+		return "", fmt.Errorf("%w: no NUL terminator", ErrName)
+	}
+	name := frame[:len(frame)-1]
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	return string(name), nil
+}
+
+// CheckName reports whether name can be a topic or service name: 1 to
+// MaxName bytes of UTF-8 with no NUL.
+func CheckName(name string) error { return checkName([]byte(name)) }
+
+func checkName(name []byte) error {
+	switch {
+	case len(name) == 0:
+		return fmt.Errorf("%w: empty", ErrName)
+	case len(name) > MaxName:
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrName, len(name), MaxName)
+	case !utf8.Valid(name):
+		return fmt.Errorf("%w: not UTF-8", ErrName)
+	}
+	for _, c := range name {
+		if c == 0 {
+			return fmt.Errorf("%w: contains NUL", ErrName)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+// Package transport defines the untyped message transport under a colugo
+// Node. Implementations: transport/zmq (ZMTP 3 over TCP, the default) and
+// transport/inproc (in-process, no sockets). transport/transporttest is the
+// conformance suite both must pass.
+//
+// A transport moves [Message] values. It owns its connections and goroutines;
+// it knows nothing of codecs, types or discovery. The Node tells it which
+// publishers to subscribe to and which routers to send requests to, by the
+// addresses discovery found.
+package transport
+
+import (
+	"context"
+	"errors"
+
+	"github.com/colugo-go/colugo/internal/wire"
+)
+
+// Header is the message header; see the README's wire format section.
+type Header = wire.Header
+
+// Kind says what a message is (publish, request, reply, cancel, control).
+type Kind = wire.Kind
+
+// Message kinds, re-exported from the wire format.
+const (
+	KindPublish = wire.KindPublish
+	KindRequest = wire.KindRequest
+	KindReply   = wire.KindReply
+	KindCancel  = wire.KindCancel
+	KindControl = wire.KindControl
+)
+
+// Message is one message: a topic or service name, its header and its
+// payload. Once handed to a Transport method or a Handler, neither side
+// modifies it.
+type Message struct {
+	Name    string
+	Header  Header
+	Payload []byte
+}
+
+// Endpoint holds the addresses a transport listens on, as peers dial them.
+type Endpoint struct {
+	Router string // requests and control ("host:port" for zmq)
+	Pub    string // subscriptions
+}
+
+// Handler receives what arrives at a transport. Its methods are called from
+// the transport's connection goroutines, possibly concurrently, and must not
+// block: a blocking handler stalls that connection.
+type Handler interface {
+	// HandlePublish is called once per message received from a publisher
+	// this transport subscribed to. The callee owns msg and its payload.
+	HandlePublish(msg *Message)
+
+	// HandleRequest is called for each request, control request or cancel
+	// arriving at this transport's router. rw sends replies back on the
+	// connection the message came from; a cancel needs no reply.
+	HandleRequest(msg *Message, rw ReplyWriter)
+
+	// HandlePeerLost is called when an outbound connection (to a publisher
+	// or router at addr) is lost: closed by the peer or silent past the
+	// heartbeat timeout. The transport keeps redialling subscriptions that
+	// are still wanted.
+	HandlePeerLost(addr string, err error)
+}
+
+// ReplyWriter sends replies to one requester.
+type ReplyWriter interface {
+	// Reply queues msg for the requester. It never blocks: it returns
+	// ErrQueueFull when the requester is not reading, ErrPeerLost when it has
+	// gone, ErrClosed after Close.
+	Reply(msg *Message) error
+}
+
+// Transport carries messages between nodes. All methods are safe for
+// concurrent use.
+type Transport interface {
+	// Listen binds the transport's router and publisher endpoints and starts
+	// delivering incoming traffic to h. It is called once, before any other
+	// method.
+	Listen(h Handler) (Endpoint, error)
+
+	// Publish sends msg to every connected subscriber whose subscription
+	// is a prefix of msg.Name+"\x00". It never blocks on a slow subscriber:
+	// a subscriber whose queue is full misses the message, counted in
+	// Stats. It returns ErrClosed after Close.
+	Publish(msg *Message) error
+
+	// Subscribe asks the publisher at pubAddr for topic. The connection is
+	// made, and remade after a loss, in the background until Unsubscribe or
+	// Close; messages go to Handler.HandlePublish.
+	Subscribe(pubAddr, topic string) error
+
+	// Unsubscribe withdraws a subscription; the connection closes when it
+	// has none left.
+	Unsubscribe(pubAddr, topic string) error
+
+	// Request sends msg (KindRequest or KindControl) to the router at
+	// routerAddr and waits for the reply. The transport assigns
+	// msg.Header.RequestID. It returns ctx's error when ctx ends first (and
+	// tells the replier with a cancel), ErrPeerLost when the connection to
+	// the replier dies first, ErrClosed after Close.
+	Request(ctx context.Context, routerAddr string, msg *Message) (*Message, error)
+
+	// Disconnect closes every outbound connection to addr (a router or a
+	// publisher) and fails its requests in flight with ErrPeerLost. Wanted
+	// subscriptions to addr are dropped too.
+	Disconnect(addr string)
+
+	// Stats returns the transport's counters.
+	Stats() Stats
+
+	// Close closes every connection and listener and waits for the
+	// transport's goroutines. Requests in flight fail with ErrClosed.
+	// Close is idempotent.
+	Close() error
+}
+
+// Stats counts what a transport dropped or refused.
+type Stats struct {
+	SendDropped  uint64 // messages not queued for a subscriber or requester whose queue was full
+	RecvDropped  uint64 // frames refused: malformed, oversized, unknown version or kind
+	PeersLost    uint64 // outbound connections lost
+	ConnsRefused uint64 // inbound connections that failed the handshake
+}
+
+// Errors returned by transports. The root package re-exports the ones users see.
+var (
+	ErrClosed     = errors.New("colugo: closed")
+	ErrPeerLost   = errors.New("colugo: peer lost")
+	ErrQueueFull  = errors.New("colugo: send queue full")
+	ErrUnknownPeer = errors.New("colugo: unknown peer address")
+)
