@@ -51,7 +51,9 @@ type Endpoint struct {
 // block: a blocking handler stalls that connection.
 type Handler interface {
 	// HandlePublish is called once per message received from a publisher
-	// this transport subscribed to. The callee owns msg and its payload.
+	// this transport subscribed to. The callee may keep msg but must not
+	// modify it or its payload: a transport may share one message among
+	// several subscriptions.
 	HandlePublish(msg *Message)
 
 	// HandleRequest is called for each request, control request or cancel
@@ -128,8 +130,8 @@ type Stats struct {
 
 // Errors returned by transports. The root package re-exports the ones users see.
 var (
-	ErrClosed     = errors.New("colugo: closed")
-	ErrPeerLost   = errors.New("colugo: peer lost")
-	ErrQueueFull  = errors.New("colugo: send queue full")
+	ErrClosed      = errors.New("colugo: closed")
+	ErrPeerLost    = errors.New("colugo: peer lost")
+	ErrQueueFull   = errors.New("colugo: send queue full")
 	ErrUnknownPeer = errors.New("colugo: unknown peer address")
 )

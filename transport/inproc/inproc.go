@@ -1,0 +1,410 @@
+// Package inproc is a transport for nodes in one process: the same semantics
+// as transport/zmq (per-subscriber bounded queues, prefix subscriptions,
+// requests matched by id, cancels, peer loss, close behaviour) with no sockets
+// and no encoding. colugotest builds on it, and it is the in-process ceiling
+// for benchmarks.
+//
+// Transports meet through a [Network]; addresses are names like
+// "inproc:3/router" that are never reused within a Network.
+package inproc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/colugo-go/colugo/transport"
+)
+
+// DefaultQueue is the default per-subscriber queue length, as in transport/zmq.
+const DefaultQueue = 1024
+
+// Network connects the transports created from it. The zero value is not
+// usable; call NewNetwork. A Network is safe for concurrent use.
+type Network struct {
+	mu    sync.Mutex
+	next  int
+	nodes map[string]*Transport // by router and by pub address
+}
+
+// NewNetwork returns an empty network.
+func NewNetwork() *Network {
+	return &Network{nodes: make(map[string]*Transport)}
+}
+
+// Option configures a Transport.
+type Option interface{ apply(*Transport) }
+
+type queueOption int
+
+func (o queueOption) apply(t *Transport) { t.queueLen = int(o) }
+
+// WithQueue sets the per-subscriber send queue length. Default: DefaultQueue.
+// A subscriber that falls this far behind misses messages (counted in
+// Stats().SendDropped).
+func WithQueue(n int) Option { return queueOption(n) }
+
+// New returns a transport on net. It does nothing until Listen.
+func (n *Network) New(opts ...Option) *Transport {
+	t := &Transport{
+		net:      n,
+		queueLen: DefaultQueue,
+		subs:     make(map[*link]struct{}),
+		out:      make(map[string]*link),
+		pending:  make(map[uint64]*pending),
+	}
+	for _, o := range opts {
+		o.apply(t)
+	}
+	if t.queueLen < 1 {
+		t.queueLen = 1
+	}
+	return t
+}
+
+// Transport is an in-process transport.Transport.
+//
+// Lock order: a transport's mu before any transport's subsMu; never the
+// other way, so that nodes subscribed to each other can close concurrently.
+type Transport struct {
+	net      *Network
+	queueLen int
+	h        transport.Handler
+	ep       transport.Endpoint
+
+	nextID  atomic.Uint64
+	dropped atomic.Uint64
+	lost    atomic.Uint64
+	closed  atomic.Bool
+
+	mu      sync.Mutex
+	out     map[string]*link    // this transport's subscriptions, by publisher address
+	pending map[uint64]*pending // requests in flight, by id
+
+	subsMu sync.RWMutex
+	subs   map[*link]struct{} // subscribers of this transport's publisher
+
+	wg sync.WaitGroup // delivery goroutines of out links
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// link is one subscription connection from a subscriber to a publisher.
+// Its goroutine, owned by the subscriber, drains queue in order.
+type link struct {
+	pub     *Transport
+	pubAddr string
+	queue   chan *transport.Message
+	stop    chan struct{} // closed once, under sub.mu, when the link is cut
+	lostErr error         // set before stop closes when the publisher went away
+
+	mu     sync.Mutex
+	topics map[string]struct{} // exact topic names: inproc peers are all colugo nodes
+}
+
+type pending struct {
+	router string
+	ch     chan result // buffered 1; the first result wins
+}
+
+type result struct {
+	msg *transport.Message
+	err error
+}
+
+func (p *pending) finish(r result) {
+	select {
+	case p.ch <- r:
+	default:
+	}
+}
+
+// Listen registers the transport in its network.
+func (t *Transport) Listen(h transport.Handler) (transport.Endpoint, error) {
+	n := t.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return transport.Endpoint{}, transport.ErrClosed
+	}
+	if t.h != nil {
+		return transport.Endpoint{}, fmt.Errorf("inproc: Listen called twice")
+	}
+	n.next++
+	t.h = h
+	t.ep = transport.Endpoint{
+		Router: fmt.Sprintf("inproc:%d/router", n.next),
+		Pub:    fmt.Sprintf("inproc:%d/pub", n.next),
+	}
+	n.nodes[t.ep.Router] = t
+	n.nodes[t.ep.Pub] = t
+	return t.ep, nil
+}
+
+func (n *Network) lookup(addr string) *Transport {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nodes[addr]
+}
+
+// Publish queues msg for every subscriber of msg.Name; a full queue drops
+// for that subscriber only.
+func (t *Transport) Publish(msg *transport.Message) error {
+	if t.closed.Load() {
+		return transport.ErrClosed
+	}
+	t.subsMu.RLock()
+	defer t.subsMu.RUnlock()
+	for l := range t.subs {
+		if !l.wants(msg.Name) {
+			continue
+		}
+		select {
+		case l.queue <- msg:
+		default:
+			t.dropped.Add(1)
+		}
+	}
+	return nil
+}
+
+func (l *link) wants(topic string) bool {
+	l.mu.Lock()
+	_, ok := l.topics[topic]
+	l.mu.Unlock()
+	return ok
+}
+
+// Subscribe subscribes to topic at the publisher pubAddr. A publisher that is
+// not there (gone, or never existed) is not an error, as with sockets; no
+// messages arrive from it.
+func (t *Transport) Subscribe(pubAddr, topic string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return transport.ErrClosed
+	}
+	l := t.out[pubAddr]
+	if l == nil {
+		pub := t.net.lookup(pubAddr)
+		if pub == nil || pub.ep.Pub != pubAddr {
+			return nil
+		}
+		l = &link{
+			pub: pub, pubAddr: pubAddr,
+			queue:  make(chan *transport.Message, pub.queueLen),
+			stop:   make(chan struct{}),
+			topics: make(map[string]struct{}),
+		}
+		pub.subsMu.Lock()
+		if pub.closed.Load() {
+			pub.subsMu.Unlock()
+			return nil
+		}
+		pub.subs[l] = struct{}{}
+		pub.subsMu.Unlock()
+		t.out[pubAddr] = l
+		t.wg.Add(1)
+		go t.deliver(l)
+	}
+	l.mu.Lock()
+	l.topics[topic] = struct{}{}
+	l.mu.Unlock()
+	return nil
+}
+
+func (t *Transport) deliver(l *link) {
+	defer t.wg.Done()
+	for {
+		select {
+		case m := <-l.queue:
+			t.h.HandlePublish(m)
+		case <-l.stop:
+			if l.lostErr != nil {
+				t.lost.Add(1)
+				t.h.HandlePeerLost(l.pubAddr, l.lostErr)
+			}
+			return
+		}
+	}
+}
+
+// Unsubscribe withdraws topic; the link goes when it has no topic left.
+func (t *Transport) Unsubscribe(pubAddr, topic string) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return transport.ErrClosed
+	}
+	l := t.out[pubAddr]
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	delete(l.topics, topic)
+	empty := len(l.topics) == 0
+	l.mu.Unlock()
+	if empty {
+		t.cutLocked(l, nil)
+	}
+	return nil
+}
+
+// cutLocked removes l from both ends and stops its goroutine, which reports
+// lost to the handler when it is not nil. t.mu is held.
+func (t *Transport) cutLocked(l *link, lost error) {
+	if t.out[l.pubAddr] != l {
+		return
+	}
+	delete(t.out, l.pubAddr)
+	l.pub.subsMu.Lock()
+	delete(l.pub.subs, l)
+	l.pub.subsMu.Unlock()
+	l.lostErr = lost
+	close(l.stop)
+}
+
+// Request delivers msg to the router at routerAddr and waits for the reply.
+func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transport.Message) (*transport.Message, error) {
+	target := t.net.lookup(routerAddr)
+	if target == nil || target.ep.Router != routerAddr {
+		return nil, fmt.Errorf("%w: no router at %s", transport.ErrPeerLost, routerAddr)
+	}
+	id := t.nextID.Add(1)
+	p := &pending{router: routerAddr, ch: make(chan result, 1)}
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		return nil, transport.ErrClosed
+	}
+	t.pending[id] = p
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		delete(t.pending, id)
+		t.mu.Unlock()
+	}()
+
+	req := *msg
+	req.Header.RequestID = id
+	rw := &replyWriter{to: t, from: target}
+	if !target.handleRequest(&req, rw) {
+		return nil, fmt.Errorf("%w: %s closed", transport.ErrPeerLost, routerAddr)
+	}
+	select {
+	case r := <-p.ch:
+		return r.msg, r.err
+	case <-ctx.Done():
+		cancel := transport.Message{Name: msg.Name, Header: transport.Header{
+			Kind: transport.KindCancel, Sender: msg.Header.Sender, RequestID: id,
+		}}
+		target.handleRequest(&cancel, rw)
+		return nil, ctx.Err()
+	}
+}
+
+// handleRequest hands msg to the handler unless t is closed.
+func (t *Transport) handleRequest(msg *transport.Message, rw transport.ReplyWriter) bool {
+	if t.closed.Load() {
+		return false
+	}
+	t.mu.Lock()
+	h := t.h
+	t.mu.Unlock()
+	if h == nil {
+		return false
+	}
+	h.HandleRequest(msg, rw)
+	return true
+}
+
+type replyWriter struct {
+	to, from *Transport // requester, replier
+}
+
+func (w *replyWriter) Reply(msg *transport.Message) error {
+	if w.from.closed.Load() {
+		return transport.ErrClosed
+	}
+	if w.to.closed.Load() {
+		return transport.ErrPeerLost
+	}
+	w.to.mu.Lock()
+	p := w.to.pending[msg.Header.RequestID]
+	w.to.mu.Unlock()
+	if p != nil {
+		p.finish(result{msg: msg})
+	}
+	return nil // a reply to a request that has ended is dropped, as on the wire
+}
+
+// Disconnect fails requests in flight to addr and drops subscriptions to it.
+func (t *Transport) Disconnect(addr string) {
+	t.peerGone(addr, transport.ErrPeerLost, false)
+}
+
+// peerGone ends what t has with the node at addr. notify says whether to
+// report a lost subscription link to the handler.
+func (t *Transport) peerGone(addr string, err error, notify bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range t.pending {
+		if p.router == addr {
+			p.finish(result{err: fmt.Errorf("%w: %s", err, addr)})
+		}
+	}
+	if l := t.out[addr]; l != nil {
+		var lost error
+		if notify {
+			lost = err
+		}
+		t.cutLocked(l, lost)
+	}
+}
+
+// Stats returns the transport's counters.
+func (t *Transport) Stats() transport.Stats {
+	return transport.Stats{SendDropped: t.dropped.Load(), PeersLost: t.lost.Load()}
+}
+
+// Close unregisters the transport: its requests in flight fail with
+// ErrClosed, and its peers see it lost. Close waits for the transport's
+// goroutines and is idempotent.
+func (t *Transport) Close() error {
+	if t.closed.Swap(true) {
+		t.wg.Wait()
+		return nil
+	}
+	t.mu.Lock()
+	for _, p := range t.pending {
+		p.finish(result{err: transport.ErrClosed})
+	}
+	for _, l := range t.out {
+		t.cutLocked(l, nil)
+	}
+	ep := t.ep
+	t.mu.Unlock()
+
+	n := t.net
+	n.mu.Lock()
+	var others []*Transport
+	if ep.Router != "" {
+		delete(n.nodes, ep.Router)
+		delete(n.nodes, ep.Pub)
+		for addr, o := range n.nodes {
+			if addr == o.ep.Router {
+				others = append(others, o)
+			}
+		}
+	}
+	n.mu.Unlock()
+	for _, o := range others {
+		o.peerGone(ep.Router, transport.ErrPeerLost, true)
+		o.peerGone(ep.Pub, transport.ErrPeerLost, true)
+	}
+	t.wg.Wait()
+	return nil
+}
