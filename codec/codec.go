@@ -48,11 +48,28 @@ type JSON struct{}
 // Name returns "json".
 func (JSON) Name() string { return "json" }
 
-// Marshal encodes v as JSON.
-func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+// Marshal encodes v as JSON. A type JSON cannot encode (a channel, a
+// function, a complex number) gives an error wrapping [ErrUnsupportedType]
+// and the *json.UnsupportedTypeError.
+func (JSON) Marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	var ute *json.UnsupportedTypeError
+	if errors.As(err, &ute) {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupportedType, err)
+	}
+	return b, err
+}
 
-// Unmarshal decodes JSON into v.
-func (JSON) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+// Unmarshal decodes JSON into v. A v that is not a non-nil pointer gives an
+// error wrapping [ErrUnsupportedType] and the *json.InvalidUnmarshalError.
+func (JSON) Unmarshal(data []byte, v any) error {
+	err := json.Unmarshal(data, v)
+	var iue *json.InvalidUnmarshalError
+	if errors.As(err, &iue) {
+		return fmt.Errorf("%w: %w", ErrUnsupportedType, err)
+	}
+	return err
+}
 
 // Raw passes bytes through unchanged: T must be []byte or string. Marshal
 // does not copy a []byte; Unmarshal always copies, so a received value never
@@ -62,7 +79,8 @@ type Raw struct{}
 // Name returns "raw".
 func (Raw) Name() string { return "raw" }
 
-// Marshal returns v's bytes: v must be []byte, string, *[]byte or *string.
+// Marshal returns v's bytes: v must be []byte, string, or a non-nil *[]byte
+// or *string. Anything else gives an error wrapping [ErrUnsupportedType].
 func (Raw) Marshal(v any) ([]byte, error) {
 	switch v := v.(type) {
 	case []byte:
@@ -70,22 +88,31 @@ func (Raw) Marshal(v any) ([]byte, error) {
 	case string:
 		return []byte(v), nil
 	case *[]byte:
-		return *v, nil
+		if v != nil {
+			return *v, nil
+		}
 	case *string:
-		return []byte(*v), nil
+		if v != nil {
+			return []byte(*v), nil
+		}
 	}
-	return nil, fmt.Errorf("%w: raw codec takes []byte or string, not %T", ErrUnsupportedType, v)
+	return nil, fmt.Errorf("%w: raw codec takes []byte, string or a non-nil pointer to one, not %T", ErrUnsupportedType, v)
 }
 
-// Unmarshal copies data into v: v must be *[]byte or *string.
+// Unmarshal copies data into v: v must be a non-nil *[]byte or *string.
+// Anything else gives an error wrapping [ErrUnsupportedType].
 func (Raw) Unmarshal(data []byte, v any) error {
 	switch v := v.(type) {
 	case *[]byte:
-		*v = append([]byte(nil), data...)
-		return nil
+		if v != nil {
+			*v = append([]byte(nil), data...)
+			return nil
+		}
 	case *string:
-		*v = string(data)
-		return nil
+		if v != nil {
+			*v = string(data)
+			return nil
+		}
 	}
-	return fmt.Errorf("%w: raw codec decodes into *[]byte or *string, not %T", ErrUnsupportedType, v)
+	return fmt.Errorf("%w: raw codec decodes into a non-nil *[]byte or *string, not %T", ErrUnsupportedType, v)
 }
