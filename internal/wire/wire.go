@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -39,8 +40,10 @@ const (
 	MaxType   = 255
 	MaxSender = 64
 	MaxError  = 4096
-	// MaxHeader bounds a whole encoded header.
-	MaxHeader = 4 + 3*binary.MaxVarintLen64 + MaxCodec + MaxType + MaxSender + MaxError + 4*binary.MaxVarintLen64
+	// MaxHeader bounds a whole encoded header: four bytes, four strings
+	// with their lengths and four varints. Each varint is counted at its
+	// longest (a decoder accepts non-minimal varints).
+	MaxHeader = 4 + 4*binary.MaxVarintLen64 + MaxCodec + MaxType + MaxSender + MaxError + 4*binary.MaxVarintLen64
 )
 
 // Kind says what a message is.
@@ -116,35 +119,76 @@ func appendString(b []byte, s string, max int) []byte {
 	return append(b, s...)
 }
 
-// Decode parses a header frame. The frame must hold exactly one header.
+// Decode parses a header frame. The frame must hold exactly one header. On
+// error it returns the zero Header and an error wrapping one of ErrShort,
+// ErrVersion, ErrKind, ErrTooLong or ErrTrailing.
+//
+// The header's strings never alias b. Common codec names and empty strings
+// cost nothing; all the other strings of one header share a single
+// allocation, so decoding a typical publish header allocates once.
 func Decode(b []byte) (Header, error) {
-	var h Header
 	if len(b) < 4 {
-		return h, ErrShort
+		return Header{}, fmt.Errorf("%w: header is %d bytes", ErrShort, len(b))
 	}
 	if b[0]&0xF0 != magic || b[0]&0x0F != Version {
-		return h, fmt.Errorf("%w: first byte 0x%02x", ErrVersion, b[0])
+		return Header{}, fmt.Errorf("%w: first byte 0x%02x", ErrVersion, b[0])
 	}
-	h.Kind, h.Flags, h.Status = Kind(b[1]), b[2], b[3]
+	h := Header{Kind: Kind(b[1]), Flags: b[2], Status: b[3]}
 	if !h.Kind.Valid() {
-		return h, fmt.Errorf("%w: %d", ErrKind, b[1])
+		return Header{}, fmt.Errorf("%w: %d", ErrKind, b[1])
 	}
 	d := decoder{b: b[4:]}
-	h.Codec = d.string(MaxCodec, "codec")
-	h.Type = d.string(MaxType, "type")
-	h.Sender = d.string(MaxSender, "sender")
+	var strs [4][]byte // codec, type, sender, error: made strings below, in one allocation
+	strs[0] = d.bytes(MaxCodec, "codec")
+	strs[1] = d.bytes(MaxType, "type")
+	strs[2] = d.bytes(MaxSender, "sender")
 	h.Seq = d.uvarint("seq")
 	h.SendTime = d.varint("send time")
 	h.RequestID = d.uvarint("request id")
 	h.Deadline = d.varint("deadline")
-	h.Error = d.string(MaxError, "error")
+	strs[3] = d.bytes(MaxError, "error")
 	if d.err != nil {
 		return Header{}, d.err
 	}
 	if len(d.b) != 0 {
 		return Header{}, fmt.Errorf("%w: %d bytes", ErrTrailing, len(d.b))
 	}
+	out := makeStrings(&strs)
+	h.Codec, h.Type, h.Sender, h.Error = out[0], out[1], out[2], out[3]
 	return h, nil
+}
+
+// makeStrings turns the fields into strings: interned ones for free, the
+// rest cut from one string holding them all, so that a header costs at most
+// one allocation. The price is that keeping one of those strings keeps the
+// others' bytes too: a few hundred bytes, MaxHeader at worst.
+func makeStrings(fields *[4][]byte) [4]string {
+	var out [4]string
+	var done [4]bool
+	total := 0
+	for i, f := range fields {
+		out[i], done[i] = internString(f)
+		if !done[i] {
+			total += len(f)
+		}
+	}
+	if total == 0 {
+		return out
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for i, f := range fields {
+		if !done[i] {
+			sb.Write(f)
+		}
+	}
+	all := sb.String()
+	for i, f := range fields {
+		if !done[i] {
+			out[i], all = all[:len(f)], all[len(f):]
+		}
+	}
+	return out
 }
 
 // decoder keeps the first error so Decode reads as a straight list of fields.
@@ -159,7 +203,7 @@ func (d *decoder) uvarint(field string) uint64 {
 	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
-		d.err = fmt.Errorf("%w: %s", ErrShort, field)
+		d.err = varintError(n, field)
 		return 0
 	}
 	d.b = d.b[n:]
@@ -172,44 +216,55 @@ func (d *decoder) varint(field string) int64 {
 	}
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
-		d.err = fmt.Errorf("%w: %s", ErrShort, field)
+		d.err = varintError(n, field)
 		return 0
 	}
 	d.b = d.b[n:]
 	return v
 }
 
-func (d *decoder) string(max int, field string) string {
+// varintError explains a failed binary.Uvarint or binary.Varint: n == 0
+// means the frame ended inside the varint, n < 0 that it overflows 64 bits.
+func varintError(n int, field string) error {
+	if n == 0 {
+		return fmt.Errorf("%w: %s", ErrShort, field)
+	}
+	return fmt.Errorf("%w: %s varint overflows 64 bits", ErrTooLong, field)
+}
+
+// bytes reads a length-prefixed string field. The result aliases the frame.
+func (d *decoder) bytes(max int, field string) []byte {
 	n := d.uvarint(field)
 	if d.err != nil {
-		return ""
+		return nil
 	}
 	if n > uint64(max) {
 		d.err = fmt.Errorf("%w: %s is %d bytes, at most %d", ErrTooLong, field, n, max)
-		return ""
+		return nil
 	}
 	if n > uint64(len(d.b)) {
 		d.err = fmt.Errorf("%w: %s", ErrShort, field)
-		return ""
+		return nil
 	}
-	s := internString(d.b[:n])
+	s := d.b[:n:n]
 	d.b = d.b[n:]
 	return s
 }
 
-// internString avoids an allocation for the codec names seen on every message.
-func internString(b []byte) string {
-	switch string(b) {
+// internString returns the strings seen on almost every message without an
+// allocation: the empty string and the codec names.
+func internString(b []byte) (string, bool) {
+	switch string(b) { // the compiler does not allocate for this conversion
 	case "":
-		return ""
+		return "", true
 	case "json":
-		return "json"
+		return "json", true
 	case "raw":
-		return "raw"
+		return "raw", true
 	case "protobuf":
-		return "protobuf"
+		return "protobuf", true
 	}
-	return string(b)
+	return "", false
 }
 
 // AppendName appends the name frame for a topic or service: name + NUL.
