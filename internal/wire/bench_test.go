@@ -1,0 +1,55 @@
+package wire_test
+
+import (
+	"testing"
+
+	"github.com/colugo-go/colugo/internal/wire"
+)
+
+var benchHeaders = []struct {
+	name string
+	h    wire.Header
+}{
+	{"publish", wire.Header{Kind: wire.KindPublish, Codec: "json", Type: "main.Pose", Sender: "3f2a9c1e7b5d4e60", Seq: 123456, SendTime: 1_764_000_000_123_456_789}},
+	{"request", wire.Header{Kind: wire.KindRequest, Codec: "protobuf", Type: "colugo.examples.AddRequest", Sender: "3f2a9c1e7b5d4e60", Seq: 9, SendTime: 1_764_000_000_123_456_789, RequestID: 77, Deadline: 5_000_000_000}},
+	{"reply_error", wire.Header{Kind: wire.KindReply, Status: 2, Codec: "json", Type: "main.AddResp", Sender: "3f2a9c1e7b5d4e60", RequestID: 77, Error: "handler: division by zero"}},
+	{"cancel", wire.Header{Kind: wire.KindCancel, Codec: "json", RequestID: 77}},
+}
+
+func BenchmarkHeaderAppend(b *testing.B) {
+	for _, bb := range benchHeaders {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, wire.MaxHeader)
+			for b.Loop() {
+				buf = bb.h.Append(buf[:0])
+			}
+			b.SetBytes(int64(len(buf)))
+		})
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, bb := range benchHeaders {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			enc := bb.h.Append(nil)
+			b.SetBytes(int64(len(enc)))
+			for b.Loop() {
+				if _, err := wire.Decode(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkParseName(b *testing.B) {
+	b.ReportAllocs()
+	frame := wire.AppendName(nil, "robot/pose")
+	for b.Loop() {
+		if _, err := wire.ParseName(frame); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
