@@ -1,0 +1,471 @@
+package zmq
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/security/null"
+)
+
+// Buffer sizes per connection.
+const (
+	readBufSize  = 32 << 10
+	writeBufSize = 32 << 10
+	// handshakeMaxFrame caps frames before the handshake is done: READY
+	// metadata is a few hundred bytes, and a stranger gets no more.
+	handshakeMaxFrame = 64 << 10
+	// maxFrames caps the frames of one message: colugo uses 3, and each
+	// empty frame still costs zmq4 a slice header.
+	maxFrames = 64
+	// maxSide caps the bytes zmq4 may write from the reading goroutine
+	// (PONGs) while the writer is stuck on a peer that does not read.
+	maxSide = 64 << 10
+)
+
+// Errors a guard returns to zmq4 to stop a read; they end the connection.
+var (
+	errFrameTooLarge = errors.New("frame too large")
+	errTooManyFrames = errors.New("too many frames in one message")
+	errBadFlags      = errors.New("reserved frame flags set")
+	errBadMetadata   = errors.New("malformed READY metadata")
+	errSideFull      = errors.New("peer does not read its PONGs")
+)
+
+// role says what a connection is for.
+type role uint8
+
+const (
+	rolePubIn    role = iota // accepted on the PUB listener: a subscriber
+	roleRouterIn             // accepted on the ROUTER listener: a requester
+	roleDealer               // dialled: our requests to a router
+	roleSub                  // dialled: our subscriptions to a publisher
+)
+
+var roleNames = [...]string{"pub-in", "router-in", "dealer", "sub"}
+
+func (r role) String() string { return roleNames[r] }
+
+func (r role) socketType() zmq4.SocketType {
+	switch r {
+	case rolePubIn:
+		return zmq4.Pub
+	case roleRouterIn:
+		return zmq4.Router
+	case roleDealer:
+		return zmq4.Dealer
+	default:
+		return zmq4.Sub
+	}
+}
+
+// cmdKind is the name of the last ZMTP command the guard saw, since zmq4's
+// RecvMsg hands over a command's body without its name.
+type cmdKind uint8
+
+const (
+	cmdOther cmdKind = iota
+	cmdPing
+	cmdSubscribe
+	cmdCancel
+)
+
+// Frame reader states.
+const (
+	stHead = iota // flags and the first length byte
+	stLong        // the other 7 bytes of a long length
+	stBody
+)
+
+// conn is one ZMTP connection. The net.Conn is ours; zmq4's Conn runs the
+// handshake and decodes what the reader goroutine reads; the writer goroutine
+// frames and writes messages itself.
+//
+// Goroutines: one reader (RecvMsg in a loop; it runs the handshake first for
+// accepted conns) and one writer (writeLoop). close ends both: it closes done
+// and the net.Conn. The transport's WaitGroup owns both goroutines.
+type conn struct {
+	t    *Transport
+	nc   net.Conn
+	addr string // the peer's address: as dialled, or as accepted
+	role role
+	zc   *zmq4.Conn
+
+	// Read side, reading goroutine only.
+	live liveReader
+	br   *bufio.Reader
+	rd   frameReader
+	name string // last name parsed, so a stream on one topic allocates it once
+
+	// Write side.
+	running bool          // set once the handshake is done, before the goroutines start
+	bw      *bufio.Writer // writer goroutine only
+	q       chan outMsg
+	kick    chan struct{} // one slot: side holds whole frames
+	sideMu  sync.Mutex
+	side    []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
+	sideEnd int    // side[:sideEnd] holds whole frames
+	sideOut []byte // writer goroutine's copy of side, written outside sideMu
+	ping    []byte
+
+	done       chan struct{} // closed by close
+	closeOnce  sync.Once
+	closeErr   error // why, set before done closes
+	deliberate bool  // closed by us (Close, Disconnect, Unsubscribe): not a loss
+	writerDone chan struct{}
+
+	rp routerPeer // the ReplyWriter of a roleRouterIn conn
+	pp *pubPeer   // the subscriptions of a rolePubIn conn
+	dl *dealer    // the requests of a roleDealer conn
+}
+
+func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
+	c := &conn{
+		t:          t,
+		nc:         nc,
+		addr:       addr,
+		role:       r,
+		live:       liveReader{nc: nc, timeout: t.cfg.peerTimeout},
+		q:          make(chan outMsg, t.cfg.sendQueue),
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		ping:       t.ping,
+	}
+	c.br = bufio.NewReaderSize(&c.live, readBufSize)
+	c.rd = frameReader{greet: 64, max: handshakeMaxFrame, handshake: true}
+	c.rp.c = c
+	return c
+}
+
+// handshake runs the ZMTP handshake, bounded by deadline. On failure the
+// caller closes nc.
+func (c *conn) handshake(server bool, deadline time.Time) error {
+	if err := c.nc.SetDeadline(deadline); err != nil {
+		return err
+	}
+	zc, err := zmq4.Open(&guard{Conn: c.nc, c: c}, null.Security(), c.role.socketType(), nil, server, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.nc.SetDeadline(time.Time{}); err != nil {
+		return err
+	}
+	c.zc = zc
+	c.rd.handshake = false
+	c.rd.max = uint64(c.t.cfg.maxFrame)
+	c.live.hb = true
+	c.running = true
+	c.bw = bufio.NewWriterSize(c.nc, writeBufSize)
+	return nil
+}
+
+// close ends the connection; the first cause wins. Safe from any goroutine.
+func (c *conn) close(cause error, deliberate bool) {
+	c.closeOnce.Do(func() {
+		c.closeErr = cause
+		c.deliberate = deliberate
+		close(c.done)
+		_ = c.nc.Close()
+	})
+}
+
+// send queues m without blocking; false means the queue is full.
+func (c *conn) send(m outMsg) bool {
+	select {
+	case c.q <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop is the connection's only writer after the handshake. It drains
+// the queue into the bufio.Writer and flushes when the queue is empty: an
+// idle link sends each message at once, a busy one coalesces.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	tick := time.NewTicker(c.t.cfg.heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case m := <-c.q:
+			c.write(m)
+		case <-c.kick:
+		case <-tick.C:
+			_, _ = c.bw.Write(c.ping)
+		case <-c.done:
+			return
+		}
+	drain:
+		for {
+			select {
+			case m := <-c.q:
+				c.write(m)
+			default:
+				break drain
+			}
+		}
+		c.writeSide()
+		if err := c.bw.Flush(); err != nil {
+			c.close(fmt.Errorf("write: %w", err), false)
+			return
+		}
+	}
+}
+
+// write buffers one message. bufio keeps its first error and returns it
+// from Flush, so errors are checked there.
+func (c *conn) write(m outMsg) {
+	_, _ = c.bw.Write(m.fb.b)
+	if len(m.payload) > 0 {
+		_, _ = c.bw.Write(m.payload)
+	}
+	m.fb.release()
+}
+
+// writeSide moves whole frames that zmq4 wrote from the reading goroutine
+// into the stream, between two messages.
+func (c *conn) writeSide() {
+	c.sideMu.Lock()
+	if c.sideEnd == 0 {
+		c.sideMu.Unlock()
+		return
+	}
+	c.sideOut = append(c.sideOut[:0], c.side[:c.sideEnd]...)
+	n := copy(c.side, c.side[c.sideEnd:])
+	c.side = c.side[:n]
+	c.sideEnd = 0
+	c.sideMu.Unlock()
+	_, _ = c.bw.Write(c.sideOut)
+}
+
+// guard is the net.Conn zmq4 reads and writes through.
+//
+// Reads follow the ZMTP frame headers as zmq4 reads them and fail the read
+// that completes an oversized length, before zmq4 allocates the body. READY
+// metadata is checked before zmq4 parses it (a short property makes zmq4
+// panic).
+//
+// Writes: during the handshake they go straight to the socket. Afterwards
+// only RecvMsg writes, to answer a PING with a PONG from the reading
+// goroutine, in two calls (header, body). Those bytes go to a side buffer,
+// and whole frames are handed to the writer goroutine, which writes them
+// between two messages and flushes them: a PONG never splits a message, and
+// the writer stays the only goroutine that writes to the socket.
+type guard struct {
+	net.Conn
+	c *conn
+}
+
+func (g *guard) Write(p []byte) (int, error) {
+	c := g.c
+	if !c.running {
+		return c.nc.Write(p)
+	}
+	c.sideMu.Lock()
+	defer c.sideMu.Unlock()
+	if len(c.side)+len(p) > maxSide {
+		return 0, errSideFull
+	}
+	c.side = append(c.side, p...)
+	for {
+		b := c.side[c.sideEnd:]
+		if len(b) < 2 {
+			break
+		}
+		size, hl := uint64(b[1]), 2
+		if b[0]&flagLong != 0 {
+			if len(b) < 9 {
+				break
+			}
+			size, hl = binary.BigEndian.Uint64(b[1:9]), 9
+		}
+		if uint64(len(b)-hl) < size {
+			break
+		}
+		c.sideEnd += hl + int(size)
+	}
+	if c.sideEnd > 0 {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// frameReader tracks where the byte stream is in the ZMTP grammar.
+type frameReader struct {
+	greet     int // greeting bytes still to come
+	state     int
+	hdr       [9]byte
+	hn        int // header bytes collected
+	flags     byte
+	left      uint64 // body bytes still to come
+	msgBytes  uint64
+	msgFrames int
+	max       uint64
+	handshake bool
+	lastCmd   cmdKind
+}
+
+func (g *guard) Read(p []byte) (int, error) {
+	c, r := g.c, &g.c.rd
+	if len(p) == 0 {
+		return 0, nil
+	}
+	switch {
+	case r.greet > 0:
+		n, err := c.br.Read(p[:min(len(p), r.greet)])
+		r.greet -= n
+		return n, err
+	case r.state == stBody:
+		if r.flags&flagCommand != 0 && uint64(len(p)) == r.left {
+			// Commands are small and zmq4 reads them whole: read all of it
+			// to check it before zmq4 parses it.
+			n, err := io.ReadFull(c.br, p)
+			if err != nil {
+				return n, err
+			}
+			if err := r.command(p); err != nil {
+				return 0, err
+			}
+			r.frameDone()
+			return n, nil
+		}
+		n, err := c.br.Read(p[:min(uint64(len(p)), r.left)])
+		r.left -= uint64(n)
+		if r.left == 0 {
+			r.lastCmd = cmdOther
+			r.frameDone()
+		}
+		return n, err
+	}
+	need := 2 - r.hn
+	if r.state == stLong {
+		need = 9 - r.hn
+	}
+	n, err := c.br.Read(p[:min(len(p), need)])
+	copy(r.hdr[r.hn:], p[:n])
+	r.hn += n
+	switch {
+	case r.state == stHead && r.hn == 2:
+		r.flags = r.hdr[0]
+		if r.flags&^(flagMore|flagLong|flagCommand) != 0 {
+			return 0, errBadFlags
+		}
+		if r.flags&flagLong != 0 {
+			r.state = stLong
+			break
+		}
+		if err := r.body(uint64(r.hdr[1])); err != nil {
+			return 0, err
+		}
+	case r.state == stLong && r.hn == 9:
+		if err := r.body(binary.BigEndian.Uint64(r.hdr[1:9])); err != nil {
+			return 0, err
+		}
+	}
+	return n, err
+}
+
+// body checks a frame's announced size against the caps. It runs in the
+// Read that delivers the last length byte, which then fails, so zmq4 never
+// gets to allocate.
+func (r *frameReader) body(size uint64) error {
+	r.msgFrames++
+	if r.msgFrames > maxFrames {
+		return errTooManyFrames
+	}
+	if size > r.max || r.msgBytes+size > r.max {
+		return fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, size, r.max)
+	}
+	r.msgBytes += size
+	r.left = size
+	r.state = stBody
+	if size == 0 { // zmq4 does not call Read for an empty body
+		r.frameDone()
+	}
+	return nil
+}
+
+func (r *frameReader) frameDone() {
+	if r.flags&flagMore == 0 {
+		r.msgBytes, r.msgFrames = 0, 0
+	}
+	r.state, r.hn = stHead, 0
+}
+
+// command inspects a whole command frame body.
+func (r *frameReader) command(b []byte) error {
+	r.lastCmd = cmdOther
+	if len(b) == 0 || int(b[0]) > len(b)-1 {
+		return nil // zmq4 rejects it without panicking
+	}
+	name, body := string(b[1:1+b[0]]), b[1+b[0]:]
+	switch name {
+	case "PING":
+		r.lastCmd = cmdPing
+	case "SUBSCRIBE":
+		r.lastCmd = cmdSubscribe
+	case "CANCEL":
+		r.lastCmd = cmdCancel
+	case "READY":
+		if !validMetadata(body) {
+			return errBadMetadata
+		}
+	}
+	return nil
+}
+
+// validMetadata reports whether b is a well-formed list of ZMTP properties:
+// name-len (1), name, value-len (4, big endian), value.
+func validMetadata(b []byte) bool {
+	for len(b) > 0 {
+		n := int(b[0])
+		if n == 0 || len(b) < 1+n+4 {
+			return false
+		}
+		b = b[1+n:]
+		v := binary.BigEndian.Uint32(b)
+		b = b[4:]
+		if uint64(v) > uint64(len(b)) {
+			return false
+		}
+		b = b[v:]
+	}
+	return true
+}
+
+// liveReader is what the bufio.Reader reads from. After the handshake it
+// keeps a read deadline peerTimeout·5/4 ahead of the last read, renewed at
+// most every peerTimeout/4, so a peer silent for peerTimeout fails the read
+// at a cost of one clock read per system call.
+type liveReader struct {
+	nc      net.Conn
+	hb      bool
+	timeout time.Duration
+	lastSet time.Time
+}
+
+func (l *liveReader) Read(p []byte) (int, error) {
+	if l.hb {
+		now := time.Now()
+		if now.Sub(l.lastSet) > l.timeout/4 {
+			if err := l.nc.SetReadDeadline(now.Add(l.timeout + l.timeout/4)); err != nil {
+				return 0, err
+			}
+			l.lastSet = now
+		}
+	}
+	return l.nc.Read(p)
+}
+
+var _ net.Conn = (*guard)(nil)

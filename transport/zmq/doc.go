@@ -1,0 +1,27 @@
+// Package zmq is colugo's default transport: ZMTP 3 over TCP, so a libzmq
+// (pyzmq, czmq, …) SUB or DEALER can talk to a node unchanged.
+//
+// It is built on zmq4's connection layer (one ZMTP connection: handshake,
+// framing, PING→PONG), not on zmq4's socket types, which crash on hostile
+// frames, stall their listener on a silent client and let one slow
+// subscriber stop all others. This package owns every socket, queue and
+// goroutine instead:
+//
+//   - A [Transport] listens on two ephemeral TCP ports of one host: one
+//     speaks ZMTP as PUB, the other as ROUTER.
+//   - Every connection has a reader goroutine and a writer goroutine with a
+//     bounded queue. The writer flushes when its queue runs empty, so an idle
+//     link sends each message at once and a busy one coalesces many messages
+//     into one system call.
+//   - Reads go through a guard that follows the ZMTP frame headers as they
+//     are read and fails the read before an oversized frame is allocated;
+//     handshakes run with a deadline in a goroutine of their own.
+//   - Every connection sends a ZMTP PING each heartbeat interval; one from
+//     which nothing is read for the peer timeout is closed and reported lost.
+//
+// Messages are three ZMTP frames: name+"\x00", header (internal/wire) and
+// payload. Subscribers subscribe to the prefix topic+"\x00", so "a" never
+// matches "ab".
+//
+// No zmq4 type appears in this package's API.
+package zmq

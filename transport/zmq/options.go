@@ -1,0 +1,150 @@
+package zmq
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ErrInvalidOption is wrapped by the error [New] returns for an option value
+// it cannot use.
+var ErrInvalidOption = errors.New("colugo/zmq: invalid option")
+
+// Defaults of the options.
+const (
+	DefaultHost              = "127.0.0.1"
+	DefaultMaxFrameSize      = 64 << 20
+	DefaultHandshakeTimeout  = 2 * time.Second
+	DefaultSendQueue         = 1024
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultPeerTimeout       = 2 * time.Second
+)
+
+// Option configures a [Transport]. Options are comparable values; build them
+// with the With* functions.
+type Option interface {
+	apply(*config)
+}
+
+type config struct {
+	host             string
+	maxFrame         int64
+	handshakeTimeout time.Duration
+	sendQueue        int
+	heartbeat        time.Duration
+	peerTimeout      time.Duration
+	log              *slog.Logger
+}
+
+func defaultConfig() config {
+	return config{
+		host:             DefaultHost,
+		maxFrame:         DefaultMaxFrameSize,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		sendQueue:        DefaultSendQueue,
+		heartbeat:        DefaultHeartbeatInterval,
+		peerTimeout:      DefaultPeerTimeout,
+		log:              slog.New(slog.DiscardHandler),
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case c.maxFrame < 1024:
+		return fmt.Errorf("%w: max frame size %d < 1024", ErrInvalidOption, c.maxFrame)
+	case c.handshakeTimeout <= 0:
+		return fmt.Errorf("%w: handshake timeout %v", ErrInvalidOption, c.handshakeTimeout)
+	case c.sendQueue < 1:
+		return fmt.Errorf("%w: send queue %d", ErrInvalidOption, c.sendQueue)
+	case c.heartbeat <= 0:
+		return fmt.Errorf("%w: heartbeat interval %v", ErrInvalidOption, c.heartbeat)
+	case c.peerTimeout <= c.heartbeat:
+		return fmt.Errorf("%w: peer timeout %v not above heartbeat interval %v", ErrInvalidOption, c.peerTimeout, c.heartbeat)
+	case c.log == nil:
+		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+	}
+	return nil
+}
+
+type hostOption string
+
+func (o hostOption) apply(c *config) { c.host = string(o) }
+func (o hostOption) String() string  { return fmt.Sprintf("WithHost(%q)", string(o)) }
+
+// WithHost sets the host (an IP address or name) both listeners bind to;
+// Listen reports "host:port" endpoints on it. Default: "127.0.0.1"
+// ([DefaultHost]), so nothing is reachable from another machine unless asked.
+func WithHost(host string) Option { return hostOption(host) }
+
+type maxFrameOption int64
+
+func (o maxFrameOption) apply(c *config) { c.maxFrame = int64(o) }
+func (o maxFrameOption) String() string  { return fmt.Sprintf("WithMaxFrameSize(%d)", int64(o)) }
+
+// WithMaxFrameSize caps the size of one received ZMTP frame and of the sum
+// of the frames of one message, in bytes. A peer announcing more is
+// disconnected before anything is allocated for it, and the refusal is counted
+// in Stats().RecvDropped. At least 1024. Default: 64 MiB
+// ([DefaultMaxFrameSize]).
+func WithMaxFrameSize(n int64) Option { return maxFrameOption(n) }
+
+type handshakeOption time.Duration
+
+func (o handshakeOption) apply(c *config) { c.handshakeTimeout = time.Duration(o) }
+func (o handshakeOption) String() string {
+	return fmt.Sprintf("WithHandshakeTimeout(%v)", time.Duration(o))
+}
+
+// WithHandshakeTimeout bounds the TCP connect plus ZMTP handshake of every
+// dialled connection, and the handshake of every accepted one: a client that
+// connects and stays silent is dropped after d. Default: 2 s
+// ([DefaultHandshakeTimeout]).
+func WithHandshakeTimeout(d time.Duration) Option { return handshakeOption(d) }
+
+type sendQueueOption int
+
+func (o sendQueueOption) apply(c *config) { c.sendQueue = int(o) }
+func (o sendQueueOption) String() string  { return fmt.Sprintf("WithSendQueue(%d)", int(o)) }
+
+// WithSendQueue sets the length, in messages, of each connection's send
+// queue. When a subscriber's queue is full, publishes to it are dropped and
+// counted in Stats().SendDropped; a full requester queue makes Reply return
+// transport.ErrQueueFull. Default: 1024 ([DefaultSendQueue]).
+func WithSendQueue(n int) Option { return sendQueueOption(n) }
+
+type heartbeatOption time.Duration
+
+func (o heartbeatOption) apply(c *config) { c.heartbeat = time.Duration(o) }
+func (o heartbeatOption) String() string {
+	return fmt.Sprintf("WithHeartbeatInterval(%v)", time.Duration(o))
+}
+
+// WithHeartbeatInterval sets how often a ZMTP PING is sent on every
+// connection, so that peers see traffic on idle links. Default: 500 ms
+// ([DefaultHeartbeatInterval]).
+func WithHeartbeatInterval(d time.Duration) Option { return heartbeatOption(d) }
+
+type peerTimeoutOption time.Duration
+
+func (o peerTimeoutOption) apply(c *config) { c.peerTimeout = time.Duration(o) }
+func (o peerTimeoutOption) String() string {
+	return fmt.Sprintf("WithPeerTimeout(%v)", time.Duration(o))
+}
+
+// WithPeerTimeout sets how long a connection may stay without a single byte
+// read before it is closed as lost (requests on it fail with
+// transport.ErrPeerLost; Handler.HandlePeerLost is called for outbound ones).
+// Loss is detected between d and 1.25·d after the last byte. It must exceed
+// the heartbeat interval. Default: 2 s ([DefaultPeerTimeout]).
+func WithPeerTimeout(d time.Duration) Option { return peerTimeoutOption(d) }
+
+type loggerOption struct{ l *slog.Logger }
+
+func (o loggerOption) apply(c *config) { c.log = o.l }
+func (o loggerOption) String() string  { return "WithLogger(…)" }
+
+// WithLogger sets the logger: Info for listening and lost peers, Debug for
+// refused connections and dropped frames. Default: a logger that discards
+// everything (never slog.Default).
+func WithLogger(l *slog.Logger) Option { return loggerOption{l} }

@@ -1,0 +1,288 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// dealer is this transport's one connection to a remote router: requests
+// share it and are matched to replies by RequestID, never in lockstep.
+type dealer struct {
+	t     *Transport
+	addr  string
+	ready chan struct{} // closed once the dial is over
+	c     *conn         // set before ready closes; nil when the dial failed
+	err   error         // the dial's error, set before ready closes
+
+	mu      sync.Mutex
+	pending map[uint64]*call
+	lost    error // set once the connection is gone: new calls are refused
+}
+
+type call struct{ ch chan result } // one slot: exactly one result is sent
+
+type result struct {
+	msg *transport.Message
+	err error
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan result, 1)} }}
+
+// conn returns the dealer's connection, or nil while it is being dialled.
+func (d *dealer) conn() *conn {
+	select {
+	case <-d.ready:
+		return d.c
+	default:
+		return nil
+	}
+}
+
+// register adds cl as waiting for id, unless the connection is gone.
+func (d *dealer) register(id uint64, cl *call) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lost != nil {
+		return d.lost
+	}
+	d.pending[id] = cl
+	return nil
+}
+
+// forget withdraws cl and returns it to the pool, taking the result that
+// deliver or fail may be sending to it at that moment.
+func (d *dealer) forget(id uint64, cl *call) {
+	d.mu.Lock()
+	mine := d.pending[id] == cl
+	if mine {
+		delete(d.pending, id)
+	}
+	d.mu.Unlock()
+	if !mine {
+		<-cl.ch
+	}
+	callPool.Put(cl)
+}
+
+// deliver hands a reply to the request waiting for it; a reply to a request
+// that has ended is dropped, as libzmq would.
+func (d *dealer) deliver(msg *transport.Message) {
+	id := msg.Header.RequestID
+	d.mu.Lock()
+	cl := d.pending[id]
+	delete(d.pending, id)
+	d.mu.Unlock()
+	if cl != nil {
+		cl.ch <- result{msg: msg}
+	}
+}
+
+// fail ends every request in flight with err and refuses new ones.
+func (d *dealer) fail(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.lost == nil {
+		d.lost = err
+	}
+	for id, cl := range d.pending {
+		cl.ch <- result{err: err}
+		delete(d.pending, id)
+	}
+}
+
+// dealerFor returns the connected dealer for addr, dialling it (bounded by
+// ctx) when there is none. Concurrent callers wait for one dial.
+func (t *Transport) dealerFor(ctx context.Context, addr string) (*dealer, error) {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, transport.ErrClosed
+		}
+		d := t.dealers[addr]
+		if d == nil {
+			d = &dealer{t: t, addr: addr, ready: make(chan struct{}), pending: make(map[uint64]*call)}
+			t.dealers[addr] = d
+			t.mu.Unlock()
+			return d, t.dialDealer(ctx, d)
+		}
+		t.mu.Unlock()
+		select {
+		case <-d.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if d.err == nil {
+			return d, nil
+		}
+		if ctx.Err() == nil && (errors.Is(d.err, context.DeadlineExceeded) || errors.Is(d.err, context.Canceled)) {
+			continue // the dialling caller's ctx ended, not ours: dial again
+		}
+		return nil, d.err
+	}
+}
+
+// dialDealer dials d and starts its goroutines, or records why not.
+func (t *Transport) dialDealer(ctx context.Context, d *dealer) error {
+	defer close(d.ready)
+	c, err := t.dial(ctx, d.addr, roleDealer)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		err = transport.ErrClosed
+	case t.dealers[d.addr] != d:
+		err = fmt.Errorf("%w: %s: disconnected", transport.ErrPeerLost, d.addr)
+	case err != nil && ctx.Err() != nil:
+		err = ctx.Err()
+	case err != nil:
+		err = fmt.Errorf("%w: %s: %w", transport.ErrPeerLost, d.addr, err)
+	}
+	if err != nil {
+		if c != nil {
+			_ = c.nc.Close()
+		}
+		if t.dealers[d.addr] == d {
+			delete(t.dealers, d.addr)
+		}
+		d.err = err
+		d.lost = err // nobody has registered yet: ready is still open
+		return err
+	}
+	d.c = c
+	c.dl = d
+	t.conns[c] = struct{}{}
+	t.wg.Go(c.writeLoop)
+	t.wg.Go(func() { t.runDealer(d, c) })
+	return nil
+}
+
+// runDealer is the reader goroutine of a dealer connection.
+func (t *Transport) runDealer(d *dealer, c *conn) {
+	c.teardown(c.readLoop())
+	t.mu.Lock()
+	if t.dealers[d.addr] == d {
+		delete(t.dealers, d.addr)
+	}
+	h := t.h
+	t.mu.Unlock()
+	err := c.lostErr()
+	d.fail(err)
+	if !c.deliberate {
+		t.peersLost.Add(1)
+		t.log.Info("zmq router lost", keyPeer, d.addr, keyErr, c.closeErr)
+		if h != nil {
+			h.HandlePeerLost(d.addr, err)
+		}
+	}
+}
+
+// Request sends msg (its Kind defaults to request) to the router at
+// routerAddr and blocks until the reply, ctx's end, the connection's loss
+// or Close. The connection to routerAddr is dialled on first use (bounded by
+// ctx and the handshake timeout) and shared by every request to it; many
+// requests may be in flight at once. The transport sets the RequestID of
+// the copy it sends; msg is not modified, and its payload must not be
+// modified until Request returns.
+//
+// Errors: ctx.Err() when ctx ends first (the replier then gets a
+// KindCancel with the request's id, best effort); an error wrapping
+// transport.ErrPeerLost when the router cannot be reached or its connection
+// dies first (the next Request dials again); transport.ErrClosed after
+// Close; an error wrapping wire.ErrName for an invalid name.
+func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transport.Message) (*transport.Message, error) {
+	if t.closing.Load() {
+		return nil, transport.ErrClosed
+	}
+	if err := wire.CheckName(msg.Name); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	id := t.nextID.Add(1)
+	cl := callPool.Get().(*call)
+	var d *dealer
+	for {
+		var err error
+		if d, err = t.dealerFor(ctx, routerAddr); err != nil {
+			callPool.Put(cl)
+			return nil, err
+		}
+		err = d.register(id, cl)
+		if err == nil {
+			break
+		}
+		// The connection died between lookup and registration; nothing
+		// was sent, so dial again unless we are done.
+		if errors.Is(err, transport.ErrClosed) || ctx.Err() != nil {
+			callPool.Put(cl)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+	}
+	h := msg.Header
+	h.RequestID = id
+	if h.Kind == 0 {
+		h.Kind = transport.KindRequest
+	}
+	m := outMsg{fb: newFrameBuf(msg.Name, &h, len(msg.Payload)), payload: msg.Payload}
+	select {
+	case d.c.q <- m:
+	case <-d.c.done:
+		m.fb.release() // the reader's teardown fails the call
+	case <-ctx.Done():
+		m.fb.release()
+		d.forget(id, cl)
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-cl.ch:
+		callPool.Put(cl)
+		return r.msg, r.err
+	case <-ctx.Done():
+		d.forget(id, cl)
+		ch := wire.Header{Kind: transport.KindCancel, Codec: msg.Header.Codec, Sender: msg.Header.Sender, RequestID: id}
+		cm := outMsg{fb: newFrameBuf(msg.Name, &ch, 0)}
+		if !d.c.send(cm) {
+			cm.fb.release()
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// routerPeer is the ReplyWriter of one requester connection.
+type routerPeer struct{ c *conn }
+
+// Reply queues msg (its Kind defaults to reply) for the requester without
+// blocking. It returns transport.ErrQueueFull when the requester's queue is
+// full (counted in Stats().SendDropped), transport.ErrPeerLost when its
+// connection is gone, transport.ErrClosed after Close.
+func (p *routerPeer) Reply(msg *transport.Message) error {
+	c := p.c
+	if c.t.closing.Load() {
+		return transport.ErrClosed
+	}
+	select {
+	case <-c.done:
+		return transport.ErrPeerLost
+	default:
+	}
+	if err := wire.CheckName(msg.Name); err != nil {
+		return err
+	}
+	m := encodeMsg(msg, transport.KindReply)
+	if !c.send(m) {
+		m.fb.release()
+		c.t.sendDropped.Add(1)
+		return transport.ErrQueueFull
+	}
+	return nil
+}

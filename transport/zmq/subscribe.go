@@ -1,0 +1,203 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// subscriber is this transport's one connection to a remote publisher and
+// the subscriptions wanted there. Its goroutine (runSub) dials, resends
+// every wanted prefix on each connect, reads, and redials after a loss.
+type subscriber struct {
+	addr   string
+	ctx    context.Context //nolint:containedctx // the redial loop's lifetime
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	prefixes map[string]struct{}
+	c        *conn // nil while not connected
+}
+
+// prefixOf is the subscription prefix for topic: topic+"\x00", so "a" does
+// not match "ab"; "" subscribes to everything.
+func prefixOf(topic string) string {
+	if topic == "" {
+		return ""
+	}
+	return topic + "\x00"
+}
+
+// subMsg is a ZMTP 3.0 subscription message: 1 (subscribe) or 0 (cancel),
+// then the prefix. libzmq and zmq4 publishers both take it.
+func subMsg(add bool, prefix string) outMsg {
+	b := make([]byte, 0, 1+len(prefix))
+	if add {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	return outMsg{fb: newRawFrameBuf(append(b, prefix...))}
+}
+
+// sendLocked queues a subscription change on the current connection; s.mu
+// is held. A full queue means the publisher is not reading: cut the
+// connection, and the redial sends the whole set again.
+func (s *subscriber) sendLocked(add bool, prefix string) {
+	if s.c == nil {
+		return
+	}
+	m := subMsg(add, prefix)
+	if !s.c.send(m) {
+		m.fb.release()
+		s.c.close(errors.New("subscription queue full"), false)
+	}
+}
+
+// stop ends the redial loop and closes the connection without reporting a
+// loss.
+func (s *subscriber) stop() {
+	s.cancel()
+	s.mu.Lock()
+	c := s.c
+	s.mu.Unlock()
+	if c != nil {
+		c.close(errors.New("unsubscribed"), true)
+	}
+}
+
+// Subscribe subscribes to topic at the publisher pubAddr ("host:port", as
+// in another transport's Endpoint.Pub); topic "" subscribes to every topic.
+// It does not block: one background goroutine per publisher address dials
+// (backing off from 50 ms to 2 s between failures), sends every wanted
+// subscription on each connect, and redials after a loss (reported to
+// Handler.HandlePeerLost) until Unsubscribe, Disconnect or Close. Messages
+// go to Handler.HandlePublish, from that goroutine. Subscribing twice to one
+// topic is the same as once. It returns an error wrapping wire.ErrName for an
+// invalid topic, transport.ErrClosed after Close, and an error before
+// Listen.
+func (t *Transport) Subscribe(pubAddr, topic string) error {
+	if topic != "" {
+		if err := wire.CheckName(topic); err != nil {
+			return err
+		}
+	}
+	prefix := prefixOf(topic)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return transport.ErrClosed
+	case t.h == nil:
+		return errNotListening
+	}
+	s := t.subs[pubAddr]
+	if s == nil {
+		ctx, cancel := context.WithCancel(t.ctx)
+		s = &subscriber{addr: pubAddr, ctx: ctx, cancel: cancel, prefixes: make(map[string]struct{})}
+		t.subs[pubAddr] = s
+		t.wg.Go(func() { t.runSub(s) })
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.prefixes[prefix]; !ok {
+		s.prefixes[prefix] = struct{}{}
+		s.sendLocked(true, prefix)
+	}
+	return nil
+}
+
+// Unsubscribe withdraws topic at pubAddr; when no topic is left there, the
+// connection is closed and its goroutine ends (Handler.HandlePeerLost is not
+// called). Unknown addresses and topics are ignored. It does not block. It
+// returns transport.ErrClosed after Close.
+func (t *Transport) Unsubscribe(pubAddr, topic string) error {
+	prefix := prefixOf(topic)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return transport.ErrClosed
+	}
+	s := t.subs[pubAddr]
+	if s == nil {
+		t.mu.Unlock()
+		return nil
+	}
+	s.mu.Lock()
+	if _, ok := s.prefixes[prefix]; ok {
+		delete(s.prefixes, prefix)
+		s.sendLocked(false, prefix)
+	}
+	empty := len(s.prefixes) == 0
+	s.mu.Unlock()
+	if empty {
+		delete(t.subs, pubAddr)
+	}
+	t.mu.Unlock()
+	if empty {
+		s.stop()
+	}
+	return nil
+}
+
+// runSub is the goroutine of one subscriber: dial, subscribe, read, and
+// again after a loss, until s.ctx ends.
+func (t *Transport) runSub(s *subscriber) {
+	backoff := minBackoff
+	for s.ctx.Err() == nil {
+		c, err := t.dial(s.ctx, s.addr, roleSub)
+		if err != nil {
+			t.log.Debug("zmq subscribe: dial failed", keyPeer, s.addr, keyErr, err)
+		} else {
+			began := time.Now()
+			if !t.startSub(s, c) {
+				return
+			}
+			c.teardown(c.readLoop())
+			s.mu.Lock()
+			s.c = nil
+			s.mu.Unlock()
+			if c.deliberate || s.ctx.Err() != nil {
+				return
+			}
+			t.peersLost.Add(1)
+			t.log.Info("zmq publisher lost", keyPeer, s.addr, keyErr, c.closeErr)
+			t.h.HandlePeerLost(s.addr, c.lostErr())
+			if time.Since(began) > maxBackoff {
+				backoff = minBackoff
+			}
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-s.ctx.Done():
+			timer.Stop()
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// startSub makes c the subscriber's connection, queues every wanted prefix
+// and starts the writer; false means the subscriber is gone.
+func (t *Transport) startSub(s *subscriber, c *conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t.closed || s.ctx.Err() != nil {
+		_ = c.nc.Close()
+		return false
+	}
+	t.conns[c] = struct{}{}
+	s.c = c
+	for p := range s.prefixes {
+		s.sendLocked(true, p)
+	}
+	t.wg.Go(c.writeLoop)
+	return true
+}

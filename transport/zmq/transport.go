@@ -1,0 +1,558 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// maxHandshakes caps the accepted connections in handshake at once, so a
+// flood of silent clients costs a bounded number of goroutines.
+const maxHandshakes = 256
+
+// Redial backoff of subscriptions.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+var (
+	errNotListening = errors.New("colugo/zmq: Listen has not been called")
+	errListenTwice  = errors.New("colugo/zmq: Listen called twice")
+)
+
+// Transport is a transport.Transport over ZMTP 3 and TCP. Create it with
+// [New], start it with [Transport.Listen], stop it with [Transport.Close].
+// All methods are safe for concurrent use.
+//
+// Goroutines, all owned by the Transport and waited for by Close: one accept
+// loop per listener; for each connection, a reader (which runs the
+// handshake first for accepted ones) and a writer; one redial loop per
+// publisher address subscribed to.
+type Transport struct {
+	cfg  config
+	log  *slog.Logger
+	ping []byte
+
+	// ctx is the transport's lifetime: Close cancels it. It bounds dials and
+	// redial loops.
+	ctx    context.Context //nolint:containedctx // the lifetime ctx its goroutines watch
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closing    atomic.Bool
+	nextID     atomic.Uint64
+	handshakes atomic.Int32
+	pubPeers   atomic.Pointer[[]*pubPeer] // copy on write under mu: Publish takes no lock
+
+	sendDropped  atomic.Uint64
+	recvDropped  atomic.Uint64
+	peersLost    atomic.Uint64
+	connsRefused atomic.Uint64
+
+	mu        sync.Mutex
+	closed    bool
+	closeDone chan struct{}
+	h         transport.Handler
+	ep        transport.Endpoint
+	lns       []net.Listener
+	raw       map[net.Conn]struct{}  // in handshake, so Close can cut them
+	conns     map[*conn]struct{}     // past the handshake
+	dealers   map[string]*dealer     // by router address
+	subs      map[string]*subscriber // by publisher address
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// New returns a transport configured by opts. It opens nothing until
+// [Transport.Listen]. It fails with an error wrapping [ErrInvalidOption] for
+// an unusable option value.
+func New(opts ...Option) (*Transport, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Transport{
+		cfg:       cfg,
+		log:       cfg.log,
+		ping:      pingFrame(int((cfg.peerTimeout + 99*time.Millisecond) / (100 * time.Millisecond))),
+		ctx:       ctx,
+		cancel:    cancel,
+		closeDone: make(chan struct{}),
+		raw:       make(map[net.Conn]struct{}),
+		conns:     make(map[*conn]struct{}),
+		dealers:   make(map[string]*dealer),
+		subs:      make(map[string]*subscriber),
+	}, nil
+}
+
+// Listen binds the PUB and ROUTER listeners on two ephemeral ports of the
+// configured host and starts accepting; incoming traffic goes to h. It
+// returns their "host:port" addresses. It does not block. It must be called
+// once, before Subscribe; it returns transport.ErrClosed after Close.
+func (t *Transport) Listen(h transport.Handler) (transport.Endpoint, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return transport.Endpoint{}, transport.ErrClosed
+	case t.h != nil:
+		return transport.Endpoint{}, errListenTwice
+	}
+	var lc net.ListenConfig
+	addr := net.JoinHostPort(t.cfg.host, "0")
+	pubLn, err := lc.Listen(t.ctx, "tcp", addr)
+	if err != nil {
+		return transport.Endpoint{}, fmt.Errorf("colugo/zmq: listen: %w", err)
+	}
+	routerLn, err := lc.Listen(t.ctx, "tcp", addr)
+	if err != nil {
+		_ = pubLn.Close()
+		return transport.Endpoint{}, fmt.Errorf("colugo/zmq: listen: %w", err)
+	}
+	t.h = h
+	t.lns = []net.Listener{pubLn, routerLn}
+	t.ep = transport.Endpoint{Router: routerLn.Addr().String(), Pub: pubLn.Addr().String()}
+	t.wg.Go(func() { t.acceptLoop(pubLn, rolePubIn) })
+	t.wg.Go(func() { t.acceptLoop(routerLn, roleRouterIn) })
+	t.log.Info("zmq transport listening", keyEndpoint, t.ep.Router, "pub", t.ep.Pub)
+	return t.ep, nil
+}
+
+func (t *Transport) acceptLoop(ln net.Listener, r role) {
+	delay := 5 * time.Millisecond
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// EMFILE and friends: wait a little instead of spinning.
+			t.log.Warn("zmq accept failed", keyEndpoint, ln.Addr().String(), keyErr, err)
+			timer := time.NewTimer(delay)
+			select {
+			case <-timer.C:
+			case <-t.ctx.Done():
+				timer.Stop()
+				return
+			}
+			delay = min(2*delay, time.Second)
+			continue
+		}
+		delay = 5 * time.Millisecond
+		if t.handshakes.Add(1) > maxHandshakes {
+			t.handshakes.Add(-1)
+			_ = nc.Close()
+			t.connsRefused.Add(1)
+			t.log.Debug("zmq connection refused: too many handshakes", keyPeer, nc.RemoteAddr().String())
+			continue
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			t.handshakes.Add(-1)
+			_ = nc.Close()
+			return
+		}
+		t.raw[nc] = struct{}{}
+		t.wg.Go(func() { t.serveInbound(nc, r) })
+		t.mu.Unlock()
+	}
+}
+
+// serveInbound runs an accepted connection: handshake (bounded), then its
+// reader until it ends.
+func (t *Transport) serveInbound(nc net.Conn, r role) {
+	c := t.newConn(nc, nc.RemoteAddr().String(), r)
+	err := c.handshake(true, time.Now().Add(t.cfg.handshakeTimeout))
+	t.handshakes.Add(-1)
+	t.mu.Lock()
+	delete(t.raw, nc)
+	if err != nil || t.closed {
+		t.mu.Unlock()
+		_ = nc.Close()
+		if err != nil {
+			t.connsRefused.Add(1)
+			t.log.Debug("zmq handshake failed", keyPeer, c.addr, keyRole, r.String(), keyErr, err)
+		}
+		return
+	}
+	t.conns[c] = struct{}{}
+	if r == rolePubIn {
+		c.pp = &pubPeer{counts: make(map[string]int)}
+		old := t.pubPeers.Load()
+		var peers []*pubPeer
+		if old != nil {
+			peers = append(peers, *old...)
+		}
+		c.pp.c = c
+		peers = append(peers, c.pp)
+		t.pubPeers.Store(&peers)
+	}
+	t.wg.Go(c.writeLoop)
+	t.mu.Unlock()
+	c.teardown(c.readLoop())
+}
+
+// dial connects to addr and runs the handshake, bounded by ctx, by the
+// handshake timeout and by Close. The caller starts the goroutines.
+func (t *Transport) dial(ctx context.Context, addr string, r role) (*conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, t.cfg.handshakeTimeout)
+	defer cancel()
+	stopLife := context.AfterFunc(t.ctx, cancel)
+	defer stopLife()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		_ = nc.Close()
+		return nil, transport.ErrClosed
+	}
+	t.raw[nc] = struct{}{}
+	t.mu.Unlock()
+	// The handshake reads with a deadline; ctx or Close ending it early
+	// moves that deadline to the past.
+	stopAbort := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	deadline, _ := dctx.Deadline()
+	c := t.newConn(nc, addr, r)
+	err = c.handshake(false, deadline)
+	if !stopAbort() && err == nil {
+		err = dctx.Err() // aborted just after it succeeded: the deadline is spoilt
+	}
+	t.mu.Lock()
+	delete(t.raw, nc)
+	t.mu.Unlock()
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// readLoop reads messages until the connection fails and returns why.
+func (c *conn) readLoop() error {
+	for {
+		m, err := c.zc.RecvMsg()
+		if err != nil {
+			return err
+		}
+		if m.Type == zmq4.CmdMsg {
+			if c.role == rolePubIn && (c.rd.lastCmd == cmdSubscribe || c.rd.lastCmd == cmdCancel) {
+				var topic []byte
+				if len(m.Frames) == 1 {
+					topic = m.Frames[0]
+				}
+				c.pp.update(string(topic), c.rd.lastCmd == cmdSubscribe)
+			}
+			continue // PING (already answered), PONG, others
+		}
+		c.handle(m.Frames)
+	}
+}
+
+// handle dispatches one data message by the connection's role.
+func (c *conn) handle(frames [][]byte) {
+	t := c.t
+	if c.role == rolePubIn {
+		if len(frames) == 1 && len(frames[0]) > 0 && frames[0][0] <= 1 {
+			c.pp.update(string(frames[0][1:]), frames[0][0] == 1)
+			return
+		}
+		c.drop(errors.New("not a subscription"), frames)
+		return
+	}
+	msg, err := c.decode(frames)
+	if err != nil {
+		c.drop(err, frames)
+		return
+	}
+	switch c.role {
+	case roleSub:
+		if msg.Header.Kind != transport.KindPublish {
+			c.drop(fmt.Errorf("kind %v from a publisher", msg.Header.Kind), frames)
+			return
+		}
+		t.h.HandlePublish(msg)
+	case roleRouterIn:
+		switch msg.Header.Kind {
+		case transport.KindRequest, transport.KindControl, transport.KindCancel:
+			t.h.HandleRequest(msg, &c.rp)
+		default:
+			c.drop(fmt.Errorf("kind %v from a requester", msg.Header.Kind), frames)
+		}
+	case roleDealer:
+		if msg.Header.Kind != transport.KindReply {
+			c.drop(fmt.Errorf("kind %v from a router", msg.Header.Kind), frames)
+			return
+		}
+		c.dl.deliver(msg)
+	}
+}
+
+func (c *conn) drop(err error, frames [][]byte) {
+	c.t.recvDropped.Add(1)
+	if c.t.log.Enabled(c.t.ctx, slog.LevelDebug) {
+		c.t.log.Debug("zmq message dropped", keyPeer, c.addr, keyRole, c.role.String(), "frames", len(frames), keyErr, err)
+	}
+}
+
+// decode parses [name+"\x00", header, payload].
+func (c *conn) decode(frames [][]byte) (*transport.Message, error) {
+	if len(frames) != 3 {
+		return nil, fmt.Errorf("%d frames, want 3", len(frames))
+	}
+	f := frames[0]
+	name := c.name
+	if len(f) != len(name)+1 || f[len(name)] != 0 || string(f[:len(name)]) != name {
+		var err error
+		if name, err = wire.ParseName(f); err != nil {
+			return nil, err
+		}
+		c.name = name
+	}
+	h, err := wire.Decode(frames[1])
+	if err != nil {
+		return nil, err
+	}
+	return &transport.Message{Name: name, Header: h, Payload: frames[2]}, nil
+}
+
+// teardown runs in the reader goroutine once the reader has stopped: it
+// closes the connection, waits for its writer, and unhooks it.
+func (c *conn) teardown(readErr error) {
+	t := c.t
+	if errors.Is(readErr, errFrameTooLarge) || errors.Is(readErr, errTooManyFrames) || errors.Is(readErr, errBadFlags) {
+		t.recvDropped.Add(1)
+	}
+	c.close(lossCause(readErr, t.cfg.peerTimeout), false)
+	<-c.writerDone
+	t.mu.Lock()
+	delete(t.conns, c)
+	if c.pp != nil {
+		if old := t.pubPeers.Load(); old != nil {
+			peers := make([]*pubPeer, 0, len(*old))
+			for _, p := range *old {
+				if p != c.pp {
+					peers = append(peers, p)
+				}
+			}
+			t.pubPeers.Store(&peers)
+		}
+	}
+	t.mu.Unlock()
+	if !c.deliberate {
+		t.log.Debug("zmq connection ended", keyPeer, c.addr, keyRole, c.role.String(), keyErr, c.closeErr)
+	}
+}
+
+// lossCause says why a read failed, for logs and HandlePeerLost.
+func lossCause(err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("nothing received for %v", timeout)
+	case errors.Is(err, io.EOF), errors.Is(err, zmq4.ErrClosedConn):
+		return errors.New("connection closed by peer")
+	}
+	return err
+}
+
+// lostErr is the error requests and HandlePeerLost get for a lost conn.
+func (c *conn) lostErr() error {
+	if errors.Is(c.closeErr, transport.ErrClosed) {
+		return transport.ErrClosed
+	}
+	return fmt.Errorf("%w: %s: %v", transport.ErrPeerLost, c.addr, c.closeErr)
+}
+
+// pubPeer is the subscription set of one connected subscriber.
+type pubPeer struct {
+	c        *conn
+	mu       sync.Mutex
+	counts   map[string]int           // prefix → subscriptions, as libzmq counts them
+	prefixes atomic.Pointer[[]string] // copy of counts' keys for Publish
+}
+
+func (p *pubPeer) update(prefix string, add bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if add {
+		p.counts[prefix]++
+	} else if n, ok := p.counts[prefix]; ok {
+		if n <= 1 {
+			delete(p.counts, prefix)
+		} else {
+			p.counts[prefix] = n - 1
+		}
+	}
+	prefixes := make([]string, 0, len(p.counts))
+	for k := range p.counts {
+		prefixes = append(prefixes, k)
+	}
+	p.prefixes.Store(&prefixes)
+}
+
+// wants reports whether one of p's prefixes is a prefix of name+"\x00".
+func (p *pubPeer) wants(name string) bool {
+	ps := p.prefixes.Load()
+	if ps == nil {
+		return false
+	}
+	for _, s := range *ps {
+		switch {
+		case len(s) <= len(name):
+			if name[:len(s)] == s {
+				return true
+			}
+		case len(s) == len(name)+1:
+			if s[len(name)] == 0 && s[:len(name)] == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Publish queues msg (whose Kind defaults to publish) for every connected
+// subscriber with a subscription that is a prefix of msg.Name+"\x00". It
+// encodes the message once and never blocks: a subscriber whose send queue
+// is full misses it, counted in Stats().SendDropped. The transport keeps
+// msg.Payload until written; the caller must not modify it. It returns an
+// error wrapping wire.ErrName for an invalid name, transport.ErrClosed after
+// Close.
+func (t *Transport) Publish(msg *transport.Message) error {
+	if t.closing.Load() {
+		return transport.ErrClosed
+	}
+	if err := wire.CheckName(msg.Name); err != nil {
+		return err
+	}
+	peers := t.pubPeers.Load()
+	if peers == nil {
+		return nil
+	}
+	var m outMsg
+	for _, p := range *peers {
+		if !p.wants(msg.Name) {
+			continue
+		}
+		if m.fb == nil {
+			m = encodeMsg(msg, transport.KindPublish)
+		}
+		m.fb.retain()
+		if !p.c.send(m) {
+			m.fb.release()
+			t.sendDropped.Add(1)
+		}
+	}
+	if m.fb != nil {
+		m.fb.release()
+	}
+	return nil
+}
+
+// Stats returns the transport's counters. It does not block.
+func (t *Transport) Stats() transport.Stats {
+	return transport.Stats{
+		SendDropped:  t.sendDropped.Load(),
+		RecvDropped:  t.recvDropped.Load(),
+		PeersLost:    t.peersLost.Load(),
+		ConnsRefused: t.connsRefused.Load(),
+	}
+}
+
+// Disconnect closes the connections this transport dialled to addr (a
+// router or a publisher address): requests in flight on it fail with an
+// error wrapping transport.ErrPeerLost, and subscriptions to addr are
+// forgotten. Handler.HandlePeerLost is not called for it. The next Request
+// to addr dials again. It does not wait for the connection's goroutines.
+func (t *Transport) Disconnect(addr string) {
+	t.mu.Lock()
+	d := t.dealers[addr]
+	if d != nil {
+		delete(t.dealers, addr)
+	}
+	s := t.subs[addr]
+	if s != nil {
+		delete(t.subs, addr)
+	}
+	t.mu.Unlock()
+	if d != nil {
+		d.fail(fmt.Errorf("%w: %s: disconnected", transport.ErrPeerLost, addr))
+		if c := d.conn(); c != nil {
+			c.close(errors.New("disconnected"), true)
+		}
+	}
+	if s != nil {
+		s.stop()
+	}
+}
+
+// Close stops the transport: it closes the listeners and every connection,
+// fails requests in flight with transport.ErrClosed, and blocks until every
+// goroutine of the transport has returned, so no Handler method runs after
+// it. Later calls to other methods return transport.ErrClosed. Close is
+// idempotent and safe to call concurrently; every call waits for the
+// shutdown and returns nil.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		<-t.closeDone
+		return nil
+	}
+	t.closed = true
+	t.closing.Store(true)
+	lns := t.lns
+	raw := make([]net.Conn, 0, len(t.raw))
+	for nc := range t.raw {
+		raw = append(raw, nc)
+	}
+	conns := make([]*conn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	dealers := make([]*dealer, 0, len(t.dealers))
+	for _, d := range t.dealers {
+		dealers = append(dealers, d)
+	}
+	clear(t.dealers)
+	clear(t.subs)
+	t.mu.Unlock()
+
+	t.cancel()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	for _, nc := range raw {
+		_ = nc.Close()
+	}
+	for _, d := range dealers {
+		d.fail(transport.ErrClosed)
+	}
+	for _, c := range conns {
+		c.close(transport.ErrClosed, true)
+	}
+	t.wg.Wait()
+	close(t.closeDone)
+	return nil
+}
