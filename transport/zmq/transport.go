@@ -61,6 +61,7 @@ type Transport struct {
 	recvDropped  atomic.Uint64
 	peersLost    atomic.Uint64
 	connsRefused atomic.Uint64
+	accepted     atomic.Uint64 // handshakes completed on the listeners, for tests
 
 	mu        sync.Mutex
 	closed    bool
@@ -193,6 +194,7 @@ func (t *Transport) serveInbound(nc net.Conn, r role) {
 		}
 		return
 	}
+	t.accepted.Add(1)
 	t.conns[c] = struct{}{}
 	if r == rolePubIn {
 		c.pp = &pubPeer{counts: make(map[string]int)}

@@ -1,0 +1,135 @@
+package zmq
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/colugo-go/colugo/transport"
+)
+
+// countHandler counts publishes and wakes the publisher every 64 of them.
+type countHandler struct {
+	nopHandler
+	n      atomic.Int64
+	notify chan struct{}
+}
+
+func (h *countHandler) HandlePublish(*transport.Message) {
+	if h.n.Add(1)%64 == 0 {
+		select {
+		case h.notify <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// echoHandler answers every request with its own payload.
+type echoHandler struct{ nopHandler }
+
+func (*echoHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter) {
+	if msg.Header.Kind == transport.KindCancel {
+		return
+	}
+	r := transport.Message{Name: msg.Name, Header: transport.Header{
+		Kind: transport.KindReply, Codec: msg.Header.Codec, RequestID: msg.Header.RequestID,
+	}, Payload: msg.Payload}
+	_ = rw.Reply(&r)
+}
+
+func benchPubSub(b *testing.B, size int) {
+	pub, _ := listen(b, &nopHandler{})
+	h := &countHandler{notify: make(chan struct{}, 1)}
+	sub, _ := listen(b, h)
+	if err := sub.Subscribe(pub.ep.Pub, "bench/topic"); err != nil {
+		b.Fatal(err)
+	}
+	msg := &transport.Message{Name: "bench/topic", Header: transport.Header{
+		Kind: transport.KindPublish, Codec: "raw", Sender: "bench-node", Seq: 1,
+	}, Payload: make([]byte, size)}
+	// Publish until the subscription is live (the slow joiner).
+	waitFor(b, func() bool { _ = pub.Publish(msg); return h.n.Load() > 0 })
+	// A window of messages in flight, below the send queue length, so that
+	// nothing is dropped and the subscriber's pace is measured.
+	const window = 768
+	base := h.n.Load()
+	var sent int64
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	start := time.Now()
+	for b.Loop() {
+		for sent-(h.n.Load()-base) >= window {
+			<-h.notify
+		}
+		_ = pub.Publish(msg)
+		sent++
+	}
+	for h.n.Load()-base < sent {
+		select {
+		case <-h.notify:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	el := time.Since(start)
+	b.ReportMetric(float64(sent)/el.Seconds(), "msgs/s")
+	if d := pub.Stats().SendDropped; d != 0 {
+		b.Fatalf("%d messages dropped", d)
+	}
+}
+
+func BenchmarkPubSub64(b *testing.B)  { benchPubSub(b, 64) }
+func BenchmarkPubSub1K(b *testing.B)  { benchPubSub(b, 1024) }
+func BenchmarkPubSub64K(b *testing.B) { benchPubSub(b, 64<<10) }
+
+func BenchmarkRequestRTT64(b *testing.B) {
+	srv, _ := listen(b, &echoHandler{})
+	cli, _ := listen(b, &nopHandler{})
+	ctx := context.Background()
+	msg := &transport.Message{Name: "bench/svc", Header: transport.Header{
+		Kind: transport.KindRequest, Codec: "raw", Sender: "bench-node",
+	}, Payload: make([]byte, 64)}
+	if _, err := cli.Request(ctx, srv.ep.Router, msg); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, 1<<16)
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := cli.Request(ctx, srv.ep.Router, msg); err != nil {
+			b.Fatal(err)
+		}
+		if len(lat) < cap(lat) {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkRequestParallel measures requests in flight at once on one
+// connection.
+func BenchmarkRequestParallel(b *testing.B) {
+	srv, _ := listen(b, &echoHandler{})
+	cli, _ := listen(b, &nopHandler{})
+	msg := &transport.Message{Name: "bench/svc", Header: transport.Header{
+		Kind: transport.KindRequest, Codec: "raw", Sender: "bench-node",
+	}, Payload: make([]byte, 64)}
+	if _, err := cli.Request(context.Background(), srv.ep.Router, msg); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := cli.Request(context.Background(), srv.ep.Router, msg); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
