@@ -1,0 +1,124 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Multi returns a Discovery that runs several at once (for example
+// host-local and mDNS) and merges their events into one channel.
+//
+// Start starts every source in order with the same self; if one fails, it
+// closes the ones already started and returns that error (joined with any
+// error from those Close calls), and the Multi is then closed. Sources are
+// only ever closed after a successful Start of their own, so closing a Multi
+// that was never started touches none of them. Events from one source keep their order; events from
+// different sources interleave in no particular order, and a peer found by
+// two sources is reported by both (the Node de-duplicates by [Peer.Key]).
+// A consumer that stops reading stalls every source until Close.
+//
+// Update calls Update on every source and returns their errors joined.
+// Close closes every source, waits for the goroutines that forward their
+// events (one per source, owned by the Multi), then closes the merged
+// channel; it returns the sources' Close errors joined and is idempotent.
+// Start, Update and Close are safe for concurrent use. The ds slice is
+// copied; the sources belong to the Multi from then on.
+func Multi(ds ...Discovery) Discovery {
+	return &multi{ds: append([]Discovery(nil), ds...)}
+}
+
+type multi struct {
+	ds []Discovery
+
+	mu      sync.Mutex // serializes Start, Update and Close
+	started bool
+	closed  bool
+	out     chan Event
+	done    chan struct{} // closed by Close: forwarders stop delivering
+	wg      sync.WaitGroup
+}
+
+func (m *multi) Start(self Peer) (<-chan Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return nil, ErrClosed
+	case m.started:
+		return nil, ErrStarted
+	}
+	srcs := make([]<-chan Event, 0, len(m.ds))
+	for i, d := range m.ds {
+		ch, err := d.Start(self)
+		if err != nil {
+			errs := []error{fmt.Errorf("colugo/discovery: multi source %d: %w", i, err)}
+			for _, started := range m.ds[:i] {
+				errs = append(errs, started.Close())
+			}
+			m.closed = true
+			return nil, errors.Join(errs...)
+		}
+		srcs = append(srcs, ch)
+	}
+	m.started = true
+	// A small buffer absorbs bursts (every source's Joined events at start)
+	// without letting a lagging consumer hide behind a large queue.
+	m.out = make(chan Event, 16)
+	m.done = make(chan struct{})
+	for _, src := range srcs {
+		m.wg.Go(func() { m.forward(src) })
+	}
+	return m.out, nil
+}
+
+// forward copies one source's events to the merged channel until the source
+// closes its channel. After Close has begun it keeps draining (and dropping)
+// so that the source's own goroutines never block on a send while it closes.
+func (m *multi) forward(src <-chan Event) {
+	for ev := range src {
+		select {
+		case m.out <- ev:
+		case <-m.done:
+		}
+	}
+}
+
+func (m *multi) Update(self Peer) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	var errs []error
+	for i, d := range m.ds {
+		if err := d.Update(self); err != nil {
+			errs = append(errs, fmt.Errorf("colugo/discovery: multi source %d: %w", i, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *multi) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	if !m.started {
+		// The contract has Close follow a successful Start, so sources
+		// that were never started are left alone.
+		return nil
+	}
+	close(m.done)
+	var errs []error
+	for i, d := range m.ds {
+		if err := d.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("colugo/discovery: multi source %d: %w", i, err))
+		}
+	}
+	m.wg.Wait()
+	close(m.out)
+	return errors.Join(errs...)
+}
