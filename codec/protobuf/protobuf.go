@@ -25,9 +25,10 @@ type Codec struct{}
 // Name returns "protobuf".
 func (Codec) Name() string { return "protobuf" }
 
-// Marshal encodes v, which must be a [proto.Message] such as *posepb.Pose
-// (a nil *posepb.Pose encodes as the empty message) or a non-nil pointer to
-// one. Any other v gives an error wrapping [codec.ErrUnsupportedType].
+// Marshal encodes v, which must be a [proto.Message] such as a *posepb.Pose
+// (a nil *posepb.Pose encodes as the empty message), or a pointer to a
+// non-nil one such as a **posepb.Pose. Any other v gives an error wrapping
+// [codec.ErrUnsupportedType].
 func (Codec) Marshal(v any) ([]byte, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
@@ -47,7 +48,7 @@ func (Codec) Marshal(v any) ([]byte, error) {
 	return b, nil
 }
 
-// Unmarshal decodes data into v. v is either
+// Unmarshal decodes data into v, which is one of:
 //   - a pointer to a message pointer, such as a **posepb.Pose: Unmarshal
 //     allocates a fresh message of that type, decodes into it and, only if
 //     decoding succeeds, stores it in *v (whatever *v held before is left

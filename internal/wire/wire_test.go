@@ -13,7 +13,7 @@ import (
 
 var sentinels = []error{wire.ErrShort, wire.ErrVersion, wire.ErrKind, wire.ErrTooLong, wire.ErrName, wire.ErrTrailing}
 
-// wrapsOne reports which sentinels err wraps.
+// wrapped reports which sentinels err wraps.
 func wrapped(err error) []error {
 	var out []error
 	for _, s := range sentinels {
