@@ -1,0 +1,38 @@
+// Package local is a host-local [discovery.Discovery]: processes on one
+// machine find each other through a registry directory, with no multicast
+// and no network traffic, so it is safe on any host, in containers that
+// share the directory, and in CI.
+//
+// # Registry layout
+//
+// Each live node owns two files in the directory, named after its
+// [discovery.Peer] ID:
+//
+//   - <id>.lock, which the node holds with an exclusive advisory lock
+//     (flock(2) LOCK_EX) for its whole life. The kernel drops the lock when
+//     the process dies, however it dies, so a reader that can take a shared
+//     lock on it (LOCK_SH|LOCK_NB) knows the owner is gone and removes both
+//     files. No pid is trusted for this: pids are reused, and they mean
+//     nothing across containers sharing the directory.
+//   - <id>.json, the announcement: the Peer fields, plus the owner's pid
+//     and a format version ("v") for humans and debugging tools.
+//
+// The data lives apart from the lock because updates replace the data file
+// atomically (write a temporary file, then rename it over the old one), and
+// a rename gives the name a new inode, which would lose a lock held on the
+// old one. The lock file itself is created under a temporary name, locked,
+// and only then renamed into place (a rename keeps the inode and its lock),
+// so no reader ever sees an unlocked lock file of a live node, and the data
+// file is written only after that. Temporary files start with a dot and are
+// ignored by readers; a crashed writer's leftovers are removed after a
+// minute.
+//
+// Readers poll the directory (ReadDir, then re-read an entry only when its
+// inode, size or modification time changed) and tolerate files they cannot
+// parse: they skip them, log at debug level, and try again when the file
+// changes. The format is versioned; readers accept any version >= 1 and
+// ignore fields they do not know.
+//
+// On platforms without flock (anything but Linux, macOS and the BSDs),
+// entries are never recognised as stale; a clean Close still removes them.
+package local
