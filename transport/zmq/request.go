@@ -234,14 +234,13 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 		h.Kind = transport.KindRequest
 	}
 	m := outMsg{fb: newFrameBuf(msg.Name, &h, len(msg.Payload)), payload: msg.Payload}
-	select {
-	case d.c.q <- m:
-	case <-d.c.done:
-		m.fb.release() // the reader's teardown fails the call
-	case <-ctx.Done():
+	if err := d.c.sendWait(ctx, m); err != nil {
 		m.fb.release()
-		d.forget(id, cl)
-		return nil, ctx.Err()
+		if ctx.Err() != nil {
+			d.forget(id, cl)
+			return nil, ctx.Err()
+		}
+		// The connection closed: its reader's teardown fails the call.
 	}
 	select {
 	case r := <-cl.ch:
@@ -251,7 +250,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 		d.forget(id, cl)
 		ch := wire.Header{Kind: transport.KindCancel, Codec: msg.Header.Codec, Sender: msg.Header.Sender, RequestID: id}
 		cm := outMsg{fb: newFrameBuf(msg.Name, &ch, 0)}
-		if !d.c.send(cm) {
+		if !d.c.sendNow(cm) {
 			cm.fb.release()
 		}
 		return nil, ctx.Err()
@@ -279,7 +278,7 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 		return err
 	}
 	m := encodeMsg(msg, transport.KindReply)
-	if !c.send(m) {
+	if !c.sendNow(m) {
 		m.fb.release()
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
