@@ -116,7 +116,7 @@ type conn struct {
 	kick    chan struct{} // one slot: wbuf or side holds bytes to write
 	wmu     sync.Mutex
 	wbuf    []byte
-	werr    error           // a failed non-blocking write, for the writer goroutine
+	werr    error       // a failed non-blocking write, for the writer goroutine
 	fw      *fastWriter // non-blocking writes for sendNow; nil where unsupported
 	sideMu  sync.Mutex
 	side    []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
