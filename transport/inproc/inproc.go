@@ -408,3 +408,7 @@ func (t *Transport) Close() error {
 	t.wg.Wait()
 	return nil
 }
+
+// InProcess reports true: nodes on this transport cannot send packets, so
+// the COLUGO_DISCOVERY environment variable does not apply to them.
+func (t *Transport) InProcess() bool { return true }

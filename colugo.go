@@ -1,0 +1,630 @@
+package colugo
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// Version is the colugo version a node reports in $describe.
+const Version = "0.1.0"
+
+// describeService is the control request every node answers with its
+// PeerInfo as JSON.
+const describeService = "$describe"
+
+// Timing of the node's own housekeeping.
+const (
+	describeTimeout = 2 * time.Second
+	refreshInterval = time.Second // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
+	closeWarnAfter  = 5 * time.Second
+)
+
+// Node is one participant: it publishes and subscribes to topics, serves
+// and calls services, and finds its peers through discovery. Create it with
+// NewNode and Close it when done. A Node is safe for concurrent use.
+type Node struct {
+	name, id string
+	cfg      nodeConfig
+	log      *slog.Logger
+	tr       transport.Transport
+	ep       transport.Endpoint
+	disc     discovery.Discovery
+
+	ctx    context.Context // the node's lifetime; its goroutines and handlers watch it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	once   sync.Once
+
+	// recv maps a topic to its local subscriptions. It is replaced, never
+	// modified, so the receive path reads it without a lock.
+	recv atomic.Pointer[map[string]*topicSubs]
+
+	handlers atomic.Int64 // running request handlers
+
+	mu       sync.Mutex
+	subs     map[string][]*subCore // local subscriptions by topic
+	pubs     map[string]*pubCount  // local publishers by topic
+	services map[string]*serviceCore
+	counters map[string]*counters // per topic
+	svcStats map[string]*counters // per service
+	peers    map[string]*peer     // by discovery key
+	rr       map[string]uint64    // round-robin position per service
+	changed  chan struct{}        // closed and replaced when the peer catalog changes
+	catalog  string               // hash of pubs and services
+	inflight map[inflightKey]context.CancelFunc
+}
+
+type pubCount struct {
+	info TopicInfo
+	n    int
+}
+
+type inflightKey struct {
+	sender string
+	id     uint64
+}
+
+// topicSubs is an immutable snapshot of one topic's local subscriptions.
+type topicSubs struct {
+	subs []*subCore
+	c    *counters
+}
+
+// peer is a node found by discovery, with what $describe told about it.
+type peer struct {
+	key        string
+	info       discovery.Peer
+	desc       *PeerInfo // nil until described
+	pubAddr    string    // where to subscribe
+	describing bool
+	again      bool // describe again when the current one ends
+	down       bool // a request to it failed; skipped until described again
+	self       bool // a seed that turned out to be this node
+	dup        bool // the same node as another peer entry (found twice)
+	subscribed map[string]bool
+}
+
+// PeerInfo describes a node: what $describe returns and Peers lists.
+type PeerInfo struct {
+	ID            string      `json:"id"`
+	Name          string      `json:"name"`
+	Version       string      `json:"version"`
+	Router        string      `json:"router"`
+	Pub           string      `json:"pub"`
+	Topics        []TopicInfo `json:"topics"`        // published
+	Subscriptions []TopicInfo `json:"subscriptions"` // subscribed
+	Services      []TopicInfo `json:"services"`      // served
+}
+
+// TopicInfo names a topic or service with its codec and type.
+type TopicInfo struct {
+	Name  string `json:"name"`
+	Codec string `json:"codec"`
+	Type  string `json:"type"`
+}
+
+// NewNode creates a node called name, binds its transport, announces it and
+// starts looking for peers. name is for people and tools: 1 to 63 bytes of
+// UTF-8, not necessarily unique (each node also gets a random ID).
+//
+// Defaults: transport/zmq on 127.0.0.1 and host-local discovery; the
+// COLUGO_DISCOVERY environment variable overrides the discovery option for
+// network transports (see the package documentation). Errors: an invalid
+// name or option (ErrInvalidOption), a transport that cannot bind, or a
+// discovery that cannot start.
+func NewNode(name string, opts ...NodeOption) (*Node, error) {
+	if err := checkNodeName(name); err != nil {
+		return nil, err
+	}
+	cfg := nodeConfig{defaultTimeout: 5 * time.Second, codec: codec.JSON{}, maxHandlers: 1024}
+	for _, o := range opts {
+		if o != nil {
+			o.applyNode(&cfg)
+		}
+	}
+	if cfg.codec == nil || cfg.defaultTimeout <= 0 || cfg.maxHandlers <= 0 {
+		return nil, fmt.Errorf("%w: codec, default timeout and max handlers must be set", ErrInvalidOption)
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	inProcess := false
+	if ip, ok := cfg.tr.(interface{ InProcess() bool }); ok {
+		inProcess = ip.InProcess()
+	}
+	if !inProcess {
+		d, err := discoveryFromEnv(cfg.disc)
+		if err != nil {
+			return nil, err
+		}
+		cfg.disc = d
+	}
+	if cfg.disc == nil {
+		cfg.disc = defaultDiscovery()
+	}
+	if cfg.tr == nil {
+		tr, err := defaultTransport(cfg.log)
+		if err != nil {
+			return nil, err
+		}
+		cfg.tr = tr
+	}
+
+	n := &Node{
+		name:     name,
+		id:       newID(),
+		cfg:      cfg,
+		tr:       cfg.tr,
+		disc:     cfg.disc,
+		subs:     make(map[string][]*subCore),
+		pubs:     make(map[string]*pubCount),
+		services: make(map[string]*serviceCore),
+		counters: make(map[string]*counters),
+		svcStats: make(map[string]*counters),
+		peers:    make(map[string]*peer),
+		rr:       make(map[string]uint64),
+		changed:  make(chan struct{}),
+		inflight: make(map[inflightKey]context.CancelFunc),
+	}
+	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	empty := map[string]*topicSubs{}
+	n.recv.Store(&empty)
+	n.catalog = n.catalogHashLocked()
+
+	ep, err := n.tr.Listen((*nodeHandler)(n))
+	if err != nil {
+		n.cancel()
+		_ = n.tr.Close()
+		return nil, fmt.Errorf("colugo: transport: %w", err)
+	}
+	n.ep = ep
+	events, err := n.disc.Start(n.self())
+	if err != nil {
+		n.cancel()
+		_ = n.tr.Close()
+		return nil, fmt.Errorf("colugo: discovery: %w", err)
+	}
+	n.wg.Go(func() { n.runDiscovery(events) })
+	n.log.Info("node started", slog.String(keyRouter, ep.Router), slog.String(keyPub, ep.Pub))
+	return n, nil
+}
+
+func checkNodeName(name string) error {
+	if name == "" || len(name) > 63 || !utf8.ValidString(name) {
+		return fmt.Errorf("%w: node name %q must be 1 to 63 bytes of UTF-8", ErrInvalidOption, name)
+	}
+	return nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.name }
+
+// ID returns the node's random, unique ID.
+func (n *Node) ID() string { return n.id }
+
+// Endpoint returns the addresses the node's transport listens on.
+func (n *Node) Endpoint() transport.Endpoint { return n.ep }
+
+func (n *Node) self() discovery.Peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.selfLocked()
+}
+
+func (n *Node) selfLocked() discovery.Peer {
+	return discovery.Peer{ID: n.id, Name: n.name, Router: n.ep.Router, Pub: n.ep.Pub, Catalog: n.catalog}
+}
+
+// Close stops the node: it withdraws the announcement, closes every
+// subscription channel, fails requests in flight with ErrClosed, cancels
+// running handlers' contexts and waits for every goroutine the node
+// started, including handlers (so a handler that ignores its context delays
+// Close; the node logs what it waits on after 5s). Close is idempotent and
+// safe to call concurrently; later calls wait like the first and return nil.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		n.closed.Store(true)
+		err = n.disc.Close()
+		n.cancel()
+		n.mu.Lock()
+		var all []*subCore
+		for _, ss := range n.subs {
+			all = append(all, ss...)
+		}
+		n.subs = map[string][]*subCore{}
+		n.mu.Unlock()
+		for _, s := range all {
+			s.close()
+		}
+		if e := n.tr.Close(); e != nil && err == nil {
+			err = e
+		}
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWarnAfter):
+			n.log.Warn("Close is waiting for request handlers that ignore their context", slog.Int64("handlers", n.handlers.Load()))
+			<-done
+		}
+		n.log.Info("node closed")
+	})
+	n.wg.Wait()
+	return err
+}
+
+func (n *Node) report(err error) {
+	n.log.Debug("dropped", slog.Any(keyError, err))
+	if n.cfg.onError != nil {
+		n.cfg.onError(err)
+	}
+}
+
+// counterLocked returns the counters of a topic, creating them.
+func (n *Node) counterLocked(name string) *counters {
+	c := n.counters[name]
+	if c == nil {
+		c = &counters{lastSeq: make(map[string]uint64)}
+		n.counters[name] = c
+	}
+	return c
+}
+
+func (n *Node) svcCounterLocked(name string) *counters {
+	c := n.svcStats[name]
+	if c == nil {
+		c = &counters{}
+		n.svcStats[name] = c
+	}
+	return c
+}
+
+func (n *Node) svcCounter(name string) *counters {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.svcCounterLocked(name)
+}
+
+// catalogHashLocked summarises what peers learn from $describe, so they
+// re-read it when it changes.
+func (n *Node) catalogHashLocked() string {
+	var lines []string
+	for _, p := range n.pubs {
+		lines = append(lines, "t\x00"+p.info.Name+"\x00"+p.info.Codec+"\x00"+p.info.Type)
+	}
+	for _, s := range n.services {
+		lines = append(lines, "s\x00"+s.info.Name+"\x00"+s.info.Codec+"\x00"+s.info.Type)
+	}
+	slices.Sort(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// catalogChanged re-announces the node after its publishers or services
+// changed. Called without n.mu.
+func (n *Node) catalogChanged() {
+	n.mu.Lock()
+	n.catalog = n.catalogHashLocked()
+	self := n.selfLocked()
+	n.mu.Unlock()
+	if n.closed.Load() {
+		return
+	}
+	if err := n.disc.Update(self); err != nil {
+		n.log.Warn("discovery update failed", slog.Any(keyError, err))
+	}
+}
+
+// describe returns what this node tells peers about itself.
+func (n *Node) describe() PeerInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	info := PeerInfo{ID: n.id, Name: n.name, Version: Version, Router: n.ep.Router, Pub: n.ep.Pub,
+		Topics: []TopicInfo{}, Subscriptions: []TopicInfo{}, Services: []TopicInfo{}}
+	for _, p := range n.pubs {
+		info.Topics = append(info.Topics, p.info)
+	}
+	for _, ss := range n.subs {
+		for _, s := range ss {
+			info.Subscriptions = append(info.Subscriptions, s.info)
+		}
+	}
+	for _, s := range n.services {
+		info.Services = append(info.Services, s.info)
+	}
+	byName := func(a, b TopicInfo) int { return cmpString(a.Name, b.Name) }
+	slices.SortFunc(info.Topics, byName)
+	slices.SortFunc(info.Subscriptions, byName)
+	slices.SortFunc(info.Services, byName)
+	return info
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Peers returns the nodes this node has found and described, sorted by name
+// then ID. It does not include the node itself.
+func (n *Node) Peers() []PeerInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []PeerInfo
+	for _, p := range n.peers {
+		if p.desc != nil && !p.self && !p.dup {
+			out = append(out, *p.desc)
+		}
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int {
+		if c := cmpString(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return cmpString(a.ID, b.ID)
+	})
+	return out
+}
+
+// notifyChangedLocked wakes requests waiting for a replier.
+func (n *Node) notifyChangedLocked() {
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
+
+// runDiscovery applies discovery events and periodically re-describes peers
+// whose changes discovery cannot report.
+func (n *Node) runDiscovery(events <-chan discovery.Event) {
+	tick := time.NewTicker(refreshInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			n.onEvent(ev)
+		case <-tick.C:
+			n.refresh()
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) onEvent(ev discovery.Event) {
+	if ev.Peer.ID == n.id {
+		return
+	}
+	key := ev.Peer.Key()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch ev.Kind {
+	case discovery.Joined, discovery.Updated:
+		p := n.peers[key]
+		if p == nil {
+			p = &peer{key: key, subscribed: make(map[string]bool)}
+			n.peers[key] = p
+			n.log.Info("peer found", slog.String(keyPeer, ev.Peer.Name), slog.String(keyRouter, ev.Peer.Router))
+		} else if p.info.Router != ev.Peer.Router || p.info.Pub != ev.Peer.Pub {
+			n.forgetLocked(p) // moved: what we had with the old addresses is stale
+			p.desc = nil
+		}
+		stale := p.desc == nil || ev.Peer.Catalog == "" || ev.Peer.Catalog != p.info.Catalog
+		p.info = ev.Peer
+		if stale {
+			n.describeLocked(p)
+		}
+	case discovery.Left:
+		p := n.peers[key]
+		if p == nil {
+			return
+		}
+		delete(n.peers, key)
+		n.forgetLocked(p)
+		n.notifyChangedLocked()
+		n.log.Info("peer left", slog.String(keyPeer, ev.Peer.Name), slog.String(keyRouter, ev.Peer.Router))
+	}
+}
+
+// forgetLocked drops subscriptions to p and fails requests in flight to it.
+func (n *Node) forgetLocked(p *peer) {
+	for t := range p.subscribed {
+		_ = n.tr.Unsubscribe(p.pubAddr, t)
+	}
+	clear(p.subscribed)
+	if p.pubAddr != "" {
+		n.tr.Disconnect(p.pubAddr)
+	}
+	n.tr.Disconnect(p.info.Router)
+}
+
+func (n *Node) refresh() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.peers {
+		if !p.self && (p.desc == nil || p.down || p.info.Catalog == "") {
+			n.describeLocked(p)
+		}
+	}
+}
+
+// describeLocked asks p for its $describe in the background; one at a time
+// per peer.
+func (n *Node) describeLocked(p *peer) {
+	if n.closed.Load() {
+		return
+	}
+	if p.describing {
+		p.again = true
+		return
+	}
+	p.describing = true
+	router := p.info.Router
+	n.wg.Go(func() {
+		for {
+			info, err := n.fetchDescription(router)
+			n.mu.Lock()
+			if n.peers[p.key] != p {
+				n.mu.Unlock()
+				return
+			}
+			if err != nil {
+				n.log.Debug("describe failed", slog.String(keyRouter, router), slog.Any(keyError, err))
+			} else {
+				n.applyDescriptionLocked(p, info)
+			}
+			if !p.again || n.closed.Load() {
+				p.describing = false
+				n.mu.Unlock()
+				return
+			}
+			p.again = false
+			n.mu.Unlock()
+		}
+	})
+}
+
+func (n *Node) fetchDescription(router string) (*PeerInfo, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, describeTimeout)
+	defer cancel()
+	rep, err := n.tr.Request(ctx, router, &transport.Message{Name: describeService, Header: wire.Header{
+		Kind: transport.KindControl, Codec: "json", Sender: n.id, SendTime: time.Now().UnixNano(),
+		Deadline: int64(describeTimeout),
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Header.Status != 0 {
+		return nil, &RemoteError{Service: describeService, Code: Code(rep.Header.Status), Message: rep.Header.Error}
+	}
+	return decodeDescription(rep.Payload)
+}
+
+func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
+	if info.ID == n.id {
+		p.self = true
+		return
+	}
+	p.desc, p.down = info, false
+	p.pubAddr = pubAddress(p.info, info)
+	p.dup = false
+	for _, o := range n.peers {
+		if o != p && o.desc != nil && o.desc.ID == info.ID && !o.dup {
+			p.dup = true // found twice (two discovery mechanisms): use the first
+		}
+	}
+	n.syncPeerLocked(p)
+	n.notifyChangedLocked()
+}
+
+// pubAddress is where to subscribe to a peer: the address discovery gave,
+// else the described port on the host discovery reached the router at (the
+// peer may not know which of its addresses we can reach).
+func pubAddress(found discovery.Peer, info *PeerInfo) string {
+	if found.Pub != "" {
+		return found.Pub
+	}
+	host, _, err1 := net.SplitHostPort(found.Router)
+	_, port, err2 := net.SplitHostPort(info.Pub)
+	if err1 != nil || err2 != nil {
+		return info.Pub
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// syncPeerLocked makes the subscriptions to p match what p publishes and
+// what this node subscribes to.
+func (n *Node) syncPeerLocked(p *peer) {
+	want := map[string]bool{}
+	if p.desc != nil && !p.dup && !p.self {
+		for _, t := range p.desc.Topics {
+			if len(n.subs[t.Name]) > 0 {
+				want[t.Name] = true
+			}
+		}
+	}
+	for t := range want {
+		if !p.subscribed[t] {
+			if err := n.tr.Subscribe(p.pubAddr, t); err != nil {
+				n.log.Warn("subscribe failed", slog.String(keyTopic, t), slog.String(keyPeer, p.info.Name), slog.Any(keyError, err))
+				continue
+			}
+			p.subscribed[t] = true
+		}
+	}
+	for t := range p.subscribed {
+		if !want[t] {
+			_ = n.tr.Unsubscribe(p.pubAddr, t)
+			delete(p.subscribed, t)
+		}
+	}
+}
+
+// nodeHandler is the Node as the transport sees it; a separate type keeps
+// the transport callbacks out of the Node's method set.
+type nodeHandler Node
+
+func (h *nodeHandler) HandlePublish(msg *transport.Message) { (*Node)(h).receive(msg) }
+
+func (h *nodeHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter) {
+	(*Node)(h).serveRequest(msg, rw)
+}
+
+func (h *nodeHandler) HandlePeerLost(addr string, err error) {
+	n := (*Node)(h)
+	n.log.Debug("connection lost", slog.String(keyEndpoint, addr), slog.Any(keyError, err))
+}
+
+// markDown records that a request to router failed for want of a peer.
+func (n *Node) markDown(router string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.peers {
+		if p.info.Router == router {
+			p.down = true
+		}
+	}
+}
+
+// errorsIsAny reports whether err matches any target.
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,557 @@
+package colugo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/codec/protobuf"
+	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/examples/posepb"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Raw zmq4 PUB sockets, used only by the baseline benchmarks, leave
+		// their writer goroutine running after Close (zmq4 v0.17.0).
+		goleak.IgnoreTopFunction("github.com/go-zeromq/zmq4.(*pubMWriter).run"),
+	)
+}
+
+const wait = 10 * time.Second
+
+type Pose struct {
+	X, Y float64
+	Seq  int
+}
+
+type AddReq struct{ A, B int }
+type AddResp struct{ Sum int }
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// publishUntil publishes v until ch yields a value: subscriptions to other
+// nodes start once discovery and the connection are up (slow joiner).
+func publishUntil[T any](t *testing.T, pub *colugo.Publisher[T], v T, ch <-chan T) T {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		if err := pub.Publish(t.Context(), v); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got, ok := <-ch:
+			if !ok {
+				t.Fatal("subscription closed")
+			}
+			return got
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	t.Fatal("no message reached the subscriber")
+	panic("unreachable")
+}
+
+func TestPubSubAcrossNodes(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	a, b := net.NewNode("a"), net.NewNode("b")
+	poses, err := colugo.Subscribe[Pose](t.Context(), b, "robot/pose", colugo.WithBuffer(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := colugo.NewPublisher[Pose](a, "robot/pose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishUntil(t, pub, Pose{Seq: -1}, poses)
+	for i := range 100 {
+		if err := pub.Publish(t.Context(), Pose{X: float64(i), Seq: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		p := colugotest.Next(t, poses, wait)
+		for p.Seq == -1 {
+			p = colugotest.Next(t, poses, wait)
+		}
+		if p.Seq != i || p.X != float64(i) {
+			t.Fatalf("got %+v, want seq %d", p, i)
+		}
+	}
+	st := b.Stats().Topics["robot/pose"]
+	if st.Received < 100 || st.Dropped != 0 || st.DecodeErrors != 0 || st.Gaps != 0 {
+		t.Fatalf("subscriber stats %+v", st)
+	}
+	if got := a.Stats().Topics["robot/pose"].Published; got < 101 {
+		t.Fatalf("publisher stats: published %d", got)
+	}
+}
+
+// The seed's defect: a node's own subscriber never got its own topic.
+func TestSameNodeDelivery(t *testing.T) {
+	n := colugotest.NewNode(t, "solo")
+	ch, err := colugo.Subscribe[string](t.Context(), n, "greeting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := colugo.NewPublisher[string](n, "greeting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(t.Context(), "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if got := colugotest.Next(t, ch, wait); got != "hello" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// Late subscribers and late publishers connect, and any UTF-8 topic works.
+func TestLateJoiners(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	a, b := net.NewNode("a"), net.NewNode("b")
+	const topic = "sensors/température_1/ünïcode 🌡"
+	pub, err := colugo.NewPublisher[int](a, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b to see a's topic", func() bool {
+		for _, p := range b.Peers() {
+			if slices.ContainsFunc(p.Topics, func(ti colugo.TopicInfo) bool { return ti.Name == topic }) {
+				return true
+			}
+		}
+		return false
+	})
+	ch, err := colugo.Subscribe[int](t.Context(), b, topic) // subscriber after the publisher was discovered
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := publishUntil(t, pub, 7, ch); got != 7 {
+		t.Fatalf("got %d", got)
+	}
+	c := net.NewNode("c") // a node that joins later still gets the topic
+	pub2, err := colugo.NewPublisher[int](c, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		_ = pub2.Publish(t.Context(), 8)
+		select {
+		case v := <-ch:
+			if v == 8 {
+				return
+			}
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("late publisher's messages never arrived")
+		}
+	}
+}
+
+func TestSubscriptionCloses(t *testing.T) {
+	n := colugotest.NewNode(t, "n")
+	ctx, cancel := context.WithCancel(t.Context())
+	ch, err := colugo.Subscribe[int](ctx, n, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("value after cancel")
+		}
+	case <-time.After(wait):
+		t.Fatal("channel not closed after ctx cancel")
+	}
+
+	ch2, err := colugo.Subscribe[int](t.Context(), n, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := <-ch2; ok {
+		t.Fatal("value after Close")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := colugo.Subscribe[int](t.Context(), n, "t"); !errors.Is(err, colugo.ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+	if _, err := colugo.NewPublisher[int](n, "t"); !errors.Is(err, colugo.ErrClosed) {
+		t.Fatalf("NewPublisher after Close: %v", err)
+	}
+	if _, err := colugo.Request[int, int](t.Context(), n, "s", 1); !errors.Is(err, colugo.ErrClosed) {
+		t.Fatalf("Request after Close: %v", err)
+	}
+}
+
+func TestDropPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		policy colugo.DropPolicy
+		want   []int
+	}{
+		{colugo.DropOldest, []int{7, 8, 9}},
+		{colugo.DropNewest, []int{0, 1, 2}},
+		{colugo.Block(time.Millisecond), []int{0, 1, 2}},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			var mu sync.Mutex
+			var errs []error
+			n := colugotest.NewNode(t, "n", colugo.WithErrorHandler(func(err error) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}))
+			ch, err := colugo.Subscribe[int](t.Context(), n, "t", colugo.WithBuffer(3), colugo.WithDropPolicy(tc.policy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, _ := colugo.NewPublisher[int](n, "t")
+			for i := range 10 {
+				_ = pub.Publish(t.Context(), i)
+			}
+			var got []int
+			for range 3 {
+				got = append(got, colugotest.Next(t, ch, wait))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			if d := n.Stats().Topics["t"].Dropped; d != 7 {
+				t.Fatalf("dropped %d, want 7", d)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(errs) != 1 || !errors.Is(errs[0], colugo.ErrSlowConsumer) {
+				t.Fatalf("errors reported: %v, want one ErrSlowConsumer", errs)
+			}
+		})
+	}
+}
+
+func TestCodecMismatchAndDecodeErrors(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	errc := make(chan error, 16)
+	a := net.NewNode("a")
+	b := net.NewNode("b", colugo.WithErrorHandler(func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
+	}))
+	good, err := colugo.Subscribe[Pose](t.Context(), b, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawPub, _ := colugo.NewPublisher[[]byte](a, "t", colugo.WithCodec(codec.Raw{}))
+	jsonPub, _ := colugo.NewPublisher[string](a, "t") // JSON, but a string where Pose is expected
+	posePub, _ := colugo.NewPublisher[Pose](a, "t")
+	publishUntil(t, posePub, Pose{Seq: 1}, good)
+
+	_ = rawPub.Publish(t.Context(), []byte("not json"))
+	err = <-errc
+	var de *colugo.DecodeError
+	if !errors.As(err, &de) || !errors.Is(err, colugo.ErrCodecMismatch) || de.Codec != "raw" {
+		t.Fatalf("raw into json subscriber: %v", err)
+	}
+	_ = jsonPub.Publish(t.Context(), "a string")
+	err = <-errc
+	if !errors.As(err, &de) || errors.Is(err, colugo.ErrCodecMismatch) {
+		t.Fatalf("string into Pose: %v", err)
+	}
+	_ = posePub.Publish(t.Context(), Pose{Seq: 2})
+	for p := range good {
+		if p.Seq == 2 {
+			break
+		}
+	}
+	if st := b.Stats().Topics["t"]; st.DecodeErrors != 2 {
+		t.Fatalf("decode errors %d, want 2", st.DecodeErrors)
+	}
+}
+
+func TestProtobufTopic(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	a, b := net.NewNode("a"), net.NewNode("b")
+	pb := colugo.WithCodec(protobuf.Codec{})
+	ch, err := colugo.Subscribe[*posepb.Pose](t.Context(), b, "pose", pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := colugo.NewPublisher[*posepb.Pose](a, "pose", pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := publishUntil(t, pub, &posepb.Pose{X: 1, Y: 2, Frame: "map"}, ch)
+	if got.GetX() != 1 || got.GetFrame() != "map" {
+		t.Fatalf("got %v", got)
+	}
+	// A protobuf message of another type on the same topic is refused by
+	// type name, not decoded into garbage.
+	errc := make(chan error, 4)
+	c := net.NewNode("c", colugo.WithErrorHandler(func(err error) { errc <- err }))
+	wrong, _ := colugo.Subscribe[*posepb.AddRequest](t.Context(), c, "pose", pb)
+	deadline := time.Now().Add(wait)
+	for {
+		_ = pub.Publish(t.Context(), &posepb.Pose{X: 3})
+		select {
+		case err := <-errc:
+			if !errors.Is(err, colugo.ErrCodecMismatch) {
+				t.Fatalf("err = %v", err)
+			}
+			select {
+			case v := <-wrong:
+				t.Fatalf("wrong type delivered: %v", v)
+			default:
+			}
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no mismatch reported")
+		}
+	}
+}
+
+func add(_ context.Context, r AddReq) (AddResp, error) { return AddResp{Sum: r.A + r.B}, nil }
+
+func TestRequestReply(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	srv, cli := net.NewNode("srv"), net.NewNode("cli")
+	if _, err := colugo.Serve(srv, "math/add", add); err != nil {
+		t.Fatal(err)
+	}
+	// The request waits within its deadline for the server to be discovered.
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	resp, err := colugo.Request[AddReq, AddResp](ctx, cli, "math/add", AddReq{A: 1, B: 2})
+	if err != nil || resp.Sum != 3 {
+		t.Fatalf("got %+v, %v", resp, err)
+	}
+	// Same node.
+	resp, err = colugo.Request[AddReq, AddResp](ctx, srv, "math/add", AddReq{A: 2, B: 2})
+	if err != nil || resp.Sum != 4 {
+		t.Fatalf("local: got %+v, %v", resp, err)
+	}
+	if st := cli.Stats().Services["math/add"]; st.Requests != 1 || st.Failed != 0 {
+		t.Fatalf("client stats %+v", st)
+	}
+	if st := srv.Stats().Services["math/add"]; st.Served != 2 {
+		t.Fatalf("server stats %+v", st)
+	}
+}
+
+func TestRequestErrors(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	srv := net.NewNode("srv", colugo.WithRecover())
+	cli := net.NewNode("cli")
+	_, _ = colugo.Serve(srv, "fail", func(context.Context, int) (int, error) {
+		return 0, colugo.Errorf(colugo.CodeInvalidArgument, "odd number")
+	})
+	_, _ = colugo.Serve(srv, "plain", func(context.Context, int) (int, error) { return 0, errors.New("boom") })
+	_, _ = colugo.Serve(srv, "panic", func(context.Context, int) (int, error) { panic("oops") })
+	_, _ = colugo.Serve(srv, "typed", func(context.Context, AddReq) (int, error) { return 1, nil })
+	eventually(t, "services to be discovered", func() bool {
+		ps := cli.Peers()
+		return len(ps) == 1 && len(ps[0].Services) == 4
+	})
+	ctx := t.Context()
+
+	_, err := colugo.Request[int, int](ctx, cli, "fail", 1)
+	var re *colugo.RemoteError
+	if !errors.As(err, &re) || re.Code != colugo.CodeInvalidArgument || re.Message != "odd number" || colugo.CodeOf(err) != colugo.CodeInvalidArgument {
+		t.Fatalf("coded error: %v", err)
+	}
+	if _, err = colugo.Request[int, int](ctx, cli, "plain", 1); colugo.CodeOf(err) != colugo.CodeUnknown {
+		t.Fatalf("plain error: %v", err)
+	}
+	if _, err = colugo.Request[int, int](ctx, cli, "panic", 1); colugo.CodeOf(err) != colugo.CodeInternal {
+		t.Fatalf("panic: %v", err)
+	}
+	// A payload that does not decode into the server's request type.
+	if _, err = colugo.Request[string, int](ctx, cli, "typed", "x"); colugo.CodeOf(err) != colugo.CodeInvalidArgument {
+		t.Fatalf("bad payload: %v", err)
+	}
+	// A codec the server does not speak.
+	if _, err = colugo.Request[[]byte, []byte](ctx, cli, "typed", []byte("x"), colugo.WithCodec(codec.Raw{})); !errors.Is(err, colugo.ErrCodecMismatch) {
+		t.Fatalf("codec mismatch: %v", err)
+	}
+	// A reply that does not decode into the caller's type.
+	if _, err = colugo.Request[AddReq, string](ctx, cli, "typed", AddReq{}); !errors.As(err, new(*colugo.DecodeError)) {
+		t.Fatalf("bad reply: %v", err)
+	}
+	// Nobody serves it.
+	if _, err = colugo.Request[int, int](ctx, cli, "nobody", 1, colugo.WithFailFast()); !errors.Is(err, colugo.ErrNoResponders) {
+		t.Fatalf("fail fast: %v", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err = colugo.Request[int, int](short, cli, "nobody", 1); !errors.Is(err, colugo.ErrNoResponders) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting for nobody: %v", err)
+	}
+}
+
+func TestRequestDeadlineAndCancelReachHandler(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	srv, cli := net.NewNode("srv"), net.NewNode("cli")
+	handlerErr := make(chan error, 1)
+	deadlines := make(chan time.Duration, 1)
+	_, _ = colugo.Serve(srv, "slow", func(ctx context.Context, _ int) (int, error) {
+		dl, _ := ctx.Deadline()
+		deadlines <- time.Until(dl)
+		<-ctx.Done()
+		handlerErr <- ctx.Err()
+		return 0, ctx.Err()
+	})
+	_, _ = colugo.Serve(srv, "fast", add)
+	eventually(t, "discovery", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 2 })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := colugo.Request[int, int](ctx, cli, "slow", 1)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if el := time.Since(start); el > 300*time.Millisecond+wait/4 {
+		t.Fatalf("request outlived its deadline: %v", el)
+	}
+	if d := <-deadlines; d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("handler deadline %v, want within the caller's 300ms", d)
+	}
+	if err := <-handlerErr; err == nil {
+		t.Fatal("handler ctx not done")
+	}
+
+	// Cancelling the caller cancels the handler.
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { _, err := colugo.Request[int, int](ctx2, cli, "slow", 1, colugo.WithFailFast()); errc <- err }()
+	<-deadlines
+	cancel2()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := <-handlerErr; !errors.Is(err, context.Canceled) {
+		t.Fatalf("handler saw %v, want Canceled", err)
+	}
+	// The node stays usable after a timed-out request (a seed defect).
+	if r, err := colugo.Request[AddReq, AddResp](t.Context(), cli, "fast", AddReq{A: 2, B: 3}); err != nil || r.Sum != 5 {
+		t.Fatalf("after timeouts: %+v %v", r, err)
+	}
+}
+
+func TestRoundRobinAndPeerLost(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	cli := net.NewNode("cli")
+	var counts [3]atomic.Int64
+	var servers []*colugo.Node
+	block := make(chan struct{})
+	for i := range 3 {
+		s := net.NewNode(fmt.Sprint("srv", i))
+		_, _ = colugo.Serve(s, "who", func(ctx context.Context, wait bool) (int, error) {
+			counts[i].Add(1)
+			if wait {
+				select {
+				case <-block:
+				case <-ctx.Done():
+				}
+			}
+			return i, nil
+		})
+		servers = append(servers, s)
+	}
+	eventually(t, "three servers", func() bool { return len(cli.Peers()) == 3 })
+	for range 30 {
+		if _, err := colugo.Request[bool, int](t.Context(), cli, "who", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range counts {
+		if c := counts[i].Load(); c != 10 {
+			t.Fatalf("server %d got %d of 30 requests, want 10 each", i, c)
+		}
+	}
+	// A server that goes away mid-request: ErrPeerLost, and the others keep
+	// answering.
+	errc := make(chan error, 3)
+	for range 3 {
+		go func() { _, err := colugo.Request[bool, int](t.Context(), cli, "who", true); errc <- err }()
+	}
+	eventually(t, "requests in flight", func() bool { return counts[0].Load() == 11 && counts[1].Load() == 11 && counts[2].Load() == 11 })
+	_ = servers[0].Close()
+	if err := <-errc; !errors.Is(err, colugo.ErrPeerLost) {
+		t.Fatalf("err = %v, want ErrPeerLost", err)
+	}
+	close(block)
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if v, err := colugo.Request[bool, int](t.Context(), cli, "who", false); err != nil || v == 0 {
+			t.Fatalf("after loss: %d %v", v, err)
+		}
+	}
+}
+
+func TestInvalidInput(t *testing.T) {
+	n := colugotest.NewNode(t, "n")
+	for _, topic := range []string{"", "a\x00b", string(make([]byte, 256)), "\xff"} {
+		if _, err := colugo.NewPublisher[int](n, topic); !errors.Is(err, colugo.ErrInvalidOption) {
+			t.Errorf("NewPublisher(%q): %v", topic, err)
+		}
+		if _, err := colugo.Subscribe[int](t.Context(), n, topic); !errors.Is(err, colugo.ErrInvalidOption) {
+			t.Errorf("Subscribe(%q): %v", topic, err)
+		}
+	}
+	if _, err := colugo.Subscribe[int](t.Context(), n, "t", colugo.WithBuffer(0)); !errors.Is(err, colugo.ErrInvalidOption) {
+		t.Errorf("WithBuffer(0): %v", err)
+	}
+	if _, err := colugo.Serve(n, "$describe", add); !errors.Is(err, colugo.ErrInvalidOption) {
+		t.Errorf("Serve($describe): %v", err)
+	}
+	if _, err := colugo.Serve(n, "x", add); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := colugo.Serve(n, "x", add); !errors.Is(err, colugo.ErrInvalidOption) {
+		t.Errorf("second Serve: %v", err)
+	}
+	if _, err := colugo.NewNode(""); !errors.Is(err, colugo.ErrInvalidOption) {
+		t.Errorf("NewNode(\"\"): %v", err)
+	}
+	if _, err := colugo.NewPublisher[chan int](n, "c"); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := colugo.NewPublisher[chan int](n, "c")
+	if err := pub.Publish(t.Context(), make(chan int)); err == nil {
+		t.Error("publishing a value JSON cannot encode succeeded")
+	}
+}

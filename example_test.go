@@ -1,0 +1,94 @@
+package colugo_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/transport/inproc"
+)
+
+// The examples run on the in-process transport so that their output is
+// checked without sockets; with the defaults (NewNode("camera")) the same
+// code runs over TCP with host-local discovery.
+var exampleNet = inproc.NewNetwork()
+
+// exampleNode returns a node alone on the in-process network (no peers to
+// discover: the examples' output must not depend on other processes).
+func exampleNode(name string) *colugo.Node {
+	node, err := colugo.NewNode(name, colugo.WithTransport(exampleNet.New()), colugo.WithDiscovery(discovery.Static()))
+	if err != nil {
+		panic(err)
+	}
+	return node
+}
+
+type Reading struct {
+	Sensor string
+	Value  float64
+}
+
+func ExampleSubscribe() {
+	node := exampleNode("thermometer") // colugo.NewNode("thermometer") in a program
+	defer node.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	readings, err := colugo.Subscribe[Reading](ctx, node, "lab/temperature")
+	if err != nil {
+		panic(err)
+	}
+	pub, err := colugo.NewPublisher[Reading](node, "lab/temperature")
+	if err != nil {
+		panic(err)
+	}
+	_ = pub.Publish(ctx, Reading{Sensor: "bench-1", Value: 21.5})
+
+	r := <-readings
+	fmt.Printf("%s: %.1f °C\n", r.Sensor, r.Value)
+	// Output: bench-1: 21.5 °C
+}
+
+func ExampleRequest() {
+	node := exampleNode("calculator")
+	defer node.Close()
+	_, err := colugo.Serve(node, "math/add", func(ctx context.Context, r AddReq) (AddResp, error) {
+		return AddResp{Sum: r.A + r.B}, nil
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	// Any node can call it: this one, or any other that discovery finds. The
+	// request waits (within ctx) until a server is known.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := colugo.Request[AddReq, AddResp](ctx, node, "math/add", AddReq{A: 2, B: 3})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("2 + 3 =", resp.Sum)
+	// Output: 2 + 3 = 5
+}
+
+func ExampleNode_Close() {
+	node := exampleNode("sensor")
+	events, err := colugo.Subscribe[string](context.Background(), node, "events")
+	if err != nil {
+		panic(err)
+	}
+	pub, _ := colugo.NewPublisher[string](node, "events")
+	_ = pub.Publish(context.Background(), "started")
+	fmt.Println("event:", <-events)
+
+	_ = node.Close() // closes every subscription channel and waits for the node's goroutines
+	_, open := <-events
+	fmt.Println("subscription open:", open)
+	fmt.Println(pub.Publish(context.Background(), "too late"))
+	// Output:
+	// event: started
+	// subscription open: false
+	// colugo: closed
+}

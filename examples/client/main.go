@@ -1,0 +1,50 @@
+// Command client calls "math/add" count times, one request per period.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/examples"
+)
+
+func main() {
+	count := flag.Int("count", 5, "number of requests")
+	period := flag.Duration("period", 200*time.Millisecond, "time between requests")
+	timeout := flag.Duration("timeout", 5*time.Second, "deadline of each request (it waits for a server within it)")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	node, err := colugo.NewNode("client")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer node.Close()
+	failed := 0
+	for i := range *count {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		resp, err := colugo.Request[examples.AddRequest, examples.AddReply](rctx, node, "math/add", examples.AddRequest{A: i, B: 10})
+		cancel()
+		if err != nil {
+			failed++
+			log.Printf("request %d: %v", i, err)
+		} else {
+			fmt.Printf("%d + 10 = %d\n", i, resp.Sum)
+		}
+		select {
+		case <-ctx.Done():
+			os.Exit(1)
+		case <-time.After(*period):
+		}
+	}
+	if failed > 0 {
+		os.Exit(1)
+	}
+}

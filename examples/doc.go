@@ -1,0 +1,32 @@
+// Package examples holds colugo's example programs, each a separate main
+// package run with `go run ./examples/NAME`. They find each other through
+// host-local discovery (or whatever COLUGO_DISCOVERY says), so run them in
+// separate terminals on one machine:
+//
+//	go run ./examples/subscriber        # prints poses
+//	go run ./examples/publisher         # publishes a pose every 100 ms
+//	go run ./examples/server            # serves math/add
+//	go run ./examples/client            # calls math/add
+//	go run ./examples/protobuf sub      # the same pub/sub with protobuf
+//	go run ./examples/protobuf pub
+//	go run ./examples/demo              # two processes that find each other and talk, then exit
+package examples
+
+// Pose is the message the JSON examples exchange.
+type Pose struct {
+	X     float64 `json:"x"`
+	Y     float64 `json:"y"`
+	Theta float64 `json:"theta"`
+	Seq   int     `json:"seq"`
+}
+
+// AddRequest and AddReply are the math/add service's messages.
+type AddRequest struct {
+	A int `json:"a"`
+	B int `json:"b"`
+}
+
+// AddReply is the reply of math/add.
+type AddReply struct {
+	Sum int `json:"sum"`
+}

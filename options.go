@@ -1,0 +1,194 @@
+package colugo
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// NodeOption configures NewNode.
+type NodeOption interface{ applyNode(*nodeConfig) }
+
+// PublisherOption configures NewPublisher.
+type PublisherOption interface{ applyPublisher(*topicConfig) }
+
+// SubscribeOption configures Subscribe.
+type SubscribeOption interface{ applySubscribe(*subConfig) }
+
+// ServeOption configures Serve.
+type ServeOption interface{ applyServe(*topicConfig) }
+
+// RequestOption configures Request.
+type RequestOption interface{ applyRequest(*requestConfig) }
+
+// Option is valid everywhere: on a Node (as its default), a publisher, a
+// subscription, a server and a request.
+type Option interface {
+	NodeOption
+	PublisherOption
+	SubscribeOption
+	ServeOption
+	RequestOption
+}
+
+type nodeConfig struct {
+	disc           discovery.Discovery
+	tr             transport.Transport
+	log            *slog.Logger
+	onError        func(error)
+	defaultTimeout time.Duration
+	recover        bool
+	codec          codec.Codec
+	maxHandlers    int
+}
+
+type topicConfig struct {
+	codec codec.Codec
+}
+
+type subConfig struct {
+	topicConfig
+	buffer int
+	policy DropPolicy
+}
+
+type requestConfig struct {
+	topicConfig
+	failFast bool
+}
+
+// WithCodec sets the codec. On a Node it is the default for its topics and
+// services; on NewPublisher, Subscribe, Serve and Request it applies to that
+// one. Default: codec.JSON{}. Publishers and subscribers of a topic (and
+// servers and callers of a service) must agree, or messages are refused with
+// ErrCodecMismatch.
+func WithCodec(c codec.Codec) Option { return codecOption{c} }
+
+type codecOption struct{ c codec.Codec }
+
+func (o codecOption) applyNode(c *nodeConfig)       { c.codec = o.c }
+func (o codecOption) applyPublisher(c *topicConfig) { c.codec = o.c }
+func (o codecOption) applySubscribe(c *subConfig)   { c.codec = o.c }
+func (o codecOption) applyServe(c *topicConfig)     { c.codec = o.c }
+func (o codecOption) applyRequest(c *requestConfig) { c.codec = o.c }
+func (o codecOption) String() string                { return fmt.Sprintf("WithCodec(%s)", codecName(o.c)) }
+func codecName(c codec.Codec) string {
+	if c == nil {
+		return "<nil>"
+	}
+	return c.Name()
+}
+
+type nodeOptionFunc func(*nodeConfig)
+
+func (f nodeOptionFunc) applyNode(c *nodeConfig) { f(c) }
+
+// WithDiscovery sets how the node finds peers. Default: host-local discovery
+// (discovery/local). The COLUGO_DISCOVERY environment variable, when set,
+// wins over this option (see the package documentation).
+func WithDiscovery(d discovery.Discovery) NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.disc = d })
+}
+
+// WithTransport sets the transport. Default: transport/zmq on 127.0.0.1
+// with ephemeral ports. The node closes the transport when it closes.
+func WithTransport(t transport.Transport) NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.tr = t })
+}
+
+// WithLogger sets the node's logger. Default: none (the library is silent).
+func WithLogger(l *slog.Logger) NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.log = l })
+}
+
+// WithErrorHandler sets a function called with each non-terminal error: a
+// message that failed to decode (*DecodeError, ErrCodecMismatch), a
+// subscription that became slow (ErrSlowConsumer), a reply that could not
+// be sent. It is called from the node's goroutines and must not block.
+// Default: none; the errors are still counted in Stats and logged at debug.
+func WithErrorHandler(f func(error)) NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.onError = f })
+}
+
+// WithDefaultTimeout bounds requests whose context has no deadline.
+// Default: 5s.
+func WithDefaultTimeout(d time.Duration) NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.defaultTimeout = d })
+}
+
+// WithRecover makes the node recover a panicking handler and answer its
+// caller with CodeInternal. Default: off; a panic in a handler crashes the
+// program, as any other panic does.
+func WithRecover() NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.recover = true })
+}
+
+// WithMaxHandlers bounds the handlers running at once on the node; requests
+// beyond it are answered with CodeUnavailable. Default: 1024.
+func WithMaxHandlers(n int) NodeOption {
+	return nodeOptionFunc(func(c *nodeConfig) { c.maxHandlers = n })
+}
+
+// WithBuffer sets a subscription's channel capacity. Default: 64.
+func WithBuffer(n int) SubscribeOption { return bufferOption(n) }
+
+type bufferOption int
+
+func (o bufferOption) applySubscribe(c *subConfig) { c.buffer = int(o) }
+
+// DropPolicy says what a subscription does with a message that arrives while
+// its channel is full.
+type DropPolicy struct {
+	kind  dropKind
+	block time.Duration
+}
+
+type dropKind uint8
+
+const (
+	dropOldest dropKind = iota
+	dropNewest
+	dropBlock
+)
+
+var (
+	// DropOldest discards the oldest queued message to make room: the
+	// reader sees the latest values. The default.
+	DropOldest = DropPolicy{kind: dropOldest}
+	// DropNewest discards the arriving message: the reader sees the oldest.
+	DropNewest = DropPolicy{kind: dropNewest}
+)
+
+// Block waits up to d for room, then drops the arriving message. While it
+// waits, it holds up delivery from that publisher to this node (other
+// publishers and other nodes are not affected); the publisher then drops
+// for this node once its own queue fills.
+func Block(d time.Duration) DropPolicy { return DropPolicy{kind: dropBlock, block: d} }
+
+func (p DropPolicy) String() string {
+	switch p.kind {
+	case dropNewest:
+		return "DropNewest"
+	case dropBlock:
+		return fmt.Sprintf("Block(%v)", p.block)
+	}
+	return "DropOldest"
+}
+
+// WithDropPolicy sets what a full subscription does. Default: DropOldest.
+func WithDropPolicy(p DropPolicy) SubscribeOption { return p }
+
+func (p DropPolicy) applySubscribe(c *subConfig) { c.policy = p }
+
+// WithFailFast makes a request fail at once with ErrNoResponders when no
+// replier is known, instead of waiting within its deadline for one to be
+// discovered.
+func WithFailFast() RequestOption { return failFastOption{} }
+
+type failFastOption struct{}
+
+func (failFastOption) applyRequest(c *requestConfig) { c.failFast = true }

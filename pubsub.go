@@ -1,0 +1,345 @@
+package colugo
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// Publisher publishes values of type T on one topic. Create it with
+// NewPublisher; it is safe for concurrent use. Messages from one Publisher
+// arrive at each subscriber in the order Publish was called.
+type Publisher[T any] struct {
+	node  *Node
+	topic string
+	codec codec.Codec
+	info  TopicInfo
+	seq   atomic.Uint64
+	c     *counters
+
+	closed atomic.Bool
+}
+
+// NewPublisher announces that node publishes T on topic. topic is any UTF-8
+// string of 1 to 255 bytes without NUL. Subscribers on other nodes connect
+// once discovery has told them; messages published before that are not
+// delivered to them (there is no history).
+func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Publisher[T], error) {
+	if err := wire.CheckName(topic); err != nil {
+		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
+	}
+	cfg := topicConfig{codec: node.cfg.codec}
+	for _, o := range opts {
+		if o != nil {
+			o.applyPublisher(&cfg)
+		}
+	}
+	if cfg.codec == nil {
+		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+	}
+	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec,
+		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec)}}
+	node.mu.Lock()
+	if node.closed.Load() {
+		node.mu.Unlock()
+		return nil, ErrClosed
+	}
+	pc := node.pubs[topic]
+	if pc == nil {
+		pc = &pubCount{info: p.info}
+		node.pubs[topic] = pc
+	}
+	pc.n++
+	p.c = node.counterLocked(topic)
+	node.mu.Unlock()
+	node.catalogChanged()
+	return p, nil
+}
+
+// Topic returns the publisher's topic.
+func (p *Publisher[T]) Topic() string { return p.topic }
+
+// Publish encodes v and sends it to every subscriber of the topic, on this
+// node and on its peers. It does not wait for subscribers: a subscriber that
+// cannot keep up loses messages by its drop policy, counted in its node's
+// Stats. ctx is checked before sending (Publish itself does not block).
+// Errors: ctx's error, ErrClosed, or the codec's marshal error.
+func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p.closed.Load() || p.node.closed.Load() {
+		return ErrClosed
+	}
+	payload, err := p.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("colugo: encoding %q: %w", p.topic, err)
+	}
+	msg := &transport.Message{Name: p.topic, Header: wire.Header{
+		Kind:     transport.KindPublish,
+		Codec:    p.info.Codec,
+		Type:     p.info.Type,
+		Sender:   p.node.id,
+		Seq:      p.seq.Add(1),
+		SendTime: time.Now().UnixNano(),
+	}, Payload: payload}
+	p.c.published.Add(1)
+	p.node.receive(msg) // subscribers on this node
+	if err := p.node.tr.Publish(msg); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Close withdraws the publisher. Other publishers of the topic on the same
+// node are not affected. Close is idempotent.
+func (p *Publisher[T]) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	n := p.node
+	n.mu.Lock()
+	if pc := n.pubs[p.topic]; pc != nil {
+		if pc.n--; pc.n == 0 {
+			delete(n.pubs, p.topic)
+		}
+	}
+	n.mu.Unlock()
+	n.catalogChanged()
+	return nil
+}
+
+// typeName is T's name as carried in headers: the codec's name for it when
+// the codec has strict names (protobuf), else the Go type.
+func typeName[T any](c codec.Codec) string {
+	var zero T
+	if tn, ok := c.(codec.TypeNamer); ok {
+		if name := tn.TypeName(zero); name != "" {
+			return name
+		}
+	}
+	return reflect.TypeFor[T]().String()
+}
+
+// subCore is the untyped half of a subscription.
+type subCore struct {
+	node   *Node
+	info   TopicInfo
+	strict bool // compare type names too
+	policy DropPolicy
+	c      *counters
+	slow   atomic.Bool // in a slow-consumer episode
+
+	// decode decodes a payload and offers it to the channel under mu.
+	decode func(payload []byte) (dropped bool, err error)
+	closeC func()
+	mu     sync.Mutex
+	closed bool
+	stop   func() bool // stops the ctx watcher
+}
+
+func (s *subCore) close() {
+	s.mu.Lock()
+	stop := s.stop
+	if !s.closed {
+		s.closed = true
+		s.closeC()
+	}
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Subscribe returns a channel of the values published on topic by any node,
+// this one included. The node owns the channel: it is closed when ctx ends
+// or the node closes, and at no other time. Delivery never blocks the
+// network: when the channel is full (WithBuffer, default 64) the drop policy
+// (WithDropPolicy, default DropOldest) decides, the drop is counted in
+// Stats, and ErrSlowConsumer goes to the error handler once per episode.
+// Messages that do not decode into T, or carry another codec, are dropped,
+// counted and reported (*DecodeError, ErrCodecMismatch); they never reach
+// the channel. Values from one publisher arrive in publish order.
+func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan T, error) {
+	if err := wire.CheckName(topic); err != nil {
+		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
+	}
+	cfg := subConfig{topicConfig: topicConfig{codec: node.cfg.codec}, buffer: 64, policy: DropOldest}
+	for _, o := range opts {
+		if o != nil {
+			o.applySubscribe(&cfg)
+		}
+	}
+	if cfg.codec == nil || cfg.buffer < 1 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
+		return nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1 and a positive Block duration", ErrInvalidOption)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ch := make(chan T, cfg.buffer)
+	_, strict := cfg.codec.(codec.TypeNamer)
+	s := &subCore{node: node, policy: cfg.policy, strict: strict,
+		info:   TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec)},
+		closeC: func() { close(ch) }}
+	c := cfg.codec
+	s.decode = func(payload []byte) (bool, error) {
+		var v T
+		if err := c.Unmarshal(payload, &v); err != nil {
+			return false, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return false, nil
+		}
+		return offer(ch, v, s.policy), nil
+	}
+	if err := node.addSub(s); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { node.removeSub(s) })
+	s.mu.Lock()
+	s.stop = stop
+	closed := s.closed
+	s.mu.Unlock()
+	if closed { // the node closed meanwhile
+		stop()
+	}
+	return ch, nil
+}
+
+// offer puts v on ch by policy and reports whether a message was dropped.
+// The caller holds the subscription's lock, so offers never interleave.
+func offer[T any](ch chan T, v T, p DropPolicy) (dropped bool) {
+	select {
+	case ch <- v:
+		return false
+	default:
+	}
+	switch p.kind {
+	case dropOldest:
+		select { // a reader may have made room meanwhile: either way v goes in
+		case <-ch:
+			dropped = true
+		default:
+		}
+		select {
+		case ch <- v:
+		default:
+			dropped = true
+		}
+		return dropped
+	case dropBlock:
+		t := time.NewTimer(p.block)
+		defer t.Stop()
+		select {
+		case ch <- v:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+func (n *Node) addSub(s *subCore) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	s.c = n.counterLocked(s.info.Name)
+	n.subs[s.info.Name] = append(n.subs[s.info.Name], s)
+	n.publishRecvLocked()
+	for _, p := range n.peers {
+		n.syncPeerLocked(p)
+	}
+	return nil
+}
+
+func (n *Node) removeSub(s *subCore) {
+	n.mu.Lock()
+	ss := n.subs[s.info.Name]
+	if i := indexOf(ss, s); i >= 0 {
+		ss = append(ss[:i:i], ss[i+1:]...)
+		if len(ss) == 0 {
+			delete(n.subs, s.info.Name)
+		} else {
+			n.subs[s.info.Name] = ss
+		}
+		n.publishRecvLocked()
+		if !n.closed.Load() {
+			for _, p := range n.peers {
+				n.syncPeerLocked(p)
+			}
+		}
+	}
+	n.mu.Unlock()
+	s.close()
+}
+
+func indexOf(ss []*subCore, s *subCore) int {
+	for i, x := range ss {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// publishRecvLocked replaces the receive path's snapshot of subscriptions.
+func (n *Node) publishRecvLocked() {
+	m := make(map[string]*topicSubs, len(n.subs))
+	for t, ss := range n.subs {
+		m[t] = &topicSubs{subs: ss, c: n.counterLocked(t)}
+	}
+	n.recv.Store(&m)
+}
+
+// receive hands a published message to this node's subscriptions. It runs
+// on the transport's connection goroutine (or the local publisher's) and
+// never blocks, except for subscriptions with the Block policy.
+func (n *Node) receive(msg *transport.Message) {
+	ts := (*n.recv.Load())[msg.Name]
+	if ts == nil {
+		return // not (or no longer) subscribed
+	}
+	ts.c.received.Add(1)
+	ts.c.noteSeq(msg.Header.Sender, msg.Header.Seq)
+	for _, s := range ts.subs {
+		s.deliver(msg)
+	}
+}
+
+func (s *subCore) deliver(msg *transport.Message) {
+	h := &msg.Header
+	if h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type) {
+		s.c.decodeErrors.Add(1)
+		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
+			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
+		return
+	}
+	dropped, err := s.decode(msg.Payload)
+	if err != nil {
+		s.c.decodeErrors.Add(1)
+		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
+		return
+	}
+	s.c.delivered.Add(1)
+	if !dropped {
+		if s.slow.Load() {
+			s.slow.Store(false)
+		}
+		return
+	}
+	s.c.dropped.Add(1)
+	if !s.slow.Swap(true) {
+		s.node.report(fmt.Errorf("%w: topic %q (policy %v)", ErrSlowConsumer, s.info.Name, s.policy))
+	}
+}

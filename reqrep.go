@@ -1,0 +1,407 @@
+package colugo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// Server serves one service on a node; see Serve.
+type Server struct {
+	node *Node
+	core *serviceCore
+}
+
+// serviceCore is the untyped half of a served service.
+type serviceCore struct {
+	info   TopicInfo
+	strict bool
+	c      *counters
+	// call decodes the request, runs the handler and encodes its result.
+	call func(ctx context.Context, payload []byte) ([]byte, error)
+}
+
+// Serve makes node answer requests for the service name with handler. The
+// handler runs in its own goroutine per request, owned by the node; its ctx
+// carries the caller's remaining deadline and is cancelled when the caller
+// gives up or the node closes. An error returned by the handler reaches the
+// caller as a *RemoteError (CodeUnknown, or the code of an error made with
+// Errorf). A panic crashes the program unless the node has WithRecover.
+// One node serves a name once; several nodes may serve the same name, and
+// callers then spread their requests over them.
+func Serve[Req, Resp any](node *Node, name string, handler func(context.Context, Req) (Resp, error), opts ...ServeOption) (*Server, error) {
+	if err := wire.CheckName(name); err != nil || name[0] == '$' {
+		return nil, fmt.Errorf("%w: service name %q: must be 1-255 bytes of UTF-8, no NUL, not starting with $", ErrInvalidOption, name)
+	}
+	if handler == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidOption)
+	}
+	cfg := topicConfig{codec: node.cfg.codec}
+	for _, o := range opts {
+		if o != nil {
+			o.applyServe(&cfg)
+		}
+	}
+	if cfg.codec == nil {
+		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+	}
+	c := cfg.codec
+	_, strict := c.(codec.TypeNamer)
+	core := &serviceCore{
+		info:   TopicInfo{Name: name, Codec: c.Name(), Type: typeName[Req](c)},
+		strict: strict,
+		call: func(ctx context.Context, payload []byte) ([]byte, error) {
+			var req Req
+			if err := c.Unmarshal(payload, &req); err != nil {
+				return nil, &CodedError{Code: CodeInvalidArgument, Err: fmt.Errorf("decoding request: %w", err)}
+			}
+			resp, err := handler(ctx, req)
+			if err != nil {
+				return nil, err
+			}
+			out, err := c.Marshal(resp)
+			if err != nil {
+				return nil, &CodedError{Code: CodeInternal, Err: fmt.Errorf("encoding reply: %w", err)}
+			}
+			return out, nil
+		},
+	}
+	node.mu.Lock()
+	if node.closed.Load() {
+		node.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if node.services[name] != nil {
+		node.mu.Unlock()
+		return nil, fmt.Errorf("%w: service %q is already served by this node", ErrInvalidOption, name)
+	}
+	core.c = node.svcCounterLocked(name)
+	node.services[name] = core
+	node.mu.Unlock()
+	node.catalogChanged()
+	return &Server{node: node, core: core}, nil
+}
+
+// Close stops serving; requests already running finish. Idempotent.
+func (s *Server) Close() error {
+	n := s.node
+	n.mu.Lock()
+	removed := n.services[s.core.info.Name] == s.core
+	if removed {
+		delete(n.services, s.core.info.Name)
+	}
+	n.mu.Unlock()
+	if removed {
+		n.catalogChanged()
+	}
+	return nil
+}
+
+// run calls the handler for one request and returns the reply header status
+// and payload.
+func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte) (out []byte, code Code, msg string) {
+	if n.cfg.recover {
+		defer func() {
+			if r := recover(); r != nil {
+				n.log.Error("handler panicked", slog.String(keyService, svc.info.Name), slog.Any("panic", r))
+				out, code, msg = nil, CodeInternal, fmt.Sprint("handler panicked: ", r)
+			}
+		}()
+	}
+	out, err := svc.call(ctx, payload)
+	svc.c.served.Add(1)
+	if err == nil {
+		return out, 0, ""
+	}
+	svc.c.handlerErrs.Add(1)
+	code = CodeOf(err)
+	switch {
+	case code != 0:
+	case errors.Is(err, context.DeadlineExceeded):
+		code = CodeDeadlineExceeded
+	default:
+		code = CodeUnknown
+	}
+	if code == CodeInvalidArgument {
+		svc.c.decodeErrors.Add(1)
+	}
+	return nil, code, err.Error()
+}
+
+// serveRequest handles what arrives at the node's router. It runs on a
+// transport goroutine and must not block: handlers get goroutines of their
+// own.
+func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
+	h := &msg.Header
+	switch h.Kind {
+	case transport.KindCancel:
+		n.mu.Lock()
+		cancel := n.inflight[inflightKey{h.Sender, h.RequestID}]
+		n.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		return
+	case transport.KindControl:
+		if msg.Name != describeService {
+			n.replyError(rw, msg, CodeNotFound, "unknown control request")
+			return
+		}
+		payload, err := json.Marshal(n.describe())
+		if err != nil {
+			n.replyError(rw, msg, CodeInternal, err.Error())
+			return
+		}
+		n.reply(rw, msg, "json", "colugo.PeerInfo", payload, 0, "")
+		return
+	case transport.KindRequest:
+	default:
+		return
+	}
+
+	n.mu.Lock()
+	svc := n.services[msg.Name]
+	n.mu.Unlock()
+	if svc == nil {
+		n.replyError(rw, msg, CodeNotFound, "service not served here")
+		return
+	}
+	if h.Codec != svc.info.Codec || (svc.strict && h.Type != svc.info.Type) {
+		svc.c.decodeErrors.Add(1)
+		n.report(&DecodeError{Topic: msg.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
+			Err: fmt.Errorf("%w: server expects codec %s, type %s", ErrCodecMismatch, svc.info.Codec, svc.info.Type)})
+		n.replyError(rw, msg, CodeCodecMismatch, fmt.Sprintf("server expects codec %s, type %s", svc.info.Codec, svc.info.Type))
+		return
+	}
+	if n.handlers.Add(1) > int64(n.cfg.maxHandlers) || n.closed.Load() {
+		n.handlers.Add(-1)
+		n.replyError(rw, msg, CodeUnavailable, "too many requests in flight, or closing")
+		return
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if h.Deadline > 0 {
+		ctx, cancel = context.WithTimeout(n.ctx, time.Duration(h.Deadline))
+	} else {
+		ctx, cancel = context.WithCancel(n.ctx)
+	}
+	key := inflightKey{h.Sender, h.RequestID}
+	n.mu.Lock()
+	n.inflight[key] = cancel
+	n.mu.Unlock()
+	n.wg.Go(func() {
+		defer n.handlers.Add(-1)
+		out, code, errMsg := n.run(ctx, svc, msg.Payload)
+		n.mu.Lock()
+		delete(n.inflight, key)
+		n.mu.Unlock()
+		cancel()
+		n.reply(rw, msg, svc.info.Codec, "", out, code, errMsg)
+	})
+}
+
+func (n *Node) replyError(rw transport.ReplyWriter, req *transport.Message, code Code, msg string) {
+	n.reply(rw, req, req.Header.Codec, "", nil, code, msg)
+}
+
+func (n *Node) reply(rw transport.ReplyWriter, req *transport.Message, codecName, typ string, payload []byte, code Code, errMsg string) {
+	err := rw.Reply(&transport.Message{Name: req.Name, Header: wire.Header{
+		Kind: transport.KindReply, Status: uint8(code), Codec: codecName, Type: typ, Sender: n.id,
+		RequestID: req.Header.RequestID, SendTime: time.Now().UnixNano(), Error: errMsg,
+	}, Payload: payload})
+	if err != nil {
+		n.log.Debug("reply not sent", slog.String(keyService, req.Name), slog.Any(keyError, err))
+	}
+}
+
+// target is where a request goes: a peer's router, or this node.
+type target struct {
+	router string // "" for this node
+	local  *serviceCore
+}
+
+// Request sends req to one node serving the service name and waits for its
+// reply. It blocks until the reply arrives or ctx ends; a ctx without a
+// deadline gets the node's default (WithDefaultTimeout, 5s). The remaining
+// time travels with the request, so the handler's ctx expires with the
+// caller's, and giving up cancels the handler.
+//
+// With several servers, requests go round robin over them. With none known,
+// Request waits within its deadline for one to be discovered, unless
+// WithFailFast. A request is sent at most once. Errors: ctx's error,
+// ErrNoResponders (with the ctx error when it waited), ErrPeerLost (the
+// server vanished first), *RemoteError (the handler failed), *DecodeError
+// (the reply did not decode, or ErrCodecMismatch), ErrClosed, or the
+// codec's marshal error.
+func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) (Resp, error) {
+	var zero Resp
+	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
+	for _, o := range opts {
+		if o != nil {
+			o.applyRequest(&cfg)
+		}
+	}
+	if cfg.codec == nil {
+		return zero, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+	}
+	if node.closed.Load() {
+		return zero, ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
+		defer cancel()
+	}
+	c := cfg.codec
+	payload, err := c.Marshal(req)
+	if err != nil {
+		return zero, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+	}
+	counters := node.svcCounter(name)
+	counters.requests.Add(1)
+	out, codecName, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
+	if err == nil && codecName != c.Name() {
+		err = &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
+	}
+	if err == nil {
+		var resp Resp
+		if derr := c.Unmarshal(out, &resp); derr != nil {
+			err = &DecodeError{Topic: name, Codec: codecName, Err: derr}
+		} else {
+			return resp, nil
+		}
+	}
+	counters.failed.Add(1)
+	return zero, err
+}
+
+// request is the untyped core of Request: it picks a server and returns
+// the reply payload and its codec name.
+func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, error) {
+	t, err := n.pickTarget(ctx, name, failFast)
+	if err != nil {
+		return nil, "", err
+	}
+	if t.local != nil {
+		return n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+	}
+	dl, _ := ctx.Deadline()
+	rep, err := n.tr.Request(ctx, t.router, &transport.Message{Name: name, Header: wire.Header{
+		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id,
+		SendTime: time.Now().UnixNano(), Deadline: max(int64(time.Until(dl)), 1),
+	}, Payload: payload})
+	if err != nil {
+		if errors.Is(err, ErrPeerLost) {
+			n.markDown(t.router)
+		}
+		return nil, "", err
+	}
+	if rep.Header.Status != 0 {
+		return nil, "", &RemoteError{Service: name, Code: Code(rep.Header.Status), Message: rep.Header.Error}
+	}
+	return rep.Payload, rep.Header.Codec, nil
+}
+
+// requestLocal serves a request for a service on this same node, with the
+// same semantics as a remote one: its own goroutine, the caller's deadline,
+// codec checks.
+func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte) ([]byte, string, error) {
+	if codecName != svc.info.Codec || (svc.strict && typ != svc.info.Type) {
+		svc.c.decodeErrors.Add(1)
+		return nil, "", &RemoteError{Service: name, Code: CodeCodecMismatch,
+			Message: fmt.Sprintf("server expects codec %s, type %s", svc.info.Codec, svc.info.Type)}
+	}
+	type result struct {
+		out  []byte
+		code Code
+		msg  string
+	}
+	done := make(chan result, 1)
+	hctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(n.ctx, cancel) // Close cancels local handlers too
+	n.handlers.Add(1)
+	n.wg.Go(func() {
+		defer n.handlers.Add(-1)
+		defer cancel()
+		defer stop()
+		out, code, msg := n.run(hctx, svc, payload)
+		done <- result{out, code, msg}
+	})
+	select {
+	case r := <-done:
+		if r.code != 0 {
+			return nil, "", &RemoteError{Service: name, Code: r.code, Message: r.msg}
+		}
+		return r.out, svc.info.Codec, nil
+	case <-ctx.Done():
+		return nil, "", ctx.Err()
+	case <-n.ctx.Done():
+		return nil, "", ErrClosed
+	}
+}
+
+// pickTarget chooses the next server of name round robin, waiting within
+// ctx for one to appear unless failFast.
+func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (target, error) {
+	for {
+		n.mu.Lock()
+		if n.closed.Load() {
+			n.mu.Unlock()
+			return target{}, ErrClosed
+		}
+		var ts []target
+		if s := n.services[name]; s != nil {
+			ts = append(ts, target{local: s})
+		}
+		var routers []string
+		for _, p := range n.peers {
+			if p.desc == nil || p.dup || p.self || p.down {
+				continue
+			}
+			if slices.ContainsFunc(p.desc.Services, func(s TopicInfo) bool { return s.Name == name }) {
+				routers = append(routers, p.info.Router)
+			}
+		}
+		slices.Sort(routers) // a stable order makes the rotation fair
+		for _, r := range routers {
+			ts = append(ts, target{router: r})
+		}
+		if len(ts) > 0 {
+			i := n.rr[name]
+			n.rr[name] = i + 1
+			n.mu.Unlock()
+			return ts[i%uint64(len(ts))], nil
+		}
+		changed := n.changed
+		n.mu.Unlock()
+		if failFast {
+			return target{}, fmt.Errorf("%w: for %q", ErrNoResponders, name)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return target{}, fmt.Errorf("%w: for %q: %w", ErrNoResponders, name, ctx.Err())
+		case <-n.ctx.Done():
+			return target{}, ErrClosed
+		}
+	}
+}
+
+func decodeDescription(b []byte) (*PeerInfo, error) {
+	var info PeerInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("colugo: bad $describe reply: %w", err)
+	}
+	if info.ID == "" || info.Router == "" {
+		return nil, errors.New("colugo: bad $describe reply: no id or router")
+	}
+	return &info, nil
+}

@@ -1,0 +1,85 @@
+package colugo
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/colugo-go/colugo/transport"
+)
+
+// Stats is a snapshot of a node's counters, from Node.Stats.
+type Stats struct {
+	// Topics holds the counters of every topic this node published or
+	// subscribed to.
+	Topics map[string]TopicStats
+	// Services holds the counters of every service this node served or
+	// called.
+	Services map[string]ServiceStats
+	// Transport holds what the transport dropped or refused.
+	Transport transport.Stats
+}
+
+// TopicStats counts one topic's traffic on one node.
+type TopicStats struct {
+	Published    uint64 // messages published by this node's publishers
+	Received     uint64 // messages that reached this node's subscriptions (local ones included)
+	Delivered    uint64 // values offered to subscription channels (summed over subscriptions)
+	Dropped      uint64 // values discarded by a subscription's drop policy
+	Gaps         uint64 // messages missing from publishers' sequences (lost on the way or before a reconnect)
+	DecodeErrors uint64 // messages refused: codec or type mismatch, or payload that did not decode
+}
+
+// ServiceStats counts one service's traffic on one node.
+type ServiceStats struct {
+	Requests     uint64 // requests this node sent
+	Failed       uint64 // requests this node sent that failed (any error)
+	Served       uint64 // requests this node's handler answered
+	HandlerErrs  uint64 // of those, answered with an error
+	DecodeErrors uint64 // requests or replies refused: codec mismatch or payload that did not decode
+}
+
+// counters are the live, atomically updated form of the stats.
+type counters struct {
+	published, received, delivered, dropped, gaps, decodeErrors atomic.Uint64
+	requests, failed, served, handlerErrs                       atomic.Uint64
+
+	seqMu   sync.Mutex
+	lastSeq map[string]uint64 // by sender node id
+}
+
+// noteSeq counts the messages missing between a sender's last sequence
+// number and seq. A sequence that goes back (a restarted publisher with the
+// same id cannot happen: ids are per process) is taken as a new start.
+func (c *counters) noteSeq(sender string, seq uint64) {
+	if seq == 0 {
+		return
+	}
+	c.seqMu.Lock()
+	last, ok := c.lastSeq[sender]
+	c.lastSeq[sender] = seq
+	c.seqMu.Unlock()
+	if ok && seq > last+1 {
+		c.gaps.Add(seq - last - 1)
+	}
+}
+
+// Stats returns a snapshot of the node's counters. It is safe to call at any
+// time, also after Close.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats()}
+	for name, c := range n.svcStats {
+		st.Services[name] = ServiceStats{
+			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),
+			HandlerErrs: c.handlerErrs.Load(), DecodeErrors: c.decodeErrors.Load(),
+		}
+	}
+	for name, c := range n.counters {
+		st.Topics[name] = TopicStats{
+			Published: c.published.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
+			Dropped: c.dropped.Load(), Gaps: c.gaps.Load(), DecodeErrors: c.decodeErrors.Load(),
+		}
+	}
+	return st
+}
