@@ -27,6 +27,10 @@
 // ignored by readers; a crashed writer's leftovers are removed after a
 // minute.
 //
+// A data file with no lock file beside it is not a live entry: readers
+// ignore it (a node that Close removed halfway, or a foreign file) and never
+// delete it, since nothing proves it is theirs to delete.
+//
 // Readers poll the directory (ReadDir, then re-read an entry only when its
 // inode, size or modification time changed) and tolerate files they cannot
 // parse: they skip them, log at debug level, and try again when the file

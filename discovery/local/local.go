@@ -189,8 +189,8 @@ func (r *Registry) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 		out:    r.events,
 		known:  make(map[string]*known),
 	}
-	r.wg.Go(func() { p.run(ctx, r.cfg.poll) })
 	r.cfg.logger.InfoContext(ctx, "local discovery started", slog.String(logKeyDir, dir), slog.String(logKeyPeer, self.ID))
+	r.wg.Go(func() { p.run(ctx, r.cfg.poll) })
 	return r.events, nil
 }
 
@@ -397,7 +397,7 @@ func (p *poller) poll(ctx context.Context) bool {
 	// file alone; remove it once its owner is gone.
 	for _, id := range locks {
 		if id != p.selfID && !present[id] && validID(id) == nil {
-			if p.removeIfDead(ctx, id) {
+			if p.owner(ctx, id) == ownerDead {
 				p.log.DebugContext(ctx, "local discovery removed an orphan lock", slog.String(logKeyPeer, id))
 			}
 		}
@@ -408,8 +408,12 @@ func (p *poller) poll(ctx context.Context) bool {
 // check handles one other node's data file: stale, new, changed or not.
 func (p *poller) check(ctx context.Context, id string, de fs.DirEntry) bool {
 	k := p.known[id]
-	if p.removeIfDead(ctx, id) {
-		p.log.DebugContext(ctx, "local discovery removed a stale entry", slog.String(logKeyPeer, id))
+	if o := p.owner(ctx, id); o != ownerAlive {
+		// Not an entry (any more): a stale one was just removed, and a data
+		// file without a lock file is not ours to judge or delete.
+		if o == ownerDead {
+			p.log.DebugContext(ctx, "local discovery removed a stale entry", slog.String(logKeyPeer, id))
+		}
 		delete(p.known, id)
 		if k != nil && k.reported {
 			return p.left(ctx, k.peer)
@@ -467,36 +471,45 @@ func (p *poller) send(ctx context.Context, ev discovery.Event) bool {
 	}
 }
 
-// removeIfDead removes id's entry files if no live process holds its lock,
-// and reports whether it did. A missing lock file also means dead: a live
-// node's lock file exists before its data file and outlives it.
-func (p *poller) removeIfDead(ctx context.Context, id string) bool {
+// ownerState says whether an entry's owner is alive.
+type ownerState int
+
+const (
+	ownerAlive   ownerState = iota // its lock is held (or cannot be checked)
+	ownerDead                      // its lock was free: the files are removed now
+	ownerMissing                   // no lock file: not a live entry
+)
+
+// owner checks id's lock and removes the entry files if no live process
+// holds it. A live node's lock file exists before its data file and
+// outlives it, so a data file without one is a leftover of a Close seen
+// halfway, or a foreign file, and is left alone.
+func (p *poller) owner(ctx context.Context, id string) ownerState {
 	lockPath := filepath.Join(p.dir, id+lockExt)
 	f, err := os.Open(lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		removeQuietly(filepath.Join(p.dir, id+jsonExt))
-		return true
+		return ownerMissing
 	}
 	if err != nil {
 		// Cannot tell (permissions?): assume alive rather than drop a peer.
 		p.log.DebugContext(ctx, "local discovery cannot check a lock", slog.String(logKeyPeer, id), slog.Any(logKeyErr, err))
-		return false
+		return ownerAlive
 	}
 	defer f.Close() // releases the shared lock, after the files are gone
 	free, err := tryLockShared(f)
 	if err != nil || !free {
-		return false
+		return ownerAlive
 	}
 	// If the lock file was replaced since we opened it (a node restarted
 	// with the same ID), the lock we hold says nothing about the new owner.
 	held, err1 := f.Stat()
 	cur, err2 := os.Stat(lockPath)
 	if err1 != nil || err2 != nil || !os.SameFile(held, cur) {
-		return false
+		return ownerAlive
 	}
 	removeQuietly(filepath.Join(p.dir, id+jsonExt))
 	removeQuietly(lockPath)
-	return true
+	return ownerDead
 }
 
 // removeOldTemp removes a temporary file that a crashed writer left behind.
