@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// Raw zmq4 PUB sockets, used only by the baseline benchmarks, leave
 		// their writer goroutine running after Close (zmq4 v0.17.0).
-		goleak.IgnoreTopFunction("github.com/go-zeromq/zmq4.(*pubMWriter).run"),
+		goleak.IgnoreAnyFunction("github.com/go-zeromq/zmq4.(*pubMWriter).run"),
 	)
 }
 
