@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -285,13 +286,20 @@ func (c *conn) writeLoop() {
 		if first.fb != nil {
 			err = c.writeMsg(first)
 		}
+		yielded := first.fb == nil // only a busy link waits for more
 	drain:
 		for err == nil {
 			select {
 			case m := <-c.q:
 				err = c.writeMsg(m)
 			default:
-				break drain
+				if yielded {
+					break drain
+				}
+				// Let a producer that is running add more before the
+				// system call: costs nothing when nobody else is runnable.
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		if ping {
