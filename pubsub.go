@@ -78,7 +78,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if p.closed.Load() || p.node.closed.Load() {
 		return ErrClosed
 	}
-	payload, err := p.codec.Marshal(v)
+	payload, err := p.marshal(v)
 	if err != nil {
 		return fmt.Errorf("colugo: encoding %q: %w", p.topic, err)
 	}
@@ -96,6 +96,17 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		return err
 	}
 	return nil
+}
+
+// marshal encodes v. Raw []byte payloads skip the codec call, whose
+// interface argument would cost an allocation per message.
+func (p *Publisher[T]) marshal(v T) ([]byte, error) {
+	if _, raw := p.codec.(codec.Raw); raw {
+		if b, ok := any(v).([]byte); ok {
+			return b, nil
+		}
+	}
+	return p.codec.Marshal(v)
 }
 
 // Close withdraws the publisher. Other publishers of the topic on the same
@@ -189,16 +200,22 @@ func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...Sub
 		info:   TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec)},
 		closeC: func() { close(ch) }}
 	c := cfg.codec
+	// scratch is decoded into under s.mu and copied into the channel, so a
+	// delivery costs no allocation of its own beyond what the codec makes.
+	scratch := new(T)
 	s.decode = func(payload []byte) (bool, error) {
-		var v T
-		if err := c.Unmarshal(payload, &v); err != nil {
-			return false, err
-		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed {
 			return false, nil
 		}
+		var zero T
+		*scratch = zero // codecs such as JSON merge into what is there
+		if err := c.Unmarshal(payload, scratch); err != nil {
+			return false, err
+		}
+		v := *scratch
+		*scratch = zero // the channel has its own copy; do not keep v's referents alive
 		return offer(ch, v, s.policy), nil
 	}
 	if err := node.addSub(s); err != nil {

@@ -61,14 +61,20 @@ type suite struct {
 // handler records what a transport delivers. onRequest, when set, decides
 // how requests are answered; the default echoes.
 type handler struct {
-	name      string
-	pubs      chan *transport.Message
-	reqs      chan *transport.Message // requests and cancels, in arrival order
-	lost      chan string
-	onRequest func(msg *transport.Message, rw transport.ReplyWriter)
+	name string
+	pubs chan *transport.Message
+	reqs chan *transport.Message // requests and cancels, in arrival order
+	lost chan string
 
-	mu    sync.Mutex
-	block chan struct{} // when set, HandlePublish blocks on it: a stalled consumer
+	mu        sync.Mutex
+	block     chan struct{} // when set, HandlePublish blocks on it: a stalled consumer
+	onRequest func(msg *transport.Message, rw transport.ReplyWriter)
+}
+
+func (h *handler) setOnRequest(f func(msg *transport.Message, rw transport.ReplyWriter)) {
+	h.mu.Lock()
+	h.onRequest = f
+	h.mu.Unlock()
 }
 
 func newHandler(name string) *handler {
@@ -102,8 +108,11 @@ func (h *handler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter
 	if msg.Header.Kind == transport.KindCancel {
 		return
 	}
-	if h.onRequest != nil {
-		h.onRequest(msg, rw)
+	h.mu.Lock()
+	onRequest := h.onRequest
+	h.mu.Unlock()
+	if onRequest != nil {
+		onRequest(msg, rw)
 		return
 	}
 	_ = rw.Reply(reply(msg, []byte(h.name+":"+string(msg.Payload))))
@@ -411,7 +420,7 @@ func (s suite) manyInFlight(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var all []held
-	srv.h.onRequest = func(msg *transport.Message, rw transport.ReplyWriter) {
+	srv.h.setOnRequest(func(msg *transport.Message, rw transport.ReplyWriter) {
 		mu.Lock()
 		defer mu.Unlock()
 		all = append(all, held{msg, rw})
@@ -420,7 +429,7 @@ func (s suite) manyInFlight(t *testing.T) {
 				_ = all[i].rw.Reply(reply(all[i].msg, all[i].msg.Payload))
 			}
 		}
-	}
+	})
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
@@ -454,7 +463,7 @@ func expectCancel(t *testing.T, srv *node, id uint64) {
 	}
 }
 
-func silent(srv *node) { srv.h.onRequest = func(*transport.Message, transport.ReplyWriter) {} }
+func silent(srv *node) { srv.h.setOnRequest(func(*transport.Message, transport.ReplyWriter) {}) }
 
 func (s suite) requestDeadline(t *testing.T) {
 	cli, srv := s.start(t, "cli"), s.start(t, "srv")
@@ -516,7 +525,7 @@ func (s suite) disconnect(t *testing.T) {
 	if err := <-errc; !errors.Is(err, transport.ErrPeerLost) {
 		t.Fatalf("err = %v, want ErrPeerLost", err)
 	}
-	srv.h.onRequest = nil
+	srv.h.setOnRequest(nil)
 	if _, err := request(t, cli, srv.ep, "again", wait); err != nil {
 		t.Fatalf("request after Disconnect: %v", err)
 	}
