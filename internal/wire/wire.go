@@ -126,7 +126,13 @@ func appendString(b []byte, s string, max int) []byte {
 // The header's strings never alias b. Common codec names and empty strings
 // cost nothing; all the other strings of one header share a single
 // allocation, so decoding a typical publish header allocates once.
-func Decode(b []byte) (Header, error) {
+func Decode(b []byte) (Header, error) { return DecodeReuse(b, nil) }
+
+// DecodeReuse is Decode, except that a string field equal to the same field
+// of prev reuses prev's string instead of allocating. A connection reader
+// passes the previous header it decoded: sender and type names repeat from
+// message to message, so most headers then decode with no allocation.
+func DecodeReuse(b []byte, prev *Header) (Header, error) {
 	if len(b) < 4 {
 		return Header{}, fmt.Errorf("%w: header is %d bytes", ErrShort, len(b))
 	}
@@ -153,7 +159,7 @@ func Decode(b []byte) (Header, error) {
 	if len(d.b) != 0 {
 		return Header{}, fmt.Errorf("%w: %d bytes", ErrTrailing, len(d.b))
 	}
-	out := makeStrings(&strs)
+	out := makeStrings(&strs, prev)
 	h.Codec, h.Type, h.Sender, h.Error = out[0], out[1], out[2], out[3]
 	return h, nil
 }
@@ -162,12 +168,19 @@ func Decode(b []byte) (Header, error) {
 // rest cut from one string holding them all, so that a header costs at most
 // one allocation. The price is that keeping one of those strings keeps the
 // others' bytes too: a few hundred bytes, MaxHeader at worst.
-func makeStrings(fields *[4][]byte) [4]string {
+func makeStrings(fields *[4][]byte, prev *Header) [4]string {
 	var out [4]string
 	var done [4]bool
+	var old [4]string
+	if prev != nil {
+		old = [4]string{prev.Codec, prev.Type, prev.Sender, prev.Error}
+	}
 	total := 0
 	for i, f := range fields {
 		out[i], done[i] = internString(f)
+		if !done[i] && prev != nil && len(f) > 0 && string(f) == old[i] {
+			out[i], done[i] = old[i], true
+		}
 		if !done[i] {
 			total += len(f)
 		}

@@ -469,3 +469,27 @@ func TestAppendNamePrefix(t *testing.T) {
 		t.Fatal(`frame of "ab" starts with the frame of "a"`)
 	}
 }
+
+func TestDecodeReuse(t *testing.T) {
+	h := wire.Header{Kind: wire.KindPublish, Codec: "json", Type: "main.Pose", Sender: "0123456789abcdef", Seq: 1}
+	b := h.Append(nil)
+	prev, err := wire.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		got, err := wire.DecodeReuse(b, &prev)
+		if err != nil || got != h {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("DecodeReuse of a repeated header: %v allocs, want 0", allocs)
+	}
+	other := h
+	other.Sender = "fedcba9876543210"
+	got, err := wire.DecodeReuse(other.Append(nil), &prev)
+	if err != nil || got != other {
+		t.Fatalf("changed sender: got %+v, %v", got, err)
+	}
+}

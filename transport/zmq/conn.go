@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 	"github.com/go-zeromq/zmq4/security/null"
+
+	"github.com/colugo-go/colugo/internal/wire"
 )
 
 // Buffer sizes per connection.
@@ -107,7 +109,8 @@ type conn struct {
 	live liveReader
 	br   *bufio.Reader
 	rd   frameReader
-	name string // last name parsed, so a stream on one topic allocates it once
+	name string      // last name parsed, so a stream on one topic allocates it once
+	hdr  wire.Header // last header decoded, whose strings the next one reuses
 
 	// Write side. Messages wait in q, counted by pending until they are in
 	// wbuf; wmu guards wbuf and every write to the socket.

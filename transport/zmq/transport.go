@@ -332,10 +332,11 @@ func (c *conn) decode(frames [][]byte) (*transport.Message, error) {
 		}
 		c.name = name
 	}
-	h, err := wire.Decode(frames[1])
+	h, err := wire.DecodeReuse(frames[1], &c.hdr)
 	if err != nil {
 		return nil, err
 	}
+	c.hdr = h
 	return &transport.Message{Name: name, Header: h, Payload: frames[2]}, nil
 }
 
