@@ -248,7 +248,9 @@ func (n *Node) selfLocked() discovery.Peer {
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
-		n.closed.Store(true)
+		n.mu.Lock()
+		n.closed.Store(true) // under mu: goLocked never starts a goroutine after this
+		n.mu.Unlock()
 		err = n.disc.Close()
 		n.cancel()
 		n.mu.Lock()
@@ -398,6 +400,16 @@ func (n *Node) Peers() []PeerInfo {
 	return out
 }
 
+// goLocked runs f in a goroutine that Close waits for, unless the node is
+// closed (then it reports false). n.mu is held, which orders it with Close.
+func (n *Node) goLocked(f func()) bool {
+	if n.closed.Load() {
+		return false
+	}
+	n.wg.Go(f)
+	return true
+}
+
 // notifyChangedLocked wakes requests waiting for a replier.
 func (n *Node) notifyChangedLocked() {
 	close(n.changed)
@@ -493,7 +505,7 @@ func (n *Node) describeLocked(p *peer) {
 	}
 	p.describing = true
 	router := p.info.Router
-	n.wg.Go(func() {
+	n.goLocked(func() {
 		for {
 			info, err := n.fetchDescription(router)
 			n.mu.Lock()

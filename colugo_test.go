@@ -16,6 +16,7 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/codec/protobuf"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
 )
 
@@ -553,5 +554,79 @@ func TestInvalidInput(t *testing.T) {
 	pub, _ := colugo.NewPublisher[chan int](n, "c")
 	if err := pub.Publish(t.Context(), make(chan int)); err == nil {
 		t.Error("publishing a value JSON cannot encode succeeded")
+	}
+}
+
+// Close during full-rate publishing and requests in flight returns, fails
+// every pending request with ErrClosed or answers it, and leaves no
+// goroutine (goleak checks at the end of the package).
+func TestCloseUnderLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pair func(t *testing.T) (srv, cli *colugo.Node)
+	}{
+		{"inproc", func(t *testing.T) (*colugo.Node, *colugo.Node) {
+			net := colugotest.NewNetwork(t)
+			return net.NewNode("srv"), net.NewNode("cli")
+		}},
+		{"zmq", func(t *testing.T) (*colugo.Node, *colugo.Node) {
+			dir := t.TempDir()
+			mk := func(name string) *colugo.Node {
+				n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = n.Close() })
+				return n
+			}
+			return mk("srv"), mk("cli")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, cli := tc.pair(t)
+			_, _ = colugo.Serve(srv, "slow", func(ctx context.Context, _ int) (int, error) {
+				<-ctx.Done()
+				return 0, ctx.Err()
+			})
+			ch, _ := colugo.Subscribe[int](t.Context(), srv, "load")
+			pub, _ := colugo.NewPublisher[int](cli, "load")
+			publishUntil(t, pub, 1, ch)
+			eventually(t, "the service", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 1 })
+
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					for i := 0; i < 1_000_000; i++ { // bounded; ends at Close
+						if err := pub.Publish(context.Background(), i); err != nil {
+							return
+						}
+					}
+				})
+			}
+			const inflight = 100
+			errs := make(chan error, inflight)
+			for range inflight {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), wait)
+					defer cancel()
+					_, err := colugo.Request[int, int](ctx, cli, "slow", 1)
+					errs <- err
+				})
+			}
+			eventually(t, "requests in flight", func() bool { return cli.Stats().Services["slow"].Requests == inflight })
+			start := time.Now()
+			if err := cli.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if el := time.Since(start); el > 2*time.Second {
+				t.Errorf("Close took %v", el)
+			}
+			wg.Wait()
+			for range inflight {
+				if err := <-errs; !errors.Is(err, colugo.ErrClosed) {
+					t.Fatalf("request pending at Close: %v, want ErrClosed", err)
+				}
+			}
+		})
 	}
 }

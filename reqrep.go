@@ -196,8 +196,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	key := inflightKey{h.Sender, h.RequestID}
 	n.mu.Lock()
 	n.inflight[key] = cancel
-	n.mu.Unlock()
-	n.wg.Go(func() {
+	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
 		out, code, errMsg := n.run(ctx, svc, msg.Payload)
 		n.mu.Lock()
@@ -206,6 +205,15 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		cancel()
 		n.reply(rw, msg, svc.info.Codec, "", out, code, errMsg)
 	})
+	if !started {
+		delete(n.inflight, key)
+	}
+	n.mu.Unlock()
+	if !started {
+		n.handlers.Add(-1)
+		cancel()
+		n.replyError(rw, msg, CodeUnavailable, "closing")
+	}
 }
 
 func (n *Node) replyError(rw transport.ReplyWriter, req *transport.Message, code Code, msg string) {
@@ -328,13 +336,21 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	hctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(n.ctx, cancel) // Close cancels local handlers too
 	n.handlers.Add(1)
-	n.wg.Go(func() {
+	n.mu.Lock()
+	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
 		defer cancel()
 		defer stop()
 		out, code, msg := n.run(hctx, svc, payload)
 		done <- result{out, code, msg}
 	})
+	n.mu.Unlock()
+	if !started {
+		n.handlers.Add(-1)
+		stop()
+		cancel()
+		return nil, "", ErrClosed
+	}
 	select {
 	case r := <-done:
 		if r.code != 0 {
