@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,8 @@ type Node struct {
 	changed  chan struct{}        // closed and replaced when the peer catalog changes
 	catalog  string               // hash of pubs and services
 	inflight map[inflightKey]context.CancelFunc
+	watchers map[*watcher]struct{}
+	gone     map[string]time.Time // peers found dead, by key
 }
 
 type pubCount struct {
@@ -98,6 +101,8 @@ type peer struct {
 	down       bool // a request to it failed; skipped until described again
 	self       bool // a seed that turned out to be this node
 	dup        bool // the same node as another peer entry (found twice)
+	announced  bool // Joined was emitted to Events watchers
+	checking   bool // a liveness check is running
 	subscribed map[string]bool
 }
 
@@ -182,6 +187,8 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		rr:       make(map[string]uint64),
 		changed:  make(chan struct{}),
 		inflight: make(map[inflightKey]context.CancelFunc),
+		watchers: make(map[*watcher]struct{}),
+		gone:     make(map[string]time.Time),
 	}
 	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -445,6 +452,9 @@ func (n *Node) onEvent(ev discovery.Event) {
 	defer n.mu.Unlock()
 	switch ev.Kind {
 	case discovery.Joined, discovery.Updated:
+		if n.recentlyGoneLocked(key) {
+			return
+		}
 		p := n.peers[key]
 		if p == nil {
 			p = &peer{key: key, subscribed: make(map[string]bool)}
@@ -464,9 +474,7 @@ func (n *Node) onEvent(ev discovery.Event) {
 		if p == nil {
 			return
 		}
-		delete(n.peers, key)
-		n.forgetLocked(p)
-		n.notifyChangedLocked()
+		n.removePeerLocked(p)
 		n.log.Info("peer left", slog.String(keyPeer, ev.Peer.Name), slog.String(keyRouter, ev.Peer.Router))
 	}
 }
@@ -530,11 +538,15 @@ func (n *Node) describeLocked(p *peer) {
 }
 
 func (n *Node) fetchDescription(router string) (*PeerInfo, error) {
-	ctx, cancel := context.WithTimeout(n.ctx, describeTimeout)
+	return n.fetchDescriptionTimeout(router, describeTimeout)
+}
+
+func (n *Node) fetchDescriptionTimeout(router string, timeout time.Duration) (*PeerInfo, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, timeout)
 	defer cancel()
 	rep, err := n.tr.Request(ctx, router, &transport.Message{Name: describeService, Header: wire.Header{
 		Kind: transport.KindControl, Codec: "json", Sender: n.id, SendTime: time.Now().UnixNano(),
-		Deadline: int64(describeTimeout),
+		Deadline: int64(timeout),
 	}})
 	if err != nil {
 		return nil, err
@@ -550,6 +562,7 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
 		p.self = true
 		return
 	}
+	old := p.desc
 	p.desc, p.down = info, false
 	p.pubAddr = pubAddress(p.info, info)
 	p.dup = false
@@ -560,6 +573,14 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
 	}
 	n.syncPeerLocked(p)
 	n.notifyChangedLocked()
+	switch {
+	case !p.visible():
+	case !p.announced:
+		p.announced = true
+		n.emitLocked(discovery.Joined, *info)
+	case old == nil || !reflect.DeepEqual(*old, *info):
+		n.emitLocked(discovery.Updated, *info)
+	}
 }
 
 // pubAddress is where to subscribe to a peer: the address discovery gave,
@@ -618,6 +639,7 @@ func (h *nodeHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWr
 func (h *nodeHandler) HandlePeerLost(addr string, err error) {
 	n := (*Node)(h)
 	n.log.Debug("connection lost", slog.String(keyEndpoint, addr), slog.Any(keyError, err))
+	n.peerLost(addr)
 }
 
 // markDown records that a request to router failed for want of a peer.

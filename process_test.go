@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
 )
 
@@ -37,7 +38,7 @@ func TestHelperNode(t *testing.T) {
 	pub, _ := colugo.NewPublisher[int](node, "proc/ticks")
 	stdinClosed := make(chan struct{})
 	go func() { _, _ = bufio.NewReader(os.Stdin).ReadString('\n'); close(stdinClosed) }()
-	os.Stdout.WriteString("ready\n")
+	os.Stdout.WriteString("ready " + node.Endpoint().Router + "\n")
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for i := 0; ; i++ {
@@ -52,11 +53,16 @@ func TestHelperNode(t *testing.T) {
 	}
 }
 
-// TestTwoProcesses runs a node in a child process on real sockets with
-// host-local discovery: pub/sub and request/reply across processes, then a
-// SIGKILL of the child mid-request.
-func TestTwoProcesses(t *testing.T) {
-	dir := t.TempDir()
+type child struct {
+	router string
+	cmd    *exec.Cmd
+	out    *bufio.Reader
+	exited chan error
+}
+
+// startChild runs TestHelperNode in a new process registered in dir.
+func startChild(t *testing.T, dir string) *child {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNode$")
 	cmd.Env = append(os.Environ(), registryEnv+"="+dir)
 	stdin, err := cmd.StdinPipe()
@@ -70,40 +76,87 @@ func TestTwoProcesses(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	c := &child{cmd: cmd, out: bufio.NewReader(out), exited: make(chan error, 1)}
+	go func() { c.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = stdin.Close()
 		select {
-		case <-exited:
+		case <-c.exited:
 		case <-time.After(wait):
 			_ = cmd.Process.Kill() // our child, by its PID
-			<-exited
+			<-c.exited
 		}
 	})
-	br := bufio.NewReader(out)
-	line, err := br.ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		t.Fatalf("child said %q, %v", line, err)
+	line := c.expect(t, "ready")
+	c.router = strings.TrimSpace(strings.TrimPrefix(line, "ready"))
+	return c
+}
+
+func (c *child) expect(t *testing.T, prefix string) string {
+	t.Helper()
+	line, err := c.out.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, prefix) {
+		t.Fatalf("child said %q, %v; want %q", line, err, prefix)
 	}
+	return line
+}
+
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Kill(); err != nil { // SIGKILL, by PID
+		t.Fatal(err)
+	}
+	<-c.exited
+	c.exited <- nil // for the cleanup
+}
+
+// nextEvent returns the next event of kind, skipping others.
+func nextEvent(t *testing.T, evs <-chan colugo.PeerEvent, kind discovery.EventKind, within time.Duration) colugo.PeerEvent {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		select {
+		case ev := <-evs:
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %v event within %v", kind, within)
+		}
+	}
+}
+
+// TestTwoProcesses runs a node in a child process on real sockets with
+// host-local discovery: pub/sub and request/reply across processes, a
+// SIGKILL of the child mid-request, and a restart that is found again.
+func TestTwoProcesses(t *testing.T) {
+	dir := t.TempDir()
+	ch := startChild(t, dir)
 
 	node, err := colugo.NewNode("parent", colugo.WithDiscovery(local.New(local.WithDir(dir))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer node.Close()
+	events := node.Events(t.Context())
+	if ev := nextEvent(t, events, discovery.Joined, wait); ev.Peer.Name != "child" || ev.Peer.Router != ch.router || len(ev.Peer.Services) != 2 {
+		t.Fatalf("joined: %+v", ev.Peer)
+	}
 	ticks, err := colugo.Subscribe[int](t.Context(), node, "proc/ticks")
 	if err != nil {
 		t.Fatal(err)
 	}
-	prev := colugotestNext(t, ticks)
-	for range 5 {
-		v := colugotestNext(t, ticks)
-		if v <= prev {
-			t.Fatalf("ticks out of order: %d after %d", v, prev)
+	expectTicks := func() {
+		prev := colugotestNext(t, ticks)
+		for range 5 {
+			v := colugotestNext(t, ticks)
+			if v <= prev {
+				t.Fatalf("ticks out of order: %d after %d", v, prev)
+			}
+			prev = v
 		}
-		prev = v
 	}
+	expectTicks()
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	r, err := colugo.Request[AddReq, AddResp](ctx, node, "proc/add", AddReq{A: 20, B: 22})
@@ -114,12 +167,9 @@ func TestTwoProcesses(t *testing.T) {
 	// Kill the child while a request is in flight.
 	errc := make(chan error, 1)
 	go func() { _, err := colugo.Request[int, int](ctx, node, "proc/block", 1); errc <- err }()
-	if line, err := br.ReadString('\n'); err != nil || strings.TrimSpace(line) != "blocking" {
-		t.Fatalf("child said %q, %v", line, err)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	ch.expect(t, "blocking")
+	killed := time.Now()
+	ch.kill(t)
 	select {
 	case err := <-errc:
 		if !errors.Is(err, colugo.ErrPeerLost) {
@@ -128,10 +178,44 @@ func TestTwoProcesses(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("request still waiting 3s after its server was killed")
 	}
-	// The registry notices the dead entry: the service disappears.
-	eventually(t, "the killed node to leave", func() bool { return len(node.Peers()) == 0 })
+	nextEvent(t, events, discovery.Left, 3*time.Second)
+	t.Logf("SIGKILL to Left: %v", time.Since(killed))
 	if _, err := colugo.Request[AddReq, AddResp](ctx, node, "proc/add", AddReq{}, colugo.WithFailFast()); !errors.Is(err, colugo.ErrNoResponders) {
 		t.Fatalf("after the kill: %v, want ErrNoResponders", err)
+	}
+
+	// A new process with the same name is found, and traffic resumes by itself.
+	ch2 := startChild(t, dir)
+	if ev := nextEvent(t, events, discovery.Joined, wait); ev.Peer.Router != ch2.router {
+		t.Fatalf("rejoined: %+v", ev.Peer)
+	}
+	expectTicks()
+	if r, err := colugo.Request[AddReq, AddResp](ctx, node, "proc/add", AddReq{A: 1, B: 1}); err != nil || r.Sum != 2 {
+		t.Fatalf("after restart: %+v %v", r, err)
+	}
+}
+
+// TestLivenessWithoutDiscovery finds a child through a static seed, which
+// never reports departures: the Left after SIGKILL comes from the node's
+// own liveness check (connection loss, then no $describe answer).
+func TestLivenessWithoutDiscovery(t *testing.T) {
+	ch := startChild(t, t.TempDir())
+	t.Setenv(colugo.EnvDiscovery, "static:"+ch.router)
+	node, err := colugo.NewNode("parent", colugo.WithDiscovery(discovery.Static(ch.router)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	events := node.Events(t.Context())
+	nextEvent(t, events, discovery.Joined, wait)
+	ticks, _ := colugo.Subscribe[int](t.Context(), node, "proc/ticks")
+	colugotestNext(t, ticks)
+	killed := time.Now()
+	ch.kill(t)
+	ev := nextEvent(t, events, discovery.Left, 3*time.Second)
+	t.Logf("SIGKILL to Left (static seed): %v", time.Since(killed))
+	if ev.Peer.Router != ch.router {
+		t.Fatalf("left: %+v", ev.Peer)
 	}
 }
 
