@@ -71,7 +71,6 @@ type Node struct {
 	catalog  string               // hash of pubs and services
 	inflight map[inflightKey]context.CancelFunc
 	watchers map[*watcher]struct{}
-	gone     map[string]time.Time // peers found dead, by key
 }
 
 type pubCount struct {
@@ -103,6 +102,7 @@ type peer struct {
 	dup        bool // the same node as another peer entry (found twice)
 	announced  bool // Joined was emitted to Events watchers
 	checking   bool // a liveness check is running
+	lost       bool // stopped answering: reported Left, asked again by refresh
 	subscribed map[string]bool
 }
 
@@ -188,7 +188,6 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		changed:  make(chan struct{}),
 		inflight: make(map[inflightKey]context.CancelFunc),
 		watchers: make(map[*watcher]struct{}),
-		gone:     make(map[string]time.Time),
 	}
 	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -394,7 +393,7 @@ func (n *Node) Peers() []PeerInfo {
 	defer n.mu.Unlock()
 	var out []PeerInfo
 	for _, p := range n.peers {
-		if p.desc != nil && !p.self && !p.dup {
+		if p.visible() {
 			out = append(out, *p.desc)
 		}
 	}
@@ -452,9 +451,6 @@ func (n *Node) onEvent(ev discovery.Event) {
 	defer n.mu.Unlock()
 	switch ev.Kind {
 	case discovery.Joined, discovery.Updated:
-		if n.recentlyGoneLocked(key) {
-			return
-		}
 		p := n.peers[key]
 		if p == nil {
 			p = &peer{key: key, subscribed: make(map[string]bool)}
@@ -495,7 +491,7 @@ func (n *Node) refresh() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.peers {
-		if !p.self && (p.desc == nil || p.down || p.info.Catalog == "") {
+		if !p.self && (p.desc == nil || p.down || p.lost || p.info.Catalog == "") {
 			n.describeLocked(p)
 		}
 	}
@@ -563,7 +559,7 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
 		return
 	}
 	old := p.desc
-	p.desc, p.down = info, false
+	p.desc, p.down, p.lost = info, false, false
 	p.pubAddr = pubAddress(p.info, info)
 	p.dup = false
 	for _, o := range n.peers {
@@ -602,7 +598,7 @@ func pubAddress(found discovery.Peer, info *PeerInfo) string {
 // what this node subscribes to.
 func (n *Node) syncPeerLocked(p *peer) {
 	want := map[string]bool{}
-	if p.desc != nil && !p.dup && !p.self {
+	if p.visible() {
 		for _, t := range p.desc.Topics {
 			if len(n.subs[t.Name]) > 0 {
 				want[t.Name] = true
@@ -639,7 +635,7 @@ func (h *nodeHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWr
 func (h *nodeHandler) HandlePeerLost(addr string, err error) {
 	n := (*Node)(h)
 	n.log.Debug("connection lost", slog.String(keyEndpoint, addr), slog.Any(keyError, err))
-	n.peerLost(addr)
+	n.peerLost(addr, err)
 }
 
 // markDown records that a request to router failed for want of a peer.

@@ -2,20 +2,22 @@ package colugo
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/transport"
 )
 
 // Liveness: a peer whose connection dropped is asked for its $describe at
 // once; if it does not answer within livenessTimeout it is reported Left.
-// With the transport's heartbeats (a silent connection is dropped after 2s)
-// a peer that dies without closing its sockets leaves within about 2.5s.
+// A connection dropped for silence (the transport's heartbeats: nothing
+// heard for 2s) means the peer leaves at once, within about 2.5s of its
+// last sign of life.
 const (
 	livenessTimeout = 500 * time.Millisecond
-	goneMemory      = 10 * time.Second // ignore discovery's stale reports of a peer found dead for this long
 )
 
 // PeerEvent reports a peer that joined (was found and described), changed
@@ -110,16 +112,25 @@ func (n *Node) emitLocked(kind discovery.EventKind, info PeerInfo) {
 	}
 }
 
-func (p *peer) visible() bool { return p.desc != nil && !p.self && !p.dup }
+func (p *peer) visible() bool { return p.desc != nil && !p.self && !p.dup && !p.lost }
 
 // peerLost is called when a connection to addr (a peer's router or
 // publisher) dropped: the peer may have died, or only closed one
 // connection. Ask it; leave it if it does not answer.
-func (n *Node) peerLost(addr string) {
+func (n *Node) peerLost(addr string, cause error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.peers {
-		if p.visible() && (p.info.Router == addr || p.pubAddr == addr) && !p.checking {
+		if !p.visible() || (p.info.Router != addr && p.pubAddr != addr) {
+			continue
+		}
+		if errors.Is(cause, transport.ErrPeerSilent) {
+			// Silent for the whole heartbeat timeout already: asking again
+			// would only add a timeout of our own.
+			n.loseLocked(p, cause)
+			continue
+		}
+		if !p.checking {
 			p.checking = true
 			router := p.info.Router
 			n.goLocked(func() {
@@ -130,9 +141,7 @@ func (n *Node) peerLost(addr string) {
 				if err == nil || n.peers[p.key] != p {
 					return
 				}
-				n.log.Info("peer lost", slog.String(keyPeer, p.info.Name), slog.String(keyRouter, router), slog.Any(keyError, err))
-				n.removePeerLocked(p)
-				n.gone[p.key] = time.Now()
+				n.loseLocked(p, err)
 			})
 		}
 	}
@@ -148,13 +157,17 @@ func (n *Node) removePeerLocked(p *peer) {
 	n.notifyChangedLocked()
 }
 
-// recentlyGoneLocked reports whether key was found dead lately, so that a
-// discovery mechanism still caching it (mDNS) does not bring it back.
-func (n *Node) recentlyGoneLocked(key string) bool {
-	t, ok := n.gone[key]
-	if ok && time.Since(t) > goneMemory {
-		delete(n.gone, key)
-		return false
+// loseLocked reports p Left after it stopped answering, but keeps it in
+// the peer table: the periodic refresh keeps asking it, so a peer that was
+// frozen or cut off comes back (Joined) without discovery's help, while
+// discovery's own Left still removes it for good.
+func (n *Node) loseLocked(p *peer, cause error) {
+	n.log.Info("peer lost", slog.String(keyPeer, p.info.Name), slog.String(keyRouter, p.info.Router), slog.Any(keyError, cause))
+	n.forgetLocked(p)
+	p.lost = true
+	if p.announced && p.desc != nil {
+		p.announced = false
+		n.emitLocked(discovery.Left, *p.desc)
 	}
-	return ok
+	n.notifyChangedLocked()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,5 +228,30 @@ func colugotestNext[T any](t *testing.T, ch <-chan T) T {
 	case <-time.After(wait):
 		t.Fatal("no value")
 		panic("unreachable")
+	}
+}
+
+// TestLivenessFrozenPeer stops a child with SIGSTOP: its kernel keeps the
+// connections open, so only heartbeats can tell. Left must come within 3s.
+func TestLivenessFrozenPeer(t *testing.T) {
+	ch := startChild(t, t.TempDir())
+	t.Setenv(colugo.EnvDiscovery, "static:"+ch.router)
+	node, err := colugo.NewNode("parent", colugo.WithDiscovery(discovery.Static(ch.router)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	events := node.Events(t.Context())
+	nextEvent(t, events, discovery.Joined, wait)
+	if err := ch.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ch.cmd.Process.Signal(syscall.SIGCONT) }()
+	stopped := time.Now()
+	nextEvent(t, events, discovery.Left, 3500*time.Millisecond)
+	el := time.Since(stopped)
+	t.Logf("SIGSTOP to Left: %v", el)
+	if el > 3*time.Second {
+		t.Errorf("frozen peer left after %v, want within 3s", el)
 	}
 }

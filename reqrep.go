@@ -379,7 +379,7 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 		}
 		var routers []string
 		for _, p := range n.peers {
-			if p.desc == nil || p.dup || p.self || p.down {
+			if !p.visible() || p.down {
 				continue
 			}
 			if slices.ContainsFunc(p.desc.Services, func(s TopicInfo) bool { return s.Name == name }) {

@@ -134,4 +134,8 @@ var (
 	ErrPeerLost    = errors.New("colugo: peer lost")
 	ErrQueueFull   = errors.New("colugo: send queue full")
 	ErrUnknownPeer = errors.New("colugo: unknown peer address")
+	// ErrPeerSilent is wrapped, with ErrPeerLost, by the error of a
+	// connection dropped because nothing arrived on it for the heartbeat
+	// timeout: the peer is frozen or unreachable, not merely closing.
+	ErrPeerSilent = errors.New("colugo: peer silent past the heartbeat timeout")
 )

@@ -151,7 +151,9 @@ func (t *Transport) dialDealer(ctx context.Context, d *dealer) error {
 			delete(t.dealers, d.addr)
 		}
 		d.err = err
-		d.lost = err // nobody has registered yet: ready is still open
+		d.mu.Lock() // Close may be failing d's (empty) pending set right now
+		d.lost = err
+		d.mu.Unlock()
 		return err
 	}
 	d.c = c

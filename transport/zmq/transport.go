@@ -372,7 +372,7 @@ func (c *conn) teardown(readErr error) {
 func lossCause(err error, timeout time.Duration) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("nothing received for %v", timeout)
+		return fmt.Errorf("%w: nothing received for %v", transport.ErrPeerSilent, timeout)
 	case errors.Is(err, io.EOF), errors.Is(err, zmq4.ErrClosedConn):
 		return errors.New("connection closed by peer")
 	}
@@ -384,7 +384,7 @@ func (c *conn) lostErr() error {
 	if errors.Is(c.closeErr, transport.ErrClosed) {
 		return transport.ErrClosed
 	}
-	return fmt.Errorf("%w: %s: %v", transport.ErrPeerLost, c.addr, c.closeErr)
+	return fmt.Errorf("%w: %s: %w", transport.ErrPeerLost, c.addr, c.closeErr)
 }
 
 // pubPeer is the subscription set of one connected subscriber.
