@@ -7,7 +7,7 @@
 //	go run ./examples/publisher         # publishes a pose every 100 ms
 //	go run ./examples/server            # serves math/add
 //	go run ./examples/client            # calls math/add
-//	go run ./examples/protobuf sub      # the same pub/sub with protobuf
+//	go run ./examples/protobuf sub      # the same pub/sub with protobuf (-count N after the role)
 //	go run ./examples/protobuf pub
 //	go run ./examples/demo              # two processes that find each other and talk, then exit
 package examples

@@ -413,8 +413,8 @@ var protoX = regexp.MustCompile(`\bx:\s*([0-9.e+-]+)`)
 func TestProtobuf(t *testing.T) {
 	t.Parallel()
 	env, reg := registry(t)
-	sub := start(t, env, childTimeout, "protobuf", "-count", "3", "sub")
-	pub := start(t, env, childTimeout, "protobuf", "-count", "100", "pub")
+	sub := start(t, env, childTimeout, "protobuf", "sub", "-count", "3")
+	pub := start(t, env, childTimeout, "protobuf", "pub", "-count", "100")
 
 	subOK := sub.waitExit(t)
 	received := sub.lines("received ")

@@ -38,12 +38,19 @@ func main() {
 		} else {
 			fmt.Printf("%d + 10 = %d\n", i, resp.Sum)
 		}
+		if i == *count-1 {
+			break
+		}
 		select {
 		case <-ctx.Done():
-			os.Exit(1)
+			failed++
 		case <-time.After(*period):
 		}
+		if ctx.Err() != nil {
+			break
+		}
 	}
+	node.Close() // before os.Exit, which skips deferred calls
 	if failed > 0 {
 		os.Exit(1)
 	}

@@ -20,18 +20,25 @@ import (
 )
 
 func main() {
-	count := flag.Int("count", 0, "stop after this many poses (0: until interrupted)")
-	flag.Parse()
+	// The subcommand comes first; its flags follow it: protobuf pub -count 5.
+	fs := flag.NewFlagSet("protobuf", flag.ExitOnError)
+	count := fs.Int("count", 0, "stop after this many poses (0: until interrupted)")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: protobuf pub|sub [-count N]")
+		os.Exit(2)
+	}
+	role := os.Args[1]
+	_ = fs.Parse(os.Args[2:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	pb := colugo.WithCodec(protobuf.Codec{})
 
-	node, err := colugo.NewNode("protobuf-" + flag.Arg(0))
+	node, err := colugo.NewNode("protobuf-" + role)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer node.Close()
-	switch flag.Arg(0) {
+	switch role {
 	case "pub":
 		pub, err := colugo.NewPublisher[*posepb.Pose](node, "robot/pose.pb", pb)
 		if err != nil {

@@ -38,6 +38,9 @@ func main() {
 	seq := 0
 	_ = timer.Repeat(ctx, *period, func(ctx context.Context) {
 		seq++
+		if seq == *count {
+			defer cancel() // also when this last publish fails
+		}
 		a := float64(seq) / 10
 		p := examples.Pose{X: math.Cos(a), Y: math.Sin(a), Theta: a, Seq: seq}
 		if err := pub.Publish(ctx, p); err != nil {
@@ -45,8 +48,5 @@ func main() {
 			return
 		}
 		fmt.Printf("published %+v\n", p)
-		if seq == *count {
-			cancel()
-		}
 	})
 }
