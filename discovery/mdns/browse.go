@@ -1,0 +1,130 @@
+package mdns
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/zeroconf/v2"
+)
+
+const (
+	// minGap spaces triggered rounds: a burst of probes or goodbyes costs
+	// at most one query per 100 ms.
+	minGap = 100 * time.Millisecond
+	// maxSessions bounds the Browse sessions alive at once. A session ends
+	// only once its entries are read, so with a stalled event consumer they
+	// would pile up; past the bound, rounds are skipped.
+	maxSessions = 3
+)
+
+// browser runs zeroconf Browse sessions. zeroconf v2.2.0's Browse reports
+// an instance only the first time a session sees it, never a change or a
+// removal, so each round is a fresh session: it sends a query at once,
+// every live peer answers, and the core sees them all again (refreshing
+// their expiry and noticing changed ports or TXT). The newest session
+// stays open until the next round, so announcements of new peers between
+// rounds are reported too.
+type browser struct {
+	ifaces  []net.Interface
+	refresh time.Duration
+	kick    <-chan struct{} // the core asks for a round now
+	out     chan<- *zeroconf.ServiceEntry
+	wg      *sync.WaitGroup
+	log     *slog.Logger
+	rounds  *atomic.Uint64
+	live    atomic.Int32
+}
+
+func (b *browser) run(ctx context.Context) {
+	var cancelPrev context.CancelFunc
+	defer func() {
+		if cancelPrev != nil {
+			cancelPrev()
+		}
+	}()
+	timer := time.NewTimer(0) // the first round at once
+	defer timer.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-b.kick:
+			if wait := minGap - time.Since(last); wait > 0 {
+				timer.Reset(wait)
+				continue
+			}
+		}
+		last = time.Now()
+		timer.Reset(b.refresh)
+		if n := b.live.Load(); n >= maxSessions {
+			b.log.DebugContext(ctx, "mdns: browse round skipped: sessions still draining", slog.Int("sessions", int(n)))
+			continue
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		b.session(sctx)
+		if cancelPrev != nil {
+			cancelPrev()
+		}
+		cancelPrev = cancel
+	}
+}
+
+// session starts one Browse and the goroutine that drains its entries.
+// The drain never stops before the session ends: zeroconf blocks on its
+// entries channel, and a blocked Browse never returns (it would leak its
+// goroutines and sockets).
+func (b *browser) session(ctx context.Context) {
+	b.rounds.Add(1)
+	b.live.Add(1)
+	ch := make(chan *zeroconf.ServiceEntry, 16)
+	returned := make(chan struct{})
+	b.wg.Go(func() {
+		defer close(returned)
+		err := zeroconf.Browse(ctx, serviceType, domain, ch,
+			zeroconf.SelectIfaces(b.ifaces), zeroconf.SelectIPTraffic(zeroconf.IPv4))
+		if err != nil {
+			b.log.DebugContext(ctx, "mdns: browse failed", slog.Any(logKeyErr, err))
+		}
+	})
+	b.wg.Go(func() {
+		defer b.live.Add(-1)
+		for {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					return
+				}
+				b.forward(ctx, e)
+			case <-returned:
+				// Browse has returned, so nothing more will be sent; when
+				// it failed during setup it did not close ch.
+				for {
+					select {
+					case e, ok := <-ch:
+						if !ok {
+							return
+						}
+						b.forward(ctx, e)
+					default:
+						return
+					}
+				}
+			}
+		}
+	})
+}
+
+// forward hands e to the core, or drops it once the session is over (a
+// later session reports the same peers).
+func (b *browser) forward(ctx context.Context, e *zeroconf.ServiceEntry) {
+	select {
+	case b.out <- e:
+	case <-ctx.Done():
+	}
+}
