@@ -71,6 +71,7 @@ type Node struct {
 	catalog  string               // hash of pubs and services
 	inflight map[inflightKey]context.CancelFunc
 	watchers map[*watcher]struct{}
+	targets  map[string][]target // servers per service, rebuilt after any change
 }
 
 type pubCount struct {
@@ -188,6 +189,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		changed:  make(chan struct{}),
 		inflight: make(map[inflightKey]context.CancelFunc),
 		watchers: make(map[*watcher]struct{}),
+		targets:  make(map[string][]target),
 	}
 	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -418,6 +420,7 @@ func (n *Node) goLocked(f func()) bool {
 
 // notifyChangedLocked wakes requests waiting for a replier.
 func (n *Node) notifyChangedLocked() {
+	clear(n.targets)
 	close(n.changed)
 	n.changed = make(chan struct{})
 }
@@ -647,6 +650,7 @@ func (n *Node) markDown(router string) {
 			p.down = true
 		}
 	}
+	clear(n.targets)
 }
 
 // errorsIsAny reports whether err matches any target.

@@ -78,7 +78,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if p.closed.Load() || p.node.closed.Load() {
 		return ErrClosed
 	}
-	payload, err := p.marshal(v)
+	payload, err := marshal(p.codec, v)
 	if err != nil {
 		return fmt.Errorf("colugo: encoding %q: %w", p.topic, err)
 	}
@@ -100,13 +100,13 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 
 // marshal encodes v. Raw []byte payloads skip the codec call, whose
 // interface argument would cost an allocation per message.
-func (p *Publisher[T]) marshal(v T) ([]byte, error) {
-	if _, raw := p.codec.(codec.Raw); raw {
+func marshal[T any](c codec.Codec, v T) ([]byte, error) {
+	if _, raw := c.(codec.Raw); raw {
 		if b, ok := any(v).([]byte); ok {
 			return b, nil
 		}
 	}
-	return p.codec.Marshal(v)
+	return c.Marshal(v)
 }
 
 // Close withdraws the publisher. Other publishers of the topic on the same

@@ -67,7 +67,7 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 			if err != nil {
 				return nil, err
 			}
-			out, err := c.Marshal(resp)
+			out, err := marshal(c, resp)
 			if err != nil {
 				return nil, &CodedError{Code: CodeInternal, Err: fmt.Errorf("encoding reply: %w", err)}
 			}
@@ -85,6 +85,7 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	}
 	core.c = node.svcCounterLocked(name)
 	node.services[name] = core
+	clear(node.targets)
 	node.mu.Unlock()
 	node.catalogChanged()
 	return &Server{node: node, core: core}, nil
@@ -97,6 +98,7 @@ func (s *Server) Close() error {
 	removed := n.services[s.core.info.Name] == s.core
 	if removed {
 		delete(n.services, s.core.info.Name)
+		clear(n.targets)
 	}
 	n.mu.Unlock()
 	if removed {
@@ -269,7 +271,7 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 		defer cancel()
 	}
 	c := cfg.codec
-	payload, err := c.Marshal(req)
+	payload, err := marshal(c, req)
 	if err != nil {
 		return zero, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
 	}
@@ -373,22 +375,10 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 			n.mu.Unlock()
 			return target{}, ErrClosed
 		}
-		var ts []target
-		if s := n.services[name]; s != nil {
-			ts = append(ts, target{local: s})
-		}
-		var routers []string
-		for _, p := range n.peers {
-			if !p.visible() || p.down {
-				continue
-			}
-			if slices.ContainsFunc(p.desc.Services, func(s TopicInfo) bool { return s.Name == name }) {
-				routers = append(routers, p.info.Router)
-			}
-		}
-		slices.Sort(routers) // a stable order makes the rotation fair
-		for _, r := range routers {
-			ts = append(ts, target{router: r})
+		ts, ok := n.targets[name]
+		if !ok {
+			ts = n.targetsLocked(name)
+			n.targets[name] = ts
 		}
 		if len(ts) > 0 {
 			i := n.rr[name]
@@ -409,6 +399,29 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 			return target{}, ErrClosed
 		}
 	}
+}
+
+// targetsLocked lists the servers of name: this node first, then peers by
+// router address, a stable order that makes the rotation fair.
+func (n *Node) targetsLocked(name string) []target {
+	var ts []target
+	if s := n.services[name]; s != nil {
+		ts = append(ts, target{local: s})
+	}
+	var routers []string
+	for _, p := range n.peers {
+		if !p.visible() || p.down {
+			continue
+		}
+		if slices.ContainsFunc(p.desc.Services, func(s TopicInfo) bool { return s.Name == name }) {
+			routers = append(routers, p.info.Router)
+		}
+	}
+	slices.Sort(routers)
+	for _, r := range routers {
+		ts = append(ts, target{router: r})
+	}
+	return ts
 }
 
 func decodeDescription(b []byte) (*PeerInfo, error) {
