@@ -1,11 +1,14 @@
 package mdns_test
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -501,5 +504,61 @@ func TestNoGoroutineLeft(t *testing.T) {
 			_ = d.Close()
 		}
 		goleak.VerifyNone(t)
+	})
+}
+
+// TestInteropPython: python3-zeroconf (Debian python3-zeroconf, run with
+// /usr/bin/python3) lists our instance with its port and TXT, and our
+// browser, started first, sees the instance python registers. python runs
+// only inside the namespace.
+func TestInteropPython(t *testing.T) {
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import zeroconf").Run(); err != nil {
+		t.Skipf("skipping: %s cannot import zeroconf (Debian package python3-zeroconf): %v", py, err)
+	}
+	inNS(t, func(t *testing.T) {
+		self := peer("go-node", 7001, 7002, "gocat")
+		a := start(t, self)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, py, "testdata/pyzc.py", "pyid0001", "4")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = &tlog{t: t}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 64)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		// Our browser sees python's registration (from its announcements:
+		// python's answers to our queries carry an NSEC record that
+		// zeroconf v2.2.0 rejects).
+		ev := waitEvent(t, a, discovery.Joined, "pyid0001", timeout)
+		if ev.Peer.Router != "127.0.0.1:7501" || ev.Peer.Pub != "127.0.0.1:7502" || ev.Peer.Catalog != "pycat" || ev.Peer.Name != "py-node" {
+			t.Errorf("python peer = %+v", ev.Peer)
+		}
+		wantFound := fmt.Sprintf("FOUND go-node-%s._colugo._tcp.local. 7001 cat=gocat,id=%s,pub=7002,v=1", self.ID, self.ID)
+		found := false
+		for l := range lines {
+			t.Log("python:", l)
+			found = found || l == wantFound
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("python: %v", err)
+		}
+		if !found {
+			t.Errorf("python never printed %q", wantFound)
+		}
+		// python's goodbye on unregister reaches us as Left.
+		waitEvent(t, a, discovery.Left, "pyid0001", timeout)
+		t.Logf("stats: %+v", a.d.Stats())
 	})
 }
