@@ -163,10 +163,10 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		cfg.disc = d
 	}
 	if cfg.disc == nil {
-		cfg.disc = defaultDiscovery()
+		cfg.disc = defaultDiscovery(cfg.log)
 	}
 	if cfg.tr == nil {
-		tr, err := defaultTransport(cfg.log)
+		tr, err := defaultTransport(cfg.log, cfg.disc)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +244,21 @@ func (n *Node) self() discovery.Peer {
 }
 
 func (n *Node) selfLocked() discovery.Peer {
-	return discovery.Peer{ID: n.id, Name: n.name, Router: n.ep.Router, Pub: n.ep.Pub, Catalog: n.catalog}
+	return discovery.Peer{ID: n.id, Name: n.name, Router: dialable(n.ep.Router), Pub: dialable(n.ep.Pub), Catalog: n.catalog}
+}
+
+// dialable turns a wildcard listen address (0.0.0.0:p, [::]:p) into one
+// that nodes on this host can dial; mDNS announces the interfaces'
+// addresses itself and takes only the port from it.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
 }
 
 // Close stops the node: it withdraws the announcement, closes every

@@ -1,13 +1,16 @@
 package colugo
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/discovery/mdns"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -18,9 +21,12 @@ import (
 //	COLUGO_DISCOVERY=local                        host-local registry only: no packet leaves the host
 //	COLUGO_DISCOVERY=static:10.0.0.5:7001,10.0.0.6:7001   fixed seeds (router addresses)
 //	COLUGO_DISCOVERY=local,static:host:port       several at once
+//	COLUGO_DISCOVERY=mdns                         mDNS/DNS-SD on the LAN only
+//	COLUGO_DISCOVERY=local,mdns                   both (the default when the variable is unset)
 //	COLUGO_DISCOVERY=none                         no discovery: this node only
 //
-// "mdns" is reserved for LAN discovery and refused until it ships.
+// With "local" (alone or with static seeds on loopback) the default
+// transport also listens on 127.0.0.1 only.
 const EnvDiscovery = "COLUGO_DISCOVERY"
 
 // discoveryFromEnv returns the discovery the environment asks for, or
@@ -58,14 +64,15 @@ func parseDiscovery(v string) (discovery.Discovery, error) {
 			ds = append(ds, discovery.Static())
 			inStatic = false
 		case tok == "mdns":
-			return nil, fmt.Errorf("mdns discovery is not available yet")
+			ds = append(ds, mdns.New())
+			inStatic = false
 		case strings.HasPrefix(tok, "static:"):
 			seeds = append(seeds, strings.TrimPrefix(tok, "static:"))
 			inStatic = true
 		case inStatic && tok != "":
 			seeds = append(seeds, tok)
 		default:
-			return nil, fmt.Errorf("unknown mechanism %q (want local, static:host:port,... or none)", tok)
+			return nil, fmt.Errorf("unknown mechanism %q (want local, mdns, static:host:port,... or none)", tok)
 		}
 	}
 	if len(seeds) > 0 {
@@ -77,12 +84,63 @@ func parseDiscovery(v string) (discovery.Discovery, error) {
 	return discovery.Multi(ds...), nil
 }
 
-// defaultDiscovery is used when neither options nor the environment say.
-func defaultDiscovery() discovery.Discovery { return local.New() }
+// defaultDiscovery is used when neither options nor the environment say:
+// the host-local registry, and mDNS on every multicast interface when the
+// machine has one (a machine with none, say offline, still finds the nodes
+// on itself).
+func defaultDiscovery(log *slog.Logger) discovery.Discovery {
+	return discovery.Multi(local.New(local.WithLogger(log)), &optional{inner: mdns.New(mdns.WithLogger(log)), log: log})
+}
 
-// defaultTransport is the zmq transport on loopback.
-func defaultTransport(log *slog.Logger) (transport.Transport, error) {
-	t, err := zmq.New(zmq.WithLogger(log))
+// optional is a Discovery that, when its inner mechanism finds no
+// interface to work on, starts anyway and does nothing.
+type optional struct {
+	inner discovery.Discovery
+	log   *slog.Logger
+	idle  chan discovery.Event // the channel handed out when disabled; closed by Close
+	once  sync.Once
+}
+
+func (o *optional) Start(self discovery.Peer) (<-chan discovery.Event, error) {
+	ch, err := o.inner.Start(self)
+	if errors.Is(err, mdns.ErrNoInterface) {
+		o.log.Warn("mDNS discovery disabled: no multicast interface; finding peers on this host only", slog.Any(keyError, err))
+		o.idle = make(chan discovery.Event)
+		return o.idle, nil
+	}
+	return ch, err
+}
+
+func (o *optional) Update(self discovery.Peer) error {
+	if o.idle != nil {
+		return nil
+	}
+	return o.inner.Update(self)
+}
+
+func (o *optional) Close() error {
+	if o.idle != nil {
+		o.once.Do(func() { close(o.idle) })
+		return nil
+	}
+	return o.inner.Close()
+}
+
+// hostOnly reports whether d can only find nodes on this host, so the
+// transport need not listen beyond loopback.
+func hostOnly(d discovery.Discovery) bool {
+	_, ok := d.(*local.Registry)
+	return ok
+}
+
+// defaultTransport is the zmq transport: on loopback for host-only
+// discovery, else on every interface (peers on the LAN must reach it).
+func defaultTransport(log *slog.Logger, d discovery.Discovery) (transport.Transport, error) {
+	host := "0.0.0.0"
+	if hostOnly(d) {
+		host = "127.0.0.1"
+	}
+	t, err := zmq.New(zmq.WithLogger(log), zmq.WithHost(host))
 	if err != nil {
 		return nil, fmt.Errorf("colugo: transport: %w", err)
 	}

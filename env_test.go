@@ -26,8 +26,8 @@ func TestDiscoveryFromEnv(t *testing.T) {
 		{"static:127.0.0.1:7001,127.0.0.1:7002", "*discovery.static", false},
 		{"local,static:127.0.0.1:7001", "*discovery.multi", false},
 		{"static:127.0.0.1:7001,local", "*discovery.multi", false},
-		{"mdns", "", true},
-		{"local,mdns", "", true},
+		{"mdns", "*mdns.Discovery", false}, // constructed only: nothing is started here
+		{"local,mdns", "*discovery.multi", false},
 		{"carrier-pigeon", "", true},
 		{"127.0.0.1:7001", "", true},
 	} {
@@ -60,6 +60,20 @@ func TestDiscoveryFromEnv(t *testing.T) {
 	own := local.New(local.WithDir(t.TempDir()))
 	if d, _ := discoveryFromEnv(own); d != own {
 		t.Fatal("COLUGO_DISCOVERY=local replaced the program's own local registry")
+	}
+}
+
+func TestDialable(t *testing.T) {
+	for in, want := range map[string]string{
+		"0.0.0.0:7001":   "127.0.0.1:7001",
+		"[::]:7001":      "127.0.0.1:7001",
+		"10.0.0.5:7001":  "10.0.0.5:7001",
+		"inproc:3/pub":   "inproc:3/pub",
+		"127.0.0.1:7001": "127.0.0.1:7001",
+	} {
+		if got := dialable(in); got != want {
+			t.Errorf("dialable(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

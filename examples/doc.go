@@ -1,7 +1,7 @@
 // Package examples holds colugo's example programs, each a separate main
 // package run with `go run ./examples/NAME`. They find each other through
-// host-local discovery (or whatever COLUGO_DISCOVERY says), so run them in
-// separate terminals on one machine:
+// host-local discovery (add -lan for mDNS on the LAN too; COLUGO_DISCOVERY
+// wins over both), so run them in separate terminals on one machine:
 //
 //	go run ./examples/subscriber        # prints poses
 //	go run ./examples/publisher         # publishes a pose every 100 ms
@@ -11,6 +11,13 @@
 //	go run ./examples/protobuf pub
 //	go run ./examples/demo              # two processes that find each other and talk, then exit
 package examples
+
+import (
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/discovery/mdns"
+)
 
 // Pose is the message the JSON examples exchange.
 type Pose struct {
@@ -29,4 +36,14 @@ type AddRequest struct {
 // AddReply is the reply of math/add.
 type AddReply struct {
 	Sum int `json:"sum"`
+}
+
+// Discovery is how the example programs find each other: the host-local
+// registry (they run on one machine), plus mDNS on the LAN when lan is set
+// (the -lan flag). COLUGO_DISCOVERY, when set, wins over both.
+func Discovery(lan bool) colugo.NodeOption {
+	if lan {
+		return colugo.WithDiscovery(discovery.Multi(local.New(), mdns.New()))
+	}
+	return colugo.WithDiscovery(local.New())
 }

@@ -18,11 +18,12 @@ func main() {
 	count := flag.Int("count", 5, "number of requests")
 	period := flag.Duration("period", 200*time.Millisecond, "time between requests")
 	timeout := flag.Duration("timeout", 5*time.Second, "deadline of each request (it waits for a server within it)")
+	lan := flag.Bool("lan", false, "also find peers on the LAN with mDNS")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("client")
+	node, err := colugo.NewNode("client", examples.Discovery(*lan))
 	if err != nil {
 		log.Fatal(err)
 	}

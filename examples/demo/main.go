@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,7 +25,11 @@ const (
 	limit   = 30 * time.Second
 )
 
+// lan adds mDNS discovery on the LAN to the host-local registry.
+var lan = flag.Bool("lan", false, "also find peers on the LAN with mDNS")
+
 func main() {
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, limit)
@@ -42,7 +47,7 @@ func main() {
 }
 
 func alice(ctx context.Context) error {
-	node, err := colugo.NewNode("alice")
+	node, err := colugo.NewNode("alice", examples.Discovery(*lan))
 	if err != nil {
 		return err
 	}
@@ -64,7 +69,7 @@ func alice(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self)
+	cmd := exec.Command(self, os.Args[1:]...)
 	cmd.Env = append(os.Environ(), roleEnv+"=bob")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -94,7 +99,7 @@ func alice(ctx context.Context) error {
 }
 
 func bob(ctx context.Context) error {
-	node, err := colugo.NewNode("bob")
+	node, err := colugo.NewNode("bob", examples.Discovery(*lan))
 	if err != nil {
 		return err
 	}

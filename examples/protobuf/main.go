@@ -15,6 +15,7 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec/protobuf"
+	"github.com/colugo-go/colugo/examples"
 	"github.com/colugo-go/colugo/examples/posepb"
 	"github.com/colugo-go/colugo/timer"
 )
@@ -23,6 +24,7 @@ func main() {
 	// The subcommand comes first; its flags follow it: protobuf pub -count 5.
 	fs := flag.NewFlagSet("protobuf", flag.ExitOnError)
 	count := fs.Int("count", 0, "stop after this many poses (0: until interrupted)")
+	lan := fs.Bool("lan", false, "also find peers on the LAN with mDNS")
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: protobuf pub|sub [-count N]")
 		os.Exit(2)
@@ -33,7 +35,7 @@ func main() {
 	defer stop()
 	pb := colugo.WithCodec(protobuf.Codec{})
 
-	node, err := colugo.NewNode("protobuf-" + role)
+	node, err := colugo.NewNode("protobuf-"+role, examples.Discovery(*lan))
 	if err != nil {
 		log.Fatal(err)
 	}

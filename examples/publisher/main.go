@@ -19,11 +19,12 @@ import (
 func main() {
 	period := flag.Duration("period", 100*time.Millisecond, "time between poses")
 	count := flag.Int("count", 0, "stop after this many poses (0: until interrupted)")
+	lan := flag.Bool("lan", false, "also find peers on the LAN with mDNS")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("publisher")
+	node, err := colugo.NewNode("publisher", examples.Discovery(*lan))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log"
 	"os"
@@ -13,9 +14,11 @@ import (
 )
 
 func main() {
+	lan := flag.Bool("lan", false, "also find peers on the LAN with mDNS")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("server")
+	node, err := colugo.NewNode("server", examples.Discovery(*lan))
 	if err != nil {
 		log.Fatal(err)
 	}

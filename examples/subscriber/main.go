@@ -15,11 +15,12 @@ import (
 
 func main() {
 	count := flag.Int("count", 0, "exit after this many poses (0: until interrupted)")
+	lan := flag.Bool("lan", false, "also find peers on the LAN with mDNS")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("subscriber", colugo.WithErrorHandler(func(err error) { log.Print(err) }))
+	node, err := colugo.NewNode("subscriber", examples.Discovery(*lan), colugo.WithErrorHandler(func(err error) { log.Print(err) }))
 	if err != nil {
 		log.Fatal(err)
 	}
