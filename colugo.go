@@ -575,6 +575,14 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
 		p.self = true
 		return
 	}
+	if p.info.ID != "" && info.ID != p.info.ID {
+		// The address discovery gave now belongs to another node (a stale
+		// entry, or an address only valid on the announcer's host).
+		n.log.Debug("peer address answered with another id", slog.String(keyRouter, p.info.Router),
+			slog.String("want", p.info.ID), slog.String("got", info.ID))
+		p.down = true
+		return
+	}
 	old := p.desc
 	p.desc, p.down, p.lost = info, false, false
 	p.pubAddr = pubAddress(p.info, info)
