@@ -81,8 +81,10 @@ func (o refreshOption) String() string {
 // for every colugo node (one multicast query, and one answer from each
 // peer). Rounds find peers whose announcement was lost or that restarted
 // unnoticed, and keep known peers from expiring. Shorter means quicker
-// recovery and more packets: each node sends 60s/d queries a minute and
-// answers each peer's queries. Must be at least 100 ms, or Start fails.
+// recovery and more packets: each round's session queries at its start
+// and, if it lives that long, 4 s later, and every node answers every
+// query (see the package documentation). Must be at least 100 ms, or
+// Start fails.
 // Default: 10 s.
 func WithRefreshInterval(d time.Duration) Option { return refreshOption(d) }
 
