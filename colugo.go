@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -673,14 +672,4 @@ func (n *Node) markDown(router string) {
 		}
 	}
 	clear(n.targets)
-}
-
-// errorsIsAny reports whether err matches any target.
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -43,7 +44,7 @@ func TestInteropPyzmq(t *testing.T) {
 		const n = 200
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, python, "testdata/interop.py", "sub", ep.Pub, "200")
+		cmd := exec.CommandContext(ctx, python, "testdata/interop.py", "sub", ep.Pub, strconv.Itoa(n))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
