@@ -200,15 +200,7 @@ func TestTwoProcesses(t *testing.T) {
 // never reports departures: the Left after SIGKILL comes from the node's
 // own liveness check (connection loss, then no $describe answer).
 func TestLivenessWithoutDiscovery(t *testing.T) {
-	ch := startChild(t, t.TempDir())
-	t.Setenv(colugo.EnvDiscovery, "static:"+ch.router)
-	node, err := colugo.NewNode("parent", colugo.WithDiscovery(discovery.Static(ch.router)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
-	events := node.Events(t.Context())
-	nextEvent(t, events, discovery.Joined, wait)
+	ch, node, events := staticParent(t)
 	ticks, _ := colugo.Subscribe[int](t.Context(), node, "proc/ticks")
 	colugotestNext(t, ticks)
 	killed := time.Now()
@@ -218,6 +210,22 @@ func TestLivenessWithoutDiscovery(t *testing.T) {
 	if ev.Peer.Router != ch.router {
 		t.Fatalf("left: %+v", ev.Peer)
 	}
+}
+
+// staticParent starts a child and a node that knows it only as a static
+// seed (which never reports departures), and waits for it to join.
+func staticParent(t *testing.T) (*child, *colugo.Node, <-chan colugo.PeerEvent) {
+	t.Helper()
+	ch := startChild(t, t.TempDir())
+	t.Setenv(colugo.EnvDiscovery, "static:"+ch.router) // CI's "local" would replace the seed
+	node, err := colugo.NewNode("parent", colugo.WithDiscovery(discovery.Static(ch.router)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = node.Close() })
+	events := node.Events(t.Context())
+	nextEvent(t, events, discovery.Joined, wait)
+	return ch, node, events
 }
 
 func colugotestNext[T any](t *testing.T, ch <-chan T) T {
@@ -234,15 +242,7 @@ func colugotestNext[T any](t *testing.T, ch <-chan T) T {
 // TestLivenessFrozenPeer stops a child with SIGSTOP: its kernel keeps the
 // connections open, so only heartbeats can tell. Left must come within 3s.
 func TestLivenessFrozenPeer(t *testing.T) {
-	ch := startChild(t, t.TempDir())
-	t.Setenv(colugo.EnvDiscovery, "static:"+ch.router)
-	node, err := colugo.NewNode("parent", colugo.WithDiscovery(discovery.Static(ch.router)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Close()
-	events := node.Events(t.Context())
-	nextEvent(t, events, discovery.Joined, wait)
+	ch, _, events := staticParent(t)
 	if err := ch.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
