@@ -67,6 +67,12 @@ func (c *core) run(ctx context.Context, entries <-chan *zeroconf.ServiceEntry, o
 				return
 			}
 		case o := <-obs:
+			if o.kind == obsEntry {
+				if !c.entry(ctx, o.entry) {
+					return
+				}
+				continue
+			}
 			c.observe(ctx, o)
 		case now := <-sweep.C:
 			if !c.sweep(ctx, now) {
@@ -94,8 +100,9 @@ func (c *core) send(ctx context.Context, ev discovery.Event) bool {
 	}
 }
 
-// entry upserts one browse result. Results repeat (every round, and
-// zeroconf re-reports after TTLs), so only differences become events.
+// entry upserts one browse result, or an instance the listener read from
+// a response. Results repeat (every answer to every query, and zeroconf
+// re-reports after TTLs), so only differences become events.
 func (c *core) entry(ctx context.Context, e *zeroconf.ServiceEntry) bool {
 	inst := strings.ToLower(e.Instance)
 	if inst == c.selfInst {

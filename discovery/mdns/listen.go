@@ -9,14 +9,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/zeroconf/v2"
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
 )
 
-// The listener is a passive mDNS socket (it never sends) that watches for
-// what zeroconf's Browse does not report: goodbyes (TTL 0), probes of new
-// nodes, and TXT changes announced by other stacks. It turns them into
-// observations for the core, which marks peers as leaving or asks for a
+// The listener is a passive mDNS socket (it never sends) that reads every
+// mDNS packet on the chosen interfaces. It reports the colugo instances
+// that responses carry (announcements, and answers to anyone's query,
+// including those zeroconf's Browse drops for one bad record), and what
+// Browse never reports: goodbyes (TTL 0), probes of new nodes, and TXT
+// changes announced by other stacks. It turns them into observations for
+// the core, which upserts peers, marks them as leaving or asks for a
 // browse round at once.
 
 var mdnsGroup = net.IPv4(224, 0, 0, 251)
@@ -27,6 +31,7 @@ const (
 	obsGoodbye obsKind = iota + 1 // the instance withdrew its records
 	obsProbe                      // a node is about to announce this instance
 	obsText                       // a live TXT record was announced
+	obsEntry                      // an instance's SRV, TXT and address: like a browse result
 )
 
 // observation is one fact the listener read from a packet.
@@ -35,6 +40,7 @@ type observation struct {
 	instance string // lowercased, escaped presentation form
 	id       string // from the TXT record in the same packet, if any
 	txt      txtFields
+	entry    *zeroconf.ServiceEntry // obsEntry only
 }
 
 // listener owns the passive socket.
@@ -42,6 +48,9 @@ type listener struct {
 	conn *ipv4.PacketConn
 	log  *slog.Logger
 	bad  func() // counts a packet that does not parse
+	// skipped counts records left out of a packet read leniently; set
+	// after listen, nil means not counted.
+	skipped func(int)
 }
 
 // listen opens the passive socket: UDP 5353 on the wildcard address (Go
@@ -85,13 +94,7 @@ func (l *listener) run(ctx context.Context, out chan<- observation) {
 			time.Sleep(10 * time.Millisecond) // no busy loop on a persistent error
 			continue
 		}
-		var m dns.Msg
-		if err := m.Unpack(buf[:n]); err != nil {
-			l.bad()
-			l.log.DebugContext(ctx, "mdns: ignored packet", slog.Any("err", err))
-			continue
-		}
-		for _, o := range observe(&m) {
+		for _, o := range l.read(ctx, buf[:n]) {
 			select {
 			case out <- o:
 			case <-ctx.Done():
@@ -99,6 +102,34 @@ func (l *listener) run(ctx context.Context, out chan<- observation) {
 			}
 		}
 	}
+}
+
+// read parses one packet and returns what it shows: the colugo instances
+// it announces (as entries, which refresh peers like a browse result),
+// then goodbyes, probes and TXT announcements. A packet that miekg/dns
+// rejects is read again leniently, without the records that do not parse
+// (python-zeroconf 0.47's NSEC); one that does not parse even so is
+// counted and ignored.
+func (l *listener) read(ctx context.Context, pkt []byte) []observation {
+	m := new(dns.Msg)
+	if err := m.Unpack(pkt); err != nil {
+		lm, skipped, lerr := unpackLenient(pkt)
+		if lerr != nil {
+			l.bad()
+			l.log.DebugContext(ctx, "mdns: ignored packet", slog.Any(logKeyErr, err))
+			return nil
+		}
+		if l.skipped != nil {
+			l.skipped(skipped)
+		}
+		l.log.DebugContext(ctx, "mdns: read packet without its bad records", slog.Int("skipped", skipped), slog.Any(logKeyErr, err))
+		m = lm
+	}
+	var obs []observation
+	for _, e := range entriesOf(m) {
+		obs = append(obs, observation{kind: obsEntry, instance: strings.ToLower(e.Instance), entry: e})
+	}
+	return append(obs, observe(m)...)
 }
 
 // instanceOf returns the instance part of a colugo service-instance name

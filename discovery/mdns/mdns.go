@@ -69,7 +69,7 @@ type Discovery struct {
 
 // counters back [Stats].
 type counters struct {
-	ignored, badPackets, rounds, goodbyes atomic.Uint64
+	ignored, badPackets, skippedRecords, rounds, goodbyes atomic.Uint64
 }
 
 // Stats counts what a [Discovery] ignored or did since [New].
@@ -80,6 +80,11 @@ type Stats struct {
 	Ignored uint64
 	// BadPackets counts mDNS packets (of any service) that did not parse.
 	BadPackets uint64
+	// SkippedRecords counts records left out of packets that were read
+	// without them because their data did not parse (python-zeroconf 0.47
+	// adds such an NSEC record to each of its answers); the rest of those
+	// packets was used.
+	SkippedRecords uint64
 	// Rounds counts browse rounds started (periodic or triggered).
 	Rounds uint64
 	// Goodbyes counts goodbye packets seen from known peers.
@@ -113,10 +118,11 @@ func New(opts ...Option) *Discovery {
 // Stats returns the counters. It is safe to call at any time.
 func (d *Discovery) Stats() Stats {
 	return Stats{
-		Ignored:    d.stats.ignored.Load(),
-		BadPackets: d.stats.badPackets.Load(),
-		Rounds:     d.stats.rounds.Load(),
-		Goodbyes:   d.stats.goodbyes.Load(),
+		Ignored:        d.stats.ignored.Load(),
+		BadPackets:     d.stats.badPackets.Load(),
+		SkippedRecords: d.stats.skippedRecords.Load(),
+		Rounds:         d.stats.rounds.Load(),
+		Goodbyes:       d.stats.goodbyes.Load(),
 	}
 }
 
@@ -232,6 +238,7 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	lis.skipped = func(n int) { d.stats.skippedRecords.Add(uint64(n)) }
 	srv, err := register(ann, ips, ifaces)
 	if err != nil {
 		lis.close()
