@@ -19,15 +19,23 @@ const (
 	// only once its entries are read, so with a stalled event consumer they
 	// would pile up; past the bound, rounds are skipped.
 	maxSessions = 3
+	// sessionLife is how long a round's Browse session stays open. Its
+	// query goes out at once and peers answer within milliseconds (other
+	// stacks wait 20 to 120 ms); zeroconf would query again 4 s after the
+	// first, so a shorter session halves the queries. Answers and
+	// announcements that arrive while no session is open still reach the
+	// core through the passive listener.
+	sessionLife = time.Second
 )
 
 // browser runs zeroconf Browse sessions. zeroconf v2.2.0's Browse reports
 // an instance only the first time a session sees it, never a change or a
 // removal, so each round is a fresh session: it sends a query at once,
 // every live peer answers, and the core sees them all again (refreshing
-// their expiry and noticing changed ports or TXT). The newest session
-// stays open until the next round, so announcements of new peers between
-// rounds are reported too.
+// their expiry and noticing changed ports or TXT). A session ends after
+// sessionLife, before zeroconf's own second query; the passive listener
+// reads every answer and announcement (Browse drops those with a record
+// it cannot parse), so Browse is chiefly the sender of the round's query.
 type browser struct {
 	ifaces  []net.Interface
 	refresh time.Duration
@@ -66,7 +74,7 @@ func (b *browser) run(ctx context.Context) {
 			b.log.DebugContext(ctx, "mdns: browse round skipped: sessions still draining", slog.Int("sessions", int(n)))
 			continue
 		}
-		sctx, cancel := context.WithCancel(ctx)
+		sctx, cancel := context.WithTimeout(ctx, sessionLife)
 		b.session(sctx)
 		if cancelPrev != nil {
 			cancelPrev()
