@@ -630,3 +630,38 @@ func TestCloseUnderLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestAll(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	cli := net.NewNode("cli")
+	for i := range 3 {
+		s := net.NewNode(fmt.Sprint("srv", i))
+		_, _ = colugo.Serve(s, "ping", func(_ context.Context, x int) (string, error) {
+			if i == 2 {
+				return "", errors.New("out of order")
+			}
+			return fmt.Sprint(s.Name(), ":", x), nil
+		})
+	}
+	_, _ = colugo.Serve(cli, "ping", func(_ context.Context, x int) (string, error) { return fmt.Sprint("self:", x), nil })
+	eventually(t, "three servers", func() bool { return len(cli.Peers()) == 3 })
+	replies, err := colugo.RequestAll[int, string](t.Context(), cli, "ping", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range replies {
+		if r.Err != nil {
+			got[r.From.Name] = "error: " + colugo.CodeOf(r.Err).String()
+			continue
+		}
+		got[r.From.Name] = r.Value
+	}
+	want := map[string]string{"cli": "self:7", "srv0": "srv0:7", "srv1": "srv1:7", "srv2": "error: unknown"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if _, err := colugo.RequestAll[int, string](t.Context(), cli, "nobody", 1, colugo.WithFailFast()); !errors.Is(err, colugo.ErrNoResponders) {
+		t.Fatalf("nobody: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
@@ -236,6 +237,7 @@ func (n *Node) reply(rw transport.ReplyWriter, req *transport.Message, codecName
 type target struct {
 	router string // "" for this node
 	local  *serviceCore
+	info   *PeerInfo // who serves there
 }
 
 // Request sends req to one node serving the service name and waits for its
@@ -278,14 +280,9 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 	counters := node.svcCounter(name)
 	counters.requests.Add(1)
 	out, codecName, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
-	if err == nil && codecName != c.Name() {
-		err = &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
-	}
 	if err == nil {
 		var resp Resp
-		if derr := c.Unmarshal(out, &resp); derr != nil {
-			err = &DecodeError{Topic: name, Codec: codecName, Err: derr}
-		} else {
+		if resp, err = decodeReply[Resp](c, name, codecName, out); err == nil {
 			return resp, nil
 		}
 	}
@@ -300,6 +297,11 @@ func (n *Node) request(ctx context.Context, name, codecName, typ string, payload
 	if err != nil {
 		return nil, "", err
 	}
+	return n.send(ctx, t, name, codecName, typ, payload)
+}
+
+// send makes one request to target t.
+func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) ([]byte, string, error) {
 	if t.local != nil {
 		return n.requestLocal(ctx, t.local, name, codecName, typ, payload)
 	}
@@ -366,6 +368,83 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	}
 }
 
+// Reply is one server's answer to RequestAll.
+type Reply[Resp any] struct {
+	From  PeerInfo // the server's node (name, id, addresses)
+	Value Resp
+	Err   error // as Request would return it for this server
+}
+
+// RequestAll sends req to every node serving name (this one included) at
+// once and waits for all their replies, or for ctx to end (then the
+// servers that did not answer have ctx's error). Like Request, it waits
+// within ctx for at least one server to be known unless WithFailFast, and
+// returns ErrNoResponders when none is. The replies come in no particular
+// order. Each server gets the request at most once.
+func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) ([]Reply[Resp], error) {
+	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
+	for _, o := range opts {
+		if o != nil {
+			o.applyRequest(&cfg)
+		}
+	}
+	if cfg.codec == nil {
+		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
+		defer cancel()
+	}
+	c := cfg.codec
+	payload, err := marshal(c, req)
+	if err != nil {
+		return nil, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+	}
+	if _, err := node.pickTarget(ctx, name, cfg.failFast); err != nil { // waits for a first server
+		return nil, err
+	}
+	node.mu.Lock()
+	ts := node.targetsLocked(name)
+	node.mu.Unlock()
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("%w: for %q", ErrNoResponders, name)
+	}
+	counters := node.svcCounter(name)
+	typ := typeName[Req](c)
+	replies := make([]Reply[Resp], len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Go(func() { // each ends with its request, bounded by ctx
+			counters.requests.Add(1)
+			r := &replies[i]
+			r.From = *t.info
+			out, codecName, err := node.send(ctx, t, name, c.Name(), typ, payload)
+			if err == nil {
+				r.Value, err = decodeReply[Resp](c, name, codecName, out)
+			}
+			if err != nil {
+				counters.failed.Add(1)
+				r.Err = err
+			}
+		})
+	}
+	wg.Wait()
+	return replies, nil
+}
+
+// decodeReply decodes a reply payload into Resp.
+func decodeReply[Resp any](c codec.Codec, name, codecName string, out []byte) (Resp, error) {
+	var resp Resp
+	if codecName != c.Name() {
+		return resp, &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
+	}
+	if err := c.Unmarshal(out, &resp); err != nil {
+		return resp, &DecodeError{Topic: name, Codec: codecName, Err: err}
+	}
+	return resp, nil
+}
+
 // pickTarget chooses the next server of name round robin, waiting within
 // ctx for one to appear unless failFast.
 func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (target, error) {
@@ -406,22 +485,20 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 func (n *Node) targetsLocked(name string) []target {
 	var ts []target
 	if s := n.services[name]; s != nil {
-		ts = append(ts, target{local: s})
+		self := PeerInfo{ID: n.id, Name: n.name, Version: Version, Router: n.ep.Router, Pub: n.ep.Pub}
+		ts = append(ts, target{local: s, info: &self})
 	}
-	var routers []string
+	var remote []target
 	for _, p := range n.peers {
 		if !p.visible() || p.down {
 			continue
 		}
 		if slices.ContainsFunc(p.desc.Services, func(s TopicInfo) bool { return s.Name == name }) {
-			routers = append(routers, p.info.Router)
+			remote = append(remote, target{router: p.info.Router, info: p.desc})
 		}
 	}
-	slices.Sort(routers)
-	for _, r := range routers {
-		ts = append(ts, target{router: r})
-	}
-	return ts
+	slices.SortFunc(remote, func(a, b target) int { return cmpString(a.router, b.router) })
+	return append(ts, remote...)
 }
 
 func decodeDescription(b []byte) (*PeerInfo, error) {
