@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/transport/inproc"
 )
@@ -91,4 +92,55 @@ func ExampleNode_Close() {
 	// event: started
 	// subscription open: false
 	// colugo: closed
+}
+
+func ExampleServe() {
+	node := exampleNode("greeter")
+	defer node.Close()
+	srv, err := colugo.Serve(node, "greet", func(ctx context.Context, name string) (string, error) {
+		if name == "" {
+			return "", colugo.Errorf(colugo.CodeInvalidArgument, "no name")
+		}
+		return "hello, " + name, nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+
+	ctx := context.Background()
+	msg, _ := colugo.Request[string, string](ctx, node, "greet", "ada")
+	fmt.Println(msg)
+	_, err = colugo.Request[string, string](ctx, node, "greet", "")
+	fmt.Println(colugo.CodeOf(err), err)
+	// Output:
+	// hello, ada
+	// invalid_argument colugo: greet: remote invalid_argument: no name
+}
+
+func ExampleRequestAll() {
+	node := exampleNode("fleet")
+	defer node.Close()
+	_, _ = colugo.Serve(node, "status", func(context.Context, struct{}) (string, error) { return "ok", nil })
+
+	replies, err := colugo.RequestAll[struct{}, string](context.Background(), node, "status", struct{}{})
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range replies {
+		fmt.Println(r.From.Name, r.Value, r.Err)
+	}
+	// Output: fleet ok <nil>
+}
+
+func ExampleNewPublisher() {
+	node := exampleNode("camera")
+	defer node.Close()
+	// Raw bytes: no encoding; a []byte is sent as it is.
+	frames, err := colugo.NewPublisher[[]byte](node, "camera/jpeg", colugo.WithCodec(codec.Raw{}))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(frames.Topic(), frames.Publish(context.Background(), []byte{0xff, 0xd8}))
+	// Output: camera/jpeg <nil>
 }
