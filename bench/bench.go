@@ -1,0 +1,456 @@
+// Package bench runs the same workloads over colugo (zmq transport on
+// 127.0.0.1 and the in-process transport), raw zmq4 sockets and NATS (an
+// embedded nats-server), in one process, so that their ratios can be read
+// from one run on one machine. It is a separate module so that NATS stays
+// out of colugo's dependencies.
+//
+// Throughput runs are flow-controlled: each publisher holds a window of
+// credits per subscriber and takes one before every message, and each
+// subscriber returns one per message received. Every system therefore
+// runs loss-free at the pace of its slowest stage, and the figure is
+// sustained throughput, not queue growth.
+//
+// Every run is bounded both in messages and in time, and talks over
+// 127.0.0.1 only.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// System is one of the implementations compared.
+type System string
+
+// The systems.
+const (
+	Colugo       System = "colugo"        // colugo, zmq transport, TCP on 127.0.0.1, host-local discovery
+	ZMQ4         System = "zmq4"          // raw github.com/go-zeromq/zmq4 sockets
+	NATS         System = "nats"          // nats.go clients of an embedded nats-server
+	ColugoInproc System = "colugo-inproc" // colugo on transport/inproc: the in-process ceiling
+)
+
+// Systems lists every system, colugo first.
+var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc}
+
+// Kind is the shape of a workload.
+type Kind int
+
+// Workload kinds.
+const (
+	PubSub     Kind = iota // Pubs publishers → Subs subscribers, Size bytes
+	ReqSerial              // one request at a time, RTT percentiles
+	ReqInFlight            // InFlight requests in flight at once
+)
+
+// Workload describes one benchmark.
+type Workload struct {
+	Name     string
+	Kind     Kind
+	Size     int // payload bytes, at least 64
+	Pubs     int // PubSub
+	Subs     int // PubSub
+	InFlight int // ReqInFlight
+}
+
+// Workloads are the workloads of the suite, in table order.
+var Workloads = []Workload{
+	{Name: "pubsub-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1},
+	{Name: "pubsub-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1},
+	{Name: "pubsub-64KiB", Kind: PubSub, Size: 64 << 10, Pubs: 1, Subs: 1},
+	{Name: "pubsub-1MiB", Kind: PubSub, Size: 1 << 20, Pubs: 1, Subs: 1},
+	{Name: "fanout-1to4-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 4},
+	{Name: "fanin-4to1-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 4, Subs: 1},
+	{Name: "request-64B-serial", Kind: ReqSerial, Size: 64},
+	{Name: "request-64B-16inflight", Kind: ReqInFlight, Size: 64, InFlight: 16},
+}
+
+// Limits bounds a run: it stops after N messages (per publisher, or
+// requests in total) or after D, whichever comes first.
+type Limits struct {
+	N int
+	D time.Duration
+	// Start and Stop, when set, are called around the measured phase (a
+	// benchmark's ResetTimer and StopTimer), from Run's goroutine.
+	Start, Stop func()
+}
+
+func (l Limits) start() {
+	if l.Start != nil {
+		l.Start()
+	}
+}
+
+func (l Limits) stop() {
+	if l.Stop != nil {
+		l.Stop()
+	}
+}
+
+// Result is what one run of one workload on one system measured.
+type Result struct {
+	System   System
+	Workload string
+	// Msgs counts deliveries (a message delivered to four subscribers
+	// counts four times) or completed requests.
+	Msgs    int64
+	Bytes   int64 // payload bytes delivered
+	Elapsed time.Duration
+	// Latency: one way for pub/sub (a sample of messages, publish to the
+	// subscriber's goroutine, queueing in the window included), round trip
+	// for requests.
+	P50, P99, P999 time.Duration
+	// Allocations of the whole process during the run, per message
+	// (publisher and subscriber sides; for NATS the server's too).
+	AllocsPerMsg, BytesPerMsg float64
+}
+
+// MsgsPerSec is deliveries (or requests) per second.
+func (r Result) MsgsPerSec() float64 { return float64(r.Msgs) / r.Elapsed.Seconds() }
+
+// MBPerSec is payload megabytes (10⁶) delivered per second.
+func (r Result) MBPerSec() float64 { return float64(r.Bytes) / 1e6 / r.Elapsed.Seconds() }
+
+// Run runs w on sys within lim.
+func Run(sys System, w Workload, lim Limits) (Result, error) {
+	if lim.N <= 0 {
+		lim.N = 1 << 40
+	}
+	if lim.D <= 0 {
+		lim.D = 24 * time.Hour
+	}
+	var r Result
+	var err error
+	switch w.Kind {
+	case PubSub:
+		r, err = runPubSub(sys, w, lim)
+	case ReqSerial, ReqInFlight:
+		r, err = runRequests(sys, w, lim)
+	default:
+		err = fmt.Errorf("unknown workload kind %d", w.Kind)
+	}
+	r.System, r.Workload = sys, w.Name
+	if err != nil {
+		return r, fmt.Errorf("%s/%s: %w", sys, w.Name, err)
+	}
+	return r, nil
+}
+
+// Payload layout: bytes 0–7 a send stamp (ns since the run's base, 0 for
+// unsampled messages), byte 8 the publisher's index, byte 9 flags.
+const (
+	flagWarm   = 1 // a warm-up message: not counted
+	sampleMask = 15
+	// setupTimeout bounds discovery, connection and subscription.
+	setupTimeout = 15 * time.Second
+	// drainTimeout bounds the wait for the last messages of a run.
+	drainTimeout = 30 * time.Second
+)
+
+// window is the number of messages a publisher may have in flight to one
+// subscriber: 512, fewer for large messages (16 MiB in flight at most).
+func window(size int) int { return min(512, max(8, (16<<20)/size)) }
+
+// pubSubRig is one system set up for a pub/sub workload. The rig calls the
+// receive function given to its constructor from one goroutine per
+// subscriber.
+type pubSubRig interface {
+	// Publish sends p from publisher i. p stays untouched until every
+	// subscriber has received it.
+	Publish(i int, p []byte) error
+	// Check reports messages a system dropped or lost, after a run.
+	Check() error
+	Close()
+}
+
+type recvFunc func(sub int, p []byte)
+
+func newPubSubRig(sys System, w Workload, recv recvFunc) (pubSubRig, error) {
+	switch sys {
+	case Colugo:
+		return newColugoPubSub(w, recv, false)
+	case ColugoInproc:
+		return newColugoPubSub(w, recv, true)
+	case ZMQ4:
+		return newZMQ4PubSub(w, recv)
+	case NATS:
+		return newNATSPubSub(w, recv)
+	}
+	return nil, fmt.Errorf("unknown system %q", sys)
+}
+
+// stamp writes the header of a payload.
+func stamp(p []byte, t int64, pub int, flags byte) {
+	for i := range 8 {
+		p[i] = byte(t >> (8 * i))
+	}
+	p[8], p[9] = byte(pub), flags
+}
+
+func stampOf(p []byte) int64 {
+	var t int64
+	for i := range 8 {
+		t |= int64(p[i]) << (8 * i)
+	}
+	return t
+}
+
+// memSnap reads the process's allocation counters.
+func memSnap() (mallocs, bytes uint64) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs, ms.TotalAlloc
+}
+
+func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
+	win := window(w.Size)
+	base := time.Now()
+	// credits[pub][sub]; a publisher fills, the subscriber drains.
+	credits := make([][]chan struct{}, w.Pubs)
+	for i := range credits {
+		credits[i] = make([]chan struct{}, w.Subs)
+		for j := range credits[i] {
+			credits[i][j] = make(chan struct{}, win)
+		}
+	}
+	type subState struct {
+		got  atomic.Int64
+		warm atomic.Uint64 // bit i: a warm-up message from publisher i arrived
+		lat  []time.Duration
+	}
+	subs := make([]*subState, w.Subs)
+	for i := range subs {
+		subs[i] = &subState{lat: make([]time.Duration, 0, 1<<16)}
+	}
+	recv := func(sub int, p []byte) {
+		s := subs[sub]
+		if len(p) < 10 {
+			return
+		}
+		if p[9]&flagWarm != 0 {
+			s.warm.Or(1 << p[8])
+			return
+		}
+		if t := stampOf(p); t != 0 && len(s.lat) < cap(s.lat) {
+			s.lat = append(s.lat, time.Duration(int64(time.Since(base))-t))
+		}
+		<-credits[p[8]][sub]
+		s.got.Add(1)
+	}
+	rig, err := newPubSubRig(sys, w, recv)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rig.Close()
+
+	// Warm up: every publisher sends until every subscriber heard from it.
+	all := uint64(1)<<w.Pubs - 1
+	warmMsg := make([]byte, w.Size)
+	deadline := time.Now().Add(setupTimeout)
+	for ready := false; !ready; {
+		for i := range w.Pubs {
+			m := slices.Clone(warmMsg)
+			stamp(m, 0, i, flagWarm)
+			if err := rig.Publish(i, m); err != nil {
+				return Result{}, err
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		ready = true
+		for _, s := range subs {
+			ready = ready && s.warm.Load() == all
+		}
+		if !ready && time.Now().After(deadline) {
+			return Result{}, errors.New("subscriptions never became active")
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // let stray warm-up messages land
+
+	ring := 2*win + 2
+	rings := make([][][]byte, w.Pubs)
+	for i := range rings {
+		rings[i] = make([][]byte, ring)
+		for j := range rings[i] {
+			rings[i][j] = make([]byte, w.Size)
+		}
+	}
+	runtime.GC()
+	m0, b0 := memSnap()
+	lim.start()
+	start := time.Now()
+	stopAt := start.Add(lim.D)
+	sent := make([]int64, w.Pubs)
+	errs := make([]error, w.Pubs)
+	var wg sync.WaitGroup
+	for i := range w.Pubs {
+		wg.Go(func() {
+			r := rings[i]
+			for k := 0; k < lim.N; k++ {
+				if k&63 == 0 && k > 0 && time.Now().After(stopAt) {
+					break
+				}
+				for _, c := range credits[i] {
+					c <- struct{}{}
+				}
+				p := r[k%ring]
+				var t int64
+				if k&sampleMask == 0 {
+					t = int64(time.Since(base))
+				}
+				stamp(p, t, i, 0)
+				if err := rig.Publish(i, p); err != nil {
+					errs[i] = err
+					break
+				}
+				sent[i]++
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Result{}, err
+	}
+	var total int64
+	for _, n := range sent {
+		total += n
+	}
+	want := total * int64(w.Subs)
+	received := func() int64 {
+		var n int64
+		for _, s := range subs {
+			n += s.got.Load()
+		}
+		return n
+	}
+	drain := time.Now().Add(drainTimeout)
+	for received() < want {
+		if time.Now().After(drain) {
+			return Result{}, fmt.Errorf("received %d of %d messages: %w", received(), want, rig.Check())
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	el := time.Since(start)
+	lim.stop()
+	m1, b1 := memSnap()
+	if err := rig.Check(); err != nil {
+		return Result{}, err
+	}
+	var lat []time.Duration
+	for _, s := range subs {
+		lat = append(lat, s.lat...)
+	}
+	r := Result{Msgs: want, Bytes: want * int64(w.Size), Elapsed: el,
+		AllocsPerMsg: float64(m1-m0) / float64(want), BytesPerMsg: float64(b1-b0) / float64(want)}
+	r.P50, r.P99, r.P999 = percentiles(lat)
+	return r, nil
+}
+
+// reqRig is one system set up for requests: Request blocks until the echo
+// of p arrives; worker is in [0, InFlight).
+type reqRig interface {
+	Request(worker int, p []byte) ([]byte, error)
+	Close()
+}
+
+func newReqRig(sys System, w Workload) (reqRig, error) {
+	workers := max(w.InFlight, 1)
+	switch sys {
+	case Colugo:
+		return newColugoReq(workers, false)
+	case ColugoInproc:
+		return newColugoReq(workers, true)
+	case ZMQ4:
+		return newZMQ4Req(workers)
+	case NATS:
+		return newNATSReq()
+	}
+	return nil, fmt.Errorf("unknown system %q", sys)
+}
+
+func runRequests(sys System, w Workload, lim Limits) (Result, error) {
+	rig, err := newReqRig(sys, w)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rig.Close()
+	workers := max(w.InFlight, 1)
+	payloads := make([][]byte, workers)
+	for i := range payloads {
+		payloads[i] = make([]byte, w.Size)
+		payloads[i][8] = byte(i)
+	}
+	// Warm up every worker's path (connections, first allocations).
+	for range 10 {
+		for i := range workers {
+			if _, err := rig.Request(i, payloads[i]); err != nil {
+				return Result{}, fmt.Errorf("warm-up: %w", err)
+			}
+		}
+	}
+	runtime.GC()
+	m0, b0 := memSnap()
+	lim.start()
+	start := time.Now()
+	stopAt := start.Add(lim.D)
+	var issued, done atomic.Int64
+	lats := make([][]time.Duration, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 1<<16)
+			for k := 0; ; k++ {
+				if issued.Add(1) > int64(lim.N) || (k&15 == 0 && time.Now().After(stopAt)) {
+					break
+				}
+				t0 := time.Now()
+				rep, err := rig.Request(i, payloads[i])
+				if err != nil {
+					errs[i] = err
+					break
+				}
+				if len(rep) != w.Size || rep[8] != byte(i) {
+					errs[i] = fmt.Errorf("bad reply: %d bytes", len(rep))
+					break
+				}
+				done.Add(1)
+				if d := time.Since(t0); len(lat) < cap(lat) {
+					lat = append(lat, d)
+				} else {
+					lat[k%cap(lat)] = d // a sample of the latest
+				}
+			}
+			lats[i] = lat
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	lim.stop()
+	m1, b1 := memSnap()
+	if err := errors.Join(errs...); err != nil {
+		return Result{}, err
+	}
+	var lat []time.Duration
+	for _, l := range lats {
+		lat = append(lat, l...)
+	}
+	n := max(done.Load(), 1)
+	r := Result{Msgs: n, Bytes: n * int64(w.Size), Elapsed: el,
+		AllocsPerMsg: float64(m1-m0) / float64(n), BytesPerMsg: float64(b1-b0) / float64(n)}
+	r.P50, r.P99, r.P999 = percentiles(lat)
+	return r, nil
+}
+
+func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(lat)
+	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return at(0.50), at(0.99), at(0.999)
+}

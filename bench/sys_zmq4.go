@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// Raw zmq4 sockets carry the same three frames as colugo: name+"\x00", a
+// 40-byte header and the payload.
+var (
+	zTopic = []byte(topic + "\x00")
+	zName  = []byte(service + "\x00")
+	zHdr   = make([]byte, 40) // never modified: zmq4's PUB may keep it queued
+)
+
+type zmq4PubSub struct {
+	cancel context.CancelFunc
+	pubs   []zmq4.Socket
+	subs   []zmq4.Socket
+	wg     sync.WaitGroup
+}
+
+func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &zmq4PubSub{cancel: cancel}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	for range w.Pubs {
+		pub := zmq4.NewPub(ctx)
+		r.pubs = append(r.pubs, pub)
+		if err := pub.Listen("tcp://127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+	}
+	for i := range w.Subs {
+		sub := zmq4.NewSub(ctx)
+		r.subs = append(r.subs, sub)
+		for _, pub := range r.pubs {
+			if err := sub.Dial("tcp://" + pub.Addr().String()); err != nil {
+				return nil, err
+			}
+		}
+		if err := sub.SetOption(zmq4.OptionSubscribe, string(zTopic)); err != nil {
+			return nil, err
+		}
+		r.wg.Go(func() {
+			for {
+				m, err := sub.Recv()
+				if err != nil {
+					return
+				}
+				if len(m.Frames) == 3 {
+					recv(i, m.Frames[2])
+				}
+			}
+		})
+	}
+	return r, nil
+}
+
+func (r *zmq4PubSub) Publish(i int, p []byte) error {
+	return r.pubs[i].SendMulti(zmq4.NewMsgFrom(zTopic, zHdr, p))
+}
+
+func (r *zmq4PubSub) Check() error { return nil }
+
+func (r *zmq4PubSub) Close() {
+	for _, s := range r.subs {
+		_ = s.Close()
+	}
+	for _, s := range r.pubs {
+		_ = s.Close()
+	}
+	r.cancel()
+	r.wg.Wait()
+}
+
+type zmq4Req struct {
+	cancel  context.CancelFunc
+	router  zmq4.Socket
+	dealers []zmq4.Socket
+	wg      sync.WaitGroup
+}
+
+// newZMQ4Req makes a ROUTER that echoes and one DEALER per worker.
+func newZMQ4Req(workers int) (_ *zmq4Req, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &zmq4Req{cancel: cancel}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	r.router = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("router")))
+	if err := r.router.Listen("tcp://127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	r.wg.Go(func() {
+		for {
+			m, err := r.router.Recv()
+			if err != nil {
+				return
+			}
+			if err := r.router.SendMulti(m); err != nil {
+				return
+			}
+		}
+	})
+	for i := range workers {
+		d := zmq4.NewDealer(ctx, zmq4.WithID(zmq4.SocketIdentity(fmt.Sprintf("dealer-%d", i))))
+		r.dealers = append(r.dealers, d)
+		if err := d.Dial("tcp://" + r.router.Addr().String()); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *zmq4Req) Request(worker int, p []byte) ([]byte, error) {
+	d := r.dealers[worker]
+	if err := d.SendMulti(zmq4.NewMsgFrom(zName, zHdr, p)); err != nil {
+		return nil, err
+	}
+	m, err := d.Recv()
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Frames) != 3 {
+		return nil, errors.New("zmq4: reply is not 3 frames")
+	}
+	return m.Frames[2], nil
+}
+
+func (r *zmq4Req) Close() {
+	for _, d := range r.dealers {
+		_ = d.Close()
+	}
+	if r.router != nil {
+		_ = r.router.Close()
+	}
+	r.cancel()
+	r.wg.Wait()
+}
