@@ -470,7 +470,22 @@ func runHostNode(t *testing.T, role string) {
 		t.Fatal(err)
 	}
 	iface := os.Getenv("COLUGO_NETNS_IFACE")
-	d := mdns.New(mdns.WithInterfaces(iface), mdns.WithLogger(logger(t)))
+	opts := []mdns.Option{mdns.WithInterfaces(iface), mdns.WithLogger(logger(t))}
+	if v := os.Getenv("NODE_REFRESH"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, mdns.WithRefreshInterval(d))
+	}
+	if v := os.Getenv("NODE_EXPIRY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, mdns.WithExpiry(d))
+	}
+	d := mdns.New(opts...)
 	self := discovery.Peer{ID: os.Getenv("NODE_ID"), Name: netns.HostName(), Router: "0.0.0.0:7000", Pub: "0.0.0.0:7001"}
 	began := time.Now()
 	ev, err := d.Start(self)

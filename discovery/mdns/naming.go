@@ -143,7 +143,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // announcement is what one registration publishes.
 type announcement struct {
 	instance string
-	host     string
+	host     string // a bare label: zeroconf appends ".local."
 	port     int
 	txt      []string
 }
@@ -188,9 +188,12 @@ func announce(self discovery.Peer) (announcement, error) {
 	}
 	return announcement{
 		instance: instanceName(self.Name, self.ID),
-		host:     hostLabel(self.ID) + "." + domain,
-		port:     port,
-		txt:      txt,
+		// zeroconf appends the domain to a host name that does not end
+		// with "local." once its dots are trimmed, so "x.local." would
+		// become "x.local.local.": pass the bare label.
+		host: hostLabel(self.ID),
+		port: port,
+		txt:  txt,
 	}, nil
 }
 
