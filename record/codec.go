@@ -1,0 +1,60 @@
+package record
+
+import (
+	"fmt"
+
+	"github.com/colugo-go/colugo/codec"
+)
+
+// Passthrough returns a codec that carries payloads of any colugo codec
+// unchanged, as []byte values, under the codec name name: subscribing with
+// Passthrough("json", "") receives the JSON bytes that publishers with
+// codec.JSON sent, and publishing with Passthrough("json", "main.Pose")
+// sends bytes that subscribers with codec.JSON decode into their own type.
+//
+// With typ == "", the codec has no type identity: a subscription accepts
+// messages of any type name. With typ != "" it implements codec.TypeNamer
+// and gives typ as the type name of everything it publishes or requests,
+// which receivers with strict type names (protobuf) check.
+//
+// Marshal takes []byte or string; Unmarshal decodes into *[]byte (copying).
+func Passthrough(name, typ string) codec.Codec {
+	if typ == "" {
+		return passthrough{name: name}
+	}
+	return typedPassthrough{passthrough{name: name}, typ}
+}
+
+type passthrough struct{ name string }
+
+type typedPassthrough struct {
+	passthrough
+	typ string
+}
+
+var (
+	_ codec.Codec     = passthrough{}
+	_ codec.TypeNamer = typedPassthrough{}
+)
+
+func (p passthrough) Name() string { return p.name }
+
+func (p passthrough) Marshal(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case []byte:
+		return v, nil
+	case string:
+		return []byte(v), nil
+	}
+	return nil, fmt.Errorf("%w: passthrough codec %s takes []byte or string, not %T", codec.ErrUnsupportedType, p.name, v)
+}
+
+func (p passthrough) Unmarshal(data []byte, v any) error {
+	if b, ok := v.(*[]byte); ok && b != nil {
+		*b = append((*b)[:0:0], data...)
+		return nil
+	}
+	return fmt.Errorf("%w: passthrough codec %s decodes into a non-nil *[]byte, not %T", codec.ErrUnsupportedType, p.name, v)
+}
+
+func (t typedPassthrough) TypeName(any) string { return t.typ }
