@@ -26,7 +26,7 @@ const window = 512
 
 // zmqPair returns two connected nodes on real sockets with a private
 // host-local registry.
-func zmqPair(b *testing.B) (pubNode, subNode *colugo.Node) {
+func zmqPair(b *testing.B, opts ...colugo.NodeOption) (pubNode, subNode *colugo.Node) {
 	b.Helper()
 	dir := b.TempDir()
 	mk := func(name string) *colugo.Node {
@@ -34,7 +34,8 @@ func zmqPair(b *testing.B) (pubNode, subNode *colugo.Node) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, err := colugo.NewNode(name, colugo.WithTransport(tr), colugo.WithDiscovery(local.New(local.WithDir(dir))))
+		n, err := colugo.NewNode(name, append([]colugo.NodeOption{colugo.WithTransport(tr),
+			colugo.WithDiscovery(local.New(local.WithDir(dir)))}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -47,63 +48,87 @@ func zmqPair(b *testing.B) (pubNode, subNode *colugo.Node) {
 func BenchmarkPubSub(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			payload := make([]byte, size)
-			pn, sn := zmqPair(b)
-			ctx := b.Context()
-			pub, err := colugo.NewPublisher[[]byte](pn, "bench/t", colugo.WithCodec(codec.Raw{}))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ch, err := colugo.Subscribe[[]byte](ctx, sn, "bench/t", colugo.WithCodec(codec.Raw{}),
-				colugo.WithBuffer(4*window), colugo.WithDropPolicy(colugo.DropNewest))
-			if err != nil {
-				b.Fatal(err)
-			}
-			warmUp(b, func() { _ = pub.Publish(ctx, payload) }, func() bool { return len(ch) > 0 })
-			for len(ch) > 0 {
-				<-ch
-			}
-			var got atomic.Int64
-			credits := make(chan struct{}, window)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for range ch {
-					<-credits
-					if got.Add(1) == int64(b.N) {
-						return
-					}
-				}
-			}()
-
 			b.ReportAllocs()
-			b.ResetTimer()
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				credits <- struct{}{}
-				if err := pub.Publish(ctx, payload); err != nil {
-					b.Fatal(err)
-				}
-			}
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				b.Fatalf("received %d of %d", got.Load(), b.N)
-			}
-			el := time.Since(start)
-			b.StopTimer()
-			rate := float64(b.N) / el.Seconds()
+			rate := colugoPubSub(b, size, b.N, true)
 			b.ReportMetric(rate, "msgs/s")
 			b.ReportMetric(rate*float64(size)/1e6, "MB/s")
-			if st := sn.Stats().Topics["bench/t"]; st.Dropped > 0 || st.Gaps > 0 {
-				b.Fatalf("lost messages: %+v", st)
-			}
-
 			raw := rawPubSub(b, size, b.N)
 			b.ReportMetric(raw, "zmq4-msgs/s")
 			b.ReportMetric(rate/raw, "ratio-vs-zmq4")
 		})
 	}
+}
+
+// BenchmarkPubSubSealed measures the cost of a network key (WithKey): the
+// same stream sealed and plain, in the same run.
+func BenchmarkPubSubSealed(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			b.ReportAllocs()
+			b.Setenv(colugo.EnvKey, "")
+			sealed := colugoPubSub(b, size, b.N, true, colugo.WithKey([]byte("benchmark key, 32 bytes long!!!!")))
+			plain := colugoPubSub(b, size, b.N, false)
+			b.ReportMetric(sealed, "msgs/s")
+			b.ReportMetric(plain, "plain-msgs/s")
+			b.ReportMetric(sealed/plain, "ratio-vs-plain")
+		})
+	}
+}
+
+// colugoPubSub streams n Raw messages of size bytes between two nodes and
+// returns the loss-free rate. timed says whether the benchmark timer runs.
+func colugoPubSub(b *testing.B, size, n int, timed bool, opts ...colugo.NodeOption) float64 {
+	b.StopTimer()
+	payload := make([]byte, size)
+	pn, sn := zmqPair(b, opts...)
+	ctx := b.Context()
+	pub, err := colugo.NewPublisher[[]byte](pn, "bench/t", colugo.WithCodec(codec.Raw{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ch, err := colugo.Subscribe[[]byte](ctx, sn, "bench/t", colugo.WithCodec(codec.Raw{}),
+		colugo.WithBuffer(4*window), colugo.WithDropPolicy(colugo.DropNewest))
+	if err != nil {
+		b.Fatal(err)
+	}
+	warmUp(b, func() { _ = pub.Publish(ctx, payload) }, func() bool { return len(ch) > 0 })
+	for len(ch) > 0 {
+		<-ch
+	}
+	before := sn.Stats().Topics["bench/t"]
+	var got atomic.Int64
+	credits := make(chan struct{}, window)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range ch {
+			<-credits
+			if got.Add(1) == int64(n) {
+				return
+			}
+		}
+	}()
+	if timed {
+		b.StartTimer()
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		credits <- struct{}{}
+		if err := pub.Publish(ctx, payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("received %d of %d", got.Load(), n)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	if st := sn.Stats().Topics["bench/t"]; st.Dropped > before.Dropped || st.Gaps > before.Gaps {
+		b.Fatalf("lost messages: %+v", st)
+	}
+	return float64(n) / el.Seconds()
 }
 
 // warmUp repeats send until arrived reports true: subscriptions start

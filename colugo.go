@@ -17,6 +17,7 @@ import (
 
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/seal"
 	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
 )
@@ -58,6 +59,11 @@ type Node struct {
 
 	handlers atomic.Int64 // running request handlers
 
+	keys         *seal.Keyring // nil: nothing sealed
+	replay       *seal.Replay
+	authFailures atomic.Uint64
+	reqSeq       atomic.Uint64 // sequence of this node's requests, for replay checks
+
 	mu       sync.Mutex
 	subs     map[string][]*subCore // local subscriptions by topic
 	pubs     map[string]*pubCount  // local publishers by topic
@@ -68,7 +74,7 @@ type Node struct {
 	rr       map[string]uint64    // round-robin position per service
 	changed  chan struct{}        // closed and replaced when the peer catalog changes
 	catalog  string               // hash of pubs and services
-	inflight map[inflightKey]context.CancelFunc
+	inflight map[inflightKey]inflight
 	watchers map[*watcher]struct{}
 	targets  map[string][]target // servers per service, rebuilt after any change
 }
@@ -81,6 +87,14 @@ type pubCount struct {
 type inflightKey struct {
 	sender string
 	id     uint64
+}
+
+// inflight is a running handler: its cancel, and the connection its
+// request came on (a cancel is only taken from there when keys are on,
+// since the transport sends cancels unsealed).
+type inflight struct {
+	cancel context.CancelFunc
+	rw     transport.ReplyWriter
 }
 
 // topicSubs is an immutable snapshot of one topic's local subscriptions.
@@ -186,11 +200,24 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		peers:    make(map[string]*peer),
 		rr:       make(map[string]uint64),
 		changed:  make(chan struct{}),
-		inflight: make(map[inflightKey]context.CancelFunc),
+		inflight: make(map[inflightKey]inflight),
 		watchers: make(map[*watcher]struct{}),
 		targets:  make(map[string][]target),
 	}
 	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
+	if k, ok := keyFromEnv(); ok {
+		cfg.key, cfg.prevKeys = k, nil
+	}
+	if cfg.key != nil {
+		ring, err := seal.NewKeyring(cfg.key, cfg.prevKeys...)
+		if err != nil {
+			if cfg.tr != nil {
+				_ = cfg.tr.Close()
+			}
+			return nil, fmt.Errorf("%w: key: %w", ErrInvalidOption, err)
+		}
+		n.keys, n.replay = ring, seal.NewReplay(1<<14)
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	empty := map[string]*topicSubs{}
 	n.recv.Store(&empty)
@@ -556,11 +583,16 @@ func (n *Node) fetchDescription(router string) (*PeerInfo, error) {
 func (n *Node) fetchDescriptionTimeout(router string, timeout time.Duration) (*PeerInfo, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, timeout)
 	defer cancel()
-	rep, err := n.tr.Request(ctx, router, &transport.Message{Name: describeService, Header: wire.Header{
+	req := &transport.Message{Name: describeService, Header: wire.Header{
 		Kind: transport.KindControl, Codec: "json", Sender: n.id, SendTime: time.Now().UnixNano(),
-		Deadline: int64(timeout),
-	}})
+		Deadline: int64(timeout), Seq: n.reqSeq.Add(1),
+	}}
+	n.sealMsg(req)
+	rep, err := n.tr.Request(ctx, router, req)
 	if err != nil {
+		return nil, err
+	}
+	if rep, err = n.openMsg(rep, ""); err != nil {
 		return nil, err
 	}
 	if rep.Header.Status != 0 {
@@ -650,7 +682,16 @@ func (n *Node) syncPeerLocked(p *peer) {
 // the transport callbacks out of the Node's method set.
 type nodeHandler Node
 
-func (h *nodeHandler) HandlePublish(msg *transport.Message) { (*Node)(h).receive(msg) }
+func (h *nodeHandler) HandlePublish(msg *transport.Message) {
+	n := (*Node)(h)
+	if n.keys != nil || msg.Header.Flags&wire.FlagSealed != 0 {
+		var err error
+		if msg, err = n.openMsg(msg, msg.Header.Sender+"\x00t\x00"+msg.Name); err != nil {
+			return
+		}
+	}
+	n.receive(msg)
+}
 
 func (h *nodeHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	(*Node)(h).serveRequest(msg, rw)

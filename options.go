@@ -44,6 +44,8 @@ type nodeConfig struct {
 	recover        bool
 	codec          codec.Codec
 	maxHandlers    int
+	key            []byte
+	prevKeys       [][]byte
 }
 
 type topicConfig struct {

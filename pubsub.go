@@ -92,10 +92,12 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	}, Payload: payload}
 	p.c.published.Add(1)
 	p.node.receive(msg) // subscribers on this node
-	if err := p.node.tr.Publish(msg); err != nil {
-		return err
+	if p.node.keys != nil {
+		sealed := *msg // the local subscribers may still be reading msg
+		p.node.sealMsg(&sealed)
+		msg = &sealed
 	}
-	return nil
+	return p.node.tr.Publish(msg)
 }
 
 // marshal encodes v. Raw []byte payloads skip the codec call, whose

@@ -147,12 +147,24 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	switch h.Kind {
 	case transport.KindCancel:
 		n.mu.Lock()
-		cancel := n.inflight[inflightKey{h.Sender, h.RequestID}]
+		in, ok := n.inflight[inflightKey{h.Sender, h.RequestID}]
 		n.mu.Unlock()
-		if cancel != nil {
-			cancel()
+		if ok && (n.keys == nil || in.rw == rw) {
+			in.cancel()
 		}
 		return
+	case transport.KindRequest, transport.KindControl:
+		if n.keys != nil || h.Flags&wire.FlagSealed != 0 {
+			var err error
+			if msg, err = n.openMsg(msg, h.Sender+"\x00r"); err != nil {
+				return // no answer: a node without the key learns nothing
+			}
+			h = &msg.Header
+		}
+	default:
+		return
+	}
+	switch h.Kind {
 	case transport.KindControl:
 		if msg.Name != describeService {
 			n.replyError(rw, msg, CodeNotFound, "unknown control request")
@@ -198,7 +210,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	key := inflightKey{h.Sender, h.RequestID}
 	n.mu.Lock()
-	n.inflight[key] = cancel
+	n.inflight[key] = inflight{cancel: cancel, rw: rw}
 	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
 		out, code, errMsg := n.run(ctx, svc, msg.Payload)
@@ -224,10 +236,12 @@ func (n *Node) replyError(rw transport.ReplyWriter, req *transport.Message, code
 }
 
 func (n *Node) reply(rw transport.ReplyWriter, req *transport.Message, codecName, typ string, payload []byte, code Code, errMsg string) {
-	err := rw.Reply(&transport.Message{Name: req.Name, Header: wire.Header{
+	rep := &transport.Message{Name: req.Name, Header: wire.Header{
 		Kind: transport.KindReply, Status: uint8(code), Codec: codecName, Type: typ, Sender: n.id,
 		RequestID: req.Header.RequestID, SendTime: time.Now().UnixNano(), Error: errMsg,
-	}, Payload: payload})
+	}, Payload: payload}
+	n.sealMsg(rep)
+	err := rw.Reply(rep)
 	if err != nil {
 		n.log.Debug("reply not sent", slog.String(keyService, req.Name), slog.Any(keyError, err))
 	}
@@ -306,14 +320,19 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		return n.requestLocal(ctx, t.local, name, codecName, typ, payload)
 	}
 	dl, _ := ctx.Deadline()
-	rep, err := n.tr.Request(ctx, t.router, &transport.Message{Name: name, Header: wire.Header{
-		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id,
+	req := &transport.Message{Name: name, Header: wire.Header{
+		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: n.reqSeq.Add(1),
 		SendTime: time.Now().UnixNano(), Deadline: max(int64(time.Until(dl)), 1),
-	}, Payload: payload})
+	}, Payload: payload}
+	n.sealMsg(req)
+	rep, err := n.tr.Request(ctx, t.router, req)
 	if err != nil {
 		if errors.Is(err, ErrPeerLost) {
 			n.markDown(t.router)
 		}
+		return nil, "", err
+	}
+	if rep, err = n.openMsg(rep, ""); err != nil {
 		return nil, "", err
 	}
 	if rep.Header.Status != 0 {

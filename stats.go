@@ -17,6 +17,10 @@ type Stats struct {
 	Services map[string]ServiceStats
 	// Transport holds what the transport dropped or refused.
 	Transport transport.Stats
+	// AuthFailures counts messages refused because they were not sealed
+	// with the node's key (or were sealed when it has none), failed
+	// authentication, or were replays.
+	AuthFailures uint64
 }
 
 // TopicStats counts one topic's traffic on one node.
@@ -68,7 +72,8 @@ func (c *counters) noteSeq(sender string, seq uint64) {
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats()}
+	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
+		AuthFailures: n.authFailures.Load()}
 	for name, c := range n.svcStats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),

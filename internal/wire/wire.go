@@ -6,7 +6,7 @@
 //
 //	byte     magic and version (0xC1)
 //	byte     kind (publish, request, reply, cancel, control)
-//	byte     flags
+//	byte     flags (bit 0: payload sealed with the network key)
 //	byte     status (replies: 0 ok, else an error code)
 //	string   codec name            (uvarint length, at most MaxCodec bytes)
 //	string   type name             (uvarint length, at most MaxType bytes)
@@ -69,6 +69,10 @@ func (k Kind) String() string {
 
 // Valid reports whether k is a known kind.
 func (k Kind) Valid() bool { return k >= KindPublish && k <= KindControl }
+
+// FlagSealed marks a payload sealed with the network key (see
+// internal/seal): key id, nonce, ciphertext and tag.
+const FlagSealed uint8 = 1
 
 // Header is the decoded form of a message header.
 type Header struct {

@@ -290,7 +290,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 
 	req := *msg
 	req.Header.RequestID = id
-	rw := &replyWriter{to: t, from: target}
+	rw := replyWriter{to: t, from: target} // a value: equal for every request on this pair, like a connection
 	if !target.handleRequest(&req, rw) {
 		return nil, fmt.Errorf("%w: %s closed", transport.ErrPeerLost, routerAddr)
 	}
@@ -325,7 +325,7 @@ type replyWriter struct {
 	to, from *Transport // requester, replier
 }
 
-func (w *replyWriter) Reply(msg *transport.Message) error {
+func (w replyWriter) Reply(msg *transport.Message) error {
 	if w.from.closed.Load() {
 		return transport.ErrClosed
 	}
