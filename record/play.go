@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,9 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 				if p == nil {
 					return fmt.Errorf("%w: channel %q appeared after the scan", ErrCorrupt, ch.Topic)
 				}
-				if err := p.Publish(ctx, m.Data); err != nil {
+				// The transport keeps the payload after Publish returns (it
+				// queues it per subscriber), and the reader reuses its buffer.
+				if err := p.Publish(ctx, bytes.Clone(m.Data)); err != nil {
 					return fmt.Errorf("record: publishing %q: %w", topic, err)
 				}
 				prog.Messages++

@@ -1,0 +1,449 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/colugo-go/colugo"
+)
+
+// graph starts a node, listens for the discovery window and returns the
+// peers it found.
+func (c *cli) graph() ([]colugo.PeerInfo, *colugo.Node, error) {
+	n, err := c.node()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sleep(c.ctx, c.wait); err != nil {
+		_ = n.Close()
+		return nil, nil, err
+	}
+	return others(n.Peers()), n, nil
+}
+
+// others drops the nodes of other colugo CLI invocations that only look
+// (their names start with "colugo-" and they publish and serve nothing).
+func others(peers []colugo.PeerInfo) []colugo.PeerInfo {
+	return slices.DeleteFunc(peers, func(p colugo.PeerInfo) bool {
+		return strings.HasPrefix(p.Name, "colugo-") && len(p.Topics) == 0 && len(p.Services) == 0 && len(p.Subscriptions) == 0
+	})
+}
+
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func runNodes(c *cli, _ *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usageErr("nodes takes no arguments")
+	}
+	peers, n, err := c.graph()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	if c.json {
+		for _, p := range peers {
+			if err := writeJSON(c.stdout, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintln(tw, "NAME\tID\tROUTER\tPUB\tPUBLISHES\tSUBSCRIBES\tSERVES")
+	for _, p := range peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ID, p.Router, p.Pub,
+			names(p.Topics), names(p.Subscriptions), names(p.Services))
+	}
+	return tw.Flush()
+}
+
+func names(ts []colugo.TopicInfo) string {
+	if len(ts) == 0 {
+		return "-"
+	}
+	var out []string
+	for _, t := range ts {
+		if !slices.Contains(out, t.Name) {
+			out = append(out, t.Name)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// endpoint is one node's side of a topic or service.
+type endpoint struct {
+	Node  string `json:"node"`
+	ID    string `json:"id"`
+	Codec string `json:"codec"`
+	Type  string `json:"type"`
+}
+
+type topicRow struct {
+	Name        string     `json:"name"`
+	Publishers  []endpoint `json:"publishers"`
+	Subscribers []endpoint `json:"subscribers"`
+}
+
+func topicRows(peers []colugo.PeerInfo) []*topicRow {
+	by := map[string]*topicRow{}
+	get := func(name string) *topicRow {
+		r := by[name]
+		if r == nil {
+			r = &topicRow{Name: name, Publishers: []endpoint{}, Subscribers: []endpoint{}}
+			by[name] = r
+		}
+		return r
+	}
+	for _, p := range peers {
+		for _, t := range p.Topics {
+			r := get(t.Name)
+			r.Publishers = append(r.Publishers, endpoint{p.Name, p.ID, t.Codec, t.Type})
+		}
+		for _, t := range p.Subscriptions {
+			r := get(t.Name)
+			e := endpoint{p.Name, p.ID, t.Codec, t.Type}
+			if !slices.Contains(r.Subscribers, e) { // one node may subscribe several times
+				r.Subscribers = append(r.Subscribers, e)
+			}
+		}
+	}
+	rows := make([]*topicRow, 0, len(by))
+	for _, r := range by {
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b *topicRow) int { return strings.Compare(a.Name, b.Name) })
+	return rows
+}
+
+// kinds summarises the codecs and types of endpoints: "json main.Pose".
+func kinds(es []endpoint) string {
+	var out []string
+	for _, e := range es {
+		k := e.Codec + " " + e.Type
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, " | ")
+}
+
+func nodeNames(es []endpoint) string {
+	if len(es) == 0 {
+		return "-"
+	}
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Node
+	}
+	return strings.Join(out, ",")
+}
+
+func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usageErr("topics takes no arguments")
+	}
+	peers, n, err := c.graph()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	rows := topicRows(peers)
+	if c.json {
+		for _, r := range rows {
+			if err := writeJSON(c.stdout, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintln(tw, "TOPIC\tCODEC TYPE\tPUBLISHERS\tSUBSCRIBERS")
+	for _, r := range rows {
+		k := kinds(r.Publishers)
+		if len(r.Publishers) == 0 {
+			k = kinds(r.Subscribers)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, k, nodeNames(r.Publishers), nodeNames(r.Subscribers))
+	}
+	return tw.Flush()
+}
+
+type serviceRow struct {
+	Name    string     `json:"name"`
+	Servers []endpoint `json:"servers"`
+}
+
+func serviceRows(peers []colugo.PeerInfo) []*serviceRow {
+	by := map[string]*serviceRow{}
+	for _, p := range peers {
+		for _, s := range p.Services {
+			r := by[s.Name]
+			if r == nil {
+				r = &serviceRow{Name: s.Name}
+				by[s.Name] = r
+			}
+			r.Servers = append(r.Servers, endpoint{p.Name, p.ID, s.Codec, s.Type})
+		}
+	}
+	rows := make([]*serviceRow, 0, len(by))
+	for _, r := range by {
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b *serviceRow) int { return strings.Compare(a.Name, b.Name) })
+	return rows
+}
+
+func runServices(c *cli, _ *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usageErr("services takes no arguments")
+	}
+	peers, n, err := c.graph()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	rows := serviceRows(peers)
+	if c.json {
+		for _, r := range rows {
+			if err := writeJSON(c.stdout, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := newTable(c.stdout)
+	fmt.Fprintln(tw, "SERVICE\tCODEC REQUEST-TYPE\tSERVERS")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, kinds(r.Servers), nodeNames(r.Servers))
+	}
+	return tw.Flush()
+}
+
+// ---- doctor ----
+
+func doctorFlags(fs *flag.FlagSet, c *cli) {
+	fs.DurationVar(&c.listen, "listen", time.Second, "subscribe to every published topic this long to count losses (0: skip)")
+}
+
+// finding is one line of the doctor's report.
+type finding struct {
+	Level   string `json:"level"` // ok, info, warn, problem
+	Area    string `json:"area"`
+	Message string `json:"message"`
+}
+
+func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usageErr("doctor takes no arguments")
+	}
+	var fs []finding
+	add := func(level, area, format string, a ...any) {
+		fs = append(fs, finding{level, area, fmt.Sprintf(format, a...)})
+	}
+	if c.discovery != "" {
+		_ = os.Setenv(colugo.EnvDiscovery, c.discovery)
+	}
+	mech := discoveryName()
+	add("info", "discovery", "mechanisms: %s", mech)
+	if strings.Contains(mech, "local") {
+		dir := registryDir()
+		entries, err := os.ReadDir(dir)
+		switch {
+		case os.IsNotExist(err):
+			add("info", "discovery", "host registry %s does not exist yet (no node has run here as this user)", dir)
+		case err != nil:
+			add("problem", "discovery", "host registry %s unreadable: %v", dir, err)
+		default:
+			add("ok", "discovery", "host registry %s: %d entries", dir, len(entries))
+		}
+	}
+	if strings.Contains(mech, "mdns") {
+		ifs := multicastInterfaces()
+		if len(ifs) == 0 {
+			add("warn", "discovery", "mDNS: no interface is up and multicast-capable (besides loopback): peers on other hosts cannot be found")
+		} else {
+			add("ok", "discovery", "mDNS interfaces: %s", strings.Join(ifs, ", "))
+		}
+	}
+	n, err := c.node()
+	if err != nil {
+		add("problem", "node", "%v", err)
+		return c.report(fs)
+	}
+	defer n.Close()
+	add("ok", "node", "started %s on router %s, pub %s", n.Name(), n.Endpoint().Router, n.Endpoint().Pub)
+	if err := sleep(c.ctx, c.wait); err != nil {
+		return err
+	}
+	peers := others(n.Peers())
+	if len(peers) == 0 {
+		add("warn", "peers", "no peer found within %v (--wait): are nodes running, as the same user, with the same discovery?", c.wait)
+	} else {
+		var ps []string
+		for _, p := range peers {
+			ps = append(ps, p.Name+"@"+p.Router)
+		}
+		add("ok", "peers", "%d described (so reachable): %s", len(peers), strings.Join(ps, " "))
+	}
+	for _, r := range topicRows(peers) {
+		checkTopic(r, add)
+	}
+	for _, r := range serviceRows(peers) {
+		if k := kinds(r.Servers); strings.Contains(k, " | ") {
+			add("warn", "service "+r.Name, "servers disagree: %s (a caller matches only some)", k)
+		}
+	}
+	if c.listen > 0 {
+		listen(c, n, peers, add)
+	}
+	st := n.Stats().Transport
+	add("info", "transport", "this node: send dropped %d, frames refused %d, peers lost %d, handshakes refused %d",
+		st.SendDropped, st.RecvDropped, st.PeersLost, st.ConnsRefused)
+	return c.report(fs)
+}
+
+// checkTopic reports codec disagreements (messages refused) and type
+// disagreements (refused for protobuf, information for JSON).
+func checkTopic(r *topicRow, add func(level, area, format string, a ...any)) {
+	area := "topic " + r.Name
+	if len(r.Publishers) == 0 {
+		add("info", area, "subscribed by %s but nobody publishes it", nodeNames(r.Subscribers))
+		return
+	}
+	all := append(slices.Clone(r.Publishers), r.Subscribers...)
+	for _, p := range r.Publishers {
+		for _, s := range r.Subscribers {
+			switch {
+			case p.Codec != s.Codec:
+				add("problem", area, "codec mismatch: %s publishes %s, %s subscribes with %s: every message is refused (ErrCodecMismatch)",
+					p.Node, p.Codec, s.Node, s.Codec)
+			case p.Type != s.Type && p.Codec == "protobuf":
+				add("problem", area, "type mismatch: %s publishes %s, %s expects %s: every message is refused", p.Node, p.Type, s.Node, s.Type)
+			case p.Type != s.Type && s.Type != "[]uint8":
+				add("info", area, "type names differ (%s publishes %s, %s decodes %s): allowed for %s, check the fields agree",
+					p.Node, p.Type, s.Node, s.Type, p.Codec)
+			}
+		}
+	}
+	if len(r.Subscribers) == 0 {
+		add("info", area, "published by %s (%s), no subscriber", nodeNames(r.Publishers), kinds(all))
+	}
+}
+
+// listen subscribes to every published topic for c.listen and reports
+// what this node's Stats counted: gaps are messages lost between publisher
+// and subscriber.
+func listen(c *cli, n *colugo.Node, peers []colugo.PeerInfo, add func(level, area, format string, a ...any)) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.listen)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	subs := 0
+	for _, r := range topicRows(peers) {
+		seen := map[string]bool{}
+		for _, p := range r.Publishers {
+			if seen[p.Codec] {
+				continue
+			}
+			seen[p.Codec] = true
+			ch, err := subscribeBytes(ctx, n, r.Name, p.Codec, 4096)
+			if err != nil {
+				add("problem", "topic "+r.Name, "cannot subscribe: %v", err)
+				continue
+			}
+			subs++
+			wg.Go(func() {
+				for range ch { // drained until ctx ends: the node's counters are what we want
+				}
+			})
+		}
+	}
+	if subs == 0 {
+		return
+	}
+	<-ctx.Done()
+	for name, t := range n.Stats().Topics {
+		level := "ok"
+		if t.Gaps > 0 || t.DecodeErrors > 0 {
+			level = "warn"
+		}
+		add(level, "topic "+name, "listened %v: received %d, gaps %d (lost before reaching us), decode errors %d",
+			c.listen, t.Received, t.Gaps, t.DecodeErrors)
+	}
+}
+
+func (c *cli) report(fs []finding) error {
+	problems := 0
+	if c.json {
+		for _, f := range fs {
+			if err := writeJSON(c.stdout, f); err != nil {
+				return err
+			}
+		}
+	} else {
+		tw := newTable(c.stdout)
+		for _, f := range fs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(f.Level), f.Area, f.Message)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, f := range fs {
+		if f.Level == "problem" {
+			problems++
+		}
+	}
+	if problems > 0 {
+		return fmt.Errorf("%d problem(s) found", problems)
+	}
+	return nil
+}
+
+// registryDir is discovery/local's default directory (documented there).
+func registryDir() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return filepath.Join(d, "colugo")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "colugo")
+	}
+	return "(unknown)"
+}
+
+func multicastInterfaces() []string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, i := range ifs {
+		if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0 && i.Flags&net.FlagLoopback == 0 {
+			out = append(out, i.Name)
+		}
+	}
+	return out
+}
