@@ -39,10 +39,26 @@ func (*echoHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWrit
 	_ = rw.Reply(&r)
 }
 
+// zmq4RecvOption makes a transport read with zmq4's Conn.RecvMsg (the
+// reader before recv.go), for same-process comparisons.
+type zmq4RecvOption bool
+
+func (o zmq4RecvOption) apply(c *config) { c.zmq4Recv = bool(o) }
+
+// readers runs f once per receive path, as sub-benchmarks.
+func readers(b *testing.B, f func(b *testing.B, opt Option)) {
+	b.Run("recv=own", func(b *testing.B) { f(b, zmq4RecvOption(false)) })
+	b.Run("recv=zmq4", func(b *testing.B) { f(b, zmq4RecvOption(true)) })
+}
+
 func benchPubSub(b *testing.B, size int) {
-	pub, _ := listen(b, &nopHandler{})
+	readers(b, func(b *testing.B, opt Option) { benchPubSubWith(b, size, opt) })
+}
+
+func benchPubSubWith(b *testing.B, size int, opt Option) {
+	pub, _ := listen(b, &nopHandler{}, opt)
 	h := &countHandler{notify: make(chan struct{}, 1)}
-	sub, _ := listen(b, h)
+	sub, _ := listen(b, h, opt)
 	if err := sub.Subscribe(pub.ep.Pub, "bench/topic"); err != nil {
 		b.Fatal(err)
 	}
@@ -82,10 +98,13 @@ func benchPubSub(b *testing.B, size int) {
 func BenchmarkPubSub64(b *testing.B)  { benchPubSub(b, 64) }
 func BenchmarkPubSub1K(b *testing.B)  { benchPubSub(b, 1024) }
 func BenchmarkPubSub64K(b *testing.B) { benchPubSub(b, 64<<10) }
+func BenchmarkPubSub1M(b *testing.B)  { benchPubSub(b, 1<<20) }
 
-func BenchmarkRequestRTT64(b *testing.B) {
-	srv, _ := listen(b, &echoHandler{})
-	cli, _ := listen(b, &nopHandler{})
+func BenchmarkRequestRTT64(b *testing.B) { readers(b, benchRequestRTT64) }
+
+func benchRequestRTT64(b *testing.B, opt Option) {
+	srv, _ := listen(b, &echoHandler{}, opt)
+	cli, _ := listen(b, &nopHandler{}, opt)
 	ctx := context.Background()
 	msg := &transport.Message{Name: "bench/svc", Header: transport.Header{
 		Kind: transport.KindRequest, Codec: "raw", Sender: "bench-node",
@@ -112,9 +131,11 @@ func BenchmarkRequestRTT64(b *testing.B) {
 
 // BenchmarkRequestParallel measures requests in flight at once on one
 // connection.
-func BenchmarkRequestParallel(b *testing.B) {
-	srv, _ := listen(b, &echoHandler{})
-	cli, _ := listen(b, &nopHandler{})
+func BenchmarkRequestParallel(b *testing.B) { readers(b, benchRequestParallel) }
+
+func benchRequestParallel(b *testing.B, opt Option) {
+	srv, _ := listen(b, &echoHandler{}, opt)
+	cli, _ := listen(b, &nopHandler{}, opt)
 	msg := &transport.Message{Name: "bench/svc", Header: transport.Header{
 		Kind: transport.KindRequest, Codec: "raw", Sender: "bench-node",
 	}, Payload: make([]byte, 64)}

@@ -109,6 +109,7 @@ type conn struct {
 	live liveReader
 	br   *bufio.Reader
 	rd   frameReader
+	rb   recvBuf     // the traffic-phase reader's buffers (recv.go)
 	name string      // last name parsed, so a stream on one topic allocates it once
 	hdr  wire.Header // last header decoded, whose strings the next one reuses
 
@@ -398,10 +399,19 @@ func (g *guard) Write(p []byte) (int, error) {
 	if !c.running {
 		return c.nc.Write(p)
 	}
+	if err := c.sideWrite(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// sideWrite adds bytes written from the reading goroutine (PONGs) to the
+// side buffer, and wakes the writer once it holds whole frames.
+func (c *conn) sideWrite(p []byte) error {
 	c.sideMu.Lock()
 	defer c.sideMu.Unlock()
 	if len(c.side)+len(p) > maxSide {
-		return 0, errSideFull
+		return errSideFull
 	}
 	c.side = append(c.side, p...)
 	for {
@@ -424,7 +434,7 @@ func (g *guard) Write(p []byte) (int, error) {
 	if c.sideEnd > 0 {
 		c.wake()
 	}
-	return len(p), nil
+	return nil
 }
 
 // frameReader tracks where the byte stream is in the ZMTP grammar.

@@ -35,6 +35,9 @@ type config struct {
 	heartbeat        time.Duration
 	peerTimeout      time.Duration
 	log              *slog.Logger
+	// zmq4Recv reads with zmq4's Conn.RecvMsg instead of recv.go's
+	// reader; set by this package's tests and benchmarks only.
+	zmq4Recv bool
 }
 
 func defaultConfig() config {

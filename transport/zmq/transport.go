@@ -253,6 +253,28 @@ func (t *Transport) dial(ctx context.Context, addr string, r role) (*conn, error
 
 // readLoop reads messages until the connection fails and returns why.
 func (c *conn) readLoop() error {
+	if c.t.cfg.zmq4Recv {
+		return c.readLoopZMQ4()
+	}
+	for {
+		m, err := c.readMsg()
+		if err != nil {
+			return err
+		}
+		if m.isCmd {
+			if c.role == rolePubIn && (m.cmd == cmdSubscribe || m.cmd == cmdCancel) {
+				c.pp.update(string(m.frames[0]), m.cmd == cmdSubscribe)
+			}
+			continue // PING (already answered), PONG, others
+		}
+		c.handle(m.frames)
+	}
+}
+
+// readLoopZMQ4 is readLoop over zmq4's Conn.RecvMsg: the reader this
+// package used before recv.go, kept for same-process comparisons in
+// benchmarks and tests.
+func (c *conn) readLoopZMQ4() error {
 	for {
 		m, err := c.zc.RecvMsg()
 		if err != nil {
