@@ -34,19 +34,24 @@ const (
 	ZMQ4         System = "zmq4"          // raw github.com/go-zeromq/zmq4 sockets
 	NATS         System = "nats"          // nats.go clients of an embedded nats-server
 	ColugoInproc System = "colugo-inproc" // colugo on transport/inproc: the in-process ceiling
+	TCP          System = "tcp"           // requests only: length-prefixed echo over plain TCP, the floor
 )
 
-// Systems lists every system, colugo first.
-var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc}
+// Systems lists every system, colugo first. TCP runs the request
+// workloads only.
+var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc, TCP}
+
+// Supports reports whether sys runs w.
+func Supports(sys System, w Workload) bool { return sys != TCP || w.Kind != PubSub }
 
 // Kind is the shape of a workload.
 type Kind int
 
 // Workload kinds.
 const (
-	PubSub     Kind = iota // Pubs publishers → Subs subscribers, Size bytes
-	ReqSerial              // one request at a time, RTT percentiles
-	ReqInFlight            // InFlight requests in flight at once
+	PubSub      Kind = iota // Pubs publishers → Subs subscribers, Size bytes
+	ReqSerial               // one request at a time, RTT percentiles
+	ReqInFlight             // InFlight requests in flight at once
 )
 
 // Workload describes one benchmark.
@@ -378,6 +383,8 @@ func newReqRig(sys System, w Workload) (reqRig, error) {
 		return newZMQ4Req(workers)
 	case NATS:
 		return newNATSReq()
+	case TCP:
+		return newTCPReq(workers)
 	}
 	return nil, fmt.Errorf("unknown system %q", sys)
 }

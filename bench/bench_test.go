@@ -34,6 +34,9 @@ func BenchmarkSuite(b *testing.B) {
 			b.ReportAllocs()
 			res := map[System]Result{}
 			for _, sys := range Systems {
+				if !Supports(sys, w) {
+					continue
+				}
 				lim := Limits{N: b.N, D: competitorLimit}
 				if sys == Colugo {
 					lim = Limits{N: b.N, D: 10 * time.Minute, Start: b.ResetTimer, Stop: b.StopTimer}
@@ -59,8 +62,11 @@ func report(b *testing.B, w Workload, res map[System]Result) {
 	b.ReportMetric(us(c.P999), "p999-µs")
 	b.ReportMetric(c.AllocsPerMsg, "allocs/msg")
 	b.ReportMetric(c.BytesPerMsg, "B/msg")
-	for _, sys := range []System{ZMQ4, NATS, ColugoInproc} {
-		r := res[sys]
+	for _, sys := range []System{ZMQ4, NATS, ColugoInproc, TCP} {
+		r, ok := res[sys]
+		if !ok {
+			continue
+		}
 		b.ReportMetric(r.MsgsPerSec(), string(sys)+"-msgs/s")
 		b.ReportMetric(us(r.P50), string(sys)+"-p50-µs")
 		b.ReportMetric(r.AllocsPerMsg, string(sys)+"-allocs/msg")
@@ -85,6 +91,9 @@ func TestWorkloadsSmoke(t *testing.T) {
 	}
 	for _, w := range Workloads {
 		for _, sys := range Systems {
+			if !Supports(sys, w) {
+				continue
+			}
 			t.Run(w.Name+"/"+string(sys), func(t *testing.T) {
 				r, err := Run(sys, w, Limits{N: 200, D: 2 * time.Second})
 				if err != nil {

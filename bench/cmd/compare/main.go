@@ -80,6 +80,9 @@ func main() {
 	for rep := range *n {
 		for _, w := range ws {
 			for _, s := range ss {
+				if !bench.Supports(s, w) {
+					continue
+				}
 				fmt.Fprintf(os.Stderr, "run %d/%d %s on %s…\n", rep+1, *n, w.Name, s)
 				r, err := bench.Run(s, w, bench.Limits{D: *d})
 				if err != nil {
