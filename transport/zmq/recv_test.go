@@ -1,0 +1,81 @@
+package zmq
+
+import (
+	"testing"
+	"time"
+)
+
+// TestRecvSubscribeCommand: a ZMTP 3.1 SUBSCRIBE command (as newer libzmq
+// sends) subscribes like the 3.0 subscription message, CANCEL withdraws.
+func TestRecvSubscribeCommand(t *testing.T) {
+	t.Parallel()
+	pub, ep := listen(t, &nopHandler{})
+	p := dialRaw(t, ep.Pub)
+	p.handshake(t, "SUB")
+	p.write(t, zmtpFrame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"news\x00"...)))
+	waitFor(t, func() bool {
+		ps := pub.pubPeers.Load()
+		return ps != nil && len(*ps) == 1 && (*ps)[0].wants("news")
+	})
+	if err := pub.Publish(pubMsg("news", 1, []byte("hello"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+	var frames [][]byte
+	for {
+		fl, body, err := readFrame(p.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fl&flagCommand != 0 {
+			continue
+		}
+		frames = append(frames, body)
+		if fl&flagMore == 0 {
+			break
+		}
+	}
+	if len(frames) != 3 || string(frames[0]) != "news\x00" || string(frames[2]) != "hello" {
+		t.Fatalf("got %q", frames)
+	}
+	p.write(t, zmtpFrame(flagCommand, append([]byte{6}, "CANCEL"+"news\x00"...)))
+	waitFor(t, func() bool { return !(*pub.pubPeers.Load())[0].wants("news") })
+}
+
+// TestRecvCommandInsideMessage: a command frame after a data frame with
+// MORE, or a command with MORE, ends the connection (as in zmq4's reader).
+func TestRecvCommandInsideMessage(t *testing.T) {
+	t.Parallel()
+	_, ep := listen(t, &nopHandler{})
+	ping := append([]byte{4}, "PING\x00\x00"...)
+	for _, b := range [][]byte{
+		append(zmtpFrame(flagMore, []byte("svc\x00")), zmtpFrame(flagCommand, ping)...),
+		zmtpFrame(flagCommand|flagMore, ping),
+		zmtpFrame(flagCommand, nil),            // empty command
+		zmtpFrame(flagCommand, []byte{9, 'P'}), // name longer than the body
+	} {
+		p := dialRaw(t, ep.Router)
+		p.handshake(t, "DEALER")
+		p.write(t, b)
+		p.waitClosed(t)
+	}
+}
+
+// TestRecvPingAnswered: a PING gets an empty PONG, as zmq4 answers.
+func TestRecvPingAnswered(t *testing.T) {
+	t.Parallel()
+	_, ep := listen(t, &nopHandler{})
+	p := dialRaw(t, ep.Router)
+	p.handshake(t, "DEALER")
+	p.write(t, zmtpFrame(flagCommand, append([]byte{4}, "PING\x00\x0actx"...)))
+	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+	for {
+		fl, body, err := readFrame(p.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fl&flagCommand != 0 && string(body) == "\x04PONG" {
+			return
+		}
+	}
+}
