@@ -1,6 +1,7 @@
 package mdns
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"slices"
@@ -106,5 +107,33 @@ func TestUnpackLenientMatchesStrict(t *testing.T) {
 	q.Ns = m.Extra
 	if es := entriesOf(q); len(es) != 0 {
 		t.Fatalf("query gave entries %+v", es)
+	}
+}
+
+// Mutated packets: lenient reading never panics, and agrees with strict
+// reading whenever that succeeds.
+func TestUnpackLenientMutations(t *testing.T) {
+	base := pyAnswer(t)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	pkt := make([]byte, len(base))
+	for range 20000 {
+		copy(pkt, base)
+		for range 1 + rnd.IntN(4) {
+			pkt[rnd.IntN(len(pkt))] ^= byte(1 << rnd.IntN(8))
+		}
+		n := len(pkt)
+		if rnd.IntN(4) == 0 {
+			n = rnd.IntN(len(pkt) + 1)
+		}
+		lenient, _, err := unpackLenient(pkt[:n])
+		if err != nil {
+			continue
+		}
+		_ = entriesOf(lenient)
+		_ = observe(lenient)
+		strict := new(dns.Msg)
+		if strict.Unpack(pkt[:n]) == nil && strict.String() != lenient.String() {
+			t.Fatalf("packet %x\nstrict:\n%v\nlenient:\n%v", pkt[:n], strict, lenient)
+		}
 	}
 }
