@@ -334,13 +334,16 @@ func checkTopic(r *topicRow, add func(level, area, format string, a ...any)) {
 		return
 	}
 	all := append(slices.Clone(r.Publishers), r.Subscribers...)
+	problems := false
 	for _, p := range r.Publishers {
 		for _, s := range r.Subscribers {
 			switch {
 			case p.Codec != s.Codec:
+				problems = true
 				add("problem", area, "codec mismatch: %s publishes %s, %s subscribes with %s: every message is refused (ErrCodecMismatch)",
 					p.Node, p.Codec, s.Node, s.Codec)
 			case p.Type != s.Type && p.Codec == "protobuf":
+				problems = true
 				add("problem", area, "type mismatch: %s publishes %s, %s expects %s: every message is refused", p.Node, p.Type, s.Node, s.Type)
 			case p.Type != s.Type && s.Type != "[]uint8":
 				add("info", area, "type names differ (%s publishes %s, %s decodes %s): allowed for %s, check the fields agree",
@@ -348,8 +351,11 @@ func checkTopic(r *topicRow, add func(level, area, format string, a ...any)) {
 			}
 		}
 	}
-	if len(r.Subscribers) == 0 {
+	switch {
+	case len(r.Subscribers) == 0:
 		add("info", area, "published by %s (%s), no subscriber", nodeNames(r.Publishers), kinds(all))
+	case !problems:
+		add("ok", area, "publishers %s and subscribers %s agree (%s)", nodeNames(r.Publishers), nodeNames(r.Subscribers), kinds(r.Publishers))
 	}
 }
 

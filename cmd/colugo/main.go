@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "colugo %s: %v\n", cmd.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		if errors.Is(err, errUsage) {
-			fs.Usage()
+			fmt.Fprintf(stderr, "usage: colugo %s %s (colugo %s -h for the flags)\n", cmd.name, cmd.args, cmd.name)
 			return exitUsage
 		}
 		return exitFail
