@@ -164,7 +164,7 @@ func run(d, every time.Duration, size int, slow time.Duration, policy string, bl
 		s := sample{t: now.Sub(start), rss: rss(), heap: ms.HeapInuse, goroutines: runtime.NumGoroutine()}
 		samples = append(samples, s)
 		p, f, sl := published.Load(), fastGot.Load(), slowGot.Load()
-		rate := func(n, prev int64) string { return fmt.Sprintf("%.0f k", float64(n-prev)/el.Seconds()/1e3) }
+		rate := func(n, prev int64) string { return fmt.Sprintf("%.1f k", float64(n-prev)/el.Seconds()/1e3) }
 		fmt.Printf("| %v | %.1f | %.1f | %d | %s | %s | %s | %d | %d |\n",
 			s.t.Round(time.Second), mib(s.rss), mib(s.heap), s.goroutines,
 			rate(p, lastP), rate(f, lastF), rate(sl, lastS),
