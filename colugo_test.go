@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -663,5 +664,51 @@ func TestRequestAll(t *testing.T) {
 	}
 	if _, err := colugo.RequestAll[int, string](t.Context(), cli, "nobody", 1, colugo.WithFailFast()); !errors.Is(err, colugo.ErrNoResponders) {
 		t.Fatalf("nobody: %v", err)
+	}
+}
+
+func TestSubscribeReceivedAndAnyCodec(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	a, b := net.NewNode("a"), net.NewNode("b")
+	meta, err := colugo.SubscribeReceived[Pose](t.Context(), b, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := colugo.SubscribeReceived[[]byte](t.Context(), b, "t", colugo.WithAnyCodec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := colugo.Subscribe[string](t.Context(), b, "t", colugo.WithAnyCodec()); !errors.Is(err, colugo.ErrInvalidOption) {
+		t.Fatalf("WithAnyCodec with a string: %v", err)
+	}
+	pub, _ := colugo.NewPublisher[Pose](a, "t")
+	raw, _ := colugo.NewPublisher[[]byte](a, "t", colugo.WithCodec(codec.Raw{}))
+	before := time.Now()
+	var got colugo.Received[Pose]
+	eventually(t, "a message with metadata", func() bool {
+		_ = pub.Publish(t.Context(), Pose{X: 1})
+		select {
+		case got = <-meta:
+			return true
+		case <-time.After(2 * time.Millisecond):
+			return false
+		}
+	})
+	if got.Value.X != 1 || got.Codec != "json" || got.Type != "colugo_test.Pose" || got.Sender != a.ID() || got.Seq == 0 ||
+		got.SendTime.Before(before.Add(-time.Second)) || got.RecvTime.Before(got.SendTime) {
+		t.Fatalf("received %+v", got)
+	}
+	_ = raw.Publish(t.Context(), []byte{0xde, 0xad})
+	for {
+		r := colugotest.Next(t, all, wait)
+		if r.Codec == "raw" {
+			if string(r.Value) != "\xde\xad" {
+				t.Fatalf("raw bytes %x", r.Value)
+			}
+			break
+		}
+		if r.Codec != "json" || !strings.Contains(string(r.Value), `"X":1`) {
+			t.Fatalf("json bytes %q (%s)", r.Value, r.Codec)
+		}
 	}
 }

@@ -54,8 +54,9 @@ type topicConfig struct {
 
 type subConfig struct {
 	topicConfig
-	buffer int
-	policy DropPolicy
+	buffer   int
+	policy   DropPolicy
+	anyCodec bool
 }
 
 type requestConfig struct {

@@ -150,12 +150,13 @@ type subCore struct {
 	c      *counters
 	slow   atomic.Bool // in a slow-consumer episode
 
-	// decode decodes a payload and offers it to the channel under mu.
-	decode func(payload []byte) (dropped bool, err error)
-	closeC func()
-	mu     sync.Mutex
-	closed bool
-	stop   func() bool // stops the ctx watcher
+	// decode decodes a message's payload and offers it to the channel under mu.
+	decode   func(m *transport.Message) (dropped bool, err error)
+	anyCodec bool // take every codec (WithAnyCodec)
+	closeC   func()
+	mu       sync.Mutex
+	closed   bool
+	stop     func() bool // stops the ctx watcher
 }
 
 func (s *subCore) close() {
@@ -181,6 +182,45 @@ func (s *subCore) close() {
 // counted and reported (*DecodeError, ErrCodecMismatch); they never reach
 // the channel. Values from one publisher arrive in publish order.
 func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan T, error) {
+	return subscribe(ctx, node, topic, opts, func(v T, _ *transport.Message, _ time.Time) T { return v })
+}
+
+// Received is a value with what its message's header said, as delivered by
+// SubscribeReceived.
+type Received[T any] struct {
+	Value    T
+	Codec    string    // codec name the publisher used
+	Type     string    // type name the publisher gave
+	Sender   string    // publishing node's id
+	Seq      uint64    // the publisher's sequence number on this topic, from 1
+	SendTime time.Time // publisher's clock when it published
+	RecvTime time.Time // this node's clock when the message arrived
+}
+
+// SubscribeReceived is Subscribe with each value's metadata: for tools that
+// measure rates and latencies, record, or follow sequence numbers.
+func SubscribeReceived[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan Received[T], error) {
+	return subscribe(ctx, node, topic, opts, func(v T, m *transport.Message, recv time.Time) Received[T] {
+		h := &m.Header
+		return Received[T]{Value: v, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
+			SendTime: time.Unix(0, h.SendTime), RecvTime: recv}
+	})
+}
+
+// WithAnyCodec makes a subscription of []byte take every message of the
+// topic whatever its codec, and deliver the payload bytes as they are
+// (with SubscribeReceived, the codec name says how to read them): for
+// tools such as recorders. Default: only messages of the subscription's
+// codec are taken.
+func WithAnyCodec() SubscribeOption { return anyCodecOption{} }
+
+type anyCodecOption struct{}
+
+func (anyCodecOption) applySubscribe(c *subConfig) { c.anyCodec = true }
+
+// subscribe is the generic core of Subscribe and SubscribeReceived: T is
+// what the codec decodes, V what the channel carries.
+func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []SubscribeOption, wrap func(T, *transport.Message, time.Time) V) (<-chan V, error) {
 	if err := wire.CheckName(topic); err != nil {
 		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
 	}
@@ -193,19 +233,28 @@ func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...Sub
 	if cfg.codec == nil || cfg.buffer < 1 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
 		return nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1 and a positive Block duration", ErrInvalidOption)
 	}
+	c := cfg.codec
+	if cfg.anyCodec {
+		if _, ok := any(new(T)).(*[]byte); !ok {
+			return nil, fmt.Errorf("%w: WithAnyCodec needs T = []byte", ErrInvalidOption)
+		}
+		c = codec.Raw{}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ch := make(chan T, cfg.buffer)
-	_, strict := cfg.codec.(codec.TypeNamer)
-	s := &subCore{node: node, policy: cfg.policy, strict: strict,
-		info:   TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec)},
+	ch := make(chan V, cfg.buffer)
+	_, strict := c.(codec.TypeNamer)
+	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec,
+		info:   TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c)},
 		closeC: func() { close(ch) }}
-	c := cfg.codec
+	if cfg.anyCodec {
+		s.info.Codec, s.info.Type = "*", "*"
+	}
 	// scratch is decoded into under s.mu and copied into the channel, so a
 	// delivery costs no allocation of its own beyond what the codec makes.
 	scratch := new(T)
-	s.decode = func(payload []byte) (bool, error) {
+	s.decode = func(m *transport.Message) (bool, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed {
@@ -213,12 +262,12 @@ func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...Sub
 		}
 		var zero T
 		*scratch = zero // codecs such as JSON merge into what is there
-		if err := c.Unmarshal(payload, scratch); err != nil {
+		if err := c.Unmarshal(m.Payload, scratch); err != nil {
 			return false, err
 		}
 		v := *scratch
 		*scratch = zero // the channel has its own copy; do not keep v's referents alive
-		return offer(ch, v, s.policy), nil
+		return offer(ch, wrap(v, m, time.Now()), s.policy), nil
 	}
 	if err := node.addSub(s); err != nil {
 		return nil, err
@@ -338,13 +387,13 @@ func (n *Node) receive(msg *transport.Message) {
 
 func (s *subCore) deliver(msg *transport.Message) {
 	h := &msg.Header
-	if h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type) {
+	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
 		s.c.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
 			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
 		return
 	}
-	dropped, err := s.decode(msg.Payload)
+	dropped, err := s.decode(msg)
 	if err != nil {
 		s.c.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
