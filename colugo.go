@@ -10,6 +10,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,11 +133,18 @@ type PeerInfo struct {
 	Services      []TopicInfo `json:"services"`      // served
 }
 
-// TopicInfo names a topic or service with its codec and type.
+// TopicInfo names a topic or service with its codec and type. For a
+// service, Type is the request's and ReplyType the reply's. Schema (and
+// ReplySchema) is the codec's description of the type when it has one
+// (codec.Describer: protobuf gives a FileDescriptorSet), so tools can
+// decode without the program's types.
 type TopicInfo struct {
-	Name  string `json:"name"`
-	Codec string `json:"codec"`
-	Type  string `json:"type"`
+	Name        string `json:"name"`
+	Codec       string `json:"codec"`
+	Type        string `json:"type"`
+	Schema      []byte `json:"schema,omitempty"`
+	ReplyType   string `json:"reply_type,omitempty"`
+	ReplySchema []byte `json:"reply_schema,omitempty"`
 }
 
 // NewNode creates a node called name, binds its transport, announces it and
@@ -369,6 +377,9 @@ func (n *Node) catalogHashLocked() string {
 	}
 	for _, s := range n.services {
 		lines = append(lines, "s\x00"+s.info.Name+"\x00"+s.info.Codec+"\x00"+s.info.Type)
+	}
+	for t, ss := range n.subs { // peers count subscribers (Publisher.Subscribers)
+		lines = append(lines, "u\x00"+t+"\x00"+strconv.Itoa(len(ss)))
 	}
 	slices.Sort(lines)
 	h := sha256.New()

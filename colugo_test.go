@@ -712,3 +712,51 @@ func TestSubscribeReceivedAndAnyCodec(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscribersAndSchemas(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	a, b, c := net.NewNode("a"), net.NewNode("b"), net.NewNode("c")
+	pub, _ := colugo.NewPublisher[*posepb.Pose](a, "pose", colugo.WithCodec(protobuf.Codec{}))
+	if n := pub.Subscribers(); n != 0 {
+		t.Fatalf("subscribers before any: %d", n)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	subCtx, unsubscribe := context.WithCancel(t.Context())
+	_, _ = colugo.Subscribe[*posepb.Pose](subCtx, b, "pose", colugo.WithCodec(protobuf.Codec{}))
+	_, _ = colugo.Subscribe[*posepb.Pose](t.Context(), c, "pose", colugo.WithCodec(protobuf.Codec{}))
+	if err := pub.WaitSubscribers(ctx, 2); err != nil {
+		t.Fatalf("WaitSubscribers: %v (have %d)", err, pub.Subscribers())
+	}
+	unsubscribe()
+	eventually(t, "one subscriber left", func() bool { return pub.Subscribers() == 1 })
+
+	// The protobuf schema travels in $describe, for tools.
+	var info colugo.TopicInfo
+	eventually(t, "b to see a's topic", func() bool {
+		for _, p := range b.Peers() {
+			if p.Name == "a" && len(p.Topics) == 1 {
+				info = p.Topics[0]
+				return true
+			}
+		}
+		return false
+	})
+	if info.Type != "colugo.examples.Pose" || len(info.Schema) == 0 {
+		t.Fatalf("topic info %+v", info)
+	}
+	_, _ = colugo.Serve(a, "add", func(context.Context, *posepb.AddRequest) (*posepb.AddReply, error) { return &posepb.AddReply{}, nil },
+		colugo.WithCodec(protobuf.Codec{}))
+	eventually(t, "b to see a's service", func() bool {
+		for _, p := range b.Peers() {
+			if p.Name == "a" && len(p.Services) == 1 {
+				info = p.Services[0]
+				return true
+			}
+		}
+		return false
+	})
+	if info.Type != "colugo.examples.AddRequest" || info.ReplyType != "colugo.examples.AddReply" || len(info.Schema) == 0 || len(info.ReplySchema) == 0 {
+		t.Fatalf("service info %+v", info)
+	}
+}

@@ -45,7 +45,7 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec,
-		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec)}}
+		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec)}}
 	node.mu.Lock()
 	if node.closed.Load() {
 		node.mu.Unlock()
@@ -127,6 +127,63 @@ func (p *Publisher[T]) Close() error {
 	n.mu.Unlock()
 	n.catalogChanged()
 	return nil
+}
+
+// schemaOf is the codec's description of T, when it gives one.
+func schemaOf[T any](c codec.Codec) []byte {
+	d, ok := c.(codec.Describer)
+	if !ok {
+		return nil
+	}
+	var zero T
+	b, err := d.Describe(zero)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Subscribers returns how many subscriptions to the topic this node knows
+// of: its own, and those its peers announced in $describe. A subscription
+// is announced once discovery has carried it, a moment before its
+// connection is up, so a message published right then can still miss it.
+func (p *Publisher[T]) Subscribers() int {
+	n := p.node
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	count := len(n.subs[p.topic])
+	for _, peer := range n.peers {
+		if !peer.visible() {
+			continue
+		}
+		for _, s := range peer.desc.Subscriptions {
+			if s.Name == p.topic {
+				count++
+			}
+		}
+	}
+	return count
+}
+
+// WaitSubscribers blocks until Subscribers reports at least want, ctx ends
+// (its error is returned) or the node closes (ErrClosed).
+func (p *Publisher[T]) WaitSubscribers(ctx context.Context, want int) error {
+	n := p.node
+	for {
+		if p.Subscribers() >= want {
+			return nil
+		}
+		n.mu.Lock()
+		changed := n.changed
+		n.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
 }
 
 // typeName is T's name as carried in headers: the codec's name for it when
@@ -272,6 +329,7 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	if err := node.addSub(s); err != nil {
 		return nil, err
 	}
+	node.catalogChanged() // peers count subscribers
 	stop := context.AfterFunc(ctx, func() { node.removeSub(s) })
 	s.mu.Lock()
 	s.stop = stop
@@ -350,6 +408,7 @@ func (n *Node) removeSub(s *subCore) {
 	}
 	n.mu.Unlock()
 	s.close()
+	n.catalogChanged()
 }
 
 func indexOf(ss []*subCore, s *subCore) int {

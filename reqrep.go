@@ -57,7 +57,8 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	c := cfg.codec
 	_, strict := c.(codec.TypeNamer)
 	core := &serviceCore{
-		info:   TopicInfo{Name: name, Codec: c.Name(), Type: typeName[Req](c)},
+		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[Req](c), Schema: schemaOf[Req](c),
+			ReplyType: typeName[Resp](c), ReplySchema: schemaOf[Resp](c)},
 		strict: strict,
 		call: func(ctx context.Context, payload []byte) ([]byte, error) {
 			var req Req

@@ -34,6 +34,14 @@ type TypeNamer interface {
 	TypeName(v any) string
 }
 
+// Describer is implemented by codecs that can describe a type's schema in
+// bytes, so that tools decode messages without the program's types:
+// protobuf returns a serialized FileDescriptorSet. The schema travels in
+// $describe (TopicInfo.Schema).
+type Describer interface {
+	Describe(v any) ([]byte, error)
+}
+
 // ErrUnsupportedType is returned by a codec given a value it cannot handle.
 var ErrUnsupportedType = errors.New("colugo/codec: unsupported type")
 

@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/colugo-go/colugo/codec"
@@ -312,4 +315,37 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestDescribe(t *testing.T) {
+	for _, v := range []any{&posepb.Pose{}, (*posepb.Pose)(nil), new(*posepb.Pose)} {
+		b, err := protobuf.Codec{}.Describe(v)
+		if err != nil {
+			t.Fatalf("%T: %v", v, err)
+		}
+		var set descriptorpb.FileDescriptorSet
+		if err := proto.Unmarshal(b, &set); err != nil {
+			t.Fatal(err)
+		}
+		files, err := protodesc.NewFiles(&set)
+		if err != nil {
+			t.Fatalf("descriptor set does not stand alone: %v", err)
+		}
+		d, err := files.FindDescriptorByName("colugo.examples.Pose")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A tool decodes a Pose with nothing but the set.
+		msg := dynamicpb.NewMessage(d.(protoreflect.MessageDescriptor))
+		wire, _ := proto.Marshal(&posepb.Pose{X: 1.5, Frame: "map"})
+		if err := proto.Unmarshal(wire, msg); err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Get(d.(protoreflect.MessageDescriptor).Fields().ByName("frame")).String(); got != "map" {
+			t.Fatalf("frame = %q", got)
+		}
+	}
+	if _, err := (protobuf.Codec{}).Describe(42); !errors.Is(err, codec.ErrUnsupportedType) {
+		t.Fatalf("Describe(42): %v", err)
+	}
 }
