@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -391,16 +392,31 @@ func TestStalledConsumer(t *testing.T) {
 	inNS(t, func(t *testing.T) {
 		opts := []mdns.Option{mdns.WithRefreshInterval(250 * time.Millisecond), mdns.WithExpiry(time.Second)}
 		a := start(t, peer("alpha", 7001, 7002, "c1"), opts...)
+		// The peers do not log: 26 nodes logging every packet through t
+		// slow a loaded machine down more than the test is about.
+		quietOpts := append(slices.Clip(opts), mdns.WithLogger(nil))
+		var peers []*node
 		for i := range 25 { // more peers than the event buffer holds
-			start(t, peer(fmt.Sprintf("p%d", i), 7100+i, 7200+i, ""), opts...)
+			peers = append(peers, start(t, peer(fmt.Sprintf("p%d", i), 7100+i, 7200+i, ""), quietOpts...))
 		}
+		defer func() { // all at once rather than one by one at cleanup
+			var wg sync.WaitGroup
+			for _, p := range peers {
+				wg.Go(func() { _ = p.d.Close() })
+			}
+			wg.Wait()
+		}()
 		time.Sleep(2 * time.Second)
 		done := make(chan struct{})
+		began := time.Now()
 		go func() { _ = a.d.Close(); close(done) }()
 		select {
 		case <-done:
+			t.Logf("Close took %v", time.Since(began))
 		case <-time.After(timeout):
-			t.Fatal("Close hangs with a stalled consumer")
+			var dump strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+			t.Fatalf("Close hangs with a stalled consumer; goroutines:\n%s", dump.String())
 		}
 	})
 }
