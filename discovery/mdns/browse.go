@@ -33,14 +33,13 @@ const (
 // removal, so each round is a fresh session: it sends a query at once,
 // every live peer answers, and the core sees them all again (refreshing
 // their expiry and noticing changed ports or TXT). A session ends after
-// sessionLife, before zeroconf's own second query; the passive listener
-// reads every answer and announcement (Browse drops those with a record
-// it cannot parse), so Browse is chiefly the sender of the round's query.
+// sessionLife, before zeroconf's own second query. Browse only sends the
+// round's query: the passive listener reads the answers (and those Browse
+// drops for a record it cannot parse).
 type browser struct {
 	ifaces  []net.Interface
 	refresh time.Duration
 	kick    <-chan struct{} // the core asks for a round now
-	out     chan<- *zeroconf.ServiceEntry
 	wg      *sync.WaitGroup
 	log     *slog.Logger
 	rounds  *atomic.Uint64
@@ -84,9 +83,12 @@ func (b *browser) run(ctx context.Context) {
 }
 
 // session starts one Browse and the goroutine that drains its entries.
-// The drain never stops before the session ends: zeroconf blocks on its
-// entries channel, and a blocked Browse never returns (it would leak its
-// goroutines and sockets).
+// The entries themselves are dropped: the passive listener reads the same
+// answers from the same interfaces, in order with the goodbyes (entries
+// from a second channel could overtake a goodbye and cancel it), and also
+// those Browse rejects. The drain never stops before Browse returns:
+// zeroconf blocks on its entries channel, and a blocked Browse never
+// returns (it would leak its goroutines and sockets).
 func (b *browser) session(ctx context.Context) {
 	b.rounds.Add(1)
 	b.live.Add(1)
@@ -104,35 +106,16 @@ func (b *browser) session(ctx context.Context) {
 		defer b.live.Add(-1)
 		for {
 			select {
-			case e, ok := <-ch:
+			case _, ok := <-ch:
 				if !ok {
 					return
 				}
-				b.forward(ctx, e)
 			case <-returned:
-				// Browse has returned, so nothing more will be sent; when
-				// it failed during setup it did not close ch.
-				for {
-					select {
-					case e, ok := <-ch:
-						if !ok {
-							return
-						}
-						b.forward(ctx, e)
-					default:
-						return
-					}
-				}
+				// Browse waits for its sender before returning, so nothing
+				// more will be sent; after a setup failure it leaves ch
+				// open.
+				return
 			}
 		}
 	})
-}
-
-// forward hands e to the core, or drops it once the session is over (a
-// later session reports the same peers).
-func (b *browser) forward(ctx context.Context, e *zeroconf.ServiceEntry) {
-	select {
-	case b.out <- e:
-	case <-ctx.Done():
-	}
 }

@@ -55,17 +55,13 @@ func newCore(cfg config, selfID, selfInst string, local []*net.IPNet, out chan<-
 	}
 }
 
-func (c *core) run(ctx context.Context, entries <-chan *zeroconf.ServiceEntry, obs <-chan observation) {
+func (c *core) run(ctx context.Context, obs <-chan observation) {
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-entries:
-			if !c.entry(ctx, e) {
-				return
-			}
 		case o := <-obs:
 			if o.kind == obsEntry {
 				if !c.entry(ctx, o.entry) {
@@ -100,9 +96,9 @@ func (c *core) send(ctx context.Context, ev discovery.Event) bool {
 	}
 }
 
-// entry upserts one browse result, or an instance the listener read from
-// a response. Results repeat (every answer to every query, and zeroconf
-// re-reports after TTLs), so only differences become events.
+// entry upserts one instance the listener read from a response. Entries
+// repeat (every answer to every query), so only differences become
+// events.
 func (c *core) entry(ctx context.Context, e *zeroconf.ServiceEntry) bool {
 	inst := strings.ToLower(e.Instance)
 	if inst == c.selfInst {

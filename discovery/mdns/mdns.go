@@ -250,11 +250,10 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 
-	entries := make(chan *zeroconf.ServiceEntry, 32)
 	obs := make(chan observation, 32)
 	kick := make(chan struct{}, 1)
 	b := &browser{
-		ifaces: ifaces, refresh: d.cfg.refresh, kick: kick, out: entries,
+		ifaces: ifaces, refresh: d.cfg.refresh, kick: kick,
 		wg: &d.wg, log: log, rounds: &d.stats.rounds,
 	}
 	c := newCore(d.cfg, self.ID, strings.ToLower(ann.instance), nets, d.events, kick, &d.stats)
@@ -266,7 +265,7 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 		slog.String(logKeyInstance, ann.instance), slog.Any(logKeyIface, names), slog.Any("addrs", ips))
 	d.wg.Go(func() { lis.run(ctx, obs) })
 	d.wg.Go(func() { b.run(ctx) })
-	d.wg.Go(func() { c.run(ctx, entries, obs) })
+	d.wg.Go(func() { c.run(ctx, obs) })
 	return d.events, nil
 }
 
