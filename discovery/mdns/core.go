@@ -26,7 +26,7 @@ var goodbyeKicks = []time.Duration{100 * time.Millisecond, 400 * time.Millisecon
 type peerState struct {
 	peer      discovery.Peer
 	instance  string    // lowercased, escaped
-	seen      time.Time // last browse result
+	seen      time.Time // last seen in a response
 	leaveAt   time.Time // set by a goodbye: Left then, unless seen again
 	kickedCat string    // catalog a TXT announcement made us query for
 }

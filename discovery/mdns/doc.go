@@ -41,10 +41,12 @@
 //     each answer refreshes that peer (or reports a change as Updated). The
 //     session ends after 1 s, before zeroconf's own second query (4 s
 //     after the first), so a round costs one query;
-//   - a passive socket (it never sends) reads every mDNS packet. The
-//     instances a response carries (announcements, and answers to any
-//     node's query) are used like browse results, so a node that starts
-//     between rounds is reported when its announcement arrives. It also
+//   - a passive socket (it never sends) reads every mDNS packet, and peers
+//     come from it alone: the instances a response carries
+//     (announcements, and answers to any node's query) refresh or add
+//     peers, in the order the packets came, goodbyes included (Browse's
+//     own results are drained and dropped). A node that starts between
+//     rounds is reported when its announcement arrives. The socket also
 //     watches for what Browse drops: probes of a registering node, which
 //     trigger a round at once (so Joined comes in a few hundred
 //     milliseconds rather than after the first announcement, about 1 s),

@@ -74,8 +74,8 @@ type counters struct {
 
 // Stats counts what a [Discovery] ignored or did since [New].
 type Stats struct {
-	// Ignored counts browse results that were not usable colugo
-	// announcements: TXT without v=1 or without a valid id, a bad port or
+	// Ignored counts instances seen in responses that were not usable
+	// colugo announcements: TXT without v=1 or without a valid id, a bad port or
 	// pub, a cat longer than 64 bytes, no IPv4 address.
 	Ignored uint64
 	// BadPackets counts mDNS packets (of any service) that did not parse.
