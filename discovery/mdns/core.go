@@ -168,6 +168,14 @@ func (c *core) observe(ctx context.Context, o observation) {
 		}
 		c.probed[o.instance] = now
 		c.requestRound()
+	case obsAlive:
+		// Still answering (a rate-limited answer without SRV or address):
+		// refresh, unless a goodbye is pending, which only a full entry
+		// (a re-registration) cancels.
+		if st != nil && st.instance == o.instance && st.leaveAt.IsZero() {
+			st.seen = now
+			c.log.DebugContext(ctx, "mdns: peer alive (partial answer)", slog.String(logKeyPeer, id))
+		}
 	case obsText:
 		// Another stack changed its TXT in place (Go browsers never report
 		// that): query once per new value.

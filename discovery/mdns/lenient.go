@@ -176,3 +176,42 @@ func entriesOf(m *dns.Msg) []*zeroconf.ServiceEntry {
 	}
 	return out
 }
+
+// aliveIn returns the colugo instances (lowercased) for which a response
+// carries a live record (PTR to the instance, SRV or TXT) without being a
+// full entry: stacks that rate-limit their multicasts, such as avahi,
+// answer a query with the PTR alone when they sent the SRV and address
+// less than a second ago. Such a record shows the instance still
+// answers; it refreshes a known peer but does not make one.
+func aliveIn(m *dns.Msg, full []*zeroconf.ServiceEntry) []string {
+	if !m.Response {
+		return nil
+	}
+	done := map[string]bool{}
+	for _, e := range full {
+		done[strings.ToLower(e.Instance)] = true
+	}
+	var out []string
+	add := func(inst string) {
+		if inst != "" && !done[inst] {
+			done[inst] = true
+			out = append(out, inst)
+		}
+	}
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if rr.Header().Ttl == 0 {
+				continue
+			}
+			switch r := rr.(type) {
+			case *dns.PTR:
+				if strings.EqualFold(r.Hdr.Name, serviceFQDN) {
+					add(instanceOf(r.Ptr))
+				}
+			case *dns.SRV, *dns.TXT:
+				add(instanceOf(r.Header().Name))
+			}
+		}
+	}
+	return out
+}

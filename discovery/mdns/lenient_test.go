@@ -96,6 +96,18 @@ func TestUnpackLenientMatchesStrict(t *testing.T) {
 		t.Fatalf("entries %+v", es)
 	}
 
+	if alive := aliveIn(lenient, es); len(alive) != 0 {
+		t.Fatalf("full entry also reported alive: %q", alive)
+	}
+	// A rate-limited answer (PTR alone) shows the instance alive.
+	ptrOnly := &dns.Msg{MsgHdr: dns.MsgHdr{Response: true}, Answer: m.Answer}
+	if es := entriesOf(ptrOnly); len(es) != 0 {
+		t.Fatalf("PTR alone gave entries %+v", es)
+	}
+	if alive := aliveIn(ptrOnly, nil); !slices.Equal(alive, []string{`my\ node-abc`}) {
+		t.Fatalf("alive %q", alive)
+	}
+
 	// A goodbye (TTL 0) and a query announce nothing.
 	for _, rr := range m.Extra {
 		rr.Header().Ttl = 0
@@ -107,6 +119,13 @@ func TestUnpackLenientMatchesStrict(t *testing.T) {
 	q.Ns = m.Extra
 	if es := entriesOf(q); len(es) != 0 {
 		t.Fatalf("query gave entries %+v", es)
+	}
+	if alive := aliveIn(q, nil); len(alive) != 0 {
+		t.Fatalf("query showed alive %q", alive)
+	}
+	m.Answer[0].Header().Ttl = 0
+	if alive := aliveIn(m, nil); len(alive) != 0 {
+		t.Fatalf("goodbye showed alive %q", alive)
 	}
 }
 
@@ -129,7 +148,7 @@ func TestUnpackLenientMutations(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		_ = entriesOf(lenient)
+		_ = aliveIn(lenient, entriesOf(lenient))
 		_ = observe(lenient)
 		strict := new(dns.Msg)
 		if strict.Unpack(pkt[:n]) == nil && strict.String() != lenient.String() {

@@ -32,6 +32,7 @@ const (
 	obsProbe                      // a node is about to announce this instance
 	obsText                       // a live TXT record was announced
 	obsEntry                      // an instance's SRV, TXT and address: like a browse result
+	obsAlive                      // a live record of an instance, not a full entry
 )
 
 // observation is one fact the listener read from a packet.
@@ -126,8 +127,12 @@ func (l *listener) read(ctx context.Context, pkt []byte) []observation {
 		m = lm
 	}
 	var obs []observation
-	for _, e := range entriesOf(m) {
+	entries := entriesOf(m)
+	for _, e := range entries {
 		obs = append(obs, observation{kind: obsEntry, instance: strings.ToLower(e.Instance), entry: e})
+	}
+	for _, inst := range aliveIn(m, entries) {
+		obs = append(obs, observation{kind: obsAlive, instance: inst})
 	}
 	return append(obs, observe(m)...)
 }

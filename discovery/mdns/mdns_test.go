@@ -614,7 +614,7 @@ func TestInteropPython(t *testing.T) {
 	t.Parallel() // its own namespace; mostly waiting
 	inNS(t, func(t *testing.T) {
 		const pyID = "pyid0001"
-		const life = 6500 * time.Millisecond
+		const life = 9 * time.Second
 		lines := pyPeer(t, pyID, life)
 		var pyLines []string
 		for l := range lines { // bounded: python exits after life
@@ -626,7 +626,8 @@ func TestInteropPython(t *testing.T) {
 		pyStarted := time.Now()
 		time.Sleep(1500 * time.Millisecond) // python's announcements are over
 		self := peer("go-node", 7001, 7002, "gocat")
-		const refresh, expiry = time.Second, 2 * time.Second
+		// python answers a question at most about once a second.
+		const refresh, expiry = 1500 * time.Millisecond, 3200 * time.Millisecond
 		a := start(t, self, mdns.WithRefreshInterval(refresh), mdns.WithExpiry(expiry))
 		ev := waitEvent(t, a, discovery.Joined, pyID, timeout)
 		if ev.Peer.Router != "127.0.0.1:7501" || ev.Peer.Pub != "127.0.0.1:7502" || ev.Peer.Catalog != "pycat" || ev.Peer.Name != "py-node" {
