@@ -45,7 +45,10 @@
 //     come from it alone: the instances a response carries
 //     (announcements, and answers to any node's query) refresh or add
 //     peers, in the order the packets came, goodbyes included (Browse's
-//     own results are drained and dropped). A node that starts between
+//     own results are drained and dropped). A live PTR, SRV or TXT of a
+//     known peer without its SRV and address in the same packet (avahi
+//     answers that way when it multicast them less than a second before)
+//     refreshes it too. A node that starts between
 //     rounds is reported when its announcement arrives. The socket also
 //     watches for what Browse drops: probes of a registering node, which
 //     trigger a round at once (so Joined comes in a few hundred
