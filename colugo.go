@@ -75,7 +75,7 @@ type Node struct {
 	rr       map[string]uint64    // round-robin position per service
 	changed  chan struct{}        // closed and replaced when the peer catalog changes
 	catalog  string               // hash of pubs and services
-	inflight map[inflightKey]inflight
+	inflight map[inflightKey]context.CancelFunc
 	watchers map[*watcher]struct{}
 	targets  map[string][]target // servers per service, rebuilt after any change
 }
@@ -85,17 +85,13 @@ type pubCount struct {
 	n    int
 }
 
+// inflightKey names a running handler by the connection its request came
+// on and the request id, which is unique only per connection: so a cancel
+// is taken only from that connection (the transport sends cancels
+// unsealed, and another peer could claim the sender id).
 type inflightKey struct {
-	sender string
-	id     uint64
-}
-
-// inflight is a running handler: its cancel, and the connection its
-// request came on (a cancel is only taken from there when keys are on,
-// since the transport sends cancels unsealed).
-type inflight struct {
-	cancel context.CancelFunc
-	rw     transport.ReplyWriter
+	rw transport.ReplyWriter // comparable in both transports: one value per connection
+	id uint64
 }
 
 // topicSubs is an immutable snapshot of one topic's local subscriptions.
@@ -208,7 +204,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		peers:    make(map[string]*peer),
 		rr:       make(map[string]uint64),
 		changed:  make(chan struct{}),
-		inflight: make(map[inflightKey]inflight),
+		inflight: make(map[inflightKey]context.CancelFunc),
 		watchers: make(map[*watcher]struct{}),
 		targets:  make(map[string][]target),
 	}
@@ -613,8 +609,8 @@ func (n *Node) fetchDescriptionTimeout(router string, timeout time.Duration) (*P
 }
 
 func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
-	if info.ID == n.id {
-		p.self = true
+	p.self = info.ID == n.id
+	if p.self {
 		return
 	}
 	if p.info.ID != "" && info.ID != p.info.ID {

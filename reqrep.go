@@ -148,10 +148,10 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	switch h.Kind {
 	case transport.KindCancel:
 		n.mu.Lock()
-		in, ok := n.inflight[inflightKey{h.Sender, h.RequestID}]
+		cancel := n.inflight[inflightKey{rw, h.RequestID}]
 		n.mu.Unlock()
-		if ok && (n.keys == nil || in.rw == rw) {
-			in.cancel()
+		if cancel != nil {
+			cancel()
 		}
 		return
 	case transport.KindRequest, transport.KindControl:
@@ -197,21 +197,26 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		n.replyError(rw, msg, CodeCodecMismatch, fmt.Sprintf("server expects codec %s, type %s", svc.info.Codec, svc.info.Type))
 		return
 	}
+	if h.Deadline < 0 {
+		n.replyError(rw, msg, CodeDeadlineExceeded, "the request's deadline had passed when it arrived")
+		return
+	}
 	if n.handlers.Add(1) > int64(n.cfg.maxHandlers) || n.closed.Load() {
 		n.handlers.Add(-1)
 		n.replyError(rw, msg, CodeUnavailable, "too many requests in flight, or closing")
 		return
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
-	if h.Deadline > 0 {
-		ctx, cancel = context.WithTimeout(n.ctx, time.Duration(h.Deadline))
-	} else {
-		ctx, cancel = context.WithCancel(n.ctx)
+	// The handler's deadline is the caller's. A request without one (a
+	// foreign peer) gets the node's default, so a requester that vanishes
+	// cannot hold handlers for ever.
+	timeout := time.Duration(h.Deadline)
+	if timeout == 0 {
+		timeout = n.cfg.defaultTimeout
 	}
-	key := inflightKey{h.Sender, h.RequestID}
+	ctx, cancel := context.WithTimeout(n.ctx, timeout)
+	key := inflightKey{rw, h.RequestID}
 	n.mu.Lock()
-	n.inflight[key] = inflight{cancel: cancel, rw: rw}
+	n.inflight[key] = cancel
 	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
 		out, code, errMsg := n.run(ctx, svc, msg.Payload)
