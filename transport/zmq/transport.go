@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -197,7 +198,7 @@ func (t *Transport) serveInbound(nc net.Conn, r role) {
 	t.accepted.Add(1)
 	t.conns[c] = struct{}{}
 	if r == rolePubIn {
-		c.pp = &pubPeer{counts: make(map[string]int)}
+		c.pp = &pubPeer{c: c, exact: make(map[string]int), other: make(map[string]int)}
 		old := t.pubPeers.Load()
 		var peers []*pubPeer
 		if old != nil {
@@ -411,47 +412,85 @@ func (c *conn) lostErr() error {
 
 // pubPeer is the subscription set of one connected subscriber.
 type pubPeer struct {
-	c        *conn
-	mu       sync.Mutex
-	counts   map[string]int           // prefix → subscriptions, as libzmq counts them
-	prefixes atomic.Pointer[[]string] // copy of counts' keys for Publish
+	c *conn
+
+	mu    sync.RWMutex
+	exact map[string]int // colugo subscriptions, "topic\x00", by topic: one lookup per Publish
+	other map[string]int // any other prefix (foreign SUBs: "" for everything, partial names)
+	// lens counts other's prefixes by length, and lenList lists the lengths
+	// in use, so that matching costs one lookup per distinct length rather
+	// than one comparison per prefix.
+	lens    [wire.MaxName + 1]int
+	lenList []int
+	n       int // distinct prefixes held
 }
 
+// maxPrefixes bounds the subscriptions one connection may hold, so a
+// hostile subscriber cannot grow the publisher's memory without end.
+const maxPrefixes = 1 << 16
+
+// update counts a subscription (add) or its withdrawal, as libzmq counts
+// them. Prefixes that can never match a name frame are not kept.
 func (p *pubPeer) update(prefix string, add bool) {
+	m, key, isOther := p.other, prefix, true
+	if strings.HasSuffix(prefix, "\x00") {
+		m, key, isOther = p.exact, prefix[:len(prefix)-1], false
+	}
+	if len(key) > wire.MaxName {
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if add {
-		p.counts[prefix]++
-	} else if n, ok := p.counts[prefix]; ok {
-		if n <= 1 {
-			delete(p.counts, prefix)
-		} else {
-			p.counts[prefix] = n - 1
+	n, ok := m[key]
+	switch {
+	case add && !ok && p.n >= maxPrefixes:
+		p.c.t.recvDropped.Add(1)
+	case add:
+		m[key] = n + 1
+		if !ok {
+			p.n++
+			if isOther {
+				p.countLenLocked(len(key), 1)
+			}
 		}
+	case !ok:
+	case n <= 1:
+		delete(m, key)
+		p.n--
+		if isOther {
+			p.countLenLocked(len(key), -1)
+		}
+	default:
+		m[key] = n - 1
 	}
-	prefixes := make([]string, 0, len(p.counts))
-	for k := range p.counts {
-		prefixes = append(prefixes, k)
-	}
-	p.prefixes.Store(&prefixes)
 }
 
-// wants reports whether one of p's prefixes is a prefix of name+"\x00".
-func (p *pubPeer) wants(name string) bool {
-	ps := p.prefixes.Load()
-	if ps == nil {
-		return false
+func (p *pubPeer) countLenLocked(l, delta int) {
+	p.lens[l] += delta
+	if (delta > 0 && p.lens[l] == 1) || (delta < 0 && p.lens[l] == 0) {
+		p.lenList = p.lenList[:0]
+		for i, c := range p.lens {
+			if c > 0 {
+				p.lenList = append(p.lenList, i)
+			}
+		}
 	}
-	for _, s := range *ps {
-		switch {
-		case len(s) <= len(name):
-			if name[:len(s)] == s {
-				return true
-			}
-		case len(s) == len(name)+1:
-			if s[len(name)] == 0 && s[:len(name)] == name {
-				return true
-			}
+}
+
+// wants reports whether a message named name goes to this subscriber: its
+// name frame name+"\x00" starts with one of the subscribed prefixes.
+func (p *pubPeer) wants(name string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.exact[name] > 0 {
+		return true
+	}
+	for _, l := range p.lenList {
+		if l > len(name) {
+			break
+		}
+		if p.other[name[:l]] > 0 {
+			return true
 		}
 	}
 	return false
