@@ -548,15 +548,6 @@ func subscriptionFlood(t *testing.T, victim *colugo.Node, n int) (took, before, 
 	return took, before, during
 }
 
-// knownBug skips a test that reproduces an open library bug, unless
-// COLUGO_RUN_BUGS=1: it would fail main until the owner fixes it.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("COLUGO_RUN_BUGS") == "" {
-		t.Skip("BUG: " + what + " (COLUGO_RUN_BUGS=1 runs it)")
-	}
-}
-
 // TestSubscriptionFloodIsLinear: n subscriptions from one peer cost O(n)
 // in all, and do not slow Publish down (it looks prefixes up by length
 // instead of scanning them).
