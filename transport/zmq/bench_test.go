@@ -75,18 +75,26 @@ func benchPubSubWith(b *testing.B, size int, opt Option) {
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
 	start := time.Now()
+	// A lost connection (a heartbeat starved on a loaded machine) would
+	// leave messages that never arrive: every wait is bounded.
+	stall := func() {
+		select {
+		case <-h.notify:
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("stalled: %d sent, %d received, peers lost %d", sent, h.n.Load()-base, sub.Stats().PeersLost)
+		}
+	}
 	for b.Loop() {
 		for sent-(h.n.Load()-base) >= window {
-			<-h.notify
+			stall()
 		}
 		_ = pub.Publish(msg)
 		sent++
 	}
 	for h.n.Load()-base < sent {
-		select {
-		case <-h.notify:
-		case <-time.After(10 * time.Millisecond):
-		}
+		stall()
 	}
 	el := time.Since(start)
 	b.ReportMetric(float64(sent)/el.Seconds(), "msgs/s")
