@@ -25,6 +25,30 @@ func Passthrough(name, typ string) codec.Codec {
 	return typedPassthrough{passthrough{name: name}, typ}
 }
 
+// PassthroughSchema is Passthrough(name, typ) that also describes its type
+// with schema (codec.Describer): a publisher or server using it advertises
+// schema in $describe (TopicInfo.Schema), as one using the original codec
+// would, so tools can decode what it sends. For protobuf, schema is the
+// serialized FileDescriptorSet of typ. With an empty schema it is
+// Passthrough.
+func PassthroughSchema(name, typ string, schema []byte) codec.Codec {
+	if len(schema) == 0 || typ == "" {
+		return Passthrough(name, typ)
+	}
+	return describedPassthrough{typedPassthrough{passthrough{name: name}, typ}, schema}
+}
+
+type describedPassthrough struct {
+	typedPassthrough
+	schema []byte
+}
+
+var _ codec.Describer = describedPassthrough{}
+
+// Describe returns the schema, whatever v is: every value of a
+// passthrough codec has its one type.
+func (d describedPassthrough) Describe(any) ([]byte, error) { return d.schema, nil }
+
 type passthrough struct{ name string }
 
 type typedPassthrough struct {

@@ -1,20 +1,23 @@
 // Package record records colugo topics to MCAP files and plays them back.
 //
 // A [Recorder] subscribes a node to topics (all of them, or a list) as
-// their publishers are discovered and writes every message it receives to a
-// [Writer]: one MCAP channel per topic and codec, with the message bytes
-// exactly as they travelled (no decoding, so no user types are needed).
+// their publishers are discovered, once per topic whatever codecs its
+// publishers use, and writes every message it receives to a [Writer]: one
+// MCAP channel per topic, codec and type, with the message bytes exactly
+// as they travelled (no decoding, so no user types are needed).
 // [Play] publishes a recording again with its original timing scaled by a
-// rate, its original codec and type names, optional topic filtering and
-// remapping, once or in a loop.
+// rate, its original codec and type names (and, for protobuf, its
+// descriptors in $describe), optional topic filtering and remapping, once
+// or in a loop.
 //
 // # How colugo maps to MCAP
 //
 //	colugo codec   MCAP message encoding   MCAP schema
 //	json           json (well known)       encoding "jsonschema", name = type name, data "{}" (accepts any JSON)
-//	protobuf       protobuf (well known)   encoding "protobuf", name = full message name, data = a
-//	                                       FileDescriptorSet when the type is linked into the recording
-//	                                       program (protoregistry), else empty
+//	protobuf       protobuf (well known)   encoding "protobuf", name = full message name, data = the
+//	                                       FileDescriptorSet the publishers advertise in $describe
+//	                                       (colugo.TopicInfo.Schema); else the one of the type if it
+//	                                       is linked into the recording program; else empty
 //	raw            raw (not a well-known   none (schema id 0)
 //	               encoding; MCAP allows
 //	               any string)
@@ -22,13 +25,16 @@
 //
 // Every channel also carries metadata "colugo.codec" and "colugo.type", which
 // playback prefers over the message encoding and schema name. Log time is
-// the time the recorder received the message. Publish time is the same
-// value: colugo's public API does not expose the header's send time yet.
+// the time the recorder's node received the message; publish time is the
+// publisher's send time from the message header (the publisher's clock).
 // Per-channel sequence numbers count the messages written on that channel.
 // At the end of a recording a metadata record "colugo.recording" holds,
-// per topic, what the recording node's [colugo.Node.Stats] counted:
-// received, dropped (by the subscription) and gaps (missing publisher
-// sequence numbers: lost before they reached the recorder).
+// per topic: "received", "dropped" (by the recording subscription: the
+// writer did not keep up) and "decode_errors" as the recording node's
+// [colugo.Node.Stats] counted them; "gaps", the sequence numbers missing per
+// publisher (messages lost before they reached the recorder or dropped by
+// it); "publishers"; and per publishing node id
+// "sender.<id>.messages", "first_seq", "last_seq" and "gaps".
 //
 // Files are chunked (zstd by default), with CRCs, message indexes and a
 // summary, and open in other MCAP tools. Reading is defensive: a truncated

@@ -58,10 +58,12 @@ func OnProgress(f func(PlayProgress)) PlayOption {
 	return playFunc(func(c *playConfig) { c.progress = f })
 }
 
-// WaitBefore makes Play wait d after creating its publishers and before the
-// first message, so that subscribers discover them and connect (colugo has
-// no history: what is published before a subscriber connects is not
-// delivered to it). Default: 0.
+// WaitBefore makes Play wait, after creating its publishers and before the
+// first message, until every topic it plays has a subscriber
+// (Publisher.WaitSubscribers), or for at most d: colugo has no history, so
+// what is published before a subscriber connects is not delivered to it.
+// A topic nobody subscribes to makes Play wait the whole of d. Default: 0,
+// no wait.
 func WaitBefore(d time.Duration) PlayOption {
 	return playFunc(func(c *playConfig) { c.wait = d })
 }
@@ -116,7 +118,7 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 		}
 		k := pubKey{cfg.topic(ch.Topic), ch.Codec, ch.Type}
 		if pubs[k] == nil {
-			p, err := colugo.NewPublisher[[]byte](node, k.topic, colugo.WithCodec(Passthrough(ch.Codec, ch.Type)))
+			p, err := colugo.NewPublisher[[]byte](node, k.topic, colugo.WithCodec(PassthroughSchema(ch.Codec, ch.Type, ch.Schema)))
 			if err != nil {
 				return PlayProgress{}, fmt.Errorf("record: publishing %q: %w", k.topic, err)
 			}
@@ -128,7 +130,7 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 		}
 	}
 	if cfg.wait > 0 {
-		if err := sleepCtx(ctx, cfg.wait); err != nil {
+		if err := waitSubscribers(ctx, pubs, cfg.wait); err != nil {
 			return PlayProgress{}, err
 		}
 	}
@@ -191,6 +193,19 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 			return prog, ctx.Err()
 		}
 	}
+}
+
+// waitSubscribers waits until every publisher in pubs has a subscriber, or
+// d passes (not an error), or ctx ends (its error).
+func waitSubscribers[K comparable](ctx context.Context, pubs map[K]*colugo.Publisher[[]byte], d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for _, p := range pubs {
+		if err := p.WaitSubscribers(wctx, 1); err != nil {
+			break
+		}
+	}
+	return ctx.Err()
 }
 
 func (c *playConfig) topic(t string) string {

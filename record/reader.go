@@ -27,6 +27,7 @@ type Channel struct {
 	Codec    string // from the channel's colugo.codec metadata, else its message encoding
 	Type     string // from the channel's colugo.type metadata, else its schema name
 	Encoding string // the MCAP message encoding
+	Schema   []byte // a protobuf channel's FileDescriptorSet (its MCAP schema's data), if any
 }
 
 // Reader reads the messages of an MCAP file in file order (the order a
@@ -132,7 +133,7 @@ func (r *Reader) Next() (m Message, ch *Channel, err error) {
 			}
 			r.n++
 			return Message{Topic: ch.Topic, Codec: ch.Codec, Type: ch.Type,
-				LogTime: fromNanos(msg.LogTime), PublishTime: fromNanos(msg.PublishTime), Data: msg.Data}, ch, nil
+				LogTime: fromNanos(msg.LogTime), PublishTime: fromNanos(msg.PublishTime), Data: msg.Data, Schema: ch.Schema}, ch, nil
 		case mcap.TokenFooter:
 			r.done = true
 		}
@@ -148,9 +149,12 @@ func (r *Reader) channel(c *mcap.Channel) *Channel {
 	if ch.Codec == "" {
 		ch.Codec = c.MessageEncoding
 	}
-	if _, ok := c.Metadata[MetaType]; !ok {
-		if s := r.schemas[c.SchemaID]; s != nil {
+	if s := r.schemas[c.SchemaID]; s != nil {
+		if _, ok := c.Metadata[MetaType]; !ok {
 			ch.Type = s.Name
+		}
+		if s.Encoding == "protobuf" {
+			ch.Schema = s.Data
 		}
 	}
 	return ch

@@ -55,12 +55,26 @@ type Recorder struct {
 	cfg  recordConfig
 
 	mu      sync.Mutex
-	subbed  map[subKey]bool
-	codecs  map[string][]string // codecs recorded per topic
+	topics  map[string]*topicState
+	schemas map[schemaRef][]byte // advertised by publishers
 	started time.Time
 }
 
-type subKey struct{ topic, codec string }
+type schemaRef struct{ topic, codec, typ string }
+
+// topicState is what the recorder knows of one recorded topic.
+type topicState struct {
+	codecs  []string                // codecs seen, in order
+	senders map[string]*senderState // by publishing node id
+	gaps    uint64
+}
+
+// senderState follows one publisher's sequence numbers on a topic.
+type senderState struct {
+	first, last uint64
+	messages    uint64
+	gaps        uint64
+}
 
 // NewRecorder returns a recorder of node's peers' topics into w.
 func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder, error) {
@@ -73,16 +87,19 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 	if cfg.buffer < 1 {
 		return nil, fmt.Errorf("%w: record buffer must be at least 1", colugo.ErrInvalidOption)
 	}
-	return &Recorder{node: node, w: w, cfg: cfg, subbed: map[subKey]bool{}, codecs: map[string][]string{}}, nil
+	return &Recorder{node: node, w: w, cfg: cfg, topics: map[string]*topicState{}, schemas: map[schemaRef][]byte{}}, nil
 }
 
 // Run records until ctx ends, then writes the "colugo.recording" metadata
 // record and returns nil (the caller closes the Writer), or returns the
-// first error writing the file. It subscribes to each wanted topic, once per
-// codec its publishers use, as soon as a publisher is discovered (node's
-// Events), so topics that appear later are recorded too. Run blocks, owns
-// every goroutine it starts and waits for them before it returns. Call it
-// once.
+// first error writing the file. It subscribes to each wanted topic once,
+// whatever codecs its publishers use (colugo.WithAnyCodec), as soon as a
+// publisher is discovered (node's Events), so topics that appear later are
+// recorded too. Each message is written with its publisher's codec and
+// type names, the receive time as log time and the publisher's send time
+// as publish time; protobuf channels get the FileDescriptorSet that the
+// publishers advertise as their MCAP schema. Run blocks, owns every
+// goroutine it starts and waits for them before it returns. Call it once.
 func (r *Recorder) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -94,24 +111,35 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if r.cfg.topics != nil && !r.cfg.topics[t.Name] {
 			return
 		}
-		k := subKey{t.Name, t.Codec}
 		r.mu.Lock()
-		if r.subbed[k] {
+		if len(t.Schema) > 0 {
+			r.schemas[schemaRef{t.Name, t.Codec, t.Type}] = t.Schema
+		}
+		if r.topics[t.Name] != nil {
 			r.mu.Unlock()
 			return
 		}
-		r.subbed[k] = true
-		r.codecs[t.Name] = append(r.codecs[t.Name], t.Codec)
+		st := &topicState{senders: map[string]*senderState{}}
+		r.topics[t.Name] = st
 		r.mu.Unlock()
-		ch, err := colugo.Subscribe[[]byte](ctx, r.node, t.Name, colugo.WithCodec(Passthrough(t.Codec, "")),
+		ch, err := colugo.SubscribeReceived[[]byte](ctx, r.node, t.Name, colugo.WithAnyCodec(),
 			colugo.WithBuffer(r.cfg.buffer), colugo.WithDropPolicy(colugo.Block(r.cfg.block)))
 		if err != nil {
 			cancel(fmt.Errorf("record: subscribing to %q: %w", t.Name, err))
 			return
 		}
 		wg.Go(func() {
-			for data := range ch {
-				err := r.w.Write(Message{Topic: t.Name, Codec: t.Codec, Type: t.Type, LogTime: time.Now(), Data: data})
+			schemas := map[schemaRef][]byte{} // this topic's, so no lock per message
+			for m := range ch {
+				ref := schemaRef{t.Name, m.Codec, m.Type}
+				schema, ok := schemas[ref]
+				if !ok {
+					schema = r.noteCodec(st, ref)
+					schemas[ref] = schema
+				}
+				r.noteSeq(st, m.Sender, m.Seq)
+				err := r.w.Write(Message{Topic: t.Name, Codec: m.Codec, Type: m.Type, LogTime: m.RecvTime,
+					PublishTime: m.SendTime, Data: m.Value, Schema: schema})
 				if err != nil {
 					cancel(err)
 				}
@@ -130,7 +158,53 @@ func (r *Recorder) Run(ctx context.Context) error {
 	return r.w.AddMetadata(MetadataRecording, r.metadata())
 }
 
-// metadata summarises the node's counters for the recorded topics.
+// noteCodec records that a topic's messages come in ref's codec and type,
+// and returns the schema publishers advertised for it.
+func (r *Recorder) noteCodec(st *topicState, ref schemaRef) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !slices.Contains(st.codecs, ref.codec) {
+		st.codecs = append(st.codecs, ref.codec)
+	}
+	if s := r.schemas[ref]; s != nil {
+		return s
+	}
+	// A publisher not yet described (its first message overtook $describe):
+	// the current view of the peers may have it.
+	for _, p := range r.node.Peers() {
+		for _, t := range p.Topics {
+			if t.Name == ref.topic && t.Codec == ref.codec && t.Type == ref.typ && len(t.Schema) > 0 {
+				r.schemas[ref] = t.Schema
+				return t.Schema
+			}
+		}
+	}
+	return nil
+}
+
+// noteSeq follows sender's sequence numbers on a topic: a number more
+// than one past the last is a gap (messages lost before they reached the
+// recorder, or dropped by its subscription); one that goes back is a new
+// publisher on that node, a new start.
+func (r *Recorder) noteSeq(st *topicState, sender string, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := st.senders[sender]
+	if s == nil {
+		s = &senderState{first: seq, last: seq}
+		st.senders[sender] = s
+	} else if seq > s.last+1 {
+		s.gaps += seq - s.last - 1
+		st.gaps += seq - s.last - 1
+	}
+	if seq != 0 {
+		s.last = seq
+	}
+	s.messages++
+}
+
+// metadata summarises, per recorded topic, the recorder's sequence-number
+// bookkeeping and its node's counters.
 func (r *Recorder) metadata() map[string]string {
 	st := r.node.Stats()
 	r.mu.Lock()
@@ -140,24 +214,35 @@ func (r *Recorder) metadata() map[string]string {
 		"start": r.started.UTC().Format(time.RFC3339Nano),
 		"end":   time.Now().UTC().Format(time.RFC3339Nano),
 	}
-	for topic := range r.codecs {
-		ts := st.Topics[topic]
-		m["topic."+topic+".received"] = strconv.FormatUint(ts.Received, 10)
-		m["topic."+topic+".dropped"] = strconv.FormatUint(ts.Dropped, 10)
-		m["topic."+topic+".gaps"] = strconv.FormatUint(ts.Gaps, 10)
-		m["topic."+topic+".decode_errors"] = strconv.FormatUint(ts.DecodeErrors, 10)
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	for topic, ts := range r.topics {
+		ns := st.Topics[topic]
+		p := "topic." + topic + "."
+		m[p+"received"] = u(ns.Received)
+		m[p+"dropped"] = u(ns.Dropped)
+		m[p+"gaps"] = u(ts.gaps)
+		m[p+"decode_errors"] = u(ns.DecodeErrors)
+		m[p+"publishers"] = strconv.Itoa(len(ts.senders))
+		for id, s := range ts.senders {
+			q := p + "sender." + id + "."
+			m[q+"messages"] = u(s.messages)
+			m[q+"first_seq"] = u(s.first)
+			m[q+"last_seq"] = u(s.last)
+			m[q+"gaps"] = u(s.gaps)
+		}
 	}
 	return m
 }
 
 // TopicProgress is one topic's progress in a recording.
 type TopicProgress struct {
-	Topic    string
-	Codecs   []string
-	Messages uint64 // written
-	Bytes    uint64 // payload bytes written
-	Dropped  uint64 // dropped by the recording subscription (the writer did not keep up)
-	Gaps     uint64 // missing from publishers' sequence numbers (lost before reaching the recorder)
+	Topic      string
+	Codecs     []string
+	Publishers int    // distinct publishing nodes seen
+	Messages   uint64 // written
+	Bytes      uint64 // payload bytes written
+	Dropped    uint64 // dropped by the recording subscription (the writer did not keep up)
+	Gaps       uint64 // missing from publishers' sequence numbers, per publisher (lost, or dropped by the subscription)
 }
 
 // Progress reports, per recorded topic, what was written and lost so far.
@@ -170,12 +255,11 @@ func (r *Recorder) Progress() []TopicProgress {
 	st := r.node.Stats()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]TopicProgress, 0, len(r.codecs))
-	for topic, codecs := range r.codecs {
+	out := make([]TopicProgress, 0, len(r.topics))
+	for topic, ts := range r.topics {
 		c := counts[topic]
-		ts := st.Topics[topic]
-		out = append(out, TopicProgress{Topic: topic, Codecs: slices.Clone(codecs), Messages: c.Messages, Bytes: c.Bytes,
-			Dropped: ts.Dropped, Gaps: ts.Gaps})
+		out = append(out, TopicProgress{Topic: topic, Codecs: slices.Clone(ts.codecs), Publishers: len(ts.senders),
+			Messages: c.Messages, Bytes: c.Bytes, Dropped: st.Topics[topic].Dropped, Gaps: ts.gaps})
 	}
 	slices.SortFunc(out, func(a, b TopicProgress) int {
 		switch {

@@ -33,6 +33,11 @@ type Message struct {
 	LogTime     time.Time // when the recorder received it
 	PublishTime time.Time // when it was sent, if known; the zero time means LogTime
 	Data        []byte    // the payload exactly as it travelled
+	// Schema is the publisher's description of Type (colugo.TopicInfo.Schema:
+	// for protobuf, a serialized FileDescriptorSet). The first message of a
+	// codec and type decides its MCAP schema; for protobuf without one, the
+	// Writer looks the type up among the types linked into the program.
+	Schema []byte
 }
 
 // ErrClosed is returned by a Writer used after Close.
@@ -164,7 +169,7 @@ func (w *Writer) channelLocked(m Message) (uint16, error) {
 	if len(w.channels) >= 1<<16-1 {
 		return 0, fmt.Errorf("record: too many channels")
 	}
-	schemaID, err := w.schemaLocked(m.Codec, m.Type)
+	schemaID, err := w.schemaLocked(m.Codec, m.Type, m.Schema)
 	if err != nil {
 		return 0, err
 	}
@@ -183,7 +188,7 @@ func (w *Writer) channelLocked(m Message) (uint16, error) {
 func messageEncoding(codecName string) string { return codecName }
 
 // schemaLocked writes the schema record a codec calls for, or returns 0.
-func (w *Writer) schemaLocked(codecName, typ string) (uint16, error) {
+func (w *Writer) schemaLocked(codecName, typ string, schema []byte) (uint16, error) {
 	var s mcap.Schema
 	switch codecName {
 	case "json":
@@ -192,7 +197,10 @@ func (w *Writer) schemaLocked(codecName, typ string) (uint16, error) {
 			s.Name = "json"
 		}
 	case "protobuf":
-		s = mcap.Schema{Name: typ, Encoding: "protobuf", Data: fileDescriptorSet(typ)}
+		if len(schema) == 0 {
+			schema = fileDescriptorSet(typ)
+		}
+		s = mcap.Schema{Name: typ, Encoding: "protobuf", Data: schema}
 	default:
 		return 0, nil
 	}

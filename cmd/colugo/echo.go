@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -15,29 +16,34 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
+
 	"github.com/colugo-go/colugo"
-	"github.com/colugo-go/colugo/record"
 )
 
 func echoFlags(fs *flag.FlagSet, c *cli) {
 	fs.IntVar(&c.count, "count", 0, "stop after N messages (0: until interrupted)")
-	fs.StringVar(&c.codec, "codec", "", "subscribe with this codec name instead of the publishers' (json, raw, protobuf)")
+	fs.StringVar(&c.codec, "codec", "", "print only messages of this codec (json, raw, protobuf), and do not wait for a publisher")
 	fs.DurationVar(&c.duration, "for", 0, "stop after this long (0: until interrupted)")
+	fs.DurationVar(&c.since, "since", 0, "print only messages sent at most this long before they arrived (by the publisher's send time; 0: all)")
 }
 
 func rateFlags(fs *flag.FlagSet, c *cli) {
 	fs.IntVar(&c.count, "count", 0, "stop after N reports (0: until interrupted)")
-	fs.StringVar(&c.codec, "codec", "", "subscribe with this codec name instead of the publishers'")
+	fs.StringVar(&c.codec, "codec", "", "count only messages of this codec, and do not wait for a publisher")
 	fs.DurationVar(&c.every, "every", time.Second, "report period: each report covers the messages received in it")
 	fs.DurationVar(&c.duration, "for", 0, "stop after this long (0: until interrupted)")
 }
 
 // received is one message as the CLI sees it.
 type received struct {
-	at    time.Time
-	codec string
-	typ   string
-	data  []byte
+	at     time.Time // when this node received it
+	sent   time.Time // the publisher's send time (its clock)
+	sender string    // publishing node's id
+	seq    uint64    // the publisher's sequence number
+	codec  string
+	typ    string
+	data   []byte
 }
 
 // publishers waits up to --timeout for a peer publishing topic and returns
@@ -76,15 +82,16 @@ func (c *cli) publishers(n *colugo.Node, topic string) ([]colugo.TopicInfo, erro
 	return found, nil
 }
 
-// subscribeBytes subscribes to topic as published with codecName, taking
-// the payloads as bytes.
-func subscribeBytes(ctx context.Context, n *colugo.Node, topic, codecName string, buffer int) (<-chan []byte, error) {
-	return colugo.Subscribe[[]byte](ctx, n, topic, colugo.WithCodec(record.Passthrough(codecName, "")), colugo.WithBuffer(buffer))
+// subscribeAll subscribes to topic whatever codec its publishers use, with
+// each message's header: one subscription, payloads as bytes.
+func subscribeAll(ctx context.Context, n *colugo.Node, topic string, buffer int) (<-chan colugo.Received[[]byte], error) {
+	return colugo.SubscribeReceived[[]byte](ctx, n, topic, colugo.WithAnyCodec(), colugo.WithBuffer(buffer))
 }
 
-// stream subscribes to topic (once per codec its publishers use) and calls
-// f with each message until ctx ends, --for passes, or f returns false.
-func (c *cli) stream(topic string, f func(received) bool) error {
+// stream subscribes to topic and calls f with each message (of --codec,
+// if given) until ctx ends, --for passes, or f returns false. f gets the
+// node too, for what peers advertise.
+func (c *cli) stream(topic string, f func(*colugo.Node, received) bool) error {
 	if topic == "" {
 		return usageErr("a topic is needed")
 	}
@@ -93,8 +100,7 @@ func (c *cli) stream(topic string, f func(received) bool) error {
 		return err
 	}
 	defer n.Close()
-	infos, err := c.publishers(n, topic)
-	if err != nil {
+	if _, err := c.publishers(n, topic); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
@@ -103,56 +109,101 @@ func (c *cli) stream(topic string, f func(received) bool) error {
 		ctx, cancel = context.WithTimeout(ctx, c.duration)
 		defer cancel()
 	}
-	out := make(chan received, 1024)
-	var wg sync.WaitGroup
-	for _, t := range infos {
-		ch, err := subscribeBytes(ctx, n, topic, t.Codec, 4096)
-		if err != nil {
-			return fmt.Errorf("subscribing to %q: %w", topic, err)
-		}
-		wg.Go(func() {
-			for data := range ch {
-				select {
-				case out <- received{at: time.Now(), codec: t.Codec, typ: t.Type, data: data}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		})
+	ch, err := subscribeAll(ctx, n, topic, 4096)
+	if err != nil {
+		return fmt.Errorf("subscribing to %q: %w", topic, err)
 	}
-	go func() { wg.Wait(); close(out) }()
-	defer func() {
-		cancel()
-		for range out { // let the forwarders finish
+	for m := range ch {
+		if c.codec != "" && m.Codec != c.codec {
+			continue
 		}
-	}()
-	for m := range out {
-		if !f(m) {
+		if !f(n, received{at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, codec: m.Codec, typ: m.Type, data: m.Value}) {
 			return nil
 		}
 	}
-	if c.ctx.Err() != nil {
-		return c.ctx.Err()
+	return c.ctx.Err()
+}
+
+// decoder turns protobuf payloads into JSON through the descriptors that
+// peers advertise, remembering per type what it found.
+type decoder struct {
+	known map[string]decoderEntry
+}
+
+type decoderEntry struct {
+	md  protoreflect.MessageDescriptor
+	err error
+	at  time.Time
+}
+
+// descriptor returns the message descriptor of typ, looking among n's
+// peers at most once a second while none is advertised.
+func (d *decoder) descriptor(n *colugo.Node, typ string) (protoreflect.MessageDescriptor, error) {
+	if d.known == nil {
+		d.known = map[string]decoderEntry{}
 	}
-	return nil
+	e, ok := d.known[typ]
+	if ok && (e.md != nil || time.Since(e.at) < time.Second) {
+		return e.md, e.err
+	}
+	_, md, err := schemaFor(n.Peers(), typ)
+	d.known[typ] = decoderEntry{md: md, err: err, at: time.Now()}
+	return md, err
+}
+
+// value is m's payload as JSON when it can be: JSON payloads as they are,
+// protobuf decoded through the advertised descriptors; nil otherwise.
+func (d *decoder) value(n *colugo.Node, m received) (json.RawMessage, error) {
+	switch m.codec {
+	case "json":
+		var b bytes.Buffer
+		if err := json.Compact(&b, m.data); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	case "protobuf":
+		md, err := d.descriptor(n, m.typ)
+		if err != nil {
+			return nil, err
+		}
+		return protoToJSON(md, m.data)
+	}
+	return nil, nil
 }
 
 func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 	if len(args) != 1 {
 		return usageErr("echo takes one topic")
 	}
+	if c.since < 0 {
+		return usageErr("--since must not be negative")
+	}
 	topic := args[0]
-	seen := 0
+	seen, stale := 0, 0
 	var werr error
-	err := c.stream(topic, func(m received) bool {
+	var dec decoder
+	warned := map[string]bool{}
+	err := c.stream(topic, func(n *colugo.Node, m received) bool {
+		if c.since > 0 && m.at.Sub(m.sent) > c.since {
+			stale++
+			return true
+		}
+		v, derr := dec.value(n, m)
+		if derr != nil && !warned[m.typ] {
+			warned[m.typ] = true
+			fmt.Fprintf(c.stderr, "colugo echo: %s: cannot decode %s %s: %v (printing hex)\n", topic, m.codec, m.typ, derr)
+		}
 		if c.json {
-			werr = writeJSON(c.stdout, echoJSON(topic, m))
+			werr = writeJSON(c.stdout, echoJSON(topic, m, v))
 		} else {
-			_, werr = fmt.Fprintln(c.stdout, render(m))
+			_, werr = fmt.Fprintln(c.stdout, render(m, v))
 		}
 		seen++
 		return werr == nil && (c.count == 0 || seen < c.count)
 	})
+	if stale > 0 {
+		fmt.Fprintf(c.stderr, "colugo echo: skipped %d message(s) sent more than %v before they arrived (--since)\n", stale, c.since)
+	}
 	if err == nil {
 		err = werr
 	}
@@ -160,21 +211,24 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 }
 
 type echoLine struct {
-	Topic string          `json:"topic"`
-	Time  time.Time       `json:"time"`
-	Codec string          `json:"codec"`
-	Type  string          `json:"type,omitempty"`
-	Size  int             `json:"size"`
-	Value json.RawMessage `json:"value,omitempty"` // json payloads
-	Text  *string         `json:"text,omitempty"`  // raw payloads that are printable UTF-8
-	Hex   string          `json:"hex,omitempty"`   // anything else
+	Topic    string          `json:"topic"`
+	Time     time.Time       `json:"time"`      // received
+	SendTime time.Time       `json:"send_time"` // publisher's clock
+	Sender   string          `json:"sender"`
+	Seq      uint64          `json:"seq"`
+	Codec    string          `json:"codec"`
+	Type     string          `json:"type,omitempty"`
+	Size     int             `json:"size"`
+	Value    json.RawMessage `json:"value,omitempty"` // json payloads, protobuf decoded through its descriptors
+	Text     *string         `json:"text,omitempty"`  // raw payloads that are printable UTF-8
+	Hex      string          `json:"hex,omitempty"`   // anything else
 }
 
-func echoJSON(topic string, m received) echoLine {
-	l := echoLine{Topic: topic, Time: m.at, Codec: m.codec, Type: m.typ, Size: len(m.data)}
+func echoJSON(topic string, m received, v json.RawMessage) echoLine {
+	l := echoLine{Topic: topic, Time: m.at, SendTime: m.sent, Sender: m.sender, Seq: m.seq, Codec: m.codec, Type: m.typ, Size: len(m.data)}
 	switch {
-	case m.codec == "json" && json.Valid(m.data):
-		l.Value = m.data
+	case v != nil:
+		l.Value = v
 	case m.codec == "raw" && printable(m.data):
 		s := string(m.data)
 		l.Text = &s
@@ -184,16 +238,13 @@ func echoJSON(topic string, m received) echoLine {
 	return l
 }
 
-// render prints a message for people: JSON compacted, raw as text when it
-// is printable UTF-8, else (and for protobuf, which needs descriptors that
-// $describe does not carry yet) its size and hex.
-func render(m received) string {
+// render prints a message for people: JSON (and protobuf decoded through
+// its descriptors) compacted, raw as text when it is printable UTF-8, else
+// its codec, type, size and hex.
+func render(m received, v json.RawMessage) string {
 	switch {
-	case m.codec == "json":
-		var b bytes.Buffer
-		if json.Compact(&b, m.data) == nil {
-			return b.String()
-		}
+	case v != nil:
+		return string(v)
 	case m.codec == "raw" && printable(m.data):
 		return string(m.data)
 	}
@@ -212,77 +263,163 @@ func printable(b []byte) bool {
 	return true
 }
 
-// window accumulates one report period.
+// window accumulates one report period of a topic. Intervals come from
+// the publishers' send times (the header's), between consecutive sequence
+// numbers of the same publisher: what the publisher did, unaffected by
+// how the transport batched the messages, by other publishers on the
+// topic, or by messages lost on the way (a gap breaks the chain). Receive
+// times give the secondary, arrival figures.
 type window struct {
 	start        time.Time
-	last         time.Time // last arrival, carried to the next window
-	intervals    []float64 // seconds
+	last         map[string]track // per sender, carried to the next window
+	per          map[string]*senderWindow
+	sendIv       []float64 // seconds, all senders
+	recvIv       []float64
 	n            int
 	bytes        int
 	minSz, maxSz int
+	gaps         uint64
+	latSum       float64
+}
+
+// track is the last message seen from one sender.
+type track struct {
+	seq        uint64
+	sent, recv time.Time
+}
+
+type senderWindow struct {
+	intervals int
+	sum       float64 // of send intervals, seconds
+	msgs      int
+	bytes     int
+}
+
+func newWindow(now time.Time) *window {
+	return &window{start: now, last: map[string]track{}, per: map[string]*senderWindow{}}
 }
 
 func (w *window) add(m received) {
-	if !w.last.IsZero() {
-		w.intervals = append(w.intervals, m.at.Sub(w.last).Seconds())
+	sw := w.per[m.sender]
+	if sw == nil {
+		sw = &senderWindow{}
+		w.per[m.sender] = sw
 	}
-	w.last = m.at
+	if t, ok := w.last[m.sender]; ok {
+		switch {
+		case m.seq == t.seq+1:
+			d := m.sent.Sub(t.sent).Seconds()
+			w.sendIv = append(w.sendIv, d)
+			w.recvIv = append(w.recvIv, m.at.Sub(t.recv).Seconds())
+			sw.intervals++
+			sw.sum += d
+		case m.seq > t.seq+1:
+			w.gaps += m.seq - t.seq - 1
+		}
+	}
+	w.last[m.sender] = track{m.seq, m.sent, m.at}
+	sw.msgs++
+	sw.bytes += len(m.data)
 	if w.n == 0 || len(m.data) < w.minSz {
 		w.minSz = len(m.data)
 	}
 	w.maxSz = max(w.maxSz, len(m.data))
 	w.n++
 	w.bytes += len(m.data)
+	w.latSum += m.at.Sub(m.sent).Seconds()
 }
 
 func (w *window) reset(now time.Time) {
-	*w = window{start: now, last: w.last, intervals: w.intervals[:0]}
+	*w = window{start: now, last: w.last, per: map[string]*senderWindow{}, sendIv: w.sendIv[:0], recvIv: w.recvIv[:0]}
+}
+
+// rate is the topic's publishing rate: the sum over publishers of one over
+// their mean send interval; 0 when no publisher sent two consecutive
+// messages in the window.
+func (w *window) rate() float64 {
+	r := 0.0
+	for _, s := range w.per {
+		if s.intervals > 0 && s.sum > 0 {
+			r += float64(s.intervals) / s.sum
+		}
+	}
+	return r
+}
+
+// bandwidth is the publishers' byte rate: each one's rate times its mean
+// message size, summed; 0 when rate is.
+func (w *window) bandwidth() float64 {
+	b := 0.0
+	for _, s := range w.per {
+		if s.intervals > 0 && s.sum > 0 && s.msgs > 0 {
+			b += float64(s.intervals) / s.sum * float64(s.bytes) / float64(s.msgs)
+		}
+	}
+	return b
 }
 
 type hzReport struct {
-	Topic    string  `json:"topic"`
-	Messages int     `json:"messages"`
-	Rate     float64 `json:"rate_hz"`
-	Min      float64 `json:"min_s"`
-	Max      float64 `json:"max_s"`
-	Std      float64 `json:"std_s"`
+	Topic      string  `json:"topic"`
+	Messages   int     `json:"messages"`
+	Publishers int     `json:"publishers"`
+	Rate       float64 `json:"rate_hz"` // from send times
+	Min        float64 `json:"min_s"`
+	Max        float64 `json:"max_s"`
+	Std        float64 `json:"std_s"`
+	RecvRate   float64 `json:"recv_rate_hz"` // messages received / window
+	RecvMin    float64 `json:"recv_min_s"`
+	RecvMax    float64 `json:"recv_max_s"`
+	RecvStd    float64 `json:"recv_std_s"`
+	Latency    float64 `json:"latency_s"` // mean receive - send time (clocks of two hosts when remote)
+	Gaps       uint64  `json:"gaps"`
 }
 
-func (w *window) hz(topic string) hzReport {
-	r := hzReport{Topic: topic, Messages: w.n}
-	if len(w.intervals) == 0 {
-		return r
+// spread returns the min, max and standard deviation of xs.
+func spread(xs []float64) (lo, hi, std float64) {
+	if len(xs) == 0 {
+		return 0, 0, 0
 	}
-	sum, lo, hi := 0.0, math.Inf(1), 0.0
-	for _, d := range w.intervals {
-		sum += d
-		lo, hi = min(lo, d), max(hi, d)
+	sum := 0.0
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for _, x := range xs {
+		sum += x
+		lo, hi = min(lo, x), max(hi, x)
 	}
-	mean := sum / float64(len(w.intervals))
+	mean := sum / float64(len(xs))
 	v := 0.0
-	for _, d := range w.intervals {
-		v += (d - mean) * (d - mean)
+	for _, x := range xs {
+		v += (x - mean) * (x - mean)
 	}
-	r.Min, r.Max, r.Std = lo, hi, math.Sqrt(v/float64(len(w.intervals)))
-	if mean > 0 {
-		r.Rate = 1 / mean
+	return lo, hi, math.Sqrt(v / float64(len(xs)))
+}
+
+func (w *window) hz(topic string, now time.Time) hzReport {
+	r := hzReport{Topic: topic, Messages: w.n, Publishers: len(w.per), Rate: w.rate(), Gaps: w.gaps}
+	r.Min, r.Max, r.Std = spread(w.sendIv)
+	r.RecvMin, r.RecvMax, r.RecvStd = spread(w.recvIv)
+	if el := now.Sub(w.start).Seconds(); el > 0 {
+		r.RecvRate = float64(w.n) / el
+	}
+	if w.n > 0 {
+		r.Latency = w.latSum / float64(w.n)
 	}
 	return r
 }
 
 type bwReport struct {
-	Topic       string  `json:"topic"`
-	Messages    int     `json:"messages"`
-	BytesPerSec float64 `json:"bytes_per_s"`
-	Mean        float64 `json:"mean_bytes"`
-	Min         int     `json:"min_bytes"`
-	Max         int     `json:"max_bytes"`
+	Topic        string  `json:"topic"`
+	Messages     int     `json:"messages"`
+	BytesPerSec  float64 `json:"bytes_per_s"` // publishers' rate (send times) times mean size
+	Mean         float64 `json:"mean_bytes"`
+	Min          int     `json:"min_bytes"`
+	Max          int     `json:"max_bytes"`
+	RecvBytesSec float64 `json:"recv_bytes_per_s"` // bytes received / window
 }
 
 func (w *window) bw(topic string, now time.Time) bwReport {
-	r := bwReport{Topic: topic, Messages: w.n, Min: w.minSz, Max: w.maxSz}
+	r := bwReport{Topic: topic, Messages: w.n, Min: w.minSz, Max: w.maxSz, BytesPerSec: w.bandwidth()}
 	if el := now.Sub(w.start).Seconds(); el > 0 {
-		r.BytesPerSec = float64(w.bytes) / el
+		r.RecvBytesSec = float64(w.bytes) / el
 	}
 	if w.n > 0 {
 		r.Mean = float64(w.bytes) / float64(w.n)
@@ -293,9 +430,7 @@ func (w *window) bw(topic string, now time.Time) bwReport {
 func runHz(c *cli, _ *flag.FlagSet, args []string) error { return c.rates(args, true) }
 func runBw(c *cli, _ *flag.FlagSet, args []string) error { return c.rates(args, false) }
 
-// rates reports hz or bw every --every. Times are receive times taken as
-// the CLI reads each message: the publishers' send times in the header are
-// not exposed by colugo's public API.
+// rates reports hz or bw every --every.
 func (c *cli) rates(args []string, hz bool) error {
 	if len(args) != 1 {
 		return usageErr("takes one topic")
@@ -305,7 +440,7 @@ func (c *cli) rates(args []string, hz bool) error {
 	}
 	topic := args[0]
 	var mu sync.Mutex
-	w := window{start: time.Now()}
+	w := newWindow(time.Now())
 	reports := 0
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -325,17 +460,15 @@ func (c *cli) rates(args []string, hz bool) error {
 				var err error
 				switch {
 				case hz && c.json:
-					err = writeJSON(c.stdout, w.hz(topic))
+					err = writeJSON(c.stdout, w.hz(topic, now))
 				case hz:
-					r := w.hz(topic)
-					_, err = fmt.Fprintf(c.stdout, "%s: rate %.2f Hz  min %s  max %s  std %s  n %d\n", topic, r.Rate,
-						secs(r.Min), secs(r.Max), secs(r.Std), r.Messages)
+					err = writeHz(c.stdout, w.hz(topic, now))
 				case c.json:
 					err = writeJSON(c.stdout, w.bw(topic, now))
 				default:
 					r := w.bw(topic, now)
-					_, err = fmt.Fprintf(c.stdout, "%s: %s/s  mean %s  min %s  max %s  n %d\n", topic, size(r.BytesPerSec),
-						size(r.Mean), size(float64(r.Min)), size(float64(r.Max)), r.Messages)
+					_, err = fmt.Fprintf(c.stdout, "%s: %s/s  mean %s  min %s  max %s  n %d  | received %s/s\n", topic, size(r.BytesPerSec),
+						size(r.Mean), size(float64(r.Min)), size(float64(r.Max)), r.Messages, size(r.RecvBytesSec))
 				}
 				w.reset(now)
 				reports++
@@ -351,7 +484,7 @@ func (c *cli) rates(args []string, hz bool) error {
 	}()
 	c2 := *c
 	c2.ctx = ctx
-	err := c2.stream(topic, func(m received) bool {
+	err := c2.stream(topic, func(_ *colugo.Node, m received) bool {
 		mu.Lock()
 		w.add(m)
 		mu.Unlock()
@@ -368,8 +501,38 @@ func (c *cli) rates(args []string, hz bool) error {
 	return err
 }
 
+func writeHz(out io.Writer, r hzReport) error {
+	pubs := ""
+	if r.Publishers > 1 {
+		pubs = fmt.Sprintf(" (%d publishers)", r.Publishers)
+	}
+	_, err := fmt.Fprintf(out, "%s: rate %s Hz%s  min %s  max %s  std %s  n %d  | arrivals %s Hz  std %s  latency %s  gaps %d\n",
+		r.Topic, hzString(r.Rate), pubs, secs(r.Min), secs(r.Max), secs(r.Std), r.Messages,
+		hzString(r.RecvRate), secs(r.RecvStd), secs(r.Latency), r.Gaps)
+	return err
+}
+
+// hzString prints a rate with at least four significant digits.
+func hzString(r float64) string {
+	switch {
+	case r >= 1000:
+		return fmt.Sprintf("%.1f", r)
+	case r >= 10:
+		return fmt.Sprintf("%.2f", r)
+	}
+	return fmt.Sprintf("%.3f", r)
+}
+
 func secs(s float64) string {
-	return time.Duration(s * float64(time.Second)).Round(time.Microsecond).String()
+	d := time.Duration(s * float64(time.Second))
+	if d < 0 {
+		d = -d
+		return "-" + d.Round(time.Microsecond).String()
+	}
+	if d < time.Millisecond {
+		return d.Round(100 * time.Nanosecond).String()
+	}
+	return d.Round(time.Microsecond).String()
 }
 
 func size(b float64) string {

@@ -32,11 +32,19 @@ func (c *cli) graph() ([]colugo.PeerInfo, *colugo.Node, error) {
 	return others(n.Peers()), n, nil
 }
 
-// others drops the nodes of other colugo CLI invocations that only look
-// (their names start with "colugo-" and they publish and serve nothing).
+// others drops the nodes of other colugo CLI invocations that only look:
+// nodes, topics, services and doctor (topics and doctor subscribe for a
+// moment to measure), and any colugo- node with no endpoint at all.
 func others(peers []colugo.PeerInfo) []colugo.PeerInfo {
 	return slices.DeleteFunc(peers, func(p colugo.PeerInfo) bool {
-		return strings.HasPrefix(p.Name, "colugo-") && len(p.Topics) == 0 && len(p.Services) == 0 && len(p.Subscriptions) == 0
+		if !strings.HasPrefix(p.Name, "colugo-") || len(p.Topics) > 0 || len(p.Services) > 0 {
+			return false
+		}
+		switch p.Name {
+		case "colugo-nodes", "colugo-topics", "colugo-services", "colugo-doctor":
+			return true
+		}
+		return len(p.Subscriptions) == 0
 	})
 }
 
@@ -92,14 +100,17 @@ func names(ts []colugo.TopicInfo) string {
 
 // endpoint is one node's side of a topic or service.
 type endpoint struct {
-	Node  string `json:"node"`
-	ID    string `json:"id"`
-	Codec string `json:"codec"`
-	Type  string `json:"type"`
+	Node   string `json:"node"`
+	ID     string `json:"id"`
+	Codec  string `json:"codec"` // "*" for a subscription that takes every codec (a tool)
+	Type   string `json:"type"`
+	Schema bool   `json:"schema,omitempty"` // advertises a schema (protobuf descriptors)
+	Reply  string `json:"reply_type,omitempty"`
 }
 
 type topicRow struct {
 	Name        string     `json:"name"`
+	Rate        *float64   `json:"rate_hz,omitempty"` // measured by topics over --wait, from send times
 	Publishers  []endpoint `json:"publishers"`
 	Subscribers []endpoint `json:"subscribers"`
 }
@@ -117,11 +128,11 @@ func topicRows(peers []colugo.PeerInfo) []*topicRow {
 	for _, p := range peers {
 		for _, t := range p.Topics {
 			r := get(t.Name)
-			r.Publishers = append(r.Publishers, endpoint{p.Name, p.ID, t.Codec, t.Type})
+			r.Publishers = append(r.Publishers, endpoint{p.Name, p.ID, t.Codec, t.Type, len(t.Schema) > 0, ""})
 		}
 		for _, t := range p.Subscriptions {
 			r := get(t.Name)
-			e := endpoint{p.Name, p.ID, t.Codec, t.Type}
+			e := endpoint{p.Name, p.ID, t.Codec, t.Type, len(t.Schema) > 0, ""}
 			if !slices.Contains(r.Subscribers, e) { // one node may subscribe several times
 				r.Subscribers = append(r.Subscribers, e)
 			}
@@ -140,6 +151,9 @@ func kinds(es []endpoint) string {
 	var out []string
 	for _, e := range es {
 		k := e.Codec + " " + e.Type
+		if e.Codec == "*" {
+			k = "any codec"
+		}
 		if !slices.Contains(out, k) {
 			out = append(out, k)
 		}
@@ -161,16 +175,34 @@ func nodeNames(es []endpoint) string {
 	return strings.Join(out, ",")
 }
 
+func topicsFlags(fs *flag.FlagSet, c *cli) {
+	fs.BoolVar(&c.measure, "hz", true, "measure each topic's rate over --wait (subscribes to every topic meanwhile; --hz=false: do not)")
+}
+
 func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
 		return usageErr("topics takes no arguments")
 	}
-	peers, n, err := c.graph()
+	n, err := c.node()
 	if err != nil {
 		return err
 	}
 	defer n.Close()
-	rows := topicRows(peers)
+	var rates map[string]float64
+	if c.measure {
+		rates = measureRates(c.ctx, n, c.wait)
+	} else if err := sleep(c.ctx, c.wait); err != nil {
+		return err
+	}
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	rows := topicRows(others(n.Peers()))
+	for _, r := range rows {
+		if v, ok := rates[r.Name]; ok && v > 0 {
+			r.Rate = &v
+		}
+	}
 	if c.json {
 		for _, r := range rows {
 			if err := writeJSON(c.stdout, r); err != nil {
@@ -180,15 +212,70 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "TOPIC\tCODEC TYPE\tPUBLISHERS\tSUBSCRIBERS")
+	if c.measure {
+		fmt.Fprintln(tw, "TOPIC\tCODEC TYPE\tRATE\tPUBLISHERS\tSUBSCRIBERS")
+	} else {
+		fmt.Fprintln(tw, "TOPIC\tCODEC TYPE\tPUBLISHERS\tSUBSCRIBERS")
+	}
 	for _, r := range rows {
 		k := kinds(r.Publishers)
 		if len(r.Publishers) == 0 {
 			k = kinds(r.Subscribers)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, k, nodeNames(r.Publishers), nodeNames(r.Subscribers))
+		if c.measure {
+			rate := "-"
+			if r.Rate != nil {
+				rate = hzString(*r.Rate) + " Hz"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, k, rate, nodeNames(r.Publishers), nodeNames(r.Subscribers))
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, k, nodeNames(r.Publishers), nodeNames(r.Subscribers))
+		}
 	}
 	return tw.Flush()
+}
+
+// measureRates subscribes to every topic published by a peer as peers are
+// found, for d, and returns each topic's publishing rate from the
+// publishers' send times (see window): a topic needs two consecutive
+// messages of one publisher within d to have a rate.
+func measureRates(ctx context.Context, n *colugo.Node, d time.Duration) map[string]float64 {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var mu sync.Mutex
+	windows := map[string]*window{}
+	var wg sync.WaitGroup
+	for ev := range n.Events(ctx) {
+		for _, t := range ev.Peer.Topics {
+			mu.Lock()
+			seen := windows[t.Name] != nil
+			if !seen {
+				windows[t.Name] = newWindow(time.Now())
+			}
+			w := windows[t.Name]
+			mu.Unlock()
+			if seen {
+				continue
+			}
+			ch, err := subscribeAll(ctx, n, t.Name, 1024)
+			if err != nil {
+				continue // the node is closing; the topic gets no rate
+			}
+			wg.Go(func() {
+				for m := range ch {
+					mu.Lock()
+					w.add(received{at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, data: m.Value})
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	out := map[string]float64{}
+	for name, w := range windows {
+		out[name] = w.rate()
+	}
+	return out
 }
 
 type serviceRow struct {
@@ -205,7 +292,7 @@ func serviceRows(peers []colugo.PeerInfo) []*serviceRow {
 				r = &serviceRow{Name: s.Name}
 				by[s.Name] = r
 			}
-			r.Servers = append(r.Servers, endpoint{p.Name, p.ID, s.Codec, s.Type})
+			r.Servers = append(r.Servers, endpoint{p.Name, p.ID, s.Codec, s.Type, len(s.Schema) > 0, s.ReplyType})
 		}
 	}
 	rows := make([]*serviceRow, 0, len(by))
@@ -235,9 +322,13 @@ func runServices(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "SERVICE\tCODEC REQUEST-TYPE\tSERVERS")
+	fmt.Fprintln(tw, "SERVICE\tCODEC REQUEST-TYPE\tREPLY-TYPE\tSERVERS")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Name, kinds(r.Servers), nodeNames(r.Servers))
+		reply := "-"
+		if len(r.Servers) > 0 && r.Servers[0].Reply != "" {
+			reply = r.Servers[0].Reply
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, kinds(r.Servers), reply, nodeNames(r.Servers))
 	}
 	return tw.Flush()
 }
@@ -336,8 +427,12 @@ func checkTopic(r *topicRow, add func(level, area, format string, a ...any)) {
 	all := append(slices.Clone(r.Publishers), r.Subscribers...)
 	problems := false
 	for _, p := range r.Publishers {
+		if p.Codec == "protobuf" && !p.Schema {
+			add("info", area, "%s publishes protobuf %s without a descriptor in $describe: tools cannot decode it", p.Node, p.Type)
+		}
 		for _, s := range r.Subscribers {
 			switch {
+			case s.Codec == "*": // a tool taking every codec (record, echo)
 			case p.Codec != s.Codec:
 				problems = true
 				add("problem", area, "codec mismatch: %s publishes %s, %s subscribes with %s: every message is refused (ErrCodecMismatch)",
@@ -369,23 +464,19 @@ func listen(c *cli, n *colugo.Node, peers []colugo.PeerInfo, add func(level, are
 	defer wg.Wait()
 	subs := 0
 	for _, r := range topicRows(peers) {
-		seen := map[string]bool{}
-		for _, p := range r.Publishers {
-			if seen[p.Codec] {
-				continue
-			}
-			seen[p.Codec] = true
-			ch, err := subscribeBytes(ctx, n, r.Name, p.Codec, 4096)
-			if err != nil {
-				add("problem", "topic "+r.Name, "cannot subscribe: %v", err)
-				continue
-			}
-			subs++
-			wg.Go(func() {
-				for range ch { // drained until ctx ends: the node's counters are what we want
-				}
-			})
+		if len(r.Publishers) == 0 {
+			continue
 		}
+		ch, err := subscribeAll(ctx, n, r.Name, 4096)
+		if err != nil {
+			add("problem", "topic "+r.Name, "cannot subscribe: %v", err)
+			continue
+		}
+		subs++
+		wg.Go(func() {
+			for range ch { // drained until ctx ends: the node's counters are what we want
+			}
+		})
 	}
 	if subs == 0 {
 		return

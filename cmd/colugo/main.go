@@ -57,6 +57,8 @@ type cli struct {
 	codec       string
 	every       time.Duration
 	duration    time.Duration
+	since       time.Duration
+	measure     bool
 	rate        float64
 	typ         string
 	listen      time.Duration
@@ -78,7 +80,7 @@ var commands []command // set by init: usage refers to it
 func init() {
 	commands = []command{
 		{name: "nodes", help: "list the nodes on the network", run: runNodes},
-		{name: "topics", help: "list topics with their publishers and subscribers", run: runTopics},
+		{name: "topics", help: "list topics with their rate, publishers and subscribers", run: runTopics, flags: topicsFlags},
 		{name: "services", help: "list services with their servers", run: runServices},
 		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC", run: runEcho, flags: echoFlags},
 		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags},

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/colugo-go/colugo"
@@ -17,48 +16,80 @@ import (
 func pubFlags(fs *flag.FlagSet, c *cli) {
 	fs.Float64Var(&c.rate, "rate", 1, "messages per second")
 	fs.IntVar(&c.count, "count", 1, "messages to publish (0: until interrupted)")
-	fs.StringVar(&c.codec, "codec", "json", "codec name: json (VALUE must be JSON) or raw (VALUE's bytes)")
-	fs.StringVar(&c.typ, "type", "", "type name to advertise (default: the one the topic's subscribers or publishers use, else json.RawMessage)")
+	fs.StringVar(&c.codec, "codec", "", "codec name: json, protobuf (VALUE is JSON, encoded through the advertised descriptors) or raw (VALUE's bytes); default: the topic's, else json")
+	fs.StringVar(&c.typ, "type", "", "type name to advertise (default: the one the topic's publishers or subscribers use, else json.RawMessage)")
 }
 
 func callFlags(fs *flag.FlagSet, c *cli) {
 	fs.StringVar(&c.typ, "type", "", "request type name to send (default: the one the server advertises)")
 }
 
-// checkValue checks that value suits the codec and returns its payload.
-func checkValue(codecName, value string) ([]byte, error) {
-	switch codecName {
-	case "json":
-		var v any
-		dec := json.NewDecoder(bytes.NewReader([]byte(value)))
-		dec.UseNumber()
-		if err := dec.Decode(&v); err != nil {
-			return nil, usageErr("VALUE is not JSON: %v (quote strings: '\"text\"')", err)
-		}
-		if dec.More() {
-			return nil, usageErr("VALUE holds more than one JSON value")
-		}
-		var b bytes.Buffer
-		_ = json.Compact(&b, []byte(value))
-		return b.Bytes(), nil
-	case "raw":
-		return []byte(value), nil
+// parseJSON checks that value is one JSON value and returns it compacted.
+func parseJSON(value string) ([]byte, error) {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader([]byte(value)))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return nil, usageErr("VALUE is not JSON: %v (quote strings: '\"text\"')", err)
 	}
-	return nil, usageErr("codec %q: pub and call speak json and raw (protobuf needs descriptors that $describe does not carry yet)", codecName)
+	if dec.More() {
+		return nil, usageErr("VALUE holds more than one JSON value")
+	}
+	var b bytes.Buffer
+	_ = json.Compact(&b, []byte(value))
+	return b.Bytes(), nil
 }
 
-// typeFor is the type name peers use for topic (publishers first).
-func typeFor(peers []colugo.PeerInfo, topic, codecName string) string {
+// encodeValue returns the payload of value under codecName. For protobuf,
+// value is JSON encoded through the descriptor set schema of type typ.
+func encodeValue(codecName, typ string, schema []byte, value string) ([]byte, error) {
+	switch codecName {
+	case "json":
+		return parseJSON(value)
+	case "raw":
+		return []byte(value), nil
+	case "protobuf":
+		j, err := parseJSON(value)
+		if err != nil {
+			return nil, err
+		}
+		if typ == "" {
+			return nil, usageErr("protobuf needs a message type: --type NAME (no peer advertises one for this name)")
+		}
+		md, err := messageDescriptor(schema, typ)
+		if err != nil {
+			return nil, err
+		}
+		return jsonToProto(md, j)
+	}
+	return nil, usageErr("codec %q: pub and call speak json, protobuf and raw", codecName)
+}
+
+// endpointsOf lists what peers advertise for topic: publishers first, then
+// subscribers, leaving out subscriptions of any codec (tools such as
+// record and echo).
+func endpointsOf(peers []colugo.PeerInfo, topic string) []colugo.TopicInfo {
+	var out []colugo.TopicInfo
 	for _, list := range []func(colugo.PeerInfo) []colugo.TopicInfo{
 		func(p colugo.PeerInfo) []colugo.TopicInfo { return p.Topics },
 		func(p colugo.PeerInfo) []colugo.TopicInfo { return p.Subscriptions },
 	} {
 		for _, p := range peers {
 			for _, t := range list(p) {
-				if t.Name == topic && t.Codec == codecName && t.Type != "[]uint8" && t.Type != "" {
-					return t.Type
+				if t.Name == topic && t.Codec != "*" {
+					out = append(out, t)
 				}
 			}
+		}
+	}
+	return out
+}
+
+// typeFor is the type name peers use for topic under codecName.
+func typeFor(eps []colugo.TopicInfo, codecName string) string {
+	for _, t := range eps {
+		if t.Codec == codecName && t.Type != "[]uint8" && t.Type != "" {
+			return t.Type
 		}
 	}
 	return ""
@@ -69,9 +100,10 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 		return usageErr("pub takes a topic and a value")
 	}
 	topic := args[0]
-	payload, err := checkValue(c.codec, args[1])
-	if err != nil {
-		return err
+	if c.codec != "raw" {
+		if _, err := parseJSON(args[1]); err != nil {
+			return err
+		}
 	}
 	if c.rate <= 0 || c.count < 0 {
 		return usageErr("--rate must be positive and --count not negative")
@@ -81,35 +113,64 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer n.Close()
-	// The discovery window: subscribers must find this node and connect
-	// before the first message, or they miss it (there is no history).
-	if err := sleep(c.ctx, c.wait); err != nil {
+	// Who else has the topic decides the codec and type: up to --wait to
+	// find a peer that publishes or subscribes to it.
+	var eps []colugo.TopicInfo
+	until(c.ctx, c.wait, func() bool {
+		eps = endpointsOf(n.Peers(), topic)
+		return len(eps) > 0
+	})
+	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	peers := n.Peers()
-	for _, p := range peers {
-		for _, t := range append(slices.Clone(p.Topics), p.Subscriptions...) {
-			if t.Name == topic && t.Codec != c.codec {
-				return fmt.Errorf("topic %q uses codec %s on %s, not %s: its subscribers would refuse these messages", topic, t.Codec, p.Name, c.codec)
-			}
+	codecName := c.codec
+	if codecName == "" {
+		codecName = "json"
+		if len(eps) > 0 {
+			codecName = eps[0].Codec
+		}
+	}
+	for _, t := range eps {
+		if t.Codec != codecName {
+			return fmt.Errorf("topic %q uses codec %s, not %s: its subscribers would refuse these messages", topic, t.Codec, codecName)
 		}
 	}
 	typ := c.typ
 	if typ == "" {
-		typ = typeFor(peers, topic, c.codec)
+		typ = typeFor(eps, codecName)
+	}
+	var schema []byte
+	if codecName == "protobuf" && typ != "" {
+		if schema, _, err = schemaFor(n.Peers(), typ); err != nil {
+			return err
+		}
+	}
+	payload, err := encodeValue(codecName, typ, schema, args[1])
+	if err != nil {
+		return err
 	}
 	if typ == "" {
 		typ = "json.RawMessage"
-		if c.codec == "raw" {
+		if codecName == "raw" {
 			typ = "[]uint8"
 		}
 	}
-	pub, err := colugo.NewPublisher[[]byte](n, topic, colugo.WithCodec(record.Passthrough(c.codec, typ)))
+	pub, err := colugo.NewPublisher[[]byte](n, topic, colugo.WithCodec(record.PassthroughSchema(codecName, typ, schema)))
 	if err != nil {
 		return err
 	}
 	defer pub.Close()
-	if err := sleep(c.ctx, c.wait); err != nil { // let subscribers see the new publisher and connect
+	// No history: a subscriber that has not connected misses the message.
+	// Wait up to --wait for one.
+	wctx, cancel := context.WithTimeout(c.ctx, c.wait)
+	err = pub.WaitSubscribers(wctx, 1)
+	cancel()
+	switch {
+	case c.ctx.Err() != nil:
+		return c.ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintf(c.stderr, "colugo pub: no subscriber of %s within %v (--wait); publishing anyway\n", topic, c.wait)
+	case err != nil:
 		return err
 	}
 	period := time.Duration(float64(time.Second) / c.rate)
@@ -127,9 +188,9 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 			return err
 		}
 		if c.json {
-			_ = writeJSON(c.stdout, map[string]any{"topic": topic, "published": i + 1})
+			_ = writeJSON(c.stdout, map[string]any{"topic": topic, "published": i + 1, "subscribers": pub.Subscribers()})
 		} else {
-			fmt.Fprintf(c.stderr, "published %d on %s\n", i+1, topic)
+			fmt.Fprintf(c.stderr, "published %d on %s (%d subscribers)\n", i+1, topic, pub.Subscribers())
 		}
 	}
 	return nil
@@ -140,9 +201,8 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 		return usageErr("call takes a service and a value")
 	}
 	service := args[0]
-	var v any
-	if err := json.Unmarshal([]byte(args[1]), &v); err != nil {
-		return usageErr("VALUE is not JSON: %v (quote strings: '\"text\"')", err)
+	if _, err := parseJSON(args[1]); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
@@ -169,13 +229,21 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return fmt.Errorf("no server of %q found within %v", service, c.timeout)
 	}
-	payload, err := checkValue(server.Codec, args[1])
-	if err != nil {
-		return err
+	typ, schema := server.Type, server.Schema
+	if c.typ != "" && c.typ != typ {
+		typ, schema = c.typ, nil
+		if server.Codec == "protobuf" {
+			if schema, _, err = schemaFor(n.Peers(), typ); err != nil {
+				return err
+			}
+		}
 	}
-	typ := c.typ
-	if typ == "" {
-		typ = server.Type
+	payload, err := encodeValue(server.Codec, typ, schema, args[1])
+	if err != nil {
+		if errors.Is(err, errNoSchema) {
+			return fmt.Errorf("%s: the server advertises no descriptor for %s: %w", service, typ, err)
+		}
+		return err
 	}
 	resp, err := colugo.Request[[]byte, []byte](ctx, n, service, payload, colugo.WithCodec(record.Passthrough(server.Codec, typ)))
 	var re *colugo.RemoteError
@@ -187,9 +255,25 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 	case err != nil:
 		return err
 	}
-	if c.json && server.Codec == "json" {
-		return writeJSON(c.stdout, json.RawMessage(resp))
+	m := received{codec: server.Codec, typ: server.ReplyType, data: resp}
+	var v json.RawMessage
+	switch server.Codec {
+	case "json":
+		v, err = (&decoder{}).value(n, m)
+	case "protobuf":
+		md, derr := messageDescriptor(server.ReplySchema, server.ReplyType)
+		if derr == nil {
+			v, err = protoToJSON(md, resp)
+		} else {
+			err = derr
+		}
 	}
-	_, err = fmt.Fprintln(c.stdout, render(received{codec: server.Codec, typ: "", data: resp}))
+	if err != nil {
+		fmt.Fprintf(c.stderr, "colugo call: cannot decode the reply (%s %s): %v\n", server.Codec, server.ReplyType, err)
+	}
+	if c.json && v != nil {
+		return writeJSON(c.stdout, v)
+	}
+	_, err = fmt.Fprintln(c.stdout, render(m, v))
 	return err
 }

@@ -140,15 +140,16 @@ func (c *cli) progress(ps []record.TopicProgress, el time.Duration, final bool) 
 		fmt.Fprintf(out, "recorded %v to %s\n", el.Round(time.Millisecond), c.output)
 	}
 	tw := newTable(out)
-	var msgs, bytes, lost uint64
+	var msgs, bytes, dropped, gaps uint64
 	for _, p := range ps {
 		fmt.Fprintf(tw, "  %s\t%s\t%d msgs\t%s\tdropped %d\tgaps %d\n", p.Topic, strings.Join(p.Codecs, ","), p.Messages,
 			size(float64(p.Bytes)), p.Dropped, p.Gaps)
 		msgs += p.Messages
 		bytes += p.Bytes
-		lost += p.Dropped + p.Gaps
+		dropped += p.Dropped
+		gaps += p.Gaps
 	}
-	fmt.Fprintf(tw, "  total\t\t%d msgs\t%s\tlost %d\t\n", msgs, size(float64(bytes)), lost)
+	fmt.Fprintf(tw, "  total\t\t%d msgs\t%s\tdropped %d\tgaps %d\n", msgs, size(float64(bytes)), dropped, gaps)
 	_ = tw.Flush()
 }
 
