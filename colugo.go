@@ -343,7 +343,7 @@ func (n *Node) report(err error) {
 func (n *Node) counterLocked(name string) *counters {
 	c := n.counters[name]
 	if c == nil {
-		c = &counters{lastSeq: make(map[string]uint64)}
+		c = &counters{lastSeq: make(map[string]*senderSeq)}
 		n.counters[name] = c
 	}
 	return c

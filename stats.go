@@ -47,8 +47,19 @@ type counters struct {
 	published, received, delivered, dropped, gaps, decodeErrors atomic.Uint64
 	requests, failed, served, handlerErrs                       atomic.Uint64
 
+	// recent is the sender seen last, checked without the lock: a topic
+	// usually has one publisher at a time, so most messages skip the map.
+	recent  atomic.Pointer[senderSeq]
 	seqMu   sync.Mutex
-	lastSeq map[string]uint64 // by sender node id
+	lastSeq map[string]*senderSeq // by sender node id
+}
+
+// maxSenders bounds the senders remembered per topic.
+const maxSenders = 4096
+
+type senderSeq struct {
+	sender string
+	last   atomic.Uint64
 }
 
 // noteSeq counts the messages missing between a sender's last sequence
@@ -58,11 +69,21 @@ func (c *counters) noteSeq(sender string, seq uint64) {
 	if seq == 0 {
 		return
 	}
-	c.seqMu.Lock()
-	last, ok := c.lastSeq[sender]
-	c.lastSeq[sender] = seq
-	c.seqMu.Unlock()
-	if ok && seq > last+1 {
+	s := c.recent.Load()
+	if s == nil || s.sender != sender {
+		c.seqMu.Lock()
+		s = c.lastSeq[sender]
+		if s == nil {
+			if len(c.lastSeq) >= maxSenders { // publishers that came and went: forget them
+				clear(c.lastSeq)
+			}
+			s = &senderSeq{sender: sender}
+			c.lastSeq[sender] = s
+		}
+		c.seqMu.Unlock()
+		c.recent.Store(s)
+	}
+	if last := s.last.Swap(seq); last != 0 && seq > last+1 {
 		c.gaps.Add(seq - last - 1)
 	}
 }
