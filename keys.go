@@ -114,7 +114,7 @@ func (n *Node) openMsg(msg *transport.Message, replayStream string) (*transport.
 		}
 	}
 	out := *msg
-	out.Payload = pt
+	out.Payload, out.Exclusive = pt, true
 	return &out, nil
 }
 

@@ -208,7 +208,7 @@ type subCore struct {
 	slow   atomic.Bool // in a slow-consumer episode
 
 	// decode decodes a message's payload and offers it to the channel under mu.
-	decode   func(m *transport.Message) (dropped bool, err error)
+	decode   func(m *transport.Message, exclusive bool) (dropped bool, err error)
 	anyCodec bool // take every codec (WithAnyCodec)
 	closeC   func()
 	mu       sync.Mutex
@@ -311,7 +311,12 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	// scratch is decoded into under s.mu and copied into the channel, so a
 	// delivery costs no allocation of its own beyond what the codec makes.
 	scratch := new(T)
-	s.decode = func(m *transport.Message) (bool, error) {
+	// Raw []byte can take an exclusive payload as it is: zero-copy.
+	rawBytes, _ := any(scratch).(*[]byte)
+	if _, isRaw := c.(codec.Raw); !isRaw {
+		rawBytes = nil
+	}
+	s.decode = func(m *transport.Message, exclusive bool) (bool, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed {
@@ -319,7 +324,9 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 		}
 		var zero T
 		*scratch = zero // codecs such as JSON merge into what is there
-		if err := c.Unmarshal(m.Payload, scratch); err != nil {
+		if exclusive && rawBytes != nil {
+			*rawBytes = m.Payload
+		} else if err := c.Unmarshal(m.Payload, scratch); err != nil {
 			return false, err
 		}
 		v := *scratch
@@ -439,12 +446,13 @@ func (n *Node) receive(msg *transport.Message) {
 	}
 	ts.c.received.Add(1)
 	ts.c.noteSeq(msg.Header.Sender, msg.Header.Seq)
+	exclusive := msg.Exclusive && len(ts.subs) == 1 // the one subscription may keep the payload
 	for _, s := range ts.subs {
-		s.deliver(msg)
+		s.deliver(msg, exclusive)
 	}
 }
 
-func (s *subCore) deliver(msg *transport.Message) {
+func (s *subCore) deliver(msg *transport.Message, exclusive bool) {
 	h := &msg.Header
 	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
 		s.c.decodeErrors.Add(1)
@@ -452,7 +460,7 @@ func (s *subCore) deliver(msg *transport.Message) {
 			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
 		return
 	}
-	dropped, err := s.decode(msg)
+	dropped, err := s.decode(msg, exclusive)
 	if err != nil {
 		s.c.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})

@@ -38,6 +38,11 @@ type Message struct {
 	Name    string
 	Header  Header
 	Payload []byte
+	// Exclusive says that nothing else references Payload, so a receiver
+	// with a single consumer may keep it without copying. Transports set it
+	// on what they deliver when it holds (transport/zmq: every received
+	// payload is its own buffer; transport/inproc shares payloads).
+	Exclusive bool
 }
 
 // Endpoint holds the addresses a transport listens on, as peers dial them.

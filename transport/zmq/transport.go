@@ -360,7 +360,7 @@ func (c *conn) decode(frames [][]byte) (*transport.Message, error) {
 		return nil, err
 	}
 	c.hdr = h
-	return &transport.Message{Name: name, Header: h, Payload: frames[2]}, nil
+	return &transport.Message{Name: name, Header: h, Payload: frames[2], Exclusive: true}, nil
 }
 
 // teardown runs in the reader goroutine once the reader has stopped: it
