@@ -62,8 +62,11 @@ func OnProgress(f func(PlayProgress)) PlayOption {
 // first message, until every topic it plays has a subscriber
 // (Publisher.WaitSubscribers), or for at most d: colugo has no history, so
 // what is published before a subscriber connects is not delivered to it.
-// A topic nobody subscribes to makes Play wait the whole of d. Default: 0,
-// no wait.
+// A topic nobody subscribes to makes Play wait the whole of d. Subscribers
+// that were there before Play's publishers announce themselves at once but
+// connect only once their node has discovered Play's (host-local discovery
+// polls every 100 ms), so Play also waits until half of d has passed.
+// Default: 0, no wait.
 func WaitBefore(d time.Duration) PlayOption {
 	return playFunc(func(c *playConfig) { c.wait = d })
 }
@@ -195,9 +198,10 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 	}
 }
 
-// waitSubscribers waits until every publisher in pubs has a subscriber, or
-// d passes (not an error), or ctx ends (its error).
+// waitSubscribers waits until every publisher in pubs has a subscriber and
+// half of d has passed, or d passes (not an error), or ctx ends (its error).
 func waitSubscribers[K comparable](ctx context.Context, pubs map[K]*colugo.Publisher[[]byte], d time.Duration) error {
+	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	for _, p := range pubs {
@@ -205,7 +209,10 @@ func waitSubscribers[K comparable](ctx context.Context, pubs map[K]*colugo.Publi
 			break
 		}
 	}
-	return ctx.Err()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return sleepCtx(ctx, d/2-time.Since(start))
 }
 
 func (c *playConfig) topic(t string) string {

@@ -327,7 +327,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"call", "no/such", "{}", "--timeout", "1s"}, 1, `no server of "no/such" found within 1s`},
 		{[]string{"call", "math/add", "{not json"}, 2, "VALUE is not JSON"},
 		{[]string{"pub", "t", "1 2"}, 2, "more than one JSON value"},
-		{[]string{"pub", "robot/log", `"x"`}, 1, "uses codec raw"},
+		{[]string{"pub", "robot/log", `"x"`, "--codec", "json"}, 1, "uses codec raw"},
 		{[]string{"play", corrupt}, 1, "corrupt or truncated MCAP file"},
 		{[]string{"play", filepath.Join(dir, "missing.mcap")}, 1, "no such file"},
 		{[]string{"play", corrupt, "--topics", "("}, 2, "--topics"},

@@ -160,18 +160,11 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer pub.Close()
-	// No history: a subscriber that has not connected misses the message.
-	// Wait up to --wait for one.
-	wctx, cancel := context.WithTimeout(c.ctx, c.wait)
-	err = pub.WaitSubscribers(wctx, 1)
-	cancel()
-	switch {
-	case c.ctx.Err() != nil:
-		return c.ctx.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintf(c.stderr, "colugo pub: no subscriber of %s within %v (--wait); publishing anyway\n", topic, c.wait)
-	case err != nil:
+	if err := settle(c.ctx, pub, c.wait); err != nil {
 		return err
+	}
+	if pub.Subscribers() == 0 {
+		fmt.Fprintf(c.stderr, "colugo pub: no subscriber of %s within %v (--wait); publishing anyway\n", topic, c.wait)
 	}
 	period := time.Duration(float64(time.Second) / c.rate)
 	t := time.NewTicker(period)
@@ -276,4 +269,27 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	_, err = fmt.Fprintln(c.stdout, render(m, v))
 	return err
+}
+
+// settle waits, for at most d, until pub's subscribers can receive: colugo
+// has no history, so a message published before a subscriber has
+// connected is lost to it. pub.WaitSubscribers says when a subscription
+// is announced; for subscriptions announced before this node existed (the
+// usual case for pub and play) that is at once, while the subscriber's
+// node still has to discover this one (host-local discovery polls every
+// 100 ms) and connect. So settle returns once there is a subscriber and at
+// least half of d has passed since pub was created, or when d has passed.
+// Call it right after creating pub.
+func settle(ctx context.Context, pub *colugo.Publisher[[]byte], d time.Duration) error {
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, d)
+	err := pub.WaitSubscribers(wctx, 1)
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return sleep(ctx, d/2-time.Since(start))
 }
