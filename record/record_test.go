@@ -410,3 +410,164 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestWriterSchemaFromMessage: a protobuf channel's MCAP schema is the
+// Schema the message carries, also for a type this program does not link;
+// the reader gives it back, and playback advertises it in $describe.
+func TestWriterSchemaFromMessage(t *testing.T) {
+	t.Parallel()
+	schema := []byte("\x0a\x05fake!") // opaque to the writer
+	var buf bytes.Buffer
+	w, err := record.NewWriter(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1_700_000_000, 0)
+	if err := w.Write(record.Message{Topic: "pb", Codec: "protobuf", Type: "not.linked.Msg", LogTime: at,
+		PublishTime: at.Add(-time.Millisecond), Data: []byte{8, 1}, Schema: schema}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := mcap.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := rd.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range info.Schemas {
+		if s.Name != "not.linked.Msg" || s.Encoding != "protobuf" || !bytes.Equal(s.Data, schema) {
+			t.Fatalf("schema %+v", s)
+		}
+	}
+	rd.Close()
+	r, err := record.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, ch, err := r.Next()
+	if err != nil || !bytes.Equal(ch.Schema, schema) || !bytes.Equal(m.Schema, schema) || !m.PublishTime.Equal(at.Add(-time.Millisecond)) {
+		t.Fatalf("read back %+v %+v %v", m, ch, err)
+	}
+
+	net := colugotest.NewNetwork(t)
+	player, viewer := net.NewNode("player"), net.NewNode("viewer")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := record.Play(ctx, player, bytes.NewReader(buf.Bytes()), record.Loop(), record.Rate(100))
+		done <- err
+	}()
+	waitFor(t, func() bool {
+		for _, p := range viewer.Peers() {
+			for _, ti := range p.Topics {
+				if ti.Name == "pb" && ti.Type == "not.linked.Msg" && bytes.Equal(ti.Schema, schema) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+}
+
+// TestRecorderAnyCodec: one topic published with two codecs by two nodes
+// is one subscription and two channels; each message keeps its codec and
+// type, its publish time is the send time, and the metadata counts two
+// publishers with no gap.
+func TestRecorderAnyCodec(t *testing.T) {
+	t.Parallel()
+	net := colugotest.NewNetwork(t)
+	a, b, rec := net.NewNode("a"), net.NewNode("b"), net.NewNode("recorder")
+	js, _ := colugo.NewPublisher[pose](a, "mixed")
+	raw, _ := colugo.NewPublisher[[]byte](b, "mixed", colugo.WithCodec(codec.Raw{}))
+	var buf bytes.Buffer
+	w, _ := record.NewWriter(&buf)
+	r, _ := record.NewRecorder(rec, w, record.Topics("mixed"))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	// Publish until both publishers' messages are being recorded.
+	waitFor(t, func() bool {
+		_ = js.Publish(ctx, pose{X: 1})
+		_ = raw.Publish(ctx, []byte("x"))
+		ps := r.Progress()
+		return len(ps) == 1 && len(ps[0].Codecs) == 2 && ps[0].Publishers == 2
+	})
+	for range 10 {
+		_ = js.Publish(ctx, pose{X: 2})
+		_ = raw.Publish(ctx, []byte("y"))
+	}
+	waitFor(t, func() bool {
+		ps := r.Progress()
+		return len(ps) == 1 && ps[0].Messages >= 20
+	})
+	if subs := rec.Stats().Topics["mixed"]; subs.DecodeErrors != 0 {
+		t.Fatalf("decode errors %d", subs.DecodeErrors)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := record.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	codecs := map[string]string{}
+	for range 10000 {
+		m, _, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		codecs[m.Codec] = m.Type
+		if m.PublishTime.After(m.LogTime) || m.LogTime.Sub(m.PublishTime) > time.Second {
+			t.Fatalf("publish %v, log %v", m.PublishTime, m.LogTime)
+		}
+	}
+	if codecs["json"] != "record_test.pose" || codecs["raw"] != "[]uint8" || len(codecs) != 2 {
+		t.Fatalf("codecs %v", codecs)
+	}
+	meta := readMetadata(t, buf.Bytes())
+	if meta["topic.mixed.publishers"] != "2" || meta["topic.mixed.gaps"] != "0" || meta["topic.mixed.sender."+a.ID()+".first_seq"] == "" {
+		t.Fatalf("metadata %v", meta)
+	}
+}
+
+func readMetadata(t *testing.T, file []byte) map[string]string {
+	t.Helper()
+	rd, err := mcap.NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	info, err := rd.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, idx := range info.MetadataIndexes {
+		if idx.Name == record.MetadataRecording {
+			md, err := rd.GetMetadata(idx.Offset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return md.Metadata
+		}
+	}
+	t.Fatal("no recording metadata")
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,10 +17,14 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/codec/protobuf"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/examples/posepb"
 	"github.com/foxglove/mcap/go/mcap"
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 // These tests build the colugo binary once and run it as a separate
@@ -410,5 +415,228 @@ func TestRecordPlay(t *testing.T) {
 	p := colugotest.Next(t, got, 5*time.Second) // play waited --wait for us to connect
 	if p.Y != -p.X {
 		t.Fatalf("replayed %+v", p)
+	}
+}
+
+// protoGraph starts a protobuf publisher and a protobuf server; this test
+// binary links posepb, the colugo binary does not: it decodes and encodes
+// through the descriptors the nodes advertise.
+func protoGraph(t *testing.T, dir string) {
+	t.Helper()
+	pb := colugo.WithCodec(protobuf.Codec{})
+	n := node(t, dir, "pbnode")
+	pub, err := colugo.NewPublisher[*posepb.Pose](n, "robot/pose.pb", pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishEvery(t, pub, 5*time.Millisecond, func(i int) *posepb.Pose {
+		return &posepb.Pose{X: float64(i), Y: -2, Theta: 0.5, Frame: "map"}
+	})
+	if _, err := colugo.Serve(n, "math/add.pb", func(_ context.Context, r *posepb.AddRequest) (*posepb.AddReply, error) {
+		return &posepb.AddReply{Sum: r.GetA() + r.GetB()}, nil
+	}, pb); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProtobufEchoCall(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	protoGraph(t, dir)
+	r := runCLI(t, dir, "echo", "robot/pose.pb", "--count", "2")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 2 {
+		t.Fatalf("echo: %d lines", len(lines))
+	}
+	var p struct {
+		X, Y, Theta float64
+		Frame       string
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &p); err != nil || p.Y != -2 || p.Theta != 0.5 || p.Frame != "map" {
+		t.Fatalf("%q: %v", lines[1], err)
+	}
+	r = runCLI(t, dir, "echo", "robot/pose.pb", "--count", "1", "--json")
+	var e echoLine
+	if err := json.Unmarshal([]byte(r.stdout), &e); err != nil || e.Codec != "protobuf" || e.Type != "colugo.examples.Pose" ||
+		!strings.Contains(string(e.Value), `"frame":"map"`) || e.Hex != "" || e.Seq == 0 || e.SendTime.After(e.Time) {
+		t.Fatalf("echo --json: %+v %v", e, err)
+	}
+	r = runCLI(t, dir, "call", "math/add.pb", `{"a": 2, "b": "40"}`)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != `{"sum":"42"}` {
+		t.Fatalf("call: %q", r.stdout)
+	}
+	r = runCLI(t, dir, "call", "math/add.pb", `{"c": 1}`)
+	if r.code != 2 || !strings.Contains(r.stderr, "VALUE does not match colugo.examples.AddRequest") {
+		t.Fatal("call with an unknown field")
+	}
+	r = runCLI(t, dir, "services")
+	if !strings.Contains(r.stdout, "protobuf colugo.examples.AddRequest  colugo.examples.AddReply") {
+		t.Fatal("services: no reply type")
+	}
+}
+
+// TestProtobufPub: pub encodes JSON into the protobuf type a subscriber
+// wants, through the descriptors another peer advertises for that type
+// (subscriptions carry none).
+func TestProtobufPub(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	protoGraph(t, dir)
+	n := node(t, dir, "listener")
+	got, err := colugo.Subscribe[*posepb.Pose](t.Context(), n, "cmd/pose.pb", colugo.WithCodec(protobuf.Codec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, dir, "pub", "cmd/pose.pb", `{"x": 1.5, "frame": "odom"}`, "--wait", "2s")
+	if r.code != 0 {
+		t.Fatal(r.code)
+	}
+	p := colugotest.Next(t, got, 5*time.Second)
+	if p.GetX() != 1.5 || p.GetFrame() != "odom" {
+		t.Fatalf("got %v", p)
+	}
+	r = runCLI(t, dir, "pub", "cmd/pose.pb", `{"x": "left"}`, "--wait", "1s")
+	if r.code != 2 || !strings.Contains(r.stderr, "VALUE does not match colugo.examples.Pose") {
+		t.Fatal("pub with a wrong kind")
+	}
+	r = runCLI(t, dir, "pub", "other/pose.pb", `{}`, "--codec", "protobuf", "--type", "no.such.Type", "--wait", "300ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "no descriptor advertised") {
+		t.Fatal("pub of an unknown protobuf type")
+	}
+}
+
+// TestRecordProtobufSchema records a protobuf topic with the CLI, which
+// does not link the type, and checks that the MCAP schema is the
+// publisher's FileDescriptorSet, the publish time its send time, and the
+// recording metadata its sequence bookkeeping.
+func TestRecordProtobufSchema(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	protoGraph(t, dir)
+	file := filepath.Join(dir, "pb.mcap")
+	r := runCLI(t, dir, "record", "-o", file, "--for", "1s", "robot/pose.pb")
+	if r.code != 0 || !strings.Contains(r.stdout, "robot/pose.pb  protobuf") {
+		t.Fatal("record")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rd, err := mcap.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	info, err := rd.Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Schemas) != 1 {
+		t.Fatalf("%d schemas", len(info.Schemas))
+	}
+	for _, s := range info.Schemas {
+		var set descriptorpb.FileDescriptorSet
+		if err := proto.Unmarshal(s.Data, &set); err != nil || s.Encoding != "protobuf" || s.Name != "colugo.examples.Pose" ||
+			len(set.File) == 0 || !strings.HasSuffix(set.File[len(set.File)-1].GetName(), "pose.proto") || set.File[len(set.File)-1].GetMessageType()[0].GetName() != "Pose" {
+			t.Fatalf("schema %s %s: %v files, %v", s.Name, s.Encoding, len(set.File), err)
+		}
+	}
+	it, err := rd.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ; n < 10000; n++ {
+		_, _, m, err := it.NextInto(nil)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.PublishTime == 0 || m.PublishTime > m.LogTime || m.LogTime-m.PublishTime > uint64(time.Second) {
+			t.Fatalf("publish time %d, log time %d", m.PublishTime, m.LogTime)
+		}
+	}
+	if n < 50 {
+		t.Fatalf("%d messages", n)
+	}
+	var meta map[string]string
+	for _, idx := range info.MetadataIndexes {
+		md, err := rd.GetMetadata(idx.Offset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta = md.Metadata
+	}
+	if meta["topic.robot/pose.pb.publishers"] != "1" || meta["topic.robot/pose.pb.gaps"] != "0" {
+		t.Fatalf("metadata %v", meta)
+	}
+}
+
+// TestHzSendTimes: two publishers at 100 Hz on one topic make 200 Hz, from
+// each one's consecutive send times.
+func TestHzSendTimes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{"left", "right"} {
+		n := node(t, dir, name)
+		pub, _ := colugo.NewPublisher[int](n, "two/tick")
+		publishEvery(t, pub, 10*time.Millisecond, func(i int) int { return i })
+	}
+	r := runCLI(t, dir, "hz", "two/tick", "--count", "2", "--json")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if r.code != 0 || len(lines) != 2 {
+		t.Fatalf("hz: %d", r.code)
+	}
+	var rep hzReport
+	if err := json.Unmarshal([]byte(lines[1]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Publishers != 2 || rep.Rate < 170 || rep.Rate > 230 || rep.RecvRate < 150 || rep.RecvRate > 250 ||
+		rep.Min <= 0 || rep.Max < rep.Min {
+		t.Fatalf("report %+v, want 200 Hz ±15%% from 2 publishers", rep)
+	}
+	r = runCLI(t, dir, "hz", "two/tick", "--count", "1")
+	if r.code != 0 || !strings.Contains(r.stdout, "(2 publishers)") || !strings.Contains(r.stdout, "| arrivals ") {
+		t.Fatal("hz text")
+	}
+}
+
+func TestTopicsRate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	graph(t, dir)
+	r := runCLI(t, dir, "topics", "--json", "--wait", "1s")
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var row topicRow
+		if err := json.Unmarshal([]byte(l), &row); err != nil {
+			t.Fatal(err)
+		}
+		if row.Rate == nil || *row.Rate < 170 || *row.Rate > 230 {
+			t.Fatalf("%s: rate %v, want 200 Hz ±15%%", row.Name, row.Rate)
+		}
+	}
+	r = runCLI(t, dir, "topics", "--hz=false", "--wait", "200ms")
+	if r.code != 0 || strings.Contains(r.stdout, "RATE") || !strings.Contains(r.stdout, "robot/pose") {
+		t.Fatal("topics --hz=false")
+	}
+}
+
+// TestEchoSince: --since keeps messages by their age at arrival (receive
+// minus send time): on loopback every message is younger than an hour and
+// older than a nanosecond.
+func TestEchoSince(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	graph(t, dir)
+	r := runCLI(t, dir, "echo", "robot/pose", "--since", "1h", "--count", "3")
+	if r.code != 0 || strings.Count(r.stdout, "\n") != 3 {
+		t.Fatal("--since 1h")
+	}
+	r = runCLI(t, dir, "echo", "robot/pose", "--since", "1ns", "--for", "500ms")
+	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "sent more than 1ns before they arrived (--since)") {
+		t.Fatal("--since 1ns")
 	}
 }
