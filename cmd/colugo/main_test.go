@@ -640,3 +640,87 @@ func TestEchoSince(t *testing.T) {
 		t.Fatal("--since 1ns")
 	}
 }
+
+// TestMeasure prints the figures of the README (COLUGO_MEASURE=1 to run):
+// hz against publishers of known rate, record drops, nodes start time.
+func TestMeasure(t *testing.T) {
+	if os.Getenv("COLUGO_MEASURE") == "" {
+		t.Skip("COLUGO_MEASURE=1 to measure")
+	}
+	for _, c := range []struct {
+		name   string
+		period time.Duration
+		size   int
+		spin   bool
+	}{
+		{"30Hz-2MB", time.Second / 30, 2_000_000, false}, {"1kHz-1KiB", time.Millisecond, 1024, false},
+		{"10kHz-64B", 100 * time.Microsecond, 64, false}, {"10kHz-64B-spin", 100 * time.Microsecond, 64, true},
+		{"30Hz-2MB-spin", time.Second / 30, 2_000_000, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			n := node(t, dir, "src")
+			pub, _ := colugo.NewPublisher[[]byte](n, "m/"+c.name, colugo.WithCodec(codec.Raw{}))
+			payload := make([]byte, c.size)
+			if c.spin {
+				spinEvery(t, pub, c.period, payload)
+			} else {
+				publishEvery(t, pub, c.period, func(int) []byte { return payload })
+			}
+			want := float64(time.Second) / float64(c.period)
+			r := runCLI(t, dir, "hz", "m/"+c.name, "--count", "4", "--every", "2s", "--json")
+			for i, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+				var rep hzReport
+				if err := json.Unmarshal([]byte(l), &rep); err != nil || i == 0 {
+					continue
+				}
+				t.Logf("MEASURE %s: send-time rate %.3f Hz (error %+.3f%%), std %s, min %s, max %s | arrivals %.3f Hz (error %+.3f%%), std %s, min %s; gaps %d",
+					c.name, rep.Rate, 100*(rep.Rate-want)/want, secs(rep.Std), secs(rep.Min), secs(rep.Max),
+					rep.RecvRate, 100*(rep.RecvRate-want)/want, secs(rep.RecvStd), secs(rep.RecvMin), rep.Gaps)
+			}
+			file := filepath.Join(dir, "m.mcap")
+			r = runCLI(t, dir, "record", "-o", file, "--for", "5s", "--json", "--every", "0")
+			var p struct {
+				Topic           string
+				Messages, Bytes uint64
+				Dropped, Gaps   uint64
+				Publishers      int
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("MEASURE record %s: %d messages (%.1f MiB) in 5s, dropped %d, gaps %d", c.name, p.Messages, float64(p.Bytes)/(1<<20), p.Dropped, p.Gaps)
+		})
+	}
+	t.Run("nodes", func(t *testing.T) {
+		dir := t.TempDir()
+		graph(t, dir)
+		for _, w := range []string{"500ms", "100ms"} {
+			var took []string
+			for range 5 {
+				r := runCLI(t, dir, "nodes", "--wait", w)
+				took = append(took, r.took.Round(time.Millisecond).String())
+			}
+			t.Logf("MEASURE nodes --wait %s: %s", w, strings.Join(took, " "))
+		}
+	})
+}
+
+// spinEvery publishes payload every period, paced by spinning on the clock
+// (a precise publisher: its send intervals vary by microseconds), until the
+// test ends.
+func spinEvery(t *testing.T, p *colugo.Publisher[[]byte], period time.Duration, payload []byte) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		next := time.Now()
+		for ctx.Err() == nil {
+			next = next.Add(period)
+			for time.Now().Before(next) && ctx.Err() == nil {
+			}
+			_ = p.Publish(ctx, payload)
+		}
+	}()
+}
