@@ -66,8 +66,9 @@ type Node struct {
 	reqSeq       atomic.Uint64 // sequence of this node's requests, for replay checks
 
 	mu       sync.Mutex
-	subs     map[string][]*subCore // local subscriptions by topic
-	pubs     map[string]*pubCount  // local publishers by topic
+	subs     map[string][]*subCore     // local subscriptions by topic
+	pubs     map[string]*pubCount      // local publishers by topic
+	seqs     map[string]*atomic.Uint64 // sequence per topic, outliving its publishers
 	services map[string]*serviceCore
 	counters map[string]*counters // per topic
 	svcStats map[string]*counters // per service
@@ -83,6 +84,10 @@ type Node struct {
 type pubCount struct {
 	info TopicInfo
 	n    int
+	// seq numbers the node's messages on the topic, all its publishers
+	// together: the header's sender is the node, so one sequence per node
+	// and topic is what receivers can follow without false gaps.
+	seq *atomic.Uint64
 }
 
 // inflightKey names a running handler by the connection its request came
@@ -198,6 +203,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		disc:     cfg.disc,
 		subs:     make(map[string][]*subCore),
 		pubs:     make(map[string]*pubCount),
+		seqs:     make(map[string]*atomic.Uint64),
 		services: make(map[string]*serviceCore),
 		counters: make(map[string]*counters),
 		svcStats: make(map[string]*counters),

@@ -760,3 +760,23 @@ func TestSubscribersAndSchemas(t *testing.T) {
 		t.Fatalf("service info %+v", info)
 	}
 }
+
+// Two publishers of a topic on one node share its sequence: no false gaps.
+func TestTwoPublishersOneNodeNoGaps(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	a, b := net.NewNode("a"), net.NewNode("b")
+	ch, _ := colugo.Subscribe[int](t.Context(), b, "t", colugo.WithBuffer(256))
+	p1, _ := colugo.NewPublisher[int](a, "t")
+	p2, _ := colugo.NewPublisher[int](a, "t")
+	publishUntil(t, p1, -1, ch)
+	for i := range 50 {
+		_ = p1.Publish(t.Context(), i)
+		_ = p2.Publish(t.Context(), i)
+	}
+	for range 100 {
+		colugotest.Next(t, ch, wait)
+	}
+	if g := b.Stats().Topics["t"].Gaps; g != 0 {
+		t.Fatalf("gaps = %d with two publishers on one node", g)
+	}
+}

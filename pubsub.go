@@ -21,7 +21,7 @@ type Publisher[T any] struct {
 	topic string
 	codec codec.Codec
 	info  TopicInfo
-	seq   atomic.Uint64
+	seq   *atomic.Uint64 // shared by the node's publishers of the topic
 	c     *counters
 
 	closed atomic.Bool
@@ -53,10 +53,15 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	}
 	pc := node.pubs[topic]
 	if pc == nil {
-		pc = &pubCount{info: p.info}
+		pc = &pubCount{info: p.info, seq: node.seqs[topic]}
+		if pc.seq == nil { // kept after the last publisher closes: a new one continues the sequence
+			pc.seq = new(atomic.Uint64)
+			node.seqs[topic] = pc.seq
+		}
 		node.pubs[topic] = pc
 	}
 	pc.n++
+	p.seq = pc.seq
 	p.c = node.counterLocked(topic)
 	node.mu.Unlock()
 	node.catalogChanged()
@@ -303,7 +308,7 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	ch := make(chan V, cfg.buffer)
 	_, strict := c.(codec.TypeNamer)
 	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec,
-		info:   TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c)},
+		info:   TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)},
 		closeC: func() { close(ch) }}
 	if cfg.anyCodec {
 		s.info.Codec, s.info.Type = "*", "*"
