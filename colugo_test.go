@@ -780,3 +780,32 @@ func TestTwoPublishersOneNodeNoGaps(t *testing.T) {
 		t.Fatalf("gaps = %d with two publishers on one node", g)
 	}
 }
+
+// Once WaitSubscribers returns, the very next message reaches the
+// subscriber on another node (real sockets): no slow-joiner loss.
+func TestWaitSubscribersMeansConnected(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string) *colugo.Node {
+		n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		return n
+	}
+	for i := range 5 {
+		a, b := mk(fmt.Sprint("pub", i)), mk(fmt.Sprint("sub", i))
+		topic := fmt.Sprint("first/", i)
+		ch, _ := colugo.Subscribe[int](t.Context(), b, topic)
+		pub, _ := colugo.NewPublisher[int](a, topic)
+		ctx, cancel := context.WithTimeout(t.Context(), wait)
+		if err := pub.WaitSubscribers(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		_ = pub.Publish(t.Context(), 42)
+		if v := colugotest.Next(t, ch, wait); v != 42 {
+			t.Fatalf("got %d", v)
+		}
+	}
+}

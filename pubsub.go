@@ -148,15 +148,22 @@ func schemaOf[T any](c codec.Codec) []byte {
 	return b
 }
 
-// Subscribers returns how many subscriptions to the topic this node knows
-// of: its own, and those its peers announced in $describe. A subscription
-// is announced once discovery has carried it, a moment before its
-// connection is up, so a message published right then can still miss it.
+// Subscribers returns how many subscribers the topic has that this
+// publisher's messages reach now: the subscriptions on this node, plus
+// the nodes whose subscription has reached this node's transport (one per
+// node, however many subscriptions it has). With a transport that cannot
+// tell, the remote part counts the subscriptions peers announced in
+// $describe, which a first message can still outrun.
 func (p *Publisher[T]) Subscribers() int {
 	n := p.node
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	count := len(n.subs[p.topic])
+	n.mu.Unlock()
+	if sc, ok := n.tr.(interface{ Subscribers(topic string) int }); ok {
+		return count + sc.Subscribers(p.topic)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, peer := range n.peers {
 		if !peer.visible() {
 			continue
@@ -171,9 +178,13 @@ func (p *Publisher[T]) Subscribers() int {
 }
 
 // WaitSubscribers blocks until Subscribers reports at least want, ctx ends
-// (its error is returned) or the node closes (ErrClosed).
+// (its error is returned) or the node closes (ErrClosed). It checks when the
+// peer catalog changes and every few milliseconds, since a subscription
+// reaches the transport without telling the node.
 func (p *Publisher[T]) WaitSubscribers(ctx context.Context, want int) error {
 	n := p.node
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if p.Subscribers() >= want {
 			return nil
@@ -183,6 +194,7 @@ func (p *Publisher[T]) WaitSubscribers(ctx context.Context, want int) error {
 		n.mu.Unlock()
 		select {
 		case <-changed:
+		case <-tick.C:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-n.ctx.Done():

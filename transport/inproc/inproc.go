@@ -412,3 +412,16 @@ func (t *Transport) Close() error {
 // InProcess reports true: nodes on this transport cannot send packets, so
 // the COLUGO_DISCOVERY environment variable does not apply to them.
 func (t *Transport) InProcess() bool { return true }
+
+// Subscribers returns how many transports are subscribed to topic here.
+func (t *Transport) Subscribers(topic string) int {
+	t.subsMu.RLock()
+	defer t.subsMu.RUnlock()
+	n := 0
+	for l := range t.subs {
+		if l.wants(topic) {
+			n++
+		}
+	}
+	return n
+}

@@ -620,3 +620,19 @@ func (t *Transport) Close() error {
 	close(t.closeDone)
 	return nil
 }
+
+// Subscribers returns how many connected subscribers have a subscription
+// that matches topic: what a publisher can count on right now.
+func (t *Transport) Subscribers(topic string) int {
+	peers := t.pubPeers.Load()
+	if peers == nil {
+		return 0
+	}
+	n := 0
+	for _, p := range *peers {
+		if p.wants(topic) {
+			n++
+		}
+	}
+	return n
+}
