@@ -77,6 +77,7 @@ type Node struct {
 	changed  chan struct{}        // closed and replaced when the peer catalog changes
 	catalog  string               // hash of pubs and services
 	inflight map[inflightKey]context.CancelFunc
+	watched  map[transport.ReplyWriter]bool // requester connections watched for loss
 	watchers map[*watcher]struct{}
 	targets  map[string][]target // servers per service, rebuilt after any change
 }
@@ -211,6 +212,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		rr:       make(map[string]uint64),
 		changed:  make(chan struct{}),
 		inflight: make(map[inflightKey]context.CancelFunc),
+		watched:  make(map[transport.ReplyWriter]bool),
 		watchers: make(map[*watcher]struct{}),
 		targets:  make(map[string][]target),
 	}

@@ -632,9 +632,8 @@ func TestPastDeadlineIsNotNoDeadline(t *testing.T) {
 // TestRequesterGoneCancelsHandler: requests without a deadline (Deadline 0
 // is allowed on the wire) from a requester that then vanishes must not
 // hold handler slots for ever, or 1024 of them (WithMaxHandlers default)
-// would disable every service. The node gives them its default timeout.
-// (Cancelling them as soon as the connection drops would need the
-// transport to say so; not done.)
+// would disable every service. Their handlers end when the connection
+// drops, and in any case by the node's default timeout.
 func TestRequesterGoneCancelsHandler(t *testing.T) {
 	dir := t.TempDir()
 	victim := hostileNode(t, "victim", dir, colugo.WithMaxHandlers(8), colugo.WithDefaultTimeout(500*time.Millisecond))
@@ -1152,4 +1151,33 @@ func FuzzSubscribeTyped(f *testing.F) {
 			t.Fatalf("raw: delivered %q, published %q", v, data)
 		}
 	})
+}
+
+// TestRequesterGoneCancelsHandlerAtOnce: a requester whose connection
+// drops can no longer get the reply, so its handler's ctx ends at once,
+// long before the request's own deadline.
+func TestRequesterGoneCancelsHandlerAtOnce(t *testing.T) {
+	victim := hostileNode(t, "victim", t.TempDir())
+	started := make(chan struct{}, 1)
+	ended := make(chan error, 1)
+	_, _ = colugo.Serve(victim, "slow", func(ctx context.Context, _ int) (int, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return 0, ctx.Err()
+	})
+	p := zDial(t, victim.Endpoint().Router, "DEALER")
+	p.write(t, zMsg(wire.AppendName(nil, "slow"), zHeader(wire.KindRequest, 1, int64(time.Minute)), []byte("1")))
+	<-started
+	dropped := time.Now()
+	_ = p.nc.Close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("handler ctx: %v, want Canceled", err)
+		}
+		t.Logf("connection drop to handler cancelled: %v", time.Since(dropped))
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler still running 5s after its requester's connection dropped (its deadline is 1 min)")
+	}
 }

@@ -217,6 +217,11 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	key := inflightKey{rw, h.RequestID}
 	n.mu.Lock()
 	n.inflight[key] = cancel
+	if d, ok := rw.(interface{ Done() <-chan struct{} }); ok && !n.watched[rw] {
+		if n.goLocked(func() { n.watchRequester(rw, d.Done()) }) {
+			n.watched[rw] = true
+		}
+	}
 	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
 		out, code, errMsg := n.run(ctx, svc, msg.Payload)
@@ -235,6 +240,24 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		cancel()
 		n.replyError(rw, msg, CodeUnavailable, "closing")
 	}
+}
+
+// watchRequester cancels the handlers of a requester whose connection is
+// gone: nobody can receive their replies any more. One goroutine per
+// requester connection, not per request.
+func (n *Node) watchRequester(rw transport.ReplyWriter, done <-chan struct{}) {
+	select {
+	case <-done:
+	case <-n.ctx.Done():
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, cancel := range n.inflight {
+		if k.rw == rw {
+			cancel()
+		}
+	}
+	delete(n.watched, rw)
 }
 
 func (n *Node) replyError(rw transport.ReplyWriter, req *transport.Message, code Code, msg string) {

@@ -73,7 +73,10 @@ type Handler interface {
 	HandlePeerLost(addr string, err error)
 }
 
-// ReplyWriter sends replies to one requester.
+// ReplyWriter sends replies to one requester. A ReplyWriter that also has a
+// method Done() <-chan struct{} closes that channel when the requester's
+// connection is gone, so that its handlers can be cancelled; values are
+// comparable and equal for requests that came on the same connection.
 type ReplyWriter interface {
 	// Reply queues msg for the requester. It never blocks: it returns
 	// ErrQueueFull when the requester is not reading, ErrPeerLost when it has

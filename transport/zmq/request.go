@@ -262,6 +262,10 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 // routerPeer is the ReplyWriter of one requester connection.
 type routerPeer struct{ c *conn }
 
+// Done is closed when the requester's connection is gone: its handlers'
+// replies can no longer arrive.
+func (p *routerPeer) Done() <-chan struct{} { return p.c.done }
+
 // Reply queues msg (its Kind defaults to reply) for the requester without
 // blocking. It returns transport.ErrQueueFull when the requester's queue is
 // full (counted in Stats().SendDropped), transport.ErrPeerLost when its
