@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +23,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Safety net: a node that a test creates without naming its discovery
+	// must not announce itself on this machine's real network.
+	if os.Getenv(colugo.EnvDiscovery) == "" {
+		os.Setenv(colugo.EnvDiscovery, "local")
+	}
 	goleak.VerifyTestMain(m,
 		// Raw zmq4 PUB sockets, used only by the baseline benchmarks, leave
 		// their writer goroutine running after Close (zmq4 v0.17.0).
