@@ -41,8 +41,18 @@ const (
 // workloads only.
 var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc, TCP}
 
-// Supports reports whether sys runs w.
-func Supports(sys System, w Workload) bool { return sys != TCP || w.Kind != PubSub }
+// Supports reports whether sys runs w: TCP runs requests with one
+// replier only, and colugo-inproc runs requests with one replier only
+// (its seed discovery knows one server).
+func Supports(sys System, w Workload) bool {
+	switch sys {
+	case TCP:
+		return w.Kind != PubSub && w.repliers() == 1
+	case ColugoInproc, ZMQ4:
+		return w.Kind == PubSub || w.repliers() == 1
+	}
+	return true
+}
 
 // Kind is the shape of a workload.
 type Kind int
@@ -62,7 +72,18 @@ type Workload struct {
 	Pubs     int // PubSub
 	Subs     int // PubSub
 	InFlight int // ReqInFlight
+	// Topics (PubSub; 0 means 1): each publisher publishes on this many
+	// topics in turn, and each subscriber subscribes to all of them.
+	Topics int
+	// Repliers (requests; 0 means 1): this many servers (nodes,
+	// connections, ROUTER sockets) answer the service; the client spreads
+	// its requests over them (colugo: round robin).
+	Repliers int
 }
+
+func (w Workload) topics() int   { return max(w.Topics, 1) }
+func (w Workload) repliers() int { return max(w.Repliers, 1) }
+
 
 // Workloads are the workloads of the suite, in table order.
 var Workloads = []Workload{
@@ -163,10 +184,11 @@ const (
 func window(size int) int { return min(512, max(8, (16<<20)/size)) }
 
 // pubSubRig is one system set up for a pub/sub workload. The rig calls the
-// receive function given to its constructor from one goroutine per
-// subscriber.
+// receive function given to its constructor with a stream index,
+// sub*Topics + topic, from at most one goroutine per stream at a time.
 type pubSubRig interface {
-	// Publish sends p from publisher i. p stays untouched until every
+	// Publish sends p from publisher i, on its topics in turn (Publish for
+	// one i is called from one goroutine). p stays untouched until every
 	// subscriber has received it.
 	Publish(i int, p []byte) error
 	// Check reports messages a system dropped or lost, after a run.
@@ -174,7 +196,7 @@ type pubSubRig interface {
 	Close()
 }
 
-type recvFunc func(sub int, p []byte)
+type recvFunc func(stream int, p []byte)
 
 func newPubSubRig(sys System, w Workload, recv recvFunc) (pubSubRig, error) {
 	switch sys {
@@ -231,12 +253,15 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		warm atomic.Uint64 // bit i: a warm-up message from publisher i arrived
 		lat  []time.Duration
 	}
-	subs := make([]*subState, w.Subs)
+	// One state per stream (subscriber × topic): the rig may deliver a
+	// subscriber's topics from several goroutines.
+	nt := w.topics()
+	subs := make([]*subState, w.Subs*nt)
 	for i := range subs {
-		subs[i] = &subState{lat: make([]time.Duration, 0, 1<<16)}
+		subs[i] = &subState{lat: make([]time.Duration, 0, max(1024, (1<<16)/nt))}
 	}
-	recv := func(sub int, p []byte) {
-		s := subs[sub]
+	recv := func(stream int, p []byte) {
+		s, sub := subs[stream], stream/nt
 		if len(p) < 10 {
 			return
 		}
@@ -267,10 +292,12 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 	deadline := time.Now().Add(setupTimeout)
 	for ready := false; !ready; {
 		for i := range w.Pubs {
-			m := slices.Clone(warmMsg)
-			stamp(m, 0, i, flagWarm)
-			if err := rig.Publish(i, m); err != nil {
-				return Result{}, err
+			for range nt { // once on each of its topics
+				m := slices.Clone(warmMsg)
+				stamp(m, 0, i, flagWarm)
+				if err := rig.Publish(i, m); err != nil {
+					return Result{}, err
+				}
 			}
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -283,6 +310,7 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		}
 	}
 	time.Sleep(20 * time.Millisecond) // let stray warm-up messages land
+
 
 	ring := 2*win + 2
 	rings := make([][][]byte, w.Pubs)
@@ -376,13 +404,13 @@ func newReqRig(sys System, w Workload) (reqRig, error) {
 	workers := max(w.InFlight, 1)
 	switch sys {
 	case Colugo:
-		return newColugoReq(workers, false)
+		return newColugoReq(workers, w.repliers(), false)
 	case ColugoInproc:
-		return newColugoReq(workers, true)
+		return newColugoReq(workers, 1, true)
 	case ZMQ4:
 		return newZMQ4Req(workers)
 	case NATS:
-		return newNATSReq()
+		return newNATSReq(w.repliers())
 	case TCP:
 		return newTCPReq(workers)
 	}
@@ -401,8 +429,9 @@ func runRequests(sys System, w Workload, lim Limits) (Result, error) {
 		payloads[i] = make([]byte, w.Size)
 		payloads[i][8] = byte(i)
 	}
-	// Warm up every worker's path (connections, first allocations).
-	for range 10 {
+	// Warm up every worker's path (connections, first allocations; with
+	// several repliers, round robin reaches each of them).
+	for range 10 * w.repliers() {
 		for i := range workers {
 			if _, err := rig.Request(i, payloads[i]); err != nil {
 				return Result{}, fmt.Errorf("warm-up: %w", err)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
@@ -114,9 +116,19 @@ func (d *seedDiscovery) Close() error {
 	return nil
 }
 
+// topicName is the name of topic t of n.
+func topicName(t, n int) string {
+	if n == 1 {
+		return topic
+	}
+	return fmt.Sprintf("%s/%d", topic, t)
+}
+
 type colugoPubSub struct {
 	m      *nodeMaker
-	pubs   []*colugo.Publisher[[]byte]
+	topics []string
+	pubs   [][]*colugo.Publisher[[]byte] // [publisher][topic]
+	turn   []int                         // [publisher]: next topic
 	subs   []*colugo.Node
 	pubN   []*colugo.Node
 	ctx    context.Context
@@ -129,23 +141,31 @@ func newColugoPubSub(w Workload, recv recvFunc, inprocess bool) (_ *colugoPubSub
 	if err != nil {
 		return nil, err
 	}
-	r := &colugoPubSub{m: m}
+	r := &colugoPubSub{m: m, turn: make([]int, w.Pubs)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
+	nt := w.topics()
+	for t := range nt {
+		r.topics = append(r.topics, topicName(t, nt))
+	}
 	for i := range w.Pubs {
 		n, err := m.node(fmt.Sprintf("bench-pub-%d", i))
 		if err != nil {
 			return nil, err
 		}
-		p, err := colugo.NewPublisher[[]byte](n, topic, rawCodec)
-		if err != nil {
-			return nil, err
+		var ps []*colugo.Publisher[[]byte]
+		for _, name := range r.topics {
+			p, err := colugo.NewPublisher[[]byte](n, name, rawCodec)
+			if err != nil {
+				return nil, err
+			}
+			ps = append(ps, p)
 		}
-		r.pubs = append(r.pubs, p)
+		r.pubs = append(r.pubs, ps)
 		r.pubN = append(r.pubN, n)
 	}
 	buf := 4 * window(w.Size) * w.Pubs
@@ -154,29 +174,39 @@ func newColugoPubSub(w Workload, recv recvFunc, inprocess bool) (_ *colugoPubSub
 		if err != nil {
 			return nil, err
 		}
-		ch, err := colugo.Subscribe[[]byte](r.ctx, n, topic, rawCodec,
-			colugo.WithBuffer(buf), colugo.WithDropPolicy(colugo.DropNewest))
-		if err != nil {
-			return nil, err
+		for t, name := range r.topics {
+			ch, err := colugo.Subscribe[[]byte](r.ctx, n, name, rawCodec,
+				colugo.WithBuffer(buf), colugo.WithDropPolicy(colugo.DropNewest))
+			if err != nil {
+				return nil, err
+			}
+			stream := i*nt + t
+			r.wg.Go(func() {
+				for p := range ch {
+					recv(stream, p)
+				}
+			})
 		}
 		r.subs = append(r.subs, n)
-		r.wg.Go(func() {
-			for p := range ch {
-				recv(i, p)
-			}
-		})
 	}
 	return r, nil
 }
 
-func (r *colugoPubSub) Publish(i int, p []byte) error { return r.pubs[i].Publish(r.ctx, p) }
+func (r *colugoPubSub) Publish(i int, p []byte) error {
+	ps := r.pubs[i]
+	t := r.turn[i]
+	r.turn[i] = (t + 1) % len(ps)
+	return ps[t].Publish(r.ctx, p)
+}
 
 func (r *colugoPubSub) Check() error {
 	var errs []error
 	for _, n := range r.subs {
 		st := n.Stats()
-		if t := st.Topics[topic]; t.Dropped > 0 || t.Gaps > 0 || t.DecodeErrors > 0 {
-			errs = append(errs, fmt.Errorf("%s: lost messages: %+v", n.Name(), t))
+		for _, name := range r.topics {
+			if t := st.Topics[name]; t.Dropped > 0 || t.Gaps > 0 || t.DecodeErrors > 0 {
+				errs = append(errs, fmt.Errorf("%s: %s: lost messages: %+v", n.Name(), name, t))
+			}
 		}
 	}
 	for _, n := range r.pubN {
@@ -198,7 +228,10 @@ type colugoReq struct {
 	cli *colugo.Node
 }
 
-func newColugoReq(_ int, inprocess bool) (_ *colugoReq, err error) {
+// newColugoReq makes repliers server nodes (one with inprocess, whose
+// seed discovery knows one) and a client node, and waits until the client
+// knows every server.
+func newColugoReq(_ int, repliers int, inprocess bool) (_ *colugoReq, err error) {
 	m, err := newNodeMaker(inprocess)
 	if err != nil {
 		return nil, err
@@ -209,17 +242,41 @@ func newColugoReq(_ int, inprocess bool) (_ *colugoReq, err error) {
 			r.Close()
 		}
 	}()
-	srv, err := m.node("bench-server")
-	if err != nil {
+	var srvs []*colugo.Node
+	for i := range repliers {
+		srv, err := m.node(fmt.Sprintf("bench-server-%d", i))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := colugo.Serve(srv, service, func(_ context.Context, p []byte) ([]byte, error) { return p, nil }, rawCodec); err != nil {
+			return nil, err
+		}
+		srvs = append(srvs, srv)
+	}
+	if r.cli, err = m.node("bench-client", srvs...); err != nil {
 		return nil, err
 	}
-	if _, err := colugo.Serve(srv, service, func(_ context.Context, p []byte) ([]byte, error) { return p, nil }, rawCodec); err != nil {
-		return nil, err
-	}
-	if r.cli, err = m.node("bench-client", srv); err != nil {
-		return nil, err
+	if repliers > 1 {
+		deadline := time.Now().Add(setupTimeout)
+		for servers(r.cli) < repliers {
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("client found %d of %d servers", servers(r.cli), repliers)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	return r, nil
+}
+
+// servers counts the peers of n that serve the bench service.
+func servers(n *colugo.Node) int {
+	k := 0
+	for _, p := range n.Peers() {
+		if slices.ContainsFunc(p.Services, func(s colugo.TopicInfo) bool { return s.Name == service }) {
+			k++
+		}
+	}
+	return k
 }
 
 func (r *colugoReq) Request(_ int, p []byte) ([]byte, error) {

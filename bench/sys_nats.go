@@ -44,6 +44,17 @@ type natsRig struct {
 	errs  atomic.Int64
 	subs  []*nats.Subscription
 	pubs  []*nats.Conn
+	// subjects and turn: each publisher's topics in turn.
+	subjects []string
+	turn     []int
+}
+
+// natsSubjectName is subject t of n.
+func natsSubjectName(t, n int) string {
+	if n == 1 {
+		return natsSubject
+	}
+	return fmt.Sprintf("%s.%d", natsSubject, t)
 }
 
 func (r *natsRig) connect() (*nats.Conn, error) {
@@ -67,7 +78,7 @@ func (r *natsRig) Close() {
 }
 
 func newNATSPubSub(w Workload, recv recvFunc) (_ *natsRig, err error) {
-	r := &natsRig{}
+	r := &natsRig{turn: make([]int, w.Pubs)}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -76,22 +87,30 @@ func newNATSPubSub(w Workload, recv recvFunc) (_ *natsRig, err error) {
 	if r.srv, err = natsServer(); err != nil {
 		return nil, err
 	}
+	nt := w.topics()
+	for t := range nt {
+		r.subjects = append(r.subjects, natsSubjectName(t, nt))
+	}
 	for i := range w.Subs {
 		nc, err := r.connect()
 		if err != nil {
 			return nil, err
 		}
-		sub, err := nc.Subscribe(natsSubject, func(m *nats.Msg) { recv(i, m.Data) })
-		if err != nil {
-			return nil, err
-		}
-		if err := sub.SetPendingLimits(-1, -1); err != nil {
-			return nil, err
+		// One subscription per subject, each with its own goroutine.
+		for t, subj := range r.subjects {
+			stream := i*nt + t
+			sub, err := nc.Subscribe(subj, func(m *nats.Msg) { recv(stream, m.Data) })
+			if err != nil {
+				return nil, err
+			}
+			if err := sub.SetPendingLimits(-1, -1); err != nil {
+				return nil, err
+			}
+			r.subs = append(r.subs, sub)
 		}
 		if err := nc.Flush(); err != nil {
 			return nil, err
 		}
-		r.subs = append(r.subs, sub)
 	}
 	for range w.Pubs {
 		nc, err := r.connect()
@@ -103,7 +122,11 @@ func newNATSPubSub(w Workload, recv recvFunc) (_ *natsRig, err error) {
 	return r, nil
 }
 
-func (r *natsRig) Publish(i int, p []byte) error { return r.pubs[i].Publish(natsSubject, p) }
+func (r *natsRig) Publish(i int, p []byte) error {
+	t := r.turn[i]
+	r.turn[i] = (t + 1) % len(r.subjects)
+	return r.pubs[i].Publish(r.subjects[t], p)
+}
 
 func (r *natsRig) Check() error {
 	for _, s := range r.subs {
@@ -117,7 +140,10 @@ func (r *natsRig) Check() error {
 	return nil
 }
 
-func newNATSReq() (_ *natsRig, err error) {
+// newNATSReq starts repliers responders, each on its own connection; with
+// more than one they form a queue group, in which the server picks one
+// member at random for each request.
+func newNATSReq(repliers int) (_ *natsRig, err error) {
 	r := &natsRig{}
 	defer func() {
 		if err != nil {
@@ -127,15 +153,23 @@ func newNATSReq() (_ *natsRig, err error) {
 	if r.srv, err = natsServer(); err != nil {
 		return nil, err
 	}
-	srv, err := r.connect()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := srv.Subscribe(natsService, func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
-		return nil, err
-	}
-	if err := srv.Flush(); err != nil {
-		return nil, err
+	for range repliers {
+		srv, err := r.connect()
+		if err != nil {
+			return nil, err
+		}
+		echo := func(m *nats.Msg) { _ = m.Respond(m.Data) }
+		if repliers == 1 {
+			_, err = srv.Subscribe(natsService, echo)
+		} else {
+			_, err = srv.QueueSubscribe(natsService, "echo", echo)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := srv.Flush(); err != nil {
+			return nil, err
+		}
 	}
 	cli, err := r.connect()
 	if err != nil {

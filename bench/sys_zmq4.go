@@ -12,7 +12,6 @@ import (
 // Raw zmq4 sockets carry the same three frames as colugo: name+"\x00", a
 // 40-byte header and the payload.
 var (
-	zTopic = []byte(topic + "\x00")
 	zName  = []byte(service + "\x00")
 	zHdr   = make([]byte, 40) // never modified: zmq4's PUB may keep it queued
 )
@@ -22,16 +21,25 @@ type zmq4PubSub struct {
 	pubs   []zmq4.Socket
 	subs   []zmq4.Socket
 	wg     sync.WaitGroup
+	topics [][]byte // name frames, one per topic
+	turn   []int    // [publisher]: next topic
 }
 
 func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &zmq4PubSub{cancel: cancel}
+	r := &zmq4PubSub{cancel: cancel, turn: make([]int, w.Pubs)}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
+	nt := w.topics()
+	index := map[string]int{} // name frame → topic
+	for t := range nt {
+		name := []byte(topicName(t, nt) + "\x00")
+		r.topics = append(r.topics, name)
+		index[string(name)] = t
+	}
 	for range w.Pubs {
 		pub := zmq4.NewPub(ctx)
 		r.pubs = append(r.pubs, pub)
@@ -47,9 +55,12 @@ func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
 				return nil, err
 			}
 		}
-		if err := sub.SetOption(zmq4.OptionSubscribe, string(zTopic)); err != nil {
-			return nil, err
+		for _, name := range r.topics {
+			if err := sub.SetOption(zmq4.OptionSubscribe, string(name)); err != nil {
+				return nil, err
+			}
 		}
+		// One socket, one goroutine for all of a subscriber's topics.
 		r.wg.Go(func() {
 			for {
 				m, err := sub.Recv()
@@ -57,7 +68,11 @@ func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
 					return
 				}
 				if len(m.Frames) == 3 {
-					recv(i, m.Frames[2])
+					t := 0
+					if nt > 1 {
+						t = index[string(m.Frames[0])]
+					}
+					recv(i*nt+t, m.Frames[2])
 				}
 			}
 		})
@@ -66,7 +81,9 @@ func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
 }
 
 func (r *zmq4PubSub) Publish(i int, p []byte) error {
-	return r.pubs[i].SendMulti(zmq4.NewMsgFrom(zTopic, zHdr, p))
+	t := r.turn[i]
+	r.turn[i] = (t + 1) % len(r.topics)
+	return r.pubs[i].SendMulti(zmq4.NewMsgFrom(r.topics[t], zHdr, p))
 }
 
 func (r *zmq4PubSub) Check() error { return nil }
