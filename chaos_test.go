@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -80,30 +79,7 @@ func TestHelperChaos(t *testing.T) {
 // startChaos runs TestHelperChaos as role, registered in dir as name.
 func startChaos(t *testing.T, dir, role, name string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperChaos$")
-	cmd.Env = append(os.Environ(), chaosRoleEnv+"="+role, chaosDirEnv+"="+dir, chaosNameEnv+"="+name)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, out: bufio.NewReader(out), exited: make(chan error, 1)}
-	go func() { c.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-c.exited:
-		case <-time.After(wait):
-			_ = cmd.Process.Kill() // our child, by its PID
-			<-c.exited
-		}
-	})
+	c := spawn(t, "TestHelperChaos", chaosRoleEnv+"="+role, chaosDirEnv+"="+dir, chaosNameEnv+"="+name)
 	c.router = strings.TrimSpace(strings.TrimPrefix(c.expect(t, "ready"), "ready")) // here: name/pid
 	return c
 }

@@ -64,8 +64,18 @@ type child struct {
 // startChild runs TestHelperNode in a new process registered in dir.
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperNode$")
-	cmd.Env = append(os.Environ(), registryEnv+"="+dir)
+	c := spawn(t, "TestHelperNode", registryEnv+"="+dir)
+	c.router = strings.TrimSpace(strings.TrimPrefix(c.expect(t, "ready"), "ready"))
+	return c
+}
+
+// spawn runs the test function named test in a new process of this test
+// binary with env added; the child ends when its stdin closes (at cleanup)
+// or is killed by its PID if it does not.
+func spawn(t *testing.T, test string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +98,6 @@ func startChild(t *testing.T, dir string) *child {
 			<-c.exited
 		}
 	})
-	line := c.expect(t, "ready")
-	c.router = strings.TrimSpace(strings.TrimPrefix(line, "ready"))
 	return c
 }
 
