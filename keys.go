@@ -35,7 +35,7 @@ var ErrUnauthenticated = errors.New("colugo: message failed authentication")
 // Names, header fields (codec, type, sender id, sequence numbers, times)
 // and discovery records stay readable: see the threat model in the README.
 func WithKey(key []byte, previous ...[]byte) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.key, c.prevKeys = key, previous })
+	return keyOption{key: key, prev: previous}
 }
 
 // SetKey replaces the node's network key while it runs: key seals from now

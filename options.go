@@ -86,26 +86,58 @@ func codecName(c codec.Codec) string {
 	return c.Name()
 }
 
-type nodeOptionFunc func(*nodeConfig)
+// Node options are small values, not closures, so that they print (String)
+// and, where their contents allow, compare.
+type (
+	discoveryOption    struct{ d discovery.Discovery }
+	transportOption    struct{ t transport.Transport }
+	loggerOption       struct{ l *slog.Logger }
+	errorHandlerOption struct{ f func(error) }
+	timeoutOption      time.Duration
+	recoverOption      struct{}
+	maxHandlersOption  int
+	keyOption          struct {
+		key  []byte
+		prev [][]byte
+	}
+)
 
-func (f nodeOptionFunc) applyNode(c *nodeConfig) { f(c) }
+func (o discoveryOption) applyNode(c *nodeConfig)    { c.disc = o.d }
+func (o transportOption) applyNode(c *nodeConfig)    { c.tr = o.t }
+func (o loggerOption) applyNode(c *nodeConfig)       { c.log = o.l }
+func (o errorHandlerOption) applyNode(c *nodeConfig) { c.onError = o.f }
+func (o timeoutOption) applyNode(c *nodeConfig)      { c.defaultTimeout = time.Duration(o) }
+func (recoverOption) applyNode(c *nodeConfig)        { c.recover = true }
+func (o maxHandlersOption) applyNode(c *nodeConfig)  { c.maxHandlers = int(o) }
+func (o keyOption) applyNode(c *nodeConfig)          { c.key, c.prevKeys = o.key, o.prev }
+
+func (o discoveryOption) String() string  { return fmt.Sprintf("WithDiscovery(%T)", o.d) }
+func (o transportOption) String() string  { return fmt.Sprintf("WithTransport(%T)", o.t) }
+func (loggerOption) String() string       { return "WithLogger(...)" }
+func (errorHandlerOption) String() string { return "WithErrorHandler(...)" }
+func (o timeoutOption) String() string {
+	return fmt.Sprintf("WithDefaultTimeout(%v)", time.Duration(o))
+}
+func (recoverOption) String() string       { return "WithRecover()" }
+func (o maxHandlersOption) String() string { return fmt.Sprintf("WithMaxHandlers(%d)", int(o)) }
+func (o keyOption) String() string         { return fmt.Sprintf("WithKey(<secret>, %d previous)", len(o.prev)) }
 
 // WithDiscovery sets how the node finds peers. Default: host-local discovery
 // (discovery/local). The COLUGO_DISCOVERY environment variable, when set,
 // wins over this option (see the package documentation).
 func WithDiscovery(d discovery.Discovery) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.disc = d })
+	return discoveryOption{d}
 }
 
 // WithTransport sets the transport. Default: transport/zmq on 127.0.0.1
 // with ephemeral ports. The node closes the transport when it closes.
 func WithTransport(t transport.Transport) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.tr = t })
+	return transportOption{t}
 }
 
 // WithLogger sets the node's logger. Default: none (the library is silent).
 func WithLogger(l *slog.Logger) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.log = l })
+	return loggerOption{l}
 }
 
 // WithErrorHandler sets a function called with each non-terminal error: a
@@ -114,26 +146,26 @@ func WithLogger(l *slog.Logger) NodeOption {
 // be sent. It is called from the node's goroutines and must not block.
 // Default: none; the errors are still counted in Stats and logged at debug.
 func WithErrorHandler(f func(error)) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.onError = f })
+	return errorHandlerOption{f}
 }
 
 // WithDefaultTimeout bounds requests whose context has no deadline.
 // Default: 5s.
 func WithDefaultTimeout(d time.Duration) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.defaultTimeout = d })
+	return timeoutOption(d)
 }
 
 // WithRecover makes the node recover a panicking handler and answer its
 // caller with CodeInternal. Default: off; a panic in a handler crashes the
 // program, as any other panic does.
 func WithRecover() NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.recover = true })
+	return recoverOption{}
 }
 
 // WithMaxHandlers bounds the handlers running at once on the node; requests
 // beyond it are answered with CodeUnavailable. Default: 1024.
 func WithMaxHandlers(n int) NodeOption {
-	return nodeOptionFunc(func(c *nodeConfig) { c.maxHandlers = n })
+	return maxHandlersOption(n)
 }
 
 // WithBuffer sets a subscription's channel capacity. Default: 64.
