@@ -33,8 +33,11 @@ const describeService = "$describe"
 // Timing of the node's own housekeeping.
 const (
 	describeTimeout = 2 * time.Second
-	refreshInterval = time.Second // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
-	closeWarnAfter  = 5 * time.Second
+	// localProbeTimeout bounds the check that a peer's same-host address
+	// reaches it (a Unix socket answers in microseconds, or not at all).
+	localProbeTimeout = 300 * time.Millisecond
+	refreshInterval   = time.Second // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
+	closeWarnAfter    = 5 * time.Second
 )
 
 // Node is one participant: it publishes and subscribes to topics, serves
@@ -112,6 +115,7 @@ type peer struct {
 	info       discovery.Peer
 	desc       *PeerInfo // nil until described
 	pubAddr    string    // where to subscribe
+	dialRouter string    // where to send requests: Router, or LocalRouter when reachable
 	describing bool
 	again      bool // describe again when the current one ends
 	down       bool // a request to it failed; skipped until described again
@@ -130,6 +134,8 @@ type PeerInfo struct {
 	Version       string      `json:"version"`
 	Router        string      `json:"router"`
 	Pub           string      `json:"pub"`
+	LocalRouter   string      `json:"local_router,omitempty"` // same-host only (Unix socket): preferred when reachable
+	LocalPub      string      `json:"local_pub,omitempty"`
 	Topics        []TopicInfo `json:"topics"`        // published
 	Subscriptions []TopicInfo `json:"subscriptions"` // subscribed
 	Services      []TopicInfo `json:"services"`      // served
@@ -414,6 +420,7 @@ func (n *Node) describe() PeerInfo {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	info := PeerInfo{ID: n.id, Name: n.name, Version: Version, Router: n.ep.Router, Pub: n.ep.Pub,
+		LocalRouter: n.ep.LocalRouter, LocalPub: n.ep.LocalPub,
 		Topics: []TopicInfo{}, Subscriptions: []TopicInfo{}, Services: []TopicInfo{}}
 	for _, p := range n.pubs {
 		info.Topics = append(info.Topics, p.info)
@@ -543,6 +550,9 @@ func (n *Node) forgetLocked(p *peer) {
 		n.tr.Disconnect(p.pubAddr)
 	}
 	n.tr.Disconnect(p.info.Router)
+	if p.dialRouter != "" && p.dialRouter != p.info.Router {
+		n.tr.Disconnect(p.dialRouter)
+	}
 }
 
 func (n *Node) refresh() {
@@ -570,6 +580,13 @@ func (n *Node) describeLocked(p *peer) {
 	n.goLocked(func() {
 		for {
 			info, err := n.fetchDescription(router)
+			local := ""
+			if err == nil && info.LocalRouter != "" {
+				// Same host? Then the local address answers, as the same node.
+				if li, lerr := n.fetchDescriptionTimeout(info.LocalRouter, localProbeTimeout); lerr == nil && li.ID == info.ID {
+					local = info.LocalRouter
+				}
+			}
 			n.mu.Lock()
 			if n.peers[p.key] != p {
 				n.mu.Unlock()
@@ -578,7 +595,7 @@ func (n *Node) describeLocked(p *peer) {
 			if err != nil {
 				n.log.Debug("describe failed", slog.String(keyRouter, router), slog.Any(keyError, err))
 			} else {
-				n.applyDescriptionLocked(p, info)
+				n.applyDescriptionLocked(p, info, local)
 			}
 			if !p.again || n.closed.Load() {
 				p.describing = false
@@ -616,7 +633,9 @@ func (n *Node) fetchDescriptionTimeout(router string, timeout time.Duration) (*P
 	return decodeDescription(rep.Payload)
 }
 
-func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
+// applyDescriptionLocked records what p's $describe said. local is its
+// LocalRouter when that answered, else "".
+func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 	p.self = info.ID == n.id
 	if p.self {
 		return
@@ -631,7 +650,18 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo) {
 	}
 	old := p.desc
 	p.desc, p.down, p.lost = info, false, false
-	p.pubAddr = pubAddress(p.info, info)
+	pubAddr, dialRouter := pubAddress(p.info, info), p.info.Router
+	if local != "" && info.LocalPub != "" {
+		pubAddr, dialRouter = info.LocalPub, local
+	}
+	if p.pubAddr != "" && p.pubAddr != pubAddr { // moved (say, to the Unix socket): resubscribe there
+		for t := range p.subscribed {
+			_ = n.tr.Unsubscribe(p.pubAddr, t)
+		}
+		clear(p.subscribed)
+		n.tr.Disconnect(p.pubAddr)
+	}
+	p.pubAddr, p.dialRouter = pubAddr, dialRouter
 	p.dup = false
 	for _, o := range n.peers {
 		if o != p && o.desc != nil && o.desc.ID == info.ID && !o.dup {
@@ -723,7 +753,7 @@ func (n *Node) markDown(router string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.peers {
-		if p.info.Router == router {
+		if p.info.Router == router || p.dialRouter == router {
 			p.down = true
 		}
 	}

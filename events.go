@@ -121,7 +121,7 @@ func (n *Node) peerLost(addr string, cause error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.peers {
-		if !p.visible() || (p.info.Router != addr && p.pubAddr != addr) {
+		if !p.visible() || (p.info.Router != addr && p.pubAddr != addr && p.dialRouter != addr) {
 			continue
 		}
 		if errors.Is(cause, transport.ErrPeerSilent) {

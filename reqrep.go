@@ -542,7 +542,7 @@ func (n *Node) targetsLocked(name string) []target {
 			continue
 		}
 		if slices.ContainsFunc(p.desc.Services, func(s TopicInfo) bool { return s.Name == name }) {
-			remote = append(remote, target{router: p.info.Router, info: p.desc})
+			remote = append(remote, target{router: p.dialRouter, info: p.desc})
 		}
 	}
 	slices.SortFunc(remote, func(a, b target) int { return cmpString(a.router, b.router) })

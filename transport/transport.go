@@ -49,6 +49,11 @@ type Message struct {
 type Endpoint struct {
 	Router string // requests and control ("host:port" for zmq)
 	Pub    string // subscriptions
+	// LocalRouter and LocalPub are optional faster addresses that only
+	// processes on the same host (and network namespace) can reach, such
+	// as Unix domain sockets ("unix:@name" for zmq). Peers that reach them
+	// use them instead of Router and Pub.
+	LocalRouter, LocalPub string
 }
 
 // Handler receives what arrives at a transport. Its methods are called from

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type config struct {
 	heartbeat        time.Duration
 	peerTimeout      time.Duration
 	log              *slog.Logger
+	unix             bool
 	// zmq4Recv reads with zmq4's Conn.RecvMsg instead of recv.go's
 	// reader; set by this package's tests and benchmarks only.
 	zmq4Recv bool
@@ -49,6 +51,7 @@ func defaultConfig() config {
 		heartbeat:        DefaultHeartbeatInterval,
 		peerTimeout:      DefaultPeerTimeout,
 		log:              slog.New(slog.DiscardHandler),
+		unix:             runtime.GOOS == "linux",
 	}
 }
 
@@ -151,3 +154,14 @@ func (o loggerOption) String() string  { return "WithLogger(…)" }
 // refused connections and dropped frames. Default: a logger that discards
 // everything (never slog.Default).
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
+
+type unixOption bool
+
+func (o unixOption) apply(c *config) { c.unix = bool(o) }
+func (o unixOption) String() string  { return fmt.Sprintf("zmq.WithUnixSockets(%v)", bool(o)) }
+
+// WithUnixSockets says whether the transport also listens on two abstract
+// Unix domain sockets (Endpoint.LocalRouter, LocalPub), which peers on the
+// same host and network namespace use instead of TCP: about half the round
+// trip. Default: true on Linux (the only system with abstract sockets).
+func WithUnixSockets(on bool) Option { return unixOption(on) }
