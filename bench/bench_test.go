@@ -106,3 +106,32 @@ func TestWorkloadsSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleSmoke runs the shapes cmd/scale adds (several topics, several
+// repliers) briefly on every system that supports them.
+func TestScaleSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	ws := []Workload{
+		{Name: "topics-10-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 2, Topics: 10},
+		{Name: "request-4repliers-16inflight", Kind: ReqInFlight, Size: 64, InFlight: 16, Repliers: 4},
+		{Name: "request-4repliers-serial", Kind: ReqSerial, Size: 64, Repliers: 4},
+	}
+	for _, w := range ws {
+		for _, sys := range Systems {
+			if !Supports(sys, w) {
+				continue
+			}
+			t.Run(w.Name+"/"+string(sys), func(t *testing.T) {
+				r, err := Run(sys, w, Limits{N: 500, D: 2 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Msgs == 0 {
+					t.Fatal("no messages")
+				}
+			})
+		}
+	}
+}

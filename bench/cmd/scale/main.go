@@ -4,8 +4,8 @@
 // (an embedded nats-server) where the rigs allow. It writes every point
 // as CSV and prints a markdown table; cmd/plot renders the CSV as PNG.
 //
-//	cd bench && go run ./cmd/scale                     # 1 s per point, about 3 minutes
-//	go run ./cmd/scale -d 3s -n 3 -o scaling.csv       # median of 3 runs of 3 s
+//	cd bench && go run ./cmd/scale                     # 1 s per point, about 1 minute; -n 3: 3 minutes
+//	go run ./cmd/scale -d 3s -n 3 -o scaling.csv       # 3 rounds of 3 s per point, medians
 //	go run ./cmd/scale -x 'size' -s '^colugo$'         # one dimension, one system
 //	go run ./cmd/plot scaling.csv -o scaling.png
 //
@@ -29,6 +29,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,12 +87,13 @@ func sizeName(n int) string {
 
 func main() {
 	d := flag.Duration("d", time.Second, "measured duration of each point on each system")
-	n := flag.Int("n", 1, "runs of each point; the median (by throughput, by p50 for serial requests) is kept")
+	n := flag.Int("n", 1, "rounds over all points; each point keeps its median run (by throughput, by p50 for serial requests)")
 	xre := flag.String("x", "", "regexp: only dimensions whose name matches (topics, subscribers, repliers-16inflight, repliers-serial, size)")
 	sre := flag.String("s", "", "regexp: only systems whose name matches")
 	out := flag.String("o", "scaling.csv", "write the points to this CSV file")
 	md := flag.String("md", "", "also write the markdown table to this file")
 	timeout := flag.Duration("timeout", 30*time.Minute, "abort the whole command after this long")
+	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	flag.Parse()
 	if os.Getenv("COLUGO_DISCOVERY") == "" {
 		_ = os.Setenv("COLUGO_DISCOVERY", "local") // nothing leaves the host
@@ -108,27 +110,50 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	var rows []row
-	for _, p := range points() {
-		if !xf.MatchString(p.dim) {
-			continue
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fatal(err)
 		}
-		for _, s := range p.systems {
-			if !sf.MatchString(string(s)) || !bench.Supports(s, p.w) {
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	// Rounds: each round runs every point once, so that the machine's
+	// background load shifts all points alike rather than one.
+	type key struct {
+		p int
+		s bench.System
+	}
+	ps := points()
+	runs := map[key][]bench.Result{}
+	for rep := range *n {
+		for i, p := range ps {
+			if !xf.MatchString(p.dim) {
 				continue
 			}
-			var rs []bench.Result
-			for rep := range *n {
-				fmt.Fprintf(os.Stderr, "run %d/%d %s on %s…\n", rep+1, *n, p.w.Name, s)
+			for _, s := range p.systems {
+				if !sf.MatchString(string(s)) || !bench.Supports(s, p.w) {
+					continue
+				}
+				fmt.Fprintf(os.Stderr, "round %d/%d %s on %s…\n", rep+1, *n, p.w.Name, s)
 				// A message bound as well as the time bound: 4 GB at
 				// most per run, whatever the machine.
 				r, err := bench.Run(s, p.w, bench.Limits{D: *d, N: max(1000, (4<<30)/p.w.Size)})
 				if err != nil {
 					fatal(err)
 				}
-				rs = append(rs, r)
+				runs[key{i, s}] = append(runs[key{i, s}], r)
 			}
-			rows = append(rows, row{p.dim, p.x, p.w, median(p.w, rs)})
+		}
+	}
+	var rows []row
+	for i, p := range ps {
+		for _, s := range p.systems {
+			if rs := runs[key{i, s}]; len(rs) > 0 {
+				rows = append(rows, row{p.dim, p.x, p.w, median(p.w, rs)})
+			}
 		}
 	}
 	f, err := os.Create(*out)
