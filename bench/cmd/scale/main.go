@@ -4,7 +4,7 @@
 // (an embedded nats-server) where the rigs allow. It writes every point
 // as CSV and prints a markdown table; cmd/plot renders the CSV as PNG.
 //
-//	cd bench && go run ./cmd/scale                     # 1 s per point, about 1 minute; -n 3: 3 minutes
+//	cd bench && go run ./cmd/scale                     # 1 s per point: about 1.5 minutes (-n 3: about 4)
 //	go run ./cmd/scale -d 3s -n 3 -o scaling.csv       # 3 rounds of 3 s per point, medians
 //	go run ./cmd/scale -x 'size' -s '^colugo$'         # one dimension, one system
 //	go run ./cmd/plot scaling.csv -o scaling.png
