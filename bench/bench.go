@@ -84,7 +84,6 @@ type Workload struct {
 func (w Workload) topics() int   { return max(w.Topics, 1) }
 func (w Workload) repliers() int { return max(w.Repliers, 1) }
 
-
 // Workloads are the workloads of the suite, in table order.
 var Workloads = []Workload{
 	{Name: "pubsub-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1},
@@ -310,7 +309,6 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		}
 	}
 	time.Sleep(20 * time.Millisecond) // let stray warm-up messages land
-
 
 	ring := 2*win + 2
 	rings := make([][][]byte, w.Pubs)

@@ -12,8 +12,8 @@ import (
 // Raw zmq4 sockets carry the same three frames as colugo: name+"\x00", a
 // 40-byte header and the payload.
 var (
-	zName  = []byte(service + "\x00")
-	zHdr   = make([]byte, 40) // never modified: zmq4's PUB may keep it queued
+	zName = []byte(service + "\x00")
+	zHdr  = make([]byte, 40) // never modified: zmq4's PUB may keep it queued
 )
 
 type zmq4PubSub struct {

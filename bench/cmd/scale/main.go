@@ -213,7 +213,9 @@ var header = []string{"dimension", "x", "system", "workload", "size_bytes", "msg
 func writeCSV(out io.Writer, rows []row) error {
 	w := csv.NewWriter(out)
 	_ = w.Write(header)
-	us := func(t time.Duration) string { return strconv.FormatFloat(float64(t)/float64(time.Microsecond), 'f', 1, 64) }
+	us := func(t time.Duration) string {
+		return strconv.FormatFloat(float64(t)/float64(time.Microsecond), 'f', 1, 64)
+	}
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	for _, r := range rows {
 		_ = w.Write([]string{r.dim, strconv.Itoa(r.x), string(r.r.System), r.w.Name, strconv.Itoa(r.w.Size),
