@@ -16,6 +16,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
@@ -497,4 +498,17 @@ func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
 	slices.Sort(lat)
 	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
 	return at(0.50), at(0.99), at(0.999)
+}
+
+// Median picks the median of several runs of w: by p50 for serial requests
+// (lower is better), by throughput otherwise.
+func Median(w Workload, rs []Result) Result {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b Result) int {
+		if w.Kind == ReqSerial {
+			return cmp.Compare(a.P50, b.P50)
+		}
+		return cmp.Compare(a.MsgsPerSec(), b.MsgsPerSec())
+	})
+	return rs[len(rs)/2]
 }

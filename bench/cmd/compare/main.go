@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"time"
 
@@ -111,25 +110,6 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-// median picks the median run: by p50 for serial requests (lower is
-// better), by throughput otherwise.
-func median(w bench.Workload, rs []bench.Result) bench.Result {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b bench.Result) int {
-		if w.Kind == bench.ReqSerial {
-			return int(a.P50 - b.P50)
-		}
-		switch x, y := a.MsgsPerSec(), b.MsgsPerSec(); {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
-	})
-	return rs[len(rs)/2]
-}
-
 func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result, d time.Duration, n int) {
 	fmt.Fprintf(out, "Machine: %s, %d CPUs, %s/%s, Linux %s, %s; %s; %v per run, median of %d.\n\n",
 		cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(),
@@ -141,7 +121,7 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 		res := map[bench.System]bench.Result{}
 		for _, s := range ss {
 			if rs := runs[w.Name+"/"+string(s)]; len(rs) > 0 {
-				res[s] = median(w, rs)
+				res[s] = bench.Median(w, rs)
 			}
 		}
 		ratio := func(r bench.Result, other bench.System) string {

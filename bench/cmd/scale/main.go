@@ -152,7 +152,7 @@ func main() {
 	for i, p := range ps {
 		for _, s := range p.systems {
 			if rs := runs[key{i, s}]; len(rs) > 0 {
-				rows = append(rows, row{p.dim, p.x, p.w, median(p.w, rs)})
+				rows = append(rows, row{p.dim, p.x, p.w, bench.Median(p.w, rs)})
 			}
 		}
 	}
@@ -187,23 +187,6 @@ type row struct {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "scale:", err)
 	os.Exit(1)
-}
-
-func median(w bench.Workload, rs []bench.Result) bench.Result {
-	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(a, b bench.Result) int {
-		if w.Kind == bench.ReqSerial {
-			return int(a.P50 - b.P50)
-		}
-		switch x, y := a.MsgsPerSec(), b.MsgsPerSec(); {
-		case x < y:
-			return -1
-		case x > y:
-			return 1
-		}
-		return 0
-	})
-	return rs[len(rs)/2]
 }
 
 // Header is the CSV header; cmd/plot reads the columns by name.
