@@ -19,8 +19,10 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -511,4 +513,30 @@ func Median(w Workload, rs []Result) Result {
 		return cmp.Compare(a.MsgsPerSec(), b.MsgsPerSec())
 	})
 	return rs[len(rs)/2]
+}
+
+// SI formats a rate with k/M suffixes, for tables.
+func SI(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f M", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1f k", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// CPUModel names this machine's processor (from /proc/cpuinfo), or its
+// architecture where that cannot be read.
+func CPUModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
 }

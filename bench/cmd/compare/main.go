@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -112,7 +111,7 @@ func fatal(err error) {
 
 func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result, d time.Duration, n int) {
 	fmt.Fprintf(out, "Machine: %s, %d CPUs, %s/%s, Linux %s, %s; %s; %v per run, median of %d.\n\n",
-		cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(),
+		bench.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(),
 		time.Now().UTC().Format("2006-01-02"), d, n)
 	fmt.Fprintln(out, "| workload | system | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | allocs/msg | B/msg | ÷ zmq4 | ÷ NATS |")
 	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
@@ -144,7 +143,7 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 				rz, rn = ratio(r, bench.ZMQ4), ratio(r, bench.NATS)
 			}
 			fmt.Fprintf(out, "| %s | %s | %s | %.1f | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
-				w.Name, s, si(r.MsgsPerSec()), r.MBPerSec(), us(r.P50), us(r.P99), us(r.P999),
+				w.Name, s, bench.SI(r.MsgsPerSec()), r.MBPerSec(), us(r.P50), us(r.P99), us(r.P999),
 				r.AllocsPerMsg, r.BytesPerMsg, rz, rn)
 		}
 	}
@@ -152,32 +151,6 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 		" (publish to the subscriber's goroutine, a sample of messages, window queueing included) for pub/sub and round trips"+
 		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery;"+
 		" ÷ columns: colugo's figure over the other's (msgs/s; p50 round trip for serial requests, lower is better).")
-}
-
-// si formats a rate with k/M suffixes.
-func si(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2f M", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1f k", v/1e3)
-	}
-	return fmt.Sprintf("%.0f", v)
-}
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
 }
 
 func kernel() string {

@@ -212,7 +212,7 @@ func writeCSV(out io.Writer, rows []row) error {
 
 func writeMarkdown(out io.Writer, rows []row, d time.Duration, n int) {
 	fmt.Fprintf(out, "Machine: %s, %d CPUs, %s/%s, %s; %s; %v per point, median of %d.\n\n",
-		cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(),
+		bench.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(),
 		time.Now().UTC().Format("2006-01-02"), d, n)
 	fmt.Fprintln(out, "| dimension | x | workload | system | msgs/s | MB/s | p50 µs | p99 µs | allocs/msg |")
 	fmt.Fprintln(out, "|---|--:|---|---|--:|--:|--:|--:|--:|")
@@ -223,32 +223,9 @@ func writeMarkdown(out io.Writer, rows []row, d time.Duration, n int) {
 			x = sizeName(r.x)
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %.1f | %s | %s | %.1f |\n", r.dim, x, r.w.Name, r.r.System,
-			si(r.r.MsgsPerSec()), r.r.MBPerSec(), us(r.r.P50), us(r.r.P99), r.r.AllocsPerMsg)
+			bench.SI(r.r.MsgsPerSec()), r.r.MBPerSec(), us(r.r.P50), us(r.r.P99), r.r.AllocsPerMsg)
 	}
 	fmt.Fprintln(out, "\nmsgs/s counts deliveries (16 subscribers: sixteen per message) or completed requests;"+
 		" pub/sub latencies are one way under full load (window queueing included), request latencies round trips;"+
 		" allocs/msg is the whole process's per delivery.")
-}
-
-func si(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2f M", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1f k", v/1e3)
-	}
-	return fmt.Sprintf("%.0f", v)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return runtime.GOARCH
-	}
-	for line := range strings.Lines(string(b)) {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
 }
