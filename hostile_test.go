@@ -549,8 +549,11 @@ func subscriptionFlood(t *testing.T, victim *colugo.Node, n int) (took, before, 
 }
 
 // TestSubscriptionFloodIsLinear: n subscriptions from one peer cost O(n)
-// in all, and do not slow Publish down (it looks prefixes up by length
-// instead of scanning them).
+// in all (the transport once rebuilt its prefix list on each one: 4000
+// took 0.8-1.3 s, 16000 would take about 20 s). The bound is absolute and
+// generous, so a loaded machine does not fail it, while the quadratic
+// version would; the ratio of two sizes is only logged, since small times
+// are noisy.
 func TestSubscriptionFloodIsLinear(t *testing.T) {
 	dir := t.TempDir()
 	victim := hostileNode(t, "victim", dir)
@@ -558,12 +561,12 @@ func TestSubscriptionFloodIsLinear(t *testing.T) {
 	_, _ = colugo.Serve(victim, "math/add", add)
 	l := startLegit(t, victim, good)
 	small, _, _ := subscriptionFlood(t, victim, 1000)
-	large, before, during := subscriptionFlood(t, victim, 4000)
+	large, before, during := subscriptionFlood(t, victim, 16000)
 	l.progress(t, 5)
-	t.Logf("1000 subscriptions: %v, 4000: %v (x%.1f; linear is x4); publishes x%.1f slower with 5000 prefixes",
+	t.Logf("1000 subscriptions: %v, 16000: %v (x%.1f; linear is x16); publishes x%.1f slower with 17000 prefixes",
 		small, large, float64(large)/float64(small), float64(during)/float64(before))
-	if large > 8*small {
-		t.Errorf("4x the subscriptions took %.1fx the time", float64(large)/float64(small))
+	if large > 5*time.Second {
+		t.Errorf("16000 subscriptions took %v: not linear", large)
 	}
 }
 
