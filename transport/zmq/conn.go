@@ -2,15 +2,12 @@ package zmq
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -21,10 +18,7 @@ import (
 
 // Buffer sizes per connection.
 const (
-	readBufSize  = 32 << 10
-	writeBufSize = 32 << 10
-	// fastMax caps the payloads sendNow writes from the caller's goroutine.
-	fastMax = 16 << 10
+	readBufSize = 32 << 10
 	// handshakeMaxFrame caps frames before the handshake is done: READY
 	// metadata is a few hundred bytes, and a stranger gets no more.
 	handshakeMaxFrame = 64 << 10
@@ -113,16 +107,18 @@ type conn struct {
 	name string      // last name parsed, so a stream on one topic allocates it once
 	hdr  wire.Header // last header decoded, whose strings the next one reuses
 
-	// Write side. Messages wait in q, counted by pending until they are in
-	// wbuf; wmu guards wbuf and every write to the socket.
-	running bool // set once the handshake is done, before the goroutines start
-	q       chan outMsg
-	pending atomic.Int64
-	kick    chan struct{} // one slot: wbuf or side holds bytes to write
+	// Write side (send.go). wmu guards the outbox and every write to the
+	// socket but the writer goroutine's batch, which it owns while writing.
+	running bool          // set once the handshake is done, before the goroutines start
+	kick    chan struct{} // one slot: the outbox or side holds bytes to write
 	wmu     sync.Mutex
-	wbuf    []byte
-	werr    error       // a failed non-blocking write, for the writer goroutine
-	fw      *fastWriter // non-blocking writes for sendNow; nil where unsupported
+	out     outbox        // waiting for the writer
+	spare   outbox        // the last batch's buffers, for reuse
+	queued  int           // messages in out and in the batch being written
+	writing bool          // the writer holds a batch or is about to look at out
+	room    chan struct{} // closed after each batch, for sendWait; nil if nobody waits
+	werr    error         // a failed non-blocking write, for the writer goroutine
+	fw      *fastWriter   // non-blocking writes for sendNow; nil where unsupported
 	sideMu  sync.Mutex
 	side    []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
 	sideEnd int    // side[:sideEnd] holds whole frames
@@ -146,7 +142,6 @@ func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
 		addr:       addr,
 		role:       r,
 		live:       liveReader{nc: nc, timeout: t.cfg.peerTimeout},
-		q:          make(chan outMsg, t.cfg.sendQueue),
 		kick:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -188,192 +183,6 @@ func (c *conn) close(cause error, deliberate bool) {
 		close(c.done)
 		_ = c.nc.Close()
 	})
-}
-
-// send queues m without blocking; false means the queue is full.
-func (c *conn) send(m outMsg) bool {
-	c.pending.Add(1)
-	select {
-	case c.q <- m:
-		return true
-	default:
-		c.pending.Add(-1)
-		return false
-	}
-}
-
-// sendNow writes m from the calling goroutine when the link is idle, to save
-// the hand-off to the writer goroutine on the request/reply path; otherwise
-// it queues m like send. It never blocks: the write is a single
-// non-blocking system call, and whatever the socket does not take at once is
-// left to the writer goroutine. false means the queue is full.
-func (c *conn) sendNow(m outMsg) bool {
-	if c.fw == nil || len(m.payload) > fastMax || c.pending.Load() != 0 || !c.wmu.TryLock() {
-		return c.send(m)
-	}
-	// Under wmu with nothing queued and nothing buffered, no earlier message
-	// is waiting: writing now keeps the order.
-	if c.pending.Load() != 0 || len(c.wbuf) != 0 || c.werr != nil {
-		c.wmu.Unlock()
-		return c.send(m)
-	}
-	c.appendMsg(m)
-	c.appendSide()
-	n, err := c.fw.Write(c.wbuf)
-	switch {
-	case err != nil:
-		c.werr = err
-		c.wbuf = c.wbuf[:0]
-	case n == len(c.wbuf):
-		c.wbuf = c.wbuf[:0]
-	default:
-		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[n:])]
-	}
-	left := len(c.wbuf)
-	c.wmu.Unlock()
-	if err != nil {
-		c.close(fmt.Errorf("write: %w", err), false)
-	} else if left > 0 { // the socket took part of it: the writer goroutine finishes
-		c.wake()
-	}
-	return true
-}
-
-// sendWait is sendNow, but waits for room in a full queue until ctx ends
-// or the connection closes.
-func (c *conn) sendWait(ctx context.Context, m outMsg) error {
-	if c.sendNow(m) {
-		return nil
-	}
-	c.pending.Add(1)
-	select {
-	case c.q <- m:
-		return nil
-	case <-c.done:
-		c.pending.Add(-1)
-		return errConnDone
-	case <-ctx.Done():
-		c.pending.Add(-1)
-		return ctx.Err()
-	}
-}
-
-// wake tells the writer goroutine that wbuf or side holds bytes to write.
-func (c *conn) wake() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop is the connection's writer goroutine. It drains the queue into
-// wbuf and writes when the queue is empty: an idle link sends each message
-// at once, a busy one coalesces many into one system call. It also sends
-// the heartbeat PINGs.
-func (c *conn) writeLoop() {
-	defer close(c.writerDone)
-	tick := time.NewTicker(c.t.cfg.heartbeat)
-	defer tick.Stop()
-	for {
-		var first outMsg
-		ping := false
-		select {
-		case first = <-c.q:
-		case <-c.kick:
-		case <-tick.C:
-			ping = true
-		case <-c.done:
-			return
-		}
-		c.wmu.Lock()
-		err := c.werr
-		if first.fb != nil {
-			err = c.writeMsg(first)
-		}
-		yielded := first.fb == nil // only a busy link waits for more
-	drain:
-		for err == nil {
-			select {
-			case m := <-c.q:
-				err = c.writeMsg(m)
-			default:
-				if yielded {
-					break drain
-				}
-				// Let a producer that is running add more before the
-				// system call: costs nothing when nobody else is runnable.
-				yielded = true
-				runtime.Gosched()
-			}
-		}
-		if ping {
-			c.wbuf = append(c.wbuf, c.ping...)
-		}
-		c.appendSide()
-		if err == nil {
-			err = c.flushLocked()
-		}
-		c.wmu.Unlock()
-		if err != nil {
-			c.close(fmt.Errorf("write: %w", err), false)
-			return
-		}
-	}
-}
-
-// writeMsg adds m to wbuf, writing wbuf out first when it is full; a large
-// payload is written straight from the caller's slice. wmu is held.
-func (c *conn) writeMsg(m outMsg) error {
-	if len(c.wbuf)+len(m.fb.b)+len(m.payload) <= writeBufSize {
-		c.appendMsg(m)
-		c.pending.Add(-1)
-		return nil
-	}
-	defer c.pending.Add(-1)
-	defer m.fb.release()
-	c.wbuf = append(c.wbuf, m.fb.b...)
-	if len(m.payload) < writeBufSize/2 {
-		c.wbuf = append(c.wbuf, m.payload...)
-		return c.flushLocked()
-	}
-	if err := c.flushLocked(); err != nil {
-		return err
-	}
-	_, err := c.nc.Write(m.payload)
-	return err
-}
-
-// appendMsg adds m to wbuf; wmu is held.
-func (c *conn) appendMsg(m outMsg) {
-	c.wbuf = append(c.wbuf, m.fb.b...)
-	c.wbuf = append(c.wbuf, m.payload...)
-	m.fb.release()
-}
-
-// flushLocked writes wbuf out, blocking; wmu is held.
-func (c *conn) flushLocked() error {
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_, err := c.nc.Write(c.wbuf)
-	if cap(c.wbuf) > 4*writeBufSize {
-		c.wbuf = nil // do not keep a rare large buffer
-	} else {
-		c.wbuf = c.wbuf[:0]
-	}
-	return err
-}
-
-// appendSide moves whole frames that zmq4 wrote from the reading goroutine
-// into wbuf, between two messages; wmu is held.
-func (c *conn) appendSide() {
-	c.sideMu.Lock()
-	if c.sideEnd > 0 {
-		c.wbuf = append(c.wbuf, c.side[:c.sideEnd]...)
-		c.side = c.side[:copy(c.side, c.side[c.sideEnd:])]
-		c.sideEnd = 0
-	}
-	c.sideMu.Unlock()
 }
 
 // guard is the net.Conn zmq4 reads and writes through.

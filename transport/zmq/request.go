@@ -235,9 +235,9 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	if h.Kind == 0 {
 		h.Kind = transport.KindRequest
 	}
-	m := outMsg{fb: newFrameBuf(msg.Name, &h, len(msg.Payload)), payload: msg.Payload}
-	if err := d.c.sendWait(ctx, m); err != nil {
-		m.fb.release()
+	var scratch [256]byte
+	pre := appendPrefix(scratch[:0], msg.Name, &h, transport.KindRequest, len(msg.Payload))
+	if err := d.c.sendWait(ctx, pre, msg.Payload); err != nil {
 		if ctx.Err() != nil {
 			d.forget(id, cl)
 			return nil, ctx.Err()
@@ -251,10 +251,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	case <-ctx.Done():
 		d.forget(id, cl)
 		ch := wire.Header{Kind: transport.KindCancel, Codec: msg.Header.Codec, Sender: msg.Header.Sender, RequestID: id}
-		cm := outMsg{fb: newFrameBuf(msg.Name, &ch, 0)}
-		if !d.c.sendNow(cm) {
-			cm.fb.release()
-		}
+		_ = d.c.sendNow(appendPrefix(scratch[:0], msg.Name, &ch, transport.KindCancel, 0), nil)
 		return nil, ctx.Err()
 	}
 }
@@ -283,9 +280,9 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 	if err := wire.CheckName(msg.Name); err != nil {
 		return err
 	}
-	m := encodeMsg(msg, transport.KindReply)
-	if !c.sendNow(m) {
-		m.fb.release()
+	var scratch [256]byte
+	pre := appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindReply, len(msg.Payload))
+	if !c.sendNow(pre, msg.Payload) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}

@@ -34,14 +34,14 @@ func prefixOf(topic string) string {
 
 // subMsg is a ZMTP 3.0 subscription message: 1 (subscribe) or 0 (cancel),
 // then the prefix. libzmq and zmq4 publishers both take it.
-func subMsg(add bool, prefix string) outMsg {
-	b := make([]byte, 0, 1+len(prefix))
+func subMsg(add bool, prefix string) []byte {
+	b := appendFrameHeader(make([]byte, 0, 10+len(prefix)), 0, 1+len(prefix))
 	if add {
 		b = append(b, 1)
 	} else {
 		b = append(b, 0)
 	}
-	return outMsg{fb: newRawFrameBuf(append(b, prefix...))}
+	return append(b, prefix...)
 }
 
 // sendLocked queues a subscription change on the current connection; s.mu
@@ -51,9 +51,7 @@ func (s *subscriber) sendLocked(add bool, prefix string) {
 	if s.c == nil {
 		return
 	}
-	m := subMsg(add, prefix)
-	if !s.c.send(m) {
-		m.fb.release()
+	if !s.c.send(subMsg(add, prefix), nil) {
 		s.c.close(errors.New("subscription queue full"), false)
 	}
 }

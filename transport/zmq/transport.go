@@ -540,22 +540,18 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	if peers == nil {
 		return nil
 	}
-	var m outMsg
+	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
+	var pre []byte
 	for _, p := range *peers {
 		if !p.wants(msg.Name) {
 			continue
 		}
-		if m.fb == nil {
-			m = encodeMsg(msg, transport.KindPublish)
+		if pre == nil {
+			pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 		}
-		m.fb.retain()
-		if !p.c.send(m) {
-			m.fb.release()
+		if !p.c.send(pre, msg.Payload) {
 			t.sendDropped.Add(1)
 		}
-	}
-	if m.fb != nil {
-		m.fb.release()
 	}
 	return nil
 }

@@ -1,0 +1,282 @@
+package zmq
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// This file is the send side of a connection: an outbox of encoded bytes
+// that senders append to under the connection's lock, and one writer
+// goroutine that takes the whole outbox at a time and writes it with one
+// system call.
+//
+// Why not a channel of messages: profiled on 64-byte pub/sub, a queued
+// message cost a pooled frame buffer, a channel send, a channel receive and
+// a copy into the write buffer; appending the bytes straight into the
+// outbox costs one copy. The writer swaps the outbox for an empty one and
+// writes outside the lock, so senders never wait for the socket; a busy
+// link coalesces everything sent during one write into the next, an idle
+// one writes each message at once. Large payloads are not copied: the
+// outbox refers to them, and the writer sends them with writev.
+
+// Send-side sizes.
+const (
+	// refMin is the payload size from which the outbox refers to a
+	// payload instead of copying it (a copy costs more than an iovec).
+	refMin = 16 << 10
+	// keepOutbox caps the buffer an outbox keeps between batches, so that a
+	// burst does not pin memory.
+	keepOutbox = 2 << 20
+)
+
+// appendPrefix appends the name frame, the header frame and the payload
+// frame's header of a message, with def as the Kind of a zero h.Kind.
+func appendPrefix(b []byte, name string, h *wire.Header, def transport.Kind, payloadLen int) []byte {
+	b = appendFrameHeader(b, flagMore, len(name)+1)
+	b = wire.AppendName(b, name)
+	// The header's length is known once it is encoded: reserve a short
+	// frame header and widen it in the rare case of a header over 255 bytes.
+	start := len(b)
+	b = append(b, flagMore, 0)
+	hh := *h // not h: a published message may be read concurrently
+	if hh.Kind == 0 {
+		hh.Kind = def
+	}
+	b = hh.Append(b)
+	n := len(b) - start - 2
+	if n <= 255 {
+		b[start+1] = byte(n)
+	} else {
+		b = append(b, make([]byte, 7)...)
+		copy(b[start+9:], b[start+2:start+2+n])
+		b[start] = flagMore | flagLong
+		putUint64(b[start+1:], uint64(n))
+	}
+	return appendFrameHeader(b, 0, payloadLen)
+}
+
+func putUint64(b []byte, v uint64) {
+	_ = b[7]
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}
+
+// outbox holds messages waiting for the writer: bytes copied into buf, and,
+// once a large payload is referred to, the segments before it in segs.
+// Segments may point into earlier arrays of buf; those bytes never change.
+type outbox struct {
+	buf  []byte
+	mark int         // buf[:mark] is already in segs
+	segs net.Buffers // complete segments, in order, before buf[mark:]
+	msgs int
+}
+
+func (o *outbox) empty() bool { return len(o.buf) == 0 && len(o.segs) == 0 }
+
+// add appends one message. pre and payload are separate parameters, not a
+// struct, so that escape analysis sees that pre is not kept and callers can
+// encode it on the stack.
+//
+// A message is pre, its frames up to and including the payload frame's
+// header (copied: the caller may reuse it at once), then payload (kept until
+// written; never modified).
+func (o *outbox) add(pre, payload []byte) {
+	o.buf = append(o.buf, pre...)
+	if len(payload) >= refMin {
+		o.segs = append(o.segs, o.buf[o.mark:len(o.buf):len(o.buf)], payload)
+		o.mark = len(o.buf)
+	} else {
+		o.buf = append(o.buf, payload...)
+	}
+	o.msgs++
+}
+
+// writeTo writes everything out, blocking.
+func (o *outbox) writeTo(nc net.Conn) error {
+	if len(o.segs) == 0 {
+		_, err := nc.Write(o.buf)
+		return err
+	}
+	if o.mark < len(o.buf) {
+		o.segs = append(o.segs, o.buf[o.mark:])
+	}
+	bufs := o.segs // WriteTo consumes its receiver
+	_, err := bufs.WriteTo(nc)
+	return err
+}
+
+// reset empties o for reuse, dropping references to written payloads.
+func (o *outbox) reset() {
+	if cap(o.buf) > keepOutbox {
+		o.buf = nil
+	} else {
+		o.buf = o.buf[:0]
+	}
+	clear(o.segs[:cap(o.segs)])
+	o.segs = o.segs[:0]
+	o.mark, o.msgs = 0, 0
+}
+
+// send queues a message for the writer goroutine without blocking; false means the
+// queue is full.
+func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false) }
+
+// sendNow is send, except that on an idle link it writes m from the calling
+// goroutine, saving the hand-off to the writer on the request/reply path.
+// The write is one non-blocking system call; whatever the socket does not
+// take at once is left to the writer goroutine.
+func (c *conn) sendNow(pre, payload []byte) bool { return c.enqueue(pre, payload, true) }
+
+func (c *conn) enqueue(pre, payload []byte, now bool) bool {
+	c.wmu.Lock()
+	if c.queued >= c.t.cfg.sendQueue {
+		c.wmu.Unlock()
+		return false
+	}
+	idle := !c.writing && c.out.empty()
+	c.out.add(pre, payload)
+	c.queued++
+	var err error
+	if now && idle && c.fw != nil && len(c.out.segs) == 0 && c.werr == nil {
+		// Nothing is queued or being written: writing now keeps the order.
+		var n int
+		n, err = c.fw.Write(c.out.buf)
+		switch {
+		case err != nil:
+			c.werr = err
+			c.out.reset()
+			c.queued--
+			idle = false // the connection closes below; the writer need not look
+		case n == len(c.out.buf):
+			c.out.reset()
+			c.queued--
+			idle = false
+		default: // the socket took part of it: the writer goroutine finishes
+			c.out.buf = c.out.buf[:copy(c.out.buf, c.out.buf[n:])]
+		}
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.close(fmt.Errorf("write: %w", err), false)
+	} else if idle {
+		c.wake()
+	}
+	return true
+}
+
+// sendWait is sendNow, but waits for room in a full queue until ctx ends
+// or the connection closes.
+func (c *conn) sendWait(ctx context.Context, pre, payload []byte) error {
+	for !c.sendNow(pre, payload) {
+		c.wmu.Lock()
+		if c.queued < c.t.cfg.sendQueue {
+			c.wmu.Unlock()
+			continue
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.wmu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+			return errConnDone
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// wake tells the writer goroutine that the outbox or side holds bytes.
+func (c *conn) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop is the connection's writer goroutine: it writes the outbox when
+// woken, and sends the heartbeat PINGs.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	tick := time.NewTicker(c.t.cfg.heartbeat)
+	defer tick.Stop()
+	for {
+		ping := false
+		select {
+		case <-c.kick:
+		case <-tick.C:
+			ping = true
+		case <-c.done:
+			return
+		}
+		if err := c.flush(ping); err != nil {
+			c.close(fmt.Errorf("write: %w", err), false)
+			return
+		}
+	}
+}
+
+// flush writes batches until the outbox is empty. While it runs, writing
+// is set, so senders append without waking the writer or writing
+// themselves.
+func (c *conn) flush(ping bool) error {
+	for {
+		c.wmu.Lock()
+		if c.werr != nil {
+			c.wmu.Unlock()
+			return c.werr
+		}
+		if ping { // between two messages, like the PONGs
+			c.out.buf = append(c.out.buf, c.ping...)
+			ping = false
+		}
+		c.appendSide()
+		if c.out.empty() {
+			c.writing = false
+			c.wmu.Unlock()
+			return nil
+		}
+		batch := c.out
+		c.out, c.spare = c.spare, outbox{}
+		c.writing = true
+		c.wmu.Unlock()
+
+		err := batch.writeTo(c.nc)
+		written := batch.msgs
+		batch.reset()
+
+		c.wmu.Lock()
+		c.queued -= written
+		c.spare = batch
+		if c.room != nil {
+			close(c.room)
+			c.room = nil
+		}
+		c.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// appendSide moves whole frames that were written from the reading
+// goroutine (PONGs) into the outbox, between two messages; wmu is held.
+func (c *conn) appendSide() {
+	c.sideMu.Lock()
+	if c.sideEnd > 0 {
+		c.out.buf = append(c.out.buf, c.side[:c.sideEnd]...)
+		c.side = c.side[:copy(c.side, c.side[c.sideEnd:])]
+		c.sideEnd = 0
+	}
+	c.sideMu.Unlock()
+}

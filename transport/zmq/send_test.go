@@ -1,0 +1,138 @@
+package zmq
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// sink is a net.Conn that keeps what is written to it.
+type sink struct {
+	net.Conn
+	buf bytes.Buffer
+}
+
+func (s *sink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+
+// TestOutboxFrames: what the outbox writes parses back into the messages
+// added, in order, for small (copied) and large (referred to) payloads and
+// for a header over 255 bytes, whose frame header appendPrefix widens.
+func TestOutboxFrames(t *testing.T) {
+	t.Parallel()
+	type msg struct {
+		name    string
+		h       wire.Header
+		payload []byte
+	}
+	big := bytes.Repeat([]byte("b"), refMin+5)
+	msgs := []msg{
+		{"a", wire.Header{Codec: "raw", Seq: 1}, []byte("small")},
+		{"big", wire.Header{Codec: "raw", Seq: 2}, big},
+		{"svc", wire.Header{Kind: transport.KindReply, Status: 3, Error: strings.Repeat("e", 1000)}, nil},
+		{"a", wire.Header{Codec: "raw", Seq: 3}, []byte("after")},
+		{"big", wire.Header{Codec: "raw", Seq: 4}, big},
+	}
+	var o outbox
+	for _, m := range msgs {
+		var scratch [64]byte // too small for the long header: appendPrefix grows it
+		o.add(appendPrefix(scratch[:0], m.name, &m.h, transport.KindPublish, len(m.payload)), m.payload)
+	}
+	if o.msgs != len(msgs) {
+		t.Fatalf("outbox counts %d messages, want %d", o.msgs, len(msgs))
+	}
+	var out sink
+	if err := o.writeTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	o.reset()
+	if !o.empty() || o.msgs != 0 {
+		t.Fatal("reset left bytes or a count behind")
+	}
+	r := bufio.NewReader(&out.buf)
+	for i, m := range msgs {
+		var frames [][]byte
+		for {
+			fl, body, err := readFrame(r)
+			if err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+			frames = append(frames, body)
+			if fl&flagMore == 0 {
+				break
+			}
+		}
+		if len(frames) != 3 || string(frames[0]) != m.name+"\x00" || !bytes.Equal(frames[2], m.payload) {
+			t.Fatalf("message %d: got frames %.40q", i, frames)
+		}
+		h, err := wire.Decode(frames[1])
+		if err != nil {
+			t.Fatalf("message %d header: %v", i, err)
+		}
+		want := m.h
+		if want.Kind == 0 {
+			want.Kind = transport.KindPublish
+		}
+		if h != want {
+			t.Fatalf("message %d header %+v, want %+v", i, h, want)
+		}
+	}
+	if out.buf.Len() != 0 {
+		t.Fatalf("%d bytes left over", out.buf.Len())
+	}
+}
+
+// TestSendWaitForRoom: a sender finding the queue full waits until the
+// writer has written a batch, then goes in; a full queue refuses send.
+func TestSendWaitForRoom(t *testing.T) {
+	t.Parallel()
+	tr, err := New(WithSendQueue(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	out := &sink{}
+	c := tr.newConn(out, "test", roleDealer) // no goroutines: this test is the writer
+	if !c.send([]byte("one"), nil) {
+		t.Fatal("send to an empty queue refused")
+	}
+	if c.send([]byte("two"), nil) {
+		t.Fatal("send to a full queue accepted")
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.sendWait(context.Background(), []byte("two"), nil) }()
+	waitFor(t, func() bool { // the waiter is parked on c.room
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return c.room != nil
+	})
+	if err := c.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testWait):
+		t.Fatal("sendWait still waiting after the batch was written")
+	}
+	if err := c.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.buf.String(); got != "onetwo" {
+		t.Fatalf("wrote %q", got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	_ = c.send([]byte("three"), nil)
+	cancel()
+	if err := c.sendWait(ctx, []byte("four"), nil); err != context.Canceled {
+		t.Fatalf("sendWait on a full queue with a cancelled context: %v", err)
+	}
+}
