@@ -169,8 +169,9 @@ func TestKeyRotation(t *testing.T) {
 type recorder struct{ pubs chan *transport.Message }
 
 func (r *recorder) HandlePublish(m *transport.Message) {
+	c := *m // m is valid only during the call
 	select {
-	case r.pubs <- m:
+	case r.pubs <- &c:
 	default:
 	}
 }

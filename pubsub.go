@@ -25,6 +25,10 @@ type Publisher[T any] struct {
 	c     *counters
 
 	closed atomic.Bool
+	// spare is a Message for the next Publish: neither local delivery nor
+	// the transport keeps it, so one serves every call that does not
+	// overlap another (overlapping ones allocate).
+	spare atomic.Pointer[transport.Message]
 }
 
 // NewPublisher announces that node publishes T on topic. topic is any UTF-8
@@ -87,7 +91,11 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if err != nil {
 		return fmt.Errorf("colugo: encoding %q: %w", p.topic, err)
 	}
-	msg := &transport.Message{Name: p.topic, Header: wire.Header{
+	msg := p.spare.Swap(nil)
+	if msg == nil {
+		msg = new(transport.Message)
+	}
+	*msg = transport.Message{Name: p.topic, Header: wire.Header{
 		Kind:     transport.KindPublish,
 		Codec:    p.info.Codec,
 		Type:     p.info.Type,
@@ -97,12 +105,16 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	}, Payload: payload}
 	p.c.published.Add(1)
 	p.node.receive(msg) // subscribers on this node
+	out := msg
 	if p.node.keys != nil {
 		sealed := *msg // the local subscribers may still be reading msg
 		p.node.sealMsg(&sealed)
-		msg = &sealed
+		out = &sealed
 	}
-	return p.node.tr.Publish(msg)
+	err = p.node.tr.Publish(out)
+	msg.Payload = nil // the caller's: do not pin it
+	p.spare.Store(msg)
+	return err
 }
 
 // marshal encodes v. Raw []byte payloads skip the codec call, whose

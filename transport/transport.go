@@ -61,9 +61,11 @@ type Endpoint struct {
 // block: a blocking handler stalls that connection.
 type Handler interface {
 	// HandlePublish is called once per message received from a publisher
-	// this transport subscribed to. The callee may keep msg but must not
-	// modify it or its payload: a transport may share one message among
-	// several subscriptions.
+	// this transport subscribed to. msg is valid only during the call: a
+	// transport may reuse it for the next message, so a callee that keeps
+	// it keeps a copy of *msg. The callee may keep msg.Payload (with
+	// Exclusive, even own it) but must not modify it: a transport may share
+	// one payload among several subscriptions.
 	HandlePublish(msg *Message)
 
 	// HandleRequest is called for each request, control request or cancel
@@ -100,7 +102,9 @@ type Transport interface {
 	// Publish sends msg to every connected subscriber whose subscription
 	// is a prefix of msg.Name+"\x00". It never blocks on a slow subscriber:
 	// a subscriber whose queue is full misses the message, counted in
-	// Stats. It returns ErrClosed after Close.
+	// Stats. It returns ErrClosed after Close. The transport does not keep
+	// msg once Publish returns (the caller may reuse it), only msg.Payload,
+	// which the caller must not modify afterwards.
 	Publish(msg *Message) error
 
 	// Subscribe asks the publisher at pubAddr for topic. The connection is

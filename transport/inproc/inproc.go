@@ -158,12 +158,17 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	}
 	t.subsMu.RLock()
 	defer t.subsMu.RUnlock()
+	var queued *transport.Message // one copy, shared by the queues: the caller may reuse msg
 	for l := range t.subs {
 		if !l.wants(msg.Name) {
 			continue
 		}
+		if queued == nil {
+			m := *msg
+			queued = &m
+		}
 		select {
-		case l.queue <- msg:
+		case l.queue <- queued:
 		default:
 			t.dropped.Add(1)
 		}

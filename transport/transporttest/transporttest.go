@@ -33,6 +33,7 @@ func Run(t *testing.T, newTransport func(t testing.TB) transport.Transport) {
 	}{
 		{"PubSubOrder", s.pubSubOrder},
 		{"HeaderRoundTrip", s.headerRoundTrip},
+		{"PublishMessageReused", s.publishMessageReused},
 		{"TopicNotPrefix", s.topicNotPrefix},
 		{"MultiPublisher", s.multiPublisher},
 		{"MultiSubscriber", s.multiSubscriber},
@@ -93,8 +94,9 @@ func (h *handler) HandlePublish(msg *transport.Message) {
 	if block != nil {
 		<-block
 	}
+	m := *msg // msg is valid only during the call
 	select {
-	case h.pubs <- msg:
+	case h.pubs <- &m:
 	default:
 		panic("transporttest: handler buffer overflow; the test publishes too much")
 	}
@@ -230,6 +232,28 @@ func (s suite) headerRoundTrip(t *testing.T) {
 	if got.Name != want.Name || got.Header != want.Header || !bytes.Equal(got.Payload, want.Payload) {
 		t.Fatalf("got %q %+v (%d bytes), want %q %+v (%d bytes)", got.Name, got.Header, len(got.Payload),
 			want.Name, want.Header, len(want.Payload))
+	}
+}
+
+// publishMessageReused: Publish does not keep its *Message, so a caller
+// may reuse it at once (the node does, for every Publish).
+func (s suite) publishMessageReused(t *testing.T) {
+	pub, sub := s.start(t, "pub"), s.start(t, "sub")
+	subscribe(t, pub, sub, "t")
+	var msg transport.Message
+	const n = 100
+	for i := uint64(1); i <= n; i++ {
+		msg = *pubMsg("t", "pub", i, []byte(fmt.Sprint(i)))
+		if err := pub.tr.Publish(&msg); err != nil {
+			t.Fatal(err)
+		}
+		msg = transport.Message{Name: "overwritten", Header: transport.Header{Seq: 1 << 60, Sender: "x"}}
+	}
+	for i := uint64(1); i <= n; i++ {
+		m := next(t, sub.h.pubs)
+		if m.Name != "t" || m.Header.Seq != i || m.Header.Sender != "pub" || string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d: got %q seq %d from %q payload %q", i, m.Name, m.Header.Seq, m.Header.Sender, m.Payload)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/go-zeromq/zmq4/security/null"
 
 	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
 )
 
 // Buffer sizes per connection.
@@ -103,9 +104,10 @@ type conn struct {
 	live liveReader
 	br   *bufio.Reader
 	rd   frameReader
-	rb   recvBuf     // the traffic-phase reader's buffers (recv.go)
-	name string      // last name parsed, so a stream on one topic allocates it once
-	hdr  wire.Header // last header decoded, whose strings the next one reuses
+	rb   recvBuf           // the traffic-phase reader's buffers (recv.go)
+	name string            // last name parsed, so a stream on one topic allocates it once
+	hdr  wire.Header       // last header decoded, whose strings the next one reuses
+	msg  transport.Message // the publish being handled (roleSub), reused
 
 	// Write side (send.go). wmu guards the outbox and every write to the
 	// socket but the writer goroutine's batch, which it owns while writing.

@@ -81,8 +81,9 @@ func (h *recHandler) HandlePublish(m *transport.Message) {
 	if block != nil {
 		<-block
 	}
+	c := *m // m is valid only during the call
 	select {
-	case h.pubs <- m:
+	case h.pubs <- &c:
 	default:
 		panic("recHandler: pubs overflow")
 	}

@@ -124,11 +124,11 @@ func (o *outbox) reset() {
 	o.mark, o.msgs = 0, 0
 }
 
-// send queues a message for the writer goroutine without blocking; false means the
-// queue is full.
+// send queues a message (see outbox.add) for the writer goroutine without
+// blocking; false means the queue is full.
 func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false) }
 
-// sendNow is send, except that on an idle link it writes m from the calling
+// sendNow is send, except that on an idle link it writes the message from the calling
 // goroutine, saving the hand-off to the writer on the request/reply path.
 // The write is one non-blocking system call; whatever the socket does not
 // take at once is left to the writer goroutine.

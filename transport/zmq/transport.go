@@ -343,11 +343,20 @@ func (c *conn) handle(frames [][]byte) {
 			c.drop(fmt.Errorf("kind %v from a publisher", msg.Header.Kind), frames)
 			return
 		}
-		t.h.HandlePublish(msg)
+		// HandlePublish does not keep msg: one Message serves every
+		// publish on this connection.
+		c.msg = msg
+		t.h.HandlePublish(&c.msg)
+		c.msg.Payload = nil // do not pin the payload until the next message
+		return
+	}
+	m := new(transport.Message) // requests and replies are kept by their handlers and callers
+	*m = msg
+	switch c.role {
 	case roleRouterIn:
 		switch msg.Header.Kind {
 		case transport.KindRequest, transport.KindControl, transport.KindCancel:
-			t.h.HandleRequest(msg, &c.rp)
+			t.h.HandleRequest(m, &c.rp)
 		default:
 			c.drop(fmt.Errorf("kind %v from a requester", msg.Header.Kind), frames)
 		}
@@ -356,7 +365,7 @@ func (c *conn) handle(frames [][]byte) {
 			c.drop(fmt.Errorf("kind %v from a router", msg.Header.Kind), frames)
 			return
 		}
-		c.dl.deliver(msg)
+		c.dl.deliver(m)
 	}
 }
 
@@ -368,25 +377,25 @@ func (c *conn) drop(err error, frames [][]byte) {
 }
 
 // decode parses [name+"\x00", header, payload].
-func (c *conn) decode(frames [][]byte) (*transport.Message, error) {
+func (c *conn) decode(frames [][]byte) (transport.Message, error) {
 	if len(frames) != 3 {
-		return nil, fmt.Errorf("%d frames, want 3", len(frames))
+		return transport.Message{}, fmt.Errorf("%d frames, want 3", len(frames))
 	}
 	f := frames[0]
 	name := c.name
 	if len(f) != len(name)+1 || f[len(name)] != 0 || string(f[:len(name)]) != name {
 		var err error
 		if name, err = wire.ParseName(f); err != nil {
-			return nil, err
+			return transport.Message{}, err
 		}
 		c.name = name
 	}
 	h, err := wire.DecodeReuse(frames[1], &c.hdr)
 	if err != nil {
-		return nil, err
+		return transport.Message{}, err
 	}
 	c.hdr = h
-	return &transport.Message{Name: name, Header: h, Payload: frames[2], Exclusive: true}, nil
+	return transport.Message{Name: name, Header: h, Payload: frames[2], Exclusive: true}, nil
 }
 
 // teardown runs in the reader goroutine once the reader has stopped: it
