@@ -53,3 +53,26 @@ func BenchmarkParseName(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeReuse is a connection reader's case: the headers of one
+// publisher's stream, each decoded with the previous one at hand.
+func BenchmarkDecodeReuse(b *testing.B) {
+	b.ReportAllocs()
+	h := benchHeaders[0].h
+	var encs [][]byte
+	for i := range 64 {
+		h.Seq, h.SendTime = uint64(1000+i), h.SendTime+int64(i)*1000
+		encs = append(encs, h.Append(nil))
+	}
+	b.SetBytes(int64(len(encs[0])))
+	var prev wire.Header
+	i := 0
+	for b.Loop() {
+		got, err := wire.DecodeReuse(encs[i%len(encs)], &prev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		prev = got
+		i++
+	}
+}

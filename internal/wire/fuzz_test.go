@@ -95,3 +95,29 @@ func FuzzParseName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeReuse checks DecodeReuse, whose fast path reads headers whose
+// strings repeat the previous header's, against Decode: the same header or
+// an error for every input, whatever the previous header was.
+func FuzzDecodeReuse(f *testing.F) {
+	for _, tt := range headers {
+		enc := tt.h.Append(nil)
+		f.Add(enc, 0)
+		f.Add(enc, 1)
+		f.Add(enc[:len(enc)-1], 0)
+		f.Add(append(bytes.Clone(enc), 0), 1)
+	}
+	prevs := make([]wire.Header, 0, len(headers)+1)
+	for _, tt := range headers {
+		prevs = append(prevs, tt.h)
+	}
+	prevs = append(prevs, wire.Header{})
+	f.Fuzz(func(t *testing.T, b []byte, which int) {
+		prev := prevs[uint(which)%uint(len(prevs))]
+		want, wantErr := wire.Decode(b)
+		got, err := wire.DecodeReuse(b, &prev)
+		if (err == nil) != (wantErr == nil) || got != want {
+			t.Fatalf("DecodeReuse after %+v:\n got %+v, %v\nwant %+v, %v", prev, got, err, want, wantErr)
+		}
+	})
+}

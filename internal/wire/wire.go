@@ -137,6 +137,120 @@ func Decode(b []byte) (Header, error) { return DecodeReuse(b, nil) }
 // passes the previous header it decoded: sender and type names repeat from
 // message to message, so most headers then decode with no allocation.
 func DecodeReuse(b []byte, prev *Header) (Header, error) {
+	if prev != nil {
+		if h, ok := decodeSame(b, prev); ok {
+			return h, nil
+		}
+	}
+	return decode(b, prev)
+}
+
+// decodeSame is DecodeReuse's fast path, for the usual header on a
+// connection: every string equal to prev's (or empty, or a codec name) and
+// every length a single byte. It reports false for anything else, valid or
+// not, and decode then does the whole work, errors included. Profiled on
+// 64-byte pub/sub, the general decoder was a quarter of the subscriber
+// connection's reader goroutine.
+func decodeSame(b []byte, prev *Header) (h Header, ok bool) {
+	if len(b) < 4 || b[0] != magic|Version {
+		return Header{}, false
+	}
+	h.Kind, h.Flags, h.Status = Kind(b[1]), b[2], b[3]
+	if !h.Kind.Valid() {
+		return Header{}, false
+	}
+	i := 4
+	var codec, typ, sender, errMsg []byte
+	var sendTime, deadline uint64
+	if codec, i, ok = shortField(b, i, MaxCodec); !ok {
+		return Header{}, false
+	}
+	if typ, i, ok = shortField(b, i, MaxType); !ok {
+		return Header{}, false
+	}
+	if sender, i, ok = shortField(b, i, MaxSender); !ok {
+		return Header{}, false
+	}
+	if h.Seq, i, ok = uvarintAt(b, i); !ok {
+		return Header{}, false
+	}
+	if sendTime, i, ok = uvarintAt(b, i); !ok {
+		return Header{}, false
+	}
+	if h.RequestID, i, ok = uvarintAt(b, i); !ok {
+		return Header{}, false
+	}
+	if deadline, i, ok = uvarintAt(b, i); !ok {
+		return Header{}, false
+	}
+	if errMsg, i, ok = shortField(b, i, MaxError); !ok || i != len(b) {
+		return Header{}, false
+	}
+	h.SendTime, h.Deadline = unzigzag(sendTime), unzigzag(deadline)
+	if h.Codec, ok = sameString(codec, prev.Codec); !ok {
+		return Header{}, false
+	}
+	if h.Type, ok = sameString(typ, prev.Type); !ok {
+		return Header{}, false
+	}
+	if h.Sender, ok = sameString(sender, prev.Sender); !ok {
+		return Header{}, false
+	}
+	if h.Error, ok = sameString(errMsg, prev.Error); !ok {
+		return Header{}, false
+	}
+	return h, true
+}
+
+// shortField reads a string field whose length is one byte.
+func shortField(b []byte, i, max int) ([]byte, int, bool) {
+	if i >= len(b) || b[i] >= 0x80 {
+		return nil, i, false
+	}
+	n := int(b[i])
+	i++
+	if n > max || n > len(b)-i {
+		return nil, i, false
+	}
+	return b[i : i+n], i + n, true
+}
+
+// uvarintAt reads a minimal or non-minimal uvarint at b[i:].
+func uvarintAt(b []byte, i int) (uint64, int, bool) {
+	if i < len(b) && b[i] < 0x80 {
+		return uint64(b[i]), i + 1, true
+	}
+	if i > len(b) {
+		return 0, i, false
+	}
+	v, n := binary.Uvarint(b[i:])
+	if n <= 0 {
+		return 0, i, false
+	}
+	return v, i + n, true
+}
+
+// unzigzag turns binary.AppendVarint's encoding back into the signed value.
+func unzigzag(u uint64) int64 {
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
+	}
+	return x
+}
+
+// sameString returns the string for f without allocating: "" , a codec
+// name, or prev when equal.
+func sameString(f []byte, prev string) (string, bool) {
+	if string(f) == prev { // no allocation for the comparison
+		return prev, true
+	}
+	return internString(f)
+}
+
+// decode is the general decoder: every valid header, and a precise error
+// for every invalid one.
+func decode(b []byte, prev *Header) (Header, error) {
 	if len(b) < 4 {
 		return Header{}, fmt.Errorf("%w: header is %d bytes", ErrShort, len(b))
 	}
