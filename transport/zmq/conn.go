@@ -109,22 +109,25 @@ type conn struct {
 	hdr  wire.Header       // last header decoded, whose strings the next one reuses
 	msg  transport.Message // the publish being handled (roleSub), reused
 
-	// Write side (send.go). wmu guards the outbox and every write to the
-	// socket but the writer goroutine's batch, which it owns while writing.
-	running bool          // set once the handshake is done, before the goroutines start
-	kick    chan struct{} // one slot: the outbox or side holds bytes to write
-	wmu     sync.Mutex
-	out     outbox        // waiting for the writer
-	spare   outbox        // the last batch's buffers, for reuse
-	queued  int           // messages in out and in the batch being written
-	writing bool          // the writer holds a batch or is about to look at out
-	room    chan struct{} // closed after each batch, for sendWait; nil if nobody waits
-	werr    error         // a failed non-blocking write, for the writer goroutine
-	fw      *fastWriter   // non-blocking writes for sendNow; nil where unsupported
-	sideMu  sync.Mutex
-	side    []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
-	sideEnd int    // side[:sideEnd] holds whole frames
-	ping    []byte
+	// Write side (send.go). wmu guards these fields; the socket is written
+	// by whoever set writing, outside the lock.
+	running  bool          // set once the handshake is done, before the goroutines start
+	kick     chan struct{} // one slot: the outbox or side holds bytes to write
+	wmu      sync.Mutex
+	out      outbox        // waiting for the writer
+	carry    outbox        // the rest of a partial direct write: written before out
+	spare    outbox        // the last batch's buffers, for reuse
+	queued   int           // messages in out, carry and the batch being written
+	writing  bool          // a goroutine is writing a batch outside the lock
+	flushDue bool          // the writer found writing set: wake it when done
+	pingDue  bool          // a heartbeat PING waits for the socket
+	room     chan struct{} // closed after each batch, for sendWait; nil if nobody waits
+	werr     error         // a failed non-blocking write, for the writer goroutine
+	fw       *fastWriter   // non-blocking writes for sendNow; nil where unsupported
+	sideMu   sync.Mutex
+	side     []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
+	sideEnd  int    // side[:sideEnd] holds whole frames
+	ping     []byte
 
 	done       chan struct{} // closed by close
 	closeOnce  sync.Once

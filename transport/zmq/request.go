@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
@@ -43,15 +44,16 @@ func (d *dealer) conn() *conn {
 	}
 }
 
-// register adds cl as waiting for id, unless the connection is gone.
-func (d *dealer) register(id uint64, cl *call) error {
+// register adds cl as waiting for id, unless the connection is gone, and
+// returns how many calls are now waiting.
+func (d *dealer) register(id uint64, cl *call) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.lost != nil {
-		return d.lost
+		return 0, d.lost
 	}
 	d.pending[id] = cl
-	return nil
+	return len(d.pending), nil
 }
 
 // forget withdraws cl and returns it to the pool, taking the result that
@@ -210,13 +212,14 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	id := t.nextID.Add(1)
 	cl := callPool.Get().(*call)
 	var d *dealer
+	var waiting int
 	for {
 		var err error
 		if d, err = t.dealerFor(ctx, routerAddr); err != nil {
 			callPool.Put(cl)
 			return nil, err
 		}
-		err = d.register(id, cl)
+		waiting, err = d.register(id, cl)
 		if err == nil {
 			break
 		}
@@ -237,7 +240,10 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	}
 	var scratch [256]byte
 	pre := appendPrefix(scratch[:0], msg.Name, &h, transport.KindRequest, len(msg.Payload))
-	if err := d.c.sendWait(ctx, pre, msg.Payload); err != nil {
+	// A lone request is written at once from this goroutine, for latency;
+	// with others in flight, the writer goroutine coalesces them into
+	// fewer system calls, for throughput.
+	if err := d.c.sendWait(ctx, pre, msg.Payload, waiting == 1); err != nil {
 		if ctx.Err() != nil {
 			d.forget(id, cl)
 			return nil, ctx.Err()
@@ -257,7 +263,13 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 }
 
 // routerPeer is the ReplyWriter of one requester connection.
-type routerPeer struct{ c *conn }
+type routerPeer struct {
+	c *conn
+	// open counts requests received and not yet answered (approximately:
+	// a request never answered stays counted). Above one, replies go
+	// through the writer goroutine, which coalesces them.
+	open atomic.Int64
+}
 
 // Done is closed when the requester's connection is gone: its handlers'
 // replies can no longer arrive.
@@ -282,7 +294,12 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 	}
 	var scratch [256]byte
 	pre := appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindReply, len(msg.Payload))
-	if !c.sendNow(pre, msg.Payload) {
+	n := p.open.Add(-1)
+	if n < 0 { // a reply to a request not counted (a cancelled one): resync
+		p.open.CompareAndSwap(n, 0)
+	}
+	busy := n > 0
+	if !c.enqueue(pre, msg.Payload, !busy) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}

@@ -128,10 +128,13 @@ func (o *outbox) reset() {
 // blocking; false means the queue is full.
 func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false) }
 
-// sendNow is send, except that on an idle link it writes the message from the calling
-// goroutine, saving the hand-off to the writer on the request/reply path.
-// The write is one non-blocking system call; whatever the socket does not
-// take at once is left to the writer goroutine.
+// sendNow is send, except that on an idle link the calling goroutine writes
+// the message itself, saving the hand-off to the writer goroutine on the
+// request/reply path. It writes outside the lock, with one non-blocking
+// system call: senders arriving meanwhile append to the outbox, and the
+// writer goroutine sends all of theirs in one call once this write is done
+// (so concurrent requests share system calls); whatever the socket does not
+// take at once is also left to the writer goroutine.
 func (c *conn) sendNow(pre, payload []byte) bool { return c.enqueue(pre, payload, true) }
 
 func (c *conn) enqueue(pre, payload []byte, now bool) bool {
@@ -140,41 +143,66 @@ func (c *conn) enqueue(pre, payload []byte, now bool) bool {
 		c.wmu.Unlock()
 		return false
 	}
-	idle := !c.writing && c.out.empty()
+	idle := !c.writing && c.out.empty() && c.carry.empty()
 	c.out.add(pre, payload)
 	c.queued++
-	var err error
-	if now && idle && c.fw != nil && len(c.out.segs) == 0 && c.werr == nil {
-		// Nothing is queued or being written: writing now keeps the order.
-		var n int
-		n, err = c.fw.Write(c.out.buf)
-		switch {
-		case err != nil:
-			c.werr = err
-			c.out.reset()
-			c.queued--
-			idle = false // the connection closes below; the writer need not look
-		case n == len(c.out.buf):
-			c.out.reset()
-			c.queued--
-			idle = false
-		default: // the socket took part of it: the writer goroutine finishes
-			c.out.buf = c.out.buf[:copy(c.out.buf, c.out.buf[n:])]
-		}
+	if !idle { // whoever is writing, or the writer already woken, takes it
+		c.wmu.Unlock()
+		return true
 	}
+	if !now || c.fw == nil || len(c.out.segs) != 0 || c.werr != nil {
+		c.wmu.Unlock()
+		c.wake()
+		return true
+	}
+	// Nothing is queued or being written: writing now keeps the order.
+	batch := c.out
+	c.out, c.spare = c.spare, outbox{}
+	c.writing = true
+	c.wmu.Unlock()
+
+	n, err := c.fw.Write(batch.buf)
+
+	c.wmu.Lock()
+	c.writing = false
+	if err == nil && n < len(batch.buf) { // the writer goroutine finishes it first
+		batch.buf = batch.buf[:copy(batch.buf, batch.buf[n:])]
+		c.carry = batch
+		c.wmu.Unlock()
+		c.wake()
+		return true
+	}
+	c.doneBatch(&batch)
+	if err != nil {
+		c.werr = err
+	}
+	more := !c.out.empty() || c.flushDue
+	c.flushDue = false
 	c.wmu.Unlock()
 	if err != nil {
 		c.close(fmt.Errorf("write: %w", err), false)
-	} else if idle {
+	} else if more {
 		c.wake()
 	}
 	return true
 }
 
-// sendWait is sendNow, but waits for room in a full queue until ctx ends
-// or the connection closes.
-func (c *conn) sendWait(ctx context.Context, pre, payload []byte) error {
-	for !c.sendNow(pre, payload) {
+// doneBatch accounts for a written batch and keeps its buffers; wmu is
+// held.
+func (c *conn) doneBatch(batch *outbox) {
+	c.queued -= batch.msgs
+	batch.reset()
+	c.spare = *batch
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+}
+
+// sendWait is sendNow (or send, when now is false), but waits for room in a
+// full queue until ctx ends or the connection closes.
+func (c *conn) sendWait(ctx context.Context, pre, payload []byte, now bool) error {
+	for !c.enqueue(pre, payload, now) {
 		c.wmu.Lock()
 		if c.queued < c.t.cfg.sendQueue {
 			c.wmu.Unlock()
@@ -226,42 +254,51 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// flush writes batches until the outbox is empty. While it runs, writing
-// is set, so senders append without waking the writer or writing
-// themselves.
+// flush writes batches until the outbox is empty. While a batch is being
+// written, writing is set: senders append without waking the writer or
+// writing themselves. A sender writing directly owns the socket the same
+// way; flush then leaves the work to it (flushDue asks it to wake the
+// writer again when done).
 func (c *conn) flush(ping bool) error {
 	for {
 		c.wmu.Lock()
+		if ping {
+			c.pingDue = true
+			ping = false
+		}
 		if c.werr != nil {
 			c.wmu.Unlock()
 			return c.werr
 		}
-		if ping { // between two messages, like the PONGs
-			c.out.buf = append(c.out.buf, c.ping...)
-			ping = false
-		}
-		c.appendSide()
-		if c.out.empty() {
-			c.writing = false
+		if c.writing {
+			c.flushDue = true
 			c.wmu.Unlock()
 			return nil
 		}
-		batch := c.out
-		c.out, c.spare = c.spare, outbox{}
+		var batch outbox
+		if !c.carry.empty() { // the rest of a sender's partial write goes first
+			batch, c.carry = c.carry, outbox{}
+		} else {
+			if c.pingDue { // between two messages, like the PONGs
+				c.out.buf = append(c.out.buf, c.ping...)
+				c.pingDue = false
+			}
+			c.appendSide()
+			if c.out.empty() {
+				c.wmu.Unlock()
+				return nil
+			}
+			batch = c.out
+			c.out, c.spare = c.spare, outbox{}
+		}
 		c.writing = true
 		c.wmu.Unlock()
 
 		err := batch.writeTo(c.nc)
-		written := batch.msgs
-		batch.reset()
 
 		c.wmu.Lock()
-		c.queued -= written
-		c.spare = batch
-		if c.room != nil {
-			close(c.room)
-			c.room = nil
-		}
+		c.writing = false
+		c.doneBatch(&batch)
 		c.wmu.Unlock()
 		if err != nil {
 			return err

@@ -356,6 +356,9 @@ func (c *conn) handle(frames [][]byte) {
 	case roleRouterIn:
 		switch msg.Header.Kind {
 		case transport.KindRequest, transport.KindControl, transport.KindCancel:
+			if msg.Header.Kind != transport.KindCancel {
+				c.rp.open.Add(1)
+			}
 			t.h.HandleRequest(m, &c.rp)
 		default:
 			c.drop(fmt.Errorf("kind %v from a requester", msg.Header.Kind), frames)
