@@ -79,10 +79,17 @@ type Node struct {
 	rr       map[string]uint64    // round-robin position per service
 	changed  chan struct{}        // closed and replaced when the peer catalog changes
 	catalog  string               // hash of pubs and services
-	inflight map[inflightKey]context.CancelFunc
-	watched  map[transport.ReplyWriter]bool // requester connections watched for loss
 	watchers map[*watcher]struct{}
 	targets  map[string][]target // servers per service, rebuilt after any change
+
+	// served is a copy of services for the request path, replaced (under
+	// mu) when a service comes or goes, so that serving a request takes no
+	// node-wide lock.
+	served atomic.Pointer[map[string]*serviceCore]
+	// reqMu guards the running handlers; it is the request path's own lock.
+	reqMu    sync.Mutex
+	inflight map[inflightKey]*handlerCtx
+	watched  map[transport.ReplyWriter]bool // requester connections watched for loss
 }
 
 type pubCount struct {
@@ -217,7 +224,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		peers:    make(map[string]*peer),
 		rr:       make(map[string]uint64),
 		changed:  make(chan struct{}),
-		inflight: make(map[inflightKey]context.CancelFunc),
+		inflight: make(map[inflightKey]*handlerCtx),
 		watched:  make(map[transport.ReplyWriter]bool),
 		watchers: make(map[*watcher]struct{}),
 		targets:  make(map[string][]target),
@@ -317,6 +324,8 @@ func (n *Node) Close() error {
 		n.mu.Lock()
 		n.closed.Store(true) // under mu: goLocked never starts a goroutine after this
 		n.mu.Unlock()
+		n.reqMu.Lock() // serveRequest calls goLocked under reqMu instead
+		n.reqMu.Unlock()
 		err = n.disc.Close()
 		n.cancel()
 		n.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -87,6 +88,7 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	}
 	core.c = node.svcCounterLocked(name)
 	node.services[name] = core
+	node.publishServedLocked()
 	clear(node.targets)
 	node.mu.Unlock()
 	node.catalogChanged()
@@ -100,6 +102,7 @@ func (s *Server) Close() error {
 	removed := n.services[s.core.info.Name] == s.core
 	if removed {
 		delete(n.services, s.core.info.Name)
+		n.publishServedLocked()
 		clear(n.targets)
 	}
 	n.mu.Unlock()
@@ -107,6 +110,12 @@ func (s *Server) Close() error {
 		n.catalogChanged()
 	}
 	return nil
+}
+
+// publishServedLocked refreshes the request path's copy of services.
+func (n *Node) publishServedLocked() {
+	m := maps.Clone(n.services)
+	n.served.Store(&m)
 }
 
 // run calls the handler for one request and returns the reply header status
@@ -147,11 +156,11 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	h := &msg.Header
 	switch h.Kind {
 	case transport.KindCancel:
-		n.mu.Lock()
-		cancel := n.inflight[inflightKey{rw, h.RequestID}]
-		n.mu.Unlock()
-		if cancel != nil {
-			cancel()
+		n.reqMu.Lock()
+		hc := n.inflight[inflightKey{rw, h.RequestID}]
+		n.reqMu.Unlock()
+		if hc != nil {
+			hc.cancel(context.Canceled)
 		}
 		return
 	case transport.KindRequest, transport.KindControl:
@@ -183,9 +192,10 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		return
 	}
 
-	n.mu.Lock()
-	svc := n.services[msg.Name]
-	n.mu.Unlock()
+	var svc *serviceCore
+	if m := n.served.Load(); m != nil {
+		svc = (*m)[msg.Name]
+	}
 	if svc == nil {
 		n.replyError(rw, msg, CodeNotFound, "service not served here")
 		return
@@ -213,10 +223,10 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	if timeout == 0 {
 		timeout = n.cfg.defaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, timeout)
+	hc := newHandlerCtx(n.ctx, timeout)
 	key := inflightKey{rw, h.RequestID}
-	n.mu.Lock()
-	n.inflight[key] = cancel
+	n.reqMu.Lock() // Close takes it after setting closed: goLocked is safe under it
+	n.inflight[key] = hc
 	if d, ok := rw.(interface{ Done() <-chan struct{} }); ok && !n.watched[rw] {
 		if n.goLocked(func() { n.watchRequester(rw, d.Done()) }) {
 			n.watched[rw] = true
@@ -224,20 +234,19 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
-		out, code, errMsg := n.run(ctx, svc, msg.Payload)
-		n.mu.Lock()
+		out, code, errMsg := n.run(hc, svc, msg.Payload)
+		n.reqMu.Lock()
 		delete(n.inflight, key)
-		n.mu.Unlock()
-		cancel()
+		n.reqMu.Unlock()
+		hc.cancel(context.Canceled) // releases its timer, if the handler armed one
 		n.reply(rw, msg, svc.info.Codec, "", out, code, errMsg)
 	})
 	if !started {
 		delete(n.inflight, key)
 	}
-	n.mu.Unlock()
+	n.reqMu.Unlock()
 	if !started {
 		n.handlers.Add(-1)
-		cancel()
 		n.replyError(rw, msg, CodeUnavailable, "closing")
 	}
 }
@@ -250,11 +259,11 @@ func (n *Node) watchRequester(rw transport.ReplyWriter, done <-chan struct{}) {
 	case <-done:
 	case <-n.ctx.Done():
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for k, cancel := range n.inflight {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	for k, hc := range n.inflight {
 		if k.rw == rw {
-			cancel()
+			hc.cancel(context.Canceled)
 		}
 	}
 	delete(n.watched, rw)

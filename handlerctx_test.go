@@ -1,0 +1,95 @@
+package colugo
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+type ctxKey struct{}
+
+func TestHandlerCtxLazyDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent := context.WithValue(context.Background(), ctxKey{}, "v")
+		c := newHandlerCtx(parent, time.Second)
+		if d, ok := c.Deadline(); !ok || !d.Equal(time.Now().Add(time.Second)) {
+			t.Fatalf("Deadline() = %v, %v", d, ok)
+		}
+		if c.Value(ctxKey{}) != "v" {
+			t.Fatal("Value does not reach the node's context")
+		}
+		if c.Err() != nil {
+			t.Fatalf("Err before the deadline: %v", c.Err())
+		}
+		time.Sleep(time.Second) // virtual time: the deadline passes with no timer armed
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err after the deadline: %v", c.Err())
+		}
+		select {
+		case <-c.Done():
+		default:
+			t.Fatal("Done not closed once Err reported the deadline")
+		}
+	})
+}
+
+func TestHandlerCtxDoneFiresAtDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newHandlerCtx(context.Background(), time.Second)
+		start := time.Now()
+		<-c.Done()
+		if got := time.Since(start); got != time.Second {
+			t.Fatalf("Done closed after %v, want 1s", got)
+		}
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err: %v", c.Err())
+		}
+		// A context derived from it follows it, as from a standard one.
+		child, cancel := context.WithTimeout(c, time.Hour)
+		defer cancel()
+		<-child.Done()
+	})
+}
+
+func TestHandlerCtxParentAndCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// The node closing, before and after Done was armed.
+		parent, closeNode := context.WithCancel(context.Background())
+		before := newHandlerCtx(parent, time.Hour)
+		after := newHandlerCtx(parent, time.Hour)
+		armed := after.Done()
+		closeNode()
+		<-armed
+		if !errors.Is(before.Err(), context.Canceled) || !errors.Is(after.Err(), context.Canceled) {
+			t.Fatalf("after the node closed: %v, %v", before.Err(), after.Err())
+		}
+		<-before.Done()
+
+		// cancel (the caller's cancel, or the requester gone): the first
+		// cause stays, and the timer is released.
+		c := newHandlerCtx(context.Background(), time.Hour)
+		d := c.Done()
+		c.cancel(context.Canceled)
+		c.cancel(context.DeadlineExceeded)
+		<-d
+		if !errors.Is(c.Err(), context.Canceled) {
+			t.Fatalf("Err after cancel: %v", c.Err())
+		}
+		synctest.Wait() // nothing left running in the bubble: no timer, no AfterFunc
+	})
+}
+
+// TestHandlerCtxDoneAfterExpiry: the first Done, called once the deadline
+// has passed unnoticed, returns a closed channel.
+func TestHandlerCtxDoneAfterExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newHandlerCtx(context.Background(), time.Second)
+		time.Sleep(2 * time.Second) // virtual time
+		<-c.Done()
+		parent, closeNode := context.WithCancel(context.Background())
+		closeNode()
+		<-newHandlerCtx(parent, time.Hour).Done()
+	})
+}
