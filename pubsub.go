@@ -117,6 +117,21 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	return err
 }
 
+// unmarshal decodes payload into v. A Raw []byte takes a payload that
+// nothing else references (owned) as it is, with no copy; the codec call,
+// through an interface, would also cost v an allocation.
+func unmarshal[T any](c codec.Codec, payload []byte, owned bool, v *T) error {
+	if owned {
+		if _, raw := c.(codec.Raw); raw {
+			if p, ok := any(v).(*[]byte); ok {
+				*p = payload
+				return nil
+			}
+		}
+	}
+	return c.Unmarshal(payload, v)
+}
+
 // marshal encodes v. Raw []byte payloads skip the codec call, whose
 // interface argument would cost an allocation per message.
 func marshal[T any](c codec.Codec, v T) ([]byte, error) {

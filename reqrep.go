@@ -28,7 +28,8 @@ type serviceCore struct {
 	strict bool
 	c      *counters
 	// call decodes the request, runs the handler and encodes its result.
-	call func(ctx context.Context, payload []byte) ([]byte, error)
+	// owned says that nothing else references payload (see unmarshal).
+	call func(ctx context.Context, payload []byte, owned bool) ([]byte, error)
 }
 
 // Serve makes node answer requests for the service name with handler. The
@@ -61,9 +62,9 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[Req](c), Schema: schemaOf[Req](c),
 			ReplyType: typeName[Resp](c), ReplySchema: schemaOf[Resp](c)},
 		strict: strict,
-		call: func(ctx context.Context, payload []byte) ([]byte, error) {
+		call: func(ctx context.Context, payload []byte, owned bool) ([]byte, error) {
 			var req Req
-			if err := c.Unmarshal(payload, &req); err != nil {
+			if err := unmarshal(c, payload, owned, &req); err != nil {
 				return nil, &CodedError{Code: CodeInvalidArgument, Err: fmt.Errorf("decoding request: %w", err)}
 			}
 			resp, err := handler(ctx, req)
@@ -120,7 +121,7 @@ func (n *Node) publishServedLocked() {
 
 // run calls the handler for one request and returns the reply header status
 // and payload.
-func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte) (out []byte, code Code, msg string) {
+func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte, owned bool) (out []byte, code Code, msg string) {
 	if n.cfg.recover {
 		defer func() {
 			if r := recover(); r != nil {
@@ -129,7 +130,7 @@ func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte) (out [
 			}
 		}()
 	}
-	out, err := svc.call(ctx, payload)
+	out, err := svc.call(ctx, payload, owned)
 	svc.c.served.Add(1)
 	if err == nil {
 		return out, 0, ""
@@ -234,7 +235,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	started := n.goLocked(func() {
 		defer n.handlers.Add(-1)
-		out, code, errMsg := n.run(hc, svc, msg.Payload)
+		out, code, errMsg := n.run(hc, svc, msg.Payload, msg.Exclusive)
 		n.reqMu.Lock()
 		delete(n.inflight, key)
 		n.reqMu.Unlock()
@@ -331,10 +332,10 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 	}
 	counters := node.svcCounter(name)
 	counters.requests.Add(1)
-	out, codecName, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
+	out, codecName, owned, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
 	if err == nil {
 		var resp Resp
-		if resp, err = decodeReply[Resp](c, name, codecName, out); err == nil {
+		if resp, err = decodeReply[Resp](c, name, codecName, out, owned); err == nil {
 			return resp, nil
 		}
 	}
@@ -343,19 +344,23 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 }
 
 // request is the untyped core of Request: it picks a server and returns
-// the reply payload and its codec name.
-func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, error) {
+// the reply payload, its codec name and whether the payload is the
+// caller's to keep (see send).
+func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, bool, error) {
 	t, err := n.pickTarget(ctx, name, failFast)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	return n.send(ctx, t, name, codecName, typ, payload)
 }
 
-// send makes one request to target t.
-func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) ([]byte, string, error) {
+// send makes one request to target t. owned says that nothing else
+// references the reply payload (it came off a connection), so decoding may
+// keep it.
+func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, codec string, owned bool, err error) {
 	if t.local != nil {
-		return n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+		out, codec, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+		return out, codec, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
 	req := &transport.Message{Name: name, Header: wire.Header{
@@ -368,15 +373,15 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		if errors.Is(err, ErrPeerLost) {
 			n.markDown(t.router)
 		}
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if rep, err = n.openMsg(rep, ""); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if rep.Header.Status != 0 {
-		return nil, "", &RemoteError{Service: name, Code: Code(rep.Header.Status), Message: rep.Header.Error}
+		return nil, "", false, &RemoteError{Service: name, Code: Code(rep.Header.Status), Message: rep.Header.Error}
 	}
-	return rep.Payload, rep.Header.Codec, nil
+	return rep.Payload, rep.Header.Codec, rep.Exclusive, nil
 }
 
 // requestLocal serves a request for a service on this same node, with the
@@ -402,7 +407,7 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 		defer n.handlers.Add(-1)
 		defer cancel()
 		defer stop()
-		out, code, msg := n.run(hctx, svc, payload)
+		out, code, msg := n.run(hctx, svc, payload, false) // the caller's bytes
 		done <- result{out, code, msg}
 	})
 	n.mu.Unlock()
@@ -476,9 +481,9 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 			counters.requests.Add(1)
 			r := &replies[i]
 			r.From = *t.info
-			out, codecName, err := node.send(ctx, t, name, c.Name(), typ, payload)
+			out, codecName, owned, err := node.send(ctx, t, name, c.Name(), typ, payload)
 			if err == nil {
-				r.Value, err = decodeReply[Resp](c, name, codecName, out)
+				r.Value, err = decodeReply[Resp](c, name, codecName, out, owned)
 			}
 			if err != nil {
 				counters.failed.Add(1)
@@ -491,12 +496,12 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 }
 
 // decodeReply decodes a reply payload into Resp.
-func decodeReply[Resp any](c codec.Codec, name, codecName string, out []byte) (Resp, error) {
+func decodeReply[Resp any](c codec.Codec, name, codecName string, out []byte, owned bool) (Resp, error) {
 	var resp Resp
 	if codecName != c.Name() {
 		return resp, &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
 	}
-	if err := c.Unmarshal(out, &resp); err != nil {
+	if err := unmarshal(c, out, owned, &resp); err != nil {
 		return resp, &DecodeError{Topic: name, Codec: codecName, Err: err}
 	}
 	return resp, nil

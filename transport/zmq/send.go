@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/colugo-go/colugo/internal/wire"
@@ -260,7 +261,16 @@ func (c *conn) writeLoop() {
 // way; flush then leaves the work to it (flushDue asks it to wake the
 // writer again when done).
 func (c *conn) flush(ping bool) error {
+	yielded := false
 	for {
+		if !yielded {
+			// Let senders that are runnable add to the batch before the
+			// system call: this costs nothing when nobody else is
+			// runnable, and turns a burst of wakeups (replies releasing
+			// callers who send again) into one write.
+			yielded = true
+			runtime.Gosched()
+		}
 		c.wmu.Lock()
 		if ping {
 			c.pingDue = true
