@@ -9,13 +9,15 @@
 //
 //   - A [Transport] listens on two ephemeral TCP ports of one host: one
 //     speaks ZMTP as PUB, the other as ROUTER.
-//   - Every connection has a reader goroutine and a writer goroutine with a
-//     bounded queue. The writer flushes when its queue runs empty, so an idle
-//     link sends each message at once and a busy one coalesces many messages
-//     into one system call.
-//   - Reads go through a guard that follows the ZMTP frame headers as they
-//     are read and fails the read before an oversized frame is allocated;
-//     handshakes run with a deadline in a goroutine of their own.
+//   - Every connection has a reader goroutine and a writer goroutine. Senders
+//     append encoded messages to the connection's bounded outbox; the writer
+//     takes the whole outbox at once and writes it with one system call, so
+//     an idle link sends each message at once and a busy one coalesces many.
+//     A lone request or reply is written by its sender directly (send.go).
+//   - zmq4 runs the greeting and handshake, through a guard that fails the
+//     read before an oversized frame is allocated, with a deadline, in a
+//     goroutine of its own; afterwards this package reads the frames itself
+//     (recv.go) with the same checks.
 //   - Every connection sends a ZMTP PING each heartbeat interval; one from
 //     which nothing is read for the peer timeout is closed and reported lost.
 //
