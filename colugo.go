@@ -322,10 +322,11 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.mu.Lock()
-		n.closed.Store(true) // under mu: goLocked never starts a goroutine after this
-		n.mu.Unlock()
-		n.reqMu.Lock() // serveRequest calls goLocked under reqMu instead
+		n.reqMu.Lock() // serveRequest calls goLocked under reqMu, not mu
+		// Under both: goLocked never starts a goroutine after this.
+		n.closed.Store(true)
 		n.reqMu.Unlock()
+		n.mu.Unlock()
 		err = n.disc.Close()
 		n.cancel()
 		n.mu.Lock()

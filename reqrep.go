@@ -226,7 +226,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	hc := newHandlerCtx(n.ctx, timeout)
 	key := inflightKey{rw, h.RequestID}
-	n.reqMu.Lock() // Close takes it after setting closed: goLocked is safe under it
+	n.reqMu.Lock() // Close sets closed under it: goLocked is safe under it
 	n.inflight[key] = hc
 	if d, ok := rw.(interface{ Done() <-chan struct{} }); ok && !n.watched[rw] {
 		if n.goLocked(func() { n.watchRequester(rw, d.Done()) }) {
