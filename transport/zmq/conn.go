@@ -123,7 +123,7 @@ type conn struct {
 	pingDue  bool          // a heartbeat PING waits for the socket
 	room     chan struct{} // closed after each batch, for sendWait; nil if nobody waits
 	werr     error         // a failed non-blocking write, for the writer goroutine
-	fw       *fastWriter   // non-blocking writes for sendNow; nil where unsupported
+	fw       directWriter  // non-blocking writes for sendNow; nil where unsupported
 	sideMu   sync.Mutex
 	side     []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
 	sideEnd  int    // side[:sideEnd] holds whole frames
@@ -176,7 +176,9 @@ func (c *conn) handshake(server bool, deadline time.Time) error {
 	c.rd.max = uint64(c.t.cfg.maxFrame)
 	c.live.hb = true
 	c.running = true
-	c.fw = newFastWriter(c.nc)
+	if fw := newFastWriter(c.nc); fw != nil { // not a nil *fastWriter in the interface
+		c.fw = fw
+	}
 	return nil
 }
 

@@ -125,6 +125,12 @@ func (o *outbox) reset() {
 	o.mark, o.msgs = 0, 0
 }
 
+// directWriter makes one non-blocking write and returns how much of b the
+// socket took (fastWriter; tests use fakes).
+type directWriter interface {
+	Write(b []byte) (int, error)
+}
+
 // send queues a message (see outbox.add) for the writer goroutine without
 // blocking; false means the queue is full.
 func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false) }

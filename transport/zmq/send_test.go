@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ type sink struct {
 }
 
 func (s *sink) Write(p []byte) (int, error) { return s.buf.Write(p) }
+func (s *sink) Close() error                { return nil }
 
 // TestOutboxFrames: what the outbox writes parses back into the messages
 // added, in order, for small (copied) and large (referred to) payloads and
@@ -134,5 +136,92 @@ func TestSendWaitForRoom(t *testing.T) {
 	cancel()
 	if err := c.sendWait(ctx, []byte("four"), nil, true); err != context.Canceled {
 		t.Fatalf("sendWait on a full queue with a cancelled context: %v", err)
+	}
+}
+
+// partialWriter takes at most n bytes per write, then fails if err is set.
+type partialWriter struct {
+	n    int
+	got  []byte
+	err  error
+	once bool
+}
+
+func (w *partialWriter) Write(b []byte) (int, error) {
+	if w.err != nil && w.once {
+		return 0, w.err
+	}
+	w.once = true
+	k := min(w.n, len(b))
+	w.got = append(w.got, b[:k]...)
+	return k, nil
+}
+
+// TestSendNowPartialWrite: when the socket takes only part of a direct
+// write, the writer goroutine sends the rest before anything queued
+// meanwhile, and the queue counts the message until then.
+func TestSendNowPartialWrite(t *testing.T) {
+	t.Parallel()
+	tr, err := New(WithSendQueue(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	out := &sink{}
+	c := tr.newConn(out, "test", roleDealer) // no goroutines: this test is the writer
+	pw := &partialWriter{n: 3}
+	c.fw = pw
+	if !c.sendNow([]byte("hello "), []byte("world")) {
+		t.Fatal("sendNow refused")
+	}
+	if string(pw.got) != "hel" {
+		t.Fatalf("direct write took %q", pw.got)
+	}
+	if !c.sendNow([]byte("next"), nil) || !c.send([]byte("+last"), nil) {
+		t.Fatal("send refused behind a partial write")
+	}
+	if string(pw.got) != "hel" {
+		t.Fatalf("a second direct write jumped ahead of the rest of the first: %q", pw.got)
+	}
+	c.wmu.Lock()
+	queued := c.queued
+	c.wmu.Unlock()
+	if queued != 3 {
+		t.Fatalf("queued = %d, want 3", queued)
+	}
+	if err := c.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(pw.got) + out.buf.String(); got != "hello worldnext+last" {
+		t.Fatalf("the peer got %q", got)
+	}
+	if c.queued != 0 || c.writing {
+		t.Fatalf("after the flush: queued %d, writing %v", c.queued, c.writing)
+	}
+	// Idle again: the next direct write goes out from the caller.
+	pw.n = 100
+	if !c.sendNow([]byte("again"), nil) || string(pw.got) != "helagain" {
+		t.Fatalf("direct write after the flush: %q", pw.got)
+	}
+}
+
+// TestSendNowWriteError: a failed direct write closes the connection.
+func TestSendNowWriteError(t *testing.T) {
+	t.Parallel()
+	tr, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	c := tr.newConn(&sink{}, "test", roleDealer)
+	c.fw = &partialWriter{n: 1, err: errors.New("broken pipe"), once: true}
+	c.sendNow([]byte("x"), nil)
+	select {
+	case <-c.done:
+	default:
+		t.Fatal("connection still open after a failed write")
+	}
+	if err := c.flush(false); err == nil {
+		t.Fatal("the writer does not see the failed write")
 	}
 }
