@@ -64,7 +64,7 @@ type Node struct {
 	handlers atomic.Int64 // running request handlers
 
 	keys         *seal.Keyring // nil: nothing sealed
-	replay       *seal.Replay
+	replay       *seal.Replay[replayStream]
 	authFailures atomic.Uint64
 	reqSeq       atomic.Uint64 // sequence of this node's requests, for replay checks
 
@@ -241,7 +241,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 			}
 			return nil, fmt.Errorf("%w: key: %w", ErrInvalidOption, err)
 		}
-		n.keys, n.replay = ring, seal.NewReplay(1<<14)
+		n.keys, n.replay = ring, seal.NewReplay[replayStream](1<<14)
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	empty := map[string]*topicSubs{}
@@ -634,7 +634,7 @@ func (n *Node) fetchDescriptionTimeout(router string, timeout time.Duration) (*P
 	if err != nil {
 		return nil, err
 	}
-	if rep, err = n.openMsg(rep, ""); err != nil {
+	if err = n.openMsg(rep, nil); err != nil {
 		return nil, err
 	}
 	if rep.Header.Status != 0 {
@@ -740,8 +740,8 @@ type nodeHandler Node
 func (h *nodeHandler) HandlePublish(msg *transport.Message) {
 	n := (*Node)(h)
 	if n.keys != nil || msg.Header.Flags&wire.FlagSealed != 0 {
-		var err error
-		if msg, err = n.openMsg(msg, msg.Header.Sender+"\x00t\x00"+msg.Name); err != nil {
+		// msg is ours to modify for this call (transport.Handler).
+		if err := n.openMsg(msg, &replayStream{sender: msg.Header.Sender, topic: msg.Name}); err != nil {
 			return
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/colugo-go/colugo/internal/seal"
 	"github.com/colugo-go/colugo/internal/wire"
@@ -67,6 +68,10 @@ func keyFromEnv() ([]byte, bool) {
 	return []byte(v), true
 }
 
+// adPool holds buffers for additional data: a seal's AEAD is an interface,
+// so a buffer on the stack would escape anyway.
+var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 // additionalData is what a seal binds the payload to: the name and every
 // header field but those the transport sets after sealing (a request's id).
 func additionalData(buf []byte, name string, h *wire.Header) []byte {
@@ -84,38 +89,57 @@ func (n *Node) sealMsg(msg *transport.Message) {
 		return
 	}
 	msg.Header.Flags |= wire.FlagSealed
-	ad := additionalData(make([]byte, 0, 128), msg.Name, &msg.Header)
+	bp := adPool.Get().(*[]byte)
+	ad := additionalData((*bp)[:0], msg.Name, &msg.Header)
 	msg.Payload = n.keys.Seal(make([]byte, 0, len(msg.Payload)+seal.Overhead), ad, msg.Payload)
+	*bp = ad[:0]
+	adPool.Put(bp)
 }
 
-// openMsg returns msg with its payload opened, or an error when a keyed
+// replayStream names a sequence of messages whose numbers must not repeat:
+// a sender's publishes on one topic, or its requests.
+type replayStream struct {
+	sender, topic string
+	requests      bool
+}
+
+// openMsg replaces msg's sealed payload by the plaintext (in place when
+// msg.Exclusive: the payload is ours), or returns an error when a keyed
 // node gets a message not sealed with its key (or a keyless node gets a
-// sealed one). replayStream, when not empty, names the sequence the message
-// must be new in.
-func (n *Node) openMsg(msg *transport.Message, replayStream string) (*transport.Message, error) {
+// sealed one). stream, unless nil, is the sequence the message must be new
+// in. msg must be the caller's to modify.
+func (n *Node) openMsg(msg *transport.Message, stream *replayStream) error {
 	sealed := msg.Header.Flags&wire.FlagSealed != 0
 	if n.keys == nil {
 		if sealed {
-			return nil, n.authFailed(msg, errors.New("sealed message, and this node has no key"))
+			return n.authFailed(msg, errors.New("sealed message, and this node has no key"))
 		}
-		return msg, nil
+		return nil
 	}
 	if !sealed {
-		return nil, n.authFailed(msg, errors.New("message not sealed"))
+		return n.authFailed(msg, errors.New("message not sealed"))
 	}
-	ad := additionalData(make([]byte, 0, 128), msg.Name, &msg.Header)
-	pt, err := n.keys.Open(ad, msg.Payload)
+	bp := adPool.Get().(*[]byte)
+	ad := additionalData((*bp)[:0], msg.Name, &msg.Header)
+	var pt []byte
+	var err error
+	if msg.Exclusive {
+		pt, err = n.keys.OpenInPlace(ad, msg.Payload)
+	} else {
+		pt, err = n.keys.Open(ad, msg.Payload)
+	}
+	*bp = ad[:0]
+	adPool.Put(bp)
 	if err != nil {
-		return nil, n.authFailed(msg, err)
+		return n.authFailed(msg, err)
 	}
-	if replayStream != "" {
-		if err := n.replay.Check(replayStream, msg.Header.Seq); err != nil {
-			return nil, n.authFailed(msg, err)
+	if stream != nil {
+		if err := n.replay.Check(*stream, msg.Header.Seq); err != nil {
+			return n.authFailed(msg, err)
 		}
 	}
-	out := *msg
-	out.Payload, out.Exclusive = pt, true
-	return &out, nil
+	msg.Payload, msg.Exclusive = pt, true
+	return nil
 }
 
 func (n *Node) authFailed(msg *transport.Message, err error) error {

@@ -104,14 +104,9 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		SendTime: time.Now().UnixNano(),
 	}, Payload: payload}
 	p.c.published.Add(1)
-	p.node.receive(msg) // subscribers on this node
-	out := msg
-	if p.node.keys != nil {
-		sealed := *msg // the local subscribers may still be reading msg
-		p.node.sealMsg(&sealed)
-		out = &sealed
-	}
-	err = p.node.tr.Publish(out)
+	p.node.receive(msg) // subscribers on this node, which keep nothing of msg
+	p.node.sealMsg(msg)
+	err = p.node.tr.Publish(msg)
 	msg.Payload = nil // the caller's: do not pin it
 	p.spare.Store(msg)
 	return err

@@ -166,11 +166,10 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		return
 	case transport.KindRequest, transport.KindControl:
 		if n.keys != nil || h.Flags&wire.FlagSealed != 0 {
-			var err error
-			if msg, err = n.openMsg(msg, h.Sender+"\x00r"); err != nil {
+			// msg is ours: the transport made it for this request.
+			if err := n.openMsg(msg, &replayStream{sender: h.Sender, requests: true}); err != nil {
 				return // no answer: a node without the key learns nothing
 			}
-			h = &msg.Header
 		}
 	default:
 		return
@@ -375,7 +374,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		}
 		return nil, "", false, err
 	}
-	if rep, err = n.openMsg(rep, ""); err != nil {
+	if err = n.openMsg(rep, nil); err != nil {
 		return nil, "", false, err
 	}
 	if rep.Header.Status != 0 {

@@ -63,9 +63,10 @@ type Handler interface {
 	// HandlePublish is called once per message received from a publisher
 	// this transport subscribed to. msg is valid only during the call: a
 	// transport may reuse it for the next message, so a callee that keeps
-	// it keeps a copy of *msg. The callee may keep msg.Payload (with
-	// Exclusive, even own it) but must not modify it: a transport may share
-	// one payload among several subscriptions.
+	// it keeps a copy of *msg. Each call has its own *msg, whose fields the
+	// callee may change during the call. The callee may keep msg.Payload;
+	// it may modify the payload's bytes only when Exclusive, since a
+	// transport may otherwise share one payload among several subscriptions.
 	HandlePublish(msg *Message)
 
 	// HandleRequest is called for each request, control request or cancel

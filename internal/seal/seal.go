@@ -94,7 +94,14 @@ func (k *Keyring) Seal(dst, ad, plaintext []byte) []byte {
 }
 
 // Open returns the plaintext of sealed, checking it against ad.
-func (k *Keyring) Open(ad, sealed []byte) ([]byte, error) {
+func (k *Keyring) Open(ad, sealed []byte) ([]byte, error) { return k.open(ad, sealed, false) }
+
+// OpenInPlace is Open, but decrypts into sealed's own bytes (the plaintext
+// is a subslice of sealed), saving an allocation and a copy. The caller
+// must own sealed; after a failure its bytes are undefined.
+func (k *Keyring) OpenInPlace(ad, sealed []byte) ([]byte, error) { return k.open(ad, sealed, true) }
+
+func (k *Keyring) open(ad, sealed []byte, inPlace bool) ([]byte, error) {
 	if len(sealed) < Overhead {
 		return nil, ErrAuth
 	}
@@ -102,13 +109,26 @@ func (k *Keyring) Open(ad, sealed []byte) ([]byte, error) {
 	keys := k.keys
 	k.mu.RUnlock()
 	id, nonce, ct := sealed[0], sealed[1:1+chacha20poly1305.NonceSizeX], sealed[1+chacha20poly1305.NonceSizeX:]
+	candidates := 0
+	for _, kk := range keys {
+		if kk.id == id {
+			candidates++
+		}
+	}
+	// A failed attempt may have clobbered ct: decrypt in place only when
+	// one key can match (ids are one byte: two keys may share one).
+	inPlace = inPlace && candidates == 1
 	known := false
 	for _, kk := range keys {
 		if kk.id != id {
 			continue
 		}
 		known = true
-		if pt, err := kk.aead.Open(nil, nonce, ct, ad); err == nil {
+		var dst []byte
+		if inPlace {
+			dst = ct[:0]
+		}
+		if pt, err := kk.aead.Open(dst, nonce, ct, ad); err == nil {
 			return pt, nil
 		}
 	}
@@ -122,11 +142,11 @@ func (k *Keyring) Open(ad, sealed []byte) ([]byte, error) {
 // arrive and still be accepted once.
 const windowSize = 64
 
-// Replay remembers, per stream (a sender and a topic, say), which recent
+// Replay remembers, per stream K (a sender and a topic, say), which recent
 // sequence numbers were seen. Safe for concurrent use.
-type Replay struct {
+type Replay[K comparable] struct {
 	mu      sync.Mutex
-	streams map[string]*window
+	streams map[K]*window
 	max     int
 }
 
@@ -138,13 +158,13 @@ type window struct {
 // NewReplay tracks at most maxStreams streams; past that the oldest state
 // is dropped wholesale (an attacker could then replay to those streams once,
 // which the bound trades for memory).
-func NewReplay(maxStreams int) *Replay {
-	return &Replay{streams: make(map[string]*window), max: maxStreams}
+func NewReplay[K comparable](maxStreams int) *Replay[K] {
+	return &Replay[K]{streams: make(map[K]*window), max: maxStreams}
 }
 
 // Check records seq on stream and reports ErrReplay if it was seen, or is
 // too far behind the newest. Sequence numbers start at 1.
-func (r *Replay) Check(stream string, seq uint64) error {
+func (r *Replay[K]) Check(stream K, seq uint64) error {
 	if seq == 0 {
 		return ErrReplay
 	}

@@ -3,6 +3,7 @@ package seal_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/colugo-go/colugo/internal/seal"
@@ -72,7 +73,7 @@ func TestRotation(t *testing.T) {
 }
 
 func TestReplay(t *testing.T) {
-	r := seal.NewReplay(2)
+	r := seal.NewReplay[string](2)
 	steps := []struct {
 		stream string
 		seq    uint64
@@ -105,4 +106,40 @@ func FuzzOpen(f *testing.F) {
 			t.Fatalf("forged message accepted: ad %x sealed %x", ad, sealed)
 		}
 	})
+}
+
+// TestOpenInPlace: in-place opening gives the plaintext inside the sealed
+// buffer, refuses what Open refuses, and falls back to a copy when two keys
+// share an id byte (a failed attempt may clobber the buffer).
+func TestOpenInPlace(t *testing.T) {
+	ring, _ := seal.NewKeyring(k1)
+	sealed := ring.Seal(nil, []byte("ad"), []byte("payload"))
+	pt, err := ring.OpenInPlace([]byte("ad"), sealed)
+	if err != nil || string(pt) != "payload" {
+		t.Fatalf("OpenInPlace: %q, %v", pt, err)
+	}
+	if &pt[0] != &sealed[seal.Overhead-16] { // id, nonce: the ciphertext starts after them
+		t.Fatal("plaintext is not in the sealed buffer")
+	}
+	forged := ring.Seal(nil, []byte("ad"), []byte("payload"))
+	forged[len(forged)-1] ^= 1
+	if _, err := ring.OpenInPlace([]byte("ad"), forged); !errors.Is(err, seal.ErrAuth) {
+		t.Fatalf("forged: %v", err)
+	}
+	// Find a second key with the same id byte as k1: the new key seals, k1
+	// still opens. The message sealed with k1 must open after a failed try
+	// with the other key.
+	for i := 0; ; i++ {
+		other := []byte(fmt.Sprintf("another key, number %08d", i))
+		both, _ := seal.NewKeyring(other, k1)
+		probe := both.Seal(nil, nil, nil)
+		if probe[0] != sealed[0] {
+			continue
+		}
+		msg := ring.Seal(nil, []byte("ad"), []byte("payload"))
+		if pt, err := both.OpenInPlace([]byte("ad"), msg); err != nil || string(pt) != "payload" {
+			t.Fatalf("shared id byte: %q, %v", pt, err)
+		}
+		return
+	}
 }

@@ -158,17 +158,16 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	}
 	t.subsMu.RLock()
 	defer t.subsMu.RUnlock()
-	var queued *transport.Message // one copy, shared by the queues: the caller may reuse msg
 	for l := range t.subs {
 		if !l.wants(msg.Name) {
 			continue
 		}
-		if queued == nil {
-			m := *msg
-			queued = &m
-		}
+		// A copy per subscriber: the caller may reuse msg, and a handler
+		// may change the fields of the one it gets (the payload is shared).
+		m := *msg
+		m.Exclusive = false
 		select {
-		case l.queue <- queued:
+		case l.queue <- &m:
 		default:
 			t.dropped.Add(1)
 		}
