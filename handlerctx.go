@@ -31,7 +31,13 @@ type handlerCtx struct {
 var _ context.Context = (*handlerCtx)(nil)
 
 func newHandlerCtx(parent context.Context, timeout time.Duration) *handlerCtx {
-	return &handlerCtx{parent: parent, deadline: time.Now().Add(timeout)}
+	c := new(handlerCtx)
+	c.init(parent, timeout)
+	return c
+}
+
+func (c *handlerCtx) init(parent context.Context, timeout time.Duration) {
+	c.parent, c.deadline = parent, time.Now().Add(timeout)
 }
 
 func (c *handlerCtx) Deadline() (time.Time, bool) { return c.deadline, true }

@@ -23,7 +23,11 @@ type SubscribeOption interface{ applySubscribe(*subConfig) }
 type ServeOption interface{ applyServe(*topicConfig) }
 
 // RequestOption configures Request.
-type RequestOption interface{ applyRequest(*requestConfig) }
+// Its method takes and returns the config by value, so that a Request's
+// config stays on the stack (a pointer through an interface would escape).
+type RequestOption interface {
+	applyRequest(requestConfig) requestConfig
+}
 
 // Option is valid everywhere: on a Node (as its default), a publisher, a
 // subscription, a server and a request.
@@ -73,12 +77,12 @@ func WithCodec(c codec.Codec) Option { return codecOption{c} }
 
 type codecOption struct{ c codec.Codec }
 
-func (o codecOption) applyNode(c *nodeConfig)       { c.codec = o.c }
-func (o codecOption) applyPublisher(c *topicConfig) { c.codec = o.c }
-func (o codecOption) applySubscribe(c *subConfig)   { c.codec = o.c }
-func (o codecOption) applyServe(c *topicConfig)     { c.codec = o.c }
-func (o codecOption) applyRequest(c *requestConfig) { c.codec = o.c }
-func (o codecOption) String() string                { return fmt.Sprintf("WithCodec(%s)", codecName(o.c)) }
+func (o codecOption) applyNode(c *nodeConfig)                    { c.codec = o.c }
+func (o codecOption) applyPublisher(c *topicConfig)              { c.codec = o.c }
+func (o codecOption) applySubscribe(c *subConfig)                { c.codec = o.c }
+func (o codecOption) applyServe(c *topicConfig)                  { c.codec = o.c }
+func (o codecOption) applyRequest(c requestConfig) requestConfig { c.codec = o.c; return c }
+func (o codecOption) String() string                             { return fmt.Sprintf("WithCodec(%s)", codecName(o.c)) }
 func codecName(c codec.Codec) string {
 	if c == nil {
 		return "<nil>"
@@ -226,4 +230,4 @@ func WithFailFast() RequestOption { return failFastOption{} }
 
 type failFastOption struct{}
 
-func (failFastOption) applyRequest(c *requestConfig) { c.failFast = true }
+func (failFastOption) applyRequest(c requestConfig) requestConfig { c.failFast = true; return c }

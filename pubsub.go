@@ -112,19 +112,26 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	return err
 }
 
-// unmarshal decodes payload into v. A Raw []byte takes a payload that
-// nothing else references (owned) as it is, with no copy; the codec call,
-// through an interface, would also cost v an allocation.
-func unmarshal[T any](c codec.Codec, payload []byte, owned bool, v *T) error {
-	if owned {
-		if _, raw := c.(codec.Raw); raw {
-			if p, ok := any(v).(*[]byte); ok {
-				*p = payload
-				return nil
-			}
-		}
+// rawValue returns payload itself as a T when T is []byte, the codec is
+// Raw and nothing else references payload (owned): no copy, and no decode
+// target on the heap (a pointer passed to the codec's interface escapes).
+func rawValue[T any](c codec.Codec, payload []byte, owned bool) (T, bool) {
+	var zero T
+	if !owned {
+		return zero, false
 	}
-	return c.Unmarshal(payload, v)
+	if _, raw := c.(codec.Raw); !raw {
+		return zero, false
+	}
+	v, ok := any(payload).(T)
+	return v, ok
+}
+
+// decode decodes payload into a new T with the codec.
+func decode[T any](c codec.Codec, payload []byte) (T, error) {
+	var v T
+	err := c.Unmarshal(payload, &v)
+	return v, err
 }
 
 // marshal encodes v. Raw []byte payloads skip the codec call, whose

@@ -63,9 +63,12 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 			ReplyType: typeName[Resp](c), ReplySchema: schemaOf[Resp](c)},
 		strict: strict,
 		call: func(ctx context.Context, payload []byte, owned bool) ([]byte, error) {
-			var req Req
-			if err := unmarshal(c, payload, owned, &req); err != nil {
-				return nil, &CodedError{Code: CodeInvalidArgument, Err: fmt.Errorf("decoding request: %w", err)}
+			req, ok := rawValue[Req](c, payload, owned)
+			if !ok {
+				var err error
+				if req, err = decode[Req](c, payload); err != nil {
+					return nil, &CodedError{Code: CodeInvalidArgument, Err: fmt.Errorf("decoding request: %w", err)}
+				}
 			}
 			resp, err := handler(ctx, req)
 			if err != nil {
@@ -223,32 +226,50 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	if timeout == 0 {
 		timeout = n.cfg.defaultTimeout
 	}
-	hc := newHandlerCtx(n.ctx, timeout)
-	key := inflightKey{rw, h.RequestID}
+	s := &serving{n: n, svc: svc, msg: msg, rw: rw, key: inflightKey{rw, h.RequestID}}
+	s.handlerCtx.init(n.ctx, timeout)
 	n.reqMu.Lock() // Close sets closed under it: goLocked is safe under it
-	n.inflight[key] = hc
+	n.inflight[s.key] = &s.handlerCtx
 	if d, ok := rw.(interface{ Done() <-chan struct{} }); ok && !n.watched[rw] {
 		if n.goLocked(func() { n.watchRequester(rw, d.Done()) }) {
 			n.watched[rw] = true
 		}
 	}
-	started := n.goLocked(func() {
-		defer n.handlers.Add(-1)
-		out, code, errMsg := n.run(hc, svc, msg.Payload, msg.Exclusive)
-		n.reqMu.Lock()
-		delete(n.inflight, key)
-		n.reqMu.Unlock()
-		hc.cancel(context.Canceled) // releases its timer, if the handler armed one
-		n.reply(rw, msg, svc.info.Codec, "", out, code, errMsg)
-	})
-	if !started {
-		delete(n.inflight, key)
+	started := !n.closed.Load()
+	if started {
+		n.wg.Add(1)
+		go s.serve() // one allocation for the goroutine; wg.Go would add a closure
+	} else {
+		delete(n.inflight, s.key)
 	}
 	n.reqMu.Unlock()
 	if !started {
 		n.handlers.Add(-1)
 		n.replyError(rw, msg, CodeUnavailable, "closing")
 	}
+}
+
+// serving is one request being handled: its context, and what the
+// handler's goroutine needs, in one allocation.
+type serving struct {
+	handlerCtx
+	n   *Node
+	svc *serviceCore
+	msg *transport.Message
+	rw  transport.ReplyWriter
+	key inflightKey
+}
+
+func (s *serving) serve() {
+	n := s.n
+	defer n.wg.Done()
+	defer n.handlers.Add(-1)
+	out, code, errMsg := n.run(&s.handlerCtx, s.svc, s.msg.Payload, s.msg.Exclusive)
+	n.reqMu.Lock()
+	delete(n.inflight, s.key)
+	n.reqMu.Unlock()
+	s.cancel(context.Canceled) // releases its timer, if the handler armed one
+	n.reply(s.rw, s.msg, s.svc.info.Codec, "", out, code, errMsg)
 }
 
 // watchRequester cancels the handlers of a requester whose connection is
@@ -310,7 +331,7 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
 		if o != nil {
-			o.applyRequest(&cfg)
+			cfg = o.applyRequest(cfg)
 		}
 	}
 	if cfg.codec == nil {
@@ -353,6 +374,9 @@ func (n *Node) request(ctx context.Context, name, codecName, typ string, payload
 	return n.send(ctx, t, name, codecName, typ, payload)
 }
 
+// reqPool holds request Messages: transports do not keep them.
+var reqPool = sync.Pool{New: func() any { return new(transport.Message) }}
+
 // send makes one request to target t. owned says that nothing else
 // references the reply payload (it came off a connection), so decoding may
 // keep it.
@@ -362,12 +386,15 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		return out, codec, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
-	req := &transport.Message{Name: name, Header: wire.Header{
+	req := reqPool.Get().(*transport.Message) // the transport does not keep it
+	*req = transport.Message{Name: name, Header: wire.Header{
 		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: n.reqSeq.Add(1),
 		SendTime: time.Now().UnixNano(), Deadline: max(int64(time.Until(dl)), 1),
 	}, Payload: payload}
 	n.sealMsg(req)
 	rep, err := n.tr.Request(ctx, t.router, req)
+	*req = transport.Message{}
+	reqPool.Put(req)
 	if err != nil {
 		if errors.Is(err, ErrPeerLost) {
 			n.markDown(t.router)
@@ -446,7 +473,7 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
 		if o != nil {
-			o.applyRequest(&cfg)
+			cfg = o.applyRequest(cfg)
 		}
 	}
 	if cfg.codec == nil {
@@ -496,11 +523,15 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 
 // decodeReply decodes a reply payload into Resp.
 func decodeReply[Resp any](c codec.Codec, name, codecName string, out []byte, owned bool) (Resp, error) {
-	var resp Resp
 	if codecName != c.Name() {
-		return resp, &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
+		var zero Resp
+		return zero, &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
 	}
-	if err := unmarshal(c, out, owned, &resp); err != nil {
+	if resp, ok := rawValue[Resp](c, out, owned); ok {
+		return resp, nil
+	}
+	resp, err := decode[Resp](c, out)
+	if err != nil {
 		return resp, &DecodeError{Topic: name, Codec: codecName, Err: err}
 	}
 	return resp, nil

@@ -118,8 +118,9 @@ type Transport interface {
 	Unsubscribe(pubAddr, topic string) error
 
 	// Request sends msg (KindRequest or KindControl) to the router at
-	// routerAddr and waits for the reply. The transport assigns
-	// msg.Header.RequestID. It returns ctx's error when ctx ends first (and
+	// routerAddr and waits for the reply. The transport assigns the
+	// request id on the wire; it does not modify or keep msg (the caller
+	// may reuse it once Request returns), only msg.Payload until written. It returns ctx's error when ctx ends first (and
 	// tells the replier with a cancel), ErrPeerLost when the connection to
 	// the replier dies first, ErrClosed after Close.
 	Request(ctx context.Context, routerAddr string, msg *Message) (*Message, error)
