@@ -82,7 +82,15 @@ type Workload struct {
 	// connections, ROUTER sockets) answer the service; the client spreads
 	// its requests over them (colugo: round robin).
 	Repliers int
+	// Pace (PubSub), when set, makes a latency workload: each publisher
+	// sends one message, waits until every subscriber has it, then lets the
+	// link sit idle for Pace before the next, and every message is timed.
+	Pace time.Duration
 }
+
+// LatencyBound says that w measures latency (lower is better), not
+// throughput: serial requests and paced pub/sub.
+func (w Workload) LatencyBound() bool { return w.Kind == ReqSerial || w.Pace > 0 }
 
 func (w Workload) topics() int   { return max(w.Topics, 1) }
 func (w Workload) repliers() int { return max(w.Repliers, 1) }
@@ -95,6 +103,7 @@ var Workloads = []Workload{
 	{Name: "pubsub-1MiB", Kind: PubSub, Size: 1 << 20, Pubs: 1, Subs: 1},
 	{Name: "fanout-1to4-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 4},
 	{Name: "fanin-4to1-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 4, Subs: 1},
+	{Name: "pubsub-64B-paced", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Pace: 200 * time.Microsecond},
 	{Name: "request-64B-serial", Kind: ReqSerial, Size: 64},
 	{Name: "request-64B-16inflight", Kind: ReqInFlight, Size: 64, InFlight: 16},
 }
@@ -239,6 +248,9 @@ func memSnap() (mallocs, bytes uint64) {
 
 func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 	win := window(w.Size)
+	if w.Pace > 0 {
+		win = 1
+	}
 	base := time.Now()
 	// got[pub][sub] counts what sub received from pub; notify[pub] wakes
 	// a waiting publisher. step ≤ win, so a publisher with a full window
@@ -341,9 +353,12 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 						<-notify[i]
 					}
 				}
+				if w.Pace > 0 {
+					time.Sleep(w.Pace) // pacing, not synchronisation: an idle link before each message
+				}
 				p := r[k%ring]
 				var t int64
-				if k&sampleMask == 0 {
+				if k&sampleMask == 0 || w.Pace > 0 {
 					t = int64(time.Since(base))
 				}
 				stamp(p, t, i, 0)
@@ -502,12 +517,12 @@ func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
 	return at(0.50), at(0.99), at(0.999)
 }
 
-// Median picks the median of several runs of w: by p50 for serial requests
-// (lower is better), by throughput otherwise.
+// Median picks the median of several runs of w: by p50 for latency
+// workloads (lower is better), by throughput otherwise.
 func Median(w Workload, rs []Result) Result {
 	rs = slices.Clone(rs)
 	slices.SortFunc(rs, func(a, b Result) int {
-		if w.Kind == ReqSerial {
+		if w.LatencyBound() {
 			return cmp.Compare(a.P50, b.P50)
 		}
 		return cmp.Compare(a.MsgsPerSec(), b.MsgsPerSec())

@@ -73,8 +73,8 @@ func report(b *testing.B, w Workload, res map[System]Result) {
 	}
 	for _, sys := range []System{ZMQ4, NATS} {
 		r := res[sys]
-		if w.Kind == ReqSerial {
-			// Lower is better: colugo's round trip over the other's.
+		if w.LatencyBound() {
+			// Lower is better: colugo's latency over the other's.
 			b.ReportMetric(us(c.P50)/us(r.P50), "p50-vs-"+string(sys))
 			b.ReportMetric(us(c.P99)/us(r.P99), "p99-vs-"+string(sys))
 			continue

@@ -121,6 +121,7 @@ type conn struct {
 	writing  bool          // a goroutine is writing a batch outside the lock
 	flushDue bool          // the writer found writing set: wake it when done
 	pingDue  bool          // a heartbeat PING waits for the socket
+	lastAt   int64         // send time of the last publish (sendAt)
 	room     chan struct{} // closed after each batch, for sendWait; nil if nobody waits
 	werr     error         // a failed non-blocking write, for the writer goroutine
 	fw       directWriter  // non-blocking writes for sendNow; nil where unsupported

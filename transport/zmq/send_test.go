@@ -225,3 +225,35 @@ func TestSendNowWriteError(t *testing.T) {
 		t.Fatal("the writer does not see the failed write")
 	}
 }
+
+// TestSendAtQuietLink: a publish on a link quiet for quietGap is written
+// by the publisher itself; one close behind the last goes to the writer.
+func TestSendAtQuietLink(t *testing.T) {
+	t.Parallel()
+	tr, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	out := &sink{}
+	c := tr.newConn(out, "test", rolePubIn)
+	pw := &partialWriter{n: 1 << 20}
+	c.fw = pw
+	t0 := time.Now().UnixNano()
+	c.sendAt([]byte("a"), nil, t0)
+	c.sendAt([]byte("b"), nil, t0+int64(quietGap)/2) // busy: queued for the writer
+	c.sendAt([]byte("c"), nil, t0+3*int64(quietGap)) // quiet again, but b is queued: order first
+	if string(pw.got) != "a" {
+		t.Fatalf("written directly: %q, want a", pw.got)
+	}
+	if err := c.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	if got := out.buf.String(); got != "bc" {
+		t.Fatalf("the writer wrote %q, want bc", got)
+	}
+	c.sendAt([]byte("d"), nil, t0+5*int64(quietGap))
+	if string(pw.got) != "ad" {
+		t.Fatalf("written directly: %q, want ad", pw.got)
+	}
+}

@@ -561,7 +561,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 		if pre == nil {
 			pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 		}
-		if !p.c.send(pre, msg.Payload) {
+		if !p.c.sendAt(pre, msg.Payload, msg.Header.SendTime) {
 			t.sendDropped.Add(1)
 		}
 	}

@@ -128,7 +128,7 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 			if !ok {
 				return ""
 			}
-			if w.Kind == bench.ReqSerial {
+			if w.LatencyBound() {
 				return fmt.Sprintf("%.2f (p50)", float64(r.P50)/float64(o.P50))
 			}
 			return fmt.Sprintf("%.2f", r.MsgsPerSec()/o.MsgsPerSec())
