@@ -1,6 +1,7 @@
 package colugo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -833,5 +834,57 @@ func TestOptionsPrint(t *testing.T) {
 	}
 	if colugo.WithMaxHandlers(8) != colugo.WithMaxHandlers(8) {
 		t.Error("equal options do not compare equal")
+	}
+}
+
+// TestRawBuffersReusable: with codec.Raw, Publish and Request keep nothing
+// of the caller's bytes, so a buffer may be reused at once, for small and
+// large payloads, to peers and to the node's own subscribers and services.
+func TestRawBuffersReusable(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string) *colugo.Node {
+		n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))), colugo.WithCodec(codec.Raw{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		return n
+	}
+	a, b := mk("a"), mk("b")
+	remote, _ := colugo.Subscribe[[]byte](t.Context(), b, "bytes", colugo.WithBuffer(64))
+	local, _ := colugo.Subscribe[[]byte](t.Context(), a, "bytes", colugo.WithBuffer(64))
+	pub, _ := colugo.NewPublisher[[]byte](a, "bytes")
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if err := pub.WaitSubscribers(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	uniform := func(p []byte, v byte) bool { return bytes.Count(p, []byte{v}) == len(p) }
+	for _, size := range []int{100, 256 << 10} {
+		buf := make([]byte, size)
+		for i := range 10 {
+			for j := range buf {
+				buf[j] = byte(i)
+			}
+			if err := pub.Publish(t.Context(), buf); err != nil {
+				t.Fatal(err)
+			}
+			clear(buf) // reused at once
+		}
+		for i := range 10 {
+			for _, ch := range []<-chan []byte{remote, local} {
+				if p := colugotest.Next(t, ch, wait); len(p) != size || !uniform(p, byte(i)) {
+					t.Fatalf("%d-byte message %d changed after Publish", size, i)
+				}
+			}
+		}
+	}
+	if _, err := colugo.Serve(b, "echo", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }); err != nil {
+		t.Fatal(err)
+	}
+	req := bytes.Repeat([]byte{9}, 256<<10)
+	out, err := colugo.Request[[]byte, []byte](ctx, a, "echo", req)
+	if err != nil || !uniform(out, 9) || len(out) != len(req) {
+		t.Fatalf("echo: %d bytes, %v", len(out), err)
 	}
 }

@@ -79,7 +79,9 @@ func (p *Publisher[T]) Topic() string { return p.topic }
 // node and on its peers. It does not wait for subscribers: a subscriber that
 // cannot keep up loses messages by its drop policy, counted in its node's
 // Stats. ctx is checked before sending (Publish itself does not block).
-// Errors: ctx's error, ErrClosed, or the codec's marshal error.
+// Publish keeps nothing of v: once it returns, v (with codec.Raw, the bytes
+// of v) may be reused. Errors: ctx's error, ErrClosed, or the codec's
+// marshal error.
 func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package colugo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -325,7 +326,7 @@ type target struct {
 // ErrNoResponders (with the ctx error when it waited), ErrPeerLost (the
 // server vanished first), *RemoteError (the handler failed), *DecodeError
 // (the reply did not decode, or ErrCodecMismatch), ErrClosed, or the
-// codec's marshal error.
+// codec's marshal error. Request keeps nothing of req once it returns.
 func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) (Resp, error) {
 	var zero Resp
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
@@ -425,6 +426,9 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 		msg  string
 	}
 	done := make(chan result, 1)
+	// The handler may outlive this call (ctx ends first), and the caller may
+	// then reuse what it sent (codec.Raw aliases it): the handler gets a copy.
+	payload = bytes.Clone(payload)
 	hctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(n.ctx, cancel) // Close cancels local handlers too
 	n.handlers.Add(1)
@@ -433,7 +437,7 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 		defer n.handlers.Add(-1)
 		defer cancel()
 		defer stop()
-		out, code, msg := n.run(hctx, svc, payload, false) // the caller's bytes
+		out, code, msg := n.run(hctx, svc, payload, true) // our copy
 		done <- result{out, code, msg}
 	})
 	n.mu.Unlock()

@@ -88,7 +88,7 @@ type Handler interface {
 type ReplyWriter interface {
 	// Reply queues msg for the requester. It never blocks: it returns
 	// ErrQueueFull when the requester is not reading, ErrPeerLost when it has
-	// gone, ErrClosed after Close.
+	// gone, ErrClosed after Close. It keeps neither msg nor its payload.
 	Reply(msg *Message) error
 }
 
@@ -103,9 +103,8 @@ type Transport interface {
 	// Publish sends msg to every connected subscriber whose subscription
 	// is a prefix of msg.Name+"\x00". It never blocks on a slow subscriber:
 	// a subscriber whose queue is full misses the message, counted in
-	// Stats. It returns ErrClosed after Close. The transport does not keep
-	// msg once Publish returns (the caller may reuse it), only msg.Payload,
-	// which the caller must not modify afterwards.
+	// Stats. It returns ErrClosed after Close. The transport keeps neither
+	// msg nor its payload once Publish returns: the caller may reuse both.
 	Publish(msg *Message) error
 
 	// Subscribe asks the publisher at pubAddr for topic. The connection is
@@ -119,8 +118,8 @@ type Transport interface {
 
 	// Request sends msg (KindRequest or KindControl) to the router at
 	// routerAddr and waits for the reply. The transport assigns the
-	// request id on the wire; it does not modify or keep msg (the caller
-	// may reuse it once Request returns), only msg.Payload until written. It returns ctx's error when ctx ends first (and
+	// request id on the wire; it neither modifies nor keeps msg or its
+	// payload: the caller may reuse both once Request returns. It returns ctx's error when ctx ends first (and
 	// tells the replier with a cancel), ErrPeerLost when the connection to
 	// the replier dies first, ErrClosed after Close.
 	Request(ctx context.Context, routerAddr string, msg *Message) (*Message, error)

@@ -9,6 +9,7 @@
 package inproc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -158,14 +159,18 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	}
 	t.subsMu.RLock()
 	defer t.subsMu.RUnlock()
+	var payload []byte // one copy of the payload, shared by the subscribers
 	for l := range t.subs {
 		if !l.wants(msg.Name) {
 			continue
 		}
-		// A copy per subscriber: the caller may reuse msg, and a handler
-		// may change the fields of the one it gets (the payload is shared).
+		if payload == nil {
+			payload = bytes.Clone(msg.Payload) // the caller may reuse it
+		}
+		// A Message per subscriber: a handler may change the fields of the
+		// one it gets.
 		m := *msg
-		m.Exclusive = false
+		m.Payload, m.Exclusive = payload, false
 		select {
 		case l.queue <- &m:
 		default:
@@ -294,6 +299,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 
 	req := *msg
 	req.Header.RequestID = id
+	req.Payload = bytes.Clone(msg.Payload) // the handler may outlive this call
 	rw := replyWriter{to: t, from: target} // a value: equal for every request on this pair, like a connection
 	if !target.handleRequest(&req, rw) {
 		return nil, fmt.Errorf("%w: %s closed", transport.ErrPeerLost, routerAddr)
@@ -340,7 +346,9 @@ func (w replyWriter) Reply(msg *transport.Message) error {
 	p := w.to.pending[msg.Header.RequestID]
 	w.to.mu.Unlock()
 	if p != nil {
-		p.finish(result{msg: msg})
+		m := *msg // neither msg nor its payload is kept (transport.ReplyWriter)
+		m.Payload = bytes.Clone(msg.Payload)
+		p.finish(result{msg: &m})
 	}
 	return nil // a reply to a request that has ended is dropped, as on the wire
 }

@@ -34,6 +34,7 @@ func Run(t *testing.T, newTransport func(t testing.TB) transport.Transport) {
 		{"PubSubOrder", s.pubSubOrder},
 		{"HeaderRoundTrip", s.headerRoundTrip},
 		{"PublishMessageReused", s.publishMessageReused},
+		{"PayloadNotKept", s.payloadNotKept},
 		{"TopicNotPrefix", s.topicNotPrefix},
 		{"MultiPublisher", s.multiPublisher},
 		{"MultiSubscriber", s.multiSubscriber},
@@ -253,6 +254,57 @@ func (s suite) publishMessageReused(t *testing.T) {
 		m := next(t, sub.h.pubs)
 		if m.Name != "t" || m.Header.Seq != i || m.Header.Sender != "pub" || string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("message %d: got %q seq %d from %q payload %q", i, m.Name, m.Header.Seq, m.Header.Sender, m.Payload)
+		}
+	}
+}
+
+// payloadNotKept: Publish, Request and Reply keep nothing of the caller's
+// payload, small or large, so a caller may reuse its buffer at once.
+func (s suite) payloadNotKept(t *testing.T) {
+	pub, sub := s.start(t, "pub"), s.start(t, "sub")
+	subscribe(t, pub, sub, "t")
+	same := func(b []byte, v byte) bool { return len(b) > 0 && bytes.Count(b, []byte{v}) == len(b) }
+	seq := uint64(0)
+	for _, size := range []int{64, 64 << 10} {
+		buf := make([]byte, size)
+		const n = 20
+		for i := range n {
+			for j := range buf {
+				buf[j] = byte(i)
+			}
+			seq++
+			if err := pub.tr.Publish(pubMsg("t", "pub", seq, buf)); err != nil {
+				t.Fatal(err)
+			}
+			for j := range buf { // the caller reuses its buffer at once
+				buf[j] = 0xEE
+			}
+		}
+		for i := range n {
+			if m := next(t, sub.h.pubs); len(m.Payload) != size || !same(m.Payload, byte(i)) {
+				t.Fatalf("%d-byte message %d: payload changed after Publish (%d bytes, first %x)", size, i, len(m.Payload), m.Payload[:1])
+			}
+		}
+	}
+	cli, srv := s.start(t, "cli"), s.start(t, "srv")
+	srv.h.setOnRequest(func(msg *transport.Message, rw transport.ReplyWriter) {
+		out := bytes.Repeat([]byte{7}, len(msg.Payload))
+		if err := rw.Reply(&transport.Message{Name: msg.Name, Header: transport.Header{
+			Kind: transport.KindReply, Codec: "raw", RequestID: msg.Header.RequestID,
+		}, Payload: out}); err != nil {
+			t.Error(err)
+		}
+		for j := range out { // the replier reuses its buffer at once
+			out[j] = 0xEE
+		}
+	})
+	for _, size := range []int{64, 64 << 10} {
+		m, err := request(t, cli, srv.ep, string(make([]byte, size)), wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Payload) != size || !same(m.Payload, 7) {
+			t.Fatalf("%d-byte reply changed after Reply", size)
 		}
 	}
 }

@@ -118,6 +118,7 @@ type conn struct {
 	carry    outbox        // the rest of a partial direct write: written before out
 	spare    outbox        // the last batch's buffers, for reuse
 	queued   int           // messages in out, carry and the batch being written
+	qbytes   int           // and their bytes
 	writing  bool          // a goroutine is writing a batch outside the lock
 	flushDue bool          // the writer found writing set: wake it when done
 	pingDue  bool          // a heartbeat PING waits for the socket

@@ -18,6 +18,7 @@ const (
 	DefaultMaxFrameSize      = 64 << 20
 	DefaultHandshakeTimeout  = 2 * time.Second
 	DefaultSendQueue         = 1024
+	DefaultSendQueueBytes    = 64 << 20
 	DefaultHeartbeatInterval = 500 * time.Millisecond
 	DefaultPeerTimeout       = 2 * time.Second
 )
@@ -33,6 +34,7 @@ type config struct {
 	maxFrame         int64
 	handshakeTimeout time.Duration
 	sendQueue        int
+	sendQueueBytes   int
 	heartbeat        time.Duration
 	peerTimeout      time.Duration
 	log              *slog.Logger
@@ -48,6 +50,7 @@ func defaultConfig() config {
 		maxFrame:         DefaultMaxFrameSize,
 		handshakeTimeout: DefaultHandshakeTimeout,
 		sendQueue:        DefaultSendQueue,
+		sendQueueBytes:   DefaultSendQueueBytes,
 		heartbeat:        DefaultHeartbeatInterval,
 		peerTimeout:      DefaultPeerTimeout,
 		log:              slog.New(slog.DiscardHandler),
@@ -63,6 +66,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: handshake timeout %v", ErrInvalidOption, c.handshakeTimeout)
 	case c.sendQueue < 1:
 		return fmt.Errorf("%w: send queue %d", ErrInvalidOption, c.sendQueue)
+	case c.sendQueueBytes < 1:
+		return fmt.Errorf("%w: send queue bytes %d", ErrInvalidOption, c.sendQueueBytes)
 	case c.heartbeat <= 0:
 		return fmt.Errorf("%w: heartbeat interval %v", ErrInvalidOption, c.heartbeat)
 	case c.peerTimeout <= c.heartbeat:
@@ -118,6 +123,20 @@ func (o sendQueueOption) String() string  { return fmt.Sprintf("WithSendQueue(%d
 // counted in Stats().SendDropped; a full requester queue makes Reply return
 // transport.ErrQueueFull. Default: 1024 ([DefaultSendQueue]).
 func WithSendQueue(n int) Option { return sendQueueOption(n) }
+
+type sendQueueBytesOption int
+
+func (o sendQueueBytesOption) apply(c *config) { c.sendQueueBytes = int(o) }
+func (o sendQueueBytesOption) String() string  { return fmt.Sprintf("WithSendQueueBytes(%d)", int(o)) }
+
+// WithSendQueueBytes bounds, in bytes, what each connection's send queue
+// holds, besides WithSendQueue's count of messages: past it a subscriber
+// misses publishes and Reply returns transport.ErrQueueFull, as when the
+// queue is full. One message of any size can always wait. A subscriber
+// that stops reading costs at most this much memory, and less in practice:
+// a large payload is held once for all its subscribers. Default: 64 MiB
+// ([DefaultSendQueueBytes]).
+func WithSendQueueBytes(n int) Option { return sendQueueBytesOption(n) }
 
 type heartbeatOption time.Duration
 

@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -22,14 +23,24 @@ import (
 // outbox costs one copy. The writer swaps the outbox for an empty one and
 // writes outside the lock, so senders never wait for the socket; a busy
 // link coalesces everything sent during one write into the next, an idle
-// one writes each message at once. Large payloads are not copied: the
-// outbox refers to them, and the writer sends them with writev.
+// one writes each message at once.
+//
+// The send calls never keep the caller's bytes: small payloads are copied
+// into the outbox; a large one (or any, once the outbox holds copyBudget
+// bytes: a subscriber that stopped reading) is copied once per publish into
+// a private buffer that every connection's outbox refers to, and the writer
+// sends those with writev. So a slow subscriber costs at most copyBudget of
+// copies plus references to shared buffers, bounded by sendQueueBytes.
 
 // Send-side sizes.
 const (
 	// refMin is the payload size from which the outbox refers to a
 	// payload instead of copying it (a copy costs more than an iovec).
 	refMin = 16 << 10
+	// copyBudget is the size from which an outbox refers to every
+	// payload, so that subscribers that do not read do not each hold a copy
+	// of what they are sent.
+	copyBudget = 1 << 20
 	// quietGap is how long a connection must have had nothing to send for
 	// a publish to be written from the publisher's goroutine: a message on a
 	// quiet link then skips the hand-off to the writer (about half of the
@@ -75,34 +86,53 @@ func putUint64(b []byte, v uint64) {
 	}
 }
 
+// payloadRef is a payload being sent: the caller's bytes, and the private
+// copy that outboxes refer to, made by the first that needs it and shared
+// by the others (the connections a publish goes to).
+type payloadRef struct {
+	b      []byte
+	shared []byte
+}
+
+func (p *payloadRef) private() []byte {
+	if p.shared == nil {
+		p.shared = bytes.Clone(p.b)
+	}
+	return p.shared
+}
+
 // outbox holds messages waiting for the writer: bytes copied into buf, and,
-// once a large payload is referred to, the segments before it in segs.
-// Segments may point into earlier arrays of buf; those bytes never change.
+// once a payload is referred to, the segments before it in segs. Segments
+// may point into earlier arrays of buf; those bytes never change.
 type outbox struct {
-	buf  []byte
-	mark int         // buf[:mark] is already in segs
-	segs net.Buffers // complete segments, in order, before buf[mark:]
-	msgs int
+	buf   []byte
+	mark  int         // buf[:mark] is already in segs
+	segs  net.Buffers // complete segments, in order, before buf[mark:]
+	msgs  int
+	bytes int // of the messages, referred to or copied
 }
 
 func (o *outbox) empty() bool { return len(o.buf) == 0 && len(o.segs) == 0 }
 
-// add appends one message. pre and payload are separate parameters, not a
-// struct, so that escape analysis sees that pre is not kept and callers can
-// encode it on the stack.
-//
-// A message is pre, its frames up to and including the payload frame's
-// header (copied: the caller may reuse it at once), then payload (kept until
-// written; never modified).
-func (o *outbox) add(pre, payload []byte) {
+// add appends one message: pre, its frames up to and including the payload
+// frame's header, then the payload. Neither is kept: pre is copied, the
+// payload copied or referred to through its private copy. pre is a
+// separate parameter so that escape analysis sees that it is not kept and
+// callers can encode it on the stack.
+func (o *outbox) add(pre []byte, p *payloadRef) {
 	o.buf = append(o.buf, pre...)
-	if len(payload) >= refMin {
-		o.segs = append(o.segs, o.buf[o.mark:len(o.buf):len(o.buf)], payload)
+	var payload []byte
+	if p != nil {
+		payload = p.b
+	}
+	if n := len(payload); n >= refMin || (n > 0 && len(o.buf)+n > copyBudget) {
+		o.segs = append(o.segs, o.buf[o.mark:len(o.buf):len(o.buf)], p.private())
 		o.mark = len(o.buf)
 	} else {
 		o.buf = append(o.buf, payload...)
 	}
 	o.msgs++
+	o.bytes += len(pre) + len(payload)
 }
 
 // writeTo writes everything out, blocking.
@@ -128,7 +158,7 @@ func (o *outbox) reset() {
 	}
 	clear(o.segs[:cap(o.segs)])
 	o.segs = o.segs[:0]
-	o.mark, o.msgs = 0, 0
+	o.mark, o.msgs, o.bytes = 0, 0, 0
 }
 
 // directWriter makes one non-blocking write and returns how much of b the
@@ -153,15 +183,23 @@ func (c *conn) sendNow(pre, payload []byte) bool { return c.enqueue(pre, payload
 // sendAt is send for a publish stamped at (unix ns; 0 if unknown): on a
 // link that has been quiet for quietGap, it is written at once like
 // sendNow.
-func (c *conn) sendAt(pre, payload []byte, at int64) bool {
-	return c.enqueueAt(pre, payload, false, at)
+// p is shared by the connections of one publish.
+func (c *conn) sendAt(pre []byte, p *payloadRef, at int64) bool {
+	return c.enqueueAt(pre, p, false, at)
 }
 
-func (c *conn) enqueue(pre, payload []byte, now bool) bool { return c.enqueueAt(pre, payload, now, 0) }
+func (c *conn) enqueue(pre, payload []byte, now bool) bool {
+	p := payloadRef{b: payload}
+	return c.enqueueAt(pre, &p, now, 0)
+}
 
-func (c *conn) enqueueAt(pre, payload []byte, now bool, at int64) bool {
+func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
+	size := len(pre)
+	if p != nil {
+		size += len(p.b)
+	}
 	c.wmu.Lock()
-	if c.queued >= c.t.cfg.sendQueue {
+	if !c.roomLocked(size) {
 		c.wmu.Unlock()
 		return false
 	}
@@ -170,8 +208,9 @@ func (c *conn) enqueueAt(pre, payload []byte, now bool, at int64) bool {
 		c.lastAt = at
 	}
 	idle := !c.writing && c.out.empty() && c.carry.empty()
-	c.out.add(pre, payload)
+	c.out.add(pre, p)
 	c.queued++
+	c.qbytes += size
 	if !idle { // whoever is writing, or the writer already woken, takes it
 		c.wmu.Unlock()
 		return true
@@ -213,10 +252,17 @@ func (c *conn) enqueueAt(pre, payload []byte, now bool, at int64) bool {
 	return true
 }
 
+// roomLocked says whether a message of size bytes fits in the queue: a
+// count and a byte bound, but one message of any size can always wait.
+func (c *conn) roomLocked(size int) bool {
+	return c.queued == 0 || (c.queued < c.t.cfg.sendQueue && c.qbytes+size <= c.t.cfg.sendQueueBytes)
+}
+
 // doneBatch accounts for a written batch and keeps its buffers; wmu is
 // held.
 func (c *conn) doneBatch(batch *outbox) {
 	c.queued -= batch.msgs
+	c.qbytes -= batch.bytes
 	batch.reset()
 	c.spare = *batch
 	if c.room != nil {
@@ -230,7 +276,7 @@ func (c *conn) doneBatch(batch *outbox) {
 func (c *conn) sendWait(ctx context.Context, pre, payload []byte, now bool) error {
 	for !c.enqueue(pre, payload, now) {
 		c.wmu.Lock()
-		if c.queued < c.t.cfg.sendQueue {
+		if c.roomLocked(len(pre) + len(payload)) {
 			c.wmu.Unlock()
 			continue
 		}

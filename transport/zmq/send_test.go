@@ -44,7 +44,7 @@ func TestOutboxFrames(t *testing.T) {
 	var o outbox
 	for _, m := range msgs {
 		var scratch [64]byte // too small for the long header: appendPrefix grows it
-		o.add(appendPrefix(scratch[:0], m.name, &m.h, transport.KindPublish, len(m.payload)), m.payload)
+		o.add(appendPrefix(scratch[:0], m.name, &m.h, transport.KindPublish, len(m.payload)), &payloadRef{b: m.payload})
 	}
 	if o.msgs != len(msgs) {
 		t.Fatalf("outbox counts %d messages, want %d", o.msgs, len(msgs))
@@ -255,5 +255,79 @@ func TestSendAtQuietLink(t *testing.T) {
 	c.sendAt([]byte("d"), nil, t0+5*int64(quietGap))
 	if string(pw.got) != "ad" {
 		t.Fatalf("written directly: %q, want ad", pw.got)
+	}
+}
+
+// TestOutboxCopyBudget: once an outbox holds copyBudget bytes (its peer
+// is not reading), payloads are referred to through one private copy per
+// publish, shared by every connection, instead of copied into each.
+func TestOutboxCopyBudget(t *testing.T) {
+	t.Parallel()
+	var a, b outbox
+	payload := bytes.Repeat([]byte("p"), 1000)
+	for len(a.buf)+1+len(payload) <= copyBudget { // still copied
+		p := payloadRef{b: payload}
+		a.add([]byte("h"), &p)
+		b.add([]byte("h"), &p)
+	}
+	if len(a.segs) != 0 || p0(a) != nil {
+		t.Fatal("referred to a payload below the budget")
+	}
+	p := payloadRef{b: payload}
+	a.add([]byte("h"), &p)
+	b.add([]byte("h"), &p)
+	if len(a.segs) != 2 || len(b.segs) != 2 {
+		t.Fatalf("over the budget: %d and %d segments, want 2 (copied bytes, the payload)", len(a.segs), len(b.segs))
+	}
+	if &a.segs[1][0] != &b.segs[1][0] || &a.segs[1][0] == &payload[0] {
+		t.Fatal("the two outboxes do not share one private copy of the payload")
+	}
+	payload[0] = 'X' // the caller's buffer is its own again
+	var out sink
+	if err := a.writeTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.IndexByte(out.buf.Bytes(), 'X') >= 0 {
+		t.Fatal("the outbox wrote the caller's later change")
+	}
+}
+
+// p0 is the first referred-to payload of o, if any.
+func p0(o outbox) []byte {
+	if len(o.segs) < 2 {
+		return nil
+	}
+	return o.segs[1]
+}
+
+// TestSendQueueBytes: the byte bound refuses a message that would pass it,
+// but one message of any size can always wait.
+func TestSendQueueBytes(t *testing.T) {
+	t.Parallel()
+	tr, err := New(WithSendQueueBytes(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	out := &sink{}
+	c := tr.newConn(out, "test", rolePubIn) // no goroutines: this test is the writer
+	big := make([]byte, 5000)
+	if !c.send([]byte("a"), big) {
+		t.Fatal("a lone message over the byte bound refused")
+	}
+	if c.send([]byte("b"), nil) {
+		t.Fatal("a message past the byte bound accepted")
+	}
+	if err := c.flush(false); err != nil {
+		t.Fatal(err)
+	}
+	if !c.send([]byte("c"), make([]byte, 500)) || !c.send([]byte("d"), make([]byte, 400)) {
+		t.Fatal("messages within the bound refused")
+	}
+	if c.send([]byte("e"), make([]byte, 200)) {
+		t.Fatal("a message past the byte bound accepted")
+	}
+	if _, err := New(WithSendQueueBytes(0)); err == nil {
+		t.Fatal("WithSendQueueBytes(0) accepted")
 	}
 }

@@ -554,6 +554,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	}
 	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
 	var pre []byte
+	payload := payloadRef{b: msg.Payload} // one private copy at most, shared by the connections
 	for _, p := range *peers {
 		if !p.wants(msg.Name) {
 			continue
@@ -561,7 +562,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 		if pre == nil {
 			pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 		}
-		if !p.c.sendAt(pre, msg.Payload, msg.Header.SendTime) {
+		if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
 			t.sendDropped.Add(1)
 		}
 	}
