@@ -827,6 +827,7 @@ func TestOptionsPrint(t *testing.T) {
 		{colugo.WithCodec(codec.Raw{}), "WithCodec(raw)"},
 		{colugo.Block(time.Millisecond), "Block(1ms)"},
 		{colugo.WithKey(key1), "WithKey(<secret>, 0 previous)"}, // never the key itself
+		{colugo.WithZeroCopy(), "WithZeroCopy()"},
 	} {
 		if got := fmt.Sprint(c.opt); got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)
@@ -876,6 +877,20 @@ func TestRawBuffersReusable(t *testing.T) {
 				if p := colugotest.Next(t, ch, wait); len(p) != size || !uniform(p, byte(i)) {
 					t.Fatalf("%d-byte message %d changed after Publish", size, i)
 				}
+			}
+		}
+	}
+	// WithZeroCopy: the bytes are handed over, so each message has its own.
+	zc, _ := colugo.NewPublisher[[]byte](a, "bytes", colugo.WithZeroCopy())
+	for i := range 10 {
+		if err := zc.Publish(t.Context(), bytes.Repeat([]byte{byte(i)}, 256<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		for _, ch := range []<-chan []byte{remote, local} {
+			if p := colugotest.Next(t, ch, wait); len(p) != 256<<10 || !uniform(p, byte(i)) {
+				t.Fatalf("zero-copy message %d arrived changed", i)
 			}
 		}
 	}

@@ -92,6 +92,7 @@ func (n *Node) sealMsg(msg *transport.Message) {
 	bp := adPool.Get().(*[]byte)
 	ad := additionalData((*bp)[:0], msg.Name, &msg.Header)
 	msg.Payload = n.keys.Seal(make([]byte, 0, len(msg.Payload)+seal.Overhead), ad, msg.Payload)
+	msg.Exclusive = true // a new buffer: the transport need not copy it
 	*bp = ad[:0]
 	adPool.Put(bp)
 }

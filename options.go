@@ -53,7 +53,8 @@ type nodeConfig struct {
 }
 
 type topicConfig struct {
-	codec codec.Codec
+	codec    codec.Codec
+	zeroCopy bool // publishers
 }
 
 type subConfig struct {
@@ -222,6 +223,21 @@ func (p DropPolicy) String() string {
 func WithDropPolicy(p DropPolicy) SubscribeOption { return p }
 
 func (p DropPolicy) applySubscribe(c *subConfig) { c.policy = p }
+
+// WithZeroCopy makes a publisher hand each payload over to colugo instead
+// of copying it: with codec.Raw, Publish then costs no copy however large
+// the payload, and the caller must not modify the bytes after Publish (use
+// a new buffer per message, or a ring the subscribers have finished with).
+// Without it, Publish copies a Raw payload of 16 KiB or more once, so that
+// the caller's buffer can be reused at once (smaller ones are copied into
+// the connections' buffers in any case). Other codecs encode into new
+// buffers, which colugo never copies: the option changes nothing for them.
+func WithZeroCopy() PublisherOption { return zeroCopyOption{} }
+
+type zeroCopyOption struct{}
+
+func (zeroCopyOption) applyPublisher(c *topicConfig) { c.zeroCopy = true }
+func (zeroCopyOption) String() string                { return "WithZeroCopy()" }
 
 // WithFailFast makes a request fail at once with ErrNoResponders when no
 // replier is known, instead of waiting within its deadline for one to be

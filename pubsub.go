@@ -24,6 +24,10 @@ type Publisher[T any] struct {
 	seq   *atomic.Uint64 // shared by the node's publishers of the topic
 	c     *counters
 
+	// handOver says that payloads are colugo's once encoded: any codec but
+	// Raw makes new bytes, and WithZeroCopy gives Raw's up.
+	handOver bool
+
 	closed atomic.Bool
 	// spare is a Message for the next Publish: neither local delivery nor
 	// the transport keeps it, so one serves every call that does not
@@ -48,7 +52,8 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	if cfg.codec == nil {
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
-	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec,
+	_, raw := cfg.codec.(codec.Raw)
+	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy,
 		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec)}}
 	node.mu.Lock()
 	if node.closed.Load() {
@@ -106,7 +111,8 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		SendTime: time.Now().UnixNano(),
 	}, Payload: payload}
 	p.c.published.Add(1)
-	p.node.receive(msg) // subscribers on this node, which keep nothing of msg
+	p.node.receive(msg)        // subscribers on this node, which keep nothing of msg
+	msg.Exclusive = p.handOver // after local delivery: a local subscriber must not keep it
 	p.node.sealMsg(msg)
 	err = p.node.tr.Publish(msg)
 	msg.Payload = nil // the caller's: do not pin it

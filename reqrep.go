@@ -299,7 +299,7 @@ func (n *Node) reply(rw transport.ReplyWriter, req *transport.Message, codecName
 	rep := &transport.Message{Name: req.Name, Header: wire.Header{
 		Kind: transport.KindReply, Status: uint8(code), Codec: codecName, Type: typ, Sender: n.id,
 		RequestID: req.Header.RequestID, SendTime: time.Now().UnixNano(), Error: errMsg,
-	}, Payload: payload}
+	}, Payload: payload, Exclusive: codecName != rawName} // Raw's bytes are the handler's
 	n.sealMsg(rep)
 	err := rw.Reply(rep)
 	if err != nil {
@@ -375,6 +375,9 @@ func (n *Node) request(ctx context.Context, name, codecName, typ string, payload
 	return n.send(ctx, t, name, codecName, typ, payload)
 }
 
+// rawName is codec.Raw's name: its payloads alias the caller's bytes.
+var rawName = codec.Raw{}.Name()
+
 // reqPool holds request Messages: transports do not keep them.
 var reqPool = sync.Pool{New: func() any { return new(transport.Message) }}
 
@@ -391,7 +394,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 	*req = transport.Message{Name: name, Header: wire.Header{
 		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: n.reqSeq.Add(1),
 		SendTime: time.Now().UnixNano(), Deadline: max(int64(time.Until(dl)), 1),
-	}, Payload: payload}
+	}, Payload: payload, Exclusive: codecName != rawName} // Raw's bytes are the caller's
 	n.sealMsg(req)
 	rep, err := n.tr.Request(ctx, t.router, req)
 	*req = transport.Message{}

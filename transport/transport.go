@@ -38,10 +38,12 @@ type Message struct {
 	Name    string
 	Header  Header
 	Payload []byte
-	// Exclusive says that nothing else references Payload, so a receiver
-	// with a single consumer may keep it without copying. Transports set it
-	// on what they deliver when it holds (transport/zmq: every received
-	// payload is its own buffer; transport/inproc shares payloads).
+	// Exclusive says that nothing else references Payload. On what a
+	// transport delivers: a receiver with a single consumer may keep it
+	// without copying (transport/zmq: every received payload is its own
+	// buffer; transport/inproc shares payloads). On what is handed to
+	// Publish, Request or Reply: the caller gives Payload up, so the
+	// transport may keep it until sent instead of copying it.
 	Exclusive bool
 }
 

@@ -165,7 +165,10 @@ func (t *Transport) Publish(msg *transport.Message) error {
 			continue
 		}
 		if payload == nil {
-			payload = bytes.Clone(msg.Payload) // the caller may reuse it
+			payload = msg.Payload
+			if !msg.Exclusive {
+				payload = bytes.Clone(payload) // the caller may reuse it
+			}
 		}
 		// A Message per subscriber: a handler may change the fields of the
 		// one it gets.
@@ -299,7 +302,10 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 
 	req := *msg
 	req.Header.RequestID = id
-	req.Payload = bytes.Clone(msg.Payload) // the handler may outlive this call
+	if !msg.Exclusive {
+		req.Payload = bytes.Clone(msg.Payload) // the handler may outlive this call
+	}
+	req.Exclusive = false
 	rw := replyWriter{to: t, from: target} // a value: equal for every request on this pair, like a connection
 	if !target.handleRequest(&req, rw) {
 		return nil, fmt.Errorf("%w: %s closed", transport.ErrPeerLost, routerAddr)
@@ -347,7 +353,10 @@ func (w replyWriter) Reply(msg *transport.Message) error {
 	w.to.mu.Unlock()
 	if p != nil {
 		m := *msg // neither msg nor its payload is kept (transport.ReplyWriter)
-		m.Payload = bytes.Clone(msg.Payload)
+		if !msg.Exclusive {
+			m.Payload = bytes.Clone(msg.Payload)
+		}
+		m.Exclusive = false
 		p.finish(result{msg: &m})
 	}
 	return nil // a reply to a request that has ended is dropped, as on the wire

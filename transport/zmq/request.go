@@ -243,7 +243,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	// A lone request is written at once from this goroutine, for latency;
 	// with others in flight, the writer goroutine coalesces them into
 	// fewer system calls, for throughput.
-	if err := d.c.sendWait(ctx, pre, msg.Payload, waiting == 1); err != nil {
+	if err := d.c.sendWait(ctx, pre, msg.Payload, msg.Exclusive, waiting == 1); err != nil {
 		if ctx.Err() != nil {
 			d.forget(id, cl)
 			return nil, ctx.Err()
@@ -299,7 +299,7 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 		p.open.CompareAndSwap(n, 0)
 	}
 	busy := n > 0
-	if !c.enqueue(pre, msg.Payload, !busy) {
+	if !c.enqueueOwned(pre, msg.Payload, msg.Exclusive, !busy) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}

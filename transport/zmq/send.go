@@ -91,10 +91,14 @@ func putUint64(b []byte, v uint64) {
 // by the others (the connections a publish goes to).
 type payloadRef struct {
 	b      []byte
+	owned  bool // the caller gave b up (Message.Exclusive): no copy needed
 	shared []byte
 }
 
 func (p *payloadRef) private() []byte {
+	if p.owned {
+		return p.b
+	}
 	if p.shared == nil {
 		p.shared = bytes.Clone(p.b)
 	}
@@ -193,6 +197,12 @@ func (c *conn) enqueue(pre, payload []byte, now bool) bool {
 	return c.enqueueAt(pre, &p, now, 0)
 }
 
+// enqueueOwned is enqueue for a payload the caller may have given up.
+func (c *conn) enqueueOwned(pre, payload []byte, owned, now bool) bool {
+	p := payloadRef{b: payload, owned: owned}
+	return c.enqueueAt(pre, &p, now, 0)
+}
+
 func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 	size := len(pre)
 	if p != nil {
@@ -272,9 +282,10 @@ func (c *conn) doneBatch(batch *outbox) {
 }
 
 // sendWait is sendNow (or send, when now is false), but waits for room in a
-// full queue until ctx ends or the connection closes.
-func (c *conn) sendWait(ctx context.Context, pre, payload []byte, now bool) error {
-	for !c.enqueue(pre, payload, now) {
+// full queue until ctx ends or the connection closes. owned: see
+// enqueueOwned.
+func (c *conn) sendWait(ctx context.Context, pre, payload []byte, owned, now bool) error {
+	for !c.enqueueOwned(pre, payload, owned, now) {
 		c.wmu.Lock()
 		if c.roomLocked(len(pre) + len(payload)) {
 			c.wmu.Unlock()

@@ -108,7 +108,7 @@ func TestSendWaitForRoom(t *testing.T) {
 		t.Fatal("send to a full queue accepted")
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.sendWait(context.Background(), []byte("two"), nil, true) }()
+	go func() { done <- c.sendWait(context.Background(), []byte("two"), nil, false, true) }()
 	waitFor(t, func() bool { // the waiter is parked on c.room
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
@@ -134,7 +134,7 @@ func TestSendWaitForRoom(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	_ = c.send([]byte("three"), nil)
 	cancel()
-	if err := c.sendWait(ctx, []byte("four"), nil, true); err != context.Canceled {
+	if err := c.sendWait(ctx, []byte("four"), nil, false, true); err != context.Canceled {
 		t.Fatalf("sendWait on a full queue with a cancelled context: %v", err)
 	}
 }

@@ -554,7 +554,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	}
 	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
 	var pre []byte
-	payload := payloadRef{b: msg.Payload} // one private copy at most, shared by the connections
+	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive} // one private copy at most, shared by the connections
 	for _, p := range *peers {
 		if !p.wants(msg.Name) {
 			continue
