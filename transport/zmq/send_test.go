@@ -94,13 +94,7 @@ func TestOutboxFrames(t *testing.T) {
 // writer has written a batch, then goes in; a full queue refuses send.
 func TestSendWaitForRoom(t *testing.T) {
 	t.Parallel()
-	tr, err := New(WithSendQueue(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	out := &sink{}
-	c := tr.newConn(out, "test", roleDealer) // no goroutines: this test is the writer
+	c, out := testConn(t, roleDealer, WithSendQueue(1))
 	if !c.send([]byte("one"), nil) {
 		t.Fatal("send to an empty queue refused")
 	}
@@ -162,13 +156,7 @@ func (w *partialWriter) Write(b []byte) (int, error) {
 // meanwhile, and the queue counts the message until then.
 func TestSendNowPartialWrite(t *testing.T) {
 	t.Parallel()
-	tr, err := New(WithSendQueue(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	out := &sink{}
-	c := tr.newConn(out, "test", roleDealer) // no goroutines: this test is the writer
+	c, out := testConn(t, roleDealer, WithSendQueue(4))
 	pw := &partialWriter{n: 3}
 	c.fw = pw
 	if !c.sendNow([]byte("hello "), []byte("world")) {
@@ -208,12 +196,7 @@ func TestSendNowPartialWrite(t *testing.T) {
 // TestSendNowWriteError: a failed direct write closes the connection.
 func TestSendNowWriteError(t *testing.T) {
 	t.Parallel()
-	tr, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	c := tr.newConn(&sink{}, "test", roleDealer)
+	c, _ := testConn(t, roleDealer)
 	c.fw = &partialWriter{n: 1, err: errors.New("broken pipe"), once: true}
 	c.sendNow([]byte("x"), nil)
 	select {
@@ -230,13 +213,7 @@ func TestSendNowWriteError(t *testing.T) {
 // by the publisher itself; one close behind the last goes to the writer.
 func TestSendAtQuietLink(t *testing.T) {
 	t.Parallel()
-	tr, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	out := &sink{}
-	c := tr.newConn(out, "test", rolePubIn)
+	c, out := testConn(t, rolePubIn)
 	pw := &partialWriter{n: 1 << 20}
 	c.fw = pw
 	t0 := time.Now().UnixNano()
@@ -304,13 +281,7 @@ func p0(o outbox) []byte {
 // but one message of any size can always wait.
 func TestSendQueueBytes(t *testing.T) {
 	t.Parallel()
-	tr, err := New(WithSendQueueBytes(1000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tr.Close() })
-	out := &sink{}
-	c := tr.newConn(out, "test", rolePubIn) // no goroutines: this test is the writer
+	c, out := testConn(t, rolePubIn, WithSendQueueBytes(1000))
 	big := make([]byte, 5000)
 	if !c.send([]byte("a"), big) {
 		t.Fatal("a lone message over the byte bound refused")
@@ -321,6 +292,9 @@ func TestSendQueueBytes(t *testing.T) {
 	if err := c.flush(false); err != nil {
 		t.Fatal(err)
 	}
+	if out.buf.Len() != 5001 {
+		t.Fatalf("wrote %d bytes, want 5001", out.buf.Len())
+	}
 	if !c.send([]byte("c"), make([]byte, 500)) || !c.send([]byte("d"), make([]byte, 400)) {
 		t.Fatal("messages within the bound refused")
 	}
@@ -330,4 +304,17 @@ func TestSendQueueBytes(t *testing.T) {
 	if _, err := New(WithSendQueueBytes(0)); err == nil {
 		t.Fatal("WithSendQueueBytes(0) accepted")
 	}
+}
+
+// testConn is a connection over a sink, with no goroutines: the test is
+// its writer (flush).
+func testConn(t *testing.T, r role, opts ...Option) (*conn, *sink) {
+	t.Helper()
+	tr, err := New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	out := &sink{}
+	return tr.newConn(out, "test", r), out
 }
