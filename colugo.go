@@ -483,10 +483,23 @@ func (n *Node) Peers() []PeerInfo {
 // goLocked runs f in a goroutine that Close waits for, unless the node is
 // closed (then it reports false). n.mu is held, which orders it with Close.
 func (n *Node) goLocked(f func()) bool {
+	if !n.startLocked() {
+		return false
+	}
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// startLocked counts a goroutine the caller is about to start (it must call
+// n.wg.Done), unless the node is closed; n.mu or n.reqMu is held.
+func (n *Node) startLocked() bool {
 	if n.closed.Load() {
 		return false
 	}
-	n.wg.Go(f)
+	n.wg.Add(1)
 	return true
 }
 

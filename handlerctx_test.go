@@ -77,7 +77,10 @@ func TestHandlerCtxParentAndCancel(t *testing.T) {
 		if !errors.Is(c.Err(), context.Canceled) {
 			t.Fatalf("Err after cancel: %v", c.Err())
 		}
-		synctest.Wait() // nothing left running in the bubble: no timer, no AfterFunc
+		// cancel released what Done armed: stopping them again finds them stopped.
+		if c.timer.Stop() || c.stopParent() {
+			t.Fatal("cancel left the timer or the link to the node's context armed")
+		}
 	})
 }
 

@@ -366,27 +366,24 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	}
 	// scratch is decoded into under s.mu and copied into the channel, so a
 	// delivery costs no allocation of its own beyond what the codec makes.
+	// (A Raw []byte takes an exclusive payload as it is: rawValue.)
 	scratch := new(T)
-	// Raw []byte can take an exclusive payload as it is: zero-copy.
-	rawBytes, _ := any(scratch).(*[]byte)
-	if _, isRaw := c.(codec.Raw); !isRaw {
-		rawBytes = nil
-	}
 	s.decode = func(m *transport.Message, exclusive bool) (bool, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.closed {
 			return false, nil
 		}
-		var zero T
-		*scratch = zero // codecs such as JSON merge into what is there
-		if exclusive && rawBytes != nil {
-			*rawBytes = m.Payload
-		} else if err := c.Unmarshal(m.Payload, scratch); err != nil {
-			return false, err
+		v, ok := rawValue[T](c, m.Payload, exclusive)
+		if !ok {
+			var zero T
+			*scratch = zero // codecs such as JSON merge into what is there
+			if err := c.Unmarshal(m.Payload, scratch); err != nil {
+				return false, err
+			}
+			v = *scratch
+			*scratch = zero // the channel has its own copy; do not keep v's referents alive
 		}
-		v := *scratch
-		*scratch = zero // the channel has its own copy; do not keep v's referents alive
 		var recv time.Time
 		if stamp {
 			recv = time.Now()

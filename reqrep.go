@@ -29,7 +29,7 @@ type serviceCore struct {
 	strict bool
 	c      *counters
 	// call decodes the request, runs the handler and encodes its result.
-	// owned says that nothing else references payload (see unmarshal).
+	// owned says that nothing else references payload (see rawValue).
 	call func(ctx context.Context, payload []byte, owned bool) ([]byte, error)
 }
 
@@ -236,10 +236,9 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 			n.watched[rw] = true
 		}
 	}
-	started := !n.closed.Load()
+	started := n.startLocked()
 	if started {
-		n.wg.Add(1)
-		go s.serve() // one allocation for the goroutine; wg.Go would add a closure
+		go s.serve() // one allocation for the goroutine; goLocked would add a closure
 	} else {
 		delete(n.inflight, s.key)
 	}
@@ -263,7 +262,7 @@ type serving struct {
 
 func (s *serving) serve() {
 	n := s.n
-	defer n.wg.Done()
+	defer n.wg.Done() // startLocked's
 	defer n.handlers.Add(-1)
 	out, code, errMsg := n.run(&s.handlerCtx, s.svc, s.msg.Payload, s.msg.Exclusive)
 	n.reqMu.Lock()
@@ -384,10 +383,10 @@ var reqPool = sync.Pool{New: func() any { return new(transport.Message) }}
 // send makes one request to target t. owned says that nothing else
 // references the reply payload (it came off a connection), so decoding may
 // keep it.
-func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, codec string, owned bool, err error) {
+func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, replyCodec string, owned bool, err error) {
 	if t.local != nil {
-		out, codec, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
-		return out, codec, false, err // the handler's bytes
+		out, replyCodec, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+		return out, replyCodec, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
 	req := reqPool.Get().(*transport.Message) // the transport does not keep it

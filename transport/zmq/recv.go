@@ -132,24 +132,11 @@ func (c *conn) readBuffered() (inMsg, bool) {
 	var total uint64
 	i := 0
 	for n := 1; n <= maxFrames; n++ {
-		if len(b)-i < 2 {
+		flags, size, hl := parseFrameHeader(b[i:])
+		if hl == 0 || flags&^(flagMore|flagLong) != 0 {
 			return inMsg{}, false
 		}
-		flags := b[i]
-		if flags&^(flagMore|flagLong) != 0 {
-			return inMsg{}, false
-		}
-		var size uint64
-		if flags&flagLong == 0 {
-			size = uint64(b[i+1])
-			i += 2
-		} else {
-			if len(b)-i < 9 {
-				return inMsg{}, false
-			}
-			size = binary.BigEndian.Uint64(b[i+1 : i+9])
-			i += 9
-		}
+		i += hl
 		if size > limit || total+size > limit || size > uint64(len(b)-i) {
 			return inMsg{}, false
 		}
@@ -177,22 +164,34 @@ func (c *conn) frameHeader() (flags byte, size uint64, err error) {
 		}
 		return 0, 0, err
 	}
-	flags = h[0]
-	if flags&flagLong == 0 {
-		size = uint64(h[1])
-		_, _ = c.br.Discard(2)
-		return flags, size, nil
-	}
-	h, err = c.br.Peek(9)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	if h[0]&flagLong != 0 {
+		if h, err = c.br.Peek(9); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, 0, err
 		}
-		return 0, 0, err
 	}
-	size = binary.BigEndian.Uint64(h[1:9])
-	_, _ = c.br.Discard(9)
+	flags, size, n := parseFrameHeader(h)
+	_, _ = c.br.Discard(n)
 	return flags, size, nil
+}
+
+// parseFrameHeader reads the frame header at the start of b: the flags,
+// the body's size and the header's own length, n, which is 0 when b does
+// not hold the whole header.
+func parseFrameHeader(b []byte) (flags byte, size uint64, n int) {
+	if len(b) < 2 {
+		return 0, 0, 0
+	}
+	flags = b[0]
+	if flags&flagLong == 0 {
+		return flags, uint64(b[1]), 2
+	}
+	if len(b) < 9 {
+		return flags, 0, 0
+	}
+	return flags, binary.BigEndian.Uint64(b[1:9]), 9
 }
 
 // readCommand reads a command body of size bytes and handles it.

@@ -299,7 +299,7 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 		p.open.CompareAndSwap(n, 0)
 	}
 	busy := n > 0
-	if !c.enqueueOwned(pre, msg.Payload, msg.Exclusive, !busy) {
+	if !c.enqueue(pre, msg.Payload, msg.Exclusive, !busy) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}

@@ -3,6 +3,7 @@ package zmq
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"runtime"
@@ -73,17 +74,9 @@ func appendPrefix(b []byte, name string, h *wire.Header, def transport.Kind, pay
 		b = append(b, make([]byte, 7)...)
 		copy(b[start+9:], b[start+2:start+2+n])
 		b[start] = flagMore | flagLong
-		putUint64(b[start+1:], uint64(n))
+		binary.BigEndian.PutUint64(b[start+1:], uint64(n))
 	}
 	return appendFrameHeader(b, 0, payloadLen)
-}
-
-func putUint64(b []byte, v uint64) {
-	_ = b[7]
-	for i := 7; i >= 0; i-- {
-		b[i] = byte(v)
-		v >>= 8
-	}
 }
 
 // payloadRef is a payload being sent: the caller's bytes, and the private
@@ -173,7 +166,7 @@ type directWriter interface {
 
 // send queues a message (see outbox.add) for the writer goroutine without
 // blocking; false means the queue is full.
-func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false) }
+func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false, false) }
 
 // sendNow is send, except that on an idle link the calling goroutine writes
 // the message itself, saving the hand-off to the writer goroutine on the
@@ -182,23 +175,18 @@ func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, f
 // writer goroutine sends all of theirs in one call once this write is done
 // (so concurrent requests share system calls); whatever the socket does not
 // take at once is also left to the writer goroutine.
-func (c *conn) sendNow(pre, payload []byte) bool { return c.enqueue(pre, payload, true) }
+func (c *conn) sendNow(pre, payload []byte) bool { return c.enqueue(pre, payload, false, true) }
 
-// sendAt is send for a publish stamped at (unix ns; 0 if unknown): on a
-// link that has been quiet for quietGap, it is written at once like
-// sendNow.
-// p is shared by the connections of one publish.
+// sendAt is send for a publish stamped at (unix ns; 0 if unknown), whose
+// payload p is shared by the connections it goes to: on a link that has
+// been quiet for quietGap, it is written at once like sendNow.
 func (c *conn) sendAt(pre []byte, p *payloadRef, at int64) bool {
 	return c.enqueueAt(pre, p, false, at)
 }
 
-func (c *conn) enqueue(pre, payload []byte, now bool) bool {
-	p := payloadRef{b: payload}
-	return c.enqueueAt(pre, &p, now, 0)
-}
-
-// enqueueOwned is enqueue for a payload the caller may have given up.
-func (c *conn) enqueueOwned(pre, payload []byte, owned, now bool) bool {
+// enqueue is send (now false) or sendNow (now true); owned says that the
+// caller gave payload up (Message.Exclusive), so it need not be copied.
+func (c *conn) enqueue(pre, payload []byte, owned, now bool) bool {
 	p := payloadRef{b: payload, owned: owned}
 	return c.enqueueAt(pre, &p, now, 0)
 }
@@ -243,6 +231,7 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 	if err == nil && n < len(batch.buf) { // the writer goroutine finishes it first
 		batch.buf = batch.buf[:copy(batch.buf, batch.buf[n:])]
 		c.carry = batch
+		c.flushDue = false // the wake below covers it
 		c.wmu.Unlock()
 		c.wake()
 		return true
@@ -282,10 +271,9 @@ func (c *conn) doneBatch(batch *outbox) {
 }
 
 // sendWait is sendNow (or send, when now is false), but waits for room in a
-// full queue until ctx ends or the connection closes. owned: see
-// enqueueOwned.
+// full queue until ctx ends or the connection closes. owned: see enqueue.
 func (c *conn) sendWait(ctx context.Context, pre, payload []byte, owned, now bool) error {
-	for !c.enqueueOwned(pre, payload, owned, now) {
+	for !c.enqueue(pre, payload, owned, now) {
 		c.wmu.Lock()
 		if c.roomLocked(len(pre) + len(payload)) {
 			c.wmu.Unlock()
