@@ -44,7 +44,7 @@ func FuzzReadEntry(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		p, err := readEntry(path, id)
+		p, _, err := readEntry(path, id)
 		if err != nil {
 			if p != (discovery.Peer{}) {
 				t.Fatalf("error %v with a peer %+v", err, p)
@@ -69,7 +69,7 @@ func FuzzReadEntry(f *testing.F) {
 		if err := writeEntry(dir, p); err != nil {
 			t.Fatal(err)
 		}
-		q, err := readEntry(path, id)
+		q, _, err := readEntry(path, id)
 		if err != nil || q != p {
 			t.Fatalf("round trip: %+v, %v; want %+v", q, err, p)
 		}

@@ -42,6 +42,18 @@ const (
 
 var errNotStarted = errors.New(errPrefix + " not started")
 
+// errNotRegular is why a FIFO, device, socket, directory or symlink named
+// like an entry or lock file is skipped.
+var errNotRegular = errors.New("not a regular file (symlinks are not followed)")
+
+// ErrUnsafeDir is returned (wrapped, with the reason) by [Registry.Start]
+// when the registry directory is not a directory owned by this process's
+// user and writable by no one else (group and others have no write
+// permission; the sticky bit of /tmp-like directories does not count), or
+// is a symlink. Any other user who can write the directory could announce
+// fake nodes and redirect this one.
+var ErrUnsafeDir = errors.New(errPrefix + " unsafe registry directory")
+
 // entry is the content of <id>.json.
 type entry struct {
 	Version int    `json:"v"`
@@ -83,13 +95,16 @@ const (
 // is created and the entry written by [Registry.Start], which also reports
 // invalid options, so that New can be used inline in a Node option.
 func New(opts ...Option) *Registry {
-	cfg := config{poll: defaultPoll}
+	cfg := config{poll: defaultPoll, maxEntries: defaultMaxEntries}
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
 	r := &Registry{cfg: cfg}
 	if cfg.poll <= 0 {
 		r.cfgErr = fmt.Errorf("%s invalid option %v: poll interval must be positive", errPrefix, pollOption(cfg.poll))
+	}
+	if cfg.maxEntries <= 0 {
+		r.cfgErr = fmt.Errorf("%s invalid option %v: must be positive", errPrefix, maxEntriesOption(cfg.maxEntries))
 	}
 	if cfg.logger == nil {
 		r.cfg.logger = slog.New(slog.DiscardHandler)
@@ -167,6 +182,13 @@ func (r *Registry) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("%s registry directory: %w", errPrefix, err)
 	}
+	dirInfo, err := os.Lstat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s registry directory: %w", errPrefix, err)
+	}
+	if err := checkDir(dir, dirInfo); err != nil {
+		return nil, err
+	}
 	lock, err := acquire(dir, self.ID)
 	if err != nil {
 		return nil, err
@@ -183,11 +205,13 @@ func (r *Registry) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	p := &poller{
-		dir:    dir,
-		selfID: self.ID,
-		log:    r.cfg.logger.With(slog.String(logKeyDir, dir)),
-		out:    r.events,
-		known:  make(map[string]*known),
+		dir:        dir,
+		dirInfo:    dirInfo,
+		selfID:     self.ID,
+		maxEntries: r.cfg.maxEntries,
+		log:        r.cfg.logger.With(slog.String(logKeyDir, dir)),
+		out:        r.events,
+		known:      make(map[string]*known),
 	}
 	r.cfg.logger.InfoContext(ctx, "local discovery started", slog.String(logKeyDir, dir), slog.String(logKeyPeer, self.ID))
 	r.wg.Go(func() { p.run(ctx, r.cfg.poll) })
@@ -200,7 +224,7 @@ func (r *Registry) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 func acquire(dir, id string) (*os.File, error) {
 	path := filepath.Join(dir, id+lockExt)
 	// A fixed ID may be reused after a crash, but never by two live nodes.
-	if f, err := os.Open(path); err == nil {
+	if f, _, err := openRegular(path); err == nil {
 		free, err := tryLockShared(f)
 		_ = f.Close()
 		if err == nil && !free {
@@ -327,12 +351,15 @@ type known struct {
 
 // poller is owned by the polling goroutine; nothing else touches it.
 type poller struct {
-	dir       string
-	selfID    string
-	log       *slog.Logger
-	out       chan<- discovery.Event
-	known     map[string]*known
-	dirFailed bool // the last ReadDir failed: warn once per episode
+	dir        string
+	dirInfo    fs.FileInfo // the directory Start checked; polls require the same one
+	selfID     string
+	maxEntries int
+	log        *slog.Logger
+	out        chan<- discovery.Event
+	known      map[string]*known
+	dirFailed  bool // the last ReadDir failed: warn once per episode
+	overfull   bool // the last poll found more than maxEntries entries: warn once per episode
 }
 
 func (p *poller) run(ctx context.Context, every time.Duration) {
@@ -353,7 +380,7 @@ func (p *poller) run(ctx context.Context, every time.Duration) {
 // poll reads the directory once and emits what changed. It returns false
 // when ctx ended while it waited for the consumer.
 func (p *poller) poll(ctx context.Context) bool {
-	des, err := os.ReadDir(p.dir)
+	des, err := p.readDir()
 	if err != nil {
 		// Keep what is known: the directory may come back, and a missing
 		// directory says nothing certain about the peers.
@@ -367,8 +394,12 @@ func (p *poller) poll(ctx context.Context) bool {
 
 	present := make(map[string]bool)
 	var locks []string
+	entries, over := 0, false
 	for _, de := range des {
 		name := de.Name()
+		if !de.Type().IsRegular() {
+			continue // FIFOs, symlinks, directories...: never opened (see openRegular)
+		}
 		switch {
 		case strings.HasPrefix(name, "."):
 			p.removeOldTemp(ctx, de)
@@ -379,10 +410,20 @@ func (p *poller) poll(ctx context.Context) bool {
 			if id == p.selfID || validID(id) != nil {
 				continue
 			}
+			if entries++; entries > p.maxEntries {
+				over = true
+				continue
+			}
 			present[id] = true
 			if !p.check(ctx, id, de) {
 				return false
 			}
+		}
+	}
+	if over != p.overfull {
+		p.overfull = over
+		if over {
+			p.log.WarnContext(ctx, "local discovery: too many entries; ignoring the rest", slog.Int("max", p.maxEntries))
 		}
 	}
 	for id, k := range p.known {
@@ -403,6 +444,32 @@ func (p *poller) poll(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// readDir lists the directory after checking that it is still the one
+// Start checked (same inode, still private), reading at most 4×maxEntries
+// names so that a flooded directory costs a bounded time per poll.
+func (p *poller) readDir() ([]fs.DirEntry, error) {
+	fi, err := os.Lstat(p.dir)
+	if err != nil {
+		return nil, err
+	}
+	if !os.SameFile(fi, p.dirInfo) {
+		return nil, fmt.Errorf("%w %s: replaced since Start", ErrUnsafeDir, p.dir)
+	}
+	if err := checkDir(p.dir, fi); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	des, err := f.ReadDir(4 * p.maxEntries)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return des, err
 }
 
 // check handles one other node's data file: stale, new, changed or not.
@@ -433,8 +500,13 @@ func (p *poller) check(ctx context.Context, id string, de fs.DirEntry) bool {
 		k = &known{}
 		p.known[id] = k
 	}
-	k.ino, k.size, k.mod = inode(fi), fi.Size(), fi.ModTime()
-	peer, err := readEntry(filepath.Join(p.dir, de.Name()), id)
+	peer, read, err := readEntry(filepath.Join(p.dir, de.Name()), id)
+	if read == nil {
+		read = fi // could not open it: wait until the name changes
+	}
+	// What was read, not what the name pointed at when listed: a file
+	// replaced in between is then read again at the next poll.
+	k.ino, k.size, k.mod = inode(read), read.Size(), read.ModTime()
 	if err != nil {
 		// Tried again when the file changes; a valid earlier version stays
 		// in force, since the owner's lock says it is alive.
@@ -477,7 +549,7 @@ type ownerState int
 const (
 	ownerAlive   ownerState = iota // its lock is held (or cannot be checked)
 	ownerDead                      // its lock was free: the files are removed now
-	ownerMissing                   // no lock file: not a live entry
+	ownerMissing                   // no lock file, or not a regular one: not a live entry
 )
 
 // owner checks id's lock and removes the entry files if no live process
@@ -486,8 +558,13 @@ const (
 // halfway, or a foreign file, and is left alone.
 func (p *poller) owner(ctx context.Context, id string) ownerState {
 	lockPath := filepath.Join(p.dir, id+lockExt)
-	f, err := os.Open(lockPath)
+	f, _, err := openRegular(lockPath)
 	if errors.Is(err, fs.ErrNotExist) {
+		return ownerMissing
+	}
+	if errors.Is(err, errNotRegular) {
+		// Not a lock any node made: a foreign file, left alone.
+		p.log.DebugContext(ctx, "local discovery skipped a lock that is not a regular file", slog.String(logKeyPeer, id))
 		return ownerMissing
 	}
 	if err != nil {
@@ -503,7 +580,7 @@ func (p *poller) owner(ctx context.Context, id string) ownerState {
 	// If the lock file was replaced since we opened it (a node restarted
 	// with the same ID), the lock we hold says nothing about the new owner.
 	held, err1 := f.Stat()
-	cur, err2 := os.Stat(lockPath)
+	cur, err2 := os.Lstat(lockPath)
 	if err1 != nil || err2 != nil || !os.SameFile(held, cur) {
 		return ownerAlive
 	}
@@ -529,31 +606,37 @@ func (p *poller) removeOldTemp(ctx context.Context, de fs.DirEntry) {
 // removeQuietly removes path; another reader may have removed it first.
 func removeQuietly(path string) { _ = os.Remove(path) }
 
-// readEntry reads and validates one data file.
-func readEntry(path, id string) (discovery.Peer, error) {
-	f, err := os.Open(path)
+// readEntry reads and validates one data file: a regular file (never
+// through a symlink, never blocking) of at most maxEntrySize bytes. It also
+// returns the FileInfo of the file it opened, or nil if it opened none.
+func readEntry(path, id string) (discovery.Peer, fs.FileInfo, error) {
+	f, fi, err := openRegular(path)
 	if err != nil {
-		return discovery.Peer{}, err
+		return discovery.Peer{}, nil, err
 	}
 	defer f.Close()
+	if fi.Size() > maxEntrySize {
+		return discovery.Peer{}, fi, fmt.Errorf("larger than %d bytes", maxEntrySize)
+	}
+	// Bounded again: the file may grow while it is read.
 	data, err := io.ReadAll(io.LimitReader(f, maxEntrySize+1))
 	if err != nil {
-		return discovery.Peer{}, err
+		return discovery.Peer{}, fi, err
 	}
 	if len(data) > maxEntrySize {
-		return discovery.Peer{}, fmt.Errorf("larger than %d bytes", maxEntrySize)
+		return discovery.Peer{}, fi, fmt.Errorf("larger than %d bytes", maxEntrySize)
 	}
 	var e entry
 	if err := json.Unmarshal(data, &e); err != nil {
-		return discovery.Peer{}, err
+		return discovery.Peer{}, fi, err
 	}
 	switch {
 	case e.Version < formatVersion:
-		return discovery.Peer{}, fmt.Errorf("format version %d", e.Version)
+		return discovery.Peer{}, fi, fmt.Errorf("format version %d", e.Version)
 	case e.ID != id:
-		return discovery.Peer{}, fmt.Errorf("ID %q in a file named for %q", e.ID, id)
+		return discovery.Peer{}, fi, fmt.Errorf("ID %q in a file named for %q", e.ID, id)
 	case e.Router == "":
-		return discovery.Peer{}, errors.New("no router address")
+		return discovery.Peer{}, fi, errors.New("no router address")
 	}
-	return discovery.Peer{ID: e.ID, Name: e.Name, Router: e.Router, Pub: e.Pub, Catalog: e.Catalog}, nil
+	return discovery.Peer{ID: e.ID, Name: e.Name, Router: e.Router, Pub: e.Pub, Catalog: e.Catalog}, fi, nil
 }

@@ -14,13 +14,17 @@ type Option interface {
 }
 
 type config struct {
-	dir    string
-	poll   time.Duration
-	logger *slog.Logger
+	dir        string
+	poll       time.Duration
+	maxEntries int
+	logger     *slog.Logger
 }
 
-// defaultPoll is the default of [WithPollInterval].
-const defaultPoll = 100 * time.Millisecond
+// Defaults of [WithPollInterval] and [WithMaxEntries].
+const (
+	defaultPoll       = 100 * time.Millisecond
+	defaultMaxEntries = 1024
+)
 
 type dirOption string
 
@@ -47,6 +51,18 @@ func (o pollOption) String() string {
 // late Joined, Updated and Left events are. It must be positive, or Start
 // fails. Default: 100 ms.
 func WithPollInterval(d time.Duration) Option { return pollOption(d) }
+
+type maxEntriesOption int
+
+func (o maxEntriesOption) apply(c *config) { c.maxEntries = int(o) }
+func (o maxEntriesOption) String() string  { return fmt.Sprintf("local.WithMaxEntries(%d)", int(o)) }
+
+// WithMaxEntries bounds the work of one poll: at most n other nodes'
+// entries are considered, and at most 4n directory entries (data, lock and
+// temporary files) are read. Entries beyond the limit are ignored (a node
+// already reported is reported Left), with a warning logged once. It must
+// be positive, or Start fails. Default: 1024.
+func WithMaxEntries(n int) Option { return maxEntriesOption(n) }
 
 type loggerOption struct{ l *slog.Logger }
 
