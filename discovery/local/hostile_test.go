@@ -58,19 +58,29 @@ func startGuarded(t *testing.T, dir string, self discovery.Peer, unblock func())
 			}
 		case <-time.After(timeout):
 			t.Errorf("Close still blocked after %v (poller stuck in open(2)?)", timeout)
-			unblock()
-			<-done
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for range 1000 { // bounded: 10 s
+				unblock()
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+				}
+			}
+			t.Error("Close still blocked after unblocking")
 		}
 	})
 	return ch
 }
 
-// openFIFO unblocks a reader stuck opening the FIFO at path, by opening it
-// for writing too (O_RDWR never blocks on Linux).
-func openFIFO(t *testing.T, path string) func() {
+// openFIFO unblocks a reader stuck opening the FIFO at path: a writer
+// that comes and goes (O_RDWR never blocks on Linux) wakes its open(2),
+// and its read then sees end of file.
+func openFIFO(path string) func() {
 	return func() {
 		if f, err := os.OpenFile(path, os.O_RDWR, 0); err == nil {
-			t.Cleanup(func() { _ = f.Close() })
+			_ = f.Close()
 		}
 	}
 }
@@ -107,7 +117,7 @@ func TestFIFOEntries(t *testing.T) {
 			z := peer("z", "")
 			liveLock(t, dir, "z")
 			writeFile(t, filepath.Join(dir, "z.json"), entryJSON(z))
-			ch := startGuarded(t, dir, peer("a", ""), openFIFO(t, fifo))
+			ch := startGuarded(t, dir, peer("a", ""), openFIFO(fifo))
 			want(t, ch, discovery.Joined, z)
 			quiet(t, ch)
 		})
