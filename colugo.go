@@ -51,6 +51,9 @@ type Node struct {
 	ep       transport.Endpoint
 	disc     discovery.Discovery
 
+	addrs       addrCheck     // which addresses the node may dial (env.go)
+	addrRefused atomic.Uint64 // addresses not dialled by that policy
+
 	ctx    context.Context // the node's lifetime; its goroutines and handlers watch it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -166,11 +169,16 @@ type TopicInfo struct {
 // starts looking for peers. name is for people and tools: 1 to 63 bytes of
 // UTF-8, not necessarily unique (each node also gets a random ID).
 //
-// Defaults: transport/zmq on 127.0.0.1 and host-local discovery; the
-// COLUGO_DISCOVERY environment variable overrides the discovery option for
-// network transports (see the package documentation). Errors: an invalid
-// name or option (ErrInvalidOption), a transport that cannot bind, or a
-// discovery that cannot start.
+// Defaults: discovery through the host-local registry and mDNS on every
+// multicast interface, and transport/zmq listening on every interface
+// (0.0.0.0, ephemeral ports). The COLUGO_DISCOVERY environment variable
+// overrides the discovery option for network transports (see
+// [EnvDiscovery]); with a host-only value such as "local" the default
+// transport listens on 127.0.0.1 only and the node dials nothing but
+// loopback. Errors: an invalid name or option (ErrInvalidOption, also for
+// a host-only COLUGO_DISCOVERY with a transport that listens beyond
+// loopback), a transport that cannot bind, or a discovery that cannot
+// start.
 func NewNode(name string, opts ...NodeOption) (*Node, error) {
 	if err := checkNodeName(name); err != nil {
 		return nil, err
@@ -191,18 +199,20 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 	if ip, ok := cfg.tr.(interface{ InProcess() bool }); ok {
 		inProcess = ip.InProcess()
 	}
+	var addrs addrCheck
 	if !inProcess {
-		d, err := discoveryFromEnv(cfg.disc)
+		d, scope, err := discoveryFromEnv(cfg.disc)
 		if err != nil {
 			return nil, err
 		}
 		cfg.disc = d
+		addrs = addrCheck{on: true, hostOnly: scope.HostOnly()}
 	}
 	if cfg.disc == nil {
 		cfg.disc = defaultDiscovery(cfg.log)
 	}
 	if cfg.tr == nil {
-		tr, err := defaultTransport(cfg.log, cfg.disc)
+		tr, err := defaultTransport(cfg.log, addrs.hostOnly)
 		if err != nil {
 			return nil, err
 		}
@@ -215,6 +225,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		cfg:      cfg,
 		tr:       cfg.tr,
 		disc:     cfg.disc,
+		addrs:    addrs,
 		subs:     make(map[string][]*subCore),
 		pubs:     make(map[string]*pubCount),
 		seqs:     make(map[string]*atomic.Uint64),
@@ -255,6 +266,11 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		return nil, fmt.Errorf("colugo: transport: %w", err)
 	}
 	n.ep = ep
+	if err := checkListen(n.addrs, ep); err != nil {
+		n.cancel()
+		_ = n.tr.Close()
+		return nil, err
+	}
 	events, err := n.disc.Start(n.self())
 	if err != nil {
 		n.cancel()
@@ -540,6 +556,13 @@ func (n *Node) onEvent(ev discovery.Event) {
 	switch ev.Kind {
 	case discovery.Joined, discovery.Updated:
 		p := n.peers[key]
+		if bad := n.refusedFound(ev.Peer); bad != "" {
+			n.refuse(bad, fromDiscovery, ev.Peer.Name)
+			if p != nil { // moved somewhere it may not be reached: gone for us
+				n.removePeerLocked(p)
+			}
+			return
+		}
 		if p == nil {
 			p = &peer{key: key, subscribed: make(map[string]bool)}
 			n.peers[key] = p
@@ -604,7 +627,9 @@ func (n *Node) describeLocked(p *peer) {
 		for {
 			info, err := n.fetchDescription(router)
 			local := ""
-			if err == nil && info.LocalRouter != "" {
+			if err == nil && info.LocalRouter != "" && !n.addrs.allowed(info.LocalRouter, fromDescribe, router) {
+				n.refuse(info.LocalRouter, fromDescribe, info.Name)
+			} else if err == nil && info.LocalRouter != "" {
 				// Same host? Then the local address answers, as the same node.
 				if li, lerr := n.fetchDescriptionTimeout(info.LocalRouter, localProbeTimeout); lerr == nil && li.ID == info.ID {
 					local = info.LocalRouter
@@ -674,8 +699,16 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 	old := p.desc
 	p.desc, p.down, p.lost = info, false, false
 	pubAddr, dialRouter := pubAddress(p.info, info), p.info.Router
+	if src := pubSource(p.info); pubAddr != "" && !n.addrs.allowed(pubAddr, src, p.info.Router) {
+		n.refuse(pubAddr, src, info.Name)
+		pubAddr = "" // requests still work; nothing is subscribed to
+	}
 	if local != "" && info.LocalPub != "" {
-		pubAddr, dialRouter = info.LocalPub, local
+		if n.addrs.allowed(info.LocalPub, fromDescribe, p.info.Router) {
+			pubAddr, dialRouter = info.LocalPub, local
+		} else {
+			n.refuse(info.LocalPub, fromDescribe, info.Name)
+		}
 	}
 	if p.pubAddr != "" && p.pubAddr != pubAddr { // moved (say, to the Unix socket): resubscribe there
 		for t := range p.subscribed {
@@ -703,9 +736,29 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 	}
 }
 
+// pubSource says where pubAddress took its address from.
+func pubSource(found discovery.Peer) string {
+	if found.Pub != "" {
+		return fromDiscovery
+	}
+	return fromDescribe
+}
+
+// refusedFound returns the first address of a discovered peer that the node
+// may not dial, or "".
+func (n *Node) refusedFound(p discovery.Peer) string {
+	for _, a := range []string{p.Router, p.Pub} {
+		if a != "" && !n.addrs.allowed(a, fromDiscovery, p.Router) {
+			return a
+		}
+	}
+	return ""
+}
+
 // pubAddress is where to subscribe to a peer: the address discovery gave,
 // else the described port on the host discovery reached the router at (the
-// peer may not know which of its addresses we can reach).
+// peer may not know which of its addresses we can reach). Either is then
+// checked by addrCheck.allowed.
 func pubAddress(found discovery.Peer, info *PeerInfo) string {
 	if found.Pub != "" {
 		return found.Pub
@@ -722,7 +775,7 @@ func pubAddress(found discovery.Peer, info *PeerInfo) string {
 // what this node subscribes to.
 func (n *Node) syncPeerLocked(p *peer) {
 	want := map[string]bool{}
-	if p.visible() {
+	if p.visible() && p.pubAddr != "" { // "": its publisher address was refused
 		for _, t := range p.desc.Topics {
 			if len(n.subs[t.Name]) > 0 {
 				want[t.Name] = true

@@ -21,6 +21,13 @@ type Stats struct {
 	// with the node's key (or were sealed when it has none), failed
 	// authentication, or were replays.
 	AuthFailures uint64
+	// AddressesRefused counts addresses, from discovery or from a peer's
+	// $describe, that the node did not dial because the dial policy
+	// refused them (see EnvDiscovery: host-only discovery dials only
+	// loopback; Unix sockets only colugo's abstract ones; a TCP address
+	// from $describe only on the host discovery reached). Each refusal is
+	// logged at Debug.
+	AddressesRefused uint64
 }
 
 // TopicStats counts one topic's traffic on one node.
@@ -94,7 +101,7 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
-		AuthFailures: n.authFailures.Load()}
+		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load()}
 	for name, c := range n.svcStats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),

@@ -100,7 +100,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-9s %-28s %s\n", c.name, c.args, c.help)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Flags of every command: --discovery MECH (overrides COLUGO_DISCOVERY: local, mdns, local,mdns, static:host:port,..., none),")
+	fmt.Fprintln(w, "Flags of every command: --discovery MECH (local, mdns, local,mdns, static:host:port,..., none; within what COLUGO_DISCOVERY allows),")
 	fmt.Fprintln(w, "--json (machine-readable output), --timeout D, --wait D, -v. Run colugo COMMAND -h for its flags.")
 }
 
@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, cmd: cmd.name}
 	fs := flag.NewFlagSet("colugo "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.discovery, "discovery", "", "discovery mechanisms, as in COLUGO_DISCOVERY (default: the environment's, else local,mdns)")
+	fs.StringVar(&c.discovery, "discovery", "", "discovery mechanisms, as in COLUGO_DISCOVERY, and no wider than it when it is set (default: the environment's, else local,mdns)")
 	fs.BoolVar(&c.json, "json", false, "print JSON (one object per line) instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "the longest to wait for what the command needs (a topic's publisher, a server, a reply)")
 	fs.DurationVar(&c.wait, "wait", 500*time.Millisecond, "discovery window: how long to listen for peers before answering")
@@ -147,6 +147,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if c.timeout <= 0 || c.wait < 0 {
 		fmt.Fprintf(stderr, "colugo %s: --timeout must be positive and --wait not negative\n", cmd.name)
+		return exitUsage
+	}
+	if err := checkDiscoveryFlag(c.discovery); err != nil {
+		fmt.Fprintf(stderr, "colugo %s: %v\n", cmd.name, err)
 		return exitUsage
 	}
 	if err := cmd.run(c, fs, pos); err != nil {
@@ -187,7 +191,36 @@ func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
 
-// node starts the command's node, honouring --discovery.
+// checkDiscoveryFlag refuses a --discovery value that does not parse, or
+// that reaches further than the operator's COLUGO_DISCOVERY allows (the
+// scope order none < local < static seeds on loopback < mdns or other
+// seeds; see colugo.Scope): the variable wins over every program choice,
+// this flag included. A flag asking for the same or less is fine.
+func checkDiscoveryFlag(flagVal string) error {
+	if flagVal == "" {
+		return nil
+	}
+	want, err := colugo.DiscoveryScope(flagVal)
+	if err != nil {
+		return fmt.Errorf("--discovery %q: %w", flagVal, err)
+	}
+	env := strings.TrimSpace(os.Getenv(colugo.EnvDiscovery))
+	if env == "" {
+		return nil
+	}
+	allowed, err := colugo.DiscoveryScope(env)
+	if err != nil {
+		return fmt.Errorf("%s=%q: %w", colugo.EnvDiscovery, env, err)
+	}
+	if want > allowed {
+		return fmt.Errorf("--discovery %q (scope %v) asks for more than %s=%q (scope %v) allows",
+			flagVal, want, colugo.EnvDiscovery, env, allowed)
+	}
+	return nil
+}
+
+// node starts the command's node, honouring --discovery (checked by run
+// against COLUGO_DISCOVERY).
 func (c *cli) node() (*colugo.Node, error) {
 	if c.discovery != "" {
 		if err := os.Setenv(colugo.EnvDiscovery, c.discovery); err != nil {

@@ -340,6 +340,12 @@ func TestBadInput(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{"echo"}, 2, "echo takes one topic"},
 		{[]string{"nodes", "--timeout", "0s"}, 2, "--timeout must be positive"},
+		// COLUGO_DISCOVERY=local (runCLI) wins over a wider --discovery.
+		{[]string{"echo", "T", "--discovery", "mdns"}, 2, `--discovery "mdns" (scope network) asks for more than COLUGO_DISCOVERY="local" (scope host-local) allows`},
+		{[]string{"nodes", "--discovery", "local,mdns"}, 2, `COLUGO_DISCOVERY="local"`},
+		{[]string{"nodes", "--discovery", "static:10.0.0.5:7001"}, 2, `asks for more than COLUGO_DISCOVERY="local"`},
+		{[]string{"nodes", "--discovery", "static:127.0.0.1:7001"}, 2, `asks for more than COLUGO_DISCOVERY="local"`},
+		{[]string{"nodes", "--discovery", "carrier-pigeon"}, 2, `--discovery "carrier-pigeon": unknown mechanism`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -723,4 +729,54 @@ func spinEvery(t *testing.T, p *colugo.Publisher[[]byte], period time.Duration, 
 			_ = p.Publish(ctx, payload)
 		}
 	}()
+}
+
+// TestDiscoveryFlagScope is the table of --discovery against
+// COLUGO_DISCOVERY: a flag may ask for the same scope or less, never more.
+// Not parallel: it sets the environment.
+func TestDiscoveryFlagScope(t *testing.T) {
+	for _, tc := range []struct {
+		env, flag string
+		ok        bool
+	}{
+		{"", "mdns", true}, // no variable: the flag chooses
+		{"", "", true},
+		{"local", "", true},
+		{"local", "local", true},
+		{"local", "none", true},
+		{"local", "mdns", false},
+		{"local", "local,mdns", false},
+		{"local", "static:127.0.0.1:7001", false}, // loopback seeds reach further than the registry
+		{"local", "static:10.0.0.5:7001", false},
+		{"none", "local", false},
+		{"static:127.0.0.1:7001", "local", true},
+		{"static:127.0.0.1:7001", "static:127.0.0.2:7002", true},
+		{"static:127.0.0.1:7001", "static:10.0.0.5:7001", false},
+		{"local,static:127.0.0.1:7001", "mdns", false},
+		{"local,mdns", "local", true},
+		{"local,mdns", "mdns", true},
+		{"mdns", "static:10.0.0.5:7001", true}, // both network scope
+		{"local", "bogus", false},
+		{"bogus", "local", false},
+	} {
+		t.Setenv("COLUGO_DISCOVERY", tc.env)
+		err := checkDiscoveryFlag(tc.flag)
+		if (err == nil) != tc.ok {
+			t.Errorf("COLUGO_DISCOVERY=%q --discovery %q: %v, want ok=%v", tc.env, tc.flag, err, tc.ok)
+		}
+		if err != nil && tc.flag != "bogus" && (!strings.Contains(err.Error(), tc.flag) || !strings.Contains(err.Error(), tc.env)) {
+			t.Errorf("error %q does not name both %q and %q", err, tc.flag, tc.env)
+		}
+	}
+}
+
+// A --discovery within the variable's scope is used.
+func TestDiscoveryFlagNarrower(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, d := range []string{"local", "none"} {
+		if r := runCLI(t, dir, "nodes", "--discovery", d, "--wait", "0s"); r.code != 0 {
+			t.Errorf("--discovery %s under COLUGO_DISCOVERY=local: exit %d", d, r.code)
+		}
+	}
 }
