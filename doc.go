@@ -2,7 +2,8 @@
 // between processes and machines, over ZeroMQ's wire protocol (ZMTP 3).
 //
 // A process creates a [Node]; nodes find each other through discovery
-// (a host-local registry by default, static seeds, or any
+// (by default a host-local registry and mDNS on the LAN, with the
+// transport listening on every interface; or static seeds, or any
 // [discovery.Discovery]) and then talk point to point. A topic is a typed
 // channel:
 //
@@ -46,7 +47,12 @@
 // The COLUGO_DISCOVERY environment variable ([EnvDiscovery]) is the
 // operator's word and wins over the program's [WithDiscovery]: "local"
 // keeps every packet on the host, "static:host:port,..." uses fixed seeds,
-// "none" disables discovery. It does not apply to in-process nodes.
+// "none" disables discovery. A host-only value (none, local, seeds on
+// loopback; see [Scope]) makes the node listen on 127.0.0.1 only and
+// refuse to dial anything but loopback and colugo's abstract Unix sockets,
+// whatever discovery or a peer's $describe says. Unset, a node with no
+// options uses the host-local registry and mDNS, and listens on every
+// interface. The variable does not apply to in-process nodes.
 //
 // # Testing
 //

@@ -13,7 +13,8 @@ import (
 
 // The examples run on the in-process transport so that their output is
 // checked without sockets; with the defaults (NewNode("camera")) the same
-// code runs over TCP with host-local discovery.
+// code runs over TCP on every interface with host-local and mDNS discovery
+// (COLUGO_DISCOVERY=local: on 127.0.0.1 with the host-local registry only).
 var exampleNet = inproc.NewNetwork()
 
 // exampleNode returns a node alone on the in-process network (no peers to

@@ -127,15 +127,22 @@ func (recoverOption) String() string       { return "WithRecover()" }
 func (o maxHandlersOption) String() string { return fmt.Sprintf("WithMaxHandlers(%d)", int(o)) }
 func (o keyOption) String() string         { return fmt.Sprintf("WithKey(<secret>, %d previous)", len(o.prev)) }
 
-// WithDiscovery sets how the node finds peers. Default: host-local discovery
-// (discovery/local). The COLUGO_DISCOVERY environment variable, when set,
-// wins over this option (see the package documentation).
+// WithDiscovery sets how the node finds peers. Default: the host-local
+// registry (discovery/local) and mDNS on every multicast interface
+// (discovery/mdns; skipped with a warning on a machine without one). The
+// COLUGO_DISCOVERY environment variable, when set, wins over this option
+// (see [EnvDiscovery]). Only a bare *local.Registry, or a host-only
+// COLUGO_DISCOVERY, makes the node host-only: other Discovery values are
+// opaque, so the default transport then listens on every interface.
 func WithDiscovery(d discovery.Discovery) NodeOption {
 	return discoveryOption{d}
 }
 
-// WithTransport sets the transport. Default: transport/zmq on 127.0.0.1
-// with ephemeral ports. The node closes the transport when it closes.
+// WithTransport sets the transport. Default: transport/zmq with ephemeral
+// ports, on every interface (0.0.0.0), or on 127.0.0.1 only when the
+// discovery is host-only (see [EnvDiscovery]). With host-only discovery,
+// NewNode refuses a given transport that listens beyond loopback. The node
+// closes the transport when it closes.
 func WithTransport(t transport.Transport) NodeOption {
 	return transportOption{t}
 }

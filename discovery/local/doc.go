@@ -37,6 +37,23 @@
 // changes. The format is versioned; readers accept any version >= 1 and
 // ignore fields they do not know.
 //
+// # Trust
+//
+// The directory must be private to its user: [Registry.Start] refuses, with
+// [ErrUnsafeDir], one that is a symlink, is owned by another user, or that
+// group or others can write (the sticky bit of /tmp-like directories does
+// not help: it stops others deleting our files, not planting theirs); the
+// default, under $XDG_RUNTIME_DIR (mode 0700) or the user cache directory,
+// is created with mode 0700. Every poll checks again that it is the same,
+// still private, directory, and reads nothing from it otherwise. Entry and
+// lock files are opened without following symlinks and without blocking
+// (O_NOFOLLOW|O_NONBLOCK), then fstat'ed: only regular files are used, and
+// data files of more than 64 KiB are refused unread, so a FIFO, device or
+// link named like an entry is skipped and never stalls the poller or
+// Close. A poll considers at most [WithMaxEntries] entries. What an entry
+// says (its addresses) is for the Node to judge: a host-only node dials
+// only loopback addresses, whatever the registry holds.
+//
 // On platforms without flock (anything but Linux, macOS and the BSDs),
 // entries are never recognised as stale; a clean Close still removes them.
 package local
