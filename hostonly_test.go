@@ -315,3 +315,50 @@ func TestHostOnlyListen(t *testing.T) {
 		}
 	})
 }
+
+// TestDescribeUnixPathRefused runs in place (loopback only): in every
+// scope, a peer's $describe that names a file-system Unix socket as its
+// local router or publisher is refused and counted, the socket is never
+// connected to, and the peer is still used over its TCP address.
+func TestDescribeUnixPathRefused(t *testing.T) {
+	for _, scope := range []string{"host-only", "network"} {
+		t.Run(scope, func(t *testing.T) {
+			sock, sockPub := filepath.Join(t.TempDir(), "r.sock"), filepath.Join(t.TempDir(), "p.sock")
+			dialled, dialledPub := unixTrap(t, sock), unixTrap(t, sockPub)
+			ep := startFake(t, "fakeunix", func(ep transport.Endpoint) colugo.PeerInfo {
+				return colugo.PeerInfo{Name: "u", Router: ep.Router, Pub: ep.Pub, LocalRouter: "unix:" + sock, LocalPub: "unix:" + sockPub}
+			})
+			var opts []colugo.NodeOption
+			if scope == "host-only" {
+				t.Setenv(colugo.EnvDiscovery, "local")
+				dir := t.TempDir()
+				register(t, dir, discovery.Peer{ID: "fakeunix", Name: "u", Router: ep.Router, Catalog: "c"})
+				opts = append(opts, colugo.WithDiscovery(local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond))))
+			} else {
+				// A program's own seed list is opaque, so network scope, on a
+				// loopback transport: nothing here leaves loopback.
+				t.Setenv(colugo.EnvDiscovery, "")
+				tr, err := zmq.New(zmq.WithHost("127.0.0.1"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts = append(opts, colugo.WithDiscovery(discovery.Static(ep.Router)), colugo.WithTransport(tr))
+			}
+			n, err := colugo.NewNode("victim", opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			deadline := time.Now().Add(nsWait)
+			for (n.Stats().AddressesRefused == 0 || !strings.Contains(peerNames(n), "u")) && dialled.Load()+dialledPub.Load() == 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("after %v: %d refused, peers %q", nsWait, n.Stats().AddressesRefused, peerNames(n))
+				}
+				time.Sleep(10 * time.Millisecond) // polling with a deadline
+			}
+			if d, dp := dialled.Load(), dialledPub.Load(); d != 0 || dp != 0 {
+				t.Errorf("connections to the Unix socket paths: router %d, pub %d", d, dp)
+			}
+		})
+	}
+}
