@@ -336,6 +336,7 @@ func TestOptionStrings(t *testing.T) {
 	}{
 		{local.WithDir("/run/x"), `local.WithDir("/run/x")`},
 		{local.WithPollInterval(time.Second), "local.WithPollInterval(1s)"},
+		{local.WithMaxEntries(7), "local.WithMaxEntries(7)"},
 	} {
 		if got := fmt.Sprint(tt.o); got != tt.want {
 			t.Errorf("got %q, want %q", got, tt.want)
