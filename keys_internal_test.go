@@ -10,7 +10,9 @@ import (
 	"github.com/colugo-go/colugo/transport/inproc"
 )
 
-// A sealed publish delivered twice (a replay) is refused the second time.
+// A sealed publish is refused from a sender the node has not described, at
+// or below the sender's described baseline, and when delivered twice (a
+// replay).
 func TestReplayRefused(t *testing.T) {
 	net := inproc.NewNetwork()
 	n, err := NewNode("n", WithTransport(net.New()), WithDiscovery(discovery.Static()),
@@ -20,28 +22,37 @@ func TestReplayRefused(t *testing.T) {
 	}
 	defer n.Close()
 	ch, _ := Subscribe[string](t.Context(), n, "t")
-	msg := &transport.Message{Name: "t", Header: wire.Header{Kind: transport.KindPublish, Codec: "json",
-		Type: "string", Sender: "someone", Seq: 7, SendTime: time.Now().UnixNano()}, Payload: []byte(`"hi"`)}
-	n.sealMsg(msg)
 	h := (*nodeHandler)(n)
-	h.HandlePublish(msg)
+	// Each call gets a new sealed message (opening may decrypt in place).
+	publish := func(topic string, seq uint64) {
+		msg := &transport.Message{Name: "t", Header: wire.Header{Kind: transport.KindPublish, Codec: "json",
+			Type: "string", Sender: "someone", Seq: seq, SendTime: time.Now().UnixNano()}, Payload: []byte(`"hi"`)}
+		n.sealMsg(msg, binding{})
+		msg.Name = topic
+		h.HandlePublish(msg)
+	}
+	refused := func(what string, want uint64) {
+		t.Helper()
+		if f := n.Stats().AuthFailures; f != want {
+			t.Fatalf("%s: AuthFailures = %d, want %d", what, f, want)
+		}
+		select {
+		case v := <-ch:
+			t.Fatalf("%s: delivered %q", what, v)
+		default:
+		}
+	}
+	publish("t", 7)
+	refused("undescribed sender", 1)
+	n.guard.Describe("someone", map[string]uint64{"t": 7})
+	publish("t", 7)
+	refused("at the baseline", 2)
+	publish("t", 8)
 	if got := <-ch; got != "hi" {
 		t.Fatalf("got %q", got)
 	}
-	h.HandlePublish(msg)
-	if f := n.Stats().AuthFailures; f != 1 {
-		t.Fatalf("replay: AuthFailures = %d, want 1", f)
-	}
-	select {
-	case v := <-ch:
-		t.Fatalf("replayed message delivered: %q", v)
-	default:
-	}
-	// The same bytes under another topic name fail authentication.
-	moved := *msg
-	moved.Name = "other"
-	h.HandlePublish(&moved)
-	if f := n.Stats().AuthFailures; f != 2 {
-		t.Fatalf("moved: AuthFailures = %d, want 2", f)
-	}
+	publish("t", 8)
+	refused("replay", 3)
+	publish("other", 9) // sealed for "t"
+	refused("moved to another topic", 4)
 }
