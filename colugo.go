@@ -71,9 +71,9 @@ type Node struct {
 	lastSend     atomic.Int64  // send time of the last request (sendClock)
 
 	mu       sync.Mutex
-	subs     map[string][]*subCore     // local subscriptions by topic
-	pubs     map[string]*pubCount      // local publishers by topic
-	seqs     map[string]*pubSeq // sequence per topic, outliving its publishers
+	subs     map[string][]*subCore // local subscriptions by topic
+	pubs     map[string]*pubCount  // local publishers by topic
+	seqs     map[string]*pubSeq    // sequence per topic, outliving its publishers
 	services map[string]*serviceCore
 	counters map[string]*counters // per topic
 	svcStats map[string]*counters // per service

@@ -139,4 +139,3 @@ func (k *Keyring) open(ad, sealed []byte, inPlace bool) ([]byte, error) {
 	}
 	return nil, ErrAuth
 }
-

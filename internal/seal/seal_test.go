@@ -122,7 +122,7 @@ func TestGuardRequest(t *testing.T) {
 		{1, 100 * s, 5 * s, nil}, {1, 100 * s, 5 * s, seal.ErrReplay}, {0, 100 * s, 5 * s, seal.ErrReplay},
 		{3, 101 * s, 5 * s, nil}, {2, 100 * s, 5 * s, nil}, // reordered, still live
 		{9, 104 * s, 5 * s, nil}, {4, 100 * s, 3 * s, seal.ErrReplay}, // expired before 9 was sent
-		{5, 100 * s, 4 * s, nil}, // expires just as 9 was sent: still live
+		{5, 100 * s, 4 * s, nil},          // expires just as 9 was sent: still live
 		{6, 104 * s, 5 * s, seal.ErrFull}, // 1, 2, 3, 5, 9 live: the limit
 	}
 	for i, st := range steps {
