@@ -86,14 +86,11 @@ type binding struct {
 }
 
 // additionalData is what a seal binds the payload to: the name, every
-// header field but those the transport sets after sealing (a request's
-// id), and the binding.
+// header field but the request id (which the requester's transport sets
+// after sealing), and the binding.
 func additionalData(buf []byte, name string, h *wire.Header, b binding) []byte {
 	hc := *h
-	switch hc.Kind {
-	case transport.KindRequest, transport.KindControl, transport.KindCancel:
-		hc.RequestID = 0
-	}
+	hc.RequestID = 0 // set by the requester's transport after sealing; the binding says what it meant
 	buf = wire.AppendName(buf, name)
 	buf = hc.Append(buf)
 	switch hc.Kind {
