@@ -28,9 +28,12 @@ var ErrUnauthenticated = errors.New("colugo: message failed authentication")
 
 // WithKey makes the node seal every payload it sends with the network key
 // (XChaCha20-Poly1305: encrypted and authenticated together with the
-// message's name and header) and refuse every message not sealed with it:
-// publishes, requests, replies and $describe. Nodes without the key can
-// neither read nor inject anything, and their attempts are counted in
+// message's name and header, a request also with the node it is sent to, a
+// reply with the request it answers) and refuse every message not sealed
+// with it: publishes, requests, replies and $describe. Nodes without the
+// key can neither read nor inject anything, captured messages cannot be
+// replayed (to the same node or another, before or after a restart; see
+// WithSendTimeWindow and WithReplayLimits), and refusals are counted in
 // Stats().AuthFailures. previous keys are still accepted, never used to
 // seal, so a network can move to a new key node by node; Node.SetKey
 // finishes the move without a restart. A key is any secret of at least 16
