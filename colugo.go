@@ -458,7 +458,12 @@ func (n *Node) describeJSON() ([]byte, error) {
 		n.mu.Lock()
 		d.Seqs = make(map[string]uint64, len(n.seqs))
 		for t, s := range n.seqs {
+			// Under the topic's lock: every publish numbered up to the
+			// value read has been handed to the transport, so none can
+			// reach a subscription made after this reply.
+			s.mu.Lock()
 			d.Seqs[t] = s.Load()
+			s.mu.Unlock()
 		}
 		n.mu.Unlock()
 	}
