@@ -9,9 +9,12 @@ import (
 // sender and topic a publish may arrive and still be accepted once. A node
 // hands its publishes of one topic to the transport in sequence order, so
 // on one connection they arrive in order; the window is for the reorder
-// that a move between two connections to the same publisher (TCP to the
-// Unix socket) can cause.
-const WindowSize = 1024
+// when a subscriber moves to a new connection to the same publisher (TCP
+// to the Unix socket, a resubscription after a loss) while the old one
+// still delivers what it had queued: 1024 messages in transport/zmq's
+// default send queue, plus what the kernel buffers. 1 KiB per sender and
+// topic.
+const WindowSize = 8192
 
 // Guard decides whether an authenticated message is new. It keeps, per
 // sending node (an id, random per process: one incarnation):

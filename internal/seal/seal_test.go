@@ -87,8 +87,8 @@ func TestGuardPublish(t *testing.T) {
 		ok    bool
 	}{
 		{"t", 10, false}, {"t", 3, false}, {"t", 11, true}, {"t", 11, false}, {"t", 13, true}, {"t", 12, true},
-		{"t", 12, false}, {"t", 2000, true}, {"t", 2000 - seal.WindowSize, false}, {"t", 2001 - seal.WindowSize, true},
-		{"t", 2001 - seal.WindowSize, false}, {"t", 1999, true}, {"t", 0, false},
+		{"t", 12, false}, {"t", 20000, true}, {"t", 20000 - seal.WindowSize, false}, {"t", 20001 - seal.WindowSize, true},
+		{"t", 20001 - seal.WindowSize, false}, {"t", 19999, true}, {"t", 0, false},
 		{"new", 1, true}, {"new", 1, false}, // a topic not published when described: baseline 0
 	}
 	for i, s := range steps {
