@@ -16,6 +16,7 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/internal/wire"
@@ -843,4 +844,29 @@ func concurrentPublish(b *testing.B, size, n int, timed bool, opts ...colugo.Nod
 		b.Fatalf("%d publishes refused", f)
 	}
 	return float64(n) / el.Seconds()
+}
+
+// TestKeyInProcess: a keyed in-process network (colugotest) publishes and
+// serves like a keyed network on sockets, with nothing refused.
+func TestKeyInProcess(t *testing.T) {
+	t.Setenv(colugo.EnvKey, "")
+	net := colugotest.NewNetwork(t)
+	a := net.NewNode("a", colugo.WithKey(key1))
+	b := net.NewNode("b", colugo.WithKey(key1))
+	if _, err := colugo.Serve(a, "svc", add); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := colugo.NewPublisher[string](a, "t")
+	ch, _ := colugo.Subscribe[string](t.Context(), b, "t")
+	if got := publishUntil(t, pub, "x", ch); got != "x" {
+		t.Fatalf("got %q", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if r, err := colugo.Request[AddReq, AddResp](ctx, b, "svc", AddReq{A: 1, B: 2}); err != nil || r.Sum != 3 {
+		t.Fatalf("request: %+v %v", r, err)
+	}
+	if fa, fb := a.Stats().AuthFailures, b.Stats().AuthFailures; fa+fb != 0 {
+		t.Fatalf("refused: a %d, b %d", fa, fb)
+	}
 }
