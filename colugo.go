@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -67,14 +68,15 @@ type Node struct {
 	handlers atomic.Int64 // running request handlers
 
 	keys         *seal.Keyring // nil: nothing sealed
-	replay       *seal.Replay[replayStream]
+	guard        *seal.Guard   // replay checks; nil without a key
 	authFailures atomic.Uint64
-	reqSeq       atomic.Uint64 // sequence of this node's requests, for replay checks
+	reqSeq       atomic.Uint64 // sequence of this node's requests and control requests, for replay checks
+	lastSend     atomic.Int64  // send time of the last request (sendClock)
 
 	mu       sync.Mutex
-	subs     map[string][]*subCore     // local subscriptions by topic
-	pubs     map[string]*pubCount      // local publishers by topic
-	seqs     map[string]*atomic.Uint64 // sequence per topic, outliving its publishers
+	subs     map[string][]*subCore // local subscriptions by topic
+	pubs     map[string]*pubCount  // local publishers by topic
+	seqs     map[string]*pubSeq    // sequence per topic, outliving its publishers
 	services map[string]*serviceCore
 	counters map[string]*counters // per topic
 	svcStats map[string]*counters // per service
@@ -101,7 +103,16 @@ type pubCount struct {
 	// seq numbers the node's messages on the topic, all its publishers
 	// together: the header's sender is the node, so one sequence per node
 	// and topic is what receivers can follow without false gaps.
-	seq *atomic.Uint64
+	seq *pubSeq
+}
+
+// pubSeq is a topic's publish sequence. With a key, mu is held from taking
+// a number to handing the sealed message to the transport, so that the
+// numbers reach each connection in order (a receiver's replay window then
+// sees no reorder), whatever the number of goroutines publishing.
+type pubSeq struct {
+	atomic.Uint64
+	mu sync.Mutex
 }
 
 // inflightKey names a running handler by the connection its request came
@@ -183,7 +194,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 	if err := checkNodeName(name); err != nil {
 		return nil, err
 	}
-	cfg := nodeConfig{defaultTimeout: 5 * time.Second, codec: codec.JSON{}, maxHandlers: 1024}
+	cfg := nodeConfig{defaultTimeout: 5 * time.Second, codec: codec.JSON{}, maxHandlers: 1024, sealing: defaultSealing}
 	for _, o := range opts {
 		if o != nil {
 			o.applyNode(&cfg)
@@ -228,7 +239,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		addrs:    addrs,
 		subs:     make(map[string][]*subCore),
 		pubs:     make(map[string]*pubCount),
-		seqs:     make(map[string]*atomic.Uint64),
+		seqs:     make(map[string]*pubSeq),
 		services: make(map[string]*serviceCore),
 		counters: make(map[string]*counters),
 		svcStats: make(map[string]*counters),
@@ -247,12 +258,19 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 	if cfg.key != nil {
 		ring, err := seal.NewKeyring(cfg.key, cfg.prevKeys...)
 		if err != nil {
+			err = fmt.Errorf("%w: key: %w", ErrInvalidOption, err)
+		}
+		var guard *seal.Guard
+		if err == nil {
+			guard, err = n.newGuard()
+		}
+		if err != nil {
 			if cfg.tr != nil {
 				_ = cfg.tr.Close()
 			}
-			return nil, fmt.Errorf("%w: key: %w", ErrInvalidOption, err)
+			return nil, err
 		}
-		n.keys, n.replay = ring, seal.NewReplay[replayStream](1<<14)
+		n.keys, n.guard = ring, guard
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	empty := map[string]*topicSubs{}
@@ -441,6 +459,33 @@ func (n *Node) catalogChanged() {
 	}
 }
 
+// description is what $describe returns: a PeerInfo and, from a keyed
+// node, each topic's publish sequence number at the time (seqs), which a
+// peer takes as the baseline of its replay checks (seal.Guard.Describe).
+type description struct {
+	PeerInfo
+	Seqs map[string]uint64 `json:"seqs,omitempty"`
+}
+
+// describeJSON is the payload of this node's $describe reply.
+func (n *Node) describeJSON() ([]byte, error) {
+	d := description{PeerInfo: n.describe()}
+	if n.keys != nil {
+		n.mu.Lock()
+		d.Seqs = make(map[string]uint64, len(n.seqs))
+		for t, s := range n.seqs {
+			// Under the topic's lock: every publish numbered up to the
+			// value read has been handed to the transport, so none can
+			// reach a subscription made after this reply.
+			s.mu.Lock()
+			d.Seqs[t] = s.Load()
+			s.mu.Unlock()
+		}
+		n.mu.Unlock()
+	}
+	return json.Marshal(d)
+}
+
 // describe returns what this node tells peers about itself.
 func (n *Node) describe() PeerInfo {
 	n.mu.Lock()
@@ -581,6 +626,9 @@ func (n *Node) onEvent(ev discovery.Event) {
 		if p == nil {
 			return
 		}
+		if p.desc != nil && n.guard != nil {
+			n.guard.Forget(p.desc.ID) // described again if it comes back
+		}
 		n.removePeerLocked(p)
 		n.log.Info("peer left", slog.String(keyPeer, ev.Peer.Name), slog.String(keyRouter, ev.Peer.Router))
 	}
@@ -631,7 +679,7 @@ func (n *Node) describeLocked(p *peer) {
 				n.refuse(info.LocalRouter, fromDescribe, info.Name)
 			} else if err == nil && info.LocalRouter != "" {
 				// Same host? Then the local address answers, as the same node.
-				if li, lerr := n.fetchDescriptionTimeout(info.LocalRouter, localProbeTimeout); lerr == nil && li.ID == info.ID {
+				if li, lerr := n.fetchDescriptionFrom(info.LocalRouter, info.ID, localProbeTimeout); lerr == nil && li.ID == info.ID {
 					local = info.LocalRouter
 				}
 			}
@@ -661,24 +709,43 @@ func (n *Node) fetchDescription(router string) (*PeerInfo, error) {
 }
 
 func (n *Node) fetchDescriptionTimeout(router string, timeout time.Duration) (*PeerInfo, error) {
+	return n.fetchDescriptionFrom(router, "", timeout)
+}
+
+// fetchDescriptionFrom asks the router for its $describe. id is the node
+// expected there, to which a sealed request is bound ("": not known, or
+// not certain: the address may belong to another node by now).
+func (n *Node) fetchDescriptionFrom(router, id string, timeout time.Duration) (*PeerInfo, error) {
 	ctx, cancel := context.WithTimeout(n.ctx, timeout)
 	defer cancel()
+	seq := n.reqSeq.Add(1)
 	req := &transport.Message{Name: describeService, Header: wire.Header{
-		Kind: transport.KindControl, Codec: "json", Sender: n.id, SendTime: time.Now().UnixNano(),
-		Deadline: int64(timeout), Seq: n.reqSeq.Add(1),
+		Kind: transport.KindControl, Codec: "json", Sender: n.id, SendTime: n.sendClock(),
+		Deadline: int64(timeout), Seq: seq,
 	}}
-	n.sealMsg(req)
+	n.sealMsg(req, binding{peer: id})
 	rep, err := n.tr.Request(ctx, router, req)
 	if err != nil {
 		return nil, err
 	}
-	if err = n.openMsg(rep, nil); err != nil {
+	if err = n.openMsg(rep, binding{peer: n.id, seq: seq}); err != nil {
 		return nil, err
 	}
 	if rep.Header.Status != 0 {
 		return nil, &RemoteError{Service: describeService, Code: Code(rep.Header.Status), Message: rep.Header.Error}
 	}
-	return decodeDescription(rep.Payload)
+	info, err := decodeDescription(rep.Payload)
+	if err != nil || n.guard == nil || info.ID == n.id {
+		return info, err
+	}
+	// The reply is bound to this request, so it is fresh: its sequence
+	// numbers are the sender's baseline (before this node subscribes).
+	var d description
+	if err := json.Unmarshal(rep.Payload, &d); err != nil {
+		return nil, fmt.Errorf("colugo: bad $describe reply: %w", err)
+	}
+	n.guard.Describe(info.ID, d.Seqs)
+	return info, nil
 }
 
 // applyDescriptionLocked records what p's $describe said. local is its
@@ -807,7 +874,7 @@ func (h *nodeHandler) HandlePublish(msg *transport.Message) {
 	n := (*Node)(h)
 	if n.keys != nil || msg.Header.Flags&wire.FlagSealed != 0 {
 		// msg is ours to modify for this call (transport.Handler).
-		if err := n.openMsg(msg, &replayStream{sender: msg.Header.Sender, topic: msg.Name}); err != nil {
+		if err := n.openMsg(msg, binding{}); err != nil {
 			return
 		}
 	}

@@ -50,6 +50,7 @@ type nodeConfig struct {
 	maxHandlers    int
 	key            []byte
 	prevKeys       [][]byte
+	sealing        sealingConfig
 }
 
 type topicConfig struct {

@@ -21,7 +21,7 @@ type Publisher[T any] struct {
 	topic string
 	codec codec.Codec
 	info  TopicInfo
-	seq   *atomic.Uint64 // shared by the node's publishers of the topic
+	seq   *pubSeq // shared by the node's publishers of the topic
 	c     *counters
 
 	// handOver says that payloads are colugo's once encoded: any codec but
@@ -64,7 +64,7 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	if pc == nil {
 		pc = &pubCount{info: p.info, seq: node.seqs[topic]}
 		if pc.seq == nil { // kept after the last publisher closes: a new one continues the sequence
-			pc.seq = new(atomic.Uint64)
+			pc.seq = new(pubSeq)
 			node.seqs[topic] = pc.seq
 		}
 		node.pubs[topic] = pc
@@ -103,20 +103,39 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		msg = new(transport.Message)
 	}
 	*msg = transport.Message{Name: p.topic, Header: wire.Header{
-		Kind:     transport.KindPublish,
-		Codec:    p.info.Codec,
-		Type:     p.info.Type,
-		Sender:   p.node.id,
-		Seq:      p.seq.Add(1),
-		SendTime: time.Now().UnixNano(),
+		Kind:   transport.KindPublish,
+		Codec:  p.info.Codec,
+		Type:   p.info.Type,
+		Sender: p.node.id,
 	}, Payload: payload}
 	p.c.published.Add(1)
-	p.node.receive(msg)        // subscribers on this node, which keep nothing of msg
-	msg.Exclusive = p.handOver // after local delivery: a local subscriber must not keep it
-	p.node.sealMsg(msg)
-	err = p.node.tr.Publish(msg)
+	if p.node.keys != nil {
+		err = p.publishSealed(msg)
+	} else {
+		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
+		p.node.receive(msg)        // subscribers on this node, which keep nothing of msg
+		msg.Exclusive = p.handOver // after local delivery: a local subscriber must not keep it
+		err = p.node.tr.Publish(msg)
+	}
 	msg.Payload = nil // the caller's: do not pin it
 	p.spare.Store(msg)
+	return err
+}
+
+// publishSealed numbers, seals and sends msg under the topic's sequence
+// lock, so that every connection gets the topic's messages in sequence
+// order (the receivers' replay windows), then delivers the plaintext on
+// this node, which needs no seal.
+func (p *Publisher[T]) publishSealed(msg *transport.Message) error {
+	plain := msg.Payload
+	p.seq.mu.Lock()
+	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
+	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
+	err := p.node.tr.Publish(msg)
+	p.seq.mu.Unlock()
+	msg.Header.Flags &^= wire.FlagSealed
+	msg.Payload, msg.Exclusive = plain, false // local subscribers must not keep it
+	p.node.receive(msg)
 	return err
 }
 

@@ -171,7 +171,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	case transport.KindRequest, transport.KindControl:
 		if n.keys != nil || h.Flags&wire.FlagSealed != 0 {
 			// msg is ours: the transport made it for this request.
-			if err := n.openMsg(msg, &replayStream{sender: h.Sender, requests: true}); err != nil {
+			if err := n.openMsg(msg, binding{peer: n.id}); err != nil {
 				return // no answer: a node without the key learns nothing
 			}
 		}
@@ -184,7 +184,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 			n.replyError(rw, msg, CodeNotFound, "unknown control request")
 			return
 		}
-		payload, err := json.Marshal(n.describe())
+		payload, err := n.describeJSON()
 		if err != nil {
 			n.replyError(rw, msg, CodeInternal, err.Error())
 			return
@@ -299,7 +299,7 @@ func (n *Node) reply(rw transport.ReplyWriter, req *transport.Message, codecName
 		Kind: transport.KindReply, Status: uint8(code), Codec: codecName, Type: typ, Sender: n.id,
 		RequestID: req.Header.RequestID, SendTime: time.Now().UnixNano(), Error: errMsg,
 	}, Payload: payload, Exclusive: codecName != rawName} // Raw's bytes are the handler's
-	n.sealMsg(rep)
+	n.sealMsg(rep, binding{peer: req.Header.Sender, seq: req.Header.Seq})
 	err := rw.Reply(rep)
 	if err != nil {
 		n.log.Debug("reply not sent", slog.String(keyService, req.Name), slog.Any(keyError, err))
@@ -389,12 +389,13 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		return out, replyCodec, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
+	seq := n.reqSeq.Add(1)
 	req := reqPool.Get().(*transport.Message) // the transport does not keep it
 	*req = transport.Message{Name: name, Header: wire.Header{
-		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: n.reqSeq.Add(1),
-		SendTime: time.Now().UnixNano(), Deadline: max(int64(time.Until(dl)), 1),
+		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: seq,
+		SendTime: n.sendClock(), Deadline: max(int64(time.Until(dl)), 1),
 	}, Payload: payload, Exclusive: codecName != rawName} // Raw's bytes are the caller's
-	n.sealMsg(req)
+	n.sealMsg(req, binding{peer: t.info.ID}) // valid at that node only, in this incarnation
 	rep, err := n.tr.Request(ctx, t.router, req)
 	*req = transport.Message{}
 	reqPool.Put(req)
@@ -404,7 +405,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		}
 		return nil, "", false, err
 	}
-	if err = n.openMsg(rep, nil); err != nil {
+	if err = n.openMsg(rep, binding{peer: n.id, seq: seq}); err != nil { // the reply to this request only
 		return nil, "", false, err
 	}
 	if rep.Header.Status != 0 {

@@ -19,7 +19,8 @@ type Stats struct {
 	Transport transport.Stats
 	// AuthFailures counts messages refused because they were not sealed
 	// with the node's key (or were sealed when it has none), failed
-	// authentication, or were replays.
+	// authentication, were replays or stale, or were publishes of a
+	// sender not described yet (see WithKey).
 	AuthFailures uint64
 	// AddressesRefused counts addresses, from discovery or from a peer's
 	// $describe, that the node did not dial because the dial policy

@@ -1,5 +1,5 @@
 // Package seal authenticates and encrypts message payloads with a shared
-// network key (XChaCha20-Poly1305), and rejects replays by sequence number.
+// network key (XChaCha20-Poly1305), and rejects replays (Guard).
 //
 // A sealed payload is: key id (1 byte) | nonce (24 bytes) | ciphertext and
 // tag. The additional data (the message's name and header fields) is
@@ -29,6 +29,8 @@ var (
 	ErrUnknownKey = errors.New("colugo/seal: sealed with an unknown key")
 	ErrAuth       = errors.New("colugo/seal: message failed authentication")
 	ErrReplay     = errors.New("colugo/seal: replayed or too old")
+	ErrUnknown    = errors.New("colugo/seal: publish from a sender not described since it started")
+	ErrFull       = errors.New("colugo/seal: too many unexpired requests remembered for this sender")
 )
 
 type key struct {
@@ -136,65 +138,4 @@ func (k *Keyring) open(ad, sealed []byte, inPlace bool) ([]byte, error) {
 		return nil, ErrUnknownKey
 	}
 	return nil, ErrAuth
-}
-
-// windowSize is how far behind the newest sequence number a message may
-// arrive and still be accepted once.
-const windowSize = 64
-
-// Replay remembers, per stream K (a sender and a topic, say), which recent
-// sequence numbers were seen. Safe for concurrent use.
-type Replay[K comparable] struct {
-	mu      sync.Mutex
-	streams map[K]*window
-	max     int
-}
-
-type window struct {
-	top  uint64 // highest sequence number seen
-	seen uint64 // bit i: top-i was seen
-}
-
-// NewReplay tracks at most maxStreams streams; past that the oldest state
-// is dropped wholesale (an attacker could then replay to those streams once,
-// which the bound trades for memory).
-func NewReplay[K comparable](maxStreams int) *Replay[K] {
-	return &Replay[K]{streams: make(map[K]*window), max: maxStreams}
-}
-
-// Check records seq on stream and reports ErrReplay if it was seen, or is
-// too far behind the newest. Sequence numbers start at 1.
-func (r *Replay[K]) Check(stream K, seq uint64) error {
-	if seq == 0 {
-		return ErrReplay
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w := r.streams[stream]
-	if w == nil {
-		if len(r.streams) >= r.max {
-			clear(r.streams)
-		}
-		r.streams[stream] = &window{top: seq, seen: 1}
-		return nil
-	}
-	switch {
-	case seq > w.top:
-		shift := seq - w.top
-		if shift >= windowSize {
-			w.seen = 0
-		} else {
-			w.seen <<= shift
-		}
-		w.top, w.seen = seq, w.seen|1
-		return nil
-	case w.top-seq >= windowSize:
-		return ErrReplay
-	}
-	bit := uint64(1) << (w.top - seq)
-	if w.seen&bit != 0 {
-		return ErrReplay
-	}
-	w.seen |= bit
-	return nil
 }

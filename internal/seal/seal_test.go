@@ -72,22 +72,100 @@ func TestRotation(t *testing.T) {
 	}
 }
 
-func TestReplay(t *testing.T) {
-	r := seal.NewReplay[string](2)
+// TestGuardPublish: publishes count only from a described sender, above
+// its baseline, once each, within the window.
+func TestGuardPublish(t *testing.T) {
+	g := seal.NewGuard(8, 8, nil)
+	if err := g.Publish("a", "t", 1); !errors.Is(err, seal.ErrUnknown) {
+		t.Fatalf("undescribed sender: %v", err)
+	}
+	g.Describe("a", map[string]uint64{"t": 10})
+	g.Describe("a", map[string]uint64{"t": 50}) // a later description does not move the baseline
 	steps := []struct {
-		stream string
-		seq    uint64
-		ok     bool
+		topic string
+		seq   uint64
+		ok    bool
 	}{
-		{"a", 1, true}, {"a", 1, false}, {"a", 3, true}, {"a", 2, true}, {"a", 2, false},
-		{"a", 100, true}, {"a", 36, false}, {"a", 37, true}, {"a", 37, false}, {"a", 0, false},
-		{"b", 5, true}, {"b", 5, false},
+		{"t", 10, false}, {"t", 3, false}, {"t", 11, true}, {"t", 11, false}, {"t", 13, true}, {"t", 12, true},
+		{"t", 12, false}, {"t", 20000, true}, {"t", 20000 - seal.WindowSize, false}, {"t", 20001 - seal.WindowSize, true},
+		{"t", 20001 - seal.WindowSize, false}, {"t", 19999, true}, {"t", 0, false},
+		{"new", 1, true}, {"new", 1, false}, // a topic not published when described: baseline 0
 	}
 	for i, s := range steps {
-		err := r.Check(s.stream, s.seq)
-		if (err == nil) != s.ok {
-			t.Fatalf("step %d (%s %d): err %v, want ok=%v", i, s.stream, s.seq, err, s.ok)
+		if err := g.Publish("a", s.topic, s.seq); (err == nil) != s.ok {
+			t.Fatalf("step %d (%s %d): err %v, want ok=%v", i, s.topic, s.seq, err, s.ok)
 		}
+	}
+	// Every number of a reordered run is accepted once.
+	g.Describe("b", nil)
+	for _, seq := range []uint64{5, 1, 4, 2, 3, 1000, 6, 999} {
+		if err := g.Publish("b", "t", seq); err != nil {
+			t.Fatalf("reordered %d: %v", seq, err)
+		}
+	}
+	g.Forget("a")
+	if err := g.Publish("a", "t", 3000); !errors.Is(err, seal.ErrUnknown) {
+		t.Fatalf("after Forget: %v", err)
+	}
+}
+
+// TestGuardRequest: a request counts once, is refused once it expired by
+// the sender's clock, and survives any reorder while it is live.
+func TestGuardRequest(t *testing.T) {
+	g := seal.NewGuard(8, 5, nil)
+	const s = int64(1e9)
+	steps := []struct {
+		seq            uint64
+		sent, deadline int64
+		err            error
+	}{
+		{1, 100 * s, 5 * s, nil}, {1, 100 * s, 5 * s, seal.ErrReplay}, {0, 100 * s, 5 * s, seal.ErrReplay},
+		{3, 101 * s, 5 * s, nil}, {2, 100 * s, 5 * s, nil}, // reordered, still live
+		{9, 104 * s, 5 * s, nil}, {4, 100 * s, 3 * s, seal.ErrReplay}, // expired before 9 was sent
+		{5, 100 * s, 4 * s, nil},          // expires just as 9 was sent: still live
+		{6, 104 * s, 5 * s, seal.ErrFull}, // 1, 2, 3, 5, 9 live: the limit
+	}
+	for i, st := range steps {
+		if i == len(steps)-1 {
+			if err := g.Request("a", 10, 106*s, 5*s+106*s); err != nil { // expires 1, 2 and 5: a sweep makes room
+				t.Fatalf("sweep: %v", err)
+			}
+			continue
+		}
+		if err := g.Request("a", st.seq, st.sent, st.sent+st.deadline); !errors.Is(err, st.err) {
+			t.Fatalf("step %d (seq %d): %v, want %v", i, st.seq, err, st.err)
+		}
+	}
+	if _, n := g.Len(); n != 3 {
+		t.Fatalf("%d live requests remembered, want 3 (3, 9, 10)", n)
+	}
+	for seq := uint64(11); seq <= 12; seq++ {
+		_ = g.Request("a", seq, 106*s, 200*s)
+	}
+	if err := g.Request("a", 13, 106*s, 200*s); !errors.Is(err, seal.ErrFull) {
+		t.Fatalf("full: %v", err)
+	}
+	// Forget refuses what the sender sent before, and accepts what it sends after.
+	g.Forget("a")
+	if err := g.Request("a", 14, 106*s, 200*s); !errors.Is(err, seal.ErrReplay) {
+		t.Fatalf("sent before Forget: %v", err)
+	}
+	if err := g.Request("a", 15, 107*s, 200*s); err != nil {
+		t.Fatalf("sent after Forget: %v", err)
+	}
+}
+
+// TestGuardEvicts: past maxSenders the sender heard from least recently is
+// dropped and reported.
+func TestGuardEvicts(t *testing.T) {
+	var evicted []string
+	g := seal.NewGuard(2, 8, func(id string) { evicted = append(evicted, id) })
+	_ = g.Request("a", 1, 1, 2)
+	_ = g.Request("b", 1, 1, 2)
+	_ = g.Request("a", 2, 1, 2)
+	_ = g.Request("c", 1, 1, 2)
+	if senders, _ := g.Len(); senders != 2 || len(evicted) != 1 || evicted[0] != "b" {
+		t.Fatalf("senders %d, evicted %v; want 2, [b]", senders, evicted)
 	}
 }
 
