@@ -3,6 +3,7 @@ package colugo_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,14 +120,14 @@ func TestCloseDoesNotWaitForBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fill both channels, then make a delivery wait for room in each.
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		for i := range 3 {
-			_ = pb.Publish(t.Context(), i)
-			_ = pa.Publish(t.Context(), i)
-		}
-	}()
+	var published sync.WaitGroup
+	for _, publish := range []func(context.Context, int) error{pb.Publish, pa.Publish} {
+		published.Go(func() {
+			for i := range 3 {
+				_ = publish(t.Context(), i)
+			}
+		})
+	}
 	eventually(t, "deliveries waiting", func() bool {
 		st := b.Stats().Topics
 		return st["t"].Received >= 2 && st["r"].Received >= 2
@@ -138,7 +139,7 @@ func TestCloseDoesNotWaitForBlock(t *testing.T) {
 	case <-time.After(wait): // a guard against a hang, not a measurement
 		t.Fatal("Close waited for a Block delivery")
 	}
-	<-published
+	published.Wait()
 	for name, ch := range map[string]<-chan int{"local": local, "remote": remote} {
 		deadline := time.After(wait)
 		for open := true; open; {
