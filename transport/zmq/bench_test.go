@@ -56,9 +56,16 @@ func benchPubSub(b *testing.B, size int) {
 }
 
 func benchPubSubWith(b *testing.B, size int, opt Option) {
-	pub, _ := listen(b, &nopHandler{}, opt)
+	benchPubSubOn(b, size, func(transport.Endpoint) {}, opt)
+}
+
+// benchPubSubOn is benchPubSubWith, with setup run on the publisher's
+// endpoint before the subscriber connects.
+func benchPubSubOn(b *testing.B, size int, setup func(transport.Endpoint), opts ...Option) {
+	pub, ep := listen(b, &nopHandler{}, opts...)
+	setup(ep)
 	h := &countHandler{notify: make(chan struct{}, 1)}
-	sub, _ := listen(b, h, opt)
+	sub, _ := listen(b, h, opts...)
 	if err := sub.Subscribe(pub.ep.Pub, "bench/topic"); err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +90,7 @@ func benchPubSubWith(b *testing.B, size int, opt Option) {
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Since(start) > 5*time.Minute {
-			b.Fatalf("stalled: %d sent, %d received, peers lost %d", sent, h.n.Load()-base, sub.Stats().PeersLost)
+			b.Fatalf("stalled: %d sent, %d received, publisher %+v, subscriber %+v", sent, h.n.Load()-base, pub.Stats(), sub.Stats())
 		}
 	}
 	for b.Loop() {
