@@ -56,16 +56,9 @@ func benchPubSub(b *testing.B, size int) {
 }
 
 func benchPubSubWith(b *testing.B, size int, opt Option) {
-	benchPubSubOn(b, size, func(transport.Endpoint) {}, opt)
-}
-
-// benchPubSubOn is benchPubSubWith, with setup run on the publisher's
-// endpoint before the subscriber connects.
-func benchPubSubOn(b *testing.B, size int, setup func(transport.Endpoint), opts ...Option) {
-	pub, ep := listen(b, &nopHandler{}, opts...)
-	setup(ep)
+	pub, _ := listen(b, &nopHandler{}, opt)
 	h := &countHandler{notify: make(chan struct{}, 1)}
-	sub, _ := listen(b, h, opts...)
+	sub, _ := listen(b, h, opt)
 	if err := sub.Subscribe(pub.ep.Pub, "bench/topic"); err != nil {
 		b.Fatal(err)
 	}

@@ -66,9 +66,10 @@ type Transport struct {
 	// "" or partial names), matched per message. Both are copy on write
 	// under fanMu, by the subscribing connection's reader, so a change costs
 	// O(subscribers of that topic) (or of others), never O(all connections).
-	fan    sync.Map // topic -> *fanEntry; an entry goes when its last subscriber does
-	others atomic.Pointer[[]*pubPeer]
-	fanMu  sync.Mutex // after pubPeer.mu
+	fan       sync.Map     // topic -> *fanEntry; an entry goes when its last subscriber does
+	fanTopics atomic.Int64 // entries in fan: with none, Publish skips the lookup
+	others    atomic.Pointer[[]*pubPeer]
+	fanMu     sync.Mutex // after pubPeer.mu
 
 	sendDropped  atomic.Uint64
 	recvDropped  atomic.Uint64
@@ -541,6 +542,18 @@ func (p *pubPeer) wantsOtherLocked(name string) bool {
 	return false
 }
 
+// exactPeers returns the connections subscribed to topic exactly, or nil.
+func (t *Transport) exactPeers(topic string) *[]*pubPeer {
+	if t.fanTopics.Load() == 0 { // saves the lookup while nobody subscribes
+		return nil
+	}
+	v, ok := t.fan.Load(topic)
+	if !ok {
+		return nil
+	}
+	return v.(*fanEntry).peers.Load()
+}
+
 // fanEntry lists the connections subscribed to one topic exactly.
 type fanEntry struct {
 	peers atomic.Pointer[[]*pubPeer] // copy on write under Transport.fanMu; never empty while in fan
@@ -576,6 +589,7 @@ func (t *Transport) setFanLocked(topic string, p *pubPeer, in bool) {
 			e := new(fanEntry)
 			e.peers.Store(&[]*pubPeer{p})
 			t.fan.Store(topic, e)
+			t.fanTopics.Add(1)
 		}
 		return
 	}
@@ -584,6 +598,7 @@ func (t *Transport) setFanLocked(topic string, p *pubPeer, in bool) {
 	e.peers.Store(peers) // nil: a Publish still holding e sees an empty list
 	if peers == nil {
 		t.fan.Delete(topic)
+		t.fanTopics.Add(-1)
 	}
 }
 
@@ -646,14 +661,14 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	var pre []byte
 	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive} // one private copy at most, shared by the connections
 	// Only the subscribed connections are visited: those of the topic's
-	// entry, then those with other prefixes (normally none) that match.
-	if v, ok := t.fan.Load(msg.Name); ok {
-		if peers := v.(*fanEntry).peers.Load(); peers != nil {
-			pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
-			for _, p := range *peers {
-				if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
-					t.sendDropped.Add(1) // a full queue: a lock and a count, the cost of a stalled subscriber
-				}
+	// entry, then those with other prefixes (normally none) that match. A
+	// full queue (a stalled subscriber) costs a lock and a count.
+	var dropped uint64
+	if peers := t.exactPeers(msg.Name); peers != nil {
+		pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
+		for _, p := range *peers {
+			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
+				dropped++
 			}
 		}
 	}
@@ -666,9 +681,12 @@ func (t *Transport) Publish(msg *transport.Message) error {
 				pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 			}
 			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
-				t.sendDropped.Add(1)
+				dropped++
 			}
 		}
+	}
+	if dropped > 0 {
+		t.sendDropped.Add(dropped) // once per message, not once per stalled subscriber
 	}
 	return nil
 }
@@ -766,10 +784,8 @@ func (t *Transport) Close() error {
 // other topics and does not block.
 func (t *Transport) Subscribers(topic string) int {
 	n := 0
-	if v, ok := t.fan.Load(topic); ok {
-		if peers := v.(*fanEntry).peers.Load(); peers != nil {
-			n = len(*peers)
-		}
+	if peers := t.exactPeers(topic); peers != nil {
+		n = len(*peers)
 	}
 	if others := t.others.Load(); others != nil {
 		for _, p := range *others {
