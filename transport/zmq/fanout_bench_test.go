@@ -187,3 +187,47 @@ func BenchmarkPublishStalled(b *testing.B) {
 		b.Run(fmt.Sprintf("healthy=%d", n), func(b *testing.B) { benchPublish(b, 0, n, false) })
 	}
 }
+
+// BenchmarkPublishFlipping: Publish to one healthy subscriber while a
+// hostile peer subscribes to and cancels the same topic as fast as it can
+// (flip) or does nothing (quiet). Each flip rebuilds the topic's list on the
+// peer's reader; Publish takes no lock the flips take.
+func BenchmarkPublishFlipping(b *testing.B) {
+	for _, flip := range []bool{false, true} {
+		b.Run(fmt.Sprintf("flip=%v", flip), func(b *testing.B) {
+			pub, msg := benchPublisher(b, 0, 1, false)
+			hostile := benchPeer(b, pub.ep.Pub, "")
+			stop := make(chan struct{})
+			var flipper sync.WaitGroup
+			if flip {
+				var burst []byte
+				for range 512 {
+					burst = append(burst, zmtpFrame(0, append([]byte{1}, benchTopic+"\x00"...))...)
+					burst = append(burst, zmtpFrame(0, append([]byte{0}, benchTopic+"\x00"...))...)
+				}
+				go func() { _, _ = io.Copy(io.Discard, hostile) }() // PINGs; ends when hostile closes
+				flipper.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						_ = hostile.SetWriteDeadline(time.Now().Add(testWait))
+						if _, err := hostile.Write(burst); err != nil {
+							return
+						}
+					}
+				})
+			}
+			drops := pub.Stats().SendDropped
+			for b.Loop() {
+				_ = pub.Publish(msg)
+			}
+			close(stop)
+			flipper.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(pub.Stats().SendDropped-drops)/float64(b.N), "drops/op")
+		})
+	}
+}
