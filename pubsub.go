@@ -83,7 +83,8 @@ func (p *Publisher[T]) Topic() string { return p.topic }
 // Publish encodes v and sends it to every subscriber of the topic, on this
 // node and on its peers. It does not wait for subscribers, not even for a
 // Block subscription on this node (see [Block]): a subscriber that cannot
-// keep up loses messages by its drop policy, counted in its node's Stats. ctx is checked before sending (Publish itself does not block).
+// keep up loses messages by its drop policy, counted in its node's Stats.
+// ctx is checked before sending (Publish itself does not block).
 // Publish keeps nothing of v: once it returns, v (with codec.Raw, the bytes
 // of v) may be reused. Errors: ctx's error, ErrClosed, or the codec's
 // marshal error.
@@ -299,9 +300,10 @@ func (s *subCore) close() {
 // Subscribe returns a channel of the values published on topic by any node,
 // this one included. The node owns the channel: it is closed when ctx ends
 // or the node closes, and at no other time. Delivery never blocks the
-// network, nor a Publish on this node: when the channel is full (WithBuffer,
-// default 64) the drop policy (WithDropPolicy, default DropOldest) decides, the drop is counted in
-// Stats, and ErrSlowConsumer goes to the error handler once per episode.
+// network, nor a Publish on this node: when the channel is full
+// (WithBuffer, default 64) the drop policy (WithDropPolicy, default
+// DropOldest) decides, the drop is counted in Stats, and ErrSlowConsumer
+// goes to the error handler once per episode.
 // Messages that do not decode into T, or carry another codec, are dropped,
 // counted and reported (*DecodeError, ErrCodecMismatch); they never reach
 // the channel. Values from one publisher arrive in publish order.
