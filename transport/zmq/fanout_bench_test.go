@@ -231,3 +231,19 @@ func BenchmarkPublishFlipping(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPubSubIdleConns is BenchmarkPubSub64 (messages through to a
+// subscriber, paced by it) on a publisher that also has 4000 idle
+// connections, against none in the same run.
+func BenchmarkPubSubIdleConns(b *testing.B) {
+	for _, idle := range []int{0, 4000} {
+		b.Run(fmt.Sprintf("idle=%d", idle), func(b *testing.B) {
+			raiseFDLimit(b, uint64(2*idle+512))
+			benchPubSubOn(b, 64, func(ep transport.Endpoint) {
+				for range idle {
+					benchPeer(b, ep.Pub, "")
+				}
+			}, benchOpts()...)
+		})
+	}
+}
