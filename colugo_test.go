@@ -245,6 +245,9 @@ func TestDropPolicies(t *testing.T) {
 			for i := range 10 {
 				_ = pub.Publish(t.Context(), i)
 			}
+			// Block takes a local publisher's messages through a
+			// hand-off queue: they are dropped once its waits run out.
+			eventually(t, "7 drops", func() bool { return n.Stats().Topics["t"].Dropped == 7 })
 			var got []int
 			for range 3 {
 				got = append(got, colugotest.Next(t, ch, wait))

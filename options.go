@@ -211,10 +211,17 @@ var (
 	DropNewest = DropPolicy{kind: dropNewest}
 )
 
-// Block waits up to d for room, then drops the arriving message. While it
-// waits, it holds up delivery from that publisher to this node (other
-// publishers and other nodes are not affected); the publisher then drops
-// for this node once its own queue fills.
+// Block waits up to d for room, then drops the arriving message. For a
+// publisher on another node, the wait holds up delivery from that
+// publisher to this node (other publishers and other nodes are not
+// affected); the publisher then drops for this node once its own queue
+// fills. For a publisher on this node, Publish does not wait: the message
+// goes to a hand-off queue of the subscription (as long as its buffer,
+// WithBuffer), whose own goroutine does the waiting; when that queue is
+// full too, the message is dropped. Either way drops are counted and
+// reported like the other policies', and each publisher's messages keep
+// their order. Closing the subscription (its ctx, [Node.Close]) ends a
+// wait at once.
 func Block(d time.Duration) DropPolicy { return DropPolicy{kind: dropBlock, block: d} }
 
 func (p DropPolicy) String() string {

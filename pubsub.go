@@ -81,9 +81,10 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 func (p *Publisher[T]) Topic() string { return p.topic }
 
 // Publish encodes v and sends it to every subscriber of the topic, on this
-// node and on its peers. It does not wait for subscribers: a subscriber that
-// cannot keep up loses messages by its drop policy, counted in its node's
-// Stats. ctx is checked before sending (Publish itself does not block).
+// node and on its peers. It does not wait for subscribers, not even for a
+// Block subscription on this node (see [Block]): a subscriber that cannot
+// keep up loses messages by its drop policy, counted in its node's Stats.
+// ctx is checked before sending (Publish itself does not block).
 // Publish keeps nothing of v: once it returns, v (with codec.Raw, the bytes
 // of v) may be reused. Errors: ctx's error, ErrClosed, or the codec's
 // marshal error.
@@ -113,7 +114,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		err = p.publishSealed(msg)
 	} else {
 		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
-		p.node.receive(msg)        // subscribers on this node, which keep nothing of msg
+		p.node.receiveLocal(msg)   // subscribers on this node, which keep nothing of msg
 		msg.Exclusive = p.handOver // after local delivery: a local subscriber must not keep it
 		err = p.node.tr.Publish(msg)
 	}
@@ -135,7 +136,7 @@ func (p *Publisher[T]) publishSealed(msg *transport.Message) error {
 	p.seq.mu.Unlock()
 	msg.Header.Flags &^= wire.FlagSealed
 	msg.Payload, msg.Exclusive = plain, false // local subscribers must not keep it
-	p.node.receive(msg)
+	p.node.receiveLocal(msg)
 	return err
 }
 
@@ -281,15 +282,28 @@ type subCore struct {
 	slow   atomic.Bool // in a slow-consumer episode
 
 	// decode decodes a message's payload and offers it to the channel under mu.
-	decode   func(m *transport.Message, exclusive bool) (dropped bool, err error)
+	decode func(m *transport.Message, exclusive bool) (dropped bool, err error)
+	// With the Block policy, messages from this node's own publishers do
+	// not wait for the channel in Publish: handOff decodes one and queues
+	// it without waiting (dropped: the queue is full), and drain, a
+	// goroutine of the node's, offers the queue to the channel in order,
+	// waiting up to the Block duration for each. Both are nil for the
+	// other policies.
+	handOff  func(m *transport.Message) (dropped bool, err error)
+	drain    func()
 	anyCodec bool // take every codec (WithAnyCodec)
 	closeC   func()
+	ending   atomic.Bool
+	done     chan struct{} // closed first by close: ends a Block wait and drain
 	mu       sync.Mutex
 	closed   bool
 	stop     func() bool // stops the ctx watcher
 }
 
 func (s *subCore) close() {
+	if !s.ending.Swap(true) {
+		close(s.done) // a delivery waiting under mu lets go of it
+	}
 	s.mu.Lock()
 	stop := s.stop
 	if !s.closed {
@@ -305,9 +319,10 @@ func (s *subCore) close() {
 // Subscribe returns a channel of the values published on topic by any node,
 // this one included. The node owns the channel: it is closed when ctx ends
 // or the node closes, and at no other time. Delivery never blocks the
-// network: when the channel is full (WithBuffer, default 64) the drop policy
-// (WithDropPolicy, default DropOldest) decides, the drop is counted in
-// Stats, and ErrSlowConsumer goes to the error handler once per episode.
+// network, nor a Publish on this node: when the channel is full
+// (WithBuffer, default 64) the drop policy (WithDropPolicy, default
+// DropOldest) decides, the drop is counted in Stats, and ErrSlowConsumer
+// goes to the error handler once per episode.
 // Messages that do not decode into T, or carry another codec, are dropped,
 // counted and reported (*DecodeError, ErrCodecMismatch); they never reach
 // the channel. Values from one publisher arrive in publish order.
@@ -377,7 +392,7 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	}
 	ch := make(chan V, cfg.buffer)
 	_, strict := c.(codec.TypeNamer)
-	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec,
+	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec, done: make(chan struct{}),
 		info:   TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)},
 		closeC: func() { close(ch) }}
 	if cfg.anyCodec {
@@ -407,7 +422,59 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 		if stamp {
 			recv = time.Now()
 		}
-		return offer(ch, wrap(v, m, recv), s.policy), nil
+		return offer(ch, wrap(v, m, recv), s.policy, s.done), nil
+	}
+	if cfg.policy.kind == dropBlock {
+		// The hand-off queue holds as many values as the channel. Each
+		// value carries its arrival number, so that drain can tell whether
+		// it arrived after the last drop (then its offer ends the episode).
+		type queued struct {
+			v V
+			n uint64
+		}
+		q := make(chan queued, cfg.buffer)
+		var arrivals, lastDrop atomic.Uint64
+		s.handOff = func(m *transport.Message) (bool, error) {
+			if s.ending.Load() {
+				return false, nil
+			}
+			// Not under mu, which drain holds while it waits: a value of
+			// its own (a local message's payload is never exclusive).
+			v, err := decode[T](c, m.Payload)
+			if err != nil {
+				return false, err
+			}
+			var recv time.Time
+			if stamp {
+				recv = time.Now()
+			}
+			n := arrivals.Add(1)
+			select {
+			case q <- queued{wrap(v, m, recv), n}:
+				return false, nil
+			default:
+				lastDrop.Store(n)
+				return true, nil
+			}
+		}
+		s.drain = func() {
+			for {
+				select {
+				case <-s.done:
+					return // values still queued go with the subscription
+				case e := <-q:
+					s.mu.Lock()
+					dropped := !s.closed && offer(ch, e.v, s.policy, s.done)
+					s.mu.Unlock()
+					if s.ending.Load() {
+						return
+					}
+					if dropped || e.n > lastDrop.Load() {
+						s.noteOffer(dropped)
+					}
+				}
+			}
+		}
 	}
 	if err := node.addSub(s); err != nil {
 		return nil, err
@@ -425,8 +492,9 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 }
 
 // offer puts v on ch by policy and reports whether a message was dropped.
-// The caller holds the subscription's lock, so offers never interleave.
-func offer[T any](ch chan T, v T, p DropPolicy) (dropped bool) {
+// The caller holds the subscription's lock, so offers never interleave. A
+// Block wait also ends when done closes (the subscription is closing).
+func offer[T any](ch chan T, v T, p DropPolicy, done <-chan struct{}) (dropped bool) {
 	select {
 	case ch <- v:
 		return false
@@ -452,6 +520,7 @@ func offer[T any](ch chan T, v T, p DropPolicy) (dropped bool) {
 		case ch <- v:
 			return false
 		case <-t.C:
+		case <-done:
 		}
 	}
 	return true
@@ -464,6 +533,9 @@ func (n *Node) addSub(s *subCore) error {
 		return ErrClosed
 	}
 	s.c = n.counterLocked(s.info.Name)
+	if s.drain != nil {
+		n.goLocked(s.drain) // the node is open: it starts, and Close waits for it
+	}
 	n.subs[s.info.Name] = append(n.subs[s.info.Name], s)
 	n.publishRecvLocked()
 	for _, p := range n.peers {
@@ -512,10 +584,18 @@ func (n *Node) publishRecvLocked() {
 	n.recv.Store(&m)
 }
 
-// receive hands a published message to this node's subscriptions. It runs
-// on the transport's connection goroutine (or the local publisher's) and
-// never blocks, except for subscriptions with the Block policy.
-func (n *Node) receive(msg *transport.Message) {
+// receive hands a message from another node to this node's subscriptions.
+// It runs on the transport's connection goroutine and never blocks, except
+// for subscriptions with the Block policy, which hold up that connection
+// only.
+func (n *Node) receive(msg *transport.Message) { n.receiveFrom(msg, false) }
+
+// receiveLocal hands a message of this node's own publisher to this node's
+// subscriptions, on the publisher's goroutine. It never blocks: Block
+// subscriptions take it through their hand-off queue.
+func (n *Node) receiveLocal(msg *transport.Message) { n.receiveFrom(msg, true) }
+
+func (n *Node) receiveFrom(msg *transport.Message, local bool) {
 	ts := (*n.recv.Load())[msg.Name]
 	if ts == nil {
 		return // not (or no longer) subscribed
@@ -524,11 +604,11 @@ func (n *Node) receive(msg *transport.Message) {
 	ts.c.noteSeq(msg.Header.Sender, msg.Header.Seq)
 	exclusive := msg.Exclusive && len(ts.subs) == 1 // the one subscription may keep the payload
 	for _, s := range ts.subs {
-		s.deliver(msg, exclusive)
+		s.deliver(msg, exclusive, local)
 	}
 }
 
-func (s *subCore) deliver(msg *transport.Message, exclusive bool) {
+func (s *subCore) deliver(msg *transport.Message, exclusive, local bool) {
 	h := &msg.Header
 	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
 		s.c.decodeErrors.Add(1)
@@ -536,13 +616,29 @@ func (s *subCore) deliver(msg *transport.Message, exclusive bool) {
 			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
 		return
 	}
-	dropped, err := s.decode(msg, exclusive)
+	var dropped bool
+	var err error
+	handOff := local && s.handOff != nil
+	if handOff {
+		dropped, err = s.handOff(msg)
+	} else {
+		dropped, err = s.decode(msg, exclusive)
+	}
 	if err != nil {
 		s.c.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
 		return
 	}
 	s.c.delivered.Add(1)
+	if handOff && !dropped {
+		return // queued: drain notes how its offer went
+	}
+	s.noteOffer(dropped)
+}
+
+// noteOffer counts a drop and reports ErrSlowConsumer when an episode
+// starts; an offer that got through ends the episode.
+func (s *subCore) noteOffer(dropped bool) {
 	if !dropped {
 		if s.slow.Load() {
 			s.slow.Store(false)

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -52,6 +53,7 @@ func (n *Network) New(opts ...Option) *Transport {
 		net:      n,
 		queueLen: DefaultQueue,
 		subs:     make(map[*link]struct{}),
+		byTopic:  make(map[string][]*link),
 		out:      make(map[string]*link),
 		pending:  make(map[uint64]*pending),
 	}
@@ -83,8 +85,9 @@ type Transport struct {
 	out     map[string]*link    // this transport's subscriptions, by publisher address
 	pending map[uint64]*pending // requests in flight, by id
 
-	subsMu sync.RWMutex
-	subs   map[*link]struct{} // subscribers of this transport's publisher
+	subsMu  sync.RWMutex
+	subs    map[*link]struct{} // subscribers of this transport's publisher
+	byTopic map[string][]*link // the links subscribed to each topic: Publish visits only those
 
 	wg sync.WaitGroup // delivery goroutines of out links
 }
@@ -100,7 +103,7 @@ type link struct {
 	stop    chan struct{} // closed once, under sub.mu, when the link is cut
 	lostErr error         // set before stop closes when the publisher went away
 
-	mu     sync.Mutex
+	mu     sync.Mutex          // and pub.subsMu to change topics
 	topics map[string]struct{} // exact topic names: inproc peers are all colugo nodes
 }
 
@@ -152,7 +155,7 @@ func (n *Network) lookup(addr string) *Transport {
 }
 
 // Publish queues msg for every subscriber of msg.Name; a full queue drops
-// for that subscriber only.
+// for that subscriber only. It costs O(subscribers of msg.Name).
 func (t *Transport) Publish(msg *transport.Message) error {
 	if t.closed.Load() {
 		return transport.ErrClosed
@@ -160,10 +163,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	t.subsMu.RLock()
 	defer t.subsMu.RUnlock()
 	var payload []byte // one copy of the payload, shared by the subscribers
-	for l := range t.subs {
-		if !l.wants(msg.Name) {
-			continue
-		}
+	for _, l := range t.byTopic[msg.Name] {
 		if payload == nil {
 			payload = msg.Payload
 			if !msg.Exclusive {
@@ -183,11 +183,34 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	return nil
 }
 
-func (l *link) wants(topic string) bool {
+// setTopic adds topic to l (in) or removes it, in the publisher's index
+// too; it reports whether l has topics left. The subscribing transport's
+// mu is held (lock order: it, then pub.subsMu, then l.mu).
+func (l *link) setTopic(topic string, in bool) (left bool) {
+	l.pub.subsMu.Lock()
+	defer l.pub.subsMu.Unlock()
 	l.mu.Lock()
-	_, ok := l.topics[topic]
-	l.mu.Unlock()
-	return ok
+	defer l.mu.Unlock()
+	_, had := l.topics[topic]
+	if _, linked := l.pub.subs[l]; linked && in && !had {
+		l.topics[topic] = struct{}{}
+		l.pub.byTopic[topic] = append(l.pub.byTopic[topic], l)
+	} else if !in && had {
+		delete(l.topics, topic)
+		l.pub.unindexLocked(topic, l)
+	}
+	return len(l.topics) > 0
+}
+
+// unindexLocked removes l from topic's subscribers; subsMu is held, so no
+// Publish is reading the list.
+func (t *Transport) unindexLocked(topic string, l *link) {
+	ls := slices.DeleteFunc(t.byTopic[topic], func(x *link) bool { return x == l })
+	if len(ls) == 0 {
+		delete(t.byTopic, topic)
+	} else {
+		t.byTopic[topic] = ls
+	}
 }
 
 // Subscribe subscribes to topic at the publisher pubAddr. A publisher that is
@@ -222,9 +245,7 @@ func (t *Transport) Subscribe(pubAddr, topic string) error {
 		t.wg.Add(1)
 		go t.deliver(l)
 	}
-	l.mu.Lock()
-	l.topics[topic] = struct{}{}
-	l.mu.Unlock()
+	l.setTopic(topic, true)
 	return nil
 }
 
@@ -255,11 +276,7 @@ func (t *Transport) Unsubscribe(pubAddr, topic string) error {
 	if l == nil {
 		return nil
 	}
-	l.mu.Lock()
-	delete(l.topics, topic)
-	empty := len(l.topics) == 0
-	l.mu.Unlock()
-	if empty {
+	if !l.setTopic(topic, false) {
 		t.cutLocked(l, nil)
 	}
 	return nil
@@ -274,6 +291,11 @@ func (t *Transport) cutLocked(l *link, lost error) {
 	delete(t.out, l.pubAddr)
 	l.pub.subsMu.Lock()
 	delete(l.pub.subs, l)
+	l.mu.Lock()
+	for topic := range l.topics {
+		l.pub.unindexLocked(topic, l)
+	}
+	l.mu.Unlock()
 	l.pub.subsMu.Unlock()
 	l.lostErr = lost
 	close(l.stop)
@@ -438,11 +460,5 @@ func (t *Transport) InProcess() bool { return true }
 func (t *Transport) Subscribers(topic string) int {
 	t.subsMu.RLock()
 	defer t.subsMu.RUnlock()
-	n := 0
-	for l := range t.subs {
-		if l.wants(topic) {
-			n++
-		}
-	}
-	return n
+	return len(t.byTopic[topic])
 }

@@ -13,10 +13,7 @@ func TestRecvSubscribeCommand(t *testing.T) {
 	p := dialRaw(t, ep.Pub)
 	p.handshake(t, "SUB")
 	p.write(t, zmtpFrame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"news\x00"...)))
-	waitFor(t, func() bool {
-		ps := pub.pubPeers.Load()
-		return ps != nil && len(*ps) == 1 && (*ps)[0].wants("news")
-	})
+	waitFor(t, func() bool { return pub.Subscribers("news") == 1 })
 	if err := pub.Publish(pubMsg("news", 1, []byte("hello"))); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +36,7 @@ func TestRecvSubscribeCommand(t *testing.T) {
 		t.Fatalf("got %q", frames)
 	}
 	p.write(t, zmtpFrame(flagCommand, append([]byte{6}, "CANCEL"+"news\x00"...)))
-	waitFor(t, func() bool { return !(*pub.pubPeers.Load())[0].wants("news") })
+	waitFor(t, func() bool { return pub.Subscribers("news") == 0 })
 }
 
 // TestRecvCommandInsideMessage: a command frame after a data frame with

@@ -58,7 +58,18 @@ type Transport struct {
 	closing    atomic.Bool
 	nextID     atomic.Uint64
 	handshakes atomic.Int32
-	pubPeers   atomic.Pointer[[]*pubPeer] // copy on write under mu: Publish takes no lock
+
+	// The subscribed connections, so that Publish costs O(subscribed
+	// connections) and takes no lock. fan maps a topic to a *fanEntry
+	// listing the connections with the exact (colugo) subscription to it;
+	// others lists the connections holding any other prefix (foreign SUBs:
+	// "" or partial names), matched per message. Both are copy on write
+	// under fanMu, by the subscribing connection's reader, so a change costs
+	// O(subscribers of that topic) (or of others), never O(all connections).
+	fan       sync.Map     // topic -> *fanEntry; an entry goes when its last subscriber does
+	fanTopics atomic.Int64 // entries in fan: with none, Publish skips the lookup
+	others    atomic.Pointer[[]*pubPeer]
+	fanMu     sync.Mutex // after pubPeer.mu
 
 	sendDropped  atomic.Uint64
 	recvDropped  atomic.Uint64
@@ -220,15 +231,9 @@ func (t *Transport) serveInbound(nc net.Conn, r role) {
 	t.accepted.Add(1)
 	t.conns[c] = struct{}{}
 	if r == rolePubIn {
+		// Indexed (fan, others) by its first subscription: an idle
+		// connection costs Publish nothing.
 		c.pp = &pubPeer{c: c, exact: make(map[string]int), other: make(map[string]int)}
-		old := t.pubPeers.Load()
-		var peers []*pubPeer
-		if old != nil {
-			peers = append(peers, *old...)
-		}
-		c.pp.c = c
-		peers = append(peers, c.pp)
-		t.pubPeers.Store(&peers)
 	}
 	t.wg.Go(c.writeLoop)
 	t.mu.Unlock()
@@ -412,18 +417,10 @@ func (c *conn) teardown(readErr error) {
 	<-c.writerDone
 	t.mu.Lock()
 	delete(t.conns, c)
-	if c.pp != nil {
-		if old := t.pubPeers.Load(); old != nil {
-			peers := make([]*pubPeer, 0, len(*old))
-			for _, p := range *old {
-				if p != c.pp {
-					peers = append(peers, p)
-				}
-			}
-			t.pubPeers.Store(&peers)
-		}
-	}
 	t.mu.Unlock()
+	if c.pp != nil {
+		c.pp.unindex()
+	}
 	if !c.deliberate {
 		t.log.Debug("zmq connection ended", keyPeer, c.addr, keyRole, c.role.String(), keyErr, c.closeErr)
 	}
@@ -479,7 +476,9 @@ func (p *pubPeer) update(prefix string, add bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	hadOther := len(p.lenList) > 0
 	n, ok := m[key]
+	defer p.reindexLocked(m, key, ok, isOther, hadOther)
 	switch {
 	case add && !ok && p.n >= maxPrefixes:
 		p.c.t.recvDropped.Add(1)
@@ -520,9 +519,18 @@ func (p *pubPeer) countLenLocked(l, delta int) {
 func (p *pubPeer) wants(name string) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.exact[name] > 0 {
-		return true
-	}
+	return p.exact[name] > 0 || p.wantsOtherLocked(name)
+}
+
+// wantsOnlyOther reports whether name matches one of p's other prefixes
+// but not an exact subscription: Publish has not sent it to p by fan.
+func (p *pubPeer) wantsOnlyOther(name string) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.exact[name] == 0 && p.wantsOtherLocked(name)
+}
+
+func (p *pubPeer) wantsOtherLocked(name string) bool {
 	for _, l := range p.lenList {
 		if l > len(name) {
 			break
@@ -534,10 +542,111 @@ func (p *pubPeer) wants(name string) bool {
 	return false
 }
 
+// exactPeers returns the connections subscribed to topic exactly, or nil.
+func (t *Transport) exactPeers(topic string) *[]*pubPeer {
+	if t.fanTopics.Load() == 0 { // saves the lookup while nobody subscribes
+		return nil
+	}
+	v, ok := t.fan.Load(topic)
+	if !ok {
+		return nil
+	}
+	return v.(*fanEntry).peers.Load()
+}
+
+// fanEntry lists the connections subscribed to one topic exactly.
+type fanEntry struct {
+	peers atomic.Pointer[[]*pubPeer] // copy on write under Transport.fanMu; never empty while in fan
+}
+
+// reindexLocked updates the transport's index after update changed m[key]:
+// had says whether key was held before, hadOther whether p held any other
+// prefix. p.mu is held. Only the 0 <-> 1 transitions of a count touch the
+// index, so repeating a subscription costs no rebuild.
+func (p *pubPeer) reindexLocked(m map[string]int, key string, had, isOther, hadOther bool) {
+	t := p.c.t
+	if isOther {
+		if has := len(p.lenList) > 0; has != hadOther {
+			t.fanMu.Lock()
+			t.others.Store(withPeer(t.others.Load(), p, has))
+			t.fanMu.Unlock()
+		}
+		return
+	}
+	if _, has := m[key]; has != had {
+		t.fanMu.Lock()
+		t.setFanLocked(key, p, has)
+		t.fanMu.Unlock()
+	}
+}
+
+// setFanLocked adds p to (in) or removes it from topic's entry; fanMu is
+// held. It copies that one topic's list.
+func (t *Transport) setFanLocked(topic string, p *pubPeer, in bool) {
+	v, ok := t.fan.Load(topic)
+	if !ok {
+		if in {
+			e := new(fanEntry)
+			e.peers.Store(&[]*pubPeer{p})
+			t.fan.Store(topic, e)
+			t.fanTopics.Add(1)
+		}
+		return
+	}
+	e := v.(*fanEntry)
+	peers := withPeer(e.peers.Load(), p, in)
+	e.peers.Store(peers) // nil: a Publish still holding e sees an empty list
+	if peers == nil {
+		t.fan.Delete(topic)
+		t.fanTopics.Add(-1)
+	}
+}
+
+// withPeer returns a copy of *old with p added (in) or removed; nil for an
+// empty list.
+func withPeer(old *[]*pubPeer, p *pubPeer, in bool) *[]*pubPeer {
+	var list []*pubPeer
+	if old != nil {
+		list = *old
+	}
+	next := make([]*pubPeer, 0, len(list)+1)
+	for _, q := range list {
+		if q != p {
+			next = append(next, q)
+		}
+	}
+	if in {
+		next = append(next, p)
+	}
+	if len(next) == 0 {
+		return nil
+	}
+	return &next
+}
+
+// unindex takes a connection that has ended out of the index: O(its
+// subscriptions × their subscribers). Its reader has stopped, so no update
+// runs concurrently.
+func (p *pubPeer) unindex() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.c.t
+	t.fanMu.Lock()
+	defer t.fanMu.Unlock()
+	for topic := range p.exact {
+		t.setFanLocked(topic, p, false)
+	}
+	if len(p.lenList) > 0 {
+		t.others.Store(withPeer(t.others.Load(), p, false))
+	}
+}
+
 // Publish queues msg (whose Kind defaults to publish) for every connected
 // subscriber with a subscription that is a prefix of msg.Name+"\x00". It
 // encodes the message once and never blocks: a subscriber whose send queue
-// is full misses it, counted in Stats().SendDropped. The transport keeps
+// is full misses it, counted in Stats().SendDropped. It costs
+// O(subscribed connections) and takes no lock shared with other topics:
+// connections without a matching subscription cost it nothing. The transport keeps
 // msg.Payload until written; the caller must not modify it. It returns an
 // error wrapping wire.ErrName for an invalid name, transport.ErrClosed after
 // Close.
@@ -548,23 +657,36 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	if err := wire.CheckName(msg.Name); err != nil {
 		return err
 	}
-	peers := t.pubPeers.Load()
-	if peers == nil {
-		return nil
-	}
 	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
 	var pre []byte
 	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive} // one private copy at most, shared by the connections
-	for _, p := range *peers {
-		if !p.wants(msg.Name) {
-			continue
+	// Only the subscribed connections are visited: those of the topic's
+	// entry, then those with other prefixes (normally none) that match. A
+	// full queue (a stalled subscriber) costs a lock and a count.
+	var dropped uint64
+	if peers := t.exactPeers(msg.Name); peers != nil {
+		pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
+		for _, p := range *peers {
+			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
+				dropped++
+			}
 		}
-		if pre == nil {
-			pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
+	}
+	if others := t.others.Load(); others != nil {
+		for _, p := range *others {
+			if !p.wantsOnlyOther(msg.Name) {
+				continue
+			}
+			if pre == nil {
+				pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
+			}
+			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
+				dropped++
+			}
 		}
-		if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
-			t.sendDropped.Add(1)
-		}
+	}
+	if dropped > 0 {
+		t.sendDropped.Add(dropped) // once per message, not once per stalled subscriber
 	}
 	return nil
 }
@@ -657,16 +779,19 @@ func (t *Transport) Close() error {
 }
 
 // Subscribers returns how many connected subscribers have a subscription
-// that matches topic: what a publisher can count on right now.
+// that matches topic: what a publisher can count on right now. Like
+// Publish, it costs O(subscribed connections), takes no lock shared with
+// other topics and does not block.
 func (t *Transport) Subscribers(topic string) int {
-	peers := t.pubPeers.Load()
-	if peers == nil {
-		return 0
-	}
 	n := 0
-	for _, p := range *peers {
-		if p.wants(topic) {
-			n++
+	if peers := t.exactPeers(topic); peers != nil {
+		n = len(*peers)
+	}
+	if others := t.others.Load(); others != nil {
+		for _, p := range *others {
+			if p.wantsOnlyOther(topic) {
+				n++
+			}
 		}
 	}
 	return n
