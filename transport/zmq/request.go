@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
@@ -269,6 +272,99 @@ type routerPeer struct {
 	// a request never answered stays counted). Above one, replies go
 	// through the writer goroutine, which coalesces them.
 	open atomic.Int64
+
+	// The requests held by handlers, for the handler budget (see hold).
+	key  string // this connection's key in the handler budget
+	mu   sync.Mutex
+	held map[uint64]*heldReq // by RequestID; requests reusing an id chain
+}
+
+// heldReq is a request's charge against the handler budget. It is
+// released once, by whichever comes first: its reply, or the garbage
+// collector finding its payload unreachable (a handler that ends without
+// replying). Not when the connection ends: its handlers may still run.
+type heldReq struct {
+	rp   *routerPeer
+	n    int64
+	next *heldReq // an older request with the same id
+	done atomic.Bool
+}
+
+func (h *heldReq) release() {
+	if h.done.CompareAndSwap(false, true) {
+		h.rp.c.t.hbud.release(h.rp.key, h.n)
+	}
+}
+
+// gcNudge is how long a reader waits for handler budget before it asks
+// for a garbage collection, which releases the charges of requests whose
+// handlers ended without replying; at most one per gcNudge per process.
+const gcNudge = time.Second
+
+var lastNudge atomic.Int64
+
+// hold charges a request's payload to the handler budget before it is
+// delivered, waiting (the connection reads nothing meanwhile) until it
+// fits; false means the connection closed while waiting.
+func (p *routerPeer) hold(id uint64, payload []byte) bool {
+	if len(payload) == 0 {
+		return true
+	}
+	t := p.c.t
+	if p.key == "" {
+		p.key = strconv.FormatUint(t.nextID.Add(1), 10)
+	}
+	n := int64(len(payload))
+	var timer *time.Timer
+	for {
+		ok, rel := t.hbud.tryTake(p.key, n)
+		if ok {
+			break
+		}
+		if timer == nil {
+			timer = time.NewTimer(gcNudge)
+			defer timer.Stop()
+		}
+		select {
+		case <-rel:
+		case <-p.c.done:
+			return false
+		case <-timer.C:
+			if now := time.Now().UnixNano(); now-lastNudge.Load() >= int64(gcNudge) {
+				lastNudge.Store(now)
+				runtime.GC()
+			}
+			timer.Reset(gcNudge)
+		}
+	}
+	h := &heldReq{rp: p, n: n}
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = make(map[uint64]*heldReq)
+	}
+	h.next = p.held[id]
+	p.held[id] = h
+	p.mu.Unlock()
+	runtime.AddCleanup(&payload[0], (*heldReq).release, h)
+	return true
+}
+
+// unhold releases the charge of the newest request with id, on its
+// reply.
+func (p *routerPeer) unhold(id uint64) {
+	p.mu.Lock()
+	h := p.held[id]
+	if h != nil {
+		if h.next != nil {
+			p.held[id] = h.next
+		} else {
+			delete(p.held, id)
+		}
+	}
+	p.mu.Unlock()
+	if h != nil {
+		h.release()
+	}
 }
 
 // Done is closed when the requester's connection is gone: its handlers'
@@ -281,6 +377,7 @@ func (p *routerPeer) Done() <-chan struct{} { return p.c.done }
 // connection is gone, transport.ErrClosed after Close.
 func (p *routerPeer) Reply(msg *transport.Message) error {
 	c := p.c
+	p.unhold(msg.Header.RequestID) // the handler is done with it, whatever becomes of the reply
 	if c.t.closing.Load() {
 		return transport.ErrClosed
 	}
@@ -299,7 +396,8 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 		p.open.CompareAndSwap(n, 0)
 	}
 	busy := n > 0
-	if !c.enqueue(pre, msg.Payload, msg.Exclusive, !busy) {
+	pr := payloadRef{b: msg.Payload, owned: msg.Exclusive, held: &c.t.sendHeld}
+	if !c.enqueueAt(pre, &pr, !busy, 0) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}
