@@ -31,6 +31,7 @@ type budget struct {
 	used     int64
 	byKey    map[string]int64
 	released chan struct{} // closed and replaced whenever bytes are released
+	waiting  int           // callers of take waiting, for tests
 }
 
 func newBudget(limit, perKey int64) *budget {
@@ -53,17 +54,35 @@ func (b *budget) tryTake(key string, n int64) (bool, <-chan struct{}) {
 
 // take reserves n bytes for key, waiting until they fit or done closes.
 func (b *budget) take(key string, n int64, done <-chan struct{}) error {
+	ok, rel := b.tryTake(key, n)
+	if ok {
+		return nil
+	}
+	b.wait(1)
+	defer b.wait(-1)
 	for {
-		ok, rel := b.tryTake(key, n)
-		if ok {
-			return nil
-		}
 		select {
 		case <-rel:
 		case <-done:
 			return errBudgetClosed
 		}
+		if ok, rel = b.tryTake(key, n); ok {
+			return nil
+		}
 	}
+}
+
+func (b *budget) wait(d int) {
+	b.mu.Lock()
+	b.waiting += d
+	b.mu.Unlock()
+}
+
+// waiters returns how many callers of take are waiting, for tests.
+func (b *budget) waiters() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting
 }
 
 // release returns n bytes reserved for key.
