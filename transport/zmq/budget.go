@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // This file bounds the memory a peer can pin on the receive side: bytes of
@@ -30,59 +31,61 @@ type budget struct {
 	mu       sync.Mutex
 	used     int64
 	byKey    map[string]int64
-	released chan struct{} // closed and replaced whenever bytes are released
-	waiting  int           // callers of take waiting, for tests
+	released chan struct{} // closed and replaced when bytes are released while someone waits
+	waiting  int           // callers of take waiting
 }
 
 func newBudget(limit, perKey int64) *budget {
 	return &budget{limit: limit, perKey: perKey, byKey: make(map[string]int64), released: make(chan struct{})}
 }
 
-// tryTake reserves n bytes for key if they fit; otherwise it returns false
-// and a channel closed at the next release.
-func (b *budget) tryTake(key string, n int64) (bool, <-chan struct{}) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	k := b.byKey[key]
-	if (b.used+n > b.limit || k+n > b.perKey) && (b.used > 0 || k > 0) {
-		return false, b.released
-	}
-	b.used += n
-	b.byKey[key] = k + n
-	return true, nil
-}
-
 // take reserves n bytes for key, waiting until they fit or done closes.
-func (b *budget) take(key string, n int64, done <-chan struct{}) error {
-	ok, rel := b.tryTake(key, n)
-	if ok {
-		return nil
-	}
-	b.wait(1)
-	defer b.wait(-1)
-	for {
+// While it waits, nudge (if not nil) is called every nudgeEvery.
+func (b *budget) take(key string, n int64, done <-chan struct{}, nudge func()) error {
+	b.mu.Lock()
+	waiting := false
+	var timer *time.Timer
+	for !b.fitsLocked(key, n) {
+		if !waiting {
+			waiting = true
+			b.waiting++
+		}
+		rel := b.released
+		b.mu.Unlock()
+		if nudge != nil && timer == nil {
+			timer = time.NewTimer(nudgeEvery)
+			defer timer.Stop()
+		}
+		var tick <-chan time.Time
+		if timer != nil {
+			tick = timer.C
+		}
 		select {
 		case <-rel:
+		case <-tick:
+			nudge()
+			timer.Reset(nudgeEvery)
 		case <-done:
+			b.mu.Lock()
+			b.waiting--
+			b.mu.Unlock()
 			return errBudgetClosed
 		}
-		if ok, rel = b.tryTake(key, n); ok {
-			return nil
-		}
+		b.mu.Lock()
 	}
-}
-
-func (b *budget) wait(d int) {
-	b.mu.Lock()
-	b.waiting += d
+	if waiting {
+		b.waiting--
+	}
+	b.used += n
+	b.byKey[key] += n
 	b.mu.Unlock()
+	return nil
 }
 
-// waiters returns how many callers of take are waiting, for tests.
-func (b *budget) waiters() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.waiting
+// fitsLocked says whether n more bytes for key fit; b.mu is held.
+func (b *budget) fitsLocked(key string, n int64) bool {
+	k := b.byKey[key]
+	return (b.used+n <= b.limit && k+n <= b.perKey) || (b.used == 0 && k == 0)
 }
 
 // release returns n bytes reserved for key.
@@ -97,9 +100,18 @@ func (b *budget) release(key string, n int64) {
 	} else {
 		delete(b.byKey, key)
 	}
-	close(b.released)
-	b.released = make(chan struct{})
+	if b.waiting > 0 { // wake the waiters; no allocation when there are none
+		close(b.released)
+		b.released = make(chan struct{})
+	}
 	b.mu.Unlock()
+}
+
+// waiters returns how many callers of take are waiting, for tests.
+func (b *budget) waiters() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.waiting
 }
 
 // inUse returns the bytes reserved, for tests and stats.

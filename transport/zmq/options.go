@@ -180,8 +180,8 @@ func (o sendQueueBytesOption) String() string  { return fmt.Sprintf("WithSendQue
 // misses publishes and Reply returns transport.ErrQueueFull, as when the
 // queue is full. One message of any size can always wait. A subscriber
 // that stops reading costs at most this much memory, and less in practice:
-// a large payload is held once for all its subscribers. Default: 64 MiB
-// ([DefaultSendQueueBytes]).
+// a large payload is held once for all its subscribers; WithSendBudget
+// bounds all the queues together. Default: 64 MiB ([DefaultSendQueueBytes]).
 func WithSendQueueBytes(n int) Option { return sendQueueBytesOption(n) }
 
 type heartbeatOption time.Duration

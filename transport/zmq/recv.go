@@ -26,6 +26,12 @@ import (
 // flags, the frame and message size cap, the frame count cap) are made here
 // the same way, before anything is allocated.
 //
+// Memory (issue #11): a frame's buffer grows as its bytes arrive (readGrow)
+// instead of taking the announced size at once, and a message over
+// recvFree takes its announced size from the transport's receive budget
+// (budget.go) before any of it is read, with a deadline set by the minimum
+// receive rate.
+//
 // Commands: PING is answered with an empty PONG, as zmq4 does, through the
 // same side buffer that zmq4's PONGs went through, so a PONG never splits a
 // message; SUBSCRIBE and CANCEL (ZMTP 3.1 subscriptions) come back to the
@@ -96,15 +102,16 @@ func (c *conn) reserve(total uint64) error {
 		return nil
 	}
 	need := int64(total) - c.held
-	if err := c.t.rbud.take(c.host, need, c.done); err != nil {
+	asked := time.Now()
+	if err := c.t.rbud.take(c.host, need, c.done, nil); err != nil {
 		return err
 	}
 	c.held += need
 	now := time.Now()
 	if c.live.until.IsZero() {
 		c.live.until = now.Add(c.t.cfg.peerTimeout) // a grace for the first bytes
-	} else if c.live.until.Before(now) {
-		c.live.until = now // waiting for budget is not the peer's time
+	} else {
+		c.live.until = c.live.until.Add(now.Sub(asked)) // waiting for budget is not the peer's time
 	}
 	c.live.until = c.live.until.Add(time.Duration(float64(need) / float64(c.t.cfg.recvMinRate) * float64(time.Second)))
 	c.live.lastSet = time.Time{} // set the new deadline at the next read

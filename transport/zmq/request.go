@@ -296,12 +296,20 @@ func (h *heldReq) release() {
 	}
 }
 
-// gcNudge is how long a reader waits for handler budget before it asks
+// nudgeEvery is how long a reader waits for handler budget before it asks
 // for a garbage collection, which releases the charges of requests whose
-// handlers ended without replying; at most one per gcNudge per process.
-const gcNudge = time.Second
+// handlers ended without replying (their cleanups); at most one per
+// nudgeEvery per process.
+const nudgeEvery = time.Second
 
 var lastNudge atomic.Int64
+
+func gcNudge() {
+	now := time.Now().UnixNano()
+	if last := lastNudge.Load(); now-last >= int64(nudgeEvery) && lastNudge.CompareAndSwap(last, now) {
+		runtime.GC()
+	}
+}
 
 // hold charges a request's payload to the handler budget before it is
 // delivered, waiting (the connection reads nothing meanwhile) until it
@@ -315,27 +323,8 @@ func (p *routerPeer) hold(id uint64, payload []byte) bool {
 		p.key = strconv.FormatUint(t.nextID.Add(1), 10)
 	}
 	n := int64(len(payload))
-	var timer *time.Timer
-	for {
-		ok, rel := t.hbud.tryTake(p.key, n)
-		if ok {
-			break
-		}
-		if timer == nil {
-			timer = time.NewTimer(gcNudge)
-			defer timer.Stop()
-		}
-		select {
-		case <-rel:
-		case <-p.c.done:
-			return false
-		case <-timer.C:
-			if now := time.Now().UnixNano(); now-lastNudge.Load() >= int64(gcNudge) {
-				lastNudge.Store(now)
-				runtime.GC()
-			}
-			timer.Reset(gcNudge)
-		}
+	if t.hbud.take(p.key, n, p.c.done, gcNudge) != nil {
+		return false
 	}
 	h := &heldReq{rp: p, n: n}
 	p.mu.Lock()
