@@ -130,11 +130,13 @@ func TestTricklersPinLittle(t *testing.T) {
 // loses its connection and frees its budget, and a healthy message that
 // was waiting for the budget then arrives.
 func TestTrickleDeadline(t *testing.T) {
-	const size = 2 * mib
+	// The slow one (50 B/s) gets the peer timeout (2 s) plus 1 s; the
+	// healthy one has as long once it has the budget, for 256 KiB on
+	// loopback: a wide margin on a loaded machine.
+	const size = 256 << 10
 	rec := newRec()
 	rec.onRequest = echo
-	srv, ep := listen(t, rec, WithRecvBudget(3*mib, 3*mib), WithRecvMinRate(4*mib),
-		WithHeartbeatInterval(50*time.Millisecond), WithPeerTimeout(300*time.Millisecond))
+	srv, ep := listen(t, rec, WithRecvBudget(size*3/2, size*3/2), WithRecvMinRate(size))
 	cli, _ := listen(t, &nopHandler{})
 
 	slow := dialRaw(t, ep.Router)

@@ -429,7 +429,6 @@ func (c *conn) teardown(readErr error) {
 	c.close(lossCause(readErr, t.cfg.peerTimeout), false)
 	c.recvRelease()
 	<-c.writerDone
-	c.dropQueued()
 	t.mu.Lock()
 	delete(t.conns, c)
 	if c.pp != nil {
@@ -445,6 +444,7 @@ func (c *conn) teardown(readErr error) {
 		}
 	}
 	t.mu.Unlock()
+	c.dropQueued() // after the unhooking, so that few publishes meet a dead queue
 	if !c.deliberate {
 		t.log.Debug("zmq connection ended", keyPeer, c.addr, keyRole, c.role.String(), keyErr, c.closeErr)
 	}
