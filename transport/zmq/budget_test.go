@@ -54,7 +54,7 @@ func TestMemoryDefaults(t *testing.T) {
 		{"handler per conn", c.handlerPerConn, 64 * mib},
 		{"send budget", c.sendBudget, 128 * mib},
 		{"subscriptions per conn", int64(c.maxSubs), 1024},
-		{"subscription bytes per conn", int64(c.maxSubBytes), 64 << 10},
+		{"subscription bytes per conn", int64(c.maxSubBytes), 256 << 10},
 		{"subscription budget", c.subBudget, 8 * mib},
 	} {
 		if d.got != d.want {
@@ -65,6 +65,9 @@ func TestMemoryDefaults(t *testing.T) {
 	// frame fits each budget.
 	if sum := c.recvBudget + c.handlerBudget + c.sendBudget + c.subBudget; sum != 392*mib {
 		t.Errorf("the budgets add up to %d MiB, the docs say 392", sum/mib)
+	}
+	if got := c.maxSubs * prefixCost(strings.Repeat("n", 192)); got != c.maxSubBytes {
+		t.Errorf("1024 names of 192 bytes cost %d, the docs say they fit %d exactly", got, c.maxSubBytes)
 	}
 	for _, b := range []int64{c.recvPerHost, c.handlerPerConn, c.sendBudget} {
 		if b < c.maxFrame {

@@ -37,7 +37,7 @@ const (
 	DefaultHandlerBudgetPerConn = 64 << 20
 	DefaultSendBudget           = 128 << 20
 	DefaultMaxSubscriptions     = 1024
-	DefaultMaxSubscriptionBytes = 64 << 10
+	DefaultMaxSubscriptionBytes = 256 << 10
 	DefaultSubscriptionBudget   = 8 << 20
 )
 
@@ -317,10 +317,14 @@ func (o subLimitsOption) String() string {
 // prefixes per subscriber connection, and all bytes for all of them
 // together, each prefix counting its length plus 64 bytes of bookkeeping.
 // A subscription past a bound is dropped, counted in Stats().RecvDropped and
-// logged; the connection and its other subscriptions stay. A colugo
-// subscriber holds one prefix per topic it subscribes to at that
-// publisher. Defaults: 1024 prefixes ([DefaultMaxSubscriptions]), 64 KiB
-// ([DefaultMaxSubscriptionBytes]) and 8 MiB ([DefaultSubscriptionBudget]).
+// logged; the connection and its other subscriptions stay (closing it
+// would make a colugo subscriber redial and resend the same set for ever).
+// A colugo subscriber holds one prefix per topic it subscribes to at that
+// publisher, so 1024 is far more than a robot's nodes need, and 1024
+// names of up to 192 bytes fit 256 KiB; 65536 (the old bound) cost 26 MiB
+// per connection. Defaults: 1024 prefixes
+// ([DefaultMaxSubscriptions]), 256 KiB ([DefaultMaxSubscriptionBytes]) and
+// 8 MiB ([DefaultSubscriptionBudget]).
 func WithSubscriptionLimits(perConn, perConnBytes int, all int64) Option {
 	return subLimitsOption{perConn, perConnBytes, all}
 }
