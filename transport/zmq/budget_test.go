@@ -422,3 +422,22 @@ type reqFunc struct {
 }
 
 func (h *reqFunc) HandleRequest(m *transport.Message, rw transport.ReplyWriter) { h.f(m, rw) }
+
+// TestHandlerBudgetSmall: requests under 32 KiB are not counted (as the
+// option's doc says); one of 32 KiB is.
+func TestHandlerBudgetSmall(t *testing.T) {
+	held := make(chan transport.ReplyWriter, 2)
+	srv, ep := listen(t, &reqFunc{f: func(_ *transport.Message, rw transport.ReplyWriter) { held <- rw }})
+	cli, _ := listen(t, &nopHandler{})
+	for _, size := range []int{32<<10 - 1, 32 << 10} {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, _ = cli.Request(ctx, ep.Router, &transport.Message{Name: "svc", Payload: make([]byte, size)})
+		}()
+		<-held
+		if got, want := srv.hbud.inUse(), int64(size/(32<<10)*size); got != want {
+			t.Fatalf("request of %d bytes: handler budget in use %d, want %d", size, got, want)
+		}
+	}
+}

@@ -282,8 +282,8 @@ func (o handlerBudgetOption) String() string {
 // its connection waits before delivering it (and reads nothing meanwhile)
 // instead of holding more. A request of any size is let in when its
 // connection holds nothing and nothing else does either. perConn must not
-// exceed all. Defaults: 128 MiB ([DefaultHandlerBudget]) and 64 MiB
-// ([DefaultHandlerBudgetPerConn]).
+// exceed all. Requests under 32 KiB are not counted. Defaults: 128 MiB
+// ([DefaultHandlerBudget]) and 64 MiB ([DefaultHandlerBudgetPerConn]).
 func WithHandlerBudget(all, perConn int64) Option { return handlerBudgetOption{all, perConn} }
 
 type sendBudgetOption int64

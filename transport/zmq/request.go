@@ -296,6 +296,11 @@ func (h *heldReq) release() {
 	}
 }
 
+// holdMin is the smallest payload counted by the handler budget: smaller
+// requests cost less than their bookkeeping would (three allocations), and
+// how many run at once is the node's handler limit's business.
+const holdMin = recvFree
+
 // nudgeEvery is how long a reader waits for handler budget before it asks
 // for a garbage collection, which releases the charges of requests whose
 // handlers ended without replying (their cleanups); at most one per
@@ -315,7 +320,7 @@ func gcNudge() {
 // delivered, waiting (the connection reads nothing meanwhile) until it
 // fits; false means the connection closed while waiting.
 func (p *routerPeer) hold(id uint64, payload []byte) bool {
-	if len(payload) == 0 {
+	if len(payload) < holdMin {
 		return true
 	}
 	t := p.c.t
