@@ -72,6 +72,10 @@ const (
 	// growMin is the first size of a frame buffer that grows as bytes
 	// arrive: frames up to it get their whole size at once.
 	growMin = 64 << 10
+	// fastFill, in bytes per second, is the rate of arrival from which a
+	// growing frame buffer takes the rest of the frame at once: slower
+	// links spend less time copying than waiting.
+	fastFill = 32 << 20
 	// recvFree is what a message may hold before it takes from the
 	// receive budget: the size of the connection's read buffer, which it
 	// costs anyway, so that small messages never touch the shared budget.
@@ -144,20 +148,30 @@ func (c *conn) readErr(err error) error {
 
 // readGrow appends size bytes read from c.br to dst, growing the buffer as
 // they arrive (doubling from growMin, never past the frame's end), so a
-// frame announced and not sent costs what was sent, not what was
-// announced.
+// frame announced and not sent costs at most twice what was sent, not what
+// was announced. Except on a fast link: once a buffer has filled at
+// fastFill or faster, the next one is the whole frame, which saves the
+// copies (a third of the time of a 16 MiB message on loopback); its bytes
+// are in the receive budget anyway, and the minimum rate bounds how long
+// a peer that stops can hold them.
 func (c *conn) readGrow(dst []byte, size int) ([]byte, error) {
 	start := len(dst)
 	want := start + size
 	if cap(dst) < want && size <= growMin {
 		dst = append(dst, make([]byte, size)...)[:start]
 	}
+	var filling time.Time // when the current buffer was allocated
 	for len(dst) < want {
 		if len(dst) == cap(dst) {
-			nc := min(want, start+max(growMin, 2*(len(dst)-start)))
-			nb := make([]byte, len(dst), nc)
+			got := len(dst) - start
+			next := start + max(growMin, 2*got)
+			if got > 0 && time.Since(filling) < time.Duration(got)*(time.Second/fastFill) {
+				next = want
+			}
+			nb := make([]byte, len(dst), min(want, next))
 			copy(nb, dst)
 			dst = nb
+			filling = time.Now()
 		}
 		n, err := c.br.Read(dst[len(dst):min(cap(dst), want)])
 		dst = dst[:len(dst)+n]
