@@ -441,3 +441,70 @@ func TestHandlerBudgetSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestBudget: the shares, the exemption for one message when nothing is
+// held, waiting until a release, and giving up when done closes.
+func TestBudget(t *testing.T) {
+	b := newBudget(100, 60)
+	never := make(chan struct{})
+	if err := b.take("a", 60, never, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.take("b", 40, never, nil); err != nil {
+		t.Fatal(err)
+	}
+	// "a" is at its share and the whole is full: both wait.
+	got := make(chan string, 2)
+	for _, k := range []string{"a", "c"} {
+		go func() {
+			if b.take(k, 10, never, nil) == nil {
+				got <- k
+			}
+		}()
+	}
+	waitFor(t, func() bool { return b.waiters() == 2 })
+	b.release("b", 40) // room for "c"; "a" is still at its share
+	if k := <-got; k != "c" {
+		t.Fatalf("%s got in", k)
+	}
+	b.release("a", 60)
+	if k := <-got; k != "a" {
+		t.Fatalf("%s got in", k)
+	}
+	b.release("a", 10)
+	b.release("c", 10)
+	if b.inUse() != 0 || len(b.byKey) != 0 {
+		t.Fatalf("in use %d, keys %v", b.inUse(), b.byKey)
+	}
+	// Larger than any bound: let in alone.
+	if err := b.take("a", 1000, never, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errc := make(chan error)
+	go func() { errc <- b.take("b", 1, done, nil) }()
+	waitFor(t, func() bool { return b.waiters() == 1 })
+	close(done)
+	if err := <-errc; !errors.Is(err, errBudgetClosed) {
+		t.Fatalf("err %v", err)
+	}
+	if b.waiters() != 0 {
+		t.Fatal("a waiter left counted")
+	}
+}
+
+func TestHostOf(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:5555":        "127.0.0.1",
+		"[::1]:5555":            "::1",
+		"unix:@colugo-ab12-pub": "unix",
+		"@":                     "unix",
+		"":                      "unix",
+		"robot.local:1234":      "robot.local",
+		"not an address":        "not an address",
+	} {
+		if got := hostOf(addr); got != want {
+			t.Errorf("hostOf(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
