@@ -105,6 +105,8 @@ type conn struct {
 	br   *bufio.Reader
 	rd   frameReader
 	rb   recvBuf           // the traffic-phase reader's buffers (recv.go)
+	held int64             // receive budget reserved for the message being read (recv.go)
+	host string            // the peer's host: its key in the receive budget
 	name string            // last name parsed, so a stream on one topic allocates it once
 	hdr  wire.Header       // last header decoded, whose strings the next one reuses
 	msg  transport.Message // the publish being handled (roleSub), reused
@@ -125,6 +127,7 @@ type conn struct {
 	lastAt   int64         // send time of the last publish (sendAt)
 	room     chan struct{} // closed after each batch, for sendWait; nil if nobody waits
 	werr     error         // a failed non-blocking write, for the writer goroutine
+	dead     bool          // the writer has stopped: nothing more is queued (dropQueued)
 	fw       directWriter  // non-blocking writes for sendNow; nil where unsupported
 	sideMu   sync.Mutex
 	side     []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
@@ -147,6 +150,7 @@ func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
 		t:          t,
 		nc:         nc,
 		addr:       addr,
+		host:       hostOf(addr),
 		role:       r,
 		live:       liveReader{nc: nc, timeout: t.cfg.peerTimeout},
 		kick:       make(chan struct{}, 1),
@@ -155,7 +159,7 @@ func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
 		ping:       t.ping,
 	}
 	c.br = bufio.NewReaderSize(&c.live, readBufSize)
-	c.rd = frameReader{greet: 64, max: handshakeMaxFrame, handshake: true}
+	c.rd = frameReader{c: c, greet: 64, max: handshakeMaxFrame, handshake: true}
 	c.rp.c = c
 	return c
 }
@@ -175,7 +179,7 @@ func (c *conn) handshake(server bool, deadline time.Time) error {
 	}
 	c.zc = zc
 	c.rd.handshake = false
-	c.rd.max = uint64(c.t.cfg.maxFrame)
+	c.rd.max = c.frameLimit()
 	c.live.hb = true
 	c.running = true
 	if fw := newFastWriter(c.nc); fw != nil { // not a nil *fastWriter in the interface
@@ -257,7 +261,8 @@ func (c *conn) sideWrite(p []byte) error {
 
 // frameReader tracks where the byte stream is in the ZMTP grammar.
 type frameReader struct {
-	greet     int // greeting bytes still to come
+	c         *conn // for the receive budget, after the handshake
+	greet     int   // greeting bytes still to come
 	state     int
 	hdr       [9]byte
 	hn        int // header bytes collected
@@ -342,6 +347,13 @@ func (r *frameReader) body(size uint64) error {
 		return fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, size, r.max)
 	}
 	r.msgBytes += size
+	if !r.handshake {
+		// zmq4 allocates the announced size as soon as this Read returns:
+		// take it from the receive budget first (recv.go's reserve).
+		if err := r.c.reserve(r.msgBytes); err != nil {
+			return err
+		}
+	}
 	r.left = size
 	r.state = stBody
 	if size == 0 { // zmq4 does not call Read for an empty body
@@ -407,13 +419,21 @@ type liveReader struct {
 	hb      bool
 	timeout time.Duration
 	lastSet time.Time
+	// until is the deadline of a large message being read (recv.go's
+	// reserve), or zero; it wins when earlier. Whoever changes it zeroes
+	// lastSet.
+	until time.Time
 }
 
 func (l *liveReader) Read(p []byte) (int, error) {
 	if l.hb {
 		now := time.Now()
 		if now.Sub(l.lastSet) > l.timeout/4 {
-			if err := l.nc.SetReadDeadline(now.Add(l.timeout + l.timeout/4)); err != nil {
+			d := now.Add(l.timeout + l.timeout/4)
+			if !l.until.IsZero() && l.until.Before(d) {
+				d = l.until
+			}
+			if err := l.nc.SetReadDeadline(d); err != nil {
 				return 0, err
 			}
 			l.lastSet = now

@@ -23,6 +23,24 @@ const (
 	DefaultPeerTimeout       = 2 * time.Second
 )
 
+// Defaults of the memory bounds (issue #11): together a peer, or many, can
+// pin at most about DefaultRecvBudget + DefaultHandlerBudget +
+// DefaultSendBudget + DefaultSubscriptionBudget (392 MiB) of a node through
+// one transport, which a small robot (a Raspberry Pi has 1 to 8 GiB) can
+// afford, while one message of the largest default size
+// (DefaultMaxFrameSize) still fits each of them.
+const (
+	DefaultRecvBudget           = 128 << 20
+	DefaultRecvBudgetPerHost    = 64 << 20
+	DefaultRecvMinRate          = 1 << 20
+	DefaultHandlerBudget        = 128 << 20
+	DefaultHandlerBudgetPerConn = 64 << 20
+	DefaultSendBudget           = 128 << 20
+	DefaultMaxSubscriptions     = 1024
+	DefaultMaxSubscriptionBytes = 256 << 10
+	DefaultSubscriptionBudget   = 8 << 20
+)
+
 // Option configures a [Transport]. Options are comparable values; build them
 // with the With* functions.
 type Option interface {
@@ -39,6 +57,15 @@ type config struct {
 	peerTimeout      time.Duration
 	log              *slog.Logger
 	unix             bool
+	recvBudget       int64
+	recvPerHost      int64
+	recvMinRate      int64
+	handlerBudget    int64
+	handlerPerConn   int64
+	sendBudget       int64
+	maxSubs          int
+	maxSubBytes      int
+	subBudget        int64
 	// zmq4Recv reads with zmq4's Conn.RecvMsg instead of recv.go's
 	// reader; set by this package's tests and benchmarks only.
 	zmq4Recv bool
@@ -55,6 +82,15 @@ func defaultConfig() config {
 		peerTimeout:      DefaultPeerTimeout,
 		log:              slog.New(slog.DiscardHandler),
 		unix:             runtime.GOOS == "linux",
+		recvBudget:       DefaultRecvBudget,
+		recvPerHost:      DefaultRecvBudgetPerHost,
+		recvMinRate:      DefaultRecvMinRate,
+		handlerBudget:    DefaultHandlerBudget,
+		handlerPerConn:   DefaultHandlerBudgetPerConn,
+		sendBudget:       DefaultSendBudget,
+		maxSubs:          DefaultMaxSubscriptions,
+		maxSubBytes:      DefaultMaxSubscriptionBytes,
+		subBudget:        DefaultSubscriptionBudget,
 	}
 }
 
@@ -74,6 +110,16 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: peer timeout %v not above heartbeat interval %v", ErrInvalidOption, c.peerTimeout, c.heartbeat)
 	case c.log == nil:
 		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+	case c.recvBudget < 1 || c.recvPerHost < 1 || c.recvPerHost > c.recvBudget:
+		return fmt.Errorf("%w: receive budget %d, per host %d", ErrInvalidOption, c.recvBudget, c.recvPerHost)
+	case c.recvMinRate < 1:
+		return fmt.Errorf("%w: minimum receive rate %d", ErrInvalidOption, c.recvMinRate)
+	case c.handlerBudget < 1 || c.handlerPerConn < 1 || c.handlerPerConn > c.handlerBudget:
+		return fmt.Errorf("%w: handler budget %d, per connection %d", ErrInvalidOption, c.handlerBudget, c.handlerPerConn)
+	case c.sendBudget < 1:
+		return fmt.Errorf("%w: send budget %d", ErrInvalidOption, c.sendBudget)
+	case c.maxSubs < 1 || c.maxSubBytes < 1 || c.subBudget < 1:
+		return fmt.Errorf("%w: subscription bounds %d, %d bytes, %d bytes in all", ErrInvalidOption, c.maxSubs, c.maxSubBytes, c.subBudget)
 	}
 	return nil
 }
@@ -134,8 +180,8 @@ func (o sendQueueBytesOption) String() string  { return fmt.Sprintf("WithSendQue
 // misses publishes and Reply returns transport.ErrQueueFull, as when the
 // queue is full. One message of any size can always wait. A subscriber
 // that stops reading costs at most this much memory, and less in practice:
-// a large payload is held once for all its subscribers. Default: 64 MiB
-// ([DefaultSendQueueBytes]).
+// a large payload is held once for all its subscribers; WithSendBudget
+// bounds all the queues together. Default: 64 MiB ([DefaultSendQueueBytes]).
 func WithSendQueueBytes(n int) Option { return sendQueueBytesOption(n) }
 
 type heartbeatOption time.Duration
@@ -184,3 +230,101 @@ func (o unixOption) String() string  { return fmt.Sprintf("zmq.WithUnixSockets(%
 // same host and network namespace use instead of TCP: about half the round
 // trip. Default: true on Linux (the only system with abstract sockets).
 func WithUnixSockets(on bool) Option { return unixOption(on) }
+
+type recvBudgetOption struct{ all, perHost int64 }
+
+func (o recvBudgetOption) apply(c *config) { c.recvBudget, c.recvPerHost = o.all, o.perHost }
+func (o recvBudgetOption) String() string {
+	return fmt.Sprintf("WithRecvBudget(%d, %d)", o.all, o.perHost)
+}
+
+// WithRecvBudget bounds the bytes of received messages being assembled: at
+// most all bytes for the whole transport, and perHost for the connections
+// from one remote host (by IP address; local Unix socket peers count as one
+// host). A message takes its bytes when its frame headers announce them,
+// all at once, before anything is allocated; messages up to 32 KiB (the
+// connection's read buffer) take nothing. A connection whose next frame
+// does not fit stops reading until bytes are released (TCP then slows its
+// sender), so a few peers that announce large messages and never finish
+// them cannot make the node allocate without bound; WithRecvMinRate
+// bounds how long they hold the bytes. One message of any size is let in
+// when nothing else holds bytes. perHost must not exceed all. Defaults:
+// 128 MiB ([DefaultRecvBudget]) and 64 MiB ([DefaultRecvBudgetPerHost]),
+// so two messages of the default maximum size can arrive at once, from two
+// hosts.
+func WithRecvBudget(all, perHost int64) Option { return recvBudgetOption{all, perHost} }
+
+type recvMinRateOption int64
+
+func (o recvMinRateOption) apply(c *config) { c.recvMinRate = int64(o) }
+func (o recvMinRateOption) String() string  { return fmt.Sprintf("WithRecvMinRate(%d)", int64(o)) }
+
+// WithRecvMinRate sets the slowest rate, in bytes per second, at which a
+// message that takes from the receive budget (see WithRecvBudget) may
+// arrive: a message of n bytes must be complete within the peer timeout
+// plus n/rate after its first frame header, or its connection is closed
+// (counted in Stats().RecvDropped) and its budget freed. Default: 1 MiB/s
+// ([DefaultRecvMinRate]): a 64 MiB message gets 66 s.
+func WithRecvMinRate(bytesPerSecond int64) Option { return recvMinRateOption(bytesPerSecond) }
+
+type handlerBudgetOption struct{ all, perConn int64 }
+
+func (o handlerBudgetOption) apply(c *config) { c.handlerBudget, c.handlerPerConn = o.all, o.perConn }
+func (o handlerBudgetOption) String() string {
+	return fmt.Sprintf("WithHandlerBudget(%d, %d)", o.all, o.perConn)
+}
+
+// WithHandlerBudget bounds the bytes of received requests held by their
+// handlers (from delivery until their reply is queued, the request is
+// cancelled, its connection closes, or the handler lets go of the
+// payload): at most all bytes for the whole transport and perConn for the
+// requests of one connection. When a request does not fit, the reader of
+// its connection waits before delivering it (and reads nothing meanwhile)
+// instead of holding more. A request of any size is let in when its
+// connection holds nothing and nothing else does either. perConn must not
+// exceed all. Requests under 32 KiB are not counted. Defaults: 128 MiB
+// ([DefaultHandlerBudget]) and 64 MiB ([DefaultHandlerBudgetPerConn]).
+func WithHandlerBudget(all, perConn int64) Option { return handlerBudgetOption{all, perConn} }
+
+type sendBudgetOption int64
+
+func (o sendBudgetOption) apply(c *config) { c.sendBudget = int64(o) }
+func (o sendBudgetOption) String() string  { return fmt.Sprintf("WithSendBudget(%d)", int64(o)) }
+
+// WithSendBudget bounds the bytes waiting in all connections' send queues
+// together, besides each queue's WithSendQueueBytes: past it, publishes are
+// dropped (counted in Stats().SendDropped) and Reply returns
+// transport.ErrQueueFull. A payload shared by several queues (one publish
+// to several subscribers) counts once. So subscribers that never read cost
+// at most this much together, however many connect. Default: 128 MiB
+// ([DefaultSendBudget]).
+func WithSendBudget(n int64) Option { return sendBudgetOption(n) }
+
+type subLimitsOption struct {
+	perConn, perConnBytes int
+	all                   int64
+}
+
+func (o subLimitsOption) apply(c *config) {
+	c.maxSubs, c.maxSubBytes, c.subBudget = o.perConn, o.perConnBytes, o.all
+}
+func (o subLimitsOption) String() string {
+	return fmt.Sprintf("WithSubscriptionLimits(%d, %d, %d)", o.perConn, o.perConnBytes, o.all)
+}
+
+// WithSubscriptionLimits bounds the subscriptions subscribers hold at this
+// transport's publisher: perConn distinct prefixes and perConnBytes bytes of
+// prefixes per subscriber connection, and all bytes for all of them
+// together, each prefix counting its length plus 64 bytes of bookkeeping.
+// A subscription past a bound is dropped, counted in Stats().RecvDropped and
+// logged; the connection and its other subscriptions stay (closing it
+// would make a colugo subscriber redial and resend the same set for ever).
+// A colugo subscriber holds one prefix per topic it subscribes to at that
+// publisher, so 1024 is far more than a robot's nodes need, and 1024
+// names of up to 192 bytes fit 256 KiB; 65536 (the old bound) cost 26 MiB
+// per connection. Defaults: 1024 prefixes
+// ([DefaultMaxSubscriptions]), 256 KiB ([DefaultMaxSubscriptionBytes]) and
+// 8 MiB ([DefaultSubscriptionBudget]).
+func WithSubscriptionLimits(perConn, perConnBytes int, all int64) Option {
+	return subLimitsOption{perConn, perConnBytes, all}
+}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
@@ -269,6 +272,93 @@ type routerPeer struct {
 	// a request never answered stays counted). Above one, replies go
 	// through the writer goroutine, which coalesces them.
 	open atomic.Int64
+
+	// The requests held by handlers, for the handler budget (see hold).
+	key  string // this connection's key in the handler budget
+	mu   sync.Mutex
+	held map[uint64]*heldReq // by RequestID; requests reusing an id chain
+}
+
+// heldReq is a request's charge against the handler budget. It is
+// released once, by whichever comes first: its reply, or the garbage
+// collector finding its payload unreachable (a handler that ends without
+// replying). Not when the connection ends: its handlers may still run.
+type heldReq struct {
+	rp   *routerPeer
+	n    int64
+	next *heldReq // an older request with the same id
+	done atomic.Bool
+}
+
+func (h *heldReq) release() {
+	if h.done.CompareAndSwap(false, true) {
+		h.rp.c.t.hbud.release(h.rp.key, h.n)
+	}
+}
+
+// holdMin is the smallest payload counted by the handler budget: smaller
+// requests cost less than their bookkeeping would (three allocations), and
+// how many run at once is the node's handler limit's business.
+const holdMin = recvFree
+
+// nudgeEvery is how long a reader waits for handler budget before it asks
+// for a garbage collection, which releases the charges of requests whose
+// handlers ended without replying (their cleanups); at most one per
+// nudgeEvery per process.
+const nudgeEvery = time.Second
+
+var lastNudge atomic.Int64
+
+func gcNudge() {
+	now := time.Now().UnixNano()
+	if last := lastNudge.Load(); now-last >= int64(nudgeEvery) && lastNudge.CompareAndSwap(last, now) {
+		runtime.GC()
+	}
+}
+
+// hold charges a request's payload to the handler budget before it is
+// delivered, waiting (the connection reads nothing meanwhile) until it
+// fits; false means the connection closed while waiting.
+func (p *routerPeer) hold(id uint64, payload []byte) bool {
+	if len(payload) < holdMin {
+		return true
+	}
+	t := p.c.t
+	if p.key == "" {
+		p.key = strconv.FormatUint(t.nextID.Add(1), 10)
+	}
+	n := int64(len(payload))
+	if t.hbud.take(p.key, n, p.c.done, gcNudge) != nil {
+		return false
+	}
+	h := &heldReq{rp: p, n: n}
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = make(map[uint64]*heldReq)
+	}
+	h.next = p.held[id]
+	p.held[id] = h
+	p.mu.Unlock()
+	runtime.AddCleanup(&payload[0], (*heldReq).release, h)
+	return true
+}
+
+// unhold releases the charge of the newest request with id, on its
+// reply.
+func (p *routerPeer) unhold(id uint64) {
+	p.mu.Lock()
+	h := p.held[id]
+	if h != nil {
+		if h.next != nil {
+			p.held[id] = h.next
+		} else {
+			delete(p.held, id)
+		}
+	}
+	p.mu.Unlock()
+	if h != nil {
+		h.release()
+	}
 }
 
 // Done is closed when the requester's connection is gone: its handlers'
@@ -281,6 +371,7 @@ func (p *routerPeer) Done() <-chan struct{} { return p.c.done }
 // connection is gone, transport.ErrClosed after Close.
 func (p *routerPeer) Reply(msg *transport.Message) error {
 	c := p.c
+	p.unhold(msg.Header.RequestID) // the handler is done with it, whatever becomes of the reply
 	if c.t.closing.Load() {
 		return transport.ErrClosed
 	}
@@ -299,7 +390,8 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 		p.open.CompareAndSwap(n, 0)
 	}
 	busy := n > 0
-	if !c.enqueue(pre, msg.Payload, msg.Exclusive, !busy) {
+	pr := payloadRef{b: msg.Payload, owned: msg.Exclusive, held: &c.t.sendHeld}
+	if !c.enqueueAt(pre, &pr, !busy, 0) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/colugo-go/colugo/internal/wire"
@@ -86,6 +87,40 @@ type payloadRef struct {
 	b      []byte
 	owned  bool // the caller gave b up (Message.Exclusive): no copy needed
 	shared []byte
+	// held is the transport's sendHeld, for a message bounded by
+	// WithSendBudget (publishes and replies), or nil.
+	held *atomic.Int64
+	sh   *sharedBuf // the referred-to payload's charge, once referred to
+}
+
+// sharedBuf is a payload referred to by one or more outboxes: it counts
+// against the send budget once, while any outbox refers to it.
+type sharedBuf struct {
+	held *atomic.Int64 // nil: not counted
+	n    int64
+	refs atomic.Int32
+}
+
+func (s *sharedBuf) ref() {
+	if s.refs.Add(1) == 1 && s.held != nil {
+		s.held.Add(s.n)
+	}
+}
+
+func (s *sharedBuf) unref() {
+	if s.refs.Add(-1) == 0 && s.held != nil {
+		s.held.Add(-s.n)
+	}
+}
+
+// cost is what queueing a message of pre and p adds to the send budget, at
+// most: its copied bytes and, unless already counted, its payload.
+func (p *payloadRef) cost(pre []byte) int64 {
+	n := int64(len(pre))
+	if p != nil && (p.sh == nil || p.sh.refs.Load() == 0) {
+		n += int64(len(p.b))
+	}
+	return n
 }
 
 func (p *payloadRef) private() []byte {
@@ -106,7 +141,9 @@ type outbox struct {
 	mark  int         // buf[:mark] is already in segs
 	segs  net.Buffers // complete segments, in order, before buf[mark:]
 	msgs  int
-	bytes int // of the messages, referred to or copied
+	bytes int          // of the messages, referred to or copied
+	priv  int64        // bytes copied for messages counted by the send budget
+	refs  []*sharedBuf // the payloads referred to
 }
 
 func (o *outbox) empty() bool { return len(o.buf) == 0 && len(o.segs) == 0 }
@@ -122,11 +159,23 @@ func (o *outbox) add(pre []byte, p *payloadRef) {
 	if p != nil {
 		payload = p.b
 	}
+	counted := p != nil && p.held != nil
+	if counted {
+		o.priv += int64(len(pre))
+	}
 	if n := len(payload); n >= refMin || (n > 0 && len(o.buf)+n > copyBudget) {
 		o.segs = append(o.segs, o.buf[o.mark:len(o.buf):len(o.buf)], p.private())
 		o.mark = len(o.buf)
+		if p.sh == nil {
+			p.sh = &sharedBuf{held: p.held, n: int64(n)}
+		}
+		p.sh.ref()
+		o.refs = append(o.refs, p.sh)
 	} else {
 		o.buf = append(o.buf, payload...)
+		if counted {
+			o.priv += int64(n)
+		}
 	}
 	o.msgs++
 	o.bytes += len(pre) + len(payload)
@@ -155,7 +204,12 @@ func (o *outbox) reset() {
 	}
 	clear(o.segs[:cap(o.segs)])
 	o.segs = o.segs[:0]
-	o.mark, o.msgs, o.bytes = 0, 0, 0
+	for _, s := range o.refs {
+		s.unref()
+	}
+	clear(o.refs)
+	o.refs = o.refs[:0]
+	o.mark, o.msgs, o.bytes, o.priv = 0, 0, 0, 0
 }
 
 // directWriter makes one non-blocking write and returns how much of b the
@@ -197,7 +251,7 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 		size += len(p.b)
 	}
 	c.wmu.Lock()
-	if !c.roomLocked(size) {
+	if !c.roomLocked(size) || (p != nil && p.held != nil && !c.t.sendFits(p.cost(pre))) {
 		c.wmu.Unlock()
 		return false
 	}
@@ -206,7 +260,11 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 		c.lastAt = at
 	}
 	idle := !c.writing && c.out.empty() && c.carry.empty()
+	priv := c.out.priv
 	c.out.add(pre, p)
+	if d := c.out.priv - priv; d != 0 {
+		c.t.sendHeld.Add(d)
+	}
 	c.queued++
 	c.qbytes += size
 	if !idle { // whoever is writing, or the writer already woken, takes it
@@ -228,7 +286,7 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 
 	c.wmu.Lock()
 	c.writing = false
-	if err == nil && n < len(batch.buf) { // the writer goroutine finishes it first
+	if err == nil && n < len(batch.buf) && !c.dead { // the writer goroutine finishes it first
 		batch.buf = batch.buf[:copy(batch.buf, batch.buf[n:])]
 		c.carry = batch
 		c.flushDue = false // the wake below covers it
@@ -254,7 +312,30 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 // roomLocked says whether a message of size bytes fits in the queue: a
 // count and a byte bound, but one message of any size can always wait.
 func (c *conn) roomLocked(size int) bool {
+	if c.dead {
+		return false
+	}
 	return c.queued == 0 || (c.queued < c.t.cfg.sendQueue && c.qbytes+size <= c.t.cfg.sendQueueBytes)
+}
+
+// sendFits says whether cost more bytes fit in the transport-wide send
+// budget (WithSendBudget); one message of any size fits an empty one.
+// Concurrent senders may overshoot it by a message each.
+func (t *Transport) sendFits(cost int64) bool {
+	h := t.sendHeld.Load()
+	return h == 0 || h+cost <= t.cfg.sendBudget
+}
+
+// dropQueued empties the queues of a connection whose writer has
+// stopped, returning their send budget, and refuses new messages.
+func (c *conn) dropQueued() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.dead = true
+	for _, o := range []*outbox{&c.out, &c.carry} {
+		c.t.sendHeld.Add(-o.priv)
+		o.reset()
+	}
 }
 
 // doneBatch accounts for a written batch and keeps its buffers; wmu is
@@ -262,6 +343,9 @@ func (c *conn) roomLocked(size int) bool {
 func (c *conn) doneBatch(batch *outbox) {
 	c.queued -= batch.msgs
 	c.qbytes -= batch.bytes
+	if batch.priv != 0 {
+		c.t.sendHeld.Add(-batch.priv)
+	}
 	batch.reset()
 	c.spare = *batch
 	if c.room != nil {

@@ -71,6 +71,13 @@ type Transport struct {
 	others    atomic.Pointer[[]*pubPeer]
 	fanMu     sync.Mutex // after pubPeer.mu
 
+	// Memory bounds (budget.go): receive-side bytes in flight, bytes
+	// held by request handlers, bytes in all send queues, subscriptions.
+	rbud     *budget
+	hbud     *budget
+	sendHeld atomic.Int64
+	subHeld  atomic.Int64
+
 	sendDropped  atomic.Uint64
 	recvDropped  atomic.Uint64
 	peersLost    atomic.Uint64
@@ -110,6 +117,8 @@ func New(opts ...Option) (*Transport, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		closeDone: make(chan struct{}),
+		rbud:      newBudget(cfg.recvBudget, cfg.recvPerHost),
+		hbud:      newBudget(cfg.handlerBudget, cfg.handlerPerConn),
 		raw:       make(map[net.Conn]struct{}),
 		conns:     make(map[*conn]struct{}),
 		dealers:   make(map[string]*dealer),
@@ -297,9 +306,11 @@ func (c *conn) readLoop() error {
 			if c.role == rolePubIn && (m.cmd == cmdSubscribe || m.cmd == cmdCancel) {
 				c.pp.update(string(m.frames[0]), m.cmd == cmdSubscribe)
 			}
+			c.recvRelease()
 			continue // PING (already answered), PONG, others
 		}
 		c.handle(m.frames)
+		c.recvRelease()
 	}
 }
 
@@ -320,9 +331,11 @@ func (c *conn) readLoopZMQ4() error {
 				}
 				c.pp.update(string(topic), c.rd.lastCmd == cmdSubscribe)
 			}
+			c.recvRelease()
 			continue // PING (already answered), PONG, others
 		}
 		c.handle(m.Frames)
+		c.recvRelease()
 	}
 }
 
@@ -361,7 +374,12 @@ func (c *conn) handle(frames [][]byte) {
 	case roleRouterIn:
 		switch msg.Header.Kind {
 		case transport.KindRequest, transport.KindControl, transport.KindCancel:
+			// A cancel releases nothing: its handler may still run and
+			// hold the request until it ends (the charge's cleanup).
 			if msg.Header.Kind != transport.KindCancel {
+				if !c.rp.hold(msg.Header.RequestID, m.Payload) {
+					return // closed while waiting for handler budget
+				}
 				c.rp.open.Add(1)
 			}
 			t.h.HandleRequest(m, &c.rp)
@@ -410,17 +428,20 @@ func (c *conn) decode(frames [][]byte) (transport.Message, error) {
 // closes the connection, waits for its writer, and unhooks it.
 func (c *conn) teardown(readErr error) {
 	t := c.t
-	if errors.Is(readErr, errFrameTooLarge) || errors.Is(readErr, errTooManyFrames) || errors.Is(readErr, errBadFlags) {
+	if errors.Is(readErr, errFrameTooLarge) || errors.Is(readErr, errTooManyFrames) || errors.Is(readErr, errBadFlags) || errors.Is(readErr, errTooSlow) {
 		t.recvDropped.Add(1)
 	}
 	c.close(lossCause(readErr, t.cfg.peerTimeout), false)
+	c.recvRelease()
 	<-c.writerDone
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.mu.Unlock()
 	if c.pp != nil {
 		c.pp.unindex()
+		c.pp.releaseAll()
 	}
+	c.dropQueued() // after the unhooking, so that few publishes meet a dead queue
 	if !c.deliberate {
 		t.log.Debug("zmq connection ended", keyPeer, c.addr, keyRole, c.role.String(), keyErr, c.closeErr)
 	}
@@ -458,11 +479,13 @@ type pubPeer struct {
 	lens    [wire.MaxName + 1]int
 	lenList []int
 	n       int // distinct prefixes held
+	bytes   int // their cost against WithSubscriptionLimits (prefixCost)
 }
 
-// maxPrefixes bounds the subscriptions one connection may hold, so a
-// hostile subscriber cannot grow the publisher's memory without end.
-const maxPrefixes = 1 << 16
+// prefixCost is what a held prefix counts against the subscription
+// bounds: its bytes plus about what a map entry and its string header
+// cost.
+func prefixCost(key string) int { return len(key) + 64 }
 
 // update counts a subscription (add) or its withdrawal, as libzmq counts
 // them. Prefixes that can never match a name frame are not kept.
@@ -480,8 +503,11 @@ func (p *pubPeer) update(prefix string, add bool) {
 	n, ok := m[key]
 	defer p.reindexLocked(m, key, ok, isOther, hadOther)
 	switch {
-	case add && !ok && p.n >= maxPrefixes:
-		p.c.t.recvDropped.Add(1)
+	case add && !ok && !p.admitLocked(key):
+		t := p.c.t
+		t.recvDropped.Add(1)
+		t.log.Debug("zmq subscription dropped: over the subscription limits", keyPeer, p.c.addr,
+			"prefixes", p.n, "bytes", p.bytes, "all", t.subHeld.Load())
 	case add:
 		m[key] = n + 1
 		if !ok {
@@ -494,12 +520,37 @@ func (p *pubPeer) update(prefix string, add bool) {
 	case n <= 1:
 		delete(m, key)
 		p.n--
+		p.bytes -= prefixCost(key)
+		p.c.t.subHeld.Add(-int64(prefixCost(key)))
 		if isOther {
 			p.countLenLocked(len(key), -1)
 		}
 	default:
 		m[key] = n - 1
 	}
+}
+
+// admitLocked charges a new prefix to the subscription bounds (per
+// connection: count and bytes; transport-wide: bytes) if it fits.
+func (p *pubPeer) admitLocked(key string) bool {
+	cfg, cost := &p.c.t.cfg, prefixCost(key)
+	if p.n >= cfg.maxSubs || p.bytes+cost > cfg.maxSubBytes {
+		return false
+	}
+	if p.c.t.subHeld.Add(int64(cost)) > cfg.subBudget {
+		p.c.t.subHeld.Add(-int64(cost))
+		return false
+	}
+	p.bytes += cost
+	return true
+}
+
+// releaseAll returns the prefixes' charge when the connection ends.
+func (p *pubPeer) releaseAll() {
+	p.mu.Lock()
+	p.c.t.subHeld.Add(-int64(p.bytes))
+	p.bytes = 0
+	p.mu.Unlock()
 }
 
 func (p *pubPeer) countLenLocked(l, delta int) {
@@ -659,7 +710,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	}
 	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
 	var pre []byte
-	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive} // one private copy at most, shared by the connections
+	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive, held: &t.sendHeld} // one private copy at most, shared by the connections
 	// Only the subscribed connections are visited: those of the topic's
 	// entry, then those with other prefixes (normally none) that match. A
 	// full queue (a stalled subscriber) costs a lock and a count.
