@@ -204,7 +204,7 @@ func (t *Transport) acceptLoop(ln net.Listener, r role) {
 // reader until it ends.
 func (t *Transport) serveInbound(nc net.Conn, r role) {
 	c := t.newConn(nc, nc.RemoteAddr().String(), r)
-	err := c.handshake(true, time.Now().Add(t.cfg.handshakeTimeout))
+	err := c.handshake(true, time.Time{}, time.Now().Add(t.cfg.handshakeTimeout))
 	t.handshakes.Add(-1)
 	t.mu.Lock()
 	delete(t.raw, nc)
@@ -264,7 +264,7 @@ func (t *Transport) dial(ctx context.Context, addr string, r role) (*conn, error
 	stopAbort := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	deadline, _ := dctx.Deadline()
 	c := t.newConn(nc, addr, r)
-	err = c.handshake(false, deadline)
+	err = c.handshake(false, time.Time{}, deadline)
 	if !stopAbort() && err == nil {
 		err = dctx.Err() // aborted just after it succeeded: the deadline is spoilt
 	}
@@ -301,7 +301,12 @@ func (c *conn) readLoop() error {
 // readLoopZMQ4 is readLoop over zmq4's Conn.RecvMsg: the reader this
 // package used before recv.go, kept for same-process comparisons in
 // benchmarks and tests.
-func (c *conn) readLoopZMQ4() error {
+func (c *conn) readLoopZMQ4() (err error) {
+	defer func() {
+		if p := recover(); p != nil { // zmq4's read path: contained like the handshake
+			err = fmt.Errorf("%w reading: %v", errPanic, p)
+		}
+	}()
 	for {
 		m, err := c.zc.RecvMsg()
 		if err != nil {
