@@ -137,6 +137,7 @@ type conn struct {
 	deliberate bool  // closed by us (Close, Disconnect, Unsubscribe): not a loss
 	writerDone chan struct{}
 
+	in *inbound   // an accepted conn, counted in the limits until teardown; nil if dialled
 	rp routerPeer // the ReplyWriter of a roleRouterIn conn
 	pp *pubPeer   // the subscriptions of a rolePubIn conn
 	dl *dealer    // the requests of a roleDealer conn

@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,10 +21,6 @@ import (
 	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
 )
-
-// maxHandshakes caps the accepted connections in handshake at once, so a
-// flood of silent clients costs a bounded number of goroutines.
-const maxHandshakes = 256
 
 // Redial backoff of subscriptions.
 const (
@@ -55,10 +52,9 @@ type Transport struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	closing    atomic.Bool
-	nextID     atomic.Uint64
-	handshakes atomic.Int32
-	pubPeers   atomic.Pointer[[]*pubPeer] // copy on write under mu: Publish takes no lock
+	closing  atomic.Bool
+	nextID   atomic.Uint64
+	pubPeers atomic.Pointer[[]*pubPeer] // copy on write under mu: Publish takes no lock
 
 	sendDropped  atomic.Uint64
 	recvDropped  atomic.Uint64
@@ -72,8 +68,15 @@ type Transport struct {
 	h         transport.Handler
 	ep        transport.Endpoint
 	lns       []net.Listener
-	raw       map[net.Conn]struct{}  // in handshake, so Close can cut them
-	conns     map[*conn]struct{}     // past the handshake
+	raw       map[net.Conn]struct{} // in handshake, so Close can cut them
+	conns     map[*conn]struct{}    // past the handshake
+	// Accepted connections, for the limits (admit): those in handshake,
+	// oldest first, and those past it.
+	pending   list.List // of *inbound
+	pendingBy map[string]int
+	inConns   int
+	inByAddr  map[string]int
+	inByLn    []int                  // by index in lns
 	dealers   map[string]*dealer     // by router address
 	subs      map[string]*subscriber // by publisher address
 }
@@ -100,6 +103,8 @@ func New(opts ...Option) (*Transport, error) {
 		cancel:    cancel,
 		closeDone: make(chan struct{}),
 		raw:       make(map[net.Conn]struct{}),
+		pendingBy: make(map[string]int),
+		inByAddr:  make(map[string]int),
 		conns:     make(map[*conn]struct{}),
 		dealers:   make(map[string]*dealer),
 		subs:      make(map[string]*subscriber),
@@ -133,8 +138,8 @@ func (t *Transport) Listen(h transport.Handler) (transport.Endpoint, error) {
 	t.h = h
 	t.lns = []net.Listener{pubLn, routerLn}
 	t.ep = transport.Endpoint{Router: routerLn.Addr().String(), Pub: pubLn.Addr().String()}
-	t.wg.Go(func() { t.acceptLoop(pubLn, rolePubIn) })
-	t.wg.Go(func() { t.acceptLoop(routerLn, roleRouterIn) })
+	t.wg.Go(func() { t.acceptLoop(pubLn, 0, rolePubIn) })
+	t.wg.Go(func() { t.acceptLoop(routerLn, 1, roleRouterIn) })
 	if t.cfg.unix {
 		// Abstract Unix sockets (Linux): no file to clean up, reachable only
 		// from this network namespace, about half the round trip of TCP.
@@ -144,8 +149,8 @@ func (t *Transport) Listen(h transport.Handler) (transport.Endpoint, error) {
 		if err1 == nil && err2 == nil {
 			t.lns = append(t.lns, upub, urouter)
 			t.ep.LocalPub, t.ep.LocalRouter = unixScheme+name+"-pub", unixScheme+name+"-router"
-			t.wg.Go(func() { t.acceptLoop(upub, rolePubIn) })
-			t.wg.Go(func() { t.acceptLoop(urouter, roleRouterIn) })
+			t.wg.Go(func() { t.acceptLoop(upub, 2, rolePubIn) })
+			t.wg.Go(func() { t.acceptLoop(urouter, 3, roleRouterIn) })
 		} else { // not Linux, or not permitted: TCP alone
 			for _, ln := range []net.Listener{upub, urouter} {
 				if ln != nil {
@@ -155,20 +160,22 @@ func (t *Transport) Listen(h transport.Handler) (transport.Endpoint, error) {
 			t.log.Debug("zmq unix sockets unavailable", keyErr, errors.Join(err1, err2))
 		}
 	}
+	t.inByLn = make([]int, len(t.lns))
 	t.log.Info("zmq transport listening", keyEndpoint, t.ep.Router, "pub", t.ep.Pub)
 	return t.ep, nil
 }
 
-func (t *Transport) acceptLoop(ln net.Listener, r role) {
+// acceptLoop accepts on the listener lns[ln] until it is closed.
+func (t *Transport) acceptLoop(l net.Listener, ln int, r role) {
 	delay := 5 * time.Millisecond
 	for {
-		nc, err := ln.Accept()
+		nc, err := l.Accept()
 		if err != nil {
 			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			// EMFILE and friends: wait a little instead of spinning.
-			t.log.Warn("zmq accept failed", keyEndpoint, ln.Addr().String(), keyErr, err)
+			t.log.Warn("zmq accept failed", keyEndpoint, l.Addr().String(), keyErr, err)
 			timer := time.NewTimer(delay)
 			select {
 			case <-timer.C:
@@ -180,34 +187,136 @@ func (t *Transport) acceptLoop(ln net.Listener, r role) {
 			continue
 		}
 		delay = 5 * time.Millisecond
-		if t.handshakes.Add(1) > maxHandshakes {
-			t.handshakes.Add(-1)
-			_ = nc.Close()
-			t.connsRefused.Add(1)
-			t.log.Debug("zmq connection refused: too many handshakes", keyPeer, nc.RemoteAddr().String())
-			continue
-		}
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			t.handshakes.Add(-1)
-			_ = nc.Close()
+		if !t.admit(nc, ln, r) {
 			return
 		}
-		t.raw[nc] = struct{}{}
-		t.wg.Go(func() { t.serveInbound(nc, r) })
+	}
+}
+
+// inbound is an accepted connection, from accept until its teardown.
+type inbound struct {
+	nc      net.Conn
+	key     string // remote address, for the per-address limits: addrKey
+	ln      int
+	elem    *list.Element // in t.pending while in handshake
+	evicted bool          // closed to make room for a newer handshake
+}
+
+// addrKey is what the per-address limits count by: the IP of a TCP peer;
+// every Unix-socket peer is the same "address".
+func addrKey(a net.Addr) string {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		if ip4 := a.IP.To4(); ip4 != nil {
+			return ip4.String()
+		}
+		return a.IP.String()
+	case *net.UnixAddr:
+		return "unix"
+	case nil:
+		return ""
+	}
+	return a.String()
+}
+
+// overLimitLocked says which limit on established inbound connections one
+// more from key on listener ln would break, or "".
+func (t *Transport) overLimitLocked(key string, ln int) string {
+	switch {
+	case t.inConns >= t.cfg.maxConns:
+		return "too many connections"
+	case t.inByLn[ln] >= t.cfg.maxConnsPerListener:
+		return "too many connections on this listener"
+	case t.inByAddr[key] >= t.cfg.maxConnsPerAddr:
+		return "too many connections from this address"
+	}
+	return ""
+}
+
+// admit starts the handshake of an accepted connection, or refuses it when
+// the limits on established connections are reached. A handshake beyond
+// the limits on pending ones evicts the oldest pending one (of the same
+// address if that address is at its limit, else of all): silent or slow
+// connections cannot keep new peers out, since each new one displaces the
+// oldest. It returns false once the transport is closed.
+func (t *Transport) admit(nc net.Conn, ln int, r role) bool {
+	key := addrKey(nc.RemoteAddr())
+	var evict *inbound
+	t.mu.Lock()
+	if t.closed {
 		t.mu.Unlock()
+		_ = nc.Close()
+		return false
+	}
+	if why := t.overLimitLocked(key, ln); why != "" {
+		t.mu.Unlock()
+		_ = nc.Close()
+		t.connsRefused.Add(1)
+		t.log.Debug("zmq connection refused", keyPeer, nc.RemoteAddr().String(), keyErr, why)
+		return true
+	}
+	switch {
+	case t.pendingBy[key] >= t.cfg.maxHandshakesPerAddr:
+		for e := t.pending.Front(); e != nil; e = e.Next() {
+			if in := e.Value.(*inbound); in.key == key {
+				evict = in
+				break
+			}
+		}
+	case t.pending.Len() >= t.cfg.maxHandshakes:
+		evict = t.pending.Front().Value.(*inbound)
+	}
+	if evict != nil {
+		t.unpendLocked(evict)
+		evict.evicted = true
+	}
+	in := t.pendLocked(nc, key, ln)
+	t.wg.Go(func() { t.serveInbound(in, r) })
+	t.mu.Unlock()
+	if evict != nil {
+		_ = evict.nc.Close() // its handshake fails, and is counted there
+	}
+	return true
+}
+
+// pendLocked records an accepted connection as in handshake.
+func (t *Transport) pendLocked(nc net.Conn, key string, ln int) *inbound {
+	in := &inbound{nc: nc, key: key, ln: ln}
+	in.elem = t.pending.PushBack(in)
+	t.pendingBy[key]++
+	t.raw[nc] = struct{}{}
+	return in
+}
+
+// unpendLocked takes in off the pending handshakes; idempotent.
+func (t *Transport) unpendLocked(in *inbound) {
+	if in.elem == nil {
+		return
+	}
+	t.pending.Remove(in.elem)
+	in.elem = nil
+	if t.pendingBy[in.key]--; t.pendingBy[in.key] <= 0 {
+		delete(t.pendingBy, in.key)
 	}
 }
 
 // serveInbound runs an accepted connection: handshake (bounded), then its
 // reader until it ends.
-func (t *Transport) serveInbound(nc net.Conn, r role) {
+func (t *Transport) serveInbound(in *inbound, r role) {
+	nc := in.nc
 	c := t.newConn(nc, nc.RemoteAddr().String(), r)
-	err := c.handshake(true, time.Time{}, time.Now().Add(t.cfg.handshakeTimeout))
-	t.handshakes.Add(-1)
+	now := time.Now()
+	err := c.handshake(true, now.Add(t.cfg.greetingTimeout), now.Add(t.cfg.handshakeTimeout))
 	t.mu.Lock()
 	delete(t.raw, nc)
+	t.unpendLocked(in)
+	if in.evicted {
+		err = fmt.Errorf("evicted by newer handshakes: %w", errors.Join(err, net.ErrClosed))
+	} else if err == nil && !t.closed {
+		if why := t.overLimitLocked(in.key, in.ln); why != "" {
+			err = errors.New(why)
+		}
+	}
 	if err != nil || t.closed {
 		t.mu.Unlock()
 		_ = nc.Close()
@@ -218,6 +327,10 @@ func (t *Transport) serveInbound(nc net.Conn, r role) {
 		return
 	}
 	t.accepted.Add(1)
+	c.in = in
+	t.inConns++
+	t.inByAddr[in.key]++
+	t.inByLn[in.ln]++
 	t.conns[c] = struct{}{}
 	if r == rolePubIn {
 		c.pp = &pubPeer{c: c, exact: make(map[string]int), other: make(map[string]int)}
@@ -251,6 +364,12 @@ func (t *Transport) dial(ctx context.Context, addr string, r role) (*conn, error
 	if err != nil {
 		return nil, err
 	}
+	return t.handshakeOut(dctx, nc, addr, r)
+}
+
+// handshakeOut runs the handshake of a dialled connection, bounded by dctx
+// (which has a deadline) and by Close; it closes nc if it fails.
+func (t *Transport) handshakeOut(dctx context.Context, nc net.Conn, addr string, r role) (*conn, error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -264,7 +383,7 @@ func (t *Transport) dial(ctx context.Context, addr string, r role) (*conn, error
 	stopAbort := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	deadline, _ := dctx.Deadline()
 	c := t.newConn(nc, addr, r)
-	err = c.handshake(false, time.Time{}, deadline)
+	err := c.handshake(false, time.Time{}, deadline)
 	if !stopAbort() && err == nil {
 		err = dctx.Err() // aborted just after it succeeded: the deadline is spoilt
 	}
@@ -417,6 +536,13 @@ func (c *conn) teardown(readErr error) {
 	<-c.writerDone
 	t.mu.Lock()
 	delete(t.conns, c)
+	if in := c.in; in != nil {
+		t.inConns--
+		if t.inByAddr[in.key]--; t.inByAddr[in.key] <= 0 {
+			delete(t.inByAddr, in.key)
+		}
+		t.inByLn[in.ln]--
+	}
 	if c.pp != nil {
 		if old := t.pubPeers.Load(); old != nil {
 			peers := make([]*pubPeer, 0, len(*old))
