@@ -148,28 +148,12 @@ func TestSocketTypeKeyMatchesZMQ4(t *testing.T) {
 	}
 }
 
-// rawOpen runs zmq4's handshake as a ROUTER, with no guard, over a pipe
-// whose other end sends peer, and returns its error: one wrapping errPanic
-// where zmq4 panicked.
+// rawOpen runs zmq4's handshake as a ROUTER, with no guard, against a
+// peer that sends peer, and returns its error: one wrapping errPanic where
+// zmq4 panicked.
 func rawOpen(peer []byte) error {
-	a, b := net.Pipe()
-	done := make(chan struct{})
-	go func() { feed(b, peer); close(done) }()
-	_ = a.SetDeadline(time.Now().Add(testWait))
-	_, err := openZMTP(a, zmq4.Router, true)
-	_ = a.Close()
-	<-done
+	_, err := openZMTP(newScriptConn(peer), zmq4.Router, true)
 	return err
-}
-
-// feed writes data to nc and closes it, reading and discarding whatever
-// comes the other way meanwhile. It returns once both are done.
-func feed(nc net.Conn, data []byte) {
-	var wg sync.WaitGroup
-	wg.Go(func() { _, _ = io.Copy(io.Discard, nc) })
-	_, _ = nc.Write(data)
-	_ = nc.Close()
-	wg.Wait()
 }
 
 // TestZMQ4PanicContained: a panic inside zmq4.Open (here from a net.Conn
