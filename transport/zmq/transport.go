@@ -251,8 +251,8 @@ func (t *Transport) admit(nc net.Conn, ln int, r role) bool {
 	if why := t.overLimitLocked(key, ln); why != "" {
 		t.mu.Unlock()
 		_ = nc.Close()
-		t.connsRefused.Add(1)
 		t.log.Debug("zmq connection refused", keyPeer, nc.RemoteAddr().String(), keyErr, why)
+		t.connsRefused.Add(1) // after the log: tests wait on the count
 		return true
 	}
 	switch {
