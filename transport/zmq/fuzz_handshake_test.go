@@ -52,6 +52,36 @@ func FuzzHandshake(f *testing.F) {
 	})
 }
 
+// FuzzReady is FuzzHandshake with the framing done for the fuzzer: the
+// peer sends a valid greeting, then a READY command whose metadata is meta,
+// then rest. It explores property lists, names and Socket-Types far faster
+// than mutating whole byte streams, where every length must match.
+func FuzzReady(f *testing.F) {
+	catch := &panicCatcher{}
+	tr, err := New(WithUnixSockets(false), WithLogger(slog.New(catch)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := tr.Listen(&nopHandler{}); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = tr.Close() })
+	f.Fuzz(func(t *testing.T, mode byte, meta, rest []byte) {
+		if len(meta) > 1<<12 {
+			return // the guard refuses large frames before looking at them
+		}
+		runHandshake(tr, mode%fuzzModes, readyInput(meta, rest))
+		if err := catch.take(); err != nil {
+			t.Fatalf("zmq4 panicked on input the guard let through: %v", err)
+		}
+	})
+}
+
+// readyInput is a greeting, a READY with metadata meta, and rest.
+func readyInput(meta, rest []byte) []byte {
+	return append(append(zmtpGreeting(), readyRaw(meta)...), rest...)
+}
+
 // runHandshake runs one connection of the given mode against a peer that
 // sends data and hangs up, and returns once the connection is torn down:
 // whether its handshake succeeded.
@@ -191,20 +221,41 @@ func fuzzSeeds() map[string]struct {
 	return seeds
 }
 
-// TestFuzzHandshakeSeeds checks that testdata holds FuzzHandshake's seed
-// corpus; COLUGO_UPDATE_FUZZ_SEEDS=1 writes it.
-func TestFuzzHandshakeSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzHandshake")
-	update := os.Getenv("COLUGO_UPDATE_FUZZ_SEEDS") == "1"
-	if update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+// readySeeds are the seed corpus of FuzzReady: the metadata of every
+// READY in fuzzSeeds, on every side, and what follows it there.
+func readySeeds() map[string][3][]byte {
+	g := len(zmtpGreeting())
+	seeds := map[string][3][]byte{}
 	for name, s := range fuzzSeeds() {
-		want := fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", s.mode, s.data)
-		path := filepath.Join(dir, "seed-"+name)
+		if len(s.data) < g+2 || s.data[g] != flagCommand || int(s.data[g+1]) > len(s.data)-g-2 {
+			continue // no short READY frame after a greeting
+		}
+		body := s.data[g+2 : g+2+int(s.data[g+1])]
+		if len(body) < 6 || string(body[:6]) != "\x05READY" {
+			continue
+		}
+		seeds[name] = [3][]byte{{s.mode}, body[6:], s.data[g+2+len(body):]}
+	}
+	return seeds
+}
+
+// TestFuzzHandshakeSeeds checks that testdata holds the seed corpora of
+// FuzzHandshake and FuzzReady; COLUGO_UPDATE_FUZZ_SEEDS=1 writes them.
+func TestFuzzHandshakeSeeds(t *testing.T) {
+	files := map[string]string{}
+	for name, s := range fuzzSeeds() {
+		files[filepath.Join("FuzzHandshake", "seed-"+name)] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", s.mode, s.data)
+	}
+	for name, s := range readySeeds() {
+		files[filepath.Join("FuzzReady", "seed-"+name)] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n[]byte(%q)\n", s[0][0], s[1], s[2])
+	}
+	update := os.Getenv("COLUGO_UPDATE_FUZZ_SEEDS") == "1"
+	for name, want := range files {
+		path := filepath.Join("testdata", "fuzz", name)
 		if update {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 				t.Fatal(err)
 			}
