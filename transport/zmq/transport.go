@@ -31,6 +31,7 @@ const (
 var (
 	errNotListening = errors.New("colugo/zmq: Listen has not been called")
 	errListenTwice  = errors.New("colugo/zmq: Listen called twice")
+	errEvicted      = errors.New("handshake evicted by newer ones")
 )
 
 // Transport is a transport.Transport over ZMTP 3 and TCP. Create it with
@@ -310,8 +311,8 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 	t.mu.Lock()
 	delete(t.raw, nc)
 	t.unpendLocked(in)
-	if in.evicted {
-		err = fmt.Errorf("evicted by newer handshakes: %w", errors.Join(err, net.ErrClosed))
+	if in.evicted { // whatever the handshake made of its closed socket
+		err = errEvicted
 	} else if err == nil && !t.closed {
 		if why := t.overLimitLocked(in.key, in.ln); why != "" {
 			err = errors.New(why)
