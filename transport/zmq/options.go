@@ -201,7 +201,8 @@ func (o loggerOption) apply(c *config) { c.log = o.l }
 func (o loggerOption) String() string  { return "WithLogger(…)" }
 
 // WithLogger sets the logger: Info for listening and lost peers, Debug for
-// refused connections and dropped frames. Default: a logger that discards
+// refused connections and dropped frames, Warn for failed accepts and for a
+// panic of zmq4 contained at a connection. Default: a logger that discards
 // everything (never slog.Default).
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
 

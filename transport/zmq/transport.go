@@ -322,8 +322,12 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 		t.mu.Unlock()
 		_ = nc.Close()
 		if err != nil {
+			level := slog.LevelDebug
+			if errors.Is(err, errPanic) { // a zmq4 bug the guard does not know of yet
+				level = slog.LevelWarn
+			}
+			t.log.Log(t.ctx, level, "zmq handshake failed", keyPeer, c.addr, keyRole, r.String(), keyErr, err)
 			t.connsRefused.Add(1)
-			t.log.Debug("zmq handshake failed", keyPeer, c.addr, keyRole, r.String(), keyErr, err)
 		}
 		return
 	}
