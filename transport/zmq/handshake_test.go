@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -158,16 +159,32 @@ func rawOpen(peer []byte) error {
 
 // TestZMQ4PanicContained: a panic inside zmq4.Open (here from a net.Conn
 // that panics, standing for a zmq4 bug the guard does not know of) fails
-// the connection with errPanic instead of killing the process.
+// the connection with errPanic instead of killing the process; an accepted
+// one is counted as refused and logged at Warn.
 func TestZMQ4PanicContained(t *testing.T) {
 	t.Parallel()
-	_, err := openZMTP(panicConn{}, "ROUTER", true)
+	_, err := openZMTP(panicConn{newScriptConn(nil)}, "ROUTER", true)
 	if !errors.Is(err, errPanic) {
 		t.Fatalf("err = %v, want errPanic", err)
 	}
+
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tr, _ := listen(t, &nopHandler{}, WithUnixSockets(false), WithLogger(log))
+	tr.mu.Lock()
+	in := tr.pendLocked(panicConn{newScriptConn(nil)}, "test", 1)
+	tr.mu.Unlock()
+	tr.serveInbound(in, roleRouterIn)
+	if n := tr.Stats().ConnsRefused; n != 1 {
+		t.Errorf("ConnsRefused = %d, want 1", n)
+	}
+	if s := logs.String(); !strings.Contains(s, "level=WARN") || !strings.Contains(s, "zmq4 panicked") {
+		t.Errorf("panic not logged at Warn:\n%s", s)
+	}
 }
 
-type panicConn struct{ net.Conn }
+// panicConn panics on Write, as a zmq4 bug would in the handshake.
+type panicConn struct{ *scriptConn }
 
 func (panicConn) Write([]byte) (int, error) { panic("boom") }
 
