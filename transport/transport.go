@@ -145,7 +145,7 @@ type Stats struct {
 	SendDropped  uint64 // messages not queued for a subscriber or requester whose queue was full
 	RecvDropped  uint64 // frames refused: malformed, oversized, unknown version or kind
 	PeersLost    uint64 // outbound connections lost
-	ConnsRefused uint64 // inbound connections that failed the handshake
+	ConnsRefused uint64 // inbound connections refused: failed or evicted handshakes, connection limits
 }
 
 // Errors returned by transports. The root package re-exports the ones users see.

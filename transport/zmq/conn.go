@@ -140,6 +140,7 @@ type conn struct {
 	deliberate bool  // closed by us (Close, Disconnect, Unsubscribe): not a loss
 	writerDone chan struct{}
 
+	in *inbound   // an accepted conn, counted in the limits until teardown; nil if dialled
 	rp routerPeer // the ReplyWriter of a roleRouterIn conn
 	pp *pubPeer   // the subscriptions of a rolePubIn conn
 	dl *dealer    // the requests of a roleDealer conn
@@ -164,13 +165,18 @@ func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
 	return c
 }
 
-// handshake runs the ZMTP handshake, bounded by deadline. On failure the
+// handshake runs the ZMTP handshake, bounded by deadline; if greetBy is
+// earlier, the peer's 64-byte greeting must be in by then. On failure the
 // caller closes nc.
-func (c *conn) handshake(server bool, deadline time.Time) error {
-	if err := c.nc.SetDeadline(deadline); err != nil {
+func (c *conn) handshake(server bool, greetBy, deadline time.Time) error {
+	first := deadline
+	if !greetBy.IsZero() && greetBy.Before(deadline) {
+		first, c.rd.greetDeadline = greetBy, deadline
+	}
+	if err := c.nc.SetDeadline(first); err != nil {
 		return err
 	}
-	zc, err := zmq4.Open(&guard{Conn: c.nc, c: c}, null.Security(), c.role.socketType(), nil, server, nil)
+	zc, err := openZMTP(&guard{Conn: c.nc, c: c}, c.role.socketType(), server)
 	if err != nil {
 		return err
 	}
@@ -186,6 +192,22 @@ func (c *conn) handshake(server bool, deadline time.Time) error {
 		c.fw = fw
 	}
 	return nil
+}
+
+// errPanic marks an error made of a panic in zmq4, contained at the
+// connection.
+var errPanic = errors.New("zmq4 panicked")
+
+// openZMTP is zmq4.Open with its panics turned into errors: the guard
+// checks what is known to make zmq4 panic, and this catches the rest, so
+// that a peer can at worst fail its own connection.
+func openZMTP(rw net.Conn, typ zmq4.SocketType, server bool) (zc *zmq4.Conn, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			zc, err = nil, fmt.Errorf("%w in the handshake: %v", errPanic, p)
+		}
+	}()
+	return zmq4.Open(rw, null.Security(), typ, nil, server, nil)
 }
 
 // close ends the connection; the first cause wins. Safe from any goroutine.
@@ -273,6 +295,9 @@ type frameReader struct {
 	max       uint64
 	handshake bool
 	lastCmd   cmdKind
+	// greetDeadline, if set, is the handshake deadline to move to once the
+	// greeting is in (the greeting has a shorter one).
+	greetDeadline time.Time
 }
 
 func (g *guard) Read(p []byte) (int, error) {
@@ -284,6 +309,13 @@ func (g *guard) Read(p []byte) (int, error) {
 	case r.greet > 0:
 		n, err := c.br.Read(p[:min(len(p), r.greet)])
 		r.greet -= n
+		if r.greet == 0 && !r.greetDeadline.IsZero() {
+			// The greeting is in: the rest of the handshake gets the
+			// handshake timeout.
+			if err := c.nc.SetDeadline(r.greetDeadline); err != nil {
+				return n, err
+			}
+		}
 		return n, err
 	case r.state == stBody:
 		if r.flags&flagCommand != 0 && uint64(len(p)) == r.left {
@@ -384,30 +416,80 @@ func (r *frameReader) command(b []byte) error {
 	case "CANCEL":
 		r.lastCmd = cmdCancel
 	case "READY":
-		if !validMetadata(body) {
-			return errBadMetadata
+		if r.handshake {
+			return checkReady(body)
 		}
 	}
 	return nil
 }
 
-// validMetadata reports whether b is a well-formed list of ZMTP properties:
-// name-len (1), name, value-len (4, big endian), value.
-func validMetadata(b []byte) bool {
+// zmtpSocketTypes are the socket types zmq4's SocketType.IsCompatible
+// knows, spelt as it does: any other Socket-Type (missing, unknown, in
+// another case) makes it panic.
+var zmtpSocketTypes = [...]string{
+	"PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB",
+}
+
+// checkReady checks the metadata of a READY before zmq4 parses it. zmq4
+// panics on a property cut short, and on a Socket-Type it does not know;
+// it reads property names through Unicode title casing, so names are held
+// to the ZMTP grammar (ASCII letters, digits, "-_.+"), which also makes its
+// lookup of "Socket-Type" predictable.
+func checkReady(b []byte) error {
+	sockType, found := "", false
 	for len(b) > 0 {
 		n := int(b[0])
 		if n == 0 || len(b) < 1+n+4 {
-			return false
+			return fmt.Errorf("%w: property cut short", errBadMetadata)
+		}
+		name := b[1 : 1+n]
+		if !validPropName(name) {
+			return fmt.Errorf("%w: property name %q", errBadMetadata, name)
 		}
 		b = b[1+n:]
 		v := binary.BigEndian.Uint32(b)
 		b = b[4:]
 		if uint64(v) > uint64(len(b)) {
-			return false
+			return fmt.Errorf("%w: property %q cut short", errBadMetadata, name)
+		}
+		if isSocketTypeKey(name) { // zmq4 keeps the last one
+			sockType, found = string(b[:v]), true
 		}
 		b = b[v:]
 	}
-	return true
+	if !found {
+		return fmt.Errorf("%w: no Socket-Type", errBadMetadata)
+	}
+	for _, st := range zmtpSocketTypes {
+		if sockType == st {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown Socket-Type %q", errBadMetadata, sockType)
+}
+
+// validPropName reports whether name follows ZMTP 3's grammar for
+// property names: 1*255 (ALPHA | DIGIT | "-" | "_" | "." | "+").
+func validPropName(name []byte) bool {
+	for _, ch := range name {
+		switch {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+		case ch == '-', ch == '_', ch == '.', ch == '+':
+		default:
+			return false
+		}
+	}
+	return len(name) > 0
+}
+
+// isSocketTypeKey reports whether zmq4 files the property name (ASCII, see
+// validPropName) under "Socket-Type". zmq4 title-cases names without
+// lowering the rest: only the first letter of each word ("socket", "type")
+// changes, so "socket-type" qualifies and "SOCKET-TYPE" does not.
+func isSocketTypeKey(name []byte) bool {
+	return len(name) == len("Socket-Type") &&
+		(name[0] == 's' || name[0] == 'S') && string(name[1:7]) == "ocket-" &&
+		(name[7] == 't' || name[7] == 'T') && string(name[8:]) == "ype"
 }
 
 // liveReader is what the bufio.Reader reads from. After the handshake it

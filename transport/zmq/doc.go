@@ -15,9 +15,13 @@
 //     an idle link sends each message at once and a busy one coalesces many.
 //     A lone request or reply is written by its sender directly (send.go).
 //   - zmq4 runs the greeting and handshake, through a guard that fails the
-//     read before an oversized frame is allocated, with a deadline, in a
-//     goroutine of its own; afterwards this package reads the frames itself
-//     (recv.go) with the same checks.
+//     read before an oversized frame is allocated and refuses READY metadata
+//     zmq4 would panic on, with a deadline, in a goroutine of its own; any
+//     other panic of zmq4 fails only that connection. Afterwards this
+//     package reads the frames itself (recv.go) with the same checks.
+//   - Accepted connections are bounded: in handshake (the oldest is evicted
+//     for a new one) and established (new ones are refused), in all and per
+//     remote address; see [WithMaxHandshakes] and [WithMaxConns].
 //   - Every connection sends a ZMTP PING each heartbeat interval; one from
 //     which nothing is read for the peer timeout is closed and reported lost.
 //

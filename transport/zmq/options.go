@@ -41,6 +41,16 @@ const (
 	DefaultSubscriptionBudget   = 8 << 20
 )
 
+// Defaults of the limits on accepted connections.
+const (
+	DefaultGreetingTimeout      = 500 * time.Millisecond
+	DefaultMaxHandshakes        = 256
+	DefaultMaxHandshakesPerAddr = 64
+	DefaultMaxConns             = 512
+	DefaultMaxConnsPerListener  = 256
+	DefaultMaxConnsPerAddr      = 256
+)
+
 // Option configures a [Transport]. Options are comparable values; build them
 // with the With* functions.
 type Option interface {
@@ -66,6 +76,13 @@ type config struct {
 	maxSubs          int
 	maxSubBytes      int
 	subBudget        int64
+
+	greetingTimeout      time.Duration
+	maxHandshakes        int
+	maxHandshakesPerAddr int
+	maxConns             int
+	maxConnsPerListener  int
+	maxConnsPerAddr      int
 	// zmq4Recv reads with zmq4's Conn.RecvMsg instead of recv.go's
 	// reader; set by this package's tests and benchmarks only.
 	zmq4Recv bool
@@ -91,6 +108,13 @@ func defaultConfig() config {
 		maxSubs:          DefaultMaxSubscriptions,
 		maxSubBytes:      DefaultMaxSubscriptionBytes,
 		subBudget:        DefaultSubscriptionBudget,
+
+		greetingTimeout:      DefaultGreetingTimeout,
+		maxHandshakes:        DefaultMaxHandshakes,
+		maxHandshakesPerAddr: DefaultMaxHandshakesPerAddr,
+		maxConns:             DefaultMaxConns,
+		maxConnsPerListener:  DefaultMaxConnsPerListener,
+		maxConnsPerAddr:      DefaultMaxConnsPerAddr,
 	}
 }
 
@@ -120,6 +144,13 @@ func (c *config) validate() error {
 		return fmt.Errorf("%w: send budget %d", ErrInvalidOption, c.sendBudget)
 	case c.maxSubs < 1 || c.maxSubBytes < 1 || c.subBudget < 1:
 		return fmt.Errorf("%w: subscription bounds %d, %d bytes, %d bytes in all", ErrInvalidOption, c.maxSubs, c.maxSubBytes, c.subBudget)
+	case c.greetingTimeout <= 0:
+		return fmt.Errorf("%w: greeting timeout %v", ErrInvalidOption, c.greetingTimeout)
+	case c.maxHandshakes < 1, c.maxHandshakesPerAddr < 1:
+		return fmt.Errorf("%w: handshake limits %d, %d per address", ErrInvalidOption, c.maxHandshakes, c.maxHandshakesPerAddr)
+	case c.maxConns < 1, c.maxConnsPerListener < 1, c.maxConnsPerAddr < 1:
+		return fmt.Errorf("%w: connection limits %d, %d per listener, %d per address",
+			ErrInvalidOption, c.maxConns, c.maxConnsPerListener, c.maxConnsPerAddr)
 	}
 	return nil
 }
@@ -216,7 +247,8 @@ func (o loggerOption) apply(c *config) { c.log = o.l }
 func (o loggerOption) String() string  { return "WithLogger(…)" }
 
 // WithLogger sets the logger: Info for listening and lost peers, Debug for
-// refused connections and dropped frames. Default: a logger that discards
+// refused connections and dropped frames, Warn for failed accepts and for a
+// panic of zmq4 contained at a connection. Default: a logger that discards
 // everything (never slog.Default).
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
 
@@ -327,4 +359,63 @@ func (o subLimitsOption) String() string {
 // 8 MiB ([DefaultSubscriptionBudget]).
 func WithSubscriptionLimits(perConn, perConnBytes int, all int64) Option {
 	return subLimitsOption{perConn, perConnBytes, all}
+}
+
+type greetingOption time.Duration
+
+func (o greetingOption) apply(c *config) { c.greetingTimeout = time.Duration(o) }
+func (o greetingOption) String() string {
+	return fmt.Sprintf("WithGreetingTimeout(%v)", time.Duration(o))
+}
+
+// WithGreetingTimeout bounds how long an accepted connection may take to
+// send its 64-byte ZMTP greeting, the first thing a peer sends; one that
+// connects and stays silent, or trickles, is dropped after d, and the rest
+// of its handshake has the handshake timeout. Dialled connections have the
+// handshake timeout only. Default: 500 ms ([DefaultGreetingTimeout]).
+func WithGreetingTimeout(d time.Duration) Option { return greetingOption(d) }
+
+type handshakeLimitOption struct{ total, perAddr int }
+
+func (o handshakeLimitOption) apply(c *config) {
+	c.maxHandshakes, c.maxHandshakesPerAddr = o.total, o.perAddr
+}
+func (o handshakeLimitOption) String() string {
+	return fmt.Sprintf("WithMaxHandshakes(%d, %d)", o.total, o.perAddr)
+}
+
+// WithMaxHandshakes caps the accepted connections in handshake at once: in
+// all, and from one remote address (an IP; every Unix-socket peer is the same
+// address). A new connection beyond a cap does not wait: it evicts the oldest
+// connection in handshake, of its own address if that address is at its
+// cap, else of all; the evicted one is closed and counted in
+// Stats().ConnsRefused. So silent or slow connections cost a bounded number
+// of goroutines and cannot keep new peers out. Both at least 1. Default:
+// 256 in all ([DefaultMaxHandshakes]), 64 per address
+// ([DefaultMaxHandshakesPerAddr]).
+func WithMaxHandshakes(total, perAddr int) Option { return handshakeLimitOption{total, perAddr} }
+
+type connLimitOption struct{ total, perListener, perAddr int }
+
+func (o connLimitOption) apply(c *config) {
+	c.maxConns, c.maxConnsPerListener, c.maxConnsPerAddr = o.total, o.perListener, o.perAddr
+}
+func (o connLimitOption) String() string {
+	return fmt.Sprintf("WithMaxConns(%d, %d, %d)", o.total, o.perListener, o.perAddr)
+}
+
+// WithMaxConns caps the accepted connections past their handshake: in all,
+// on each listener (the TCP and Unix PUB and ROUTER listeners), and from one
+// remote address (an IP; every Unix-socket peer is the same address, as is
+// every node on this host that connects over TCP from 127.0.0.1). A new
+// connection beyond a cap is refused, counted in Stats().ConnsRefused and
+// logged at Debug; established connections are never evicted. Connections
+// this transport dials are not counted. An idle one costs two goroutines
+// and about 48 KiB (measured on linux/amd64), most of it its 32 KiB read
+// buffer. All at least 1. Default: 512 in all ([DefaultMaxConns]),
+// 256 per listener ([DefaultMaxConnsPerListener]) and 256 per address
+// ([DefaultMaxConnsPerAddr]): room for over a hundred local nodes, each
+// with a subscription and a request connection.
+func WithMaxConns(total, perListener, perAddr int) Option {
+	return connLimitOption{total, perListener, perAddr}
 }

@@ -1,0 +1,315 @@
+package zmq
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/colugo-go/colugo/transport"
+)
+
+// dialRawFrom dials addr (TCP) from the loopback address src.
+func dialRawFrom(t *testing.T, src, addr string) *rawPeer {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	nc, err := d.DialContext(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	return &rawPeer{nc: nc, r: bufio.NewReader(nc)}
+}
+
+// tryHandshake is rawPeer.handshake returning its error: a refused
+// connection is closed before the server's greeting or READY.
+func (p *rawPeer) tryHandshake(socketType string) error {
+	if _, err := p.nc.Write(append(zmtpGreeting(), zmtpReady(socketType)...)); err != nil {
+		return err
+	}
+	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+	if _, err := io.ReadFull(p.r, make([]byte, 64)); err != nil {
+		return err
+	}
+	if _, _, err := readFrame(p.r); err != nil {
+		return err
+	}
+	// The server sends its READY before it reads ours: a request and its
+	// reply (or a PING) show that it took the connection.
+	if socketType == "DEALER" {
+		frames := request(1, "svc", "x")
+		var b []byte
+		for i, f := range frames {
+			fl := byte(flagMore)
+			if i == len(frames)-1 {
+				fl = 0
+			}
+			b = append(b, zmtpFrame(fl, f)...)
+		}
+		if _, err := p.nc.Write(b); err != nil {
+			return err
+		}
+	}
+	for {
+		fl, _, err := readFrame(p.r)
+		if err != nil {
+			return err
+		}
+		if socketType != "DEALER" || fl&flagMore == 0 && fl&flagCommand == 0 {
+			return nil // a PING, or the reply's last frame
+		}
+	}
+}
+
+// fillHandshakes opens n connections to addr from src that stop partway:
+// silent, a partial greeting, or a greeting and no READY. They stay open
+// until the test ends.
+func fillHandshakes(t *testing.T, src, addr string, n int) []*rawPeer {
+	t.Helper()
+	peers := make([]*rawPeer, n)
+	for i := range n {
+		p := dialRawFrom(t, src, addr)
+		switch i % 3 {
+		case 1:
+			p.write(t, zmtpGreeting()[:10])
+		case 2:
+			p.write(t, zmtpGreeting())
+		}
+		peers[i] = p
+	}
+	return peers
+}
+
+// TestHandshakeSlotsNotStarved: 300 connections stuck in handshake (from
+// this test, on loopback) used to take every handshake slot for the whole
+// handshake timeout, so that no new peer could connect (0/8). Now each new
+// one evicts the oldest pending handshake: 8/8 new peers get through while
+// the stuck ones stay open.
+func TestHandshakeSlotsNotStarved(t *testing.T) {
+	t.Parallel()
+	rec := newRec()
+	rec.onRequest = echo
+	// Timeouts far beyond the test: only eviction can make room.
+	srv, ep := listen(t, rec, WithGreetingTimeout(time.Minute), WithHandshakeTimeout(time.Minute))
+	const stuck = 300
+	fillHandshakes(t, "127.0.0.1", ep.Router, stuck)
+	waitFor(t, func() bool { return srv.pendingHandshakes()+int(srv.Stats().ConnsRefused) == stuck })
+	ok := 0
+	for i := range 8 {
+		cli, _ := listen(t, &nopHandler{}, WithUnixSockets(false))
+		ctx, cancel := context.WithTimeout(context.Background(), testWait)
+		start := time.Now()
+		_, err := cli.Request(ctx, ep.Router, &transport.Message{Name: "svc", Payload: []byte("x")})
+		cancel()
+		if err != nil {
+			t.Errorf("new peer %d: %v", i, err)
+			continue
+		}
+		t.Logf("new peer %d: request in %v", i, time.Since(start))
+		ok++
+	}
+	if ok != 8 {
+		t.Fatalf("%d/8 new peers got through", ok)
+	}
+}
+
+// TestHandshakeEvictionPerAddress: one address at its cap of pending
+// handshakes evicts its own oldest, not another address's; the cap in all
+// evicts the oldest of all.
+func TestHandshakeEvictionPerAddress(t *testing.T) {
+	t.Parallel()
+	rec := newRec()
+	rec.onRequest = echo
+	srv, ep := listen(t, rec,
+		WithGreetingTimeout(time.Minute), WithHandshakeTimeout(time.Minute), WithMaxHandshakes(16, 8))
+	fillHandshakes(t, "127.0.0.3", ep.Router, 8)
+	waitFor(t, func() bool { return srv.pendingHandshakes() == 8 })
+	fillHandshakes(t, "127.0.0.2", ep.Router, 20) // 12 of them evicted, all its own
+	waitFor(t, func() bool { return srv.pendingHandshakes() == 16 && srv.Stats().ConnsRefused == 12 })
+	if n := srv.pendingFrom("127.0.0.3"); n != 8 {
+		t.Fatalf("127.0.0.3 has %d pending handshakes, want 8 (evicted by another address)", n)
+	}
+	fillHandshakes(t, "127.0.0.4", ep.Router, 4) // the cap in all: the 4 oldest, from 127.0.0.3, go
+	waitFor(t, func() bool { return srv.Stats().ConnsRefused == 16 })
+	if a, b, c := srv.pendingFrom("127.0.0.3"), srv.pendingFrom("127.0.0.2"), srv.pendingFrom("127.0.0.4"); a != 4 || b != 8 || c != 4 {
+		t.Fatalf("pending by address: %d, %d, %d; want 4, 8, 4", a, b, c)
+	}
+	if err := dialRaw(t, ep.Router).tryHandshake("DEALER"); err != nil {
+		t.Fatalf("new peer: %v", err)
+	}
+}
+
+// TestGreetingTimeout: an accepted connection that does not send its
+// greeting in time is dropped long before the handshake timeout; one that
+// sent it has the handshake timeout for the rest.
+func TestGreetingTimeout(t *testing.T) {
+	t.Parallel()
+	srv, ep := listen(t, &nopHandler{}, WithGreetingTimeout(time.Second), WithHandshakeTimeout(time.Minute))
+	greeted := dialRaw(t, ep.Router)
+	greeted.write(t, zmtpGreeting())
+	_ = greeted.nc.SetReadDeadline(time.Now().Add(testWait))
+	if _, err := io.ReadFull(greeted.r, make([]byte, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readFrame(greeted.r); err != nil { // sent once our greeting was in
+		t.Fatal(err)
+	}
+	silent := dialRaw(t, ep.Router)
+	partial := dialRaw(t, ep.Pub)
+	partial.write(t, zmtpGreeting()[:63])
+	start := time.Now()
+	silent.waitClosed(t)
+	partial.waitClosed(t)
+	t.Logf("silent and partial greetings dropped after %v", time.Since(start))
+	waitFor(t, func() bool { return srv.Stats().ConnsRefused == 2 })
+	if n := srv.pendingHandshakes(); n != 1 {
+		t.Fatalf("%d pending handshakes, want 1 (the greeted one)", n)
+	}
+	greeted.write(t, zmtpReady("DEALER"))
+	waitFor(t, func() bool { return srv.pendingHandshakes() == 0 && srv.accepted.Load() == 1 })
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConnLimits: established inbound connections beyond a cap (per
+// address, per listener, in all) are refused, counted and logged; those
+// established keep working, and a freed place can be taken again.
+func TestConnLimits(t *testing.T) {
+	t.Parallel()
+	// refused dials (refusal may come at accept, before the handshake)
+	// and expects the connection refused.
+	refused := func(t *testing.T, srv *node, dial func() *rawPeer, typ string) *rawPeer {
+		t.Helper()
+		before := srv.Stats().ConnsRefused
+		p := dial()
+		if err := p.tryHandshake(typ); err == nil {
+			t.Fatal("connection over the limit was taken")
+		}
+		waitFor(t, func() bool { return srv.Stats().ConnsRefused == before+1 })
+		return p
+	}
+	taken := func(t *testing.T, p *rawPeer, typ string) {
+		t.Helper()
+		if err := p.tryHandshake(typ); err != nil {
+			t.Fatalf("connection under the limit refused: %v", err)
+		}
+	}
+	serving := func() *recHandler { r := newRec(); r.onRequest = echo; return r }
+	// Raw peers send no heartbeats: they must not be dropped as silent
+	// while a subtest runs.
+	quiet := WithPeerTimeout(time.Minute)
+
+	t.Run("PerAddress", func(t *testing.T) {
+		var logs syncBuffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 2), WithLogger(log), quiet)
+		a := dialRaw(t, ep.Router)
+		taken(t, a, "DEALER")
+		taken(t, dialRaw(t, ep.Pub), "SUB") // the address counts across listeners
+		over := refused(t, srv, func() *rawPeer { return dialRaw(t, ep.Router) }, "DEALER")
+		if s := logs.String(); !strings.Contains(s, "zmq connection refused") || !strings.Contains(s, over.nc.LocalAddr().String()) {
+			t.Errorf("refusal not logged with the remote address:\n%s", s)
+		}
+		taken(t, dialRawFrom(t, "127.0.0.2", ep.Router), "DEALER") // another address
+		a.send(t, request(2, "svc", "still here"))
+		if _, payload := a.readReply(t); payload != "still here" {
+			t.Fatalf("established connection: %q", payload)
+		}
+		_ = a.nc.Close()
+		waitFor(t, func() bool { return srv.connsFrom("127.0.0.1") < 2 })
+		taken(t, dialRaw(t, ep.Router), "DEALER")
+	})
+	t.Run("PerListener", func(t *testing.T) {
+		srv, ep := listen(t, serving(), WithMaxConns(100, 2, 100), quiet)
+		taken(t, dialRaw(t, ep.Router), "DEALER")
+		taken(t, dialRaw(t, ep.Router), "DEALER")
+		refused(t, srv, func() *rawPeer { return dialRaw(t, ep.Router) }, "DEALER")
+		taken(t, dialRaw(t, ep.Pub), "SUB")
+	})
+	t.Run("Total", func(t *testing.T) {
+		srv, ep := listen(t, serving(), WithMaxConns(3, 100, 100), quiet)
+		taken(t, dialRaw(t, ep.Router), "DEALER")
+		taken(t, dialRawFrom(t, "127.0.0.2", ep.Router), "DEALER")
+		taken(t, dialRawFrom(t, "127.0.0.3", ep.Pub), "SUB")
+		refused(t, srv, func() *rawPeer { return dialRawFrom(t, "127.0.0.4", ep.Pub) }, "SUB")
+	})
+	t.Run("UnixIsOneAddress", func(t *testing.T) {
+		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 1), quiet)
+		if ep.LocalRouter == "" {
+			t.Skip("no Unix sockets")
+		}
+		taken(t, dialRawAddr(t, ep.LocalRouter), "DEALER")
+		refused(t, srv, func() *rawPeer { return dialRawAddr(t, ep.LocalPub) }, "SUB")
+		taken(t, dialRaw(t, ep.Router), "DEALER") // TCP from 127.0.0.1 is another address
+	})
+	t.Run("OutboundNotCounted", func(t *testing.T) {
+		_, ep := listen(t, serving())
+		cli, _ := listen(t, &nopHandler{}, WithMaxConns(1, 1, 1), WithUnixSockets(false))
+		for range 2 {
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			_, err := cli.Request(ctx, ep.Router, &transport.Message{Name: "svc"})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli.Disconnect(ep.Router)
+		}
+		if err := cli.Subscribe(ep.Pub, "t"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestLimitDefaults: the defaults are what the option docs say, and
+// unusable values are refused.
+func TestLimitDefaults(t *testing.T) {
+	t.Parallel()
+	c := defaultConfig()
+	for _, d := range []struct {
+		name      string
+		got, want any
+	}{
+		{"greeting timeout", c.greetingTimeout, 500 * time.Millisecond},
+		{"handshakes", c.maxHandshakes, 256},
+		{"handshakes per address", c.maxHandshakesPerAddr, 64},
+		{"conns", c.maxConns, 512},
+		{"conns per listener", c.maxConnsPerListener, 256},
+		{"conns per address", c.maxConnsPerAddr, 256},
+		{"handshake timeout", c.handshakeTimeout, 2 * time.Second},
+	} {
+		if d.got != d.want {
+			t.Errorf("default %s = %v, want %v", d.name, d.got, d.want)
+		}
+	}
+	for _, o := range []Option{
+		WithGreetingTimeout(0), WithMaxHandshakes(0, 1), WithMaxHandshakes(1, 0),
+		WithMaxConns(0, 1, 1), WithMaxConns(1, 0, 1), WithMaxConns(1, 1, 0),
+	} {
+		if _, err := New(o); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("%v: err = %v, want ErrInvalidOption", o, err)
+		}
+	}
+}
