@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -140,10 +141,14 @@ type conn struct {
 	deliberate bool  // closed by us (Close, Disconnect, Unsubscribe): not a loss
 	writerDone chan struct{}
 
-	in *inbound   // an accepted conn, counted in the limits until teardown; nil if dialled
-	rp routerPeer // the ReplyWriter of a roleRouterIn conn
-	pp *pubPeer   // the subscriptions of a rolePubIn conn
-	dl *dealer    // the requests of a roleDealer conn
+	in *inbound // an accepted conn, counted in the limits until teardown; nil if dialled
+	// lastData is when the peer last sent a message (not a command but a
+	// subscription; Unix ns, at the resolution of the reader's system
+	// calls), 0 before its first: what the connection limits evict by.
+	lastData atomic.Int64
+	rp       routerPeer // the ReplyWriter of a roleRouterIn conn
+	pp       *pubPeer   // the subscriptions of a rolePubIn conn
+	dl       *dealer    // the requests of a roleDealer conn
 }
 
 func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
@@ -492,6 +497,15 @@ func isSocketTypeKey(name []byte) bool {
 		(name[7] == 't' || name[7] == 'T') && string(name[8:]) == "ype"
 }
 
+// noteData records that the peer sent a message, for the connection
+// limits (makeRoomLocked); inbound connections only. It reuses the
+// reader's clock reading: no clock read per message.
+func (c *conn) noteData() {
+	if c.role == rolePubIn || c.role == roleRouterIn {
+		c.lastData.Store(max(c.live.last, 1))
+	}
+}
+
 // liveReader is what the bufio.Reader reads from. After the handshake it
 // keeps a read deadline peerTimeout·5/4 ahead of the last read, renewed at
 // most every peerTimeout/4, so a peer silent for peerTimeout fails the read
@@ -501,6 +515,7 @@ type liveReader struct {
 	hb      bool
 	timeout time.Duration
 	lastSet time.Time
+	last    int64 // Unix ns of the last Read, for conn.noteData
 	// until is the deadline of a large message being read (recv.go's
 	// reserve), or zero; it wins when earlier. Whoever changes it zeroes
 	// lastSet.
@@ -508,20 +523,37 @@ type liveReader struct {
 }
 
 func (l *liveReader) Read(p []byte) (int, error) {
-	if l.hb {
-		now := time.Now()
-		if now.Sub(l.lastSet) > l.timeout/4 {
-			d := now.Add(l.timeout + l.timeout/4)
-			if !l.until.IsZero() && l.until.Before(d) {
-				d = l.until
-			}
-			if err := l.nc.SetReadDeadline(d); err != nil {
-				return 0, err
-			}
-			l.lastSet = now
+	if !l.hb {
+		return l.nc.Read(p)
+	}
+	if l.lastSet.IsZero() { // the first read, or the deadline changed (until)
+		if err := l.renew(time.Now()); err != nil {
+			return 0, err
 		}
 	}
-	return l.nc.Read(p)
+	n, err := l.nc.Read(p)
+	// The clock is read once per system call, after it: so last is when
+	// bytes arrived, not when an idle connection started waiting.
+	now := time.Now()
+	l.last = now.UnixNano()
+	if err == nil && now.Sub(l.lastSet) > l.timeout/4 {
+		err = l.renew(now)
+	}
+	return n, err
+}
+
+// renew moves the read deadline to peerTimeout·5/4 from now, or to until
+// when that is earlier.
+func (l *liveReader) renew(now time.Time) error {
+	d := now.Add(l.timeout + l.timeout/4)
+	if !l.until.IsZero() && l.until.Before(d) {
+		d = l.until
+	}
+	if err := l.nc.SetReadDeadline(d); err != nil {
+		return err
+	}
+	l.lastSet = now
+	return nil
 }
 
 var _ net.Conn = (*guard)(nil)

@@ -194,27 +194,25 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestConnLimits: established inbound connections beyond a cap (per
-// address, per listener, in all) are refused, counted and logged; those
-// established keep working, and a freed place can be taken again.
+// TestConnLimits: a connection beyond a cap on established inbound ones
+// (per address, per listener, in all) is taken, and one already established
+// within that cap's scope is closed to make room, counted and logged: first
+// one that never sent a message (an idle socket), then the one whose last
+// message is oldest. So a process holding idle connections cannot lock out
+// a new peer, even from the same address, and used connections stay.
 func TestConnLimits(t *testing.T) {
 	t.Parallel()
-	// refused dials (refusal may come at accept, before the handshake)
-	// and expects the connection refused.
-	refused := func(t *testing.T, srv *node, dial func() *rawPeer, typ string) *rawPeer {
-		t.Helper()
-		before := srv.Stats().ConnsRefused
-		p := dial()
-		if err := p.tryHandshake(typ); err == nil {
-			t.Fatal("connection over the limit was taken")
-		}
-		waitFor(t, func() bool { return srv.Stats().ConnsRefused == before+1 })
-		return p
-	}
 	taken := func(t *testing.T, p *rawPeer, typ string) {
 		t.Helper()
 		if err := p.tryHandshake(typ); err != nil {
-			t.Fatalf("connection under the limit refused: %v", err)
+			t.Fatalf("new connection refused: %v", err)
+		}
+	}
+	works := func(t *testing.T, p *rawPeer, id uint64) {
+		t.Helper()
+		p.send(t, request(id, "svc", "still here"))
+		if _, payload := p.readReply(t); payload != "still here" {
+			t.Fatalf("established connection: %q", payload)
 		}
 	}
 	serving := func() *recHandler { r := newRec(); r.onRequest = echo; return r }
@@ -226,44 +224,86 @@ func TestConnLimits(t *testing.T) {
 		var logs syncBuffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 2), WithLogger(log), quiet)
-		a := dialRaw(t, ep.Router)
-		taken(t, a, "DEALER")
-		taken(t, dialRaw(t, ep.Pub), "SUB") // the address counts across listeners
-		over := refused(t, srv, func() *rawPeer { return dialRaw(t, ep.Router) }, "DEALER")
-		if s := logs.String(); !strings.Contains(s, "zmq connection refused") || !strings.Contains(s, over.nc.LocalAddr().String()) {
-			t.Errorf("refusal not logged with the remote address:\n%s", s)
-		}
-		taken(t, dialRawFrom(t, "127.0.0.2", ep.Router), "DEALER") // another address
-		a.send(t, request(2, "svc", "still here"))
-		if _, payload := a.readReply(t); payload != "still here" {
-			t.Fatalf("established connection: %q", payload)
-		}
-		_ = a.nc.Close()
-		waitFor(t, func() bool { return srv.connsFrom("127.0.0.1") < 2 })
+		used := dialRaw(t, ep.Router)
+		taken(t, used, "DEALER") // sends a request: used
+		idle := dialRaw(t, ep.Pub)
+		taken(t, idle, "SUB") // the address counts across listeners
+		before := srv.Stats().ConnsRefused
 		taken(t, dialRaw(t, ep.Router), "DEALER")
+		idle.waitClosed(t) // the idle one made room, not the used one
+		waitFor(t, func() bool { return srv.Stats().ConnsRefused == before+1 })
+		if s := logs.String(); !strings.Contains(s, "zmq connection evicted") || !strings.Contains(s, idle.nc.LocalAddr().String()) {
+			t.Errorf("eviction not logged with the remote address:\n%s", s)
+		}
+		works(t, used, 2)
+		taken(t, dialRawFrom(t, "127.0.0.2", ep.Router), "DEALER") // another address: nobody goes
+		works(t, used, 3)
+		if n := srv.connsFrom("127.0.0.1"); n != 2 {
+			t.Fatalf("%d connections from 127.0.0.1, want the cap, 2", n)
+		}
+	})
+	t.Run("OldestUseGoes", func(t *testing.T) {
+		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 2), quiet)
+		older, newer := dialRaw(t, ep.Router), dialRaw(t, ep.Router)
+		taken(t, older, "DEALER")
+		taken(t, newer, "DEALER")
+		works(t, older, 2) // older is now the more recently used
+		waitFor(t, func() bool { return srv.connsFrom("127.0.0.1") == 2 })
+		taken(t, dialRaw(t, ep.Router), "DEALER")
+		newer.waitClosed(t)
+		works(t, older, 3)
 	})
 	t.Run("PerListener", func(t *testing.T) {
-		srv, ep := listen(t, serving(), WithMaxConns(100, 2, 100), quiet)
+		_, ep := listen(t, serving(), WithMaxConns(100, 2, 100), quiet)
+		a, b := dialRaw(t, ep.Router), dialRaw(t, ep.Router)
+		taken(t, a, "DEALER")
+		taken(t, b, "DEALER")
+		sub := dialRaw(t, ep.Pub)
+		taken(t, sub, "SUB") // another listener: nobody goes
 		taken(t, dialRaw(t, ep.Router), "DEALER")
-		taken(t, dialRaw(t, ep.Router), "DEALER")
-		refused(t, srv, func() *rawPeer { return dialRaw(t, ep.Router) }, "DEALER")
-		taken(t, dialRaw(t, ep.Pub), "SUB")
+		a.waitClosed(t) // the oldest use on that listener
+		works(t, b, 2)
 	})
 	t.Run("Total", func(t *testing.T) {
-		srv, ep := listen(t, serving(), WithMaxConns(3, 100, 100), quiet)
-		taken(t, dialRaw(t, ep.Router), "DEALER")
-		taken(t, dialRawFrom(t, "127.0.0.2", ep.Router), "DEALER")
-		taken(t, dialRawFrom(t, "127.0.0.3", ep.Pub), "SUB")
-		refused(t, srv, func() *rawPeer { return dialRawFrom(t, "127.0.0.4", ep.Pub) }, "SUB")
+		_, ep := listen(t, serving(), WithMaxConns(3, 100, 100), quiet)
+		a := dialRaw(t, ep.Router)
+		taken(t, a, "DEALER")
+		idle := dialRawFrom(t, "127.0.0.2", ep.Pub)
+		taken(t, idle, "SUB")
+		c := dialRawFrom(t, "127.0.0.3", ep.Router)
+		taken(t, c, "DEALER")
+		taken(t, dialRawFrom(t, "127.0.0.4", ep.Pub), "SUB")
+		idle.waitClosed(t)
+		works(t, a, 2)
+		works(t, c, 2)
 	})
 	t.Run("UnixIsOneAddress", func(t *testing.T) {
-		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 1), quiet)
+		_, ep := listen(t, serving(), WithMaxConns(100, 100, 1), quiet)
 		if ep.LocalRouter == "" {
 			t.Skip("no Unix sockets")
 		}
-		taken(t, dialRawAddr(t, ep.LocalRouter), "DEALER")
-		refused(t, srv, func() *rawPeer { return dialRawAddr(t, ep.LocalPub) }, "SUB")
-		taken(t, dialRaw(t, ep.Router), "DEALER") // TCP from 127.0.0.1 is another address
+		first := dialRawAddr(t, ep.LocalRouter)
+		taken(t, first, "DEALER")
+		taken(t, dialRawAddr(t, ep.LocalPub), "SUB")
+		first.waitClosed(t)
+		tcp := dialRaw(t, ep.Router)
+		taken(t, tcp, "DEALER") // TCP from 127.0.0.1 is another address
+		works(t, tcp, 2)
+	})
+	t.Run("IdleFlood", func(t *testing.T) {
+		// 40 idle connections against a cap of 8 from one address: each new
+		// one takes the place of an idle one; the used one stays.
+		_, ep := listen(t, serving(), WithMaxConns(100, 100, 8), quiet)
+		used := dialRaw(t, ep.Router)
+		taken(t, used, "DEALER")
+		for range 40 {
+			taken(t, dialRaw(t, ep.Pub), "SUB")
+		}
+		works(t, used, 2)
+		fresh := dialRaw(t, ep.Router)
+		taken(t, fresh, "DEALER")
+		works(t, fresh, 2)
+		works(t, used, 3)
 	})
 	t.Run("OutboundNotCounted", func(t *testing.T) {
 		_, ep := listen(t, serving())

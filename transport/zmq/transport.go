@@ -32,6 +32,7 @@ var (
 	errNotListening = errors.New("colugo/zmq: Listen has not been called")
 	errListenTwice  = errors.New("colugo/zmq: Listen called twice")
 	errEvicted      = errors.New("handshake evicted by newer ones")
+	errConnEvicted  = errors.New("connection evicted to make room for a new one")
 )
 
 // Transport is a transport.Transport over ZMTP 3 and TCP. Create it with
@@ -220,6 +221,7 @@ type inbound struct {
 	key     string // remote address, for the per-address limits: addrKey
 	ln      int
 	elem    *list.Element // in t.pending while in handshake
+	at      int64         // when the handshake completed (Unix ns)
 	evicted bool          // closed to make room for a newer handshake
 }
 
@@ -240,22 +242,79 @@ func addrKey(a net.Addr) string {
 	return a.String()
 }
 
-// overLimitLocked says which limit on established inbound connections one
-// more from key on listener ln would break, or "".
-func (t *Transport) overLimitLocked(key string, ln int) string {
+// limitHitLocked says which limit on established inbound connections one
+// more from key on listener ln would break (why is "" when none), and so
+// among which connections one must go to make room: all, those of
+// listener ln, or those from key.
+func (t *Transport) limitHitLocked(key string, ln int) (why string, inScope func(*inbound) bool) {
 	switch {
 	case t.inConns >= t.cfg.maxConns:
-		return "too many connections"
+		return "too many connections", func(*inbound) bool { return true }
 	case t.inByLn[ln] >= t.cfg.maxConnsPerListener:
-		return "too many connections on this listener"
+		return "too many connections on this listener", func(o *inbound) bool { return o.ln == ln }
 	case t.inByAddr[key] >= t.cfg.maxConnsPerAddr:
-		return "too many connections from this address"
+		return "too many connections from this address", func(o *inbound) bool { return o.key == key }
 	}
-	return ""
+	return "", nil
 }
 
-// admit starts the handshake of an accepted connection, or refuses it when
-// the limits on established connections are reached. A handshake beyond
+// makeRoomLocked takes established inbound connections off the limits'
+// accounting until one more from in fits, and returns them for the caller
+// to close. It takes first those that never sent a message (no
+// subscription, no request: idle sockets, as a flood of them is made of),
+// oldest first, then those whose last message is oldest. So a process
+// holding many idle connections cannot lock out new peers, even from the
+// same address (every node on this host connects from 127.0.0.1 or the
+// Unix socket), while peers that use their connections keep them.
+func (t *Transport) makeRoomLocked(in *inbound) (victims []*conn, err error) {
+	for {
+		why, inScope := t.limitHitLocked(in.key, in.ln)
+		if why == "" {
+			return victims, nil
+		}
+		var v *conn
+		var vActive bool
+		var vAt int64
+		for c := range t.conns {
+			if c.in == nil || !inScope(c.in) {
+				continue
+			}
+			last := c.lastData.Load()
+			active, at := last != 0, c.in.at
+			if active {
+				at = last
+			}
+			if v == nil || (vActive && !active) || (vActive == active && at < vAt) {
+				v, vActive, vAt = c, active, at
+			}
+		}
+		if v == nil {
+			return victims, errors.New(why)
+		}
+		t.unaccountLocked(v)
+		victims = append(victims, v)
+		t.log.Debug("zmq connection evicted", keyPeer, v.addr, keyRole, v.role.String(), keyErr, why, "used", vActive)
+	}
+}
+
+// unaccountLocked takes an accepted connection off the limits' counts;
+// idempotent.
+func (t *Transport) unaccountLocked(c *conn) {
+	in := c.in
+	if in == nil {
+		return
+	}
+	c.in = nil
+	t.inConns--
+	if t.inByAddr[in.key]--; t.inByAddr[in.key] <= 0 {
+		delete(t.inByAddr, in.key)
+	}
+	t.inByLn[in.ln]--
+}
+
+// admit starts the handshake of an accepted connection; the limits on
+// established connections are applied when it completes (makeRoomLocked).
+// A handshake beyond
 // the limits on pending ones evicts the oldest pending one (of the same
 // address if that address is at its limit, else of all): silent or slow
 // connections cannot keep new peers out, since each new one displaces the
@@ -268,13 +327,6 @@ func (t *Transport) admit(nc net.Conn, ln int, r role) bool {
 		t.mu.Unlock()
 		_ = nc.Close()
 		return false
-	}
-	if why := t.overLimitLocked(key, ln); why != "" {
-		t.mu.Unlock()
-		_ = nc.Close()
-		t.log.Debug("zmq connection refused", keyPeer, nc.RemoteAddr().String(), keyErr, why)
-		t.connsRefused.Add(1) // after the log: tests wait on the count
-		return true
 	}
 	switch {
 	case t.pendingBy[key] >= t.cfg.maxHandshakesPerAddr:
@@ -333,10 +385,10 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 	t.unpendLocked(in)
 	if in.evicted { // whatever the handshake made of its closed socket
 		err = errEvicted
-	} else if err == nil && !t.closed {
-		if why := t.overLimitLocked(in.key, in.ln); why != "" {
-			err = errors.New(why)
-		}
+	}
+	var victims []*conn
+	if err == nil && !t.closed {
+		victims, err = t.makeRoomLocked(in)
 	}
 	if err != nil || t.closed {
 		t.mu.Unlock()
@@ -352,6 +404,7 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 		return
 	}
 	t.accepted.Add(1)
+	in.at = time.Now().UnixNano()
 	c.in = in
 	t.inConns++
 	t.inByAddr[in.key]++
@@ -364,6 +417,10 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 	}
 	t.wg.Go(c.writeLoop)
 	t.mu.Unlock()
+	for _, v := range victims {
+		v.close(errConnEvicted, true)
+		t.connsRefused.Add(1)
+	}
 	c.teardown(c.readLoop())
 }
 
@@ -428,6 +485,7 @@ func (c *conn) readLoop() error {
 		}
 		if m.isCmd {
 			if c.role == rolePubIn && (m.cmd == cmdSubscribe || m.cmd == cmdCancel) {
+				c.noteData()
 				c.pp.update(string(m.frames[0]), m.cmd == cmdSubscribe)
 			}
 			c.recvRelease()
@@ -458,6 +516,7 @@ func (c *conn) readLoopZMQ4() (err error) {
 				if len(m.Frames) == 1 {
 					topic = m.Frames[0]
 				}
+				c.noteData()
 				c.pp.update(string(topic), c.rd.lastCmd == cmdSubscribe)
 			}
 			c.recvRelease()
@@ -471,6 +530,7 @@ func (c *conn) readLoopZMQ4() (err error) {
 // handle dispatches one data message by the connection's role.
 func (c *conn) handle(frames [][]byte) {
 	t := c.t
+	c.noteData()
 	if c.role == rolePubIn {
 		if len(frames) == 1 && len(frames[0]) > 0 && frames[0][0] <= 1 {
 			c.pp.update(string(frames[0][1:]), frames[0][0] == 1)
@@ -565,13 +625,7 @@ func (c *conn) teardown(readErr error) {
 	<-c.writerDone
 	t.mu.Lock()
 	delete(t.conns, c)
-	if in := c.in; in != nil {
-		t.inConns--
-		if t.inByAddr[in.key]--; t.inByAddr[in.key] <= 0 {
-			delete(t.inByAddr, in.key)
-		}
-		t.inByLn[in.ln]--
-	}
+	t.unaccountLocked(c)
 	t.mu.Unlock()
 	if c.pp != nil {
 		c.pp.unindex()
