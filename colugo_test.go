@@ -386,9 +386,12 @@ func TestRequestErrors(t *testing.T) {
 	_, _ = colugo.Serve(srv, "plain", func(context.Context, int) (int, error) { return 0, errors.New("boom") })
 	_, _ = colugo.Serve(srv, "panic", func(context.Context, int) (int, error) { panic("oops") })
 	_, _ = colugo.Serve(srv, "typed", func(context.Context, AddReq) (int, error) { return 1, nil })
+	_, _ = colugo.Serve(srv, "lookup", func(_ context.Context, code int) (int, error) {
+		return 0, colugo.Errorf(colugo.Code(code), "no such key")
+	})
 	eventually(t, "services to be discovered", func() bool {
 		ps := cli.Peers()
-		return len(ps) == 1 && len(ps[0].Services) == 4
+		return len(ps) == 1 && len(ps[0].Services) == 5
 	})
 	ctx := t.Context()
 
@@ -414,6 +417,18 @@ func TestRequestErrors(t *testing.T) {
 	// A reply that does not decode into the caller's type.
 	if _, err = colugo.Request[AddReq, string](ctx, cli, "typed", AddReq{}); !errors.As(err, new(*colugo.DecodeError)) {
 		t.Fatalf("bad reply: %v", err)
+	}
+	// An application's "not found" is not "nobody serves this", remote or
+	// on the same node, and a handler cannot claim CodeNotServed.
+	for _, node := range []*colugo.Node{cli, srv} {
+		_, err = colugo.Request[int, int](ctx, node, "lookup", int(colugo.CodeNotFound))
+		if colugo.CodeOf(err) != colugo.CodeNotFound || errors.Is(err, colugo.ErrNoResponders) {
+			t.Fatalf("%s: handler's CodeNotFound: %v (ErrNoResponders: %v)", node.Name(), err, errors.Is(err, colugo.ErrNoResponders))
+		}
+		_, err = colugo.Request[int, int](ctx, node, "lookup", int(colugo.CodeNotServed))
+		if colugo.CodeOf(err) != colugo.CodeUnknown || errors.Is(err, colugo.ErrNoResponders) {
+			t.Fatalf("%s: handler's CodeNotServed: %v", node.Name(), err)
+		}
 	}
 	// Nobody serves it.
 	if _, err = colugo.Request[int, int](ctx, cli, "nobody", 1, colugo.WithFailFast()); !errors.Is(err, colugo.ErrNoResponders) {

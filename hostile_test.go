@@ -417,7 +417,7 @@ func TestNodeHostilePeers(t *testing.T) {
 			id := uint64(100 + i)
 			p.write(t, zMsg(wire.AppendName(nil, name), zHeader(kind, id, int64(time.Second)), nil))
 			h, _ := p.reply(t)
-			if h.RequestID != id || colugo.Code(h.Status) != colugo.CodeNotFound || h.Error == "" {
+			if h.RequestID != id || colugo.Code(h.Status) != colugo.CodeNotServed || h.Error == "" {
 				t.Fatalf("%q: %+v", name, h)
 			}
 		}

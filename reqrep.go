@@ -142,6 +142,8 @@ func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte, owned 
 	svc.c.handlerErrs.Add(1)
 	code = CodeOf(err)
 	switch {
+	case code == CodeNotServed: // colugo's own: a handler cannot claim nobody serves this
+		code = CodeUnknown
 	case code != 0:
 	case errors.Is(err, context.DeadlineExceeded):
 		code = CodeDeadlineExceeded
@@ -181,7 +183,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	switch h.Kind {
 	case transport.KindControl:
 		if msg.Name != describeService {
-			n.replyError(rw, msg, CodeNotFound, "unknown control request")
+			n.replyError(rw, msg, CodeNotServed, "unknown control request")
 			return
 		}
 		payload, err := json.Marshal(n.describe())
@@ -201,7 +203,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		svc = (*m)[msg.Name]
 	}
 	if svc == nil {
-		n.replyError(rw, msg, CodeNotFound, "service not served here")
+		n.replyError(rw, msg, CodeNotServed, "service not served here")
 		return
 	}
 	if h.Codec != svc.info.Codec || (svc.strict && h.Type != svc.info.Type) {
