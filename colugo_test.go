@@ -3,6 +3,7 @@ package colugo_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
@@ -344,6 +346,52 @@ func TestProtobufTopic(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no mismatch reported")
+		}
+	}
+}
+
+// TestReplyTypeChecked: a protobuf reply of another type than the caller's
+// is refused (ErrCodecMismatch), not decoded into the caller's type, on
+// Request, RequestAll and the same node; JSON compares no type names.
+func TestReplyTypeChecked(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	srv, cli := net.NewNode("srv"), net.NewNode("cli")
+	pb := colugo.WithCodec(protobuf.Codec{})
+	echo := func(_ context.Context, v *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+		return wrapperspb.String("echo:" + v.GetValue()), nil
+	}
+	if _, err := colugo.Serve(srv, "echo", echo, pb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := colugo.Serve(srv, "echo/json", func(_ context.Context, v string) (string, error) { return "echo:" + v, nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "services to be discovered", func() bool {
+		ps := cli.Peers()
+		return len(ps) == 1 && len(ps[0].Services) == 2
+	})
+	ctx := t.Context()
+	mismatch := func(what string, v *wrapperspb.BytesValue, err error) {
+		t.Helper()
+		var de *colugo.DecodeError
+		if !errors.Is(err, colugo.ErrCodecMismatch) || !errors.As(err, &de) || de.Type != "google.protobuf.StringValue" {
+			t.Fatalf("%s: got %q, %v; want a DecodeError with ErrCodecMismatch", what, v.GetValue(), err)
+		}
+	}
+	for _, node := range []*colugo.Node{cli, srv} { // remote, then the same node
+		v, err := colugo.Request[*wrapperspb.StringValue, *wrapperspb.BytesValue](ctx, node, "echo", wrapperspb.String("hi"), pb)
+		mismatch(node.Name()+": Request", v, err)
+		replies, err := colugo.RequestAll[*wrapperspb.StringValue, *wrapperspb.BytesValue](ctx, node, "echo", wrapperspb.String("hi"), pb)
+		if err != nil || len(replies) != 1 {
+			t.Fatalf("%s: RequestAll: %v, %v", node.Name(), replies, err)
+		}
+		mismatch(node.Name()+": RequestAll", replies[0].Value, replies[0].Err)
+		if got, err := colugo.Request[*wrapperspb.StringValue, *wrapperspb.StringValue](ctx, node, "echo", wrapperspb.String("hi"), pb); err != nil || got.GetValue() != "echo:hi" {
+			t.Fatalf("%s: the right type: %v, %v", node.Name(), got, err)
+		}
+		// JSON type names are information, not a gate: a reply that decodes is taken.
+		if got, err := colugo.Request[string, json.RawMessage](ctx, node, "echo/json", "hi"); err != nil || string(got) != `"echo:hi"` {
+			t.Fatalf("%s: JSON: %s, %v", node.Name(), got, err)
 		}
 	}
 }
