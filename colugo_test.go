@@ -539,6 +539,64 @@ func TestRequestDeadlineAndCancelReachHandler(t *testing.T) {
 	}
 }
 
+// TestHandlerSeesCallerDeadline: a handler waiting on its ctx when the
+// caller's deadline passes sees DeadlineExceeded, never Canceled, though
+// the caller's cancel may reach it before its own timer fires: remote over
+// both transports, and on the same node.
+func TestHandlerSeesCallerDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pair func(t *testing.T) (srv, cli *colugo.Node)
+	}{
+		{"inproc", func(t *testing.T) (*colugo.Node, *colugo.Node) {
+			net := colugotest.NewNetwork(t)
+			return net.NewNode("srv"), net.NewNode("cli")
+		}},
+		{"zmq", func(t *testing.T) (*colugo.Node, *colugo.Node) {
+			dir := t.TempDir()
+			mk := func(name string) *colugo.Node {
+				n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = n.Close() })
+				return n
+			}
+			return mk("srv"), mk("cli")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, cli := tc.pair(t)
+			const requests = 20
+			seen := make(chan error, 2*requests)
+			_, _ = colugo.Serve(srv, "slow", func(ctx context.Context, _ int) (int, error) {
+				<-ctx.Done()
+				seen <- ctx.Err()
+				return 0, ctx.Err()
+			})
+			eventually(t, "the service", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 1 })
+			for _, node := range []*colugo.Node{cli, srv} {
+				var wg sync.WaitGroup
+				for range requests {
+					wg.Go(func() {
+						ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+						defer cancel()
+						if _, err := colugo.Request[int, int](ctx, node, "slow", 1); !errors.Is(err, context.DeadlineExceeded) {
+							t.Errorf("%s: caller got %v", node.Name(), err)
+						}
+					})
+				}
+				wg.Wait()
+				for range requests {
+					if err := <-seen; !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("%s: handler's ctx ended with %v, want DeadlineExceeded", node.Name(), err)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestRoundRobinAndPeerLost(t *testing.T) {
 	net := colugotest.NewNetwork(t)
 	cli := net.NewNode("cli")

@@ -167,7 +167,11 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		hc := n.inflight[inflightKey{rw, h.RequestID}]
 		n.reqMu.Unlock()
 		if hc != nil {
-			hc.cancel(context.Canceled)
+			cause := context.Canceled
+			if h.Status == transport.CancelDeadline { // the caller's deadline, which may be a little ahead of ours
+				cause = context.DeadlineExceeded
+			}
+			hc.cancel(cause)
 		}
 		return
 	case transport.KindRequest, transport.KindControl:
