@@ -94,7 +94,7 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	core.c = node.svcCounterLocked(name)
 	node.services[name] = core
 	node.publishServedLocked()
-	clear(node.targets)
+	node.notifyChangedLocked() // wakes requests and WaitServers waiting for a server
 	node.mu.Unlock()
 	node.catalogChanged()
 	return &Server{node: node, core: core}, nil
@@ -479,8 +479,10 @@ type Reply[Resp any] struct {
 // once and waits for all their replies, or for ctx to end (then the
 // servers that did not answer have ctx's error). Like Request, it waits
 // within ctx for at least one server to be known unless WithFailFast, and
-// returns ErrNoResponders when none is. The replies come in no particular
-// order. Each server gets the request at most once.
+// returns ErrNoResponders when none is; it asks the servers known then, so
+// call [Node.WaitServers] first to be sure of reaching n of them. The
+// replies come in no particular order. Each server gets the request at
+// most once.
 func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) ([]Reply[Resp], error) {
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
@@ -568,6 +570,41 @@ func isBytes[T any]() bool {
 	var zero T
 	_, ok := any(zero).([]byte)
 	return ok
+}
+
+// WaitServers blocks until at least want servers of service are known and
+// reachable: those a Request or RequestAll would use now, that is this
+// node's own Server of it, if any, and every peer that has answered
+// $describe listing service and to which no request has since failed for
+// want of a connection. It is the twin of [Publisher.WaitSubscribers]:
+// call it before RequestAll to reach want servers, or in tests. It checks
+// whenever the peer catalog changes. It returns nil, ctx's error, or
+// ErrClosed when the node closes. Safe for concurrent use.
+func (n *Node) WaitServers(ctx context.Context, service string, want int) error {
+	for {
+		n.mu.Lock()
+		if n.closed.Load() {
+			n.mu.Unlock()
+			return ErrClosed
+		}
+		ts, ok := n.targets[service]
+		if !ok {
+			ts = n.targetsLocked(service)
+			n.targets[service] = ts
+		}
+		changed := n.changed
+		n.mu.Unlock()
+		if len(ts) >= want {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
 }
 
 // pickTarget chooses the next server of name round robin, waiting within
