@@ -66,6 +66,7 @@ type Node struct {
 	keys         *seal.Keyring // nil: nothing sealed
 	replay       *seal.Replay[replayStream]
 	authFailures atomic.Uint64
+	eventsDrops  atomic.Uint64 // events dropped by Events watchers that fell behind
 	reqSeq       atomic.Uint64 // sequence of this node's requests, for replay checks
 
 	mu       sync.Mutex

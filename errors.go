@@ -22,8 +22,8 @@ var (
 	// with none found (then wrapped together with context.DeadlineExceeded).
 	ErrNoResponders = errors.New("colugo: no responders")
 	// ErrSlowConsumer is reported to the error handler when a subscription
-	// starts dropping messages because its reader does not keep up; once per
-	// episode, not once per drop.
+	// (or a Node.Events channel) starts dropping messages because its reader
+	// does not keep up; once per episode, not once per drop.
 	ErrSlowConsumer = errors.New("colugo: slow consumer")
 	// ErrCodecMismatch is reported when a message's codec (or, for codecs
 	// with strict type names such as protobuf, its type) differs from the

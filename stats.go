@@ -21,6 +21,9 @@ type Stats struct {
 	// with the node's key (or were sealed when it has none), failed
 	// authentication, or were replays.
 	AuthFailures uint64
+	// EventsDropped counts peer events that Node.Events watchers dropped
+	// (the oldest first) because their readers fell behind.
+	EventsDropped uint64
 }
 
 // TopicStats counts one topic's traffic on one node.
@@ -94,7 +97,7 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
-		AuthFailures: n.authFailures.Load()}
+		AuthFailures: n.authFailures.Load(), EventsDropped: n.eventsDrops.Load()}
 	for name, c := range n.svcStats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),
