@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"slices"
 
 	"github.com/foxglove/mcap/go/mcap"
 	"github.com/klauspost/compress/zstd"
@@ -18,8 +17,9 @@ import (
 // chunks. It replaces mcap.Lexer, which allocates what a record or chunk
 // header claims before reading it (twice the claim, for a chunk): a file
 // of a few KB could make it take a GiB. Here every length is checked
-// against the limit, buffers grow only as data arrives, and a chunk is
-// decompressed through a reader that stops at the size it claims.
+// against the limit, a record's buffer grows only as its bytes arrive, and
+// a chunk is decompressed through a reader that stops at the size it
+// claims, once without keeping the output if that claim is large.
 type lexer struct {
 	r     io.Reader
 	max   int64   // the largest record or uncompressed chunk accepted
@@ -131,7 +131,7 @@ func (l *lexer) loadChunk(b []byte) error {
 	if size > uint64(l.max) {
 		return fmt.Errorf("a chunk of %d bytes uncompressed, more than the reader's limit of %d (WithMaxRecordSize)", size, l.max)
 	}
-	var src io.Reader
+	var open func() (io.Reader, error) // a decompressor at the start of data
 	switch mcap.CompressionFormat(compression) {
 	case mcap.CompressionNone:
 		if uint64(len(data)) != size {
@@ -149,51 +149,95 @@ func (l *lexer) loadChunk(b []byte) error {
 			}
 			l.zstd = d
 		}
-		if err := l.zstd.Reset(bytes.NewReader(data)); err != nil {
-			return fmt.Errorf("a zstd chunk: %w", err)
-		}
-		src = l.zstd
+		open = func() (io.Reader, error) { return l.zstd, l.zstd.Reset(bytes.NewReader(data)) }
 	case mcap.CompressionLZ4:
 		if l.lz4 == nil {
 			l.lz4 = lz4.NewReader(nil)
 		}
-		l.lz4.Reset(bytes.NewReader(data))
-		src = l.lz4
+		open = func() (io.Reader, error) { l.lz4.Reset(bytes.NewReader(data)); return l.lz4, nil }
 	default:
 		return fmt.Errorf("a chunk with unknown compression %q", compression)
 	}
-	if src != nil {
-		if cap(l.chunk) > keepBuf {
-			l.chunk = nil
-		}
-		var err error
-		// At most the claimed size, grown as it decompresses: a chunk that
-		// claims more than it holds costs what it holds.
-		if l.chunk, err = readGrow(src, l.chunk, int(size)); err != nil {
+	if open != nil {
+		if err := l.decompress(open, size, crc); err != nil {
 			return fmt.Errorf("a %s chunk claiming %d bytes: %w", compression, size, err)
 		}
-		var one [1]byte
-		if n, err := io.ReadFull(src, one[:]); n > 0 {
-			return fmt.Errorf("a %s chunk decompresses to more than the %d bytes it claims", compression, size)
-		} else if !errors.Is(err, io.EOF) {
-			return fmt.Errorf("a %s chunk: %w", compression, err)
-		}
-	}
-	if got := crc32.ChecksumIEEE(l.chunk); crc != 0 && got != crc {
+	} else if got := crc32.ChecksumIEEE(l.chunk); crc != 0 && got != crc {
 		return fmt.Errorf("a chunk with CRC %08x, its record says %08x", got, crc)
 	}
 	l.rest = l.chunk
 	return nil
 }
 
+// trustedChunk is the largest uncompressed size a chunk may claim and get
+// at once: a Writer's chunks are 4 MiB, so a file that lies costs at most
+// this much. A larger claim is checked first.
+const trustedChunk = 8 << 20
+
+// decompress fills l.chunk with the size bytes that open's reader gives,
+// and checks that it gives no more and that they have the CRC crc (0: not
+// computed). A claim over trustedChunk is first checked by decompressing
+// without keeping the output, and only then allocated: what a chunk costs
+// is what it holds, never the claim, and never twice it as a buffer that
+// grows would.
+func (l *lexer) decompress(open func() (io.Reader, error), size uint64, crc uint32) error {
+	if size > trustedChunk {
+		src, err := open()
+		if err != nil {
+			return err
+		}
+		h := crc32.NewIEEE()
+		n, err := io.Copy(h, io.LimitReader(src, int64(size)+1))
+		switch {
+		case err != nil:
+			return fmt.Errorf("after %d bytes: %w", n, err)
+		case uint64(n) != size:
+			return fmt.Errorf("it decompresses to %d", n)
+		case crc != 0 && h.Sum32() != crc:
+			return fmt.Errorf("CRC %08x, the record says %08x", h.Sum32(), crc)
+		}
+		crc = 0 // checked
+	}
+	src, err := open()
+	if err != nil {
+		return err
+	}
+	if cap(l.chunk) > keepBuf || uint64(cap(l.chunk)) < size {
+		l.chunk = nil
+	}
+	if l.chunk == nil {
+		l.chunk = make([]byte, size)
+	}
+	l.chunk = l.chunk[:size]
+	if n, err := io.ReadFull(src, l.chunk); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w after %d bytes", err, n)
+	}
+	var one [1]byte
+	if n, err := io.ReadFull(src, one[:]); n > 0 {
+		return errors.New("it decompresses to more")
+	} else if !errors.Is(err, io.EOF) {
+		return err
+	}
+	if got := crc32.ChecksumIEEE(l.chunk); crc != 0 && got != crc {
+		return fmt.Errorf("CRC %08x, the record says %08x", got, crc)
+	}
+	return nil
+}
+
 // readGrow reads exactly n bytes of r into buf[:0], growing buf only as
-// data arrives (by at most its size, or 64 KiB, at a time), so that a
-// length that a file claims but does not hold costs no memory.
+// data arrives (doubling it, from 64 KiB, and to n exactly at the end), so
+// that a length that a file claims but does not hold costs no memory; at
+// worst, n bytes cost twice n while the last copy is made.
 func readGrow(r io.Reader, buf []byte, n int) ([]byte, error) {
 	buf = buf[:0]
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(n-len(buf), max(len(buf), 64<<10)))
+			grown := make([]byte, len(buf), min(n, max(2*len(buf), 64<<10)))
+			copy(grown, buf)
+			buf = grown
 		}
 		end := min(cap(buf), n)
 		m, err := io.ReadFull(r, buf[len(buf):end])

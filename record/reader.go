@@ -21,9 +21,10 @@ var ErrCorrupt = errors.New("record: corrupt or truncated MCAP file")
 // decompressed, that a Reader accepts unless WithMaxRecordSize says
 // otherwise: 72 MiB, what a Writer produces at most with colugo's default
 // limits, a 4 MiB chunk that closes after one more message of up to 64 MiB
-// (zmq.DefaultMaxFrameSize), with room to spare. A file can never make
-// the reader hold more than about this much (and than what it holds): a
-// longer length is refused, and a shorter one costs only what is there.
+// (zmq.DefaultMaxFrameSize), with room to spare. A longer length is
+// refused before anything is allocated for it; a shorter one costs what
+// the file holds (for a chunk: what it decompresses to, checked before it
+// is kept when the claim is over 8 MiB), never what it claims.
 const DefaultMaxRecordSize = 72 << 20
 
 // ReadOption configures NewReader and Scan; it is also a PlayOption.
