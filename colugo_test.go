@@ -1013,6 +1013,7 @@ func TestOptionsPrint(t *testing.T) {
 		{colugo.Block(time.Millisecond), "Block(1ms)"},
 		{colugo.WithKey(key1), "WithKey(<secret>, 0 previous)"}, // never the key itself
 		{colugo.WithZeroCopy(), "WithZeroCopy()"},
+		{colugo.WithEventBuffer(16), "WithEventBuffer(16)"},
 	} {
 		if got := fmt.Sprint(c.opt); got != c.want {
 			t.Errorf("got %q, want %q", got, c.want)

@@ -759,7 +759,7 @@ func TestReadmeWireSpecPyzmq(t *testing.T) {
 	})
 	t.Run("DEALER", func(t *testing.T) {
 		out := runPython(t, "dealer", ep.Router, node.ID())
-		for _, want := range []string{`dealer ok math/add {"Sum":42}`, "dealer ok $describe wirespec True", "dealer ok unknown 2", "dealer ok past-deadline", "dealer ok cancel-unknown"} {
+		for _, want := range []string{`dealer ok math/add {"Sum":42}`, "dealer ok $describe wirespec True", "dealer ok unknown 8", "dealer ok past-deadline", "dealer ok cancel-unknown"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("python output lacks %q", want)
 			}
