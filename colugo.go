@@ -72,6 +72,7 @@ type Node struct {
 	authFailures atomic.Uint64
 	reqSeq       atomic.Uint64 // sequence of this node's requests and control requests, for replay checks
 	lastSend     atomic.Int64  // send time of the last request (sendClock)
+	eventsDrops  atomic.Uint64 // events dropped by Events watchers that fell behind
 
 	mu       sync.Mutex
 	subs     map[string][]*subCore // local subscriptions by topic

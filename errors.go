@@ -22,8 +22,8 @@ var (
 	// with none found (then wrapped together with context.DeadlineExceeded).
 	ErrNoResponders = errors.New("colugo: no responders")
 	// ErrSlowConsumer is reported to the error handler when a subscription
-	// starts dropping messages because its reader does not keep up; once per
-	// episode, not once per drop.
+	// (or a Node.Events channel) starts dropping messages because its reader
+	// does not keep up; once per episode, not once per drop.
 	ErrSlowConsumer = errors.New("colugo: slow consumer")
 	// ErrCodecMismatch is reported when a message's codec (or, for codecs
 	// with strict type names such as protobuf, its type) differs from the
@@ -58,8 +58,9 @@ type Code uint8
 const (
 	// CodeUnknown: the handler returned an error without a code.
 	CodeUnknown Code = 1 + iota
-	// CodeNotFound: the node does not serve the service (it went away
-	// between discovery and the request).
+	// CodeNotFound: the handler reports that what was asked for does not
+	// exist. colugo never sends it itself; it is the application's, and it
+	// does not match ErrNoResponders (see CodeNotServed).
 	CodeNotFound
 	// CodeInvalidArgument: the request payload did not decode.
 	CodeInvalidArgument
@@ -73,9 +74,15 @@ const (
 	// CodeCodecMismatch: the request's codec or type differs from the
 	// server's.
 	CodeCodecMismatch
+	// CodeNotServed: the node does not serve the service (it stopped
+	// between discovery and the request). Only colugo sends it; it matches
+	// ErrNoResponders. A handler's Errorf(CodeNotServed, ...) arrives as
+	// CodeUnknown, so that an application cannot pass for "nobody serves
+	// this".
+	CodeNotServed
 )
 
-var codeNames = [...]string{"ok", "unknown", "not_found", "invalid_argument", "deadline_exceeded", "internal", "unavailable", "codec_mismatch"}
+var codeNames = [...]string{"ok", "unknown", "not_found", "invalid_argument", "deadline_exceeded", "internal", "unavailable", "codec_mismatch", "not_served"}
 
 func (c Code) String() string {
 	if int(c) < len(codeNames) {
@@ -97,13 +104,14 @@ func (e *RemoteError) Error() string {
 }
 
 // Unwrap lets errors.Is match the sentinels that codes stand for:
-// ErrCodecMismatch, ErrNoResponders for CodeNotFound, and
+// ErrCodecMismatch, ErrNoResponders for CodeNotServed (not for the
+// application's CodeNotFound), and
 // context.DeadlineExceeded, since the handler's deadline is the caller's.
 func (e *RemoteError) Unwrap() error {
 	switch e.Code {
 	case CodeCodecMismatch:
 		return ErrCodecMismatch
-	case CodeNotFound:
+	case CodeNotServed:
 		return ErrNoResponders
 	case CodeDeadlineExceeded:
 		return context.DeadlineExceeded

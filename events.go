@@ -3,6 +3,7 @@ package colugo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,30 +29,79 @@ type PeerEvent struct {
 	Peer PeerInfo
 }
 
-// watcher is one Events channel with its own unbounded queue, so that a
-// slow reader loses no event and holds up nothing else.
+// DefaultEventBuffer is how many events an Events watcher queues for a
+// reader that falls behind (see WithEventBuffer).
+const DefaultEventBuffer = 1024
+
+// EventsOption configures Events.
+type EventsOption interface{ applyEvents(*eventsConfig) }
+
+type eventsConfig struct{ buffer int }
+
+type eventBufferOption int
+
+func (o eventBufferOption) applyEvents(c *eventsConfig) { c.buffer = int(o) }
+func (o eventBufferOption) String() string              { return fmt.Sprintf("WithEventBuffer(%d)", int(o)) }
+
+// WithEventBuffer sets how many events Events queues for a reader that
+// falls behind before it drops the oldest; values below 1 count as 1.
+// Default: DefaultEventBuffer (1024), many times what a network of a few
+// hundred nodes starting at once produces.
+func WithEventBuffer(n int) EventsOption { return eventBufferOption(n) }
+
+// watcher is one Events channel with its own bounded queue, so that a slow
+// reader holds up nothing else; one that stops reading costs at most limit
+// events of memory.
 type watcher struct {
-	mu    sync.Mutex
-	queue []PeerEvent
-	wake  chan struct{} // buffered 1
+	mu       sync.Mutex
+	queue    []PeerEvent
+	limit    int
+	dropping bool // an episode of drops: reported once, ends when the reader catches up
+	reported bool
+	wake     chan struct{} // buffered 1
 }
 
-func (w *watcher) push(ev PeerEvent) {
+// push queues ev, dropping the oldest queued event if the queue is full;
+// it reports whether it dropped one. It never blocks: it runs under the
+// node's lock.
+func (w *watcher) push(ev PeerEvent) (dropped bool) {
 	w.mu.Lock()
+	if len(w.queue) >= w.limit {
+		w.queue[0] = PeerEvent{} // let the dropped PeerInfo go
+		w.queue = w.queue[1:]
+		w.dropping, dropped = true, true
+	}
 	w.queue = append(w.queue, ev)
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+	return dropped
 }
 
 // Events returns a channel of peer events: first a Joined for every peer
-// already known, then every change as it happens, in order. No event is
-// dropped for a slow reader (they queue). The node closes the channel when
-// ctx ends or the node closes. A peer counts as joined once it has answered
-// $describe, so its event carries its topics and services.
-func (n *Node) Events(ctx context.Context) <-chan PeerEvent {
+// already known, then every change as it happens, in order. A peer counts
+// as joined once it has answered $describe, so its event carries its
+// topics and services. The node closes the channel when ctx ends or the
+// node closes, and at no other time. Safe for concurrent use; each call
+// has its own channel and queue.
+//
+// A reader that falls behind never holds up the node: its events queue, up
+// to WithEventBuffer (default 1024, and at least the first snapshot), and
+// beyond that the oldest queued event is dropped, counted in
+// Stats().EventsDropped, and ErrSlowConsumer goes to the error handler once
+// per episode (until the reader has caught up). Every event carries the
+// peer's whole PeerInfo, so a reader that treats Joined and Updated alike
+// is right again with the events it gets after a drop; Node.Peers gives
+// the current set at any time.
+func (n *Node) Events(ctx context.Context, opts ...EventsOption) <-chan PeerEvent {
+	cfg := eventsConfig{buffer: DefaultEventBuffer}
+	for _, o := range opts {
+		if o != nil {
+			o.applyEvents(&cfg)
+		}
+	}
 	out := make(chan PeerEvent)
 	w := &watcher{wake: make(chan struct{}, 1)}
 	n.mu.Lock()
@@ -60,6 +110,7 @@ func (n *Node) Events(ctx context.Context) <-chan PeerEvent {
 			w.queue = append(w.queue, PeerEvent{Kind: discovery.Joined, Peer: *p.desc})
 		}
 	}
+	w.limit = max(cfg.buffer, len(w.queue), 1)
 	n.watchers[w] = struct{}{}
 	started := n.goLocked(func() { n.pumpEvents(ctx, w, out) })
 	n.mu.Unlock()
@@ -76,27 +127,32 @@ func (n *Node) pumpEvents(ctx context.Context, w *watcher, out chan<- PeerEvent)
 		delete(n.watchers, w)
 		n.mu.Unlock()
 	}()
+	var ev PeerEvent // the next event, taken off the queue
+	have := false
 	for {
 		w.mu.Lock()
-		var ev PeerEvent
-		have := len(w.queue) > 0
-		if have {
-			ev = w.queue[0]
+		if !have && len(w.queue) > 0 {
+			ev, have = w.queue[0], true
+			w.queue[0] = PeerEvent{}
 			w.queue = w.queue[1:]
 		}
+		report := w.dropping && !w.reported
+		w.reported = w.reported || report
+		if !have { // the reader has caught up: the episode ends
+			w.dropping, w.reported = false, false
+		}
 		w.mu.Unlock()
-		if !have {
-			select {
-			case <-w.wake:
-				continue
-			case <-ctx.Done():
-				return
-			case <-n.ctx.Done():
-				return
-			}
+		if report { // here, not in push: the error handler must not run under the node's lock
+			n.report(fmt.Errorf("%w: peer events (buffer %d): dropping the oldest", ErrSlowConsumer, w.limit))
+		}
+		var send chan<- PeerEvent // nil, never ready, while there is nothing to send
+		if have {
+			send = out
 		}
 		select {
-		case out <- ev:
+		case send <- ev:
+			have = false
+		case <-w.wake:
 		case <-ctx.Done():
 			return
 		case <-n.ctx.Done():
@@ -108,7 +164,9 @@ func (n *Node) pumpEvents(ctx context.Context, w *watcher, out chan<- PeerEvent)
 // emitLocked sends ev to every watcher.
 func (n *Node) emitLocked(kind discovery.EventKind, info PeerInfo) {
 	for w := range n.watchers {
-		w.push(PeerEvent{Kind: kind, Peer: info})
+		if w.push(PeerEvent{Kind: kind, Peer: info}) {
+			n.eventsDrops.Add(1)
+		}
 	}
 }
 

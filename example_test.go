@@ -75,6 +75,39 @@ func ExampleRequest() {
 	// Output: 2 + 3 = 5
 }
 
+func ExampleNode_WaitServers() {
+	node := exampleNode("console")
+	defer node.Close()
+	served := make(chan *colugo.Server, 1)
+	go func() {
+		// A server that comes up in its own time: here on this node, in a
+		// program usually on other nodes, found by discovery. WaitServers
+		// counts both.
+		srv, err := colugo.Serve(node, "lab/ping", func(context.Context, string) (string, error) { return "bench-1 is up", nil })
+		if err != nil {
+			panic(err)
+		}
+		served <- srv
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Without the wait, WithFailFast could find nobody yet, and RequestAll
+	// would ask only the servers known so far.
+	if err := node.WaitServers(ctx, "lab/ping", 1); err != nil {
+		panic(err)
+	}
+	replies, err := colugo.RequestAll[string, string](ctx, node, "lab/ping", "ping", colugo.WithFailFast())
+	if err != nil {
+		panic(err)
+	}
+	for _, r := range replies {
+		fmt.Println(r.Value, r.Err)
+	}
+	(<-served).Close()
+	// Output: bench-1 is up <nil>
+}
+
 func ExampleNode_Close() {
 	node := exampleNode("sensor")
 	events, err := colugo.Subscribe[string](context.Background(), node, "events")

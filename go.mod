@@ -5,8 +5,10 @@ go 1.25.0
 require (
 	github.com/foxglove/mcap/go/mcap v1.7.0
 	github.com/go-zeromq/zmq4 v0.17.0
+	github.com/klauspost/compress v1.16.7
 	github.com/libp2p/zeroconf/v2 v2.2.0
 	github.com/miekg/dns v1.1.43
+	github.com/pierrec/lz4/v4 v4.1.21
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.44.0
 	golang.org/x/net v0.46.0
@@ -16,9 +18,7 @@ require (
 require (
 	github.com/davecgh/go-spew v1.1.1 // indirect
 	github.com/go-zeromq/goczmq/v4 v4.2.2 // indirect
-	github.com/klauspost/compress v1.16.7 // indirect
 	github.com/kr/text v0.2.0 // indirect
-	github.com/pierrec/lz4/v4 v4.1.21 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	github.com/rogpeppe/go-internal v1.6.1 // indirect
 	github.com/stretchr/testify v1.9.0 // indirect

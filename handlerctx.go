@@ -2,6 +2,7 @@ package colugo
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -93,6 +94,11 @@ func (c *handlerCtx) cancel(err error) {
 }
 
 func (c *handlerCtx) setErrLocked(err error) {
+	if errors.Is(err, context.Canceled) && !time.Now().Before(c.deadline) {
+		// A cancel (the caller's, the node's) that lands once the deadline
+		// has passed, before our timer fired: the deadline ended it.
+		err = context.DeadlineExceeded
+	}
 	c.err = err
 	if c.done != nil {
 		close(c.done)

@@ -96,3 +96,33 @@ func TestHandlerCtxDoneAfterExpiry(t *testing.T) {
 		<-newHandlerCtx(parent, time.Hour).Done()
 	})
 }
+
+// TestHandlerCtxCancelAfterDeadline: a cancel that lands once the deadline
+// has passed, before anything noticed it (the caller's cancel racing our
+// timer), ends the context with DeadlineExceeded, not Canceled.
+func TestHandlerCtxCancelAfterDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newHandlerCtx(context.Background(), time.Second)
+		time.Sleep(time.Second) // virtual time: no timer armed, nothing noticed
+		c.cancel(context.Canceled)
+		if !errors.Is(c.Err(), context.DeadlineExceeded) {
+			t.Fatalf("cancel at the deadline: Err = %v, want DeadlineExceeded", c.Err())
+		}
+		// Before the deadline a cancel is a cancel.
+		early := newHandlerCtx(context.Background(), time.Second)
+		early.cancel(context.Canceled)
+		if !errors.Is(early.Err(), context.Canceled) {
+			t.Fatalf("cancel before the deadline: Err = %v", early.Err())
+		}
+		// The node closing after the deadline: the deadline came first.
+		parent, closeNode := context.WithCancel(context.Background())
+		late := newHandlerCtx(parent, time.Second)
+		d := late.Done()
+		time.Sleep(time.Second)
+		closeNode()
+		<-d
+		if !errors.Is(late.Err(), context.DeadlineExceeded) {
+			t.Fatalf("node closed after the deadline: Err = %v", late.Err())
+		}
+	})
+}

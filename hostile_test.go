@@ -418,7 +418,7 @@ func TestNodeHostilePeers(t *testing.T) {
 			id := uint64(100 + i)
 			p.write(t, zMsg(wire.AppendName(nil, name), zHeader(kind, id, int64(time.Second)), nil))
 			h, _ := p.reply(t)
-			if h.RequestID != id || colugo.Code(h.Status) != colugo.CodeNotFound || h.Error == "" {
+			if h.RequestID != id || colugo.Code(h.Status) != colugo.CodeNotServed || h.Error == "" {
 				t.Fatalf("%q: %+v", name, h)
 			}
 		}
@@ -767,7 +767,7 @@ func TestReadmeWireSpecPyzmq(t *testing.T) {
 	})
 	t.Run("DEALER", func(t *testing.T) {
 		out := runPython(t, "dealer", ep.Router, node.ID())
-		for _, want := range []string{`dealer ok math/add {"Sum":42}`, "dealer ok $describe wirespec True", "dealer ok unknown 2", "dealer ok past-deadline", "dealer ok cancel-unknown"} {
+		for _, want := range []string{`dealer ok math/add {"Sum":42}`, "dealer ok $describe wirespec True", "dealer ok unknown 8", "dealer ok past-deadline", "dealer ok cancel-unknown"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("python output lacks %q", want)
 			}

@@ -36,23 +36,29 @@ func TestHelperNode(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	pub, _ := colugo.NewPublisher[int](node, "proc/ticks")
+	pub, _ := colugo.NewPublisher[tick](node, "proc/ticks")
+	pid := os.Getpid()
 	stdinClosed := make(chan struct{})
 	go func() { _, _ = bufio.NewReader(os.Stdin).ReadString('\n'); close(stdinClosed) }()
 	os.Stdout.WriteString("ready " + node.Endpoint().Router + "\n")
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
+	ticker := time.NewTicker(2 * time.Millisecond)
+	defer ticker.Stop()
 	for i := 0; ; i++ {
 		select {
 		case <-stdinClosed:
 			return
 		case <-time.After(30 * time.Second):
 			return
-		case <-tick.C:
-			_ = pub.Publish(t.Context(), i)
+		case <-ticker.C:
+			_ = pub.Publish(t.Context(), tick{PID: pid, N: i})
 		}
 	}
 }
+
+// tick is what a child publishes: a counter tagged with the child's PID,
+// so that ticks of a killed child still queued at the parent are told from
+// those of the next child, whose counter starts again at 0.
+type tick struct{ PID, N int }
 
 type child struct {
 	router string
@@ -151,21 +157,27 @@ func TestTwoProcesses(t *testing.T) {
 	if ev := nextEvent(t, events, discovery.Joined, wait); ev.Peer.Name != "child" || ev.Peer.Router != ch.router || len(ev.Peer.Services) != 2 {
 		t.Fatalf("joined: %+v", ev.Peer)
 	}
-	ticks, err := colugo.Subscribe[int](t.Context(), node, "proc/ticks")
+	ticks, err := colugo.Subscribe[tick](t.Context(), node, "proc/ticks")
 	if err != nil {
 		t.Fatal(err)
 	}
-	expectTicks := func() {
-		prev := colugotestNext(t, ticks)
-		for range 5 {
+	// expectTicks reads six ticks of c in order, skipping those of an
+	// earlier child still queued here (it flaked so, 1 run in ~108).
+	expectTicks := func(c *child) {
+		var prev tick
+		for got := 0; got < 6; {
 			v := colugotestNext(t, ticks)
-			if v <= prev {
-				t.Fatalf("ticks out of order: %d after %d", v, prev)
+			if v.PID != c.cmd.Process.Pid {
+				continue
+			}
+			if got > 0 && v.N <= prev.N {
+				t.Fatalf("ticks out of order: %d after %d", v.N, prev.N)
 			}
 			prev = v
+			got++
 		}
 	}
-	expectTicks()
+	expectTicks(ch)
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	r, err := colugo.Request[AddReq, AddResp](ctx, node, "proc/add", AddReq{A: 20, B: 22})
@@ -198,7 +210,7 @@ func TestTwoProcesses(t *testing.T) {
 	if ev := nextEvent(t, events, discovery.Joined, wait); ev.Peer.Router != ch2.router {
 		t.Fatalf("rejoined: %+v", ev.Peer)
 	}
-	expectTicks()
+	expectTicks(ch2)
 	if r, err := colugo.Request[AddReq, AddResp](ctx, node, "proc/add", AddReq{A: 1, B: 1}); err != nil || r.Sum != 2 {
 		t.Fatalf("after restart: %+v %v", r, err)
 	}
@@ -209,7 +221,7 @@ func TestTwoProcesses(t *testing.T) {
 // own liveness check (connection loss, then no $describe answer).
 func TestLivenessWithoutDiscovery(t *testing.T) {
 	ch, node, events := staticParent(t)
-	ticks, _ := colugo.Subscribe[int](t.Context(), node, "proc/ticks")
+	ticks, _ := colugo.Subscribe[tick](t.Context(), node, "proc/ticks")
 	colugotestNext(t, ticks)
 	killed := time.Now()
 	ch.kill(t)

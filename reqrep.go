@@ -94,7 +94,7 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	core.c = node.svcCounterLocked(name)
 	node.services[name] = core
 	node.publishServedLocked()
-	clear(node.targets)
+	node.notifyChangedLocked() // wakes requests and WaitServers waiting for a server
 	node.mu.Unlock()
 	node.catalogChanged()
 	return &Server{node: node, core: core}, nil
@@ -142,6 +142,8 @@ func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte, owned 
 	svc.c.handlerErrs.Add(1)
 	code = CodeOf(err)
 	switch {
+	case code == CodeNotServed: // colugo's own: a handler cannot claim nobody serves this
+		code = CodeUnknown
 	case code != 0:
 	case errors.Is(err, context.DeadlineExceeded):
 		code = CodeDeadlineExceeded
@@ -165,7 +167,11 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		hc := n.inflight[inflightKey{rw, h.RequestID}]
 		n.reqMu.Unlock()
 		if hc != nil {
-			hc.cancel(context.Canceled)
+			cause := context.Canceled
+			if h.Status == transport.CancelDeadline { // the caller's deadline, which may be a little ahead of ours
+				cause = context.DeadlineExceeded
+			}
+			hc.cancel(cause)
 		}
 		return
 	case transport.KindRequest, transport.KindControl:
@@ -181,7 +187,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	switch h.Kind {
 	case transport.KindControl:
 		if msg.Name != describeService {
-			n.replyError(rw, msg, CodeNotFound, "unknown control request")
+			n.replyError(rw, msg, CodeNotServed, "unknown control request")
 			return
 		}
 		payload, err := n.describeJSON()
@@ -201,7 +207,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		svc = (*m)[msg.Name]
 	}
 	if svc == nil {
-		n.replyError(rw, msg, CodeNotFound, "service not served here")
+		n.replyError(rw, msg, CodeNotServed, "service not served here")
 		return
 	}
 	if h.Codec != svc.info.Codec || (svc.strict && h.Type != svc.info.Type) {
@@ -269,7 +275,7 @@ func (s *serving) serve() {
 	delete(n.inflight, s.key)
 	n.reqMu.Unlock()
 	s.cancel(context.Canceled) // releases its timer, if the handler armed one
-	n.reply(s.rw, s.msg, s.svc.info.Codec, "", out, code, errMsg)
+	n.reply(s.rw, s.msg, s.svc.info.Codec, s.svc.info.ReplyType, out, code, errMsg)
 }
 
 // watchRequester cancels the handlers of a requester whose connection is
@@ -352,10 +358,10 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 	}
 	counters := node.svcCounter(name)
 	counters.requests.Add(1)
-	out, codecName, owned, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
+	out, codecName, replyType, owned, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
 	if err == nil {
 		var resp Resp
-		if resp, err = decodeReply[Resp](c, name, codecName, out, owned); err == nil {
+		if resp, err = decodeReply[Resp](c, name, codecName, replyType, out, owned); err == nil {
 			return resp, nil
 		}
 	}
@@ -364,12 +370,12 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 }
 
 // request is the untyped core of Request: it picks a server and returns
-// the reply payload, its codec name and whether the payload is the
-// caller's to keep (see send).
-func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, bool, error) {
+// the reply payload, its codec and type names and whether the payload is
+// the caller's to keep (see send).
+func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, string, bool, error) {
 	t, err := n.pickTarget(ctx, name, failFast)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", "", false, err
 	}
 	return n.send(ctx, t, name, codecName, typ, payload)
 }
@@ -383,10 +389,10 @@ var reqPool = sync.Pool{New: func() any { return new(transport.Message) }}
 // send makes one request to target t. owned says that nothing else
 // references the reply payload (it came off a connection), so decoding may
 // keep it.
-func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, replyCodec string, owned bool, err error) {
+func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, replyCodec, replyType string, owned bool, err error) {
 	if t.local != nil {
-		out, replyCodec, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
-		return out, replyCodec, false, err // the handler's bytes
+		out, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+		return out, t.local.info.Codec, t.local.info.ReplyType, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
 	seq := n.reqSeq.Add(1)
@@ -403,24 +409,24 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 		if errors.Is(err, ErrPeerLost) {
 			n.markDown(t.router)
 		}
-		return nil, "", false, err
+		return nil, "", "", false, err
 	}
 	if err = n.openMsg(rep, binding{peer: n.id, seq: seq}); err != nil { // the reply to this request only
-		return nil, "", false, err
+		return nil, "", "", false, err
 	}
 	if rep.Header.Status != 0 {
-		return nil, "", false, &RemoteError{Service: name, Code: Code(rep.Header.Status), Message: rep.Header.Error}
+		return nil, "", "", false, &RemoteError{Service: name, Code: Code(rep.Header.Status), Message: rep.Header.Error}
 	}
-	return rep.Payload, rep.Header.Codec, rep.Exclusive, nil
+	return rep.Payload, rep.Header.Codec, rep.Header.Type, rep.Exclusive, nil
 }
 
 // requestLocal serves a request for a service on this same node, with the
 // same semantics as a remote one: its own goroutine, the caller's deadline,
 // codec checks.
-func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte) ([]byte, string, error) {
+func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte) ([]byte, error) {
 	if codecName != svc.info.Codec || (svc.strict && typ != svc.info.Type) {
 		svc.c.decodeErrors.Add(1)
-		return nil, "", &RemoteError{Service: name, Code: CodeCodecMismatch,
+		return nil, &RemoteError{Service: name, Code: CodeCodecMismatch,
 			Message: fmt.Sprintf("server expects codec %s, type %s", svc.info.Codec, svc.info.Type)}
 	}
 	type result struct {
@@ -448,18 +454,18 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 		n.handlers.Add(-1)
 		stop()
 		cancel()
-		return nil, "", ErrClosed
+		return nil, ErrClosed
 	}
 	select {
 	case r := <-done:
 		if r.code != 0 {
-			return nil, "", &RemoteError{Service: name, Code: r.code, Message: r.msg}
+			return nil, &RemoteError{Service: name, Code: r.code, Message: r.msg}
 		}
-		return r.out, svc.info.Codec, nil
+		return r.out, nil
 	case <-ctx.Done():
-		return nil, "", ctx.Err()
+		return nil, ctx.Err()
 	case <-n.ctx.Done():
-		return nil, "", ErrClosed
+		return nil, ErrClosed
 	}
 }
 
@@ -474,8 +480,10 @@ type Reply[Resp any] struct {
 // once and waits for all their replies, or for ctx to end (then the
 // servers that did not answer have ctx's error). Like Request, it waits
 // within ctx for at least one server to be known unless WithFailFast, and
-// returns ErrNoResponders when none is. The replies come in no particular
-// order. Each server gets the request at most once.
+// returns ErrNoResponders when none is; it asks the servers known then, so
+// call [Node.WaitServers] first to be sure of reaching n of them. The
+// replies come in no particular order. Each server gets the request at
+// most once.
 func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) ([]Reply[Resp], error) {
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
@@ -514,9 +522,9 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 			counters.requests.Add(1)
 			r := &replies[i]
 			r.From = *t.info
-			out, codecName, owned, err := node.send(ctx, t, name, c.Name(), typ, payload)
+			out, codecName, replyType, owned, err := node.send(ctx, t, name, c.Name(), typ, payload)
 			if err == nil {
-				r.Value, err = decodeReply[Resp](c, name, codecName, out, owned)
+				r.Value, err = decodeReply[Resp](c, name, codecName, replyType, out, owned)
 			}
 			if err != nil {
 				counters.failed.Add(1)
@@ -528,20 +536,76 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 	return replies, nil
 }
 
-// decodeReply decodes a reply payload into Resp.
-func decodeReply[Resp any](c codec.Codec, name, codecName string, out []byte, owned bool) (Resp, error) {
+// decodeReply decodes a reply payload into Resp. Like topics and requests,
+// a reply must carry the caller's codec and, for codecs whose type names
+// are an identity (protobuf), the caller's type name: a reply with no type
+// name (a server from before replies carried one, or a foreign one) is
+// refused there too, since nothing says that its bytes are a Resp. For
+// other codecs the type name is not checked, nor for a []byte Resp, which
+// takes the bytes as sent whatever their type (tools such as colugo call,
+// whose record.Passthrough codec names the request's type, decode them
+// with the server's advertised reply type).
+func decodeReply[Resp any](c codec.Codec, name, codecName, typ string, out []byte, owned bool) (Resp, error) {
 	if codecName != c.Name() {
 		var zero Resp
-		return zero, &DecodeError{Topic: name, Codec: codecName, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
+		return zero, &DecodeError{Topic: name, Codec: codecName, Type: typ, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
+	}
+	if _, strict := c.(codec.TypeNamer); strict && !isBytes[Resp]() {
+		if want := typeName[Resp](c); typ != want {
+			var zero Resp
+			return zero, &DecodeError{Topic: name, Codec: codecName, Type: typ, Err: fmt.Errorf("%w: reply type %q, caller expects %s", ErrCodecMismatch, typ, want)}
+		}
 	}
 	if resp, ok := rawValue[Resp](c, out, owned); ok {
 		return resp, nil
 	}
 	resp, err := decode[Resp](c, out)
 	if err != nil {
-		return resp, &DecodeError{Topic: name, Codec: codecName, Err: err}
+		return resp, &DecodeError{Topic: name, Codec: codecName, Type: typ, Err: err}
 	}
 	return resp, nil
+}
+
+// isBytes reports whether T is []byte.
+func isBytes[T any]() bool {
+	var zero T
+	_, ok := any(zero).([]byte)
+	return ok
+}
+
+// WaitServers blocks until at least want servers of service are known and
+// reachable: those a Request or RequestAll would use now, that is this
+// node's own Server of it, if any, and every peer that has answered
+// $describe listing service and to which no request has since failed for
+// want of a connection. It is the twin of [Publisher.WaitSubscribers]:
+// call it before RequestAll to reach want servers, or in tests. It checks
+// whenever the peer catalog changes. It returns nil, ctx's error, or
+// ErrClosed when the node closes. Safe for concurrent use.
+func (n *Node) WaitServers(ctx context.Context, service string, want int) error {
+	for {
+		n.mu.Lock()
+		if n.closed.Load() {
+			n.mu.Unlock()
+			return ErrClosed
+		}
+		ts, ok := n.targets[service]
+		if !ok {
+			ts = n.targetsLocked(service)
+			n.targets[service] = ts
+		}
+		changed := n.changed
+		n.mu.Unlock()
+		if len(ts) >= want {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
 }
 
 // pickTarget chooses the next server of name round robin, waiting within

@@ -29,6 +29,9 @@ type Stats struct {
 	// from $describe only on the host discovery reached). Each refusal is
 	// logged at Debug.
 	AddressesRefused uint64
+	// EventsDropped counts peer events that Node.Events watchers dropped
+	// (the oldest first) because their readers fell behind.
+	EventsDropped uint64
 }
 
 // TopicStats counts one topic's traffic on one node.
@@ -102,7 +105,7 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
-		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load()}
+		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load(), EventsDropped: n.eventsDrops.Load()}
 	for name, c := range n.svcStats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),

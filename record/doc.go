@@ -38,5 +38,10 @@
 //
 // Files are chunked (zstd by default), with CRCs, message indexes and a
 // summary, and open in other MCAP tools. Reading is defensive: a truncated
-// or corrupt file gives an error wrapping [ErrCorrupt], never a panic.
+// or corrupt file gives an error wrapping [ErrCorrupt], never a panic, and
+// never costs more memory than it holds, up to a limit: a record or
+// decompressed chunk larger than [DefaultMaxRecordSize] (72 MiB, see
+// [WithMaxRecordSize]) is refused before anything is allocated for it, and
+// lengths are never trusted beyond the bytes that follow. [Open] refuses a
+// path that is not a regular file (a FIFO would block the open).
 package record

@@ -22,6 +22,7 @@ type playConfig struct {
 	remap    map[string]string
 	progress func(PlayProgress)
 	wait     time.Duration
+	read     readConfig
 }
 
 type playFunc func(*playConfig)
@@ -90,7 +91,7 @@ type PlayProgress struct {
 // when ctx ends with Loop), with ctx's error if ctx ended first. Play
 // blocks; it closes the publishers it created before returning.
 func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...PlayOption) (PlayProgress, error) {
-	cfg := playConfig{rate: 1}
+	cfg := playConfig{rate: 1, read: defaultReadConfig()}
 	for _, o := range opts {
 		if o != nil {
 			o.applyPlay(&cfg)
@@ -100,9 +101,9 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 		return PlayProgress{}, fmt.Errorf("%w: negative rate %v", colugo.ErrInvalidOption, cfg.rate)
 	}
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
-		return PlayProgress{}, fmt.Errorf("record: %w", err)
+		return PlayProgress{}, fmt.Errorf("record: the recording must be seekable (a regular file): %w", err)
 	}
-	sum, err := Scan(src)
+	sum, err := scan(src, cfg.read)
 	if err != nil {
 		return PlayProgress{}, err
 	}
@@ -143,7 +144,7 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 		if _, err := src.Seek(0, io.SeekStart); err != nil {
 			return prog, fmt.Errorf("record: rewinding: %w", err)
 		}
-		rd, err := NewReader(src)
+		rd, err := newReader(src, cfg.read)
 		if err != nil {
 			return prog, err
 		}

@@ -1,12 +1,15 @@
 package record
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/foxglove/mcap/go/mcap"
+
+	"github.com/colugo-go/colugo"
 )
 
 // ErrCorrupt is wrapped by every error about a file that is not a complete,
@@ -14,11 +17,40 @@ import (
 // whose CRC does not match, a message on an unknown channel.
 var ErrCorrupt = errors.New("record: corrupt or truncated MCAP file")
 
-// Limits on what a file may ask the reader to allocate.
-const (
-	maxRecordSize = 256 << 20
-	maxChunkSize  = 1 << 30
-)
+// DefaultMaxRecordSize is the largest record, and the largest chunk once
+// decompressed, that a Reader accepts unless WithMaxRecordSize says
+// otherwise: 72 MiB, what a Writer produces at most with colugo's default
+// limits, a 4 MiB chunk that closes after one more message of up to 64 MiB
+// (zmq.DefaultMaxFrameSize), with room to spare. A longer length is
+// refused before anything is allocated for it; a shorter one costs what
+// the file holds (for a chunk: what it decompresses to, checked before it
+// is kept when the claim is over 8 MiB), never what it claims.
+const DefaultMaxRecordSize = 72 << 20
+
+// ReadOption configures NewReader and Scan; it is also a PlayOption.
+type ReadOption interface {
+	PlayOption
+	applyRead(*readConfig)
+}
+
+type readConfig struct{ maxRecord int64 }
+
+func defaultReadConfig() readConfig { return readConfig{maxRecord: DefaultMaxRecordSize} }
+
+type maxRecordOption int64
+
+func (o maxRecordOption) applyRead(c *readConfig) { c.maxRecord = int64(o) }
+func (o maxRecordOption) applyPlay(c *playConfig) { c.read.maxRecord = int64(o) }
+func (o maxRecordOption) String() string {
+	return fmt.Sprintf("record.WithMaxRecordSize(%d)", int64(o))
+}
+
+// WithMaxRecordSize sets the largest record, and the largest chunk once
+// decompressed, that the reader accepts; larger ones are an error wrapping
+// ErrCorrupt. Raise it to read recordings of messages larger than 64 MiB
+// (made with a larger zmq.WithMaxFrameSize). Default:
+// DefaultMaxRecordSize. A value below 1 makes NewReader fail.
+func WithMaxRecordSize(n int64) ReadOption { return maxRecordOption(n) }
 
 // Channel is a topic as recorded: one MCAP channel.
 type Channel struct {
@@ -34,8 +66,7 @@ type Channel struct {
 // Writer wrote them, which is log-time order for recordings made by a
 // Recorder), checking chunk CRCs. It is not safe for concurrent use.
 type Reader struct {
-	lex      *mcap.Lexer
-	buf      []byte
+	lex      *lexer
 	schemas  map[uint16]*mcap.Schema
 	channels map[uint16]*Channel
 	n        int  // messages returned
@@ -44,25 +75,38 @@ type Reader struct {
 }
 
 // NewReader checks r's magic and header. Nothing else is read yet.
-func NewReader(r io.Reader) (rd *Reader, err error) {
-	defer catch(&err, 0)
-	lex, err := mcap.NewLexer(r, &mcap.LexerOptions{
-		ValidateChunkCRCs:        true,
-		MaxRecordSize:            maxRecordSize,
-		MaxDecompressedChunkSize: maxChunkSize,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+func NewReader(r io.Reader, opts ...ReadOption) (rd *Reader, err error) {
+	cfg := defaultReadConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.applyRead(&cfg)
+		}
 	}
+	return newReader(r, cfg)
+}
+
+func newReader(r io.Reader, cfg readConfig) (rd *Reader, err error) {
+	if cfg.maxRecord < 1 {
+		return nil, fmt.Errorf("%w: record.WithMaxRecordSize(%d): must be at least 1", colugo.ErrInvalidOption, cfg.maxRecord)
+	}
+	defer catch(&err, 0)
+	var magic [8]byte
+	if n, err := io.ReadFull(r, magic[:]); err != nil || !bytes.Equal(magic[:], mcap.Magic) {
+		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: not an MCAP file (its first %d bytes are not the MCAP magic)", ErrCorrupt, n)
+		}
+		return nil, fmt.Errorf("record: %w", err)
+	}
+	lex := &lexer{r: r, max: cfg.maxRecord}
 	rd = &Reader{lex: lex, schemas: map[uint16]*mcap.Schema{}, channels: map[uint16]*Channel{}}
-	tok, _, err := rd.next()
+	op, _, err := lex.next()
 	if err != nil {
-		lex.Close()
+		lex.close()
 		return nil, fmt.Errorf("%w: no header: %w", ErrCorrupt, err)
 	}
-	if tok != mcap.TokenHeader {
-		lex.Close()
-		return nil, fmt.Errorf("%w: first record is %v, not a header", ErrCorrupt, tok)
+	if op != mcap.OpHeader {
+		lex.close()
+		return nil, fmt.Errorf("%w: first record is %v, not a header", ErrCorrupt, op)
 	}
 	return rd, nil
 }
@@ -73,14 +117,6 @@ func catch(err *error, n int) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%w: after %d messages: unreadable (%v)", ErrCorrupt, n, r)
 	}
-}
-
-func (r *Reader) next() (tok mcap.TokenType, data []byte, err error) {
-	tok, data, err = r.lex.Next(r.buf)
-	if cap(data) > cap(r.buf) && cap(data) <= maxRecordSize/4 {
-		r.buf = data[:0]
-	}
-	return tok, data, err
 }
 
 // Next returns the next message and its channel. At the end of a complete
@@ -98,31 +134,31 @@ func (r *Reader) Next() (m Message, ch *Channel, err error) {
 	}()
 	defer catch(&err, r.n)
 	for {
-		tok, data, err := r.next()
+		op, data, err := r.lex.next()
 		if err != nil {
-			if errors.Is(err, io.EOF) && r.done {
+			if (errors.Is(err, io.EOF) || errors.Is(err, errEnd)) && r.done {
 				return Message{}, nil, io.EOF
 			}
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || errors.Is(err, errEnd) {
 				err = errors.New("the file ends before its footer (the recorder did not finish it)")
 			}
 			return Message{}, nil, fmt.Errorf("%w: after %d messages: %w", ErrCorrupt, r.n, err)
 		}
-		switch tok {
-		case mcap.TokenSchema:
+		switch op {
+		case mcap.OpSchema:
 			s, err := mcap.ParseSchema(data)
 			if err != nil {
 				return Message{}, nil, r.corrupt("schema", err)
 			}
 			s.Data = append([]byte(nil), s.Data...)
 			r.schemas[s.ID] = s
-		case mcap.TokenChannel:
+		case mcap.OpChannel:
 			c, err := mcap.ParseChannel(data)
 			if err != nil {
 				return Message{}, nil, r.corrupt("channel", err)
 			}
 			r.channels[c.ID] = r.channel(c)
-		case mcap.TokenMessage:
+		case mcap.OpMessage:
 			msg, err := mcap.ParseMessage(data)
 			if err != nil {
 				return Message{}, nil, r.corrupt("message", err)
@@ -134,7 +170,7 @@ func (r *Reader) Next() (m Message, ch *Channel, err error) {
 			r.n++
 			return Message{Topic: ch.Topic, Codec: ch.Codec, Type: ch.Type,
 				LogTime: fromNanos(msg.LogTime), PublishTime: fromNanos(msg.PublishTime), Data: msg.Data, Schema: ch.Schema}, ch, nil
-		case mcap.TokenFooter:
+		case mcap.OpFooter:
 			r.done = true
 		}
 	}
@@ -171,7 +207,7 @@ func (r *Reader) Channels() []Channel {
 
 // Close releases the reader's decompressors. It does not close the
 // underlying io.Reader.
-func (r *Reader) Close() { r.lex.Close() }
+func (r *Reader) Close() { r.lex.close() }
 
 func fromNanos(ns uint64) time.Time {
 	if ns > 1<<63-1 {
@@ -194,8 +230,19 @@ func (s Summary) Duration() time.Duration { return s.End.Sub(s.Start) }
 
 // Scan reads the whole of r from where it is, checking every record (and,
 // when r is an io.ReadSeeker, the data and summary section CRCs), and
-// summarizes it. Any problem gives an error wrapping ErrCorrupt.
-func Scan(r io.Reader) (Summary, error) {
+// summarizes it. Any problem gives an error wrapping ErrCorrupt. Its
+// options are NewReader's.
+func Scan(r io.Reader, opts ...ReadOption) (Summary, error) {
+	cfg := defaultReadConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.applyRead(&cfg)
+		}
+	}
+	return scan(r, cfg)
+}
+
+func scan(r io.Reader, cfg readConfig) (Summary, error) {
 	if rs, ok := r.(io.ReadSeeker); ok {
 		start, err := rs.Seek(0, io.SeekCurrent)
 		if err != nil {
@@ -208,7 +255,7 @@ func Scan(r io.Reader) (Summary, error) {
 			return Summary{}, fmt.Errorf("record: %w", err)
 		}
 	}
-	rd, err := NewReader(r)
+	rd, err := newReader(r, cfg)
 	if err != nil {
 		return Summary{}, err
 	}

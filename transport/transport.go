@@ -31,6 +31,12 @@ const (
 	KindControl = wire.KindControl
 )
 
+// CancelDeadline is the Status of a KindCancel whose requester gave up
+// because its deadline passed (0: it was cancelled). The handler's context
+// then ends with context.DeadlineExceeded, although the cancel may arrive
+// a little before the handler's own copy of the deadline.
+const CancelDeadline uint8 = 4
+
 // Message is one message: a topic or service name, its header and its
 // payload. Once handed to a Transport method or a Handler, neither side
 // modifies it.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -322,6 +323,10 @@ func TestBadInput(t *testing.T) {
 	if err := os.WriteFile(corrupt, []byte("\x89MCAP0\r\n\x01garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(dir, "fifo.mcap") // its open would wait for a writer
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		code int
@@ -335,6 +340,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"pub", "robot/log", `"x"`, "--codec", "json"}, 1, "uses codec raw"},
 		{[]string{"play", corrupt}, 1, "corrupt or truncated MCAP file"},
 		{[]string{"play", filepath.Join(dir, "missing.mcap")}, 1, "no such file"},
+		{[]string{"play", fifo}, 1, "is a FIFO, not a regular file"},
+		{[]string{"play", dir}, 1, "is a directory, not a regular file"},
 		{[]string{"play", corrupt, "--topics", "("}, 2, "--topics"},
 		{[]string{"record"}, 2, "-o FILE.mcap is required"},
 		{[]string{"frobnicate"}, 2, "unknown command"},

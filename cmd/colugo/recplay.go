@@ -174,7 +174,7 @@ func runPlay(c *cli, _ *flag.FlagSet, args []string) error {
 	for _, r := range c.remap {
 		opts = append(opts, record.Remap(r[0], r[1]))
 	}
-	f, err := os.Open(args[0])
+	f, err := record.Open(args[0]) // a FIFO or a device: an error, not a hang
 	if err != nil {
 		return err
 	}

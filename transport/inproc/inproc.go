@@ -11,6 +11,7 @@ package inproc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -339,6 +340,9 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 		cancel := transport.Message{Name: msg.Name, Header: transport.Header{
 			Kind: transport.KindCancel, Sender: msg.Header.Sender, RequestID: id,
 		}}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel.Header.Status = transport.CancelDeadline
+		}
 		target.handleRequest(&cancel, rw)
 		return nil, ctx.Err()
 	}

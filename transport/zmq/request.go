@@ -260,6 +260,9 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	case <-ctx.Done():
 		d.forget(id, cl)
 		ch := wire.Header{Kind: transport.KindCancel, Codec: msg.Header.Codec, Sender: msg.Header.Sender, RequestID: id}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			ch.Status = transport.CancelDeadline
+		}
 		_ = d.c.sendNow(appendPrefix(scratch[:0], msg.Name, &ch, transport.KindCancel, 0), nil)
 		return nil, ctx.Err()
 	}

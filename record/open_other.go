@@ -1,0 +1,5 @@
+//go:build !unix
+
+package record
+
+const openNonblock = 0
