@@ -1,0 +1,1262 @@
+package colugo_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/wire"
+)
+
+// The hostile-peer load test (issue #11): a victim node in one process, an
+// attacker in another (both this test binary re-executed), and a legitimate
+// peer plus a newcomer in the test process, all on loopback and the
+// victim's own abstract Unix sockets, with a private host-local registry.
+//
+// The attacker runs, at once and each bounded in count and time: idle
+// connections that finish the handshake and keep themselves alive with
+// PINGs, silent sockets that never send a greeting, connections trickling
+// one giant frame, a subscription flood, big requests to a slow service,
+// handshake churn, and the handshakes that crash zmq4 (READY whose
+// Socket-Type is absent, FOO or dealer). Meanwhile the legitimate peer
+// calls the victim's service and both publish to each other at a fixed
+// rate.
+//
+// What must hold: the victim stays alive; the pair loses no message (counted
+// by sequence) and no request; request p99 stays under loadP99Bound; the
+// victim's VmHWM stays under loadRSSBound; a node started during the attack
+// sees the victim join and completes its first request under a 1 s
+// deadline.
+//
+// Short form (default, skipped by -short): about 15 s, 2000 idle
+// connections. COLUGO_HOSTILE_LONG=1: 60 s of attack, 8000 idle
+// connections and more of everything. COLUGO_HOSTILE_ATTACKS selects
+// attacks (comma-separated names from loadAttacks, or "-crash" style
+// exclusions) to measure them one at a time, e.g. on code where the crash
+// handshakes still kill the victim.
+
+const (
+	loadRoleEnv = "COLUGO_LOAD_ROLE" // "victim" or "attacker": which helper this process is
+	loadDirEnv  = "COLUGO_LOAD_DIR"  // the victim's registry directory
+	loadPlanEnv = "COLUGO_LOAD_PLAN" // the attacker's plan, JSON
+	loadLongEnv = "COLUGO_HOSTILE_LONG"
+	loadSelEnv  = "COLUGO_HOSTILE_ATTACKS"
+
+	// loadRSSBound bounds the victim's peak RSS (VmHWM) through the whole
+	// test. 512 MiB is what the node-wide receive and handler budgets of
+	// issue #11 allow with their defaults plus the Go runtime's slack, and
+	// a quarter of the smallest Raspberry Pi's memory: without those
+	// budgets the trickled frames and big requests alone exceed it.
+	loadRSSBound = 512 << 20
+	// loadP99Bound bounds the legitimate pair's request p99 during the
+	// attack: generous, since the machine (2 shared cores) also runs the
+	// attacker and other tests.
+	loadP99Bound = 3 * time.Second
+	// loadRate is the interval of each legitimate publisher: a moderate
+	// fixed rate (500 msg/s), so any loss is the node's, not a slow reader's.
+	loadRate = 2 * time.Millisecond
+)
+
+// loadAttacks names the attacks of the plan, in the order they are reported.
+var loadAttacks = []string{"idle", "silent", "trickle", "subflood", "bigreq", "churn", "crash"}
+
+// loadPlan is what the attacker does. Every count is a bound, and Duration
+// bounds them all in time.
+type loadPlan struct {
+	Targets  loadTargets
+	Attacks  []string // the enabled subset of loadAttacks
+	Duration time.Duration
+
+	Idle        int   // established connections held open (PING every second)
+	Silent      int   // connections that never send a byte
+	Trickle     int   // connections trickling one TrickleSize frame
+	TrickleSize int64 // announced frame size
+	SubConns    int   // SUB connections of the subscription flood
+	SubsPerConn int   // distinct prefixes per SUB connection
+	BigConns    int   // connections sending big requests to load/slow
+	BigPerRound int   // requests each sends before reading replies
+	BigSize     int   // bytes per big request
+	Churn       int   // full handshakes opened and closed, in total
+	ChurnPar    int   // churn workers
+}
+
+// loadTargets are the victim's listeners: TCP host:port and abstract Unix
+// socket names ("@colugo-…"), router and pub.
+type loadTargets struct {
+	Router, Pub, LocalRouter, LocalPub string
+}
+
+func (ts loadTargets) routers() []string { return nonEmpty(ts.Router, ts.LocalRouter) }
+func (ts loadTargets) pubs() []string    { return nonEmpty(ts.Pub, ts.LocalPub) }
+func (ts loadTargets) all() []string     { return nonEmpty(ts.Router, ts.Pub, ts.LocalRouter, ts.LocalPub) }
+
+func nonEmpty(ss ...string) []string {
+	return slices.DeleteFunc(ss, func(s string) bool { return s == "" })
+}
+
+// check refuses any target that is not loopback TCP or one of colugo's own
+// abstract sockets: the attacker never sends a byte anywhere else.
+func (ts loadTargets) check() error {
+	for _, a := range ts.all() {
+		if strings.HasPrefix(a, "@colugo-") {
+			continue
+		}
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return err
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("target %q is not loopback", a)
+		}
+	}
+	return nil
+}
+
+func loadPlanFor(long bool, attacks []string) loadPlan {
+	if long {
+		return loadPlan{Attacks: attacks, Duration: 60 * time.Second,
+			Idle: 8000, Silent: 1000, Trickle: 24, TrickleSize: 64 << 20, SubConns: 8, SubsPerConn: 20000,
+			BigConns: 8, BigPerRound: 8, BigSize: 8 << 20, Churn: 10000, ChurnPar: 16}
+	}
+	return loadPlan{Attacks: attacks, Duration: 8 * time.Second,
+		Idle: 2000, Silent: 300, Trickle: 8, TrickleSize: 64 << 20, SubConns: 4, SubsPerConn: 5000,
+		BigConns: 4, BigPerRound: 6, BigSize: 4 << 20, Churn: 2000, ChurnPar: 8}
+}
+
+// selectedAttacks reads COLUGO_HOSTILE_ATTACKS: empty means all, "a,b"
+// means only those, "-a,-b" means all but those.
+func selectedAttacks(t *testing.T) []string {
+	v := strings.TrimSpace(os.Getenv(loadSelEnv))
+	if v == "" {
+		return slices.Clone(loadAttacks)
+	}
+	var in, out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		name := strings.TrimPrefix(f, "-")
+		if !slices.Contains(loadAttacks, name) {
+			t.Fatalf("%s: unknown attack %q (have %v)", loadSelEnv, name, loadAttacks)
+		}
+		if strings.HasPrefix(f, "-") {
+			out = append(out, name)
+		} else {
+			in = append(in, name)
+		}
+	}
+	if len(in) == 0 {
+		in = slices.Clone(loadAttacks)
+	}
+	return slices.DeleteFunc(in, func(a string) bool { return slices.Contains(out, a) })
+}
+
+// victimStat is one status line of the victim.
+type victimStat struct {
+	At          time.Duration // since the victim started
+	RSS, HWM    int64         // VmRSS, VmHWM in bytes
+	Heap        uint64        // runtime HeapInuse
+	Goroutines  int
+	FDs         int
+	Published   int // ticks published so far
+	BackGot     int // distinct sequence numbers received from the legitimate peer
+	BackFirst   int // first of them (-1: none yet)
+	BackMax     int // highest of them
+	Refused     uint64
+	RecvDropped uint64
+	SendDropped uint64
+}
+
+// TestHelperHostileLoad is not a test: it is a child process of
+// TestHostileLoad, the victim or the attacker (COLUGO_LOAD_ROLE).
+func TestHelperHostileLoad(t *testing.T) {
+	switch os.Getenv(loadRoleEnv) {
+	case "victim":
+		runVictim(t)
+	case "attacker":
+		runAttacker(t)
+	default:
+		t.Skip("child process of TestHostileLoad only")
+	}
+}
+
+// runVictim serves load/add and load/slow, publishes load/ticks every
+// loadRate, counts load/back by sequence, and prints a status line every
+// 100 ms. "stop" on stdin stops its publisher (it then prints "final" with
+// the count); stdin's end, or its lifetime bound, ends it.
+func runVictim(t *testing.T) {
+	dir := os.Getenv(loadDirEnv)
+	node := hostileNode(t, "victim", dir)
+	if _, err := colugo.Serve(node, "load/add", add); err != nil {
+		t.Fatal(err)
+	}
+	// The slow service holds each request (and its payload) for up to a
+	// second: the big-request attack's target.
+	if _, err := colugo.Serve(node, "load/slow", func(ctx context.Context, b []byte) ([]byte, error) {
+		tm := time.NewTimer(time.Second)
+		defer tm.Stop()
+		select {
+		case <-ctx.Done():
+		case <-tm.C:
+		}
+		return []byte(strconv.Itoa(len(b))), nil
+	}, colugo.WithCodec(codec.Raw{})); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := colugo.NewPublisher[int](node, "load/ticks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := colugo.Subscribe[int](t.Context(), node, "load/back", colugo.WithBuffer(1<<15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seqs seqSet
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute) // lifetime bound
+	defer cancel()
+	wg.Go(func() {
+		for {
+			select {
+			case v := <-back:
+				mu.Lock()
+				seqs.add(v)
+				mu.Unlock()
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	stopPub := make(chan struct{})
+	pubDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(pubDone)
+		tick := time.NewTicker(loadRate)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stopPub:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if err := pub.Publish(ctx, i); err == nil {
+					published.Add(1)
+				}
+			}
+		}
+	})
+	var outMu sync.Mutex
+	say := func(kind string, v any) {
+		b, _ := json.Marshal(v)
+		outMu.Lock()
+		fmt.Fprintf(os.Stdout, "%s %s\n", kind, b)
+		outMu.Unlock()
+	}
+	start := time.Now()
+	stat := func() victimStat {
+		s := readProcStatus()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		st := node.Stats().Transport
+		mu.Lock()
+		got, first, last := seqs.n, seqs.first, seqs.max
+		mu.Unlock()
+		fds, _ := os.ReadDir("/proc/self/fd")
+		return victimStat{At: time.Since(start), RSS: s["VmRSS"], HWM: s["VmHWM"], Heap: ms.HeapInuse,
+			Goroutines: runtime.NumGoroutine(), FDs: len(fds), Published: int(published.Load()),
+			BackGot: got, BackFirst: first, BackMax: last,
+			Refused: st.ConnsRefused, RecvDropped: st.RecvDropped, SendDropped: st.SendDropped}
+	}
+	ep := node.Endpoint()
+	say("ready", loadTargets{Router: ep.Router, Pub: ep.Pub,
+		LocalRouter: strings.TrimPrefix(ep.LocalRouter, "unix:"), LocalPub: strings.TrimPrefix(ep.LocalPub, "unix:")})
+	stdin := make(chan string)
+	go func() { // not waited for: it ends when stdin does
+		defer close(stdin)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			select {
+			case stdin <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			say("stat", stat())
+		case line, ok := <-stdin:
+			if !ok {
+				cancel()
+				return
+			}
+			if line == "stop" {
+				close(stopPub)
+				<-pubDone
+				say("final", stat())
+			}
+		}
+	}
+}
+
+// seqSet counts distinct non-negative sequence numbers.
+type seqSet struct {
+	seen       []bool
+	n          int
+	first, max int
+}
+
+func (s *seqSet) add(v int) {
+	if v < 0 || v > 1<<24 {
+		return
+	}
+	if len(s.seen) == 0 {
+		s.first, s.max = v, v
+	}
+	if v >= len(s.seen) {
+		s.seen = append(s.seen, make([]bool, v+1-len(s.seen)+1024)...)
+	}
+	if !s.seen[v] {
+		s.seen[v] = true
+		s.n++
+	}
+	s.first, s.max = min(s.first, v), max(s.max, v)
+}
+
+// lost is how many numbers between the first and the last seen are missing.
+func (s *seqSet) lost() int {
+	if s.n == 0 {
+		return 0
+	}
+	return s.max - s.first + 1 - s.n
+}
+
+// readProcStatus returns the kB fields of /proc/self/status, in bytes.
+func readProcStatus() map[string]int64 {
+	out := map[string]int64{}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64); err == nil {
+			out[k] = n << 10
+		}
+	}
+	return out
+}
+
+// loadChild is a helper process of TestHostileLoad: its stdout lines go to
+// lines, the tail of its stderr is kept for the failure message, and exited
+// closes when it has ended.
+type loadChild struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr *tailBuffer
+	exited chan struct{}
+	err    error // valid once exited is closed
+}
+
+func startLoadChild(t *testing.T, env ...string) *loadChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHostileLoad$", "-test.timeout=15m")
+	cmd.Env = append(os.Environ(), append([]string{colugo.EnvDiscovery + "=local"}, env...)...)
+	c := &loadChild{cmd: cmd, lines: make(chan string, 4096), stderr: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
+	cmd.Stderr = c.stderr
+	var err error
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer close(c.lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			select {
+			case c.lines <- sc.Text():
+			default: // the test stopped reading: drop status lines rather than block the child
+			}
+		}
+	}()
+	go func() {
+		<-read // Wait closes stdout: read it all first
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	t.Cleanup(func() {
+		_ = c.stdin.Close()
+		select {
+		case <-c.exited:
+		case <-time.After(wait):
+			_ = cmd.Process.Kill() // our child, by its PID
+			<-c.exited
+		}
+	})
+	return c
+}
+
+// dead describes how the child ended, with its last words.
+func (c *loadChild) dead() string {
+	return fmt.Sprintf("exited: %v; stderr tail:\n%s", c.err, c.stderr.String())
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	b   []byte
+	max int
+}
+
+func (w *tailBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if len(w.b) > w.max {
+		w.b = append(w.b[:0], w.b[len(w.b)-w.max:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tailBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
+}
+
+// latencies collects request latencies of one phase.
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+
+func (l *latencies) summary() (n int, p50, p99, worst time.Duration) {
+	l.mu.Lock()
+	d := slices.Clone(l.d)
+	l.mu.Unlock()
+	if len(d) == 0 {
+		return 0, 0, 0, 0
+	}
+	slices.Sort(d)
+	return len(d), d[len(d)/2], d[(len(d)*99)/100], d[len(d)-1]
+}
+
+const (
+	phaseBefore = iota
+	phaseDuring
+	phaseAfter
+	phases
+)
+
+var phaseNames = [phases]string{"before", "during", "after"}
+
+// TestHostileLoad is issue #11's hostile-peer load test; see the top of
+// this file. The victim's peak RSS must stay under loadRSSBound (512 MiB)
+// and the pair's request p99 during the attack under loadP99Bound (3 s).
+func TestHostileLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load test of 15 s (60 s with " + loadLongEnv + "=1)")
+	}
+	long := os.Getenv(loadLongEnv) == "1"
+	plan := loadPlanFor(long, selectedAttacks(t))
+	baseline := 2 * time.Second
+	if long {
+		baseline = 5 * time.Second
+	}
+	dir := t.TempDir()
+
+	// The victim, and its status lines.
+	victim := startLoadChild(t, loadRoleEnv+"=victim", loadDirEnv+"="+dir)
+	var targets loadTargets
+	var statMu sync.Mutex
+	var stats []victimStat
+	var final victimStat
+	gotFinal := make(chan struct{})
+	readyc := make(chan struct{})
+	go func() { // ends when the victim's stdout closes
+		for line := range victim.lines {
+			kind, body, _ := strings.Cut(line, " ")
+			switch kind {
+			case "ready":
+				if json.Unmarshal([]byte(body), &targets) == nil {
+					close(readyc)
+				}
+			case "stat", "final":
+				var s victimStat
+				if json.Unmarshal([]byte(body), &s) != nil {
+					continue
+				}
+				statMu.Lock()
+				stats = append(stats, s)
+				if kind == "final" {
+					final = s
+					close(gotFinal)
+				}
+				statMu.Unlock()
+			}
+		}
+	}()
+	lastStat := func() victimStat {
+		statMu.Lock()
+		defer statMu.Unlock()
+		if len(stats) == 0 {
+			return victimStat{}
+		}
+		return stats[len(stats)-1]
+	}
+	// alive fails the test at once if the victim died.
+	alive := func(what string) {
+		t.Helper()
+		select {
+		case <-victim.exited:
+			t.Fatalf("the victim died %s: %s", what, victim.dead())
+		default:
+		}
+	}
+	select {
+	case <-readyc:
+	case <-victim.exited:
+		t.Fatalf("victim did not start: %s", victim.dead())
+	case <-time.After(wait):
+		t.Fatal("victim not ready")
+	}
+	if err := targets.check(); err != nil {
+		t.Fatal(err)
+	}
+	plan.Targets = targets
+
+	// The legitimate peer: requests in a closed loop, load/back published
+	// at a fixed rate, load/ticks counted by sequence.
+	good := hostileNode(t, "good", dir)
+	goodEvents := good.Events(t.Context())
+	if err := waitJoined(goodEvents, "victim", wait, victim.exited); err != nil {
+		t.Fatal(err)
+	}
+	ticks, err := colugo.Subscribe[int](t.Context(), good, "load/ticks", colugo.WithBuffer(1<<15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backPub, err := colugo.NewPublisher[int](good, "load/back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phase atomic.Int32
+	var lat [phases]latencies
+	var tickCount, backCount [phases]atomic.Int64
+	var reqFailed atomic.Int64
+	var firstErr atomic.Value
+	var tickMu sync.Mutex
+	var tickSeqs seqSet
+	var backSent atomic.Int64
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	stopLegit := func() { cancel(); wg.Wait() }
+	t.Cleanup(stopLegit)
+	stopBack := make(chan struct{})
+	wg.Go(func() {
+		tick := time.NewTicker(loadRate)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-stopBack:
+				return
+			case <-tick.C:
+				if err := backPub.Publish(ctx, i); err == nil {
+					backSent.Add(1)
+					backCount[phase.Load()].Add(1)
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case v := <-ticks:
+				tickMu.Lock()
+				tickSeqs.add(v)
+				tickMu.Unlock()
+				tickCount[phase.Load()].Add(1)
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	const requesters = 2
+	for w := range requesters {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil && i < 10_000_000; i++ { // bounded; ends at stopLegit
+				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+				start := time.Now()
+				r, err := colugo.Request[AddReq, AddResp](rctx, good, "load/add", AddReq{A: i, B: w})
+				d := time.Since(start)
+				rcancel()
+				switch {
+				case ctx.Err() != nil:
+				case err != nil || r.Sum != i+w:
+					reqFailed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("request %d/%d: %+v %v", w, i, r, err))
+				default:
+					lat[phase.Load()].add(d)
+				}
+			}
+		})
+	}
+	// Both directions flow before the baseline starts.
+	eventually(t, "the legitimate traffic to flow", func() bool {
+		alive("before the attack")
+		tickMu.Lock()
+		n := tickSeqs.n
+		tickMu.Unlock()
+		s := lastStat()
+		return n > 0 && s.BackGot > 0 && lat[phaseBefore].len() > 0
+	})
+
+	// Before: the baseline.
+	for range 2 {
+		sleepOrDeath(t, baseline/2, victim)
+	}
+	before := lastStat()
+
+	// During: the attacker runs for plan.Duration.
+	pj, _ := json.Marshal(plan)
+	phase.Store(phaseDuring)
+	attackStart := time.Now()
+	attacker := startLoadChild(t, loadRoleEnv+"=attacker", loadPlanEnv+"="+string(pj))
+	var attackerReport string
+	attackerUp := make(chan struct{})
+	attackerDone := make(chan struct{})
+	go func() {
+		for line := range attacker.lines {
+			kind, body, _ := strings.Cut(line, " ")
+			switch kind {
+			case "attacking":
+				close(attackerUp)
+			case "done":
+				attackerReport = body
+				close(attackerDone)
+			}
+		}
+	}()
+	select {
+	case <-attackerUp:
+	case <-attacker.exited:
+		t.Fatalf("the attacker ended early: %s", attacker.dead())
+	case <-victim.exited:
+		t.Fatalf("the victim died as the attack started: %s", victim.dead())
+	case <-time.After(plan.Duration):
+		t.Fatalf("the attacker did not start its attacks within %v", plan.Duration)
+	}
+	upAfter := time.Since(attackStart)
+
+	// A brand-new node joins during the attack and calls within a second.
+	newcomer := hostileNode(t, "newcomer", dir)
+	joinStart := time.Now()
+	if err := waitJoined(newcomer.Events(t.Context()), "victim", 5*time.Second, victim.exited); err != nil {
+		alive("while the newcomer joined")
+		t.Errorf("the newcomer, started %v into the attack: %v", upAfter, err)
+	} else {
+		joinTook := time.Since(joinStart)
+		nctx, ncancel := context.WithTimeout(t.Context(), time.Second)
+		callStart := time.Now()
+		r, err := colugo.Request[AddReq, AddResp](nctx, newcomer, "load/add", AddReq{A: 40, B: 2})
+		callTook := time.Since(callStart)
+		ncancel()
+		if err != nil || r.Sum != 42 {
+			alive("before the newcomer's first request")
+			t.Errorf("the newcomer's first request (1 s deadline, %v after joining): %+v %v", callTook, r, err)
+		}
+		t.Logf("newcomer (started %v into the attack): saw the victim join in %v, first request took %v", upAfter, joinTook, callTook)
+	}
+
+	select {
+	case <-attackerDone:
+	case <-victim.exited:
+		t.Fatalf("the victim died during the attack: %s", victim.dead())
+	case <-attacker.exited:
+		t.Fatalf("the attacker ended without its report: %s", attacker.dead())
+	case <-time.After(plan.Duration + wait):
+		t.Fatal("the attacker did not finish")
+	}
+	<-attacker.exited
+	if attacker.err != nil {
+		t.Errorf("attacker: %s", attacker.dead())
+	}
+	alive("during the attack")
+	attackEnd := time.Now()
+
+	// After: traffic goes on; then both publishers stop and every message
+	// published must arrive.
+	phase.Store(phaseAfter)
+	sleepOrDeath(t, baseline/2, victim)
+	after := lastStat()
+	close(stopBack)
+	if _, err := io.WriteString(victim.stdin, "stop\n"); err != nil {
+		t.Fatalf("victim: %v: %s", err, victim.dead())
+	}
+	select {
+	case <-gotFinal:
+	case <-victim.exited:
+		t.Fatalf("the victim died: %s", victim.dead())
+	case <-time.After(wait):
+		t.Fatal("no final report from the victim")
+	}
+	eventually(t, "every tick to arrive", func() bool {
+		tickMu.Lock()
+		defer tickMu.Unlock()
+		return tickSeqs.max >= final.Published-1
+	})
+	sent := int(backSent.Load())
+	eventually(t, "every load/back message to arrive", func() bool {
+		alive("at the end")
+		return lastStat().BackMax >= sent-1
+	})
+	endStat := lastStat()
+	stopLegit()
+
+	// Figures.
+	statMu.Lock()
+	var peak victimStat
+	for _, s := range stats {
+		if s.At >= before.At {
+			peak.RSS, peak.HWM, peak.Heap = max(peak.RSS, s.RSS), max(peak.HWM, s.HWM), max(peak.Heap, s.Heap)
+			peak.Goroutines, peak.FDs = max(peak.Goroutines, s.Goroutines), max(peak.FDs, s.FDs)
+		}
+	}
+	statMu.Unlock()
+	mib := func(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+	t.Logf("attack plan: %s", pj)
+	t.Logf("attacker: %s", attackerReport)
+	t.Logf("victim before: RSS %s, HWM %s, heap %s, %d goroutines, %d fds", mib(before.RSS), mib(before.HWM), mib(int64(before.Heap)), before.Goroutines, before.FDs)
+	t.Logf("victim during (peak): RSS %s, HWM %s, heap %s, %d goroutines, %d fds", mib(peak.RSS), mib(peak.HWM), mib(int64(peak.Heap)), peak.Goroutines, peak.FDs)
+	t.Logf("victim after: RSS %s, HWM %s, heap %s, %d goroutines, %d fds; ConnsRefused %d, RecvDropped %d, SendDropped %d",
+		mib(after.RSS), mib(after.HWM), mib(int64(after.Heap)), after.Goroutines, after.FDs, endStat.Refused, endStat.RecvDropped, endStat.SendDropped)
+	spans := [phases]time.Duration{baseline, attackEnd.Sub(attackStart), baseline / 2}
+	for p := range phases {
+		n, p50, p99, worst := lat[p].summary()
+		sec := spans[p].Seconds()
+		t.Logf("pair %-6s (%.1fs): %d requests (%.0f/s), p50 %v, p99 %v, max %v; ticks to the peer %.0f/s, back to the victim %.0f/s",
+			phaseNames[p], sec, n, float64(n)/sec, p50, p99, worst, float64(tickCount[p].Load())/sec, float64(backCount[p].Load())/sec)
+	}
+	tickMu.Lock()
+	ticksLost, ticksGot := tickSeqs.lost(), tickSeqs.n
+	tickMu.Unlock()
+	t.Logf("pub/sub: victim published %d ticks, the peer got %d distinct, lost %d; the peer published %d, the victim got %d, lost %d",
+		final.Published, ticksGot, ticksLost, sent, endStat.BackGot, endStat.BackMax-endStat.BackFirst+1-endStat.BackGot)
+
+	// Assertions.
+	if f := reqFailed.Load(); f != 0 {
+		t.Errorf("%d legitimate requests failed; first: %v", f, firstErr.Load())
+	}
+	if ticksLost != 0 {
+		t.Errorf("the peer lost %d of the victim's ticks", ticksLost)
+	}
+	if lost := endStat.BackMax - endStat.BackFirst + 1 - endStat.BackGot; lost != 0 {
+		t.Errorf("the victim lost %d of the peer's messages", lost)
+	}
+	if _, _, p99, _ := lat[phaseDuring].summary(); p99 > loadP99Bound {
+		t.Errorf("request p99 during the attack %v, want under %v", p99, loadP99Bound)
+	}
+	if hwm := max(endStat.HWM, peak.HWM); hwm > loadRSSBound {
+		t.Errorf("victim's peak RSS %s, want under %s", mib(hwm), mib(loadRSSBound))
+	}
+}
+
+func (l *latencies) len() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) }
+
+// sleepOrDeath lets the load run for d, failing at once if the victim dies.
+func sleepOrDeath(t *testing.T, d time.Duration, victim *loadChild) {
+	t.Helper()
+	select {
+	case <-time.After(d):
+	case <-victim.exited:
+		t.Fatalf("the victim died: %s", victim.dead())
+	}
+}
+
+// waitJoined waits for a Joined event of the peer called name, within a
+// bound, or until died closes.
+func waitJoined(evs <-chan colugo.PeerEvent, name string, within time.Duration, died <-chan struct{}) error {
+	timeout := time.After(within)
+	for {
+		select {
+		case ev := <-evs:
+			if ev.Kind == discovery.Joined && ev.Peer.Name == name {
+				return nil
+			}
+		case <-died:
+			return fmt.Errorf("%s died before it joined", name)
+		case <-timeout:
+			return fmt.Errorf("%s did not join within %v", name, within)
+		}
+	}
+}
+
+// ---- the attacker ----
+
+// attackCounters are one attack's figures.
+type attackCounters struct {
+	Dials      atomic.Int64 // connections opened
+	Handshakes atomic.Int64 // handshakes completed
+	Closed     atomic.Int64 // connections the victim closed
+	Errors     atomic.Int64 // dials or handshakes that failed
+	Sent       atomic.Int64 // bytes sent after the handshake
+	Replies    atomic.Int64 // replies read (bigreq)
+}
+
+func (c *attackCounters) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]int64{"dials": c.Dials.Load(), "handshakes": c.Handshakes.Load(),
+		"closed_by_victim": c.Closed.Load(), "errors": c.Errors.Load(), "bytes_sent": c.Sent.Load(), "replies": c.Replies.Load()})
+}
+
+// attacker holds what every attack shares: the plan's deadline and the
+// connections to close when it passes.
+type attacker struct {
+	ctx      context.Context
+	deadline time.Time
+	wg       sync.WaitGroup
+	started  sync.WaitGroup // each attack's first round done
+	counters map[string]*attackCounters
+}
+
+// runAttacker runs the plan's attacks at once after ramping up the idle
+// connections, prints "attacking" when every attack has made its first
+// round, and "done" with the counters when the plan's duration has passed.
+func runAttacker(t *testing.T) {
+	var plan loadPlan
+	if err := json.Unmarshal([]byte(os.Getenv(loadPlanEnv)), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if err := plan.Targets.check(); err != nil {
+		t.Fatal(err)
+	}
+	raiseNoFile(uint64(plan.Idle + plan.Silent + plan.Trickle + plan.SubConns + plan.BigConns + plan.ChurnPar + 256))
+	ctx, cancel := context.WithTimeout(t.Context(), plan.Duration)
+	defer cancel()
+	a := &attacker{ctx: ctx, counters: map[string]*attackCounters{}}
+	a.deadline, _ = ctx.Deadline()
+	for _, name := range loadAttacks {
+		a.counters[name] = &attackCounters{}
+	}
+	on := func(name string) bool { return slices.Contains(plan.Attacks, name) }
+	ts := plan.Targets
+
+	// Idle connections first, at most 64 handshakes at a time, so that they
+	// are established (and can be counted) before the rest begins.
+	if on("idle") {
+		a.idle(plan.Idle, ts)
+	}
+	if on("silent") {
+		a.silent(plan.Silent, ts)
+	}
+	if on("trickle") {
+		a.trickle(plan.Trickle, plan.TrickleSize, ts)
+	}
+	if on("subflood") {
+		a.subflood(plan.SubConns, plan.SubsPerConn, ts)
+	}
+	if on("bigreq") {
+		a.bigreq(plan.BigConns, plan.BigPerRound, plan.BigSize, ts)
+	}
+	if on("churn") {
+		a.churn(plan.Churn, plan.ChurnPar, ts)
+	}
+	startedc := make(chan struct{})
+	go func() { a.started.Wait(); close(startedc) }()
+	select {
+	case <-startedc:
+	case <-ctx.Done():
+	}
+	fmt.Println("attacking")
+	if on("crash") {
+		// Late in the attack, so the other figures come first: today these
+		// kill the victim.
+		a.crash(ts, plan.Duration*3/4)
+	}
+	<-ctx.Done()
+	a.wg.Wait()
+	<-startedc
+	b, _ := json.Marshal(a.counters)
+	fmt.Println("done", string(b))
+}
+
+// raiseNoFile raises the soft RLIMIT_NOFILE to want, within the hard limit.
+func raiseNoFile(want uint64) {
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) != nil || r.Cur >= want {
+		return
+	}
+	r.Cur = min(want, r.Max)
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+}
+
+// dial connects to a target (TCP host:port or an abstract "@…" socket);
+// the connection closes when the attack's time is up.
+func (a *attacker) dial(addr string, c *attackCounters) (net.Conn, error) {
+	network := "tcp"
+	if strings.HasPrefix(addr, "@") {
+		network = "unix"
+	}
+	d := net.Dialer{Timeout: 2 * time.Second}
+	nc, err := d.DialContext(a.ctx, network, addr)
+	if err != nil {
+		c.Errors.Add(1)
+		return nil, err
+	}
+	c.Dials.Add(1)
+	_ = nc.SetDeadline(a.deadline)
+	stop := context.AfterFunc(a.ctx, func() { _ = nc.Close() })
+	return &stopConn{Conn: nc, stop: stop}, nil
+}
+
+// stopConn releases its AfterFunc on Close.
+type stopConn struct {
+	net.Conn
+	stop func() bool
+}
+
+func (c *stopConn) Close() error { c.stop(); return c.Conn.Close() }
+
+// handshake does a NULL ZMTP handshake as socketType and reads the
+// victim's greeting and READY.
+func (a *attacker) handshake(nc net.Conn, socketType string, c *attackCounters) (*zPeer, error) {
+	p := &zPeer{nc: nc, r: bufio.NewReader(nc)}
+	_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := nc.Write(append(zGreeting(), zReady(socketType)...))
+	if err == nil {
+		_, err = io.ReadFull(p.r, make([]byte, 64))
+	}
+	if err == nil {
+		var body []byte
+		_, body, err = p.frame()
+		if err == nil && !bytes.HasPrefix(body, []byte("\x05READY")) {
+			err = fmt.Errorf("no READY: %q", body)
+		}
+	}
+	_ = nc.SetReadDeadline(a.deadline)
+	if err != nil {
+		c.Errors.Add(1)
+		return nil, err
+	}
+	c.Handshakes.Add(1)
+	return p, nil
+}
+
+// connect dials addr and shakes hands as the socket type that suits it.
+func (a *attacker) connect(addr string, ts loadTargets, c *attackCounters) (*zPeer, error) {
+	nc, err := a.dial(addr, c)
+	if err != nil {
+		return nil, err
+	}
+	typ := "DEALER"
+	if addr == ts.Pub || addr == ts.LocalPub {
+		typ = "SUB"
+	}
+	p, err := a.handshake(nc, typ, c)
+	if err != nil {
+		_ = nc.Close()
+	}
+	return p, err
+}
+
+// slots runs n copies of slot, each at most rounds times and until the
+// attack's time is up. first is called once per slot after its first round.
+func (a *attacker) slots(n, rounds int, started *sync.WaitGroup, slot func(i int, first func())) {
+	started.Add(n)
+	for i := range n {
+		a.wg.Go(func() {
+			var once sync.Once
+			first := func() { once.Do(started.Done) }
+			defer first()
+			for r := 0; r < rounds && a.ctx.Err() == nil; r++ {
+				slot(i, first)
+			}
+		})
+	}
+}
+
+var zPing = zFrame(zCommand, []byte("\x04PING\x00\x00"))
+
+// hold keeps p open, answering nothing and sending a PING each second so
+// the victim's heartbeat check does not drop it, until the victim closes it
+// or time is up. (The victim's own PINGs arrive twice a second, so a read
+// timeout alone would never come.)
+func (a *attacker) hold(p *zPeer, c *attackCounters) {
+	buf := make([]byte, 4096)
+	lastPing := time.Now()
+	for a.ctx.Err() == nil {
+		if time.Since(lastPing) >= time.Second {
+			if _, err := p.nc.Write(zPing); err != nil {
+				break
+			}
+			lastPing = time.Now()
+		}
+		_ = p.nc.SetReadDeadline(lastPing.Add(time.Second))
+		if _, err := p.r.Read(buf); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			break
+		}
+	}
+	if a.ctx.Err() == nil {
+		c.Closed.Add(1)
+	}
+}
+
+// idle holds n established connections, spread over every listener, and
+// waits until each has been tried once (at most 64 handshakes at a time).
+func (a *attacker) idle(n int, ts loadTargets) {
+	c := a.counters["idle"]
+	addrs := ts.all()
+	sem := make(chan struct{}, 64)
+	var ramp sync.WaitGroup
+	a.slots(n, 3, &ramp, func(i int, first func()) {
+		select {
+		case sem <- struct{}{}:
+		case <-a.ctx.Done():
+			return
+		}
+		p, err := a.connect(addrs[i%len(addrs)], ts, c)
+		<-sem
+		first()
+		if err != nil {
+			return
+		}
+		defer p.nc.Close()
+		a.hold(p, c)
+	})
+	// The ramp ends when every slot made its first try (each does, at the
+	// latest when time is up).
+	ramp.Wait()
+}
+
+// silent opens n connections that never send a byte, each redialled when
+// the victim closes it.
+func (a *attacker) silent(n int, ts loadTargets) {
+	c := a.counters["silent"]
+	addrs := ts.all()
+	a.slots(n, 50, &a.started, func(i int, first func()) {
+		nc, err := a.dial(addrs[i%len(addrs)], c)
+		first()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		_, _ = io.Copy(io.Discard, nc) // until the victim closes it, or time is up
+		if a.ctx.Err() == nil {
+			c.Closed.Add(1)
+		}
+	})
+}
+
+// trickle opens n connections that announce one frame of size bytes and
+// send 16 bytes of it every 100 ms.
+func (a *attacker) trickle(n int, size int64, ts loadTargets) {
+	c := a.counters["trickle"]
+	addrs := append(ts.routers(), ts.pubs()...)
+	a.slots(n, 10, &a.started, func(i int, first func()) {
+		p, err := a.connect(addrs[i%len(addrs)], ts, c)
+		first()
+		if err != nil {
+			return
+		}
+		defer p.nc.Close()
+		hdr := binary.BigEndian.AppendUint64([]byte{zLong}, uint64(size))
+		if _, err := p.nc.Write(hdr); err != nil {
+			c.Closed.Add(1)
+			return
+		}
+		chunk := bytes.Repeat([]byte{'t'}, 16)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for sent := int64(0); sent < size; sent += int64(len(chunk)) {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := p.nc.Write(chunk); err != nil {
+				if a.ctx.Err() == nil {
+					c.Closed.Add(1)
+				}
+				return
+			}
+			c.Sent.Add(int64(len(chunk)))
+		}
+	})
+}
+
+// subflood sends per distinct subscriptions on each of conns SUB
+// connections, then holds them.
+func (a *attacker) subflood(conns, per int, ts loadTargets) {
+	c := a.counters["subflood"]
+	addrs := ts.pubs()
+	a.slots(conns, 3, &a.started, func(i int, first func()) {
+		p, err := a.connect(addrs[i%len(addrs)], ts, c)
+		if err != nil {
+			first()
+			return
+		}
+		defer p.nc.Close()
+		var b []byte
+		for j := range per {
+			b = append(b, zFrame(0, fmt.Appendf(nil, "\x01flood/%d/%06d/%s", i, j, strings.Repeat("p", 48)))...)
+			if len(b) > 64<<10 || j == per-1 {
+				if _, err := p.nc.Write(b); err != nil {
+					first()
+					if a.ctx.Err() == nil {
+						c.Closed.Add(1)
+					}
+					return
+				}
+				c.Sent.Add(int64(len(b)))
+				b = b[:0]
+			}
+		}
+		first()
+		a.hold(p, c)
+	})
+}
+
+// bigreq sends rounds of per requests of size bytes each to load/slow
+// (which holds each for a second) on each of conns connections, reading
+// the replies between rounds.
+func (a *attacker) bigreq(conns, per, size int, ts loadTargets) {
+	c := a.counters["bigreq"]
+	addrs := ts.routers()
+	payload := bytes.Repeat([]byte{'b'}, size)
+	name := wire.AppendName(nil, "load/slow")
+	a.slots(conns, 3, &a.started, func(i int, first func()) {
+		p, err := a.connect(addrs[i%len(addrs)], ts, c)
+		if err != nil {
+			first()
+			return
+		}
+		defer p.nc.Close()
+		for id := uint64(1); a.ctx.Err() == nil; {
+			for range per {
+				h := wire.Header{Kind: wire.KindRequest, Codec: "raw", Sender: "attacker", SendTime: time.Now().UnixNano(),
+					RequestID: id, Deadline: int64(2 * time.Second)}
+				id++
+				if _, err := p.nc.Write(zMsg(name, h.Append(nil), payload)); err != nil {
+					first()
+					if a.ctx.Err() == nil {
+						c.Closed.Add(1)
+					}
+					return
+				}
+				c.Sent.Add(int64(size))
+			}
+			first()
+			for got := 0; got < per; {
+				fl, _, err := p.frame()
+				if err != nil {
+					if a.ctx.Err() == nil {
+						c.Closed.Add(1)
+					}
+					return
+				}
+				if fl&(zCommand|zMore) == 0 { // the last frame of a reply
+					got++
+					c.Replies.Add(1)
+				}
+			}
+		}
+	})
+}
+
+// churn opens and closes full handshakes, total at most, par at a time.
+func (a *attacker) churn(total, par int, ts loadTargets) {
+	c := a.counters["churn"]
+	addrs := ts.all()
+	var n atomic.Int64
+	a.slots(par, 1, &a.started, func(i int, first func()) {
+		for j := 0; n.Add(1) <= int64(total) && a.ctx.Err() == nil; j++ {
+			p, err := a.connect(addrs[(i+j)%len(addrs)], ts, c)
+			if j == 0 {
+				first()
+			}
+			if err == nil {
+				_ = p.nc.Close()
+			}
+		}
+	})
+}
+
+// crash sends, after delay, the READYs that make zmq4 panic (Socket-Type
+// absent, unknown, lowercase) to every listener, and counts those the
+// victim closes.
+func (a *attacker) crash(ts loadTargets, delay time.Duration) {
+	c := a.counters["crash"]
+	a.wg.Go(func() {
+		tm := time.NewTimer(delay)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+		case <-a.ctx.Done():
+			return
+		}
+		noType := zFrame(zCommand, []byte("\x05READY\x08Identity\x00\x00\x00\x00"))
+		for _, addr := range ts.all() {
+			for _, ready := range [][]byte{noType, zReady("FOO"), zReady("dealer")} {
+				nc, err := a.dial(addr, c)
+				if err != nil {
+					continue
+				}
+				_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := nc.Write(append(zGreeting(), ready...)); err == nil {
+					c.Sent.Add(int64(64 + len(ready)))
+				}
+				if _, err := io.Copy(io.Discard, nc); err == nil {
+					c.Closed.Add(1) // EOF: the victim closed it
+				}
+				_ = nc.Close()
+			}
+		}
+	})
+}
