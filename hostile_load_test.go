@@ -186,6 +186,7 @@ type loadStat struct {
 	Goroutines  int
 	FDs         int
 	Published   int // ticks published so far
+	PubLast     int // sequence number of the last one (-1: none)
 	BackGot     int // distinct sequence numbers received from the legitimate peer
 	BackFirst   int // first of them (-1: none yet)
 	BackMax     int // highest of them
@@ -241,6 +242,8 @@ func runLoadVictim(t *testing.T) {
 	var mu sync.Mutex
 	var seqs loadSeqs
 	var published atomic.Int64
+	var pubLast atomic.Int64
+	pubLast.Store(-1)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute) // lifetime bound
@@ -272,6 +275,7 @@ func runLoadVictim(t *testing.T) {
 			case <-tick.C:
 				if err := pub.Publish(ctx, i); err == nil {
 					published.Add(1)
+					pubLast.Store(int64(i))
 				}
 			}
 		}
@@ -294,7 +298,7 @@ func runLoadVictim(t *testing.T) {
 		mu.Unlock()
 		fds, _ := os.ReadDir("/proc/self/fd")
 		return loadStat{At: time.Since(start), RSS: s["VmRSS"], HWM: s["VmHWM"], Heap: ms.HeapInuse,
-			Goroutines: runtime.NumGoroutine(), FDs: len(fds), Published: int(published.Load()),
+			Goroutines: runtime.NumGoroutine(), FDs: len(fds), Published: int(published.Load()), PubLast: int(pubLast.Load()),
 			BackGot: got, BackFirst: first, BackMax: last,
 			Refused: st.ConnsRefused, RecvDropped: st.RecvDropped, SendDropped: st.SendDropped}
 	}
@@ -398,7 +402,10 @@ type loadChild struct {
 	err    error // valid once exited is closed
 }
 
-func startLoadChild(t *testing.T, env ...string) *loadChild {
+// startLoadChild runs TestHelperHostileLoad with env added. At cleanup its
+// stdin closes; a patient child gets wait to end by itself, any other is
+// killed at once (by its PID) if still running.
+func startLoadChild(t *testing.T, patient bool, env ...string) *loadChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHostileLoad$", "-test.timeout=15m")
 	cmd.Env = append(os.Environ(), append([]string{colugo.EnvDiscovery + "=local"}, env...)...)
@@ -435,9 +442,13 @@ func startLoadChild(t *testing.T, env ...string) *loadChild {
 	}()
 	t.Cleanup(func() {
 		_ = c.stdin.Close()
+		grace := wait
+		if !patient {
+			grace = 0
+		}
 		select {
 		case <-c.exited:
-		case <-time.After(wait):
+		case <-time.After(grace):
 			_ = cmd.Process.Kill() // our child, by its PID
 			<-c.exited
 		}
@@ -517,7 +528,7 @@ func TestHostileLoad(t *testing.T) {
 	dir := t.TempDir()
 
 	// The victim, and its status lines.
-	victim := startLoadChild(t, loadRoleEnv+"=victim", loadDirEnv+"="+dir)
+	victim := startLoadChild(t, true, loadRoleEnv+"=victim", loadDirEnv+"="+dir)
 	var targets loadTargets
 	var statMu sync.Mutex
 	var stats []loadStat
@@ -598,7 +609,8 @@ func TestHostileLoad(t *testing.T) {
 	var firstErr atomic.Value
 	var tickMu sync.Mutex
 	var tickSeqs loadSeqs
-	var backSent atomic.Int64
+	var backSent, backLast atomic.Int64
+	backLast.Store(-1)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	stopLegit := func() { cancel(); wg.Wait() }
@@ -616,6 +628,7 @@ func TestHostileLoad(t *testing.T) {
 			case <-tick.C:
 				if err := backPub.Publish(ctx, i); err == nil {
 					backSent.Add(1)
+					backLast.Store(int64(i))
 					backCount[phase.Load()].Add(1)
 				}
 			}
@@ -674,7 +687,7 @@ func TestHostileLoad(t *testing.T) {
 	pj, _ := json.Marshal(plan)
 	phase.Store(loadDuring)
 	attackStart := time.Now()
-	attacker := startLoadChild(t, loadRoleEnv+"=attacker", loadPlanEnv+"="+string(pj))
+	attacker := startLoadChild(t, false, loadRoleEnv+"=attacker", loadPlanEnv+"="+string(pj))
 	var attackerReport string
 	attackerUp := make(chan struct{})
 	attackerDone := make(chan struct{})
@@ -756,12 +769,12 @@ func TestHostileLoad(t *testing.T) {
 	eventually(t, "every tick to arrive", func() bool {
 		tickMu.Lock()
 		defer tickMu.Unlock()
-		return tickSeqs.max >= final.Published-1
+		return tickSeqs.max >= final.PubLast
 	})
-	sent := int(backSent.Load())
+	sent, last := int(backSent.Load()), int(backLast.Load())
 	eventually(t, "every load/back message to arrive", func() bool {
 		alive("at the end")
-		return lastStat().BackMax >= sent-1
+		return lastStat().BackMax >= last
 	})
 	endStat := lastStat()
 	stopLegit()
@@ -981,6 +994,11 @@ func runLoadAttacker(t *testing.T) {
 	if on("churn") {
 		a.churn(plan.Churn, plan.ChurnPar, ts)
 	}
+	if on("crash") {
+		// Late in the attack, so the other figures come first: today these
+		// kill the victim.
+		a.crash(ts, plan.Duration*3/4)
+	}
 	startedc := make(chan struct{})
 	go func() { a.started.Wait(); close(startedc) }()
 	select {
@@ -988,11 +1006,6 @@ func runLoadAttacker(t *testing.T) {
 	case <-ctx.Done():
 	}
 	fmt.Println("attacking")
-	if on("crash") {
-		// Late in the attack, so the other figures come first: today these
-		// kill the victim.
-		a.crash(ts, plan.Duration*3/4)
-	}
 	<-ctx.Done()
 	a.wg.Wait()
 	<-startedc
@@ -1226,8 +1239,8 @@ func (a *loadAttacker) subflood(conns, per int, ts loadTargets) {
 	addrs := ts.pubs()
 	a.slots(conns, 3, &a.started, func(i int, first func()) {
 		p, err := a.connect(addrs[i%len(addrs)], ts, c)
+		first() // started once connected: the victim may rightly stop reading
 		if err != nil {
-			first()
 			return
 		}
 		defer p.nc.Close()
@@ -1236,7 +1249,6 @@ func (a *loadAttacker) subflood(conns, per int, ts loadTargets) {
 			b = append(b, zFrame(0, fmt.Appendf(nil, "\x01flood/%d/%06d/%s", i, j, strings.Repeat("p", 48)))...)
 			if len(b) > 64<<10 || j == per-1 {
 				if _, err := p.nc.Write(b); err != nil {
-					first()
 					if a.ctx.Err() == nil {
 						c.Closed.Add(1)
 					}
@@ -1246,7 +1258,6 @@ func (a *loadAttacker) subflood(conns, per int, ts loadTargets) {
 				b = b[:0]
 			}
 		}
-		first()
 		a.hold(p, c)
 	})
 }
@@ -1261,8 +1272,8 @@ func (a *loadAttacker) bigreq(conns, per, size int, ts loadTargets) {
 	name := wire.AppendName(nil, "load/slow")
 	a.slots(conns, 3, &a.started, func(i int, first func()) {
 		p, err := a.connect(addrs[i%len(addrs)], ts, c)
+		first() // started once connected: the victim may rightly stop reading
 		if err != nil {
-			first()
 			return
 		}
 		defer p.nc.Close()
@@ -1272,7 +1283,6 @@ func (a *loadAttacker) bigreq(conns, per, size int, ts loadTargets) {
 					RequestID: id, Deadline: int64(2 * time.Second)}
 				id++
 				if _, err := p.nc.Write(zMsg(name, h.Append(nil), payload)); err != nil {
-					first()
 					if a.ctx.Err() == nil {
 						c.Closed.Add(1)
 					}
@@ -1280,7 +1290,6 @@ func (a *loadAttacker) bigreq(conns, per, size int, ts loadTargets) {
 				}
 				c.Sent.Add(int64(size))
 			}
-			first()
 			for got := 0; got < per; {
 				fl, _, err := p.frame()
 				if err != nil {
@@ -1340,8 +1349,9 @@ func (a *loadAttacker) crash(ts loadTargets, delay time.Duration) {
 				if _, err := nc.Write(append(zGreeting(), ready...)); err == nil {
 					c.Sent.Add(int64(64 + len(ready)))
 				}
-				if _, err := io.Copy(io.Discard, nc); err == nil {
-					c.Closed.Add(1) // EOF: the victim closed it
+				var ne net.Error
+				if _, err := io.Copy(io.Discard, nc); err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+					c.Closed.Add(1) // EOF or a reset: the victim closed it
 				}
 				_ = nc.Close()
 			}
