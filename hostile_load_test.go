@@ -79,8 +79,9 @@ const (
 	// join: the registry poll (10 ms here), a handshake and a $describe,
 	// with room for a loaded machine. Its first request then gets 1 s.
 	loadJoinBound = 3 * time.Second
-	// loadRate is the interval of each legitimate publisher: a moderate
-	// fixed rate (500 msg/s), so any loss is the node's, not a slow reader's.
+	// loadRate is the interval of each legitimate publisher and requester:
+	// a moderate fixed rate (500 msg/s each), so any loss is the node's,
+	// not a slow reader's.
 	loadRate = 2 * time.Millisecond
 )
 
@@ -95,7 +96,8 @@ type loadPlan struct {
 	Duration time.Duration
 
 	Idle        int   // established connections held open (PING every second)
-	Silent      int   // connections that never send a byte
+	Silent      int   // connections that never finish the handshake
+	SilentRate  int   // their redials per second, at most
 	Trickle     int   // connections trickling one TrickleSize frame
 	TrickleSize int64 // announced frame size
 	SubConns    int   // SUB connections of the subscription flood
@@ -105,6 +107,7 @@ type loadPlan struct {
 	BigSize     int   // bytes per big request
 	Churn       int   // full handshakes opened and closed, in total
 	ChurnPar    int   // churn workers
+	ChurnRate   int   // churn handshakes per second, at most
 }
 
 // loadTargets are the victim's listeners: TCP host:port and abstract Unix
@@ -144,12 +147,12 @@ func (ts loadTargets) check() error {
 func loadPlanFor(long bool, attacks []string) loadPlan {
 	if long {
 		return loadPlan{Attacks: attacks, Duration: 60 * time.Second,
-			Idle: 8000, Silent: 1000, Trickle: 24, TrickleSize: 64 << 20, SubConns: 8, SubsPerConn: 20000,
-			BigConns: 8, BigPerRound: 8, BigSize: 8 << 20, Churn: 10000, ChurnPar: 16}
+			Idle: 8000, Silent: 1000, SilentRate: 200, Trickle: 24, TrickleSize: 64 << 20, SubConns: 8, SubsPerConn: 20000,
+			BigConns: 8, BigPerRound: 8, BigSize: 8 << 20, Churn: 10000, ChurnPar: 16, ChurnRate: 100}
 	}
 	return loadPlan{Attacks: attacks, Duration: 8 * time.Second,
-		Idle: 2000, Silent: 300, Trickle: 8, TrickleSize: 64 << 20, SubConns: 4, SubsPerConn: 5000,
-		BigConns: 4, BigPerRound: 6, BigSize: 4 << 20, Churn: 2000, ChurnPar: 8}
+		Idle: 2000, Silent: 300, SilentRate: 200, Trickle: 8, TrickleSize: 64 << 20, SubConns: 4, SubsPerConn: 5000,
+		BigConns: 4, BigPerRound: 6, BigSize: 4 << 20, Churn: 2000, ChurnPar: 8, ChurnRate: 100}
 }
 
 // selectedAttacks reads COLUGO_HOSTILE_ATTACKS: empty means all, "a,b"
@@ -210,7 +213,7 @@ func TestHelperHostileLoad(t *testing.T) {
 
 // runLoadVictim serves load/add and load/slow, publishes load/ticks every
 // loadRate, counts load/back by sequence, and prints a status line every
-// 100 ms. "stop" on stdin stops its publisher (it then prints "final" with
+// 250 ms. "stop" on stdin stops its publisher (it then prints "final" with
 // the count); stdin's end, or its lifetime bound, ends it.
 func runLoadVictim(t *testing.T) {
 	dir := os.Getenv(loadDirEnv)
@@ -251,7 +254,10 @@ func runLoadVictim(t *testing.T) {
 	wg.Go(func() {
 		for {
 			select {
-			case v := <-back:
+			case v, ok := <-back:
+				if !ok {
+					return
+				}
 				mu.Lock()
 				seqs.add(v)
 				mu.Unlock()
@@ -317,7 +323,7 @@ func runLoadVictim(t *testing.T) {
 			}
 		}
 	}()
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
@@ -637,7 +643,10 @@ func TestHostileLoad(t *testing.T) {
 	wg.Go(func() {
 		for {
 			select {
-			case v := <-ticks:
+			case v, ok := <-ticks:
+				if !ok {
+					return
+				}
 				tickMu.Lock()
 				tickSeqs.add(v)
 				tickMu.Unlock()
@@ -647,10 +656,20 @@ func TestHostileLoad(t *testing.T) {
 			}
 		}
 	})
+	// Requests at a fixed rate too (each requester one per loadRate, so
+	// 1000/s): a closed loop at full speed would take the CPU the victim
+	// needs and measure the machine rather than the victim.
 	const requesters = 2
 	for w := range requesters {
 		wg.Go(func() {
-			for i := 0; ctx.Err() == nil && i < 10_000_000; i++ { // bounded; ends at stopLegit
+			tick := time.NewTicker(loadRate)
+			defer tick.Stop()
+			for i := 0; i < 10_000_000; i++ { // bounded; ends at stopLegit
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
 				rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 				start := time.Now()
 				r, err := colugo.Request[AddReq, AddResp](rctx, good, "load/add", AddReq{A: i, B: w})
@@ -980,7 +999,7 @@ func runLoadAttacker(t *testing.T) {
 	stop := time.AfterFunc(plan.Duration, cancel)
 	defer stop.Stop()
 	if on("silent") {
-		a.silent(plan.Silent, ts)
+		a.silent(plan.Silent, plan.SilentRate, ts)
 	}
 	if on("trickle") {
 		a.trickle(plan.Trickle, plan.TrickleSize, ts)
@@ -992,12 +1011,12 @@ func runLoadAttacker(t *testing.T) {
 		a.bigreq(plan.BigConns, plan.BigPerRound, plan.BigSize, ts)
 	}
 	if on("churn") {
-		a.churn(plan.Churn, plan.ChurnPar, ts)
+		a.churn(plan.Churn, plan.ChurnPar, plan.ChurnRate, ts)
 	}
 	if on("crash") {
 		// Late in the attack, so the other figures come first: today these
 		// kill the victim.
-		a.crash(ts, plan.Duration*3/4)
+		a.crash(ts, plan.Duration/2)
 	}
 	startedc := make(chan struct{})
 	go func() { a.started.Wait(); close(startedc) }()
@@ -1112,6 +1131,37 @@ func (a *loadAttacker) slots(n, rounds int, started *sync.WaitGroup, slot func(i
 	}
 }
 
+// pace returns a func that waits for the next of rate tokens a second and
+// reports false when time is up: the connection rate of an attack is
+// bounded, so that the test measures the victim's defences and not only
+// two shared cores' worth of CPU.
+func (a *loadAttacker) pace(rate int) func() bool {
+	tokens := make(chan struct{})
+	a.wg.Go(func() {
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		for {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-tick.C:
+				select {
+				case tokens <- struct{}{}:
+				default: // nobody waiting: the token is lost, the rate a bound
+				}
+			}
+		}
+	})
+	return func() bool {
+		select {
+		case <-tokens:
+			return true
+		case <-a.ctx.Done():
+			return false
+		}
+	}
+}
+
 var loadPing = zFrame(zCommand, []byte("\x04PING\x00\x00"))
 
 // hold keeps p open, answering nothing and sending a PING each second so
@@ -1176,18 +1226,39 @@ func (a *loadAttacker) idle(n int, ts loadTargets, within time.Duration) {
 	}
 }
 
-// silent opens n connections that never send a byte, each redialled when
-// the victim closes it.
-func (a *loadAttacker) silent(n int, ts loadTargets) {
+// silent opens n connections that never finish the handshake, each
+// redialled (at most rate redials a second in all) when the victim closes
+// it: a third send nothing, a third only the greeting, a third trickle the
+// greeting a byte every 100 ms.
+func (a *loadAttacker) silent(n, rate int, ts loadTargets) {
 	c := a.counters["silent"]
 	addrs := ts.all()
+	next := a.pace(rate)
 	a.slots(n, 50, &a.started, func(i int, first func()) {
+		defer next() // paces the redial
 		nc, err := a.dial(addrs[i%len(addrs)], c)
 		first()
 		if err != nil {
 			return
 		}
 		defer nc.Close()
+		switch i % 3 {
+		case 1:
+			_, _ = nc.Write(zGreeting())
+		case 2:
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for _, b := range zGreeting() {
+				select {
+				case <-tick.C:
+				case <-a.ctx.Done():
+					return
+				}
+				if _, err := nc.Write([]byte{b}); err != nil {
+					break
+				}
+			}
+		}
 		_, _ = io.Copy(io.Discard, nc) // until the victim closes it, or time is up
 		if a.ctx.Err() == nil {
 			c.Closed.Add(1)
@@ -1307,13 +1378,15 @@ func (a *loadAttacker) bigreq(conns, per, size int, ts loadTargets) {
 	})
 }
 
-// churn opens and closes full handshakes, total at most, par at a time.
-func (a *loadAttacker) churn(total, par int, ts loadTargets) {
+// churn opens and closes full handshakes, total at most, par at a time
+// and rate per second at most.
+func (a *loadAttacker) churn(total, par, rate int, ts loadTargets) {
 	c := a.counters["churn"]
 	addrs := ts.all()
 	var n atomic.Int64
+	next := a.pace(rate)
 	a.slots(par, 1, &a.started, func(i int, first func()) {
-		for j := 0; n.Add(1) <= int64(total) && a.ctx.Err() == nil; j++ {
+		for j := 0; n.Add(1) <= int64(total) && next(); j++ {
 			p, err := a.connect(addrs[(i+j)%len(addrs)], ts, c)
 			if j == 0 {
 				first()
@@ -1326,35 +1399,42 @@ func (a *loadAttacker) churn(total, par int, ts loadTargets) {
 }
 
 // crash sends, after delay, the READYs that make zmq4 panic (Socket-Type
-// absent, unknown, lowercase) to every listener, and counts those the
-// victim closes.
+// absent, unknown, lowercase) to every listener, all at once, and counts
+// those the victim closes within 3 s.
 func (a *loadAttacker) crash(ts loadTargets, delay time.Duration) {
 	c := a.counters["crash"]
-	a.wg.Go(func() {
-		tm := time.NewTimer(delay)
-		defer tm.Stop()
-		select {
-		case <-tm.C:
-		case <-a.ctx.Done():
-			return
-		}
-		noType := zFrame(zCommand, []byte("\x05READY\x08Identity\x00\x00\x00\x00"))
-		for _, addr := range ts.all() {
-			for _, ready := range [][]byte{noType, zReady("FOO"), zReady("dealer")} {
-				nc, err := a.dial(addr, c)
-				if err != nil {
-					continue
+	noType := zFrame(zCommand, []byte("\x05READY\x08Identity\x00\x00\x00\x00"))
+	for _, addr := range ts.all() {
+		for _, ready := range [][]byte{noType, zReady("FOO"), zReady("dealer")} {
+			a.wg.Go(func() {
+				tm := time.NewTimer(delay)
+				defer tm.Stop()
+				select {
+				case <-tm.C:
+				case <-a.ctx.Done():
+					return
 				}
-				_ = nc.SetReadDeadline(time.Now().Add(time.Second))
+				var nc net.Conn
+				var err error
+				for range 3 { // a listener under attack may time a dial out
+					if nc, err = a.dial(addr, c); err == nil {
+						break
+					}
+				}
+				if err != nil {
+					return
+				}
+				defer nc.Close()
+				_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
 				if _, err := nc.Write(append(zGreeting(), ready...)); err == nil {
 					c.Sent.Add(int64(64 + len(ready)))
 				}
 				var ne net.Error
-				if _, err := io.Copy(io.Discard, nc); err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+				_, err = io.Copy(io.Discard, nc)
+				if a.ctx.Err() == nil && (err == nil || !errors.As(err, &ne) || !ne.Timeout()) {
 					c.Closed.Add(1) // EOF or a reset: the victim closed it
 				}
-				_ = nc.Close()
-			}
+			})
 		}
-	})
+	}
 }
