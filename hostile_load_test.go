@@ -82,9 +82,9 @@ const (
 	// with room for a loaded machine. Its first request then gets 1 s.
 	loadJoinBound = 3 * time.Second
 	// loadRate is the interval of each legitimate publisher and requester:
-	// a moderate fixed rate (500 msg/s each), so any loss is the node's,
+	// a moderate fixed rate (200 msg/s each), so any loss is the node's,
 	// not a slow reader's.
-	loadRate = 2 * time.Millisecond
+	loadRate = 5 * time.Millisecond
 )
 
 // loadAttacks names the attacks of the plan, in the order they are reported.
@@ -659,7 +659,7 @@ func TestHostileLoad(t *testing.T) {
 		}
 	})
 	// Requests at a fixed rate too (each requester one per loadRate, so
-	// 1000/s): a closed loop at full speed would take the CPU the victim
+	// 400/s in all): a closed loop at full speed would take the CPU the victim
 	// needs and measure the machine rather than the victim.
 	const requesters = 2
 	for w := range requesters {
