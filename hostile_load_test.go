@@ -27,6 +27,7 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/zmq"
 )
 
 // The hostile-peer load test (issue #11): a victim node in one process, an
@@ -81,6 +82,14 @@ const (
 	// join: the registry poll (10 ms here), a handshake and a $describe,
 	// with room for a loaded machine. Its first request then gets 1 s.
 	loadJoinBound = 3 * time.Second
+	// loadPeerTimeout replaces zmq's 2 s peer timeout on the victim and the
+	// legitimate peer (every other default stays): with the attacker, the
+	// victim and the test on 2 shared cores that other tests also use
+	// (load averages of 20 were seen), a heartbeat can come 2 s late
+	// before the attack even starts; the connection dropped for it loses
+	// messages, which would fail the test for the machine's sake. The
+	// newcomer keeps every default.
+	loadPeerTimeout = 10 * time.Second
 	// loadRate is the interval of each legitimate publisher and requester:
 	// a moderate fixed rate (200 msg/s each), so any loss is the node's,
 	// not a slow reader's.
@@ -218,8 +227,7 @@ func TestHelperHostileLoad(t *testing.T) {
 // 250 ms. "stop" on stdin stops its publisher (it then prints "final" with
 // the count); stdin's end, or its lifetime bound, ends it.
 func runLoadVictim(t *testing.T) {
-	dir := os.Getenv(loadDirEnv)
-	node := hostileNode(t, "victim", dir)
+	node := loadNode(t, "victim", os.Getenv(loadDirEnv))
 	if _, err := colugo.Serve(node, "load/add", add); err != nil {
 		t.Fatal(err)
 	}
@@ -345,6 +353,16 @@ func runLoadVictim(t *testing.T) {
 			}
 		}
 	}
+}
+
+// loadNode is hostileNode with loadPeerTimeout.
+func loadNode(t *testing.T, name, dir string) *colugo.Node {
+	t.Helper()
+	tr, err := zmq.New(zmq.WithPeerTimeout(loadPeerTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hostileNode(t, name, dir, colugo.WithTransport(tr))
 }
 
 // loadSeqs counts distinct non-negative sequence numbers.
@@ -597,7 +615,7 @@ func TestHostileLoad(t *testing.T) {
 
 	// The legitimate peer: requests in a closed loop, load/back published
 	// at a fixed rate, load/ticks counted by sequence.
-	good := hostileNode(t, "good", dir)
+	good := loadNode(t, "good", dir)
 	goodEvents := good.Events(t.Context())
 	if err := loadWaitJoined(goodEvents, "victim", wait, victim.exited); err != nil {
 		t.Fatal(err)
