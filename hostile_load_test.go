@@ -42,7 +42,9 @@ import (
 // frame, a subscription flood, big requests to a slow service, handshake
 // churn, and the handshakes that crash zmq4 (READY whose Socket-Type is
 // absent, FOO or dealer). Meanwhile the legitimate peer calls the victim's
-// service and both publish to each other, at fixed rates.
+// service and both publish to each other, at fixed rates. Both run zmq's
+// defaults but for a longer peer timeout (loadPeerTimeout); the newcomer
+// runs every default.
 //
 // What must hold: the victim stays alive and refuses every crash handshake
 // (closes its connection); the pair loses no message (counted by sequence)
