@@ -19,9 +19,11 @@
 //     zmq4 would panic on, with a deadline, in a goroutine of its own; any
 //     other panic of zmq4 fails only that connection. Afterwards this
 //     package reads the frames itself (recv.go) with the same checks.
-//   - Accepted connections are bounded: in handshake (the oldest is evicted
-//     for a new one) and established (new ones are refused), in all and per
-//     remote address; see [WithMaxHandshakes] and [WithMaxConns].
+//   - Accepted connections are bounded, in all and per remote address: in
+//     handshake (a new one evicts the oldest) and established (a new one
+//     evicts one that never sent a message, else the least recently used),
+//     so a flood of sockets cannot lock out new peers; see
+//     [WithMaxHandshakes] and [WithMaxConns].
 //   - Every connection sends a ZMTP PING each heartbeat interval; one from
 //     which nothing is read for the peer timeout is closed and reported lost.
 //

@@ -408,9 +408,14 @@ func (o connLimitOption) String() string {
 // on each listener (the TCP and Unix PUB and ROUTER listeners), and from one
 // remote address (an IP; every Unix-socket peer is the same address, as is
 // every node on this host that connects over TCP from 127.0.0.1). A new
-// connection beyond a cap is refused, counted in Stats().ConnsRefused and
-// logged at Debug; established connections are never evicted. Connections
-// this transport dials are not counted. An idle one costs two goroutines
+// connection beyond a cap is taken, and one already established within
+// that cap's scope is closed to make room (counted in Stats().ConnsRefused,
+// logged at Debug): first one that never sent a message (no subscription,
+// no request: an idle socket), oldest first, else the one whose last
+// message is oldest. So a process holding idle connections cannot lock
+// out new peers, even from this host's own address, while peers that use
+// their connections keep them. Connections this transport dials are not
+// counted. An idle one costs two goroutines
 // and about 48 KiB (measured on linux/amd64), most of it its 32 KiB read
 // buffer. All at least 1. Default: 512 in all ([DefaultMaxConns]),
 // 256 per listener ([DefaultMaxConnsPerListener]) and 256 per address
