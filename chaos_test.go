@@ -113,7 +113,11 @@ func TestChaosReplierKill(t *testing.T) {
 	b := startChaos(t, dir, "replier", "rep-b")
 	node := chaosNode(t, "caller", dir)
 	events := node.Events(t.Context())
-	eventually(t, "both repliers", func() bool { return len(node.Peers()) == 2 })
+	wctx, wcancel := context.WithTimeout(t.Context(), wait)
+	if err := node.WaitServers(wctx, "chaos/work", 2); err != nil {
+		t.Fatalf("both repliers: %v", err)
+	}
+	wcancel()
 
 	const workers, perRequest = 4, time.Second
 	var mu sync.Mutex

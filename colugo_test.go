@@ -550,32 +550,36 @@ func TestRequestDeadlineAndCancelReachHandler(t *testing.T) {
 	}
 }
 
+// nodePairs makes a server and a client node over each transport: inproc
+// (colugotest) and zmq with a registry in a temporary directory.
+var nodePairs = []struct {
+	name string
+	pair func(t *testing.T) (srv, cli *colugo.Node)
+}{
+	{"inproc", func(t *testing.T) (*colugo.Node, *colugo.Node) {
+		net := colugotest.NewNetwork(t)
+		return net.NewNode("srv"), net.NewNode("cli")
+	}},
+	{"zmq", func(t *testing.T) (*colugo.Node, *colugo.Node) {
+		dir := t.TempDir()
+		mk := func(name string) *colugo.Node {
+			n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = n.Close() })
+			return n
+		}
+		return mk("srv"), mk("cli")
+	}},
+}
+
 // TestHandlerSeesCallerDeadline: a handler waiting on its ctx when the
 // caller's deadline passes sees DeadlineExceeded, never Canceled, though
 // the caller's cancel may reach it before its own timer fires: remote over
 // both transports, and on the same node.
 func TestHandlerSeesCallerDeadline(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		pair func(t *testing.T) (srv, cli *colugo.Node)
-	}{
-		{"inproc", func(t *testing.T) (*colugo.Node, *colugo.Node) {
-			net := colugotest.NewNetwork(t)
-			return net.NewNode("srv"), net.NewNode("cli")
-		}},
-		{"zmq", func(t *testing.T) (*colugo.Node, *colugo.Node) {
-			dir := t.TempDir()
-			mk := func(name string) *colugo.Node {
-				n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = n.Close() })
-				return n
-			}
-			return mk("srv"), mk("cli")
-		}},
-	} {
+	for _, tc := range nodePairs {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, cli := tc.pair(t)
 			const requests = 20
@@ -701,27 +705,7 @@ func TestInvalidInput(t *testing.T) {
 // every pending request with ErrClosed or answers it, and leaves no
 // goroutine (goleak checks at the end of the package).
 func TestCloseUnderLoad(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		pair func(t *testing.T) (srv, cli *colugo.Node)
-	}{
-		{"inproc", func(t *testing.T) (*colugo.Node, *colugo.Node) {
-			net := colugotest.NewNetwork(t)
-			return net.NewNode("srv"), net.NewNode("cli")
-		}},
-		{"zmq", func(t *testing.T) (*colugo.Node, *colugo.Node) {
-			dir := t.TempDir()
-			mk := func(name string) *colugo.Node {
-				n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { _ = n.Close() })
-				return n
-			}
-			return mk("srv"), mk("cli")
-		}},
-	} {
+	for _, tc := range nodePairs {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, cli := tc.pair(t)
 			_, _ = colugo.Serve(srv, "slow", func(ctx context.Context, _ int) (int, error) {
