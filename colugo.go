@@ -852,7 +852,7 @@ func (n *Node) syncPeerLocked(p *peer) {
 	}
 	for t := range want {
 		if !p.subscribed[t] {
-			if err := n.tr.Subscribe(p.pubAddr, t); err != nil {
+			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{}); err != nil {
 				n.log.Warn("subscribe failed", slog.String(keyTopic, t), slog.String(keyPeer, p.info.Name), slog.Any(keyError, err))
 				continue
 			}

@@ -106,7 +106,7 @@ func TestNetworkKey(t *testing.T) {
 	if a.Stats().AuthFailures == before {
 		t.Fatal("unsealed request not counted")
 	}
-	if err := raw.Subscribe(a.Endpoint().Pub, "secret/topic"); err != nil {
+	if err := raw.Subscribe(a.Endpoint().Pub, "secret/topic", transport.SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(wait)
@@ -581,7 +581,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 		fake := fakePub()
 		before := n.Stats().AuthFailures
 		for _, m := range publishes {
-			if err := fake.Publish(m); err != nil {
+			if _, err := fake.Publish(t.Context(), m, transport.PublishOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -116,7 +116,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 		p.node.receiveLocal(msg)   // subscribers on this node, which keep nothing of msg
 		msg.Exclusive = p.handOver // after local delivery: a local subscriber must not keep it
-		err = p.node.tr.Publish(msg)
+		_, err = p.node.tr.Publish(context.Background(), msg, transport.PublishOptions{})
 	}
 	msg.Payload = nil // the caller's: do not pin it
 	p.spare.Store(msg)
@@ -132,7 +132,7 @@ func (p *Publisher[T]) publishSealed(msg *transport.Message) error {
 	p.seq.mu.Lock()
 	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
-	err := p.node.tr.Publish(msg)
+	_, err := p.node.tr.Publish(context.Background(), msg, transport.PublishOptions{})
 	p.seq.mu.Unlock()
 	msg.Header.Flags &^= wire.FlagSealed
 	msg.Payload, msg.Exclusive = plain, false // local subscribers must not keep it

@@ -12,6 +12,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/colugo-go/colugo/internal/wire"
 )
@@ -109,16 +110,23 @@ type Transport interface {
 	Listen(h Handler) (Endpoint, error)
 
 	// Publish sends msg to every connected subscriber whose subscription
-	// is a prefix of msg.Name+"\x00". It never blocks on a slow subscriber:
-	// a subscriber whose queue is full misses the message, counted in
-	// Stats. It returns ErrClosed after Close. The transport keeps neither
-	// msg nor its payload once Publish returns: the caller may reuse both.
-	Publish(msg *Message) error
+	// is a prefix of msg.Name+"\x00". With a zero opts.MaxWait it never
+	// waits: a subscriber whose queue is full misses the message. With a
+	// positive MaxWait it waits, at most MaxWait in all and until ctx ends,
+	// for room in the queues of subscribers that asked for back-pressure
+	// (SubscribeOptions.BackPressure) on the topic; see PublishOptions. The
+	// result says how many subscriber connections the message was for and
+	// how many missed it. It returns ErrClosed after Close, ctx's error
+	// when ctx ended while waiting (the message then went to the
+	// subscribers that had room). The transport keeps neither msg nor its
+	// payload once Publish returns: the caller may reuse both.
+	Publish(ctx context.Context, msg *Message, opts PublishOptions) (PublishResult, error)
 
 	// Subscribe asks the publisher at pubAddr for topic. The connection is
 	// made, and remade after a loss, in the background until Unsubscribe or
-	// Close; messages go to Handler.HandlePublish.
-	Subscribe(pubAddr, topic string) error
+	// Close; messages go to Handler.HandlePublish. Subscribing again to a
+	// topic replaces its options.
+	Subscribe(pubAddr, topic string, opts SubscribeOptions) error
 
 	// Unsubscribe withdraws a subscription; the connection closes when it
 	// has none left.
@@ -144,6 +152,34 @@ type Transport interface {
 	// transport's goroutines. Requests in flight fail with ErrClosed.
 	// Close is idempotent.
 	Close() error
+}
+
+// SubscribeOptions are what a subscriber asks of a publisher for one topic.
+type SubscribeOptions struct {
+	// BackPressure asks publishers that publish with a positive
+	// PublishOptions.MaxWait to wait for room in this subscriber's queue
+	// instead of dropping, up to that bound. A subscriber that asks for it
+	// may stop reading for a while (its consumer is slow) and slow the
+	// publisher down to its pace; past the bound it is treated as any slow
+	// subscriber.
+	BackPressure bool
+}
+
+// PublishOptions say how Publish treats a subscriber whose queue is full.
+type PublishOptions struct {
+	// MaxWait bounds how long one Publish call waits, in all, for room in
+	// the queues of subscribers that asked for back-pressure. 0: never
+	// wait, drop. A subscriber whose queue is still full when the bound
+	// passes misses the message and is demoted: later publishes do not
+	// wait for it until its queue has drained, so a stalled subscriber
+	// costs a publisher at most MaxWait per episode and cannot stop it.
+	MaxWait time.Duration
+}
+
+// PublishResult says what became of one published message.
+type PublishResult struct {
+	Subscribers int // subscriber connections the message was for
+	Dropped     int // of those, how many missed it: their queue was full
 }
 
 // Stats counts what a transport dropped or refused.

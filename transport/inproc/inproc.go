@@ -157,9 +157,10 @@ func (n *Network) lookup(addr string) *Transport {
 
 // Publish queues msg for every subscriber of msg.Name; a full queue drops
 // for that subscriber only. It costs O(subscribers of msg.Name).
-func (t *Transport) Publish(msg *transport.Message) error {
+func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts transport.PublishOptions) (transport.PublishResult, error) {
+	var res transport.PublishResult
 	if t.closed.Load() {
-		return transport.ErrClosed
+		return res, transport.ErrClosed
 	}
 	t.subsMu.RLock()
 	defer t.subsMu.RUnlock()
@@ -175,13 +176,15 @@ func (t *Transport) Publish(msg *transport.Message) error {
 		// one it gets.
 		m := *msg
 		m.Payload, m.Exclusive = payload, false
+		res.Subscribers++
 		select {
 		case l.queue <- &m:
 		default:
 			t.dropped.Add(1)
+			res.Dropped++
 		}
 	}
-	return nil
+	return res, nil
 }
 
 // setTopic adds topic to l (in) or removes it, in the publisher's index
@@ -217,7 +220,7 @@ func (t *Transport) unindexLocked(topic string, l *link) {
 // Subscribe subscribes to topic at the publisher pubAddr. A publisher that is
 // not there (gone, or never existed) is not an error, as with sockets; no
 // messages arrive from it.
-func (t *Transport) Subscribe(pubAddr, topic string) error {
+func (t *Transport) Subscribe(pubAddr, topic string, opts transport.SubscribeOptions) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() {

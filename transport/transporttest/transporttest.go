@@ -165,12 +165,12 @@ func pubMsg(topic, sender string, seq uint64, payload []byte) *transport.Message
 // publishes warm-up messages (Seq 0) until one arrives. Tests ignore Seq 0.
 func subscribe(t *testing.T, pub, sub *node, topic string) {
 	t.Helper()
-	if err := sub.tr.Subscribe(pub.ep.Pub, topic); err != nil {
+	if err := sub.tr.Subscribe(pub.ep.Pub, topic, transport.SubscribeOptions{}); err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
-		if err := pub.tr.Publish(pubMsg(topic, pub.h.name, 0, nil)); err != nil {
+		if err := publishNow(pub.tr, pubMsg(topic, pub.h.name, 0, nil)); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 		select {
@@ -207,7 +207,7 @@ func (s suite) pubSubOrder(t *testing.T) {
 	subscribe(t, pub, sub, "robot/pose")
 	const n = 500
 	for i := uint64(1); i <= n; i++ {
-		if err := pub.tr.Publish(pubMsg("robot/pose", "pub", i, []byte(fmt.Sprint(i)))); err != nil {
+		if err := publishNow(pub.tr, pubMsg("robot/pose", "pub", i, []byte(fmt.Sprint(i)))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -226,7 +226,7 @@ func (s suite) headerRoundTrip(t *testing.T) {
 		Kind: transport.KindPublish, Flags: 3, Codec: "json", Type: "main.Pose",
 		Sender: "node-1234", Seq: 1 << 40, SendTime: 1_700_000_000_123_456_789,
 	}, Payload: bytes.Repeat([]byte{0, 1, 0xff}, 1000)}
-	if err := pub.tr.Publish(&want); err != nil {
+	if err := publishNow(pub.tr, &want); err != nil {
 		t.Fatal(err)
 	}
 	got := next(t, sub.h.pubs)
@@ -245,7 +245,7 @@ func (s suite) publishMessageReused(t *testing.T) {
 	const n = 100
 	for i := uint64(1); i <= n; i++ {
 		msg = *pubMsg("t", "pub", i, []byte(fmt.Sprint(i)))
-		if err := pub.tr.Publish(&msg); err != nil {
+		if err := publishNow(pub.tr, &msg); err != nil {
 			t.Fatal(err)
 		}
 		msg = transport.Message{Name: "overwritten", Header: transport.Header{Seq: 1 << 60, Sender: "x"}}
@@ -273,7 +273,7 @@ func (s suite) payloadNotKept(t *testing.T) {
 				buf[j] = byte(i)
 			}
 			seq++
-			if err := pub.tr.Publish(pubMsg("t", "pub", seq, buf)); err != nil {
+			if err := publishNow(pub.tr, pubMsg("t", "pub", seq, buf)); err != nil {
 				t.Fatal(err)
 			}
 			for j := range buf { // the caller reuses its buffer at once
@@ -313,11 +313,11 @@ func (s suite) topicNotPrefix(t *testing.T) {
 	pub, sub := s.start(t, "pub"), s.start(t, "sub")
 	subscribe(t, pub, sub, "a")
 	for i := uint64(1); i <= 10; i++ {
-		_ = pub.tr.Publish(pubMsg("ab", "pub", i, nil))
-		_ = pub.tr.Publish(pubMsg("a_b", "pub", i, nil))
-		_ = pub.tr.Publish(pubMsg("b", "pub", i, nil))
+		_ = publishNow(pub.tr, pubMsg("ab", "pub", i, nil))
+		_ = publishNow(pub.tr, pubMsg("a_b", "pub", i, nil))
+		_ = publishNow(pub.tr, pubMsg("b", "pub", i, nil))
 	}
-	_ = pub.tr.Publish(pubMsg("a", "pub", 99, nil))
+	_ = publishNow(pub.tr, pubMsg("a", "pub", 99, nil))
 	if m := next(t, sub.h.pubs); m.Name != "a" || m.Header.Seq != 99 {
 		t.Fatalf("subscriber of %q got %q seq %d", "a", m.Name, m.Header.Seq)
 	}
@@ -332,7 +332,7 @@ func (s suite) multiPublisher(t *testing.T) {
 	for _, p := range []*node{p1, p2} {
 		wg.Go(func() {
 			for i := uint64(1); i <= n; i++ {
-				_ = p.tr.Publish(pubMsg("t", p.h.name, i, nil))
+				_ = publishNow(p.tr, pubMsg("t", p.h.name, i, nil))
 			}
 		})
 	}
@@ -355,7 +355,7 @@ func (s suite) multiSubscriber(t *testing.T) {
 	}
 	const n = 300
 	for i := uint64(1); i <= n; i++ {
-		_ = pub.tr.Publish(pubMsg("t", "pub", i, nil))
+		_ = publishNow(pub.tr, pubMsg("t", "pub", i, nil))
 	}
 	for _, sub := range subs {
 		for i := uint64(1); i <= n; i++ {
@@ -377,8 +377,8 @@ func (s suite) unsubscribe(t *testing.T) {
 	// a then b until a round comes through with b alone.
 	deadline := time.Now().Add(wait)
 	for seq := uint64(1); time.Now().Before(deadline); seq++ {
-		_ = pub.tr.Publish(pubMsg("a", "pub", seq, nil))
-		_ = pub.tr.Publish(pubMsg("b", "pub", seq, nil))
+		_ = publishNow(pub.tr, pubMsg("a", "pub", seq, nil))
+		_ = publishNow(pub.tr, pubMsg("b", "pub", seq, nil))
 		sawA := false
 		for {
 			m := next(t, sub.h.pubs)
@@ -415,7 +415,7 @@ func (s suite) stalledSubscriber(t *testing.T) {
 	for range batches {
 		for range per {
 			seq++
-			if err := pub.tr.Publish(pubMsg("t", "pub", seq, payload)); err != nil {
+			if err := publishNow(pub.tr, pubMsg("t", "pub", seq, payload)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -638,10 +638,16 @@ func (s suite) close(t *testing.T) {
 	if _, err := request(t, cli, srv.ep, "x", wait); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Request after Close: %v", err)
 	}
-	if err := cli.tr.Publish(pubMsg("t", "cli", 1, nil)); !errors.Is(err, transport.ErrClosed) {
+	if err := publishNow(cli.tr, pubMsg("t", "cli", 1, nil)); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
-	if err := cli.tr.Subscribe(srv.ep.Pub, "t"); !errors.Is(err, transport.ErrClosed) {
+	if err := cli.tr.Subscribe(srv.ep.Pub, "t", transport.SubscribeOptions{}); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
+}
+
+// publishNow publishes msg without waiting for back-pressure.
+func publishNow(tr transport.Transport, msg *transport.Message) error {
+	_, err := tr.Publish(context.Background(), msg, transport.PublishOptions{})
+	return err
 }

@@ -360,7 +360,7 @@ func TestStalledSubscribers(t *testing.T) {
 	// 1 KiB payloads are copied into each queue: the per-subscriber cost.
 	msg := &transport.Message{Name: "t", Payload: make([]byte, 1024)}
 	for range 40000 { // 40 MiB to each: far more than the kernel buffers take
-		if err := pub.Publish(msg); err != nil {
+		if err := publishNow(pub, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,7 +395,7 @@ func TestSharedPayloadCountsOnce(t *testing.T) {
 	}
 	waitFor(t, func() bool { return pub.Subscribers("t") == subs })
 	const size = 32 * mib // beyond the kernel buffers: it stays queued
-	if err := pub.Publish(&transport.Message{Name: "t", Payload: make([]byte, size)}); err != nil {
+	if err := publishNow(pub, &transport.Message{Name: "t", Payload: make([]byte, size)}); err != nil {
 		t.Fatal(err)
 	}
 	if held := pub.sendHeld.Load(); held < size || held > size+subs*1024 {

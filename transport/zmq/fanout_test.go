@@ -81,11 +81,11 @@ func TestFanoutIndex(t *testing.T) {
 	waitFor(t, func() bool { return pub.Subscribers("news") == 3 })
 
 	for _, name := range []string{"news", "nex", "other", "news"} {
-		if err := pub.Publish(pubMsg(name, 1, nil)); err != nil {
+		if err := publishNow(pub, pubMsg(name, 1, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := pub.Publish(pubMsg("zz-end", 1, nil)); err != nil {
+	if err := publishNow(pub, pubMsg("zz-end", 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -153,7 +153,7 @@ func TestPublishSkipsUnsubscribed(t *testing.T) {
 	done := make(chan int)
 	go func() {
 		for i := range 10 {
-			_ = pub.Publish(pubMsg("news", uint64(i+1), nil))
+			_ = publishNow(pub, pubMsg("news", uint64(i+1), nil))
 		}
 		done <- pub.Subscribers("news")
 	}()

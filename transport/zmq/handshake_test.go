@@ -204,7 +204,7 @@ func TestBadReadyDialled(t *testing.T) {
 			if !errors.Is(err, transport.ErrPeerLost) || !strings.Contains(err.Error(), "READY") {
 				t.Fatalf("request: %v", err)
 			}
-			if err := cli.Subscribe(addr, "t"); err != nil {
+			if err := cli.Subscribe(addr, "t", transport.SubscribeOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			for range 2 { // the dial of the request, then one of the subscription

@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +120,11 @@ func recv(tb testing.TB, ch <-chan *transport.Message) *transport.Message {
 		tb.Fatal("no message within", testWait)
 		return nil
 	}
+}
+
+// publishNow publishes msg without waiting, as the tests before
+// back-pressure did.
+func publishNow(tr transport.Transport, msg *transport.Message) error {
+	_, err := tr.Publish(context.Background(), msg, transport.PublishOptions{})
+	return err
 }

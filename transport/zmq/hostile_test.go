@@ -415,7 +415,7 @@ func TestSilentPeersAreLost(t *testing.T) {
 	}
 
 	pubAddr, accepted := silentServer("PUB")
-	if err := cli.Subscribe(pubAddr, "t"); err != nil {
+	if err := cli.Subscribe(pubAddr, "t", transport.SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	<-accepted

@@ -317,7 +317,7 @@ func TestConnLimits(t *testing.T) {
 			}
 			cli.Disconnect(ep.Router)
 		}
-		if err := cli.Subscribe(ep.Pub, "t"); err != nil {
+		if err := cli.Subscribe(ep.Pub, "t", transport.SubscribeOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	})

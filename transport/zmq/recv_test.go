@@ -14,7 +14,7 @@ func TestRecvSubscribeCommand(t *testing.T) {
 	p.handshake(t, "SUB")
 	p.write(t, zmtpFrame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"news\x00"...)))
 	waitFor(t, func() bool { return pub.Subscribers("news") == 1 })
-	if err := pub.Publish(pubMsg("news", 1, []byte("hello"))); err != nil {
+	if err := publishNow(pub, pubMsg("news", 1, []byte("hello"))); err != nil {
 		t.Fatal(err)
 	}
 	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))

@@ -78,7 +78,7 @@ func (s *subscriber) stop() {
 // topic is the same as once. It returns an error wrapping wire.ErrName for an
 // invalid topic, transport.ErrClosed after Close, and an error before
 // Listen.
-func (t *Transport) Subscribe(pubAddr, topic string) error {
+func (t *Transport) Subscribe(pubAddr, topic string, opts transport.SubscribeOptions) error {
 	if topic != "" {
 		if err := wire.CheckName(topic); err != nil {
 			return err

@@ -891,12 +891,13 @@ func (p *pubPeer) unindex() {
 // msg.Payload until written; the caller must not modify it. It returns an
 // error wrapping wire.ErrName for an invalid name, transport.ErrClosed after
 // Close.
-func (t *Transport) Publish(msg *transport.Message) error {
+func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts transport.PublishOptions) (transport.PublishResult, error) {
+	var res transport.PublishResult
 	if t.closing.Load() {
-		return transport.ErrClosed
+		return res, transport.ErrClosed
 	}
 	if err := wire.CheckName(msg.Name); err != nil {
-		return err
+		return res, err
 	}
 	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
 	var pre []byte
@@ -907,6 +908,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	var dropped uint64
 	if peers := t.exactPeers(msg.Name); peers != nil {
 		pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
+		res.Subscribers += len(*peers)
 		for _, p := range *peers {
 			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
 				dropped++
@@ -921,6 +923,7 @@ func (t *Transport) Publish(msg *transport.Message) error {
 			if pre == nil {
 				pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 			}
+			res.Subscribers++
 			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
 				dropped++
 			}
@@ -929,7 +932,8 @@ func (t *Transport) Publish(msg *transport.Message) error {
 	if dropped > 0 {
 		t.sendDropped.Add(dropped) // once per message, not once per stalled subscriber
 	}
-	return nil
+	res.Dropped = int(dropped)
+	return res, nil
 }
 
 // Stats returns the transport's counters. It does not block.

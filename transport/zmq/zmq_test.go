@@ -21,11 +21,11 @@ func pubMsg(topic string, seq uint64, payload []byte) *transport.Message {
 // messages (Seq 0) until one arrives: subscriptions are asynchronous.
 func subscribeLive(t *testing.T, pub, sub *node, rec *recHandler, topic string) {
 	t.Helper()
-	if err := sub.Subscribe(pub.ep.Pub, topic); err != nil {
+	if err := sub.Subscribe(pub.ep.Pub, topic, transport.SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
-		_ = pub.Publish(pubMsg(topic, 0, nil))
+		_ = publishNow(pub, pubMsg(topic, 0, nil))
 		select {
 		case m := <-rec.pubs:
 			if m.Header.Seq != 0 {
@@ -80,11 +80,11 @@ func TestPubSubPrefixFiltering(t *testing.T) {
 		subs = append(subs, subT{n, rec, topics})
 	}
 	for i, name := range []string{"ab", "a", "abc", "b", "a"} {
-		if err := pub.Publish(pubMsg(name, uint64(i+1), []byte(name))); err != nil {
+		if err := publishNow(pub, pubMsg(name, uint64(i+1), []byte(name))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := pub.Publish(pubMsg("end", 99, nil)); err != nil {
+	if err := publishNow(pub, pubMsg("end", 99, nil)); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range subs {
@@ -135,7 +135,7 @@ func TestResubscribeAfterDrop(t *testing.T) {
 	}
 	for _, topic := range []string{"t", "u"} {
 		waitFor(t, func() bool {
-			_ = pub.Publish(pubMsg(topic, 1, nil))
+			_ = publishNow(pub, pubMsg(topic, 1, nil))
 			select {
 			case m := <-rec.pubs:
 				return m.Name == topic && m.Header.Seq == 1
