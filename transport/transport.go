@@ -188,6 +188,21 @@ type Stats struct {
 	RecvDropped  uint64 // frames refused: malformed, oversized, unknown version or kind
 	PeersLost    uint64 // outbound connections lost
 	ConnsRefused uint64 // inbound connections refused: failed or evicted handshakes, connection limits
+	// Subscribers describes this transport's subscriber connections (the
+	// peers subscribed to it), when it tracks them; nil otherwise.
+	Subscribers []SubscriberStats
+}
+
+// SubscriberStats describes one subscriber connection of a publishing
+// transport.
+type SubscriberStats struct {
+	Remote       string // the subscriber's address as this transport sees it
+	Topics       int    // subscriptions on the connection
+	BackPressure int    // of them, those that asked for back-pressure
+	Queued       int    // messages waiting to be written
+	QueuedBytes  int    // their bytes
+	Dropped      uint64 // messages the connection missed: its queue was full
+	Slow         bool   // in a drop episode: it missed its latest message, or was demoted from back-pressure
 }
 
 // Errors returned by transports. The root package re-exports the ones users see.
