@@ -130,9 +130,23 @@ type conn struct {
 	werr     error         // a failed non-blocking write, for the writer goroutine
 	dead     bool          // the writer has stopped: nothing more is queued (dropQueued)
 	fw       directWriter  // non-blocking writes for sendNow; nil where unsupported
+	credited int           // bytes of the batch being written already taken off qbytes (progress)
+	iov      net.Buffers   // the writer's scratch for chunked writes
+	// Back-pressure and drops (a subscriber connection): demoted is set
+	// when a publish waited for this connection in vain, and cleared once
+	// the queue has drained to half of demotedAt, its bytes then; slow is
+	// set by a missed message and cleared by the next one queued while not
+	// demoted; dropped counts the missed messages.
+	demoted   atomic.Bool
+	demotedAt int
+	slow      atomic.Bool
+	dropped   atomic.Uint64
 	sideMu   sync.Mutex
 	side     []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
 	sideEnd  int    // side[:sideEnd] holds whole frames
+	// sidePending is set while side holds whole frames: direct writes
+	// (sendNow) then leave the socket to the writer.
+	sidePending atomic.Bool
 	ping     []byte
 
 	done       chan struct{} // closed by close
@@ -281,6 +295,7 @@ func (c *conn) sideWrite(p []byte) error {
 		c.sideEnd += hl + int(size)
 	}
 	if c.sideEnd > 0 {
+		c.sidePending.Store(true)
 		c.wake()
 	}
 	return nil
@@ -508,8 +523,10 @@ func (c *conn) noteData() {
 
 // liveReader is what the bufio.Reader reads from. After the handshake it
 // keeps a read deadline peerTimeout·5/4 ahead of the last read, renewed at
-// most every peerTimeout/4, so a peer silent for peerTimeout fails the read
-// at a cost of one clock read per system call.
+// most every peerTimeout/4, before and after each read, so a peer silent
+// for peerTimeout fails the read at a cost of two clock reads per system
+// call, while a reader that was busy in its handler for longer than that
+// does not mistake the wait for silence.
 type liveReader struct {
 	nc      net.Conn
 	hb      bool
@@ -526,8 +543,11 @@ func (l *liveReader) Read(p []byte) (int, error) {
 	if !l.hb {
 		return l.nc.Read(p)
 	}
-	if l.lastSet.IsZero() { // the first read, or the deadline changed (until)
-		if err := l.renew(time.Now()); err != nil {
+	// Renewed before the read too: a handler that held the reader (a
+	// subscription that blocks, waiting for its consumer) may have let the
+	// deadline pass while the peer kept sending, and that is not silence.
+	if now := time.Now(); l.lastSet.IsZero() || now.Sub(l.lastSet) > l.timeout/4 {
+		if err := l.renew(now); err != nil {
 			return 0, err
 		}
 	}

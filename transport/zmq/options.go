@@ -17,7 +17,7 @@ const (
 	DefaultHost              = "127.0.0.1"
 	DefaultMaxFrameSize      = 64 << 20
 	DefaultHandshakeTimeout  = 2 * time.Second
-	DefaultSendQueue         = 1024
+	DefaultSendQueue         = 1 << 20
 	DefaultSendQueueBytes    = 64 << 20
 	DefaultHeartbeatInterval = 500 * time.Millisecond
 	DefaultPeerTimeout       = 2 * time.Second
@@ -198,7 +198,10 @@ func (o sendQueueOption) String() string  { return fmt.Sprintf("WithSendQueue(%d
 // WithSendQueue sets the length, in messages, of each connection's send
 // queue. When a subscriber's queue is full, publishes to it are dropped and
 // counted in Stats().SendDropped; a full requester queue makes Reply return
-// transport.ErrQueueFull. Default: 1024 ([DefaultSendQueue]).
+// transport.ErrQueueFull. Default: 1<<20 ([DefaultSendQueue]), far above
+// what the byte bound (WithSendQueueBytes) lets in for messages of 64
+// bytes or more, so that the byte bound is the one that binds: a burst
+// is bounded by its bytes, not by its count.
 func WithSendQueue(n int) Option { return sendQueueOption(n) }
 
 type sendQueueBytesOption int
@@ -207,12 +210,21 @@ func (o sendQueueBytesOption) apply(c *config) { c.sendQueueBytes = int(o) }
 func (o sendQueueBytesOption) String() string  { return fmt.Sprintf("WithSendQueueBytes(%d)", int(o)) }
 
 // WithSendQueueBytes bounds, in bytes, what each connection's send queue
-// holds, besides WithSendQueue's count of messages: past it a subscriber
-// misses publishes and Reply returns transport.ErrQueueFull, as when the
-// queue is full. One message of any size can always wait. A subscriber
-// that stops reading costs at most this much memory, and less in practice:
-// a large payload is held once for all its subscribers; WithSendBudget
-// bounds all the queues together. Default: 64 MiB ([DefaultSendQueueBytes]).
+// holds unwritten (messages with their frame headers: a 64-byte colugo
+// publish takes about 150), besides WithSendQueue's count of messages:
+// past it a subscriber misses publishes (or, with back-pressure, makes
+// Publish wait) and Reply returns transport.ErrQueueFull, as when the
+// queue is full. One message of any size can always wait. The default
+// absorbs a burst of 100,000 messages of 64 bytes, 10,000 of 1 KiB or
+// 1,000 of 64 KiB published as fast as Publish returns, whatever the
+// subscriber's read speed. Memory: the queue's buffers are kept until the
+// batch being written is all written, so a subscriber that reads slowly
+// pins at most about twice this, one that stops reading about this much,
+// and less in practice, since a payload of 512 bytes or more is held once
+// for all the subscribers it is queued for; WithSendBudget bounds all the
+// queues together (so the default costs a Raspberry Pi at most 128 MiB
+// plus 128 KiB per connection, however many subscribers stall). Default:
+// 64 MiB ([DefaultSendQueueBytes]).
 func WithSendQueueBytes(n int) Option { return sendQueueBytesOption(n) }
 
 type heartbeatOption time.Duration
@@ -326,10 +338,16 @@ func (o sendBudgetOption) String() string  { return fmt.Sprintf("WithSendBudget(
 // WithSendBudget bounds the bytes waiting in all connections' send queues
 // together, besides each queue's WithSendQueueBytes: past it, publishes are
 // dropped (counted in Stats().SendDropped) and Reply returns
-// transport.ErrQueueFull. A payload shared by several queues (one publish
-// to several subscribers) counts once. So subscribers that never read cost
-// at most this much together, however many connect. Default: 128 MiB
-// ([DefaultSendBudget]).
+// transport.ErrQueueFull, except that each connection may still queue up
+// to 128 KiB, so that subscribers that keep up are not starved by stalled
+// ones holding the budget. A back-pressure subscriber (more than 128 KiB
+// behind) waits for the budget as for its own queue, within the same
+// deadline, and is demoted like one whose queue stayed full. A payload
+// shared by several queues (one publish to several subscribers) counts
+// once. So subscribers that never read cost at most this much together
+// plus 128 KiB each, however many connect. Default: 128 MiB
+// ([DefaultSendBudget]), and with the default connection limits
+// (WithMaxConns, 512) at most 192 MiB in all.
 func WithSendBudget(n int64) Option { return sendBudgetOption(n) }
 
 type subLimitsOption struct {

@@ -28,11 +28,23 @@ import (
 // one writes each message at once.
 //
 // The send calls never keep the caller's bytes: small payloads are copied
-// into the outbox; a large one (or any, once the outbox holds copyBudget
-// bytes: a subscriber that stopped reading) is copied once per publish into
-// a private buffer that every connection's outbox refers to, and the writer
-// sends those with writev. So a slow subscriber costs at most copyBudget of
-// copies plus references to shared buffers, bounded by sendQueueBytes.
+// into the outbox; a large one (or one of shareMin bytes or more, once the
+// outbox holds copyBudget bytes: a subscriber that stopped reading) is
+// copied once per publish into a private buffer that every connection's
+// outbox refers to, and the writer sends those with writev. Payloads under
+// shareMin are always copied: referring to one costs more (two segments,
+// a shared buffer, an iovec) than its bytes, and a burst of small messages
+// to a healthy subscriber would otherwise be written as thousands of tiny
+// iovecs.
+//
+// The writer writes a batch in chunks of writeChunk bytes and credits each
+// chunk to the queue as it goes (progress), so a subscriber that reads
+// slowly frees room, and wakes publishers waiting for it (back-pressure),
+// at its own pace rather than once per batch. A batch's buffers are kept
+// until all of it is written: a connection pins at most what its queue
+// holds unwritten (WithSendQueueBytes) plus the rest of the batch being
+// written, and all together at most the send budget plus sendReserve per
+// connection.
 
 // Send-side sizes.
 const (
@@ -43,6 +55,16 @@ const (
 	// payload, so that subscribers that do not read do not each hold a copy
 	// of what they are sent.
 	copyBudget = 1 << 20
+	// shareMin is the payload size under which a payload is always
+	// copied, even past copyBudget.
+	shareMin = 512
+	// writeChunk is the most the writer hands the socket at once, so that
+	// room in the queue appears as the peer reads.
+	writeChunk = 64 << 10
+	// sendReserve is what each connection may queue beyond a full send
+	// budget: subscribers that keep up (whose queues are nearly empty)
+	// are not starved by stalled ones that hold the budget.
+	sendReserve = 128 << 10
 	// quietGap is how long a connection must have had nothing to send for
 	// a publish to be written from the publisher's goroutine: a message on a
 	// quiet link then skips the hand-off to the writer (about half of the
@@ -163,7 +185,7 @@ func (o *outbox) add(pre []byte, p *payloadRef) {
 	if counted {
 		o.priv += int64(len(pre))
 	}
-	if n := len(payload); n >= refMin || (n > 0 && len(o.buf)+n > copyBudget) {
+	if n := len(payload); n >= refMin || (n >= shareMin && len(o.buf)+n > copyBudget) {
 		o.segs = append(o.segs, o.buf[o.mark:len(o.buf):len(o.buf)], p.private())
 		o.mark = len(o.buf)
 		if p.sh == nil {
@@ -181,18 +203,80 @@ func (o *outbox) add(pre []byte, p *payloadRef) {
 	o.bytes += len(pre) + len(payload)
 }
 
-// writeTo writes everything out, blocking.
-func (o *outbox) writeTo(nc net.Conn) error {
+// writeTo writes everything out, blocking, in chunks of at most
+// writeChunk bytes; after each chunk but the last it calls progress(c, n),
+// unless c is nil. iov is scratch space for the chunks' segments.
+func (o *outbox) writeTo(nc net.Conn, c *conn, iov *net.Buffers) error {
 	if len(o.segs) == 0 {
-		_, err := nc.Write(o.buf)
-		return err
+		b := o.buf
+		for len(b) > 0 {
+			n := min(len(b), writeChunk)
+			if _, err := nc.Write(b[:n]); err != nil {
+				return err
+			}
+			b = b[n:]
+			if len(b) > 0 && c != nil {
+				c.progress(o, n)
+			}
+		}
+		return nil
 	}
 	if o.mark < len(o.buf) {
 		o.segs = append(o.segs, o.buf[o.mark:])
+		o.mark = len(o.buf)
 	}
-	bufs := o.segs // WriteTo consumes its receiver
-	_, err := bufs.WriteTo(nc)
-	return err
+	segs := o.segs
+	for len(segs) > 0 {
+		chunk, n := (*iov)[:0], 0
+		for len(segs) > 0 && n < writeChunk {
+			s := segs[0]
+			if take := writeChunk - n; len(s) > take {
+				chunk = append(chunk, s[:take])
+				segs[0] = s[take:]
+				n += take
+				break
+			}
+			chunk = append(chunk, s)
+			n += len(s)
+			segs = segs[1:]
+		}
+		*iov = chunk
+		bufs := chunk // WriteTo consumes its receiver
+		if _, err := bufs.WriteTo(nc); err != nil {
+			clear((*iov)[:cap(*iov)])
+			return err
+		}
+		if len(segs) > 0 && c != nil {
+			c.progress(o, n)
+		}
+	}
+	clear((*iov)[:cap(*iov)]) // do not pin written payloads
+	return nil
+}
+
+// progress credits n written bytes of batch to the queue, so that senders
+// waiting for room (back-pressure) see it before the whole batch is
+// written.
+func (c *conn) progress(batch *outbox, n int) {
+	c.wmu.Lock()
+	n = min(n, batch.bytes-c.credited)
+	c.credited += n
+	c.qbytes -= n
+	c.roomMadeLocked()
+	c.wmu.Unlock()
+}
+
+// roomMadeLocked wakes senders waiting for room and ends a demotion from
+// back-pressure once the queue has drained to half of what it held when
+// demoted; wmu is held.
+func (c *conn) roomMadeLocked() {
+	if c.demoted.Load() && c.qbytes <= c.demotedAt/2 {
+		c.demoted.Store(false)
+	}
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
 }
 
 // reset empties o for reuse, dropping references to written payloads.
@@ -251,15 +335,26 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 		size += len(p.b)
 	}
 	c.wmu.Lock()
-	if !c.roomLocked(size) || (p != nil && p.held != nil && !c.t.sendFits(p.cost(pre))) {
+	if !c.roomLocked(size) || (p != nil && p.held != nil && !c.budgetFitsLocked(p.cost(pre), size)) {
 		c.wmu.Unlock()
 		return false
+	}
+	if c.slow.Load() && !c.demoted.Load() { // the end of a drop episode
+		c.slow.Store(false)
 	}
 	if at != 0 {
 		now = at-c.lastAt > int64(quietGap) || at < c.lastAt // a clock step back: treat as quiet
 		c.lastAt = at
 	}
-	idle := !c.writing && c.out.empty() && c.carry.empty()
+	// PONGs waiting in the side buffer make the link busy: the writer,
+	// already woken for them, writes them first, and direct writes cannot
+	// keep them waiting.
+	idle := !c.writing && c.out.empty() && c.carry.empty() && !c.sidePending.Load()
+	if !idle && c.sidePending.Load() {
+		// PONGs go out in the order they were made, between messages, even
+		// when the writer gets no CPU while the reader answers requests.
+		c.appendSide()
+	}
 	priv := c.out.priv
 	c.out.add(pre, p)
 	if d := c.out.priv - priv; d != 0 {
@@ -326,6 +421,41 @@ func (t *Transport) sendFits(cost int64) bool {
 	return h == 0 || h+cost <= t.cfg.sendBudget
 }
 
+// budgetFitsLocked is sendFits for a message of size bytes to c, which
+// may also queue up to sendReserve bytes past a full budget; wmu is held.
+func (c *conn) budgetFitsLocked(cost int64, size int) bool {
+	return c.qbytes+size <= sendReserve || c.t.sendFits(cost)
+}
+
+// sendReleased wakes the senders waiting for the send budget, if any;
+// called after sendHeld goes down.
+func (t *Transport) sendReleased() {
+	if t.sendWaiters.Load() == 0 {
+		return
+	}
+	t.sendWaitMu.Lock()
+	if t.sendRoom != nil {
+		close(t.sendRoom)
+		t.sendRoom = nil
+	}
+	t.sendWaitMu.Unlock()
+}
+
+// waitSendBudget registers a sender waiting for the send budget and
+// returns the channel closed when some of it is released; the caller
+// calls doneWaitSendBudget when it stops waiting.
+func (t *Transport) waitSendBudget() <-chan struct{} {
+	t.sendWaitMu.Lock()
+	defer t.sendWaitMu.Unlock()
+	t.sendWaiters.Add(1)
+	if t.sendRoom == nil {
+		t.sendRoom = make(chan struct{})
+	}
+	return t.sendRoom
+}
+
+func (t *Transport) doneWaitSendBudget() { t.sendWaiters.Add(-1) }
+
 // dropQueued empties the queues of a connection whose writer has
 // stopped, returning their send budget, and refuses new messages.
 func (c *conn) dropQueued() {
@@ -336,21 +466,26 @@ func (c *conn) dropQueued() {
 		c.t.sendHeld.Add(-o.priv)
 		o.reset()
 	}
+	c.queued, c.qbytes = 0, 0
+	c.roomMadeLocked()
+	c.t.sendReleased()
 }
 
 // doneBatch accounts for a written batch and keeps its buffers; wmu is
 // held.
 func (c *conn) doneBatch(batch *outbox) {
 	c.queued -= batch.msgs
-	c.qbytes -= batch.bytes
+	c.qbytes -= batch.bytes - c.credited
+	c.credited = 0
+	released := batch.priv != 0 || len(batch.refs) != 0
 	if batch.priv != 0 {
 		c.t.sendHeld.Add(-batch.priv)
 	}
 	batch.reset()
 	c.spare = *batch
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
+	c.roomMadeLocked()
+	if released {
+		c.t.sendReleased()
 	}
 }
 
@@ -458,7 +593,7 @@ func (c *conn) flush(ping bool) error {
 		c.writing = true
 		c.wmu.Unlock()
 
-		err := batch.writeTo(c.nc)
+		err := batch.writeTo(c.nc, c, &c.iov)
 
 		c.wmu.Lock()
 		c.writing = false
@@ -478,6 +613,104 @@ func (c *conn) appendSide() {
 		c.out.buf = append(c.out.buf, c.side[:c.sideEnd]...)
 		c.side = c.side[:copy(c.side, c.side[c.sideEnd:])]
 		c.sideEnd = 0
+		c.sidePending.Store(false)
 	}
 	c.sideMu.Unlock()
+}
+
+// missed counts a publish that c's subscriber missed, and logs the start
+// of a drop episode once.
+func (c *conn) missed(topic string) {
+	c.dropped.Add(1)
+	if !c.slow.Swap(true) {
+		c.t.log.Info("zmq subscriber missing messages: its send queue is full", keyPeer, c.addr, "topic", topic,
+			"back_pressure_demoted", c.demoted.Load())
+	}
+}
+
+// waitOutcome is how a wait for room ended.
+type waitOutcome uint8
+
+const (
+	waitQueued   waitOutcome = iota
+	waitFull                 // the deadline passed with the connection's queue full
+	waitBudget               // the deadline passed with the send budget full
+	waitCtx                  // ctx ended
+	waitConnGone             // the connection closed
+)
+
+// waitShared is the deadline that the waits of one Publish share.
+type waitShared struct {
+	timer   *time.Timer
+	expired bool
+}
+
+// sendBefore queues a publish for c, waiting for room in its queue or in
+// the send budget until w's deadline or ctx ends.
+func (c *conn) sendBefore(ctx context.Context, pre []byte, p *payloadRef, at int64, w *waitShared) waitOutcome {
+	size := len(pre) + len(p.b)
+	for {
+		if c.sendAt(pre, p, at) {
+			return waitQueued
+		}
+		c.wmu.Lock()
+		if c.dead {
+			c.wmu.Unlock()
+			return waitConnGone
+		}
+		var room, budget <-chan struct{}
+		if !c.roomLocked(size) {
+			if c.room == nil {
+				c.room = make(chan struct{})
+			}
+			room = c.room
+		} else {
+			// The queue has room: the send budget is full. Register
+			// first, then check, so that no release is missed.
+			budget = c.t.waitSendBudget()
+			if c.budgetFitsLocked(p.cost(pre), size) {
+				c.wmu.Unlock()
+				c.t.doneWaitSendBudget()
+				continue
+			}
+		}
+		c.wmu.Unlock()
+		out := waitQueued
+		if w.expired {
+			out = waitFull
+		} else {
+			select {
+			case <-room:
+			case <-budget:
+			case <-w.timer.C:
+				w.expired = true
+				out = waitFull
+			case <-ctx.Done():
+				out = waitCtx
+			case <-c.done:
+				out = waitConnGone
+			}
+		}
+		if budget != nil {
+			c.t.doneWaitSendBudget()
+			if out == waitFull {
+				out = waitBudget
+			}
+		}
+		if out != waitQueued {
+			if out != waitCtx && out != waitConnGone && c.sendAt(pre, p, at) { // room came with the deadline
+				return waitQueued
+			}
+			return out
+		}
+	}
+}
+
+// demote stops publishes from waiting for c until its queue has drained
+// to half of what it holds now.
+func (c *conn) demote() {
+	c.wmu.Lock()
+	c.demotedAt = c.qbytes
+	c.demoted.Store(true)
+	c.wmu.Unlock()
 }

@@ -19,8 +19,8 @@ type subscriber struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	prefixes map[string]struct{}
-	c        *conn // nil while not connected
+	prefixes map[string]bool // wanted prefixes, and whether each asks for back-pressure
+	c        *conn           // nil while not connected
 }
 
 // prefixOf is the subscription prefix for topic: topic+"\x00", so "a" does
@@ -75,7 +75,12 @@ func (s *subscriber) stop() {
 // subscription on each connect, and redials after a loss (reported to
 // Handler.HandlePeerLost) until Unsubscribe, Disconnect or Close. Messages
 // go to Handler.HandlePublish, from that goroutine. Subscribing twice to one
-// topic is the same as once. It returns an error wrapping wire.ErrName for an
+// topic is the same as once, except that the second call's opts replace the
+// first's. With opts.BackPressure the subscription carries a second ZMTP
+// subscription, bpMarker+prefix, that tells colugo publishers to wait for
+// this connection (PublishOptions.MaxWait) and that others ignore; it is
+// sent before the topic's own, withdrawn with it, and resent on every
+// redial. It returns an error wrapping wire.ErrName for an
 // invalid topic, transport.ErrClosed after Close, and an error before
 // Listen.
 func (t *Transport) Subscribe(pubAddr, topic string, opts transport.SubscribeOptions) error {
@@ -96,15 +101,22 @@ func (t *Transport) Subscribe(pubAddr, topic string, opts transport.SubscribeOpt
 	s := t.subs[pubAddr]
 	if s == nil {
 		ctx, cancel := context.WithCancel(t.ctx)
-		s = &subscriber{addr: pubAddr, ctx: ctx, cancel: cancel, prefixes: make(map[string]struct{})}
+		s = &subscriber{addr: pubAddr, ctx: ctx, cancel: cancel, prefixes: make(map[string]bool)}
 		t.subs[pubAddr] = s
 		t.wg.Go(func() { t.runSub(s) })
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.prefixes[prefix]; !ok {
-		s.prefixes[prefix] = struct{}{}
+	bp, ok := s.prefixes[prefix]
+	s.prefixes[prefix] = opts.BackPressure
+	switch {
+	case !ok:
+		if opts.BackPressure { // first, so that it applies from the first message
+			s.sendLocked(true, bpMarker+prefix)
+		}
 		s.sendLocked(true, prefix)
+	case bp != opts.BackPressure:
+		s.sendLocked(opts.BackPressure, bpMarker+prefix)
 	}
 	return nil
 }
@@ -126,9 +138,12 @@ func (t *Transport) Unsubscribe(pubAddr, topic string) error {
 		return nil
 	}
 	s.mu.Lock()
-	if _, ok := s.prefixes[prefix]; ok {
+	if bp, ok := s.prefixes[prefix]; ok {
 		delete(s.prefixes, prefix)
 		s.sendLocked(false, prefix)
+		if bp {
+			s.sendLocked(false, bpMarker+prefix)
+		}
 	}
 	empty := len(s.prefixes) == 0
 	s.mu.Unlock()
@@ -193,7 +208,10 @@ func (t *Transport) startSub(s *subscriber, c *conn) bool {
 	}
 	t.conns[c] = struct{}{}
 	s.c = c
-	for p := range s.prefixes {
+	for p, bp := range s.prefixes {
+		if bp {
+			s.sendLocked(true, bpMarker+p)
+		}
 		s.sendLocked(true, p)
 	}
 	t.wg.Go(c.writeLoop)

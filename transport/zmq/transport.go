@@ -75,6 +75,11 @@ type Transport struct {
 	hbud     *budget
 	sendHeld atomic.Int64
 	subHeld  atomic.Int64
+	// Publishers waiting (back-pressure) for the send budget: sendRoom is
+	// closed when some is released while sendWaiters > 0.
+	sendWaiters atomic.Int32
+	sendWaitMu  sync.Mutex
+	sendRoom    chan struct{}
 
 	sendDropped  atomic.Uint64
 	recvDropped  atomic.Uint64
@@ -413,7 +418,8 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 	if r == rolePubIn {
 		// Indexed (fan, others) by its first subscription: an idle
 		// connection costs Publish nothing.
-		c.pp = &pubPeer{c: c, exact: make(map[string]int), other: make(map[string]int)}
+		c.pp = &pubPeer{c: c, exact: make(map[string]int), other: make(map[string]int),
+			bpExact: make(map[string]int), bpOther: make(map[string]int)}
 	}
 	t.wg.Go(c.writeLoop)
 	t.mu.Unlock()
@@ -670,6 +676,70 @@ type pubPeer struct {
 	lenList []int
 	n       int // distinct prefixes held
 	bytes   int // their cost against WithSubscriptionLimits (prefixCost)
+	// Back-pressure markers (bpMarker+prefix) by the prefix they name:
+	// bpExact by topic for "topic\x00", bpOther for any other prefix.
+	// bpN counts both, so that a Publish checks them only when any exist.
+	bpExact map[string]int
+	bpOther map[string]int
+	bpN     atomic.Int32
+}
+
+// bpMarker starts the subscription prefix with which a colugo subscriber
+// asks for back-pressure on the prefix that follows it: no name frame
+// starts with NUL, so other publishers (libzmq, zmq4, older colugo) hold
+// it as a prefix that never matches.
+const bpMarker = "\x00colugo/bp\x00"
+
+// updateBP counts a back-pressure marker for prefix (add) or its
+// withdrawal; p.mu is held. It is charged to the subscription limits like
+// any prefix.
+func (p *pubPeer) updateBPLocked(prefix string, add bool) {
+	m, key := p.bpOther, prefix
+	if strings.HasSuffix(prefix, "\x00") {
+		m, key = p.bpExact, prefix[:len(prefix)-1]
+	}
+	cost := prefixCost(bpMarker + prefix)
+	n, ok := m[key]
+	switch {
+	case add && !ok && !p.admitCostLocked(cost):
+		t := p.c.t
+		t.recvDropped.Add(1)
+		t.log.Debug("zmq back-pressure request dropped: over the subscription limits", keyPeer, p.c.addr,
+			"prefixes", p.n, "bytes", p.bytes, "all", t.subHeld.Load())
+	case add:
+		m[key] = n + 1
+		if !ok {
+			p.n++
+			p.bpN.Add(1)
+		}
+	case !ok:
+	case n <= 1:
+		delete(m, key)
+		p.n--
+		p.bpN.Add(-1)
+		p.bytes -= cost
+		p.c.t.subHeld.Add(-int64(cost))
+	default:
+		m[key] = n - 1
+	}
+}
+
+// wantsBP reports whether the subscriber asked for back-pressure on name.
+func (p *pubPeer) wantsBP(name string) bool {
+	if p.bpN.Load() == 0 {
+		return false
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.bpExact[name] > 0 {
+		return true
+	}
+	for k, n := range p.bpOther {
+		if n > 0 && strings.HasPrefix(name, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // prefixCost is what a held prefix counts against the subscription
@@ -680,6 +750,14 @@ func prefixCost(key string) int { return len(key) + 64 }
 // update counts a subscription (add) or its withdrawal, as libzmq counts
 // them. Prefixes that can never match a name frame are not kept.
 func (p *pubPeer) update(prefix string, add bool) {
+	if strings.HasPrefix(prefix, bpMarker) {
+		if rest := prefix[len(bpMarker):]; len(rest) <= wire.MaxName+1 {
+			p.mu.Lock()
+			p.updateBPLocked(rest, add)
+			p.mu.Unlock()
+		}
+		return
+	}
 	m, key, isOther := p.other, prefix, true
 	if strings.HasSuffix(prefix, "\x00") {
 		m, key, isOther = p.exact, prefix[:len(prefix)-1], false
@@ -722,8 +800,10 @@ func (p *pubPeer) update(prefix string, add bool) {
 
 // admitLocked charges a new prefix to the subscription bounds (per
 // connection: count and bytes; transport-wide: bytes) if it fits.
-func (p *pubPeer) admitLocked(key string) bool {
-	cfg, cost := &p.c.t.cfg, prefixCost(key)
+func (p *pubPeer) admitLocked(key string) bool { return p.admitCostLocked(prefixCost(key)) }
+
+func (p *pubPeer) admitCostLocked(cost int) bool {
+	cfg := &p.c.t.cfg
 	if p.n >= cfg.maxSubs || p.bytes+cost > cfg.maxSubBytes {
 		return false
 	}
@@ -884,13 +964,22 @@ func (p *pubPeer) unindex() {
 
 // Publish queues msg (whose Kind defaults to publish) for every connected
 // subscriber with a subscription that is a prefix of msg.Name+"\x00". It
-// encodes the message once and never blocks: a subscriber whose send queue
-// is full misses it, counted in Stats().SendDropped. It costs
+// encodes the message once. With a zero opts.MaxWait it never blocks: a
+// subscriber whose send queue is full misses it, counted in
+// Stats().SendDropped and in the connection's SubscriberStats. With a
+// positive MaxWait it waits for the subscribers that asked for
+// back-pressure on the topic (transport.SubscribeOptions.BackPressure)
+// and whose queue is full, or that are more than sendReserve behind while
+// the send budget is full: all of them within one deadline, MaxWait after
+// the call started, and until ctx ends. One still full at the deadline
+// misses the message and is demoted: later publishes do not wait for it
+// until its queue has drained to half of what it held. It costs
 // O(subscribed connections) and takes no lock shared with other topics:
-// connections without a matching subscription cost it nothing. The transport keeps
-// msg.Payload until written; the caller must not modify it. It returns an
-// error wrapping wire.ErrName for an invalid name, transport.ErrClosed after
-// Close.
+// connections without a matching subscription cost it nothing. It keeps
+// nothing of msg once it returns. It returns an error wrapping
+// wire.ErrName for an invalid name, transport.ErrClosed after Close, and
+// ctx's error when ctx ended a wait (the subscribers not yet waited for
+// then miss the message).
 func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts transport.PublishOptions) (transport.PublishResult, error) {
 	var res transport.PublishResult
 	if t.closing.Load() {
@@ -904,14 +993,25 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive, held: &t.sendHeld} // one private copy at most, shared by the connections
 	// Only the subscribed connections are visited: those of the topic's
 	// entry, then those with other prefixes (normally none) that match. A
-	// full queue (a stalled subscriber) costs a lock and a count.
+	// full queue (a stalled subscriber) costs a lock and a count, or, for
+	// a back-pressure subscriber when MaxWait allows, a place in waiting.
 	var dropped uint64
+	var waitBuf [8]*pubPeer
+	waiting := waitBuf[:0]
+	full := func(p *pubPeer) {
+		if opts.MaxWait > 0 && !p.c.demoted.Load() && p.wantsBP(msg.Name) {
+			waiting = append(waiting, p)
+			return
+		}
+		p.c.missed(msg.Name)
+		dropped++
+	}
 	if peers := t.exactPeers(msg.Name); peers != nil {
 		pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 		res.Subscribers += len(*peers)
 		for _, p := range *peers {
 			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
-				dropped++
+				full(p)
 			}
 		}
 	}
@@ -925,25 +1025,71 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 			}
 			res.Subscribers++
 			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
-				dropped++
+				full(p)
 			}
 		}
+	}
+	var err error
+	if len(waiting) > 0 {
+		w := waitShared{timer: time.NewTimer(opts.MaxWait)}
+		for _, p := range waiting {
+			out := waitCtx
+			if err == nil {
+				out = p.c.sendBefore(ctx, pre, &payload, msg.Header.SendTime, &w)
+			}
+			switch out {
+			case waitQueued:
+				continue
+			case waitCtx:
+				err = ctx.Err()
+			case waitFull, waitBudget:
+				p.c.demote()
+			}
+			p.c.missed(msg.Name)
+			dropped++
+		}
+		w.timer.Stop()
 	}
 	if dropped > 0 {
 		t.sendDropped.Add(dropped) // once per message, not once per stalled subscriber
 	}
 	res.Dropped = int(dropped)
-	return res, nil
+	return res, err
 }
 
-// Stats returns the transport's counters. It does not block.
+// Stats returns the transport's counters, and one SubscriberStats per
+// subscriber connection (accepted on the PUB listeners, past the
+// handshake). It costs O(connections) and takes only locks that nothing
+// holds across I/O: it does not block.
 func (t *Transport) Stats() transport.Stats {
-	return transport.Stats{
+	st := transport.Stats{
 		SendDropped:  t.sendDropped.Load(),
 		RecvDropped:  t.recvDropped.Load(),
 		PeersLost:    t.peersLost.Load(),
 		ConnsRefused: t.connsRefused.Load(),
 	}
+	t.mu.Lock()
+	for c := range t.conns {
+		if c.pp != nil {
+			st.Subscribers = append(st.Subscribers, c.subscriberStats())
+		}
+	}
+	t.mu.Unlock()
+	return st
+}
+
+// subscriberStats describes a subscriber connection.
+func (c *conn) subscriberStats() transport.SubscriberStats {
+	s := transport.SubscriberStats{Remote: c.addr, Dropped: c.dropped.Load(), Slow: c.slow.Load() || c.demoted.Load()}
+	p := c.pp
+	p.mu.RLock()
+	s.BackPressure = int(p.bpN.Load())
+	s.Topics = p.n - s.BackPressure
+	p.mu.RUnlock()
+	c.wmu.Lock()
+	s.Queued, s.QueuedBytes = c.queued, c.qbytes
+	c.wmu.Unlock()
+	return s
 }
 
 // Disconnect closes the connections this transport dialled to addr (a
