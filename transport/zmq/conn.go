@@ -141,13 +141,13 @@ type conn struct {
 	demotedAt int
 	slow      atomic.Bool
 	dropped   atomic.Uint64
-	sideMu   sync.Mutex
-	side     []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
-	sideEnd  int    // side[:sideEnd] holds whole frames
+	sideMu    sync.Mutex
+	side      []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
+	sideEnd   int    // side[:sideEnd] holds whole frames
 	// sidePending is set while side holds whole frames: direct writes
 	// (sendNow) then leave the socket to the writer.
 	sidePending atomic.Bool
-	ping     []byte
+	ping        []byte
 
 	done       chan struct{} // closed by close
 	closeOnce  sync.Once
