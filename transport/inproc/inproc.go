@@ -16,12 +16,17 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/colugo-go/colugo/transport"
 )
 
-// DefaultQueue is the default per-subscriber queue length, as in transport/zmq.
-const DefaultQueue = 1024
+// Defaults of the per-subscriber send queue, as in transport/zmq: a bound
+// in bytes that binds first, and a count far above it.
+const (
+	DefaultQueue      = 1 << 20
+	DefaultQueueBytes = 64 << 20
+)
 
 // Network connects the transports created from it. The zero value is not
 // usable; call NewNetwork. A Network is safe for concurrent use.
@@ -43,27 +48,40 @@ type queueOption int
 
 func (o queueOption) apply(t *Transport) { t.queueLen = int(o) }
 
-// WithQueue sets the per-subscriber send queue length. Default: DefaultQueue.
-// A subscriber that falls this far behind misses messages (counted in
-// Stats().SendDropped).
+// WithQueue sets the per-subscriber send queue length in messages.
+// Default: 1<<20 ([DefaultQueue]). A subscriber that falls this far behind
+// misses messages (counted in Stats().SendDropped), unless back-pressure
+// makes Publish wait.
 func WithQueue(n int) Option { return queueOption(n) }
+
+type queueBytesOption int
+
+func (o queueBytesOption) apply(t *Transport) { t.queueBytes = int(o) }
+
+// WithQueueBytes bounds the bytes each subscriber's queue holds: its
+// messages' payloads, names and header strings, plus 64 bytes each. One
+// message of any size can always wait. Default: 64 MiB
+// ([DefaultQueueBytes]), which holds a burst of 100,000 messages of 64
+// bytes, 10,000 of 1 KiB or 1,000 of 64 KiB; a subscriber that stops
+// reading pins at most that much (payloads are shared by subscribers).
+func WithQueueBytes(n int) Option { return queueBytesOption(n) }
 
 // New returns a transport on net. It does nothing until Listen.
 func (n *Network) New(opts ...Option) *Transport {
 	t := &Transport{
-		net:      n,
-		queueLen: DefaultQueue,
-		subs:     make(map[*link]struct{}),
-		byTopic:  make(map[string][]*link),
-		out:      make(map[string]*link),
-		pending:  make(map[uint64]*pending),
+		net:        n,
+		queueLen:   DefaultQueue,
+		queueBytes: DefaultQueueBytes,
+		subs:       make(map[*link]struct{}),
+		byTopic:    make(map[string][]*link),
+		out:        make(map[string]*link),
+		pending:    make(map[uint64]*pending),
 	}
 	for _, o := range opts {
 		o.apply(t)
 	}
-	if t.queueLen < 1 {
-		t.queueLen = 1
-	}
+	t.queueLen = max(t.queueLen, 1)
+	t.queueBytes = max(t.queueBytes, 1)
 	return t
 }
 
@@ -72,9 +90,10 @@ func (n *Network) New(opts ...Option) *Transport {
 // Lock order: a transport's mu before any transport's subsMu; never the
 // other way, so that nodes subscribed to each other can close concurrently.
 type Transport struct {
-	net      *Network
-	queueLen int
-	h        transport.Handler
+	net        *Network
+	queueLen   int
+	queueBytes int
+	h          transport.Handler
 	ep       transport.Endpoint
 
 	nextID  atomic.Uint64
@@ -100,12 +119,136 @@ var _ transport.Transport = (*Transport)(nil)
 type link struct {
 	pub     *Transport
 	pubAddr string
-	queue   chan *transport.Message
+	from    string        // the subscriber's router address, for SubscriberStats
 	stop    chan struct{} // closed once, under sub.mu, when the link is cut
 	lostErr error         // set before stop closes when the publisher went away
 
-	mu     sync.Mutex          // and pub.subsMu to change topics
-	topics map[string]struct{} // exact topic names: inproc peers are all colugo nodes
+	mu     sync.Mutex      // and pub.subsMu to change topics
+	topics map[string]bool // exact topic names (inproc peers are all colugo nodes), and whether each asks for back-pressure
+
+	// The queue, bounded by pub's queueLen and queueBytes; qmu guards it.
+	// ready has one slot: the queue is not empty. room is closed when the
+	// deliverer takes a message while someone waits (nil otherwise).
+	qmu       sync.Mutex
+	q         []*transport.Message
+	head      int
+	qbytes    int
+	ready     chan struct{}
+	room      chan struct{}
+	demoted   bool // a Publish waited in vain: do not wait until the queue drains to demotedAt/2
+	demotedAt int
+	slow      bool // missed its latest message, or demoted
+	dropped   atomic.Uint64
+}
+
+// msgSize is what a message counts against a queue's byte bound.
+func msgSize(m *transport.Message) int {
+	h := &m.Header
+	return len(m.Name) + len(m.Payload) + len(h.Codec) + len(h.Type) + len(h.Sender) + len(h.Error) + 64
+}
+
+// push queues m unless the queue is full.
+func (l *link) push(m *transport.Message) bool {
+	size := msgSize(m)
+	l.qmu.Lock()
+	n := len(l.q) - l.head
+	if n > 0 && (n >= l.pub.queueLen || l.qbytes+size > l.pub.queueBytes) {
+		l.qmu.Unlock()
+		return false
+	}
+	if l.head > 0 && l.head == len(l.q) { // empty: reuse the array from the start
+		clear(l.q)
+		l.q, l.head = l.q[:0], 0
+	}
+	l.q = append(l.q, m)
+	l.qbytes += size
+	if !l.demoted {
+		l.slow = false
+	}
+	l.qmu.Unlock()
+	select {
+	case l.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// pop takes the next message, or nil if the queue is empty.
+func (l *link) pop() *transport.Message {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if l.head == len(l.q) {
+		return nil
+	}
+	m := l.q[l.head]
+	l.q[l.head] = nil
+	l.head++
+	if l.head > 1024 && l.head*2 > len(l.q) { // compact, so the array does not grow without bound
+		l.q = l.q[:copy(l.q, l.q[l.head:])]
+		clear(l.q[len(l.q) : len(l.q)+l.head])
+		l.head = 0
+	}
+	l.qbytes -= msgSize(m)
+	if l.demoted && l.qbytes <= l.demotedAt/2 {
+		l.demoted = false
+	}
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
+	return m
+}
+
+// missed counts a message l's subscriber missed.
+func (l *link) missed() {
+	l.dropped.Add(1)
+	l.qmu.Lock()
+	l.slow = true
+	l.qmu.Unlock()
+}
+
+// wantsBP reports whether l asked for back-pressure on topic and is not
+// demoted.
+func (l *link) wantsBP(topic string) bool {
+	l.mu.Lock()
+	bp := l.topics[topic]
+	l.mu.Unlock()
+	if !bp {
+		return false
+	}
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return !l.demoted
+}
+
+// pushWait is push, waiting for room until timer fires (expired then
+// records it for the other waits of the same Publish), ctx ends or the
+// link is cut; it reports whether m was queued, and whether l should be
+// demoted.
+func (l *link) pushWait(ctx context.Context, m *transport.Message, timer <-chan time.Time, expired *bool) (queued, demote bool, err error) {
+	for {
+		if l.push(m) {
+			return true, false, nil
+		}
+		if *expired {
+			return false, true, nil
+		}
+		l.qmu.Lock()
+		if l.room == nil {
+			l.room = make(chan struct{})
+		}
+		room := l.room
+		l.qmu.Unlock()
+		select {
+		case <-room:
+		case <-timer:
+			*expired = true
+		case <-ctx.Done():
+			return false, false, ctx.Err()
+		case <-l.stop:
+			return false, false, nil
+		}
+	}
 }
 
 type pending struct {
@@ -156,49 +299,91 @@ func (n *Network) lookup(addr string) *Transport {
 }
 
 // Publish queues msg for every subscriber of msg.Name; a full queue drops
-// for that subscriber only. It costs O(subscribers of msg.Name).
+// for that subscriber only, unless opts.MaxWait is positive and the
+// subscriber asked for back-pressure: Publish then waits for room in the
+// queues of those, within one deadline for all of them (MaxWait after the
+// call started) and until ctx ends, with the semantics of transport/zmq (a
+// subscriber still full at the deadline misses the message and is demoted
+// until its queue has drained to half). It costs O(subscribers of
+// msg.Name).
 func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts transport.PublishOptions) (transport.PublishResult, error) {
 	var res transport.PublishResult
 	if t.closed.Load() {
 		return res, transport.ErrClosed
 	}
-	t.subsMu.RLock()
-	defer t.subsMu.RUnlock()
+	var waitBuf [8]*link
+	waiting := waitBuf[:0]
 	var payload []byte // one copy of the payload, shared by the subscribers
-	for _, l := range t.byTopic[msg.Name] {
-		if payload == nil {
-			payload = msg.Payload
-			if !msg.Exclusive {
-				payload = bytes.Clone(payload) // the caller may reuse it
-			}
+	var copies []transport.Message
+	t.subsMu.RLock()
+	links := t.byTopic[msg.Name]
+	if len(links) > 0 {
+		payload = msg.Payload
+		if !msg.Exclusive {
+			payload = bytes.Clone(payload) // the caller may reuse it
 		}
 		// A Message per subscriber: a handler may change the fields of the
 		// one it gets.
-		m := *msg
+		copies = make([]transport.Message, len(links))
+	}
+	for i, l := range links {
+		m := &copies[i]
+		*m = *msg
 		m.Payload, m.Exclusive = payload, false
 		res.Subscribers++
-		select {
-		case l.queue <- &m:
-		default:
-			t.dropped.Add(1)
+		if l.push(m) {
+			continue
+		}
+		if opts.MaxWait > 0 && l.wantsBP(msg.Name) {
+			waiting = append(waiting, l)
+			continue
+		}
+		l.missed()
+		res.Dropped++
+	}
+	t.subsMu.RUnlock() // not held while waiting: Subscribe and Close take it
+	var err error
+	if len(waiting) > 0 {
+		timer := time.NewTimer(opts.MaxWait)
+		expired := false
+		for _, l := range waiting {
+			queued, demote := false, false
+			if err == nil {
+				m := *msg
+				m.Payload, m.Exclusive = payload, false
+				queued, demote, err = l.pushWait(ctx, &m, timer.C, &expired)
+			}
+			if queued {
+				continue
+			}
+			if demote {
+				l.qmu.Lock()
+				l.demoted, l.demotedAt = true, l.qbytes
+				l.qmu.Unlock()
+			}
+			l.missed()
 			res.Dropped++
 		}
+		timer.Stop()
 	}
-	return res, nil
+	t.dropped.Add(uint64(res.Dropped))
+	return res, err
 }
 
 // setTopic adds topic to l (in) or removes it, in the publisher's index
 // too; it reports whether l has topics left. The subscribing transport's
 // mu is held (lock order: it, then pub.subsMu, then l.mu).
-func (l *link) setTopic(topic string, in bool) (left bool) {
+func (l *link) setTopic(topic string, in, bp bool) (left bool) {
 	l.pub.subsMu.Lock()
 	defer l.pub.subsMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, had := l.topics[topic]
-	if _, linked := l.pub.subs[l]; linked && in && !had {
-		l.topics[topic] = struct{}{}
-		l.pub.byTopic[topic] = append(l.pub.byTopic[topic], l)
+	if _, linked := l.pub.subs[l]; linked && in {
+		l.topics[topic] = bp // a second Subscribe replaces the options
+		if !had {
+			l.pub.byTopic[topic] = append(l.pub.byTopic[topic], l)
+		}
 	} else if !in && had {
 		delete(l.topics, topic)
 		l.pub.unindexLocked(topic, l)
@@ -233,10 +418,10 @@ func (t *Transport) Subscribe(pubAddr, topic string, opts transport.SubscribeOpt
 			return nil
 		}
 		l = &link{
-			pub: pub, pubAddr: pubAddr,
-			queue:  make(chan *transport.Message, pub.queueLen),
+			pub: pub, pubAddr: pubAddr, from: t.ep.Router,
+			ready:  make(chan struct{}, 1),
 			stop:   make(chan struct{}),
-			topics: make(map[string]struct{}),
+			topics: make(map[string]bool),
 		}
 		pub.subsMu.Lock()
 		if pub.closed.Load() {
@@ -249,16 +434,23 @@ func (t *Transport) Subscribe(pubAddr, topic string, opts transport.SubscribeOpt
 		t.wg.Add(1)
 		go t.deliver(l)
 	}
-	l.setTopic(topic, true)
+	l.setTopic(topic, true, opts.BackPressure)
 	return nil
 }
 
 func (t *Transport) deliver(l *link) {
 	defer t.wg.Done()
 	for {
+		if m := l.pop(); m != nil {
+			select {
+			case <-l.stop: // cut: what is queued is not delivered
+			default:
+				t.h.HandlePublish(m)
+				continue
+			}
+		}
 		select {
-		case m := <-l.queue:
-			t.h.HandlePublish(m)
+		case <-l.ready:
 		case <-l.stop:
 			if l.lostErr != nil {
 				t.lost.Add(1)
@@ -280,7 +472,7 @@ func (t *Transport) Unsubscribe(pubAddr, topic string) error {
 	if l == nil {
 		return nil
 	}
-	if !l.setTopic(topic, false) {
+	if !l.setTopic(topic, false, false) {
 		t.cutLocked(l, nil)
 	}
 	return nil
@@ -415,9 +607,29 @@ func (t *Transport) peerGone(addr string, err error, notify bool) {
 	}
 }
 
-// Stats returns the transport's counters.
+// Stats returns the transport's counters, with one SubscriberStats per
+// subscriber link (Remote is the subscriber's router address). It does not
+// block.
 func (t *Transport) Stats() transport.Stats {
-	return transport.Stats{SendDropped: t.dropped.Load(), PeersLost: t.lost.Load()}
+	st := transport.Stats{SendDropped: t.dropped.Load(), PeersLost: t.lost.Load()}
+	t.subsMu.RLock()
+	defer t.subsMu.RUnlock()
+	for l := range t.subs {
+		s := transport.SubscriberStats{Remote: l.from, Dropped: l.dropped.Load()}
+		l.mu.Lock()
+		for _, bp := range l.topics {
+			s.Topics++
+			if bp {
+				s.BackPressure++
+			}
+		}
+		l.mu.Unlock()
+		l.qmu.Lock()
+		s.Queued, s.QueuedBytes, s.Slow = len(l.q)-l.head, l.qbytes, l.slow || l.demoted
+		l.qmu.Unlock()
+		st.Subscribers = append(st.Subscribers, s)
+	}
+	return st
 }
 
 // Close unregisters the transport: its requests in flight fail with

@@ -14,5 +14,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestConformance(t *testing.T) {
 	n := inproc.NewNetwork()
-	transporttest.Run(t, func(testing.TB) transport.Transport { return n.New() })
+	transporttest.RunFactories(t, transporttest.Factories{
+		New: func(testing.TB) transport.Transport { return n.New() },
+		NewQueue: func(_ testing.TB, queueBytes int) transport.Transport {
+			return n.New(inproc.WithQueueBytes(queueBytes))
+		},
+	})
 }

@@ -24,9 +24,27 @@ import (
 const wait = 10 * time.Second
 
 // Run runs the conformance suite. newTransport returns a fresh transport
-// that has not been listened on; the suite listens and closes it.
+// that has not been listened on; the suite listens and closes it. The
+// cases that need a small send queue are skipped: see [RunFactories].
 func Run(t *testing.T, newTransport func(t testing.TB) transport.Transport) {
-	s := suite{newT: newTransport}
+	RunFactories(t, Factories{New: newTransport})
+}
+
+// Factories make the transports the suite tests; the suite listens on and
+// closes each.
+type Factories struct {
+	// New returns a fresh transport with its default options.
+	New func(t testing.TB) transport.Transport
+	// NewQueue returns a fresh transport whose send queue for each
+	// subscriber holds about queueBytes bytes (its other options as New's),
+	// for the cases about full queues and back-pressure; they are skipped
+	// when it is nil.
+	NewQueue func(t testing.TB, queueBytes int) transport.Transport
+}
+
+// RunFactories runs the conformance suite with the transports f makes.
+func RunFactories(t *testing.T, f Factories) {
+	s := suite{newT: f.New, newQ: f.NewQueue}
 	tests := []struct {
 		name string
 		fn   func(*testing.T)
@@ -40,6 +58,13 @@ func Run(t *testing.T, newTransport func(t testing.TB) transport.Transport) {
 		{"MultiSubscriber", s.multiSubscriber},
 		{"Unsubscribe", s.unsubscribe},
 		{"StalledSubscriber", s.stalledSubscriber},
+		{"Burst64B", s.burst(100_000, 64)},
+		{"Burst1KiB", s.burst(10_000, 1<<10)},
+		{"Burst64KiB", s.burst(1_000, 64<<10)},
+		{"BackPressureSlowHandler", s.backPressureSlowHandler},
+		{"BackPressureStalled", s.backPressureStalled},
+		{"NoBackPressureNeverWaits", s.noBackPressureNeverWaits},
+		{"BackPressureCtx", s.backPressureCtx},
 		{"PublisherLost", s.publisherLost},
 		{"RequestReply", s.requestReply},
 		{"RequestRouting", s.requestRouting},
@@ -58,6 +83,7 @@ func Run(t *testing.T, newTransport func(t testing.TB) transport.Transport) {
 
 type suite struct {
 	newT func(t testing.TB) transport.Transport
+	newQ func(t testing.TB, queueBytes int) transport.Transport
 }
 
 // handler records what a transport delivers. onRequest, when set, decides
@@ -71,6 +97,9 @@ type handler struct {
 	mu        sync.Mutex
 	block     chan struct{} // when set, HandlePublish blocks on it: a stalled consumer
 	onRequest func(msg *transport.Message, rw transport.ReplyWriter)
+	// sink, when set, takes the publishes instead of pubs (bursts larger
+	// than pubs holds).
+	sink func(msg *transport.Message)
 }
 
 func (h *handler) setOnRequest(f func(msg *transport.Message, rw transport.ReplyWriter)) {
@@ -90,10 +119,14 @@ func newHandler(name string) *handler {
 
 func (h *handler) HandlePublish(msg *transport.Message) {
 	h.mu.Lock()
-	block := h.block
+	block, sink := h.block, h.sink
 	h.mu.Unlock()
 	if block != nil {
 		<-block
+	}
+	if sink != nil {
+		sink(msg)
+		return
 	}
 	m := *msg // msg is valid only during the call
 	select {
@@ -143,7 +176,21 @@ type node struct {
 
 func (s suite) start(t *testing.T, name string) *node {
 	t.Helper()
-	tr := s.newT(t)
+	return s.listen(t, name, s.newT(t))
+}
+
+// startQueue starts a node whose send queues hold about queueBytes; it
+// skips the test when the suite has no NewQueue.
+func (s suite) startQueue(t *testing.T, name string, queueBytes int) *node {
+	t.Helper()
+	if s.newQ == nil {
+		t.Skip("no Factories.NewQueue: cannot make a small send queue")
+	}
+	return s.listen(t, name, s.newQ(t, queueBytes))
+}
+
+func (s suite) listen(t *testing.T, name string, tr transport.Transport) *node {
+	t.Helper()
 	h := newHandler(name)
 	ep, err := tr.Listen(h)
 	if err != nil {
@@ -398,7 +445,7 @@ func (s suite) unsubscribe(t *testing.T) {
 }
 
 func (s suite) stalledSubscriber(t *testing.T) {
-	pub, slow, fast := s.start(t, "pub"), s.start(t, "slow"), s.start(t, "fast")
+	pub, slow, fast := s.startQueue(t, "pub", 64<<10), s.start(t, "slow"), s.start(t, "fast")
 	subscribe(t, pub, slow, "t")
 	subscribe(t, pub, fast, "t")
 	block := make(chan struct{})
@@ -410,13 +457,17 @@ func (s suite) stalledSubscriber(t *testing.T) {
 	// Enough data to fill any socket buffers between pub and slow, paced by
 	// the fast subscriber so that only the stalled one can fall behind.
 	payload := make([]byte, 4096)
-	const batches, per = 100, 100
+	const batches, per = 1250, 8 // a batch fits the publisher's 64 KiB queue
 	seq := uint64(0)
 	for range batches {
 		for range per {
 			seq++
-			if err := publishNow(pub.tr, pubMsg("t", "pub", seq, payload)); err != nil {
+			res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{})
+			if err != nil {
 				t.Fatal(err)
+			}
+			if res.Subscribers != 2 || res.Dropped > 1 {
+				t.Fatalf("message %d: %+v, want 2 subscribers, at most 1 dropped (%+v)", seq, res, pub.tr.Stats())
 			}
 		}
 		for want := seq - per + 1; want <= seq; want++ {
@@ -425,9 +476,294 @@ func (s suite) stalledSubscriber(t *testing.T) {
 			}
 		}
 	}
-	if d := pub.tr.Stats().SendDropped; d == 0 {
+	st := pub.tr.Stats()
+	if st.SendDropped == 0 {
 		t.Fatalf("stalled subscriber: SendDropped = 0 after %d messages of %d B", seq, len(payload))
 	}
+	// Counted where it happened: on the stalled connection, not the other.
+	var slowDrops, fastDrops uint64
+	for _, c := range st.Subscribers {
+		if c.Slow {
+			slowDrops += c.Dropped
+		} else {
+			fastDrops += c.Dropped
+		}
+	}
+	if len(st.Subscribers) != 2 || slowDrops != st.SendDropped || fastDrops != 0 {
+		t.Fatalf("Stats().Subscribers = %+v, want 2 connections, the slow one with all %d drops", st.Subscribers, st.SendDropped)
+	}
+}
+
+// counter is a sink that checks that publishes arrive in order, none
+// missing, and counts them.
+type counter struct {
+	mu    sync.Mutex
+	n     uint64
+	bad   string
+	done  chan struct{} // closed when n reaches want
+	want  uint64
+	delay time.Duration // per message: a slow consumer
+}
+
+func newCounter(want uint64) *counter { return &counter{want: want, done: make(chan struct{})} }
+
+func (c *counter) take(m *transport.Message) {
+	if m.Header.Seq == 0 { // warm-up
+		return
+	}
+	if c.delay > 0 {
+		time.Sleep(c.delay) // the consumer's work, not synchronisation
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.Header.Seq != c.n+1 && c.bad == "" {
+		c.bad = fmt.Sprintf("seq %d after %d", m.Header.Seq, c.n)
+	}
+	c.n = m.Header.Seq
+	if c.n == c.want {
+		close(c.done)
+	}
+}
+
+func (c *counter) count() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// await waits until the counter has all it wants.
+func (c *counter) await(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(wait):
+		t.Fatalf("%s: %d of %d received within %v", what, c.count(), c.want, wait)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bad != "" {
+		t.Fatalf("%s: %s", what, c.bad)
+	}
+}
+
+// burst: a subscriber that keeps up receives every message of a burst
+// published as fast as Publish returns, with the default queues.
+func (s suite) burst(n, size int) func(*testing.T) {
+	return func(t *testing.T) {
+		pub, sub := s.start(t, "pub"), s.start(t, "sub")
+		subscribe(t, pub, sub, "burst")
+		c := newCounter(uint64(n))
+		sub.h.mu.Lock()
+		sub.h.sink = c.take
+		sub.h.mu.Unlock()
+		payload := make([]byte, size)
+		var dropped int
+		start := time.Now()
+		for i := 1; i <= n; i++ {
+			res, err := pub.tr.Publish(context.Background(), pubMsg("burst", "pub", uint64(i), payload), transport.PublishOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dropped += res.Dropped
+		}
+		published := time.Since(start)
+		c.await(t, fmt.Sprintf("burst of %d × %d B (published in %v, %d dropped)", n, size, published, dropped))
+		if dropped != 0 || pub.tr.Stats().SendDropped != 0 {
+			t.Fatalf("burst of %d × %d B: %d dropped", n, size, dropped)
+		}
+		t.Logf("%d × %d B: published in %v, all received in %v", n, size, published, time.Since(start))
+	}
+}
+
+// backPressureSlowHandler: with back-pressure, a subscriber slower than
+// its publisher receives every message, and the publisher is slowed to
+// its pace instead of dropping.
+func (s suite) backPressureSlowHandler(t *testing.T) {
+	pub, sub := s.startQueue(t, "pub", 64<<10), s.start(t, "sub")
+	subscribeBP(t, pub, sub, "t")
+	// 64 KiB messages, 128 MiB in all: more than any socket buffers hold
+	// between the two, so most must wait for the consumer.
+	const n = 2000
+	c := newCounter(n)
+	c.delay = 200 * time.Microsecond
+	sub.h.mu.Lock()
+	sub.h.sink = c.take
+	sub.h.mu.Unlock()
+	payload := make([]byte, 64<<10)
+	for i := uint64(1); i <= n; i++ {
+		res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", i, payload), transport.PublishOptions{MaxWait: wait})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Subscribers != 1 || res.Dropped != 0 {
+			t.Fatalf("message %d: %+v, want 1 subscriber, 0 dropped", i, res)
+		}
+	}
+	if got := c.count(); got < n/2 {
+		t.Fatalf("the publisher finished with %d of %d consumed: it was not slowed to the consumer's pace", got, n)
+	}
+	c.await(t, "back-pressured stream")
+	if d := pub.tr.Stats().SendDropped; d != 0 {
+		t.Fatalf("SendDropped = %d", d)
+	}
+}
+
+// subscribeBP is subscribe with back-pressure.
+func subscribeBP(t *testing.T, pub, sub *node, topic string) {
+	t.Helper()
+	subscribe(t, pub, sub, topic)
+	if err := sub.tr.Subscribe(pub.ep.Pub, topic, transport.SubscribeOptions{BackPressure: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The option travels behind the subscription on a socket: wait until
+	// the publisher shows it.
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		for _, c := range pub.tr.Stats().Subscribers {
+			if c.BackPressure > 0 {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	t.Fatal("the publisher never saw the back-pressure request")
+}
+
+// block makes n's handler block until the returned func is called (also
+// at cleanup).
+func block(t *testing.T, n *node) func() {
+	ch := make(chan struct{})
+	n.h.mu.Lock()
+	n.h.block = ch
+	n.h.mu.Unlock()
+	var once sync.Once
+	release := func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// fill publishes to a stalled subscriber, paced by the others (each
+// message waits for fast, if not nil), until a publish misses one; it
+// returns that publish's result and how long it took.
+func fill(t *testing.T, pub, fast *node, seq *uint64, opts transport.PublishOptions) (transport.PublishResult, time.Duration) {
+	t.Helper()
+	payload := make([]byte, 16<<10)
+	for range 100_000 {
+		*seq++
+		start := time.Now()
+		res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", *seq, payload), opts)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fast != nil {
+			if m := next(t, fast.h.pubs); m.Header.Seq != *seq {
+				t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, *seq)
+			}
+		}
+		if res.Dropped > 0 {
+			return res, took
+		}
+	}
+	t.Fatal("the stalled subscriber's queue never filled")
+	return transport.PublishResult{}, 0
+}
+
+// backPressureStalled: a stalled back-pressure subscriber costs one
+// MaxWait, then is demoted (later publishes do not wait for it) and its
+// misses are counted, while a subscriber without back-pressure gets
+// everything; once it drains, its drop episode ends.
+func (s suite) backPressureStalled(t *testing.T) {
+	pub, slow, fast := s.startQueue(t, "pub", 64<<10), s.start(t, "slow"), s.start(t, "fast")
+	subscribeBP(t, pub, slow, "t")
+	subscribe(t, pub, fast, "t")
+	release := block(t, slow)
+	const maxWait = 300 * time.Millisecond
+	opts := transport.PublishOptions{MaxWait: maxWait}
+	var seq uint64
+	res, took := fill(t, pub, fast, &seq, opts)
+	if res.Subscribers != 2 || res.Dropped != 1 || took < maxWait*9/10 {
+		t.Fatalf("publish that found the queue full: %+v after %v, want 2 subscribers, 1 dropped after MaxWait %v", res, took, maxWait)
+	}
+	payload := make([]byte, 16<<10)
+	for range 5 { // demoted: no more waiting
+		seq++
+		start := time.Now()
+		res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), opts)
+		if took := time.Since(start); err != nil || res.Subscribers != 2 || res.Dropped != 1 || took > maxWait/2 {
+			t.Fatalf("publish to a demoted subscriber: %+v, %v after %v", res, err, took)
+		}
+		if m := next(t, fast.h.pubs); m.Header.Seq != seq {
+			t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, seq)
+		}
+	}
+	st := pub.tr.Stats()
+	var bp *transport.SubscriberStats
+	for i, c := range st.Subscribers {
+		if c.BackPressure == 1 {
+			bp = &st.Subscribers[i]
+		} else if c.Dropped != 0 || c.Slow {
+			t.Fatalf("the subscriber without back-pressure: %+v", c)
+		}
+	}
+	if len(st.Subscribers) != 2 || bp == nil || !bp.Slow || bp.Dropped != 6 || bp.Topics != 1 || st.SendDropped != 6 {
+		t.Fatalf("Stats after 6 misses: %+v", st)
+	}
+	// Released, the subscriber drains its queue, and the next message
+	// that reaches it ends the episode.
+	release()
+	deadline := time.Now().Add(wait)
+	for slowNow := true; slowNow; {
+		if time.Now().After(deadline) {
+			t.Fatal("the drained subscriber is still slow")
+		}
+		seq++
+		if _, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		next(t, fast.h.pubs)
+		slowNow = false
+		for _, c := range pub.tr.Stats().Subscribers {
+			slowNow = slowNow || c.Slow
+		}
+	}
+}
+
+// noBackPressureNeverWaits: a subscriber that did not ask for
+// back-pressure never makes Publish wait, whatever MaxWait says.
+func (s suite) noBackPressureNeverWaits(t *testing.T) {
+	pub, slow := s.startQueue(t, "pub", 64<<10), s.start(t, "slow")
+	subscribe(t, pub, slow, "t")
+	block(t, slow)
+	var seq uint64
+	res, took := fill(t, pub, nil, &seq, transport.PublishOptions{MaxWait: wait})
+	if res.Subscribers != 1 || res.Dropped != 1 || took > wait/4 {
+		t.Fatalf("publish to a full subscriber without back-pressure: %+v after %v", res, took)
+	}
+}
+
+// backPressureCtx: ctx ends a wait for a back-pressure subscriber; the
+// message is then missed and counted.
+func (s suite) backPressureCtx(t *testing.T) {
+	pub, slow := s.startQueue(t, "pub", 64<<10), s.start(t, "slow")
+	subscribeBP(t, pub, slow, "t")
+	block(t, slow)
+	payload := make([]byte, 16<<10)
+	for seq := uint64(1); seq < 100_000; seq++ { // until the queue is full
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		res, err := pub.tr.Publish(ctx, pubMsg("t", "pub", seq, payload), transport.PublishOptions{MaxWait: wait})
+		took := time.Since(start)
+		cancel()
+		if err == nil && res.Dropped == 0 {
+			continue
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || took > wait/4 || res.Subscribers != 1 || res.Dropped != 1 {
+			t.Fatalf("Publish with a 50ms ctx and MaxWait %v to a full queue: %+v, %v after %v; want 1 subscriber, 1 dropped, DeadlineExceeded", wait, res, err, took)
+		}
+		return
+	}
+	t.Fatal("the stalled subscriber's queue never filled")
 }
 
 func (s suite) publisherLost(t *testing.T) {

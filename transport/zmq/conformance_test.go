@@ -8,14 +8,24 @@ import (
 	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
-func TestConformance(t *testing.T) {
-	transporttest.Run(t, func(tb testing.TB) transport.Transport {
-		tr, err := New(WithHeartbeatInterval(100*time.Millisecond), WithPeerTimeout(time.Second))
+// conformance makes the suite's transports: fast heartbeats, and the
+// defaults otherwise (or a small send queue); wrap adapts each.
+func conformance(wrap func(*Transport) transport.Transport) transporttest.Factories {
+	mk := func(tb testing.TB, opts ...Option) transport.Transport {
+		tr, err := New(append([]Option{WithHeartbeatInterval(100 * time.Millisecond), WithPeerTimeout(time.Second)}, opts...)...)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		return tr
-	})
+		return wrap(tr)
+	}
+	return transporttest.Factories{
+		New:      func(tb testing.TB) transport.Transport { return mk(tb) },
+		NewQueue: func(tb testing.TB, queueBytes int) transport.Transport { return mk(tb, WithSendQueueBytes(queueBytes)) },
+	}
+}
+
+func TestConformance(t *testing.T) {
+	transporttest.RunFactories(t, conformance(func(tr *Transport) transport.Transport { return tr }))
 }
 
 // unixOnly advertises a transport's Unix socket addresses as its only
@@ -43,11 +53,5 @@ func TestConformanceUnix(t *testing.T) {
 	if ep.LocalRouter == "" {
 		t.Skip("no Unix domain sockets on this system")
 	}
-	transporttest.Run(t, func(tb testing.TB) transport.Transport {
-		tr, err := New(WithHeartbeatInterval(100*time.Millisecond), WithPeerTimeout(time.Second))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return unixOnly{tr}
-	})
+	transporttest.RunFactories(t, conformance(func(tr *Transport) transport.Transport { return unixOnly{tr} }))
 }
