@@ -457,7 +457,9 @@ func (s suite) stalledSubscriber(t *testing.T) {
 	// Enough data to fill any socket buffers between pub and slow, paced by
 	// the fast subscriber so that only the stalled one can fall behind.
 	payload := make([]byte, 4096)
-	const batches, per = 1250, 8 // a batch fits the publisher's 64 KiB queue
+	// A batch takes a quarter of the publisher's 64 KiB queue: the last one may
+	// still be counted there (its write done, not yet accounted for).
+	const batches, per = 2500, 4
 	seq := uint64(0)
 	for range batches {
 		for range per {
@@ -471,8 +473,13 @@ func (s suite) stalledSubscriber(t *testing.T) {
 			}
 		}
 		for want := seq - per + 1; want <= seq; want++ {
-			if m := next(t, fast.h.pubs); m.Header.Seq != want {
-				t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, want)
+			select {
+			case m := <-fast.h.pubs:
+				if m.Header.Seq != want {
+					t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, want)
+				}
+			case <-time.After(wait):
+				t.Fatalf("fast subscriber: no seq %d within %v (%+v)", want, wait, pub.tr.Stats())
 			}
 		}
 	}
