@@ -94,7 +94,7 @@ type Transport struct {
 	queueLen   int
 	queueBytes int
 	h          transport.Handler
-	ep       transport.Endpoint
+	ep         transport.Endpoint
 
 	nextID  atomic.Uint64
 	dropped atomic.Uint64
