@@ -63,7 +63,9 @@ func TestBackPressureMarker(t *testing.T) {
 		c.close(errors.New("test: cut"), false)
 	}
 	pub.mu.Unlock()
-	waitFor(t, func() bool { return pub.Stats().PeersLost == 0 && len(pub.Stats().Subscribers) == 0 || sub.Stats().PeersLost > 0 })
+	waitFor(t, func() bool {
+		return pub.Stats().PeersLost == 0 && len(pub.Stats().Subscribers) == 0 || sub.Stats().PeersLost > 0
+	})
 	want(1, 1)
 	if err := sub.Unsubscribe(pub.ep.Pub, "t"); err != nil {
 		t.Fatal(err)

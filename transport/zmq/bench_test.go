@@ -80,7 +80,10 @@ func benchPubSubOn(b *testing.B, size int, setup func(transport.Endpoint), opts 
 	// subscriber has handled it: the queue may then hold more than a
 	// window, so a window is a quarter of the queue (with 768, runs on a
 	// loaded machine dropped and stalled).
-	const window = DefaultSendQueue / 4
+	// (The window was DefaultSendQueue/4 while that was 1024; the queue
+	// is bounded by bytes first now, so the window stays 256 messages, and
+	// a quarter of the byte bound for large ones.)
+	window := int64(min(256, DefaultSendQueueBytes/4/max(size, 1)))
 	base := h.n.Load()
 	var sent int64
 	b.ReportAllocs()
