@@ -115,17 +115,23 @@ type Transport interface {
 	// positive MaxWait it waits, at most MaxWait in all and until ctx ends,
 	// for room in the queues of subscribers that asked for back-pressure
 	// (SubscribeOptions.BackPressure) on the topic; see PublishOptions. The
-	// result says how many subscriber connections the message was for and
-	// how many missed it. It returns ErrClosed after Close, ctx's error
-	// when ctx ended while waiting (the message then went to the
-	// subscribers that had room). The transport keeps neither msg nor its
-	// payload once Publish returns: the caller may reuse both.
+	// message is queued at once for the subscribers with room, then for
+	// each waited-for one as room appears, so each connection keeps the
+	// order of one caller's publishes. Every miss is counted: in the
+	// result, in Stats().SendDropped and in the connection's
+	// SubscriberStats. The result says how many subscriber connections
+	// the message was for and how many missed it. It returns ErrClosed
+	// after Close, ctx's error when ctx ended while waiting (the message
+	// then went to the subscribers that had room; those still waited for
+	// miss it, and are not demoted). The transport keeps neither msg nor
+	// its payload once Publish returns: the caller may reuse both.
 	Publish(ctx context.Context, msg *Message, opts PublishOptions) (PublishResult, error)
 
 	// Subscribe asks the publisher at pubAddr for topic. The connection is
 	// made, and remade after a loss, in the background until Unsubscribe or
 	// Close; messages go to Handler.HandlePublish. Subscribing again to a
-	// topic replaces its options.
+	// topic replaces its options (the publisher learns of the change on
+	// the connection, asynchronously, like the subscription itself).
 	Subscribe(pubAddr, topic string, opts SubscribeOptions) error
 
 	// Unsubscribe withdraws a subscription; the connection closes when it
@@ -161,18 +167,24 @@ type SubscribeOptions struct {
 	// instead of dropping, up to that bound. A subscriber that asks for it
 	// may stop reading for a while (its consumer is slow) and slow the
 	// publisher down to its pace; past the bound it is treated as any slow
-	// subscriber.
+	// subscriber. A Handler.HandlePublish that blocks while its consumer
+	// catches up is what slows the publisher: the transport must not take
+	// that for a lost or silent publisher, however long it lasts.
 	BackPressure bool
 }
 
 // PublishOptions say how Publish treats a subscriber whose queue is full.
 type PublishOptions struct {
 	// MaxWait bounds how long one Publish call waits, in all, for room in
-	// the queues of subscribers that asked for back-pressure. 0: never
-	// wait, drop. A subscriber whose queue is still full when the bound
-	// passes misses the message and is demoted: later publishes do not
-	// wait for it until its queue has drained, so a stalled subscriber
+	// the queues of subscribers that asked for back-pressure: the waits
+	// for all of them share one deadline, MaxWait after the call started,
+	// so N stalled subscribers cost one MaxWait, not N. 0: never wait,
+	// drop. A subscriber whose queue is still full when the bound passes
+	// misses the message and is demoted: later publishes do not wait for
+	// it until its queue has drained to half of what it held when
+	// demoted; then it is back-pressured again. So a stalled subscriber
 	// costs a publisher at most MaxWait per episode and cannot stop it.
+	// Subscribers that did not ask for back-pressure are never waited for.
 	MaxWait time.Duration
 }
 
@@ -202,7 +214,11 @@ type SubscriberStats struct {
 	Queued       int    // messages waiting to be written
 	QueuedBytes  int    // their bytes
 	Dropped      uint64 // messages the connection missed: its queue was full
-	Slow         bool   // in a drop episode: it missed its latest message, or was demoted from back-pressure
+	// Slow: in a drop episode. Set when the connection misses a message
+	// (the transport logs the episode's start once, not each miss), and
+	// while it is demoted from back-pressure; cleared by the next message
+	// queued for it while not demoted.
+	Slow bool
 }
 
 // Errors returned by transports. The root package re-exports the ones users see.
