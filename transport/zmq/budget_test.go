@@ -512,3 +512,30 @@ func TestHostOf(t *testing.T) {
 		}
 	}
 }
+
+// TestSendQueueDefaults: what WithSendQueue and WithSendQueueBytes say of
+// their defaults: the byte bound holds the three bursts, a 64-byte publish
+// takes about 150 bytes queued, and the count bound is far above what the
+// byte bound lets in (twice, for 64-byte messages).
+func TestSendQueueDefaults(t *testing.T) {
+	c := defaultConfig()
+	if c.sendQueue != 1<<20 || c.sendQueueBytes != 64*mib || sendReserve != 128<<10 {
+		t.Fatalf("defaults: %d messages, %d bytes, reserve %d; the docs say 1<<20, 64 MiB, 128 KiB", c.sendQueue, c.sendQueueBytes, sendReserve)
+	}
+	h := wire.Header{Kind: transport.KindPublish, Codec: "raw", Type: "main.Pose", Sender: "robot-1-7f3a9c2e",
+		Seq: 1 << 40, SendTime: time.Now().UnixNano()}
+	queued := func(size int) int {
+		return len(appendPrefix(nil, "robot/pose", &h, transport.KindPublish, size)) + size
+	}
+	if q := queued(64); q < 100 || q > 200 {
+		t.Errorf("a 64-byte publish takes %d bytes queued, the docs say about 150", q)
+	}
+	for _, b := range []struct{ n, size int }{{100_000, 64}, {10_000, 1 << 10}, {1_000, 64 << 10}} {
+		if got := b.n * queued(b.size); got > c.sendQueueBytes {
+			t.Errorf("a burst of %d × %d B takes %d bytes queued, over the default %d", b.n, b.size, got, c.sendQueueBytes)
+		}
+	}
+	if n := c.sendQueueBytes / queued(64); n*2 > c.sendQueue {
+		t.Errorf("the byte bound lets in %d messages of 64 bytes: the count bound %d is not twice that", n, c.sendQueue)
+	}
+}

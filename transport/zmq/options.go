@@ -26,9 +26,12 @@ const (
 // Defaults of the memory bounds (issue #11): together a peer, or many, can
 // pin at most about DefaultRecvBudget + DefaultHandlerBudget +
 // DefaultSendBudget + DefaultSubscriptionBudget (392 MiB) of a node through
-// one transport, which a small robot (a Raspberry Pi has 1 to 8 GiB) can
-// afford, while one message of the largest default size
-// (DefaultMaxFrameSize) still fits each of them.
+// one transport, plus 128 KiB of send queue per connection past a full
+// send budget (64 MiB with DefaultMaxConns), which a small robot (a
+// Raspberry Pi has 1 to 8 GiB) can afford, while one message of the
+// largest default size (DefaultMaxFrameSize) still fits each of them. One
+// subscriber connection that keeps up costs its queue's buffers as a
+// burst passes (up to DefaultSendQueueBytes) and about 48 KiB idle.
 const (
 	DefaultRecvBudget           = 128 << 20
 	DefaultRecvBudgetPerHost    = 64 << 20
@@ -198,10 +201,10 @@ func (o sendQueueOption) String() string  { return fmt.Sprintf("WithSendQueue(%d
 // WithSendQueue sets the length, in messages, of each connection's send
 // queue. When a subscriber's queue is full, publishes to it are dropped and
 // counted in Stats().SendDropped; a full requester queue makes Reply return
-// transport.ErrQueueFull. Default: 1<<20 ([DefaultSendQueue]), far above
-// what the byte bound (WithSendQueueBytes) lets in for messages of 64
-// bytes or more, so that the byte bound is the one that binds: a burst
-// is bounded by its bytes, not by its count.
+// transport.ErrQueueFull. Default: 1<<20 ([DefaultSendQueue]), twice
+// what the default byte bound (WithSendQueueBytes) lets in of 64-byte
+// messages (about 500,000), so that the byte bound is the one that binds:
+// a burst is bounded by its bytes, not by its count.
 func WithSendQueue(n int) Option { return sendQueueOption(n) }
 
 type sendQueueBytesOption int
@@ -258,7 +261,9 @@ type loggerOption struct{ l *slog.Logger }
 func (o loggerOption) apply(c *config) { c.log = o.l }
 func (o loggerOption) String() string  { return "WithLogger(…)" }
 
-// WithLogger sets the logger: Info for listening and lost peers, Debug for
+// WithLogger sets the logger: Info for listening, lost peers and the start
+// of a subscriber connection's drop episode (once, with its address and
+// topic, not per missed message), Debug for
 // refused connections and dropped frames, Warn for failed accepts and for a
 // panic of zmq4 contained at a connection. Default: a logger that discards
 // everything (never slog.Default).
