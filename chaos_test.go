@@ -19,6 +19,7 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/transport/zmq"
 )
 
 // Chaos under load, bounded in count and time, on loopback: repliers and a
@@ -84,9 +85,9 @@ func startChaos(t *testing.T, dir, role, name string) *child {
 	return c
 }
 
-func chaosNode(t *testing.T, name, dir string) *colugo.Node {
+func chaosNode(t *testing.T, name, dir string, opts ...colugo.NodeOption) *colugo.Node {
 	t.Helper()
-	n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond))))
+	n, err := colugo.NewNode(name, append([]colugo.NodeOption{colugo.WithDiscovery(local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond)))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,13 @@ func stalledSub(t *testing.T, addr, topic string) net.Conn {
 // counted on the slow ones only, and memory stays bounded.
 func TestChaosSlowSubscriber(t *testing.T) {
 	dir := t.TempDir()
-	pubNode := chaosNode(t, "pub", dir)
+	// A 1 MiB send queue: the stalled socket's fills within a phase (8 MiB
+	// sent); the default 64 MiB would absorb it all.
+	tr, err := zmq.New(zmq.WithSendQueueBytes(1 << 20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubNode := chaosNode(t, "pub", dir, colugo.WithTransport(tr))
 	fast := []*colugo.Node{chaosNode(t, "fast1", dir), chaosNode(t, "fast2", dir)}
 	slowNode := chaosNode(t, "slow", dir)
 	const topic = "chaos/flood"
