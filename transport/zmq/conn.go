@@ -131,7 +131,7 @@ type conn struct {
 	dead     bool          // the writer has stopped: nothing more is queued (dropQueued)
 	fw       directWriter  // non-blocking writes for sendNow; nil where unsupported
 	credited int           // bytes of the batch being written already taken off qbytes (progress)
-	iov      net.Buffers   // the writer's scratch for chunked writes
+	iov, wb  net.Buffers   // the writer's scratch for chunked writes
 	// Back-pressure and drops (a subscriber connection): demoted is set
 	// when a publish waited for this connection in vain, and cleared once
 	// the queue has drained to half of demotedAt, its bytes then; slow is

@@ -37,8 +37,8 @@ import (
 // to a healthy subscriber would otherwise be written as thousands of tiny
 // iovecs.
 //
-// The writer writes a batch in chunks of writeChunk bytes and credits each
-// chunk to the queue as it goes (progress), so a subscriber that reads
+// The writer writes a large batch in chunks of writeChunk bytes and
+// credits each chunk to the queue as it goes (progress), so a subscriber that reads
 // slowly frees room, and wakes publishers waiting for it (back-pressure),
 // at its own pace rather than once per batch. A batch's buffers are kept
 // until all of it is written: a connection pins at most what its queue
@@ -58,9 +58,10 @@ const (
 	// shareMin is the payload size under which a payload is always
 	// copied, even past copyBudget.
 	shareMin = 512
-	// writeChunk is the most the writer hands the socket at once, so that
-	// room in the queue appears as the peer reads.
-	writeChunk = 64 << 10
+	// writeChunk is the most the writer hands the socket at once in a
+	// batch over twice its size, so that room in the queue appears as the
+	// peer reads.
+	writeChunk = 256 << 10
 	// sendReserve is what each connection may queue beyond a full send
 	// budget: subscribers that keep up (whose queues are nearly empty)
 	// are not starved by stalled ones that hold the budget.
@@ -203,14 +204,19 @@ func (o *outbox) add(pre []byte, p *payloadRef) {
 	o.bytes += len(pre) + len(payload)
 }
 
-// writeTo writes everything out, blocking, in chunks of at most
-// writeChunk bytes; after each chunk but the last it calls progress(c, n),
-// unless c is nil. iov is scratch space for the chunks' segments.
-func (o *outbox) writeTo(nc net.Conn, c *conn, iov *net.Buffers) error {
+// writeTo writes everything out, blocking: a batch of up to writeChunk
+// bytes in one call, a larger one in chunks of writeChunk bytes, calling
+// progress(c, n) after each chunk but the last (unless c is nil). iov
+// and wb are scratch space for the chunks' segments, kept by the caller
+// so that a write does not allocate.
+func (o *outbox) writeTo(nc net.Conn, c *conn, iov, wb *net.Buffers) error {
 	if len(o.segs) == 0 {
 		b := o.buf
 		for len(b) > 0 {
-			n := min(len(b), writeChunk)
+			n := len(b)
+			if n > 2*writeChunk {
+				n = writeChunk
+			}
 			if _, err := nc.Write(b[:n]); err != nil {
 				return err
 			}
@@ -224,6 +230,12 @@ func (o *outbox) writeTo(nc net.Conn, c *conn, iov *net.Buffers) error {
 	if o.mark < len(o.buf) {
 		o.segs = append(o.segs, o.buf[o.mark:])
 		o.mark = len(o.buf)
+	}
+	if o.bytes <= 2*writeChunk { // the common case: one writev
+		*wb = o.segs
+		_, err := wb.WriteTo(nc)
+		*wb = nil
+		return err
 	}
 	segs := o.segs
 	for len(segs) > 0 {
@@ -241,8 +253,10 @@ func (o *outbox) writeTo(nc net.Conn, c *conn, iov *net.Buffers) error {
 			segs = segs[1:]
 		}
 		*iov = chunk
-		bufs := chunk // WriteTo consumes its receiver
-		if _, err := bufs.WriteTo(nc); err != nil {
+		*wb = chunk // WriteTo consumes its receiver
+		_, err := wb.WriteTo(nc)
+		*wb = nil
+		if err != nil {
 			clear((*iov)[:cap(*iov)])
 			return err
 		}
@@ -593,7 +607,7 @@ func (c *conn) flush(ping bool) error {
 		c.writing = true
 		c.wmu.Unlock()
 
-		err := batch.writeTo(c.nc, c, &c.iov)
+		err := batch.writeTo(c.nc, c, &c.iov, &c.wb)
 
 		c.wmu.Lock()
 		c.writing = false

@@ -50,7 +50,7 @@ func TestOutboxFrames(t *testing.T) {
 		t.Fatalf("outbox counts %d messages, want %d", o.msgs, len(msgs))
 	}
 	var out sink
-	if err := o.writeTo(&out, nil, new(net.Buffers)); err != nil {
+	if err := o.writeTo(&out, nil, new(net.Buffers), new(net.Buffers)); err != nil {
 		t.Fatal(err)
 	}
 	o.reset()
@@ -261,7 +261,7 @@ func TestOutboxCopyBudget(t *testing.T) {
 	}
 	payload[0] = 'X' // the caller's buffer is its own again
 	var out sink
-	if err := a.writeTo(&out, nil, new(net.Buffers)); err != nil {
+	if err := a.writeTo(&out, nil, new(net.Buffers), new(net.Buffers)); err != nil {
 		t.Fatal(err)
 	}
 	if bytes.IndexByte(out.buf.Bytes(), 'X') >= 0 {
