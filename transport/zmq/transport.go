@@ -969,7 +969,7 @@ func (p *pubPeer) unindex() {
 // Stats().SendDropped and in the connection's SubscriberStats. With a
 // positive MaxWait it waits for the subscribers that asked for
 // back-pressure on the topic (transport.SubscribeOptions.BackPressure)
-// and whose queue is full, or that are more than sendReserve behind while
+// and whose queue is full, or that are more than 128 KiB behind while
 // the send budget is full: all of them within one deadline, MaxWait after
 // the call started, and until ctx ends. One still full at the deadline
 // misses the message and is demoted: later publishes do not wait for it
