@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -317,4 +318,58 @@ func testConn(t *testing.T, r role, opts ...Option) (*conn, *sink) {
 	t.Cleanup(func() { _ = tr.Close() })
 	out := &sink{}
 	return tr.newConn(out, "test", r), out
+}
+
+// TestWriterCreditsProgress: a large batch is written in chunks, each
+// credited to the queue as the peer takes it, so that a publisher waiting
+// for room (back-pressure) sees room before the whole batch is written.
+func TestWriterCreditsProgress(t *testing.T) {
+	t.Parallel()
+	tr, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	a, b := net.Pipe() // a write blocks until the peer reads it
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	c := tr.newConn(a, "test", rolePubIn)
+	payload := make([]byte, 32<<10)
+	const n = 64 // 2 MiB: eight chunks
+	for range n {
+		if !c.send([]byte("pre"), payload) {
+			t.Fatal("queue full")
+		}
+	}
+	c.wmu.Lock()
+	total := c.qbytes
+	c.room = make(chan struct{})
+	room := c.room
+	c.wmu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- c.flush(false) }()
+	if _, err := io.ReadFull(b, make([]byte, 3*writeChunk/2)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-room:
+	case <-time.After(testWait):
+		t.Fatal("no room signalled while the batch is being written")
+	}
+	c.wmu.Lock()
+	left := c.qbytes
+	c.wmu.Unlock()
+	if left > total-writeChunk || left <= 0 {
+		t.Fatalf("after the peer took %d of %d bytes, the queue counts %d", 3*writeChunk/2, total, left)
+	}
+	if _, err := io.CopyN(io.Discard, b, int64(total-3*writeChunk/2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.qbytes != 0 || c.queued != 0 || c.credited != 0 {
+		t.Fatalf("after the batch: %d bytes, %d messages, %d credited", c.qbytes, c.queued, c.credited)
+	}
 }
