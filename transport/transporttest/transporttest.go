@@ -225,6 +225,9 @@ func subscribe(t *testing.T, pub, sub *node, topic string) {
 			if m.Name == topic && m.Header.Seq == 0 {
 				return
 			}
+			if m.Header.Seq == 0 { // a late warm-up of a topic subscribed before
+				continue
+			}
 			t.Fatalf("unexpected message before warm-up: %q seq %d", m.Name, m.Header.Seq)
 		case <-time.After(5 * time.Millisecond):
 		}
