@@ -66,8 +66,11 @@ type Endpoint struct {
 }
 
 // Handler receives what arrives at a transport. Its methods are called from
-// the transport's connection goroutines, possibly concurrently, and must not
-// block: a blocking handler stalls that connection.
+// the transport's connection goroutines, possibly concurrently, and should
+// not block: a blocking handler stalls that connection (and only it). A
+// HandlePublish that blocks on purpose, for a back-pressure subscription
+// whose consumer is behind, slows its publisher through the connection;
+// the transport does not take the wait for a lost or silent peer.
 type Handler interface {
 	// HandlePublish is called once per message received from a publisher
 	// this transport subscribed to. msg is valid only during the call: a
