@@ -37,7 +37,9 @@ const (
 	// localProbeTimeout bounds the check that a peer's same-host address
 	// reaches it (a Unix socket answers in microseconds, or not at all).
 	localProbeTimeout = 300 * time.Millisecond
-	refreshInterval   = time.Second // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
+	refreshInterval   = time.Second            // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
+	tailInterval      = 500 * time.Millisecond // tail markers for topics whose latest publish a subscriber missed (sendTails)
+	tailQuiet         = 50 * time.Millisecond  // ... that have not been published on for this long
 	closeWarnAfter    = 5 * time.Second
 )
 
@@ -114,6 +116,13 @@ type pubCount struct {
 type pubSeq struct {
 	atomic.Uint64
 	mu sync.Mutex
+
+	// tail says the topic's latest publish was missed by a subscriber
+	// connection: tail markers go out until one, or a publish, reaches
+	// every connection. slow is the ErrSlowConsumer episode.
+	tail, slow atomic.Bool
+	// sent is the send time of the latest publish.
+	sent atomic.Int64
 }
 
 // inflightKey names a running handler by the connection its request came
@@ -139,14 +148,14 @@ type peer struct {
 	pubAddr    string    // where to subscribe
 	dialRouter string    // where to send requests: Router, or LocalRouter when reachable
 	describing bool
-	again      bool // describe again when the current one ends
-	down       bool // a request to it failed; skipped until described again
-	self       bool // a seed that turned out to be this node
-	dup        bool // the same node as another peer entry (found twice)
-	announced  bool // Joined was emitted to Events watchers
-	checking   bool // a liveness check is running
-	lost       bool // stopped answering: reported Left, asked again by refresh
-	subscribed map[string]bool
+	again      bool            // describe again when the current one ends
+	down       bool            // a request to it failed; skipped until described again
+	self       bool            // a seed that turned out to be this node
+	dup        bool            // the same node as another peer entry (found twice)
+	announced  bool            // Joined was emitted to Events watchers
+	checking   bool            // a liveness check is running
+	lost       bool            // stopped answering: reported Left, asked again by refresh
+	subscribed map[string]bool // topic -> back-pressure asked
 }
 
 // PeerInfo describes a node: what $describe returns and Peers lists.
@@ -577,6 +586,8 @@ func (n *Node) notifyChangedLocked() {
 func (n *Node) runDiscovery(events <-chan discovery.Event) {
 	tick := time.NewTicker(refreshInterval)
 	defer tick.Stop()
+	tails := time.NewTicker(tailInterval)
+	defer tails.Stop()
 	for {
 		select {
 		case ev, ok := <-events:
@@ -586,6 +597,8 @@ func (n *Node) runDiscovery(events <-chan discovery.Event) {
 			n.onEvent(ev)
 		case <-tick.C:
 			n.refresh()
+		case <-tails.C:
+			n.sendTails()
 		case <-n.ctx.Done():
 			return
 		}
@@ -840,29 +853,63 @@ func pubAddress(found discovery.Peer, info *PeerInfo) string {
 }
 
 // syncPeerLocked makes the subscriptions to p match what p publishes and
-// what this node subscribes to.
+// what this node subscribes to, with back-pressure asked for the topics
+// that have a Block subscription (p.subscribed holds what was asked).
 func (n *Node) syncPeerLocked(p *peer) {
 	want := map[string]bool{}
 	if p.visible() && p.pubAddr != "" { // "": its publisher address was refused
 		for _, t := range p.desc.Topics {
 			if len(n.subs[t.Name]) > 0 {
-				want[t.Name] = true
+				want[t.Name] = n.backPressureLocked(t.Name)
 			}
 		}
 	}
-	for t := range want {
-		if !p.subscribed[t] {
-			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{}); err != nil {
+	for t, bp := range want {
+		if had, ok := p.subscribed[t]; !ok || had != bp {
+			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{BackPressure: bp}); err != nil {
 				n.log.Warn("subscribe failed", slog.String(keyTopic, t), slog.String(keyPeer, p.info.Name), slog.Any(keyError, err))
 				continue
 			}
-			p.subscribed[t] = true
+			p.subscribed[t] = bp
 		}
 	}
 	for t := range p.subscribed {
-		if !want[t] {
+		if _, ok := want[t]; !ok {
 			_ = n.tr.Unsubscribe(p.pubAddr, t)
 			delete(p.subscribed, t)
+		}
+	}
+}
+
+// sendTails sends a tail marker on every topic whose latest publish a
+// subscriber connection missed and that has not been published on for a
+// while (a later publish's seq tells subscribers of the gap anyway, and a
+// marker must not overtake the publish whose number it carries), so that a
+// subscriber whose stream stopped learns of the lost tail. The markers go
+// on, one per tick, until one reaches every connection.
+func (n *Node) sendTails() {
+	type due struct {
+		topic string
+		seq   *pubSeq
+	}
+	var dues []due
+	quiet := time.Now().Add(-tailQuiet).UnixNano()
+	n.mu.Lock()
+	for t, q := range n.seqs {
+		if q.tail.Load() && q.sent.Load() < quiet {
+			dues = append(dues, due{t, q})
+		}
+	}
+	n.mu.Unlock()
+	for _, d := range dues {
+		msg := &transport.Message{Name: d.topic, Header: wire.Header{Kind: transport.KindPublish, Flags: wire.FlagTail, Sender: n.id}}
+		d.seq.mu.Lock() // with a key: in sequence order with the sealed publishes
+		msg.Header.Seq, msg.Header.SendTime = d.seq.Load(), time.Now().UnixNano()
+		n.sealMsg(msg, binding{})
+		res, err := n.tr.Publish(context.Background(), msg, transport.PublishOptions{})
+		d.seq.mu.Unlock()
+		if err == nil && res.Dropped == 0 {
+			d.seq.tail.Store(false)
 		}
 	}
 }
