@@ -327,11 +327,14 @@ func typeName[T any](c codec.Codec) string {
 
 // Subscribe returns a channel of the values published on topic by any node,
 // this one included. The node owns the channel: it is closed when ctx ends
-// or the node closes, and at no other time. Delivery never blocks the
-// network, nor a Publish on this node: when the channel is full
-// (WithBuffer, default 64) the drop policy (WithDropPolicy, default
-// DropOldest) decides, the drop is counted in Stats, and ErrSlowConsumer
-// goes to the error handler once per episode.
+// or the node closes, and at no other time. Values that find the channel
+// (WithBuffer, default 64) full wait in the subscription's queue, in order,
+// bounded in bytes (WithQueueBytes, default 64 MiB), so that a reader
+// descheduled for a moment loses nothing of a burst. When the queue is full
+// the drop policy (WithDropPolicy, default DropOldest) decides, the drop is
+// counted in Stats, and ErrSlowConsumer goes to the error handler once per
+// episode. Delivery never blocks the network, nor a Publish on this node,
+// except for a Block subscription (see [Block] and [WithBackPressure]).
 // Messages that do not decode into T, or carry another codec, are dropped,
 // counted and reported (*DecodeError, ErrCodecMismatch); they never reach
 // the channel. Values from one publisher arrive in publish order.
