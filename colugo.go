@@ -170,7 +170,24 @@ type PeerInfo struct {
 	Topics        []TopicInfo `json:"topics"`        // published
 	Subscriptions []TopicInfo `json:"subscriptions"` // subscribed
 	Services      []TopicInfo `json:"services"`      // served
+	// Drops is what the node had lost as a publisher when it was
+	// described, nil when nothing: for tools (colugo doctor).
+	Drops *PublisherDrops `json:"drops,omitempty"`
 }
+
+// PublisherDrops is a publishing node's count of what its subscribers
+// missed, as its $describe tells.
+type PublisherDrops struct {
+	// Topics holds TopicStats.Missed of the topics with misses.
+	Topics map[string]uint64 `json:"topics,omitempty"`
+	// Subscribers lists the subscriber connections that missed messages
+	// (at most maxDropRows), from the transport's Stats.
+	Subscribers []transport.SubscriberStats `json:"subscribers,omitempty"`
+}
+
+// maxDropRows bounds the subscriber connections a $describe lists, sent or
+// taken.
+const maxDropRows = 64
 
 // TopicInfo names a topic or service with its codec and type. For a
 // service, Type is the request's and ReplyType the reply's. Schema (and
@@ -514,11 +531,34 @@ func (n *Node) describe() PeerInfo {
 	for _, s := range n.services {
 		info.Services = append(info.Services, s.info)
 	}
+	info.Drops = n.dropsLocked()
 	byName := func(a, b TopicInfo) int { return cmpString(a.Name, b.Name) }
 	slices.SortFunc(info.Topics, byName)
 	slices.SortFunc(info.Subscriptions, byName)
 	slices.SortFunc(info.Services, byName)
 	return info
+}
+
+// dropsLocked is what describe tells of this node's publisher-side losses.
+func (n *Node) dropsLocked() *PublisherDrops {
+	var d PublisherDrops
+	for name, c := range n.counters {
+		if m := c.missed.Load(); m > 0 {
+			if d.Topics == nil {
+				d.Topics = map[string]uint64{}
+			}
+			d.Topics[name] = m
+		}
+	}
+	for _, s := range n.tr.Stats().Subscribers {
+		if s.Dropped > 0 && len(d.Subscribers) < maxDropRows {
+			d.Subscribers = append(d.Subscribers, s)
+		}
+	}
+	if d.Topics == nil && d.Subscribers == nil {
+		return nil
+	}
+	return &d
 }
 
 func cmpString(a, b string) int {
@@ -812,9 +852,17 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 	case !p.announced:
 		p.announced = true
 		n.emitLocked(discovery.Joined, *info)
-	case old == nil || !reflect.DeepEqual(*old, *info):
+	case old == nil || !sameCatalog(old, info):
 		n.emitLocked(discovery.Updated, *info)
 	}
+}
+
+// sameCatalog compares two descriptions but for their drop counts, which
+// are no reason for an Updated event.
+func sameCatalog(a, b *PeerInfo) bool {
+	x, y := *a, *b
+	x.Drops, y.Drops = nil, nil
+	return reflect.DeepEqual(x, y)
 }
 
 // pubSource says where pubAddress took its address from.
