@@ -129,7 +129,6 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		w, tctx = pubWait{ctx: ctx, deadline: time.Now().Add(p.maxWait)}, ctx
 	}
 	var res transport.PublishResult
-	defer p.seq.sent.Store(time.Now().UnixNano()) // after the transport has it (sendTails)
 	if p.node.keys != nil {
 		res, err = p.publishSealed(tctx, msg, w)
 	} else {
@@ -137,11 +136,12 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		p.node.receiveLocal(msg, w) // subscribers on this node, which keep nothing of msg
 		msg.Exclusive = p.handOver  // after local delivery: a local subscriber must not keep it
 		if w.ctx != nil {
-			opts.MaxWait = time.Until(w.deadline) // what the local waits left
+			opts.MaxWait = max(time.Until(w.deadline), 0) // what the local waits left
 		}
 		res, err = p.node.tr.Publish(tctx, msg, opts)
 	}
-	msg.Payload = nil // the caller's: do not pin it
+	p.seq.sent.Store(msg.Header.SendTime) // once the transport has it (sendTails)
+	msg.Payload = nil                     // the caller's: do not pin it
 	p.spare.Store(msg)
 	p.noteResult(res)
 	if err == nil && w.ctx != nil {
