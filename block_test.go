@@ -28,7 +28,7 @@ func TestLocalBlockDoesNotStallPublish(t *testing.T) {
 	const count = 100
 	stalledCtx, cancelStalled := context.WithCancel(t.Context())
 	defer cancelStalled()
-	stalled, err := colugo.Subscribe[int](stalledCtx, n, "t", colugo.WithBuffer(1), colugo.WithDropPolicy(colugo.Block(time.Minute)))
+	stalled, err := colugo.Subscribe[int](stalledCtx, n, "t", colugo.WithBuffer(1), colugo.WithQueueBytes(1), colugo.WithDropPolicy(colugo.Block(time.Minute)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +71,9 @@ func TestLocalBlockDoesNotStallPublish(t *testing.T) {
 			t.Fatalf("healthy Block subscriber: got %d, want %d", got, i)
 		}
 	}
-	// The stalled one holds at most 3 (its channel, the value its drain
-	// waits with, its queue); the rest were dropped and counted.
+	// The stalled one holds at most 2 (its channel, and its queue, which
+	// takes one value whatever its bound); the rest were dropped and
+	// counted.
 	if d := n.Stats().Topics["t"].Dropped; d < count-3 {
 		t.Fatalf("dropped %d, want at least %d", d, count-3)
 	}
@@ -94,21 +95,22 @@ func TestLocalBlockDoesNotStallPublish(t *testing.T) {
 }
 
 // TestCloseDoesNotWaitForBlock: Node.Close returns while a Block
-// subscription is waiting for room, for a local publisher's message (in
-// the hand-off) and for a remote one's (on the connection's goroutine),
+// subscription is waiting for room, for a local publisher's message (a
+// back-pressured Publish) and for a remote one's (on the connection's goroutine),
 // and closes the channels. (Before, Close waited out the Block duration.)
 func TestCloseDoesNotWaitForBlock(t *testing.T) {
 	net := colugotest.NewNetwork(t)
 	a, b := net.NewNode("a"), net.NewNode("b")
-	local, err := colugo.Subscribe[int](t.Context(), b, "t", colugo.WithBuffer(1), colugo.WithDropPolicy(colugo.Block(time.Minute)))
+	local, err := colugo.Subscribe[int](t.Context(), b, "t", colugo.WithBuffer(1), colugo.WithQueueBytes(1), colugo.WithDropPolicy(colugo.Block(time.Minute)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote, err := colugo.Subscribe[int](t.Context(), b, "r", colugo.WithBuffer(1), colugo.WithDropPolicy(colugo.Block(time.Minute)))
+	remote, err := colugo.Subscribe[int](t.Context(), b, "r", colugo.WithBuffer(1), colugo.WithQueueBytes(1), colugo.WithDropPolicy(colugo.Block(time.Minute)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := colugo.NewPublisher[int](b, "t")
+	// A local publisher waits for a Block subscription with back-pressure only.
+	pb, err := colugo.NewPublisher[int](b, "t", colugo.WithBackPressure(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -384,7 +384,7 @@ func TestChaosSlowSubscriber(t *testing.T) {
 
 	// The slow ones: a node whose channel nobody reads, and a raw socket
 	// nobody reads.
-	if _, err := colugo.Subscribe[[]byte](ctx, slowNode, topic, colugo.WithCodec(rawCodec), colugo.WithBuffer(16)); err != nil {
+	if _, err := colugo.Subscribe[[]byte](ctx, slowNode, topic, colugo.WithCodec(rawCodec), colugo.WithBuffer(16), colugo.WithQueueBytes(64<<10)); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the slow node to be subscribed", func() bool {

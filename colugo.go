@@ -37,7 +37,9 @@ const (
 	// localProbeTimeout bounds the check that a peer's same-host address
 	// reaches it (a Unix socket answers in microseconds, or not at all).
 	localProbeTimeout = 300 * time.Millisecond
-	refreshInterval   = time.Second // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
+	refreshInterval   = time.Second            // re-describes peers that discovery cannot tell about changes (static seeds) or that failed
+	tailInterval      = 500 * time.Millisecond // tail markers for topics whose latest publish a subscriber missed (sendTails)
+	tailQuiet         = 50 * time.Millisecond  // ... that have not been published on for this long
 	closeWarnAfter    = 5 * time.Second
 )
 
@@ -114,6 +116,13 @@ type pubCount struct {
 type pubSeq struct {
 	atomic.Uint64
 	mu sync.Mutex
+
+	// tail says the topic's latest publish was missed by a subscriber
+	// connection: tail markers go out until one, or a publish, reaches
+	// every connection. slow is the ErrSlowConsumer episode.
+	tail, slow atomic.Bool
+	// sent is the send time of the latest publish.
+	sent atomic.Int64
 }
 
 // inflightKey names a running handler by the connection its request came
@@ -139,14 +148,14 @@ type peer struct {
 	pubAddr    string    // where to subscribe
 	dialRouter string    // where to send requests: Router, or LocalRouter when reachable
 	describing bool
-	again      bool // describe again when the current one ends
-	down       bool // a request to it failed; skipped until described again
-	self       bool // a seed that turned out to be this node
-	dup        bool // the same node as another peer entry (found twice)
-	announced  bool // Joined was emitted to Events watchers
-	checking   bool // a liveness check is running
-	lost       bool // stopped answering: reported Left, asked again by refresh
-	subscribed map[string]bool
+	again      bool            // describe again when the current one ends
+	down       bool            // a request to it failed; skipped until described again
+	self       bool            // a seed that turned out to be this node
+	dup        bool            // the same node as another peer entry (found twice)
+	announced  bool            // Joined was emitted to Events watchers
+	checking   bool            // a liveness check is running
+	lost       bool            // stopped answering: reported Left, asked again by refresh
+	subscribed map[string]bool // topic -> back-pressure asked
 }
 
 // PeerInfo describes a node: what $describe returns and Peers lists.
@@ -161,7 +170,24 @@ type PeerInfo struct {
 	Topics        []TopicInfo `json:"topics"`        // published
 	Subscriptions []TopicInfo `json:"subscriptions"` // subscribed
 	Services      []TopicInfo `json:"services"`      // served
+	// Drops is what the node had lost as a publisher when it was
+	// described, nil when nothing: for tools (colugo doctor).
+	Drops *PublisherDrops `json:"drops,omitempty"`
 }
+
+// PublisherDrops is a publishing node's count of what its subscribers
+// missed, as its $describe tells.
+type PublisherDrops struct {
+	// Topics holds TopicStats.Missed of the topics with misses.
+	Topics map[string]uint64 `json:"topics,omitempty"`
+	// Subscribers lists the subscriber connections that missed messages
+	// (at most maxDropRows), from the transport's Stats.
+	Subscribers []transport.SubscriberStats `json:"subscribers,omitempty"`
+}
+
+// maxDropRows bounds the subscriber connections a $describe lists, sent or
+// taken.
+const maxDropRows = 64
 
 // TopicInfo names a topic or service with its codec and type. For a
 // service, Type is the request's and ReplyType the reply's. Schema (and
@@ -505,11 +531,34 @@ func (n *Node) describe() PeerInfo {
 	for _, s := range n.services {
 		info.Services = append(info.Services, s.info)
 	}
+	info.Drops = n.dropsLocked()
 	byName := func(a, b TopicInfo) int { return cmpString(a.Name, b.Name) }
 	slices.SortFunc(info.Topics, byName)
 	slices.SortFunc(info.Subscriptions, byName)
 	slices.SortFunc(info.Services, byName)
 	return info
+}
+
+// dropsLocked is what describe tells of this node's publisher-side losses.
+func (n *Node) dropsLocked() *PublisherDrops {
+	var d PublisherDrops
+	for name, c := range n.counters {
+		if m := c.missed.Load(); m > 0 {
+			if d.Topics == nil {
+				d.Topics = map[string]uint64{}
+			}
+			d.Topics[name] = m
+		}
+	}
+	for _, s := range n.tr.Stats().Subscribers {
+		if s.Dropped > 0 && len(d.Subscribers) < maxDropRows {
+			d.Subscribers = append(d.Subscribers, s)
+		}
+	}
+	if d.Topics == nil && d.Subscribers == nil {
+		return nil
+	}
+	return &d
 }
 
 func cmpString(a, b string) int {
@@ -577,6 +626,8 @@ func (n *Node) notifyChangedLocked() {
 func (n *Node) runDiscovery(events <-chan discovery.Event) {
 	tick := time.NewTicker(refreshInterval)
 	defer tick.Stop()
+	tails := time.NewTicker(tailInterval)
+	defer tails.Stop()
 	for {
 		select {
 		case ev, ok := <-events:
@@ -586,6 +637,8 @@ func (n *Node) runDiscovery(events <-chan discovery.Event) {
 			n.onEvent(ev)
 		case <-tick.C:
 			n.refresh()
+		case <-tails.C:
+			n.sendTails()
 		case <-n.ctx.Done():
 			return
 		}
@@ -799,9 +852,17 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 	case !p.announced:
 		p.announced = true
 		n.emitLocked(discovery.Joined, *info)
-	case old == nil || !reflect.DeepEqual(*old, *info):
+	case old == nil || !sameCatalog(old, info):
 		n.emitLocked(discovery.Updated, *info)
 	}
+}
+
+// sameCatalog compares two descriptions but for their drop counts, which
+// are no reason for an Updated event.
+func sameCatalog(a, b *PeerInfo) bool {
+	x, y := *a, *b
+	x.Drops, y.Drops = nil, nil
+	return reflect.DeepEqual(x, y)
 }
 
 // pubSource says where pubAddress took its address from.
@@ -840,29 +901,63 @@ func pubAddress(found discovery.Peer, info *PeerInfo) string {
 }
 
 // syncPeerLocked makes the subscriptions to p match what p publishes and
-// what this node subscribes to.
+// what this node subscribes to, with back-pressure asked for the topics
+// that have a Block subscription (p.subscribed holds what was asked).
 func (n *Node) syncPeerLocked(p *peer) {
 	want := map[string]bool{}
 	if p.visible() && p.pubAddr != "" { // "": its publisher address was refused
 		for _, t := range p.desc.Topics {
 			if len(n.subs[t.Name]) > 0 {
-				want[t.Name] = true
+				want[t.Name] = n.backPressureLocked(t.Name)
 			}
 		}
 	}
-	for t := range want {
-		if !p.subscribed[t] {
-			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{}); err != nil {
+	for t, bp := range want {
+		if had, ok := p.subscribed[t]; !ok || had != bp {
+			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{BackPressure: bp}); err != nil {
 				n.log.Warn("subscribe failed", slog.String(keyTopic, t), slog.String(keyPeer, p.info.Name), slog.Any(keyError, err))
 				continue
 			}
-			p.subscribed[t] = true
+			p.subscribed[t] = bp
 		}
 	}
 	for t := range p.subscribed {
-		if !want[t] {
+		if _, ok := want[t]; !ok {
 			_ = n.tr.Unsubscribe(p.pubAddr, t)
 			delete(p.subscribed, t)
+		}
+	}
+}
+
+// sendTails sends a tail marker on every topic whose latest publish a
+// subscriber connection missed and that has not been published on for a
+// while (a later publish's seq tells subscribers of the gap anyway, and a
+// marker must not overtake the publish whose number it carries), so that a
+// subscriber whose stream stopped learns of the lost tail. The markers go
+// on, one per tick, until one reaches every connection.
+func (n *Node) sendTails() {
+	type due struct {
+		topic string
+		seq   *pubSeq
+	}
+	var dues []due
+	quiet := time.Now().Add(-tailQuiet).UnixNano()
+	n.mu.Lock()
+	for t, q := range n.seqs {
+		if q.tail.Load() && q.sent.Load() < quiet {
+			dues = append(dues, due{t, q})
+		}
+	}
+	n.mu.Unlock()
+	for _, d := range dues {
+		msg := &transport.Message{Name: d.topic, Header: wire.Header{Kind: transport.KindPublish, Flags: wire.FlagTail, Sender: n.id}}
+		d.seq.mu.Lock() // with a key: in sequence order with the sealed publishes
+		msg.Header.Seq, msg.Header.SendTime = d.seq.Load(), time.Now().UnixNano()
+		n.sealMsg(msg, binding{})
+		res, err := n.tr.Publish(context.Background(), msg, transport.PublishOptions{})
+		d.seq.mu.Unlock()
+		if err == nil && res.Dropped == 0 {
+			d.seq.tail.Store(false)
 		}
 	}
 }

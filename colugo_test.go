@@ -249,7 +249,9 @@ func TestDropPolicies(t *testing.T) {
 				errs = append(errs, err)
 				mu.Unlock()
 			}))
-			ch, err := colugo.Subscribe[int](t.Context(), n, "t", colugo.WithBuffer(3), colugo.WithDropPolicy(tc.policy))
+			// No queue: the policies apply to the channel itself
+			// (TestQueueBytes has them at a queue's bound).
+			ch, err := colugo.Subscribe[int](t.Context(), n, "t", colugo.WithBuffer(3), colugo.WithQueueBytes(0), colugo.WithDropPolicy(tc.policy))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -257,8 +259,8 @@ func TestDropPolicies(t *testing.T) {
 			for i := range 10 {
 				_ = pub.Publish(t.Context(), i)
 			}
-			// Block takes a local publisher's messages through a
-			// hand-off queue: they are dropped once its waits run out.
+			// Block drops a local publisher's messages at once:
+			// it waits only for publishers with back-pressure.
 			eventually(t, "7 drops", func() bool { return n.Stats().Topics["t"].Dropped == 7 })
 			var got []int
 			for range 3 {

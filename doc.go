@@ -28,8 +28,12 @@
 //
 // Messages from one publisher arrive in order; there is no order between
 // publishers. Delivery is at most once and never blocks the network: a
-// subscription whose channel is full drops by its [DropPolicy] and counts it
-// in [Node.Stats]. Requests are sent at most once, bounded by the caller's
+// subscription absorbs bursts in a queue bounded in bytes ([WithQueueBytes])
+// behind its channel, drops by its [DropPolicy] when that is full, and
+// counts it in [Node.Stats]; a publisher counts what its subscribers'
+// connections missed. A publisher with [WithBackPressure] waits, within a
+// bound, for the subscriptions that asked for reliable delivery ([Block]).
+// Requests are sent at most once, bounded by the caller's
 // context (the node's default timeout, 5s, when it has no deadline); the
 // remaining deadline and cancellation reach the handler's context.
 //

@@ -23,7 +23,11 @@ var (
 	ErrNoResponders = errors.New("colugo: no responders")
 	// ErrSlowConsumer is reported to the error handler when a subscription
 	// (or a Node.Events channel) starts dropping messages because its reader
-	// does not keep up; once per episode, not once per drop.
+	// does not keep up, and on a publishing node when a subscriber
+	// connection starts missing a topic's messages (its send queue is
+	// full); once per episode, not once per drop. A subscription's episode
+	// ends at a delivery that drops nothing, a publisher's at a publish
+	// that no connection missed.
 	ErrSlowConsumer = errors.New("colugo: slow consumer")
 	// ErrCodecMismatch is reported when a message's codec (or, for codecs
 	// with strict type names such as protobuf, its type) differs from the

@@ -178,3 +178,39 @@ func ExampleNewPublisher() {
 	fmt.Println(frames.Topic(), frames.Publish(context.Background(), []byte{0xff, 0xd8}))
 	// Output: camera/jpeg <nil>
 }
+
+// A stream that must arrive whole: the subscriber asks for reliable
+// delivery with the Block policy, the publisher waits for it (at most a
+// second per Publish) instead of dropping, so a slow reader slows the
+// publisher down to its pace.
+func ExampleWithBackPressure() {
+	node := exampleNode("logger")
+	defer node.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	lines, err := colugo.Subscribe[string](ctx, node, "log/lines",
+		colugo.WithBuffer(1), colugo.WithQueueBytes(1<<10), colugo.WithDropPolicy(colugo.Block(time.Second)))
+	if err != nil {
+		panic(err)
+	}
+	pub, err := colugo.NewPublisher[string](node, "log/lines", colugo.WithBackPressure(time.Second))
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan int)
+	go func() {
+		n := 0
+		for range lines {
+			if n++; n == 1000 {
+				break
+			}
+		}
+		done <- n
+	}()
+	for i := range 1000 {
+		_ = pub.Publish(ctx, fmt.Sprintf("line %d", i)) // waits while the reader's queue is full
+	}
+	fmt.Println("received", <-done, "dropped", node.Stats().Topics["log/lines"].Dropped)
+	// Output: received 1000 dropped 0
+}

@@ -55,14 +55,16 @@ type nodeConfig struct {
 
 type topicConfig struct {
 	codec    codec.Codec
-	zeroCopy bool // publishers
+	zeroCopy bool          // publishers
+	maxWait  time.Duration // publishers: WithBackPressure
 }
 
 type subConfig struct {
 	topicConfig
-	buffer   int
-	policy   DropPolicy
-	anyCodec bool
+	buffer     int
+	queueBytes int
+	policy     DropPolicy
+	anyCodec   bool
 }
 
 type requestConfig struct {
@@ -181,15 +183,60 @@ func WithMaxHandlers(n int) NodeOption {
 	return maxHandlersOption(n)
 }
 
-// WithBuffer sets a subscription's channel capacity. Default: 64.
+// WithBuffer sets a subscription's channel capacity. Default: 64. Values
+// that find the channel full wait in the subscription's queue
+// (WithQueueBytes).
 func WithBuffer(n int) SubscribeOption { return bufferOption(n) }
 
 type bufferOption int
 
 func (o bufferOption) applySubscribe(c *subConfig) { c.buffer = int(o) }
 
+// WithQueueBytes bounds the queue in front of a subscription's channel, in
+// bytes: each queued value counts its message's payload length plus
+// [QueueEntryOverhead]. While the channel has room values go straight to
+// it; when it is full they wait in the queue, in order, so that a reader
+// descheduled for a moment loses nothing of a burst. The drop policy
+// applies at the bound (DropOldest drops the queue's oldest value,
+// DropNewest the arriving one, Block waits). A value larger than the whole
+// bound is still taken by an empty queue. 0 means no queue: the policy
+// applies when the channel is full. Default: [DefaultQueueBytes], 64 MiB.
+//
+// The bound is memory a subscription holds only while its reader falls
+// behind, but it is per subscription: ten stalled subscriptions on a
+// Raspberry Pi can hold 640 MiB. Lower it where memory is short or where
+// only the latest values matter.
+func WithQueueBytes(n int) SubscribeOption { return queueBytesOption(n) }
+
+type queueBytesOption int
+
+func (o queueBytesOption) applySubscribe(c *subConfig) { c.queueBytes = int(o) }
+func (o queueBytesOption) String() string              { return fmt.Sprintf("WithQueueBytes(%d)", int(o)) }
+
+// WithBackPressure makes a publisher wait for subscribers that asked for
+// reliable delivery instead of dropping: each Publish waits, at most
+// maxWait in all and until its ctx ends, for room in the queue of every
+// subscription with the Block policy, on this node and on other nodes
+// (their connections' send queues, then their subscription queues, fill
+// first). Such a subscriber can slow the publisher down to its pace, but
+// not stop it: one that still has no room after maxWait misses the
+// message, counted and reported like any slow subscriber, and is not
+// waited for again until its queue has drained, so a stalled one costs at
+// most maxWait per episode. Subscribers with other policies are never
+// waited for. Default: off (Publish never waits). maxWait must not be
+// negative; 0 is off.
+func WithBackPressure(maxWait time.Duration) PublisherOption { return backPressureOption(maxWait) }
+
+type backPressureOption time.Duration
+
+func (o backPressureOption) applyPublisher(c *topicConfig) { c.maxWait = time.Duration(o) }
+func (o backPressureOption) String() string {
+	return fmt.Sprintf("WithBackPressure(%v)", time.Duration(o))
+}
+
 // DropPolicy says what a subscription does with a message that arrives while
-// its channel is full.
+// its queue (WithQueueBytes: by default 64 MiB in front of the channel; with
+// 0, the channel itself) is full.
 type DropPolicy struct {
 	kind  dropKind
 	block time.Duration
@@ -211,17 +258,21 @@ var (
 	DropNewest = DropPolicy{kind: dropNewest}
 )
 
-// Block waits up to d for room, then drops the arriving message. For a
-// publisher on another node, the wait holds up delivery from that
-// publisher to this node (other publishers and other nodes are not
-// affected); the publisher then drops for this node once its own queue
-// fills. For a publisher on this node, Publish does not wait: the message
-// goes to a hand-off queue of the subscription (as long as its buffer,
-// WithBuffer), whose own goroutine does the waiting; when that queue is
-// full too, the message is dropped. Either way drops are counted and
-// reported like the other policies', and each publisher's messages keep
-// their order. Closing the subscription (its ctx, [Node.Close]) ends a
-// wait at once.
+// Block asks for reliable delivery: when the subscription's queue
+// (WithQueueBytes) is full, an arriving message waits for room instead of
+// being dropped. For a publisher on another node, the wait lasts up to d
+// and holds up delivery from that publisher to this node (other
+// publishers and other nodes are not affected); the publisher's queue for
+// this node then fills, and a publisher with WithBackPressure waits for it
+// (the subscription asks publishers for back-pressure), while one without
+// drops for this node. For a publisher on this node, Publish waits only
+// with WithBackPressure, up to its bound; without it the message is
+// dropped at once. A wait that times out drops the message and demotes the
+// subscription: later messages are dropped without waiting until its queue
+// has drained, so a stalled reader costs a publisher (or a connection) one
+// wait per episode. Drops are counted and reported like the other
+// policies', and each publisher's messages keep their order. Closing the
+// subscription (its ctx, [Node.Close]) ends a wait at once.
 func Block(d time.Duration) DropPolicy { return DropPolicy{kind: dropBlock, block: d} }
 
 func (p DropPolicy) String() string {
@@ -234,7 +285,8 @@ func (p DropPolicy) String() string {
 	return "DropOldest"
 }
 
-// WithDropPolicy sets what a full subscription does. Default: DropOldest.
+// WithDropPolicy sets what a subscription does with a message that arrives
+// while its queue is full. Default: DropOldest.
 func WithDropPolicy(p DropPolicy) SubscribeOption { return p }
 
 func (p DropPolicy) applySubscribe(c *subConfig) { c.policy = p }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +26,7 @@ type Publisher[T any] struct {
 	// handOver says that payloads are colugo's once encoded: any codec but
 	// Raw makes new bytes, and WithZeroCopy gives Raw's up.
 	handOver bool
+	maxWait  time.Duration // WithBackPressure; 0: Publish never waits
 
 	closed atomic.Bool
 	// spare is a Message for the next Publish: neither local delivery nor
@@ -53,7 +53,10 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	_, raw := cfg.codec.(codec.Raw)
-	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy,
+	if cfg.maxWait < 0 {
+		return nil, fmt.Errorf("%w: negative back-pressure wait", ErrInvalidOption)
+	}
+	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy, maxWait: cfg.maxWait,
 		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec)}}
 	node.mu.Lock()
 	if node.closed.Load() {
@@ -81,13 +84,23 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 func (p *Publisher[T]) Topic() string { return p.topic }
 
 // Publish encodes v and sends it to every subscriber of the topic, on this
-// node and on its peers. It does not wait for subscribers, not even for a
-// Block subscription on this node (see [Block]): a subscriber that cannot
-// keep up loses messages by its drop policy, counted in its node's Stats.
-// ctx is checked before sending (Publish itself does not block).
+// node and on its peers. Without back-pressure (the default) it does not
+// wait for subscribers: a subscriber that cannot keep up loses messages by
+// its drop policy once its queue is full (WithQueueBytes), counted in its
+// node's Stats; a subscriber connection of another node whose send queue
+// is full misses the message, counted in this node's Stats (TopicStats.
+// Missed) and reported once per episode as ErrSlowConsumer.
+//
+// With WithBackPressure(maxWait), Publish waits, at most maxWait in all and
+// until ctx ends, for room in the queues of the subscriptions that asked for
+// it (those with the Block policy, on this node and on others); one that
+// still has none misses the message and is not waited for again until its
+// queue has drained.
+//
 // Publish keeps nothing of v: once it returns, v (with codec.Raw, the bytes
-// of v) may be reused. Errors: ctx's error, ErrClosed, or the codec's
-// marshal error.
+// of v) may be reused. Errors: ctx's error (checked first, and when it ended
+// during a back-pressure wait: the message then went to the subscribers
+// that had room), ErrClosed, or the codec's marshal error.
 func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -110,34 +123,74 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		Sender: p.node.id,
 	}, Payload: payload}
 	p.c.published.Add(1)
+	var w pubWait
+	tctx, opts := context.Background(), transport.PublishOptions{}
+	if p.maxWait > 0 {
+		w, tctx = pubWait{ctx: ctx, deadline: time.Now().Add(p.maxWait)}, ctx
+	}
+	var res transport.PublishResult
 	if p.node.keys != nil {
-		err = p.publishSealed(msg)
+		res, err = p.publishSealed(tctx, msg, w)
 	} else {
 		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
-		p.node.receiveLocal(msg)   // subscribers on this node, which keep nothing of msg
-		msg.Exclusive = p.handOver // after local delivery: a local subscriber must not keep it
-		_, err = p.node.tr.Publish(context.Background(), msg, transport.PublishOptions{})
+		p.node.receiveLocal(msg, w) // subscribers on this node, which keep nothing of msg
+		msg.Exclusive = p.handOver  // after local delivery: a local subscriber must not keep it
+		if w.ctx != nil {
+			opts.MaxWait = max(time.Until(w.deadline), 0) // what the local waits left
+		}
+		res, err = p.node.tr.Publish(tctx, msg, opts)
 	}
-	msg.Payload = nil // the caller's: do not pin it
+	p.seq.sent.Store(msg.Header.SendTime) // once the transport has it (sendTails)
+	msg.Payload = nil                     // the caller's: do not pin it
 	p.spare.Store(msg)
+	p.noteResult(res)
+	if err == nil && w.ctx != nil {
+		err = ctx.Err() // it ended during a wait
+	}
 	return err
+}
+
+// noteResult counts the subscriber connections that missed a message and
+// reports ErrSlowConsumer when an episode starts; a publish that every
+// connection got ends it, and the tail markers (Node.sendTails).
+func (p *Publisher[T]) noteResult(res transport.PublishResult) {
+	q := p.seq
+	if res.Dropped > 0 {
+		p.c.missed.Add(uint64(res.Dropped))
+		q.tail.Store(true)
+		if !q.slow.Swap(true) {
+			p.node.report(fmt.Errorf("%w: topic %q: %d of %d subscriber connections missed a message (their send queue was full)",
+				ErrSlowConsumer, p.topic, res.Dropped, res.Subscribers))
+		}
+		return
+	}
+	if q.tail.Load() {
+		q.tail.Store(false)
+	}
+	if q.slow.Load() {
+		q.slow.Store(false)
+	}
 }
 
 // publishSealed numbers, seals and sends msg under the topic's sequence
 // lock, so that every connection gets the topic's messages in sequence
 // order (the receivers' replay windows), then delivers the plaintext on
 // this node, which needs no seal.
-func (p *Publisher[T]) publishSealed(msg *transport.Message) error {
+func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message, w pubWait) (transport.PublishResult, error) {
 	plain := msg.Payload
+	var opts transport.PublishOptions
+	if w.ctx != nil {
+		opts.MaxWait = p.maxWait
+	}
 	p.seq.mu.Lock()
 	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
-	_, err := p.node.tr.Publish(context.Background(), msg, transport.PublishOptions{})
+	res, err := p.node.tr.Publish(ctx, msg, opts)
 	p.seq.mu.Unlock()
 	msg.Header.Flags &^= wire.FlagSealed
 	msg.Payload, msg.Exclusive = plain, false // local subscribers must not keep it
-	p.node.receiveLocal(msg)
-	return err
+	p.node.receiveLocal(msg, w)
+	return res, err
 }
 
 // rawValue returns payload itself as a T when T is []byte, the codec is
@@ -272,57 +325,16 @@ func typeName[T any](c codec.Codec) string {
 	return reflect.TypeFor[T]().String()
 }
 
-// subCore is the untyped half of a subscription.
-type subCore struct {
-	node   *Node
-	info   TopicInfo
-	strict bool // compare type names too
-	policy DropPolicy
-	c      *counters
-	slow   atomic.Bool // in a slow-consumer episode
-
-	// decode decodes a message's payload and offers it to the channel under mu.
-	decode func(m *transport.Message, exclusive bool) (dropped bool, err error)
-	// With the Block policy, messages from this node's own publishers do
-	// not wait for the channel in Publish: handOff decodes one and queues
-	// it without waiting (dropped: the queue is full), and drain, a
-	// goroutine of the node's, offers the queue to the channel in order,
-	// waiting up to the Block duration for each. Both are nil for the
-	// other policies.
-	handOff  func(m *transport.Message) (dropped bool, err error)
-	drain    func()
-	anyCodec bool // take every codec (WithAnyCodec)
-	closeC   func()
-	ending   atomic.Bool
-	done     chan struct{} // closed first by close: ends a Block wait and drain
-	mu       sync.Mutex
-	closed   bool
-	stop     func() bool // stops the ctx watcher
-}
-
-func (s *subCore) close() {
-	if !s.ending.Swap(true) {
-		close(s.done) // a delivery waiting under mu lets go of it
-	}
-	s.mu.Lock()
-	stop := s.stop
-	if !s.closed {
-		s.closed = true
-		s.closeC()
-	}
-	s.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
 // Subscribe returns a channel of the values published on topic by any node,
 // this one included. The node owns the channel: it is closed when ctx ends
-// or the node closes, and at no other time. Delivery never blocks the
-// network, nor a Publish on this node: when the channel is full
-// (WithBuffer, default 64) the drop policy (WithDropPolicy, default
-// DropOldest) decides, the drop is counted in Stats, and ErrSlowConsumer
-// goes to the error handler once per episode.
+// or the node closes, and at no other time. Values that find the channel
+// (WithBuffer, default 64) full wait in the subscription's queue, in order,
+// bounded in bytes (WithQueueBytes, default 64 MiB), so that a reader
+// descheduled for a moment loses nothing of a burst. When the queue is full
+// the drop policy (WithDropPolicy, default DropOldest) decides, the drop is
+// counted in Stats, and ErrSlowConsumer goes to the error handler once per
+// episode. Delivery never blocks the network, nor a Publish on this node,
+// except for a Block subscription (see [Block] and [WithBackPressure]).
 // Messages that do not decode into T, or carry another codec, are dropped,
 // counted and reported (*DecodeError, ErrCodecMismatch); they never reach
 // the channel. Values from one publisher arrive in publish order.
@@ -362,291 +374,3 @@ func WithAnyCodec() SubscribeOption { return anyCodecOption{} }
 type anyCodecOption struct{}
 
 func (anyCodecOption) applySubscribe(c *subConfig) { c.anyCodec = true }
-
-// subscribe is the generic core of Subscribe and SubscribeReceived: T is
-// what the codec decodes, V what the channel carries. stamp says whether
-// wrap uses the receive time (reading the clock costs about 3% of a small
-// message's delivery here).
-func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []SubscribeOption, stamp bool, wrap func(T, *transport.Message, time.Time) V) (<-chan V, error) {
-	if err := wire.CheckName(topic); err != nil {
-		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
-	}
-	cfg := subConfig{topicConfig: topicConfig{codec: node.cfg.codec}, buffer: 64, policy: DropOldest}
-	for _, o := range opts {
-		if o != nil {
-			o.applySubscribe(&cfg)
-		}
-	}
-	if cfg.codec == nil || cfg.buffer < 1 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
-		return nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1 and a positive Block duration", ErrInvalidOption)
-	}
-	c := cfg.codec
-	if cfg.anyCodec {
-		if _, ok := any(new(T)).(*[]byte); !ok {
-			return nil, fmt.Errorf("%w: WithAnyCodec needs T = []byte", ErrInvalidOption)
-		}
-		c = codec.Raw{}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	ch := make(chan V, cfg.buffer)
-	_, strict := c.(codec.TypeNamer)
-	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec, done: make(chan struct{}),
-		info:   TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)},
-		closeC: func() { close(ch) }}
-	if cfg.anyCodec {
-		s.info.Codec, s.info.Type = "*", "*"
-	}
-	// scratch is decoded into under s.mu and copied into the channel, so a
-	// delivery costs no allocation of its own beyond what the codec makes.
-	// (A Raw []byte takes an exclusive payload as it is: rawValue.)
-	scratch := new(T)
-	s.decode = func(m *transport.Message, exclusive bool) (bool, error) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			return false, nil
-		}
-		v, ok := rawValue[T](c, m.Payload, exclusive)
-		if !ok {
-			var zero T
-			*scratch = zero // codecs such as JSON merge into what is there
-			if err := c.Unmarshal(m.Payload, scratch); err != nil {
-				return false, err
-			}
-			v = *scratch
-			*scratch = zero // the channel has its own copy; do not keep v's referents alive
-		}
-		var recv time.Time
-		if stamp {
-			recv = time.Now()
-		}
-		return offer(ch, wrap(v, m, recv), s.policy, s.done), nil
-	}
-	if cfg.policy.kind == dropBlock {
-		// The hand-off queue holds as many values as the channel. Each
-		// value carries its arrival number, so that drain can tell whether
-		// it arrived after the last drop (then its offer ends the episode).
-		type queued struct {
-			v V
-			n uint64
-		}
-		q := make(chan queued, cfg.buffer)
-		var arrivals, lastDrop atomic.Uint64
-		s.handOff = func(m *transport.Message) (bool, error) {
-			if s.ending.Load() {
-				return false, nil
-			}
-			// Not under mu, which drain holds while it waits: a value of
-			// its own (a local message's payload is never exclusive).
-			v, err := decode[T](c, m.Payload)
-			if err != nil {
-				return false, err
-			}
-			var recv time.Time
-			if stamp {
-				recv = time.Now()
-			}
-			n := arrivals.Add(1)
-			select {
-			case q <- queued{wrap(v, m, recv), n}:
-				return false, nil
-			default:
-				lastDrop.Store(n)
-				return true, nil
-			}
-		}
-		s.drain = func() {
-			for {
-				select {
-				case <-s.done:
-					return // values still queued go with the subscription
-				case e := <-q:
-					s.mu.Lock()
-					dropped := !s.closed && offer(ch, e.v, s.policy, s.done)
-					s.mu.Unlock()
-					if s.ending.Load() {
-						return
-					}
-					if dropped || e.n > lastDrop.Load() {
-						s.noteOffer(dropped)
-					}
-				}
-			}
-		}
-	}
-	if err := node.addSub(s); err != nil {
-		return nil, err
-	}
-	node.catalogChanged() // peers count subscribers
-	stop := context.AfterFunc(ctx, func() { node.removeSub(s) })
-	s.mu.Lock()
-	s.stop = stop
-	closed := s.closed
-	s.mu.Unlock()
-	if closed { // the node closed meanwhile
-		stop()
-	}
-	return ch, nil
-}
-
-// offer puts v on ch by policy and reports whether a message was dropped.
-// The caller holds the subscription's lock, so offers never interleave. A
-// Block wait also ends when done closes (the subscription is closing).
-func offer[T any](ch chan T, v T, p DropPolicy, done <-chan struct{}) (dropped bool) {
-	select {
-	case ch <- v:
-		return false
-	default:
-	}
-	switch p.kind {
-	case dropOldest:
-		select { // a reader may have made room meanwhile: either way v goes in
-		case <-ch:
-			dropped = true
-		default:
-		}
-		select {
-		case ch <- v:
-		default:
-			dropped = true
-		}
-		return dropped
-	case dropBlock:
-		t := time.NewTimer(p.block)
-		defer t.Stop()
-		select {
-		case ch <- v:
-			return false
-		case <-t.C:
-		case <-done:
-		}
-	}
-	return true
-}
-
-func (n *Node) addSub(s *subCore) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed.Load() {
-		return ErrClosed
-	}
-	s.c = n.counterLocked(s.info.Name)
-	if s.drain != nil {
-		n.goLocked(s.drain) // the node is open: it starts, and Close waits for it
-	}
-	n.subs[s.info.Name] = append(n.subs[s.info.Name], s)
-	n.publishRecvLocked()
-	for _, p := range n.peers {
-		n.syncPeerLocked(p)
-	}
-	return nil
-}
-
-func (n *Node) removeSub(s *subCore) {
-	n.mu.Lock()
-	ss := n.subs[s.info.Name]
-	if i := indexOf(ss, s); i >= 0 {
-		ss = append(ss[:i:i], ss[i+1:]...)
-		if len(ss) == 0 {
-			delete(n.subs, s.info.Name)
-		} else {
-			n.subs[s.info.Name] = ss
-		}
-		n.publishRecvLocked()
-		if !n.closed.Load() {
-			for _, p := range n.peers {
-				n.syncPeerLocked(p)
-			}
-		}
-	}
-	n.mu.Unlock()
-	s.close()
-	n.catalogChanged()
-}
-
-func indexOf(ss []*subCore, s *subCore) int {
-	for i, x := range ss {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
-
-// publishRecvLocked replaces the receive path's snapshot of subscriptions.
-func (n *Node) publishRecvLocked() {
-	m := make(map[string]*topicSubs, len(n.subs))
-	for t, ss := range n.subs {
-		m[t] = &topicSubs{subs: ss, c: n.counterLocked(t)}
-	}
-	n.recv.Store(&m)
-}
-
-// receive hands a message from another node to this node's subscriptions.
-// It runs on the transport's connection goroutine and never blocks, except
-// for subscriptions with the Block policy, which hold up that connection
-// only.
-func (n *Node) receive(msg *transport.Message) { n.receiveFrom(msg, false) }
-
-// receiveLocal hands a message of this node's own publisher to this node's
-// subscriptions, on the publisher's goroutine. It never blocks: Block
-// subscriptions take it through their hand-off queue.
-func (n *Node) receiveLocal(msg *transport.Message) { n.receiveFrom(msg, true) }
-
-func (n *Node) receiveFrom(msg *transport.Message, local bool) {
-	ts := (*n.recv.Load())[msg.Name]
-	if ts == nil {
-		return // not (or no longer) subscribed
-	}
-	ts.c.received.Add(1)
-	ts.c.noteSeq(msg.Header.Sender, msg.Header.Seq)
-	exclusive := msg.Exclusive && len(ts.subs) == 1 // the one subscription may keep the payload
-	for _, s := range ts.subs {
-		s.deliver(msg, exclusive, local)
-	}
-}
-
-func (s *subCore) deliver(msg *transport.Message, exclusive, local bool) {
-	h := &msg.Header
-	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
-		s.c.decodeErrors.Add(1)
-		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
-			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
-		return
-	}
-	var dropped bool
-	var err error
-	handOff := local && s.handOff != nil
-	if handOff {
-		dropped, err = s.handOff(msg)
-	} else {
-		dropped, err = s.decode(msg, exclusive)
-	}
-	if err != nil {
-		s.c.decodeErrors.Add(1)
-		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
-		return
-	}
-	s.c.delivered.Add(1)
-	if handOff && !dropped {
-		return // queued: drain notes how its offer went
-	}
-	s.noteOffer(dropped)
-}
-
-// noteOffer counts a drop and reports ErrSlowConsumer when an episode
-// starts; an offer that got through ends the episode.
-func (s *subCore) noteOffer(dropped bool) {
-	if !dropped {
-		if s.slow.Load() {
-			s.slow.Store(false)
-		}
-		return
-	}
-	s.c.dropped.Add(1)
-	if !s.slow.Swap(true) {
-		s.node.report(fmt.Errorf("%w: topic %q (policy %v)", ErrSlowConsumer, s.info.Name, s.policy))
-	}
-}

@@ -672,5 +672,8 @@ func decodeDescription(b []byte) (*PeerInfo, error) {
 	if info.ID == "" || info.Router == "" {
 		return nil, errors.New("colugo: bad $describe reply: no id or router")
 	}
+	if info.Drops != nil && len(info.Drops.Subscribers) > maxDropRows {
+		info.Drops.Subscribers = info.Drops.Subscribers[:maxDropRows]
+	}
 	return &info, nil
 }

@@ -40,7 +40,8 @@ type TopicStats struct {
 	Received     uint64 // messages that reached this node's subscriptions (local ones included)
 	Delivered    uint64 // values offered to subscription channels (summed over subscriptions)
 	Dropped      uint64 // values discarded by a subscription's drop policy
-	Gaps         uint64 // messages missing from publishers' sequences (lost on the way or before a reconnect)
+	Missed       uint64 // publisher side: messages a subscriber connection missed (its send queue was full), summed over connections
+	Gaps         uint64 // messages missing from publishers' sequences (lost on the way, before a reconnect, or a lost tail told by a tail marker)
 	DecodeErrors uint64 // messages refused: codec or type mismatch, or payload that did not decode
 }
 
@@ -55,8 +56,8 @@ type ServiceStats struct {
 
 // counters are the live, atomically updated form of the stats.
 type counters struct {
-	published, received, delivered, dropped, gaps, decodeErrors atomic.Uint64
-	requests, failed, served, handlerErrs                       atomic.Uint64
+	published, received, delivered, dropped, missed, gaps, decodeErrors atomic.Uint64
+	requests, failed, served, handlerErrs                               atomic.Uint64
 
 	// recent is the sender seen last, checked without the lock: a topic
 	// usually has one publisher at a time, so most messages skip the map.
@@ -99,6 +100,28 @@ func (c *counters) noteSeq(sender string, seq uint64) {
 	}
 }
 
+// noteTail counts the messages a tail marker says a sender published after
+// the last one received from it: seq is the sender's latest. A sender not
+// heard from yet sets no baseline (nothing is known to be missing).
+func (c *counters) noteTail(sender string, seq uint64) {
+	c.seqMu.Lock()
+	s := c.lastSeq[sender]
+	c.seqMu.Unlock()
+	if s == nil {
+		return
+	}
+	for {
+		last := s.last.Load()
+		if last == 0 || seq <= last {
+			return
+		}
+		if s.last.CompareAndSwap(last, seq) {
+			c.gaps.Add(seq - last)
+			return
+		}
+	}
+}
+
 // Stats returns a snapshot of the node's counters. It is safe to call at any
 // time, also after Close.
 func (n *Node) Stats() Stats {
@@ -115,7 +138,7 @@ func (n *Node) Stats() Stats {
 	for name, c := range n.counters {
 		st.Topics[name] = TopicStats{
 			Published: c.published.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
-			Dropped: c.dropped.Load(), Gaps: c.gaps.Load(), DecodeErrors: c.decodeErrors.Load(),
+			Dropped: c.dropped.Load(), Missed: c.missed.Load(), Gaps: c.gaps.Load(), DecodeErrors: c.decodeErrors.Load(),
 		}
 	}
 	return st

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -407,6 +408,9 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 			add("warn", "service "+r.Name, "servers disagree: %s (a caller matches only some)", k)
 		}
 	}
+	for _, p := range peers {
+		publisherDrops(p, add)
+	}
 	if c.listen > 0 {
 		listen(c, n, peers, add)
 	}
@@ -414,6 +418,28 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 	add("info", "transport", "this node: send dropped %d, frames refused %d, peers lost %d, handshakes refused %d",
 		st.SendDropped, st.RecvDropped, st.PeersLost, st.ConnsRefused)
 	return c.report(fs)
+}
+
+// publisherDrops reports what a peer's subscribers missed at the peer as
+// publisher (send queues full), as its $describe said: per topic, and per
+// subscriber connection.
+func publisherDrops(p colugo.PeerInfo, add func(level, area, format string, a ...any)) {
+	if p.Drops == nil {
+		return
+	}
+	topics := slices.Sorted(maps.Keys(p.Drops.Topics))
+	for _, t := range topics {
+		add("warn", "topic "+t, "%s: subscriber connections missed %d messages (publisher's send queue full; see also Gaps at the subscribers)",
+			p.Name, p.Drops.Topics[t])
+	}
+	for _, s := range p.Drops.Subscribers {
+		state := "recovered"
+		if s.Slow {
+			state = "slow now"
+		}
+		add("warn", "publisher "+p.Name, "subscriber connection %s missed %d messages (%s; %d topics, %d with back-pressure, %d queued)",
+			s.Remote, s.Dropped, state, s.Topics, s.BackPressure, s.Queued)
+	}
 }
 
 // checkTopic reports codec disagreements (messages refused) and type

@@ -385,6 +385,40 @@ func TestDoctorFindsCodecMismatch(t *testing.T) {
 	}
 }
 
+// TestDoctorShowsPublisherDrops: doctor reports what a publisher's
+// subscriber connections missed, as the publisher's $describe tells.
+func TestDoctorShowsPublisherDrops(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, b := node(t, dir, "talker"), node(t, dir, "stalled")
+	raw := colugo.WithCodec(codec.Raw{})
+	// A reader that never reads, whose node's connection then stops.
+	if _, err := colugo.Subscribe[[]byte](t.Context(), b, "big", raw, colugo.WithBuffer(1), colugo.WithQueueBytes(1),
+		colugo.WithDropPolicy(colugo.Block(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := colugo.NewPublisher[[]byte](a, "big", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.WaitSubscribers(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 64<<10)
+	for i := 0; a.Stats().Topics["big"].Missed == 0; i++ {
+		if i == 4096 { // 256 MiB: beyond every send queue and socket buffer
+			t.Fatalf("no miss counted: %+v", a.Stats().Topics["big"])
+		}
+		if err := pub.Publish(t.Context(), payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCLI(t, dir, "doctor", "--listen", "0s")
+	if !strings.Contains(r.stdout, "talker: subscriber connections missed") {
+		t.Fatalf("doctor does not show the drops:\n%s", r.stdout)
+	}
+}
+
 // TestRecordPlay records two topics with the CLI, checks the file with the
 // mcap library, then plays it back remapped into a subscriber.
 func TestRecordPlay(t *testing.T) {

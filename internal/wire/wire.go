@@ -74,6 +74,12 @@ func (k Kind) Valid() bool { return k >= KindPublish && k <= KindControl }
 // internal/seal): key id, nonce, ciphertext and tag.
 const FlagSealed uint8 = 1
 
+// FlagTail marks a tail marker: a publish without a value whose seq is the
+// publisher's latest on the topic, sent to subscribers after some of them
+// missed the latest messages, so that they learn of a lost tail (counted
+// as gaps). Receivers deliver nothing for it.
+const FlagTail uint8 = 2
+
 // Header is the decoded form of a message header.
 type Header struct {
 	Kind      Kind

@@ -1,0 +1,511 @@
+package colugo
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport"
+)
+
+// DefaultQueueBytes is a subscription's default queue bound (see
+// WithQueueBytes): 64 MiB, NATS's default pending limit per subscription.
+const DefaultQueueBytes = 64 << 20
+
+// QueueEntryOverhead is what a queued value counts for besides its
+// message's payload length, in a subscription's queue bound.
+const QueueEntryOverhead = 64
+
+// subCore is the untyped half of a subscription.
+type subCore struct {
+	node     *Node
+	info     TopicInfo
+	strict   bool // compare type names too
+	policy   DropPolicy
+	anyCodec bool // take every codec (WithAnyCodec)
+	c        *counters
+	slow     atomic.Bool // in a slow-consumer episode
+	q        sink        // the channel and the queue in front of it
+
+	ending atomic.Bool
+	done   chan struct{} // closed first by close: ends waits, and the feeder, which closes the channel
+	mu     sync.Mutex
+	closed bool
+	stop   func() bool // stops the ctx watcher
+}
+
+// sink is the typed half of a subscription: its channel, and the queue
+// bounded in bytes in front of it. Offers are serialised by its lock; its
+// feeder goroutine moves queued values to the channel in order and is the
+// only one to close the channel (once the subscription's done closes).
+type sink interface {
+	// offer decodes m and queues the value by the subscription's policy.
+	// It reports how many values were dropped (the arriving one, or older
+	// ones for DropOldest). local says m comes from a Publish on this node,
+	// which waits for a Block subscription only with back-pressure (w).
+	offer(m *transport.Message, exclusive, local bool, w pubWait) (dropped int, err error)
+	feed()
+}
+
+// pubWait is a back-pressured Publish's bound on its waits for this node's
+// Block subscriptions (zero: Publish does not wait).
+type pubWait struct {
+	ctx      context.Context
+	deadline time.Time
+}
+
+func (s *subCore) close() {
+	if !s.ending.Swap(true) {
+		close(s.done) // waits end, the feeder closes the channel
+	}
+	s.mu.Lock()
+	stop := s.stop
+	s.closed = true
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// subscribe is the generic core of Subscribe and SubscribeReceived: T is
+// what the codec decodes, V what the channel carries. stamp says whether
+// wrap uses the receive time (reading the clock costs about 3% of a small
+// message's delivery here).
+func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []SubscribeOption, stamp bool, wrap func(T, *transport.Message, time.Time) V) (<-chan V, error) {
+	if err := wire.CheckName(topic); err != nil {
+		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
+	}
+	cfg := subConfig{topicConfig: topicConfig{codec: node.cfg.codec}, buffer: 64, policy: DropOldest, queueBytes: DefaultQueueBytes}
+	for _, o := range opts {
+		if o != nil {
+			o.applySubscribe(&cfg)
+		}
+	}
+	if cfg.codec == nil || cfg.buffer < 1 || cfg.queueBytes < 0 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
+		return nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1, a queue bound of at least 0 and a positive Block duration", ErrInvalidOption)
+	}
+	c := cfg.codec
+	if cfg.anyCodec {
+		if _, ok := any(new(T)).(*[]byte); !ok {
+			return nil, fmt.Errorf("%w: WithAnyCodec needs T = []byte", ErrInvalidOption)
+		}
+		c = codec.Raw{}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	_, strict := c.(codec.TypeNamer)
+	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec, done: make(chan struct{}),
+		info: TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)}}
+	if cfg.anyCodec {
+		s.info.Codec, s.info.Type = "*", "*"
+	}
+	k := &chanSink[V]{s: s, ch: make(chan V, cfg.buffer), max: cfg.queueBytes, wake: make(chan struct{}, 1)}
+	// scratch is decoded into under k.mu and copied out, so a delivery
+	// costs no allocation of its own beyond what the codec makes. (A Raw
+	// []byte takes an exclusive payload as it is: rawValue.)
+	scratch := new(T)
+	k.decode = func(m *transport.Message, exclusive bool) (V, error) {
+		v, ok := rawValue[T](c, m.Payload, exclusive)
+		if !ok {
+			var zero T
+			*scratch = zero // codecs such as JSON merge into what is there
+			if err := c.Unmarshal(m.Payload, scratch); err != nil {
+				var none V
+				return none, err
+			}
+			v = *scratch
+			*scratch = zero // the value has its own copy; do not keep its referents alive
+		}
+		var recv time.Time
+		if stamp {
+			recv = time.Now()
+		}
+		return wrap(v, m, recv), nil
+	}
+	s.q = k
+	if err := node.addSub(s); err != nil {
+		return nil, err
+	}
+	node.catalogChanged() // peers count subscribers
+	stop := context.AfterFunc(ctx, func() { node.removeSub(s) })
+	s.mu.Lock()
+	s.stop = stop
+	closed := s.closed
+	s.mu.Unlock()
+	if closed { // the node closed meanwhile
+		stop()
+	}
+	return k.ch, nil
+}
+
+// chanSink is a subscription's channel with its queue.
+type chanSink[V any] struct {
+	s      *subCore
+	ch     chan V
+	max    int                                                   // queue bound in bytes; 0: no queue
+	decode func(m *transport.Message, exclusive bool) (V, error) // under mu
+	wake   chan struct{}                                         // tells the feeder the queue is no longer empty
+
+	mu       sync.Mutex
+	closed   bool       // the channel is closed
+	ring     []entry[V] // the queue, a ring of len(ring) slots (a power of 2)
+	head, n  int
+	bytes    int           // accounted bytes queued
+	inflight bool          // the feeder holds a value taken from the queue: nothing may overtake it
+	demoted  bool          // a Block wait timed out: no more waits until the queue drains
+	room     chan struct{} // closed when the feeder makes room; nil when nobody waits
+}
+
+type entry[V any] struct {
+	v    V
+	size int
+}
+
+func (k *chanSink[V]) offer(m *transport.Message, exclusive, local bool, w pubWait) (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.closed || k.s.ending.Load() {
+		return 0, nil
+	}
+	v, err := k.decode(m, exclusive)
+	if err != nil {
+		return 0, err
+	}
+	if k.n == 0 && !k.inflight { // nothing queued: straight to the channel
+		select {
+		case k.ch <- v:
+			k.demoted = false
+			return 0, nil
+		default:
+		}
+	}
+	if k.max == 0 {
+		return k.offerChan(v, local, w), nil
+	}
+	size := len(m.Payload) + QueueEntryOverhead
+	dropped := 0
+	// A value larger than the whole bound still goes into an empty queue
+	// (the value being handed to the channel counts in bytes, not in n).
+room:
+	for k.bytes > 0 && k.bytes+size > k.max {
+		switch k.s.policy.kind {
+		case dropOldest:
+			if k.n == 0 {
+				break room // only the value in hand is left: v goes in too
+			}
+			_, size := k.pop()
+			k.bytes -= size
+			dropped++
+		case dropNewest:
+			return 1, nil
+		default:
+			if !k.waitRoom(local, w) {
+				return 1, nil
+			}
+			if k.closed || k.s.ending.Load() {
+				return 0, nil
+			}
+		}
+	}
+	k.push(v, size)
+	if k.n == 1 {
+		select {
+		case k.wake <- struct{}{}:
+		default:
+		}
+	}
+	return dropped, nil
+}
+
+// waitTimes returns how long a Block wait may last and what else ends it,
+// or false when this offer must not wait: a demoted subscription, or a
+// local message without back-pressure. k.mu is held.
+func (k *chanSink[V]) waitTimes(local bool, w pubWait) (time.Duration, <-chan struct{}, bool) {
+	if k.demoted || (local && w.ctx == nil) {
+		return 0, nil, false
+	}
+	if w.ctx != nil {
+		return time.Until(w.deadline), w.ctx.Done(), true
+	}
+	return k.s.policy.block, nil, true
+}
+
+// waitRoom waits, without k.mu, for the feeder to make room in the queue
+// (then true), or until the wait's bound (the subscription is then
+// demoted), the publisher's ctx or the subscription's end.
+func (k *chanSink[V]) waitRoom(local bool, w pubWait) bool {
+	d, ctxDone, ok := k.waitTimes(local, w)
+	if !ok {
+		return false
+	}
+	if d <= 0 {
+		k.demoted = true
+		return false
+	}
+	if k.room == nil {
+		k.room = make(chan struct{})
+	}
+	room := k.room
+	k.mu.Unlock()
+	t := time.NewTimer(d)
+	ok, timedOut := false, false
+	select {
+	case <-room:
+		ok = true
+	case <-t.C:
+		timedOut = true
+	case <-ctxDone:
+	case <-k.s.done:
+	}
+	t.Stop()
+	k.mu.Lock()
+	if timedOut {
+		k.demoted = true
+	}
+	return ok
+}
+
+// offerChan is offer without a queue (WithQueueBytes(0)): the policy
+// applies to the channel itself, and a Block wait holds k.mu.
+func (k *chanSink[V]) offerChan(v V, local bool, w pubWait) (dropped int) {
+	switch k.s.policy.kind {
+	case dropOldest:
+		select { // a reader may have made room meanwhile: either way v goes in
+		case <-k.ch:
+			dropped = 1
+		default:
+		}
+		select {
+		case k.ch <- v:
+		default:
+			dropped = 1
+		}
+		return dropped
+	case dropBlock:
+		d, ctxDone, ok := k.waitTimes(local, w)
+		if !ok {
+			return 1
+		}
+		if d <= 0 {
+			k.demoted = true
+			return 1
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case k.ch <- v:
+			return 0
+		case <-t.C:
+			k.demoted = true
+		case <-ctxDone:
+		case <-k.s.done:
+		}
+	}
+	return 1
+}
+
+func (k *chanSink[V]) push(v V, size int) {
+	if k.n == len(k.ring) {
+		grown := make([]entry[V], max(16, 2*len(k.ring)))
+		for i := range k.n {
+			grown[i] = k.ring[(k.head+i)&(len(k.ring)-1)]
+		}
+		k.ring, k.head = grown, 0
+	}
+	k.ring[(k.head+k.n)&(len(k.ring)-1)] = entry[V]{v, size}
+	k.n++
+	k.bytes += size
+}
+
+// pop takes the queue's head; its bytes stay counted until the caller
+// lets go of it.
+func (k *chanSink[V]) pop() (V, int) {
+	e := &k.ring[k.head]
+	v, size := e.v, e.size
+	*e = entry[V]{} // do not keep the value's referents alive
+	k.head = (k.head + 1) & (len(k.ring) - 1)
+	k.n--
+	if k.n == 0 && len(k.ring) > 1024 {
+		k.ring, k.head = nil, 0 // a burst's ring goes back to the garbage collector
+	}
+	return v, size
+}
+
+// feed moves queued values to the channel in order, waiting for the
+// reader; a goroutine of the node's, one per subscription. A value being
+// handed over still counts in the queue's bytes, so that the bound is
+// exact. It closes the channel when the subscription ends.
+func (k *chanSink[V]) feed() {
+	k.mu.Lock()
+	for {
+		for k.n == 0 {
+			k.inflight, k.demoted = false, false
+			k.mu.Unlock()
+			select {
+			case <-k.wake:
+			case <-k.s.done:
+				k.shut()
+				return
+			}
+			k.mu.Lock()
+		}
+		v, size := k.pop()
+		k.inflight = true
+		k.mu.Unlock()
+		select {
+		case k.ch <- v:
+		case <-k.s.done:
+			k.shut()
+			return // values still queued go with the subscription
+		}
+		k.mu.Lock()
+		k.bytes -= size
+		if k.room != nil {
+			close(k.room)
+			k.room = nil
+		}
+	}
+}
+
+func (k *chanSink[V]) shut() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.closed = true
+	k.ring, k.n, k.bytes = nil, 0, 0
+	close(k.ch)
+}
+
+func (n *Node) addSub(s *subCore) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	s.c = n.counterLocked(s.info.Name)
+	n.goLocked(s.q.feed) // the node is open: it starts, and Close waits for it
+	n.subs[s.info.Name] = append(n.subs[s.info.Name], s)
+	n.publishRecvLocked()
+	for _, p := range n.peers {
+		n.syncPeerLocked(p)
+	}
+	return nil
+}
+
+func (n *Node) removeSub(s *subCore) {
+	n.mu.Lock()
+	ss := n.subs[s.info.Name]
+	if i := indexOf(ss, s); i >= 0 {
+		ss = append(ss[:i:i], ss[i+1:]...)
+		if len(ss) == 0 {
+			delete(n.subs, s.info.Name)
+		} else {
+			n.subs[s.info.Name] = ss
+		}
+		n.publishRecvLocked()
+		if !n.closed.Load() {
+			for _, p := range n.peers {
+				n.syncPeerLocked(p)
+			}
+		}
+	}
+	n.mu.Unlock()
+	s.close()
+	n.catalogChanged()
+}
+
+func indexOf(ss []*subCore, s *subCore) int {
+	for i, x := range ss {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// publishRecvLocked replaces the receive path's snapshot of subscriptions.
+func (n *Node) publishRecvLocked() {
+	m := make(map[string]*topicSubs, len(n.subs))
+	for t, ss := range n.subs {
+		m[t] = &topicSubs{subs: ss, c: n.counterLocked(t)}
+	}
+	n.recv.Store(&m)
+}
+
+// backPressureLocked reports whether a subscription of topic on this node
+// asks publishers for back-pressure: one with the Block policy.
+func (n *Node) backPressureLocked(topic string) bool {
+	for _, s := range n.subs[topic] {
+		if s.policy.kind == dropBlock {
+			return true
+		}
+	}
+	return false
+}
+
+// receive hands a message from another node to this node's subscriptions.
+// It runs on the transport's connection goroutine and never blocks, except
+// for subscriptions with the Block policy whose queue is full, which hold
+// up that connection only.
+func (n *Node) receive(msg *transport.Message) { n.receiveFrom(msg, false, pubWait{}) }
+
+// receiveLocal hands a message of this node's own publisher to this node's
+// subscriptions, on the publisher's goroutine. It waits only with
+// back-pressure (w), for Block subscriptions whose queue is full.
+func (n *Node) receiveLocal(msg *transport.Message, w pubWait) { n.receiveFrom(msg, true, w) }
+
+func (n *Node) receiveFrom(msg *transport.Message, local bool, w pubWait) {
+	ts := (*n.recv.Load())[msg.Name]
+	if ts == nil {
+		return // not (or no longer) subscribed
+	}
+	if msg.Header.Flags&wire.FlagTail != 0 { // no value: the sender's latest seq
+		if !local {
+			ts.c.noteTail(msg.Header.Sender, msg.Header.Seq)
+		}
+		return
+	}
+	ts.c.received.Add(1)
+	ts.c.noteSeq(msg.Header.Sender, msg.Header.Seq)
+	exclusive := msg.Exclusive && len(ts.subs) == 1 // the one subscription may keep the payload
+	for _, s := range ts.subs {
+		s.deliver(msg, exclusive, local, w)
+	}
+}
+
+func (s *subCore) deliver(msg *transport.Message, exclusive, local bool, w pubWait) {
+	h := &msg.Header
+	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
+		s.c.decodeErrors.Add(1)
+		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
+			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
+		return
+	}
+	dropped, err := s.q.offer(msg, exclusive, local, w)
+	if err != nil {
+		s.c.decodeErrors.Add(1)
+		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
+		return
+	}
+	s.c.delivered.Add(1)
+	s.noteOffer(dropped)
+}
+
+// noteOffer counts drops and reports ErrSlowConsumer when an episode
+// starts; an offer that dropped nothing ends the episode.
+func (s *subCore) noteOffer(dropped int) {
+	if dropped == 0 {
+		if s.slow.Load() {
+			s.slow.Store(false)
+		}
+		return
+	}
+	s.c.dropped.Add(uint64(dropped))
+	if !s.slow.Swap(true) {
+		s.node.report(fmt.Errorf("%w: topic %q (policy %v)", ErrSlowConsumer, s.info.Name, s.policy))
+	}
+}
