@@ -1,6 +1,7 @@
 package codec_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/colugo-go/colugo/codec"
@@ -42,5 +43,32 @@ func BenchmarkJSONUnmarshal64(b *testing.B) {
 	}
 	if p != benchPose {
 		b.Fatalf("decoded %+v", p)
+	}
+}
+
+// The same with encoding/json directly, for a same-run comparison.
+
+func BenchmarkStdJSONMarshal64(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(benchPose); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStdJSONUnmarshal64(b *testing.B) {
+	data, err := json.Marshal(benchPose)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	var p pose64
+	for b.Loop() {
+		p = pose64{}
+		if err := json.Unmarshal(data, &p); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
