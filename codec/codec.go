@@ -73,15 +73,15 @@ var (
 //     (recursive types, interfaces), and values to decode that hold arrays,
 //     json.Number or, on 32-bit platforms, int or uint, take encoding/json,
 //     whole;
-//   - a document nested deeper than [JSONFastDepth] arrays and objects
-//     decodes with encoding/json, which refuses more than 10000 levels and
+//   - a document nested deeper than 32 arrays and objects decodes with
+//     encoding/json, which refuses more than 10000 levels and
 //     takes time linear in the input however it nests.
 type JSON struct{}
 
-// JSONFastDepth is the deepest nesting of arrays and objects that
-// [JSON.Unmarshal] decodes with the fast library; deeper documents decode
+// fastDepth is the deepest nesting of arrays and objects that
+// JSON.Unmarshal decodes with the fast library; deeper documents decode
 // with encoding/json (see [JSON]).
-const JSONFastDepth = 32
+const fastDepth = 32
 
 // Name returns "json".
 func (JSON) Name() string { return "json" }
@@ -119,7 +119,7 @@ func marshalError(err error) error {
 // Strings and byte slices in v never alias data.
 func (JSON) Unmarshal(data []byte, v any) error {
 	var err error
-	if deeper(data, JSONFastDepth) || !fastDecodes(reflect.TypeOf(v)) {
+	if deeper(data, fastDepth) || !fastDecodes(reflect.TypeOf(v)) {
 		err = json.Unmarshal(data, v)
 	} else {
 		err = fastjson.Unmarshal(data, v)

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestDeeper checks JSONFastDepth's boundary: deeper counts the nesting of
+// TestDeeper checks fastDepth's boundary: deeper counts the nesting of
 // arrays and objects, not brackets inside strings.
 func TestDeeper(t *testing.T) {
 	t.Parallel()
@@ -16,14 +16,14 @@ func TestDeeper(t *testing.T) {
 	}{
 		{``, false},
 		{`{"a":[1,2,{"b":[]}]}`, false},
-		{nest(JSONFastDepth), false},
-		{nest(JSONFastDepth + 1), true},
+		{nest(fastDepth), false},
+		{nest(fastDepth + 1), true},
 		{strings.Repeat(`[]`, 1000), false}, // many brackets, shallow
 		{`"` + strings.Repeat(`[`, 100) + `"`, false},
 		{`["\"` + strings.Repeat(`[`, 100) + `"]`, false},
 		{`["\\"` + strings.Repeat(`[`, 100), true}, // the string ended before the brackets
 	} {
-		if got := deeper([]byte(tt.data), JSONFastDepth); got != tt.want {
+		if got := deeper([]byte(tt.data), fastDepth); got != tt.want {
 			t.Errorf("deeper(%.50q) = %v, want %v", tt.data, got, tt.want)
 		}
 	}
