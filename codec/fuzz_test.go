@@ -2,6 +2,8 @@ package codec_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/colugo-go/colugo/codec"
@@ -77,6 +79,47 @@ func FuzzRawRoundTrip(f *testing.F) {
 		}
 		if !bytes.Equal(b, want) || s != string(want) {
 			t.Fatalf("Unmarshal: got %x and %q, want %x", b, s, want)
+		}
+	})
+}
+
+// FuzzJSONDifferential checks codec.JSON against encoding/json on any
+// input: both accept it or both refuse it, decode it to the same value, and
+// encode that value to the same bytes.
+func FuzzJSONDifferential(f *testing.F) {
+	for _, s := range unmarshalInputs {
+		if len(s) < 1000 {
+			f.Add([]byte(s))
+		}
+	}
+	f.Add([]byte(`{"X":1,"Y":-2.5,"Theta":3.14,"Frame":"map","Tags":["<a>"],"Meta":{"b":1,"a":2},"Next":{"X":2}}`))
+	f.Add([]byte(`{"renamed":1,"AsString":"5","bytes":"AAE=","nested":{"a":1},"map":{"z":{},"a":{}},"int_map":{"3":"x"},"E1":2}`))
+	c := codec.JSON{}
+	targets := []func() any{
+		func() any { return new(any) }, func() any { return new(pose) }, func() any { return new(tagged) },
+		func() any { return new(tree) }, func() any { return new(withAny) }, func() any { return new(map[string][]float32) },
+		func() any { return new([]*inner) }, func() any { return new(string) }, func() any { return new(int16) },
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, mk := range targets {
+			want, got := mk(), mk()
+			wantErr := json.Unmarshal(data, want)
+			gotErr := c.Unmarshal(bytes.Clone(data), got)
+			if (wantErr == nil) != (gotErr == nil) {
+				t.Fatalf("%q into %T: encoding/json error %v, codec.JSON error %v", data, want, wantErr, gotErr)
+			}
+			if wantErr != nil {
+				continue
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q into %T:\ncodec.JSON    %#v\nencoding/json %#v", data, want, got, want)
+			}
+			v := reflect.ValueOf(got).Elem().Interface()
+			wantOut, wantErr := json.Marshal(v)
+			gotOut, gotErr := c.Marshal(v)
+			if (wantErr == nil) != (gotErr == nil) || !bytes.Equal(gotOut, wantOut) {
+				t.Fatalf("encoding %#v:\ncodec.JSON    %s %v\nencoding/json %s %v", v, gotOut, gotErr, wantOut, wantErr)
+			}
 		}
 	})
 }
