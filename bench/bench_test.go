@@ -11,6 +11,7 @@ import (
 // zmq4's PUB socket starts a writer goroutine that Close does not stop
 // (shared/notes/zmq4.md §1): the only goroutine allowed to outlive a test.
 func TestMain(m *testing.M) {
+	Child() // the other side of a two-process workload: runs it and exits
 	if os.Getenv("COLUGO_DISCOVERY") == "" {
 		_ = os.Setenv("COLUGO_DISCOVERY", "local") // nothing leaves the host
 	}

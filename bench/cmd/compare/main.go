@@ -25,6 +25,7 @@ import (
 )
 
 func main() {
+	bench.Child() // the other side of a two-process workload: runs it and exits
 	d := flag.Duration("d", 2*time.Second, "measured duration of each workload on each system")
 	n := flag.Int("n", 1, "runs of each workload on each system; the table shows the median")
 	wre := flag.String("w", "", "regexp: only workloads whose name matches")
