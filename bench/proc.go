@@ -315,8 +315,9 @@ func (c *child) expect(prefix string, d time.Duration) (string, error) {
 
 var errChildExited = errors.New("child exited")
 
-// childExitWait is how long a child has to exit once its stdin is closed.
-const childExitWait = 5 * time.Second
+// childExitWait is how long a child has to exit once its stdin is closed
+// (a variable for the tests).
+var childExitWait = 5 * time.Second
 
 // Close tells the child to exit (closes its stdin), kills it by its PID
 // if it has not within childExitWait, and reaps it.

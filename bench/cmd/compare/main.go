@@ -1,13 +1,16 @@
 // Command compare runs the bench suite (colugo over TCP and in process, raw
-// zmq4 sockets, NATS with an embedded server) in one process and prints one
-// markdown table with the machine named.
+// zmq4 sockets, NATS with an embedded server) and prints markdown tables
+// with the machine named: one for the paced workloads, one for the bursts.
+// Two-process workloads (2p-) re-execute this command as their other side
+// (see bench.Child).
 //
 //	cd bench && go run ./cmd/compare                # every workload, 2 s per system
 //	go run ./cmd/compare -d 5s -n 3                 # median of 3 runs of 5 s
 //	go run ./cmd/compare -w 'pubsub-64B|request' -s colugo -cpuprofile cpu.out
+//	go run ./cmd/compare -w 'burst|2p-|json' -n 3   # the burst, two-process and JSON rows
 //
 // Every run is bounded by -d (and the whole command by -timeout); traffic
-// stays on 127.0.0.1.
+// stays on 127.0.0.1 and colugo's abstract Unix sockets.
 package main
 
 import (
@@ -114,16 +117,77 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 	fmt.Fprintf(out, "Machine: %s, %d CPUs, %s/%s, Linux %s, %s; %s; %v per run, median of %d.\n\n",
 		bench.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(),
 		time.Now().UTC().Format("2006-01-02"), d, n)
+	var paced, bursts []bench.Workload
+	for _, w := range ws {
+		if w.Burst > 0 {
+			bursts = append(bursts, w)
+		} else {
+			paced = append(paced, w)
+		}
+	}
+	if len(paced) > 0 {
+		printPaced(out, paced, ss, runs)
+	}
+	if len(bursts) > 0 {
+		if len(paced) > 0 {
+			fmt.Fprintln(out)
+		}
+		printBursts(out, bursts, ss, runs)
+	}
+}
+
+func us(t time.Duration) string { return fmt.Sprintf("%.1f", float64(t)/float64(time.Microsecond)) }
+
+// medians picks each system's median result of w.
+func medians(w bench.Workload, ss []bench.System, runs map[string][]bench.Result) map[bench.System]bench.Result {
+	res := map[bench.System]bench.Result{}
+	for _, s := range ss {
+		if rs := runs[w.Name+"/"+string(s)]; len(rs) > 0 {
+			res[s] = bench.Median(w, rs)
+		}
+	}
+	return res
+}
+
+// printBursts prints the burst workloads: what arrived of an unpaced
+// burst, how fast, and what each system counted as dropped.
+func printBursts(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result) {
+	fmt.Fprintln(out, "| burst | system | procs | sent | delivered | delivered % | msgs/s | p50 µs | p99 µs | pub drops | sub drops | gaps | ÷ NATS |")
+	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, w := range ws {
+		res := medians(w, ss, runs)
+		for _, s := range ss {
+			r, ok := res[s]
+			if !ok {
+				continue
+			}
+			rn := ""
+			if o, ok := res[bench.NATS]; ok && s != bench.NATS {
+				rn = fmt.Sprintf("%.2f", r.MsgsPerSec()/o.MsgsPerSec())
+			}
+			drop := func(n uint64) string {
+				if s == bench.ZMQ4 {
+					return "–" // counts nothing
+				}
+				return fmt.Sprint(n)
+			}
+			fmt.Fprintf(out, "| %s | %s | %d | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |\n",
+				w.Name, s, r.Procs, r.Sent, r.Msgs, r.DeliveredPct(), bench.SI(r.MsgsPerSec()), us(r.P50), us(r.P99),
+				drop(r.Drops.Pub), drop(r.Drops.Sub), drop(r.Drops.Gaps), rn)
+		}
+	}
+	fmt.Fprintln(out, "\nBursts: one publisher publishes sent messages as fast as Publish returns, no flow control, each"+
+		" in a buffer of its own, every system with its defaults; the subscriber counts until it has all or nothing arrived"+
+		" for 1 s. msgs/s is of what was delivered, up to the last arrival; latency (one way, a sample) includes the queueing"+
+		" of the burst; drops are what each system counted (colugo: publisher SendDropped or topic Dropped, subscriber"+
+		" Dropped and Gaps; NATS: slow-consumer errors and Dropped; raw zmq4 counts nothing); ÷ NATS: delivered msgs/s.")
+}
+
+func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result) {
 	fmt.Fprintln(out, "| workload | system | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | allocs/msg | B/msg | ÷ zmq4 | ÷ NATS |")
 	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-	us := func(t time.Duration) string { return fmt.Sprintf("%.1f", float64(t)/float64(time.Microsecond)) }
 	for _, w := range ws {
-		res := map[bench.System]bench.Result{}
-		for _, s := range ss {
-			if rs := runs[w.Name+"/"+string(s)]; len(rs) > 0 {
-				res[s] = bench.Median(w, rs)
-			}
-		}
+		res := medians(w, ss, runs)
 		ratio := func(r bench.Result, other bench.System) string {
 			o, ok := res[other]
 			if !ok {
@@ -150,7 +214,9 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 	}
 	fmt.Fprintln(out, "\nmsgs/s counts deliveries (fan-out: four per message) or completed requests; latencies are one way"+
 		" (publish to the subscriber's goroutine, a sample of messages, window queueing included) for pub/sub and round trips"+
-		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery;"+
+		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery; 2p- rows:"+
+		" publisher | subscriber and client | server in two processes (NATS: its server in a third), allocations of both"+
+		" pub/sub processes, of the client's only for requests; json- rows: colugo's default codec, NATS with encoding/json;"+
 		" ÷ columns: colugo's figure over the other's (msgs/s; p50 round trip for serial requests, lower is better).")
 }
 
