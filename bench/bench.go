@@ -101,8 +101,9 @@ type Workload struct {
 	// link sit idle for Pace before the next, and every message is timed.
 	Pace time.Duration
 	// Burst (PubSub), when set, makes an unpaced burst: each publisher
-	// publishes this many messages (fewer if Limits.N says so) as fast as
-	// Publish returns, with no flow control, each in a buffer of its own;
+	// publishes this many messages (fewer if Limits.N says so; Limits.D
+	// does not cut a burst short, drainTimeout does) as fast as Publish
+	// returns, with no flow control, each in a buffer of its own;
 	// subscribers count until they have all or nothing arrived for
 	// quietPeriod. Loss does not fail the run: Result says what arrived
 	// and what each system counted as dropped. Every system runs with its
@@ -465,6 +466,9 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 	lim.start()
 	start := time.Now()
 	stopAt := start.Add(lim.D)
+	if w.Burst > 0 {
+		stopAt = start.Add(max(lim.D, drainTimeout)) // a burst is its count: D does not cut it short
+	}
 	sent := make([]int64, w.Pubs)
 	errs := make([]error, w.Pubs)
 	var wg sync.WaitGroup

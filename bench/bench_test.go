@@ -211,9 +211,12 @@ func TestBurstReportsLoss(t *testing.T) {
 	if r.Elapsed <= 0 || r.Elapsed > time.Since(t0)-quietPeriod {
 		t.Errorf("elapsed %v counts the quiet period", r.Elapsed)
 	}
-	// Limits.N caps a burst.
+	// Limits.N caps a burst; Limits.D does not cut it short.
 	if r, err := Run(lossy, w, Limits{N: 10}); err != nil || r.Sent != 10 {
 		t.Errorf("N 10: sent %d, %v", r.Sent, err)
+	}
+	if r, err := Run(lossy, w, Limits{D: time.Nanosecond}); err != nil || r.Sent != 1000 {
+		t.Errorf("D 1ns: sent %d, %v", r.Sent, err)
 	}
 	w.Burst, w.Name = 0, "paced-test"
 	defer func(d time.Duration) { drainTimeout = d }(drainTimeout)

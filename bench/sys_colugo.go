@@ -290,14 +290,18 @@ func (r *colugoPubSub) Check() error {
 func (r *colugoPubSub) Drops() Drops {
 	var d Drops
 	for _, n := range r.pubN {
-		// The larger of the node's send drops and its topics' drops: a
-		// publisher may count one loss in both.
+		// The largest of the node's send drops, its subscriber
+		// connections' and its topics': a publisher may count one loss in
+		// each.
 		st := n.Stats()
-		var topics uint64
+		var topics, conns uint64
 		for _, name := range r.topics {
 			topics += st.Topics[name].Dropped
 		}
-		d.Pub += max(st.Transport.SendDropped, topics)
+		for _, c := range st.Transport.Subscribers {
+			conns += c.Dropped
+		}
+		d.Pub += max(st.Transport.SendDropped, topics, conns)
 	}
 	for _, n := range r.subs {
 		st := n.Stats()

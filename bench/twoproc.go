@@ -101,6 +101,9 @@ func runPubSub2(sys System, w Workload, lim Limits) (_ Result, err error) {
 	start := time.Now()
 	startNs := start.UnixNano()
 	stopAt := start.Add(lim.D)
+	if w.Burst > 0 {
+		stopAt = start.Add(max(lim.D, drainTimeout)) // a burst is its count: D does not cut it short
+	}
 	var sent int64
 	for k := 0; k < lim.N; k++ {
 		if k&63 == 0 && k > 0 && time.Now().After(stopAt) {

@@ -7,7 +7,9 @@
 //	cd bench && go run ./cmd/compare                # every workload, 2 s per system
 //	go run ./cmd/compare -d 5s -n 3                 # median of 3 runs of 5 s
 //	go run ./cmd/compare -w 'pubsub-64B|request' -s colugo -cpuprofile cpu.out
-//	go run ./cmd/compare -w 'burst|2p-|json' -n 3   # the burst, two-process and JSON rows
+//	go run ./cmd/compare -w '^(pubsub-64B|request-64B-serial)$|burst|2p-|json' -n 3
+//	                                                # the burst, two-process and JSON rows, their Raw
+//	                                                # counterparts and a table of issue 12's targets
 //
 // Every run is bounded by -d (and the whole command by -timeout); traffic
 // stays on 127.0.0.1 and colugo's abstract Unix sockets.
@@ -33,7 +35,7 @@ func main() {
 	n := flag.Int("n", 1, "runs of each workload on each system; the table shows the median")
 	wre := flag.String("w", "", "regexp: only workloads whose name matches")
 	sre := flag.String("s", "", "regexp: only systems whose name matches")
-	timeout := flag.Duration("timeout", 20*time.Minute, "abort the whole command after this long")
+	timeout := flag.Duration("timeout", time.Hour, "abort the whole command after this long")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	memprof := flag.String("memprofile", "", "write an allocation profile to this file at the end")
 	flag.Parse()
@@ -134,6 +136,77 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 		}
 		printBursts(out, bursts, ss, runs)
 	}
+	printTargets(out, ws, runs)
+}
+
+// printTargets prints issue 12's targets for the rows of this run that
+// measure them (nothing if none do).
+func printTargets(out io.Writer, ws []bench.Workload, runs map[string][]bench.Result) {
+	byName := map[string]bench.Workload{}
+	for _, w := range ws {
+		byName[w.Name] = w
+	}
+	get := func(name string, s bench.System) (bench.Result, bool) {
+		w, ok := byName[name]
+		if !ok || len(runs[name+"/"+string(s)]) == 0 {
+			return bench.Result{}, false
+		}
+		return bench.Median(w, runs[name+"/"+string(s)]), true
+	}
+	var rows [][3]string
+	add := func(target, figure string, met bool) {
+		rows = append(rows, [3]string{target, figure, map[bool]string{true: "yes", false: "no"}[met]})
+	}
+	for _, w := range ws {
+		if w.Burst == 0 || w.JSON {
+			continue
+		}
+		if c, ok := get(w.Name, bench.Colugo); ok {
+			add(w.Name+": 100 % delivered", fmt.Sprintf("%.1f %% (%d of %d)", c.DeliveredPct(), c.Msgs, c.Sent), c.Msgs == c.Sent)
+		}
+	}
+	for _, name := range []string{"2p-pubsub-64B", "2p-pubsub-1KiB"} {
+		c, ok1 := get(name, bench.Colugo)
+		n, ok2 := get(name, bench.NATS)
+		if ok1 && ok2 {
+			x := c.MsgsPerSec() / n.MsgsPerSec()
+			add(name+" ≥ 1.3× NATS msgs/s, 100 % delivered",
+				fmt.Sprintf("%.2f× (%s vs %s msgs/s), %.1f %%", x, bench.SI(c.MsgsPerSec()), bench.SI(n.MsgsPerSec()), c.DeliveredPct()),
+				x >= 1.3 && c.Msgs == c.Sent)
+		}
+	}
+	if c, ok := get("2p-request-64B-serial", bench.Colugo); ok {
+		if n, ok := get("2p-request-64B-serial", bench.NATS); ok {
+			x := float64(c.P50) / float64(n.P50)
+			add("2p-request-64B-serial p50 ≤ 0.6× NATS", fmt.Sprintf("%.2f× (%s vs %s µs)", x, us(c.P50), us(n.P50)), x <= 0.6)
+		}
+		if t, ok := get("2p-request-64B-serial", bench.TCP); ok {
+			x := float64(c.P50) / float64(t.P50)
+			add("2p-request-64B-serial p50 ≤ 1.5× TCP echo", fmt.Sprintf("%.2f× (%s vs %s µs)", x, us(c.P50), us(t.P50)), x <= 1.5)
+		}
+	}
+	if c, ok := get("2p-request-64B-16inflight", bench.Colugo); ok {
+		if n, ok := get("2p-request-64B-16inflight", bench.NATS); ok {
+			x := c.MsgsPerSec() / n.MsgsPerSec()
+			add("2p-request-64B-16inflight ≥ 1.5× NATS req/s", fmt.Sprintf("%.2f× (%s vs %s)", x, bench.SI(c.MsgsPerSec()), bench.SI(n.MsgsPerSec())), x >= 1.5)
+		}
+	}
+	for _, pair := range [][2]string{{"json-pubsub-64B", "pubsub-64B"}, {"2p-json-pubsub-64B", "2p-pubsub-64B"}} {
+		j, ok1 := get(pair[0], bench.Colugo)
+		r, ok2 := get(pair[1], bench.Colugo)
+		if ok1 && ok2 {
+			x := j.MsgsPerSec() / r.MsgsPerSec()
+			add(pair[0]+" ≥ 0.5× colugo's "+pair[1], fmt.Sprintf("%.2f× (%s vs %s msgs/s)", x, bench.SI(j.MsgsPerSec()), bench.SI(r.MsgsPerSec())), x >= 0.5)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nTargets (issue 12), from the tables above:")
+	fmt.Fprintln(out, "\n| target | this run | met? |\n|---|---|---|")
+	for _, r := range rows {
+		fmt.Fprintf(out, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
 }
 
 func us(t time.Duration) string { return fmt.Sprintf("%.1f", float64(t)/float64(time.Microsecond)) }
@@ -179,8 +252,8 @@ func printBursts(out io.Writer, ws []bench.Workload, ss []bench.System, runs map
 	fmt.Fprintln(out, "\nBursts: one publisher publishes sent messages as fast as Publish returns, no flow control, each"+
 		" in a buffer of its own, every system with its defaults; the subscriber counts until it has all or nothing arrived"+
 		" for 1 s. msgs/s is of what was delivered, up to the last arrival; latency (one way, a sample) includes the queueing"+
-		" of the burst; drops are what each system counted (colugo: publisher SendDropped or topic Dropped, subscriber"+
-		" Dropped and Gaps; NATS: slow-consumer errors and Dropped; raw zmq4 counts nothing); ÷ NATS: delivered msgs/s.")
+		" of the burst; drops are what each system counted (colugo: the publisher's SendDropped, per-connection or topic"+
+		" Dropped, whichever is largest, the subscriber's Dropped and Gaps; NATS: slow-consumer errors and Dropped; raw zmq4 counts nothing); ÷ NATS: delivered msgs/s.")
 }
 
 func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result) {
