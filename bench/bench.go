@@ -197,7 +197,8 @@ type Result struct {
 	// for requests.
 	P50, P99, P999 time.Duration
 	// Allocations of the whole process during the run, per message
-	// (publisher and subscriber sides; for NATS the server's too).
+	// (publisher and subscriber sides; for NATS the server's too). Two
+	// processes: both for pub/sub, the client's only for requests.
 	AllocsPerMsg, BytesPerMsg float64
 	// Pub/sub: Sent is the deliveries expected (messages published times
 	// subscribers), Msgs those that arrived; they differ in burst runs
@@ -213,8 +214,9 @@ type Result struct {
 // Drops is what a system counted as lost in a pub/sub run. Raw zmq4
 // counts nothing: its loss shows only as Sent − Msgs.
 type Drops struct {
-	// Pub: colugo, the publishing nodes' Transport.SendDropped plus
-	// their topics' Dropped; NATS, slow-consumer and other asynchronous
+	// Pub: colugo, per publishing node the largest of its
+	// Transport.SendDropped, its Transport.Subscribers' Dropped and its
+	// topics' Dropped (one loss may be counted in each); NATS, slow-consumer and other asynchronous
 	// errors on the publishing connections.
 	Pub uint64
 	// Sub: colugo, the subscribing nodes' topics' Dropped (the
