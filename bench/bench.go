@@ -197,8 +197,8 @@ type Result struct {
 	// for requests.
 	P50, P99, P999 time.Duration
 	// Allocations of the whole process during the run, per message
-	// (publisher and subscriber sides; for NATS the server's too). Two
-	// processes: both for pub/sub, the client's only for requests.
+	// (publisher and subscriber sides; for NATS the server's too; with
+	// two processes, both).
 	AllocsPerMsg, BytesPerMsg float64
 	// Pub/sub: Sent is the deliveries expected (messages published times
 	// subscribers), Msgs those that arrived; they differ in burst runs
@@ -618,6 +618,12 @@ func runRequests(sys System, w Workload, lim Limits) (Result, error) {
 		}
 	}
 	runtime.GC()
+	r2, twoProc := rig.(*req2)
+	if twoProc {
+		if err := r2.startAllocs(); err != nil {
+			return Result{}, err
+		}
+	}
 	m0, b0 := memSnap()
 	lim.start()
 	start := time.Now()
@@ -659,6 +665,14 @@ func runRequests(sys System, w Workload, lim Limits) (Result, error) {
 	m1, b1 := memSnap()
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, err
+	}
+	if twoProc {
+		// The server's allocations too, as in one process.
+		sm, sb, err := r2.allocs()
+		if err != nil {
+			return Result{}, err
+		}
+		m1, b1 = m1+sm, b1+sb
 	}
 	var lat []time.Duration
 	for _, l := range lats {

@@ -20,13 +20,14 @@ import (
 // instead of running the program. Parent and child talk over the child's
 // stdin and stdout, one line per message:
 //
-//	parent → child: the childConfig as JSON (first line); then, for a
-//	  subscriber, "S" (about to start: take the allocation counters) and
+//	parent → child: the childConfig as JSON (first line); then "S"
+//	  (about to start: take the allocation counters); for a subscriber
 //	  "E n" (n messages were published: report when they are in, or when
-//	  nothing arrived for the quiet period); EOF: stop and exit.
-//	child → parent: "ready [address]" when set up; for a subscriber "W"
-//	  (a warm-up message arrived), "S", "P n" (n messages so far, every
-//	  step messages) and "D {childReport}".
+//	  nothing arrived for the quiet period), for a server "A" (report the
+//	  allocations since "S"); EOF: stop and exit.
+//	child → parent: "ready [address]" when set up, "S"; for a subscriber
+//	  "W" (a warm-up message arrived), "P n" (n messages so far, every
+//	  step messages) and "D {childReport}"; for a server "A mallocs bytes".
 //
 // A child exits when its stdin closes (the parent closed it or died), when
 // its own time bound (childConfig.Limit) passes, and on Linux when its
@@ -121,6 +122,17 @@ func runChild(role string, stdin io.Reader, stdout io.Writer) error {
 		}
 		defer closeFn()
 		out.printf("ready %s", addr)
+		var m0, b0 uint64
+		for line := range lines {
+			switch line {
+			case "S":
+				m0, b0 = memSnap()
+				out.printf("S")
+			case "A":
+				m1, b1 := memSnap()
+				out.printf("A %d %d", m1-m0, b1-b0)
+			}
+		}
 	case roleSub:
 		return subChild(cfg, lines, out)
 	default:

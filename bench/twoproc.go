@@ -169,6 +169,32 @@ type req2 struct {
 
 func (r *req2) Request(i int, p []byte) ([]byte, error) { return r.cli.Request(i, p) }
 
+// startAllocs has the server child take its allocation counters.
+func (r *req2) startAllocs() error {
+	srv := r.kids[len(r.kids)-1]
+	if err := srv.send("S"); err != nil {
+		return err
+	}
+	_, err := srv.expect("S", setupTimeout)
+	return err
+}
+
+// allocs reads what the server child allocated since startAllocs.
+func (r *req2) allocs() (mallocs, bytes uint64, err error) {
+	srv := r.kids[len(r.kids)-1]
+	if err := srv.send("A"); err != nil {
+		return 0, 0, err
+	}
+	line, err := srv.expect("A ", setupTimeout)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := fmt.Sscanf(line, "A %d %d", &mallocs, &bytes); err != nil {
+		return 0, 0, fmt.Errorf("server's allocations %q: %w", line, err)
+	}
+	return mallocs, bytes, nil
+}
+
 func (r *req2) Close() {
 	if r.cli != nil {
 		r.cli.Close()

@@ -289,7 +289,7 @@ func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 		" (publish to the subscriber's goroutine, a sample of messages, window queueing included) for pub/sub and round trips"+
 		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery; 2p- rows:"+
 		" publisher | subscriber and client | server in two processes (NATS: its server in a third), allocations of both"+
-		" pub/sub processes, of the client's only for requests; json- rows: colugo's default codec, NATS with encoding/json;"+
+		" (not of the NATS server's process); json- rows: colugo's default codec, NATS with encoding/json;"+
 		" ÷ columns: colugo's figure over the other's (msgs/s; p50 round trip for serial requests, lower is better).")
 }
 
