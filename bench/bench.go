@@ -4,15 +4,21 @@
 // from one run on one machine. It is a separate module so that NATS stays
 // out of colugo's dependencies.
 //
-// Throughput runs are flow-controlled: a publisher never has more than a
-// window of messages unreceived by any subscriber; it waits when it has,
-// and subscribers wake it every window/8 messages (not every message, so
-// that the harness adds no goroutine hand-off per message). Every system
-// therefore runs loss-free at the pace of its slowest stage, and the
-// figure is sustained throughput, not queue growth.
+// Paced throughput runs are flow-controlled: a publisher never has more
+// than a window of messages unreceived by any subscriber; it waits when it
+// has, and subscribers wake it every window/8 messages (not every message,
+// so that the harness adds no goroutine hand-off per message). Every
+// system therefore runs loss-free at the pace of its slowest stage, and
+// the figure is sustained throughput, not queue growth.
+//
+// Burst runs (Workload.Burst) are not: the publisher publishes as fast as
+// Publish returns, as users write it, and the figure is the share
+// delivered. Two-process runs (Workload.Procs) put the subscriber or the
+// server in a child process (this binary re-executed, see Child), as
+// deployments run.
 //
 // Every run is bounded both in messages and in time, and talks over
-// 127.0.0.1 only.
+// 127.0.0.1 (or colugo's abstract Unix sockets) only.
 package bench
 
 import (
@@ -46,8 +52,16 @@ var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc, TCP}
 
 // Supports reports whether sys runs w: TCP runs requests with one
 // replier only, and colugo-inproc runs requests with one replier only
-// (its seed discovery knows one server).
+// (its seed discovery knows one server) and nothing across processes;
+// two-process workloads are one to one; JSON workloads run on colugo and
+// NATS.
 func Supports(sys System, w Workload) bool {
+	if w.twoProc() && (sys == ColugoInproc || w.Pubs > 1 || w.Subs > 1 || w.topics() > 1 || w.repliers() > 1) {
+		return false // two-process rigs are one to one
+	}
+	if w.JSON && (sys == ZMQ4 || sys == TCP) {
+		return false // no codec there to compare
+	}
 	switch sys {
 	case TCP:
 		return w.Kind != PubSub && w.repliers() == 1
@@ -86,11 +100,31 @@ type Workload struct {
 	// sends one message, waits until every subscriber has it, then lets the
 	// link sit idle for Pace before the next, and every message is timed.
 	Pace time.Duration
+	// Burst (PubSub), when set, makes an unpaced burst: each publisher
+	// publishes this many messages (fewer if Limits.N says so; Limits.D
+	// does not cut a burst short, drainTimeout does) as fast as Publish
+	// returns, with no flow control, each in a buffer of its own;
+	// subscribers count until they have all or nothing arrived for
+	// quietPeriod. Loss does not fail the run: Result says what arrived
+	// and what each system counted as dropped. Every system runs with its
+	// defaults (colugo: Subscribe's default buffer and drop policy, no
+	// WithZeroCopy; NATS: default pending limits).
+	Burst int
+	// Procs is 2 for a two-process workload: the subscriber (pub/sub) or
+	// the server (requests) runs in a child process; for NATS the server
+	// runs in a third. Zero or 1: everything in this process.
+	Procs int
+	// JSON runs colugo with its default codec (codec.JSON) on a Sample,
+	// and NATS with encoding/json on the same struct, instead of raw
+	// bytes. Size is then nominal: a Sample encodes to about 64 B.
+	JSON bool
 }
 
 // LatencyBound says that w measures latency (lower is better), not
 // throughput: serial requests and paced pub/sub.
 func (w Workload) LatencyBound() bool { return w.Kind == ReqSerial || w.Pace > 0 }
+
+func (w Workload) twoProc() bool { return w.Procs == 2 }
 
 func (w Workload) topics() int   { return max(w.Topics, 1) }
 func (w Workload) repliers() int { return max(w.Repliers, 1) }
@@ -106,6 +140,25 @@ var Workloads = []Workload{
 	{Name: "pubsub-64B-paced", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Pace: 200 * time.Microsecond},
 	{Name: "request-64B-serial", Kind: ReqSerial, Size: 64},
 	{Name: "request-64B-16inflight", Kind: ReqInFlight, Size: 64, InFlight: 16},
+
+	// Unpaced bursts, one process.
+	{Name: "burst-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Burst: 100_000},
+	{Name: "burst-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Burst: 10_000},
+	{Name: "burst-64KiB", Kind: PubSub, Size: 64 << 10, Pubs: 1, Subs: 1, Burst: 1_000},
+	// Two processes: publisher | subscriber, requester | server.
+	{Name: "2p-pubsub-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Procs: 2},
+	{Name: "2p-pubsub-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Procs: 2},
+	{Name: "2p-burst-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Burst: 100_000, Procs: 2},
+	{Name: "2p-burst-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Burst: 10_000, Procs: 2},
+	{Name: "2p-burst-64KiB", Kind: PubSub, Size: 64 << 10, Pubs: 1, Subs: 1, Burst: 1_000, Procs: 2},
+	{Name: "2p-request-64B-serial", Kind: ReqSerial, Size: 64, Procs: 2},
+	{Name: "2p-request-64B-16inflight", Kind: ReqInFlight, Size: 64, InFlight: 16, Procs: 2},
+	// The default codec (colugo) and encoding/json (NATS) on a Sample.
+	{Name: "json-pubsub-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, JSON: true},
+	{Name: "json-burst-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Burst: 100_000, JSON: true},
+	{Name: "json-request-64B-serial", Kind: ReqSerial, Size: 64, JSON: true},
+	{Name: "2p-json-pubsub-64B", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Procs: 2, JSON: true},
+	{Name: "2p-json-request-64B-serial", Kind: ReqSerial, Size: 64, Procs: 2, JSON: true},
 }
 
 // Limits bounds a run: it stops after N messages (per publisher, or
@@ -144,8 +197,44 @@ type Result struct {
 	// for requests.
 	P50, P99, P999 time.Duration
 	// Allocations of the whole process during the run, per message
-	// (publisher and subscriber sides; for NATS the server's too).
+	// (publisher and subscriber sides; for NATS the server's too; with
+	// two processes, both).
 	AllocsPerMsg, BytesPerMsg float64
+	// Pub/sub: Sent is the deliveries expected (messages published times
+	// subscribers), Msgs those that arrived; they differ in burst runs
+	// only (a paced run that loses anything fails). Drops is what the
+	// system itself counted.
+	Sent  int64
+	Drops Drops
+	// Procs is the number of processes the run used (1 or 2; a NATS
+	// server process is not counted).
+	Procs int
+}
+
+// Drops is what a system counted as lost in a pub/sub run. Raw zmq4
+// counts nothing: its loss shows only as Sent − Msgs.
+type Drops struct {
+	// Pub: colugo, per publishing node the largest of its
+	// Transport.SendDropped, its Transport.Subscribers' Dropped and its
+	// topics' Dropped (one loss may be counted in each); NATS, slow-consumer and other asynchronous
+	// errors on the publishing connections.
+	Pub uint64
+	// Sub: colugo, the subscribing nodes' topics' Dropped (the
+	// subscription's drop policy); NATS, the subscriptions' Dropped
+	// (pending limits) and the subscribers' asynchronous errors.
+	Sub uint64
+	// Gaps: colugo, the subscribing nodes' topics' Gaps (missing from a
+	// publisher's sequence).
+	Gaps uint64
+}
+
+// DeliveredPct is the share of the expected deliveries that arrived, in
+// per cent (100 when nothing was expected).
+func (r Result) DeliveredPct() float64 {
+	if r.Sent <= 0 {
+		return 100
+	}
+	return 100 * float64(r.Msgs) / float64(r.Sent)
 }
 
 // MsgsPerSec is deliveries (or requests) per second.
@@ -162,17 +251,22 @@ func Run(sys System, w Workload, lim Limits) (Result, error) {
 	if lim.D <= 0 {
 		lim.D = 24 * time.Hour
 	}
+	if !Supports(sys, w) {
+		return Result{System: sys, Workload: w.Name}, fmt.Errorf("%s/%s: not supported", sys, w.Name)
+	}
 	var r Result
 	var err error
-	switch w.Kind {
-	case PubSub:
+	switch {
+	case w.Kind == PubSub && w.twoProc():
+		r, err = runPubSub2(sys, w, lim)
+	case w.Kind == PubSub:
 		r, err = runPubSub(sys, w, lim)
-	case ReqSerial, ReqInFlight:
+	case w.Kind == ReqSerial || w.Kind == ReqInFlight:
 		r, err = runRequests(sys, w, lim)
 	default:
 		err = fmt.Errorf("unknown workload kind %d", w.Kind)
 	}
-	r.System, r.Workload = sys, w.Name
+	r.System, r.Workload, r.Procs = sys, w.Name, max(w.Procs, 1)
 	if err != nil {
 		return r, fmt.Errorf("%s/%s: %w", sys, w.Name, err)
 	}
@@ -186,9 +280,14 @@ const (
 	sampleMask = 15
 	// setupTimeout bounds discovery, connection and subscription.
 	setupTimeout = 15 * time.Second
-	// drainTimeout bounds the wait for the last messages of a run.
-	drainTimeout = 30 * time.Second
+	// quietPeriod ends a burst run's wait for the last messages: nothing
+	// arrived for this long, so what is missing is lost.
+	quietPeriod = time.Second
 )
+
+// drainTimeout bounds the wait for the last messages of a run (a
+// variable for the tests).
+var drainTimeout = 30 * time.Second
 
 // window is the number of messages a publisher may have in flight to one
 // subscriber: 512, fewer for large messages (16 MiB in flight at most).
@@ -204,21 +303,40 @@ type pubSubRig interface {
 	Publish(i int, p []byte) error
 	// Check reports messages a system dropped or lost, after a run.
 	Check() error
+	// Drops reads what the system counted as dropped.
+	Drops() Drops
 	Close()
 }
 
+// half says which side of a pub/sub rig a process builds and where it
+// finds the other: both in one process, or one of them in each of two.
+type half struct {
+	pubs, subs bool
+	dir        string // colugo: the shared host-local registry ("" = a private one)
+	url        string // nats: the server's URL ("" = an embedded one)
+	addr       string // zmq4, subscribers only: the PUB socket's address
+}
+
+var both = half{pubs: true, subs: true}
+
+// testRigs holds the package tests' own systems (one process only).
+var testRigs map[System]func(Workload, recvFunc) (pubSubRig, error)
+
 type recvFunc func(stream int, p []byte)
 
-func newPubSubRig(sys System, w Workload, recv recvFunc) (pubSubRig, error) {
+func newPubSubRig(sys System, w Workload, recv recvFunc, h half) (pubSubRig, error) {
 	switch sys {
 	case Colugo:
-		return newColugoPubSub(w, recv, false)
+		return newColugoPubSub(w, recv, false, h)
 	case ColugoInproc:
-		return newColugoPubSub(w, recv, true)
+		return newColugoPubSub(w, recv, true, h)
 	case ZMQ4:
-		return newZMQ4PubSub(w, recv)
+		return newZMQ4PubSub(w, recv, h)
 	case NATS:
-		return newNATSPubSub(w, recv)
+		return newNATSPubSub(w, recv, h)
+	}
+	if f := testRigs[sys]; f != nil {
+		return f(w, recv)
 	}
 	return nil, fmt.Errorf("unknown system %q", sys)
 }
@@ -251,6 +369,10 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 	if w.Pace > 0 {
 		win = 1
 	}
+	if w.Burst > 0 {
+		lim.N = min(lim.N, w.Burst)
+		win = 1 << 30 // no flow control
+	}
 	base := time.Now()
 	// got[pub][sub] counts what sub received from pub; notify[pub] wakes
 	// a waiting publisher. step ≤ win, so a publisher with a full window
@@ -266,6 +388,7 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		got  atomic.Int64
 		warm atomic.Uint64 // bit i: a warm-up message from publisher i arrived
 		lat  []time.Duration
+		last atomic.Int64 // burst: when the latest message arrived, ns since base
 	}
 	// One state per stream (subscriber × topic): the rig may deliver a
 	// subscriber's topics from several goroutines.
@@ -286,6 +409,9 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		if t := stampOf(p); t != 0 && len(s.lat) < cap(s.lat) {
 			s.lat = append(s.lat, time.Duration(int64(time.Since(base))-t))
 		}
+		if w.Burst > 0 {
+			s.last.Store(int64(time.Since(base)))
+		}
 		if got[p[8]][sub].Add(1)%step == 0 {
 			select {
 			case notify[p[8]] <- struct{}{}:
@@ -294,7 +420,7 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		}
 		s.got.Add(1)
 	}
-	rig, err := newPubSubRig(sys, w, recv)
+	rig, err := newPubSubRig(sys, w, recv, both)
 	if err != nil {
 		return Result{}, err
 	}
@@ -326,11 +452,15 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 	time.Sleep(20 * time.Millisecond) // let stray warm-up messages land
 
 	ring := 2*win + 2
+	if w.Burst > 0 {
+		ring = lim.N // a buffer per message, made before the clock starts
+	}
 	rings := make([][][]byte, w.Pubs)
 	for i := range rings {
+		slab := make([]byte, ring*w.Size)
 		rings[i] = make([][]byte, ring)
 		for j := range rings[i] {
-			rings[i][j] = make([]byte, w.Size)
+			rings[i][j] = slab[j*w.Size : (j+1)*w.Size : (j+1)*w.Size]
 		}
 	}
 	runtime.GC()
@@ -338,6 +468,9 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 	lim.start()
 	start := time.Now()
 	stopAt := start.Add(lim.D)
+	if w.Burst > 0 {
+		stopAt = start.Add(max(lim.D, drainTimeout)) // a burst is its count: D does not cut it short
+	}
 	sent := make([]int64, w.Pubs)
 	errs := make([]error, w.Pubs)
 	var wg sync.WaitGroup
@@ -349,7 +482,7 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 					break
 				}
 				for j := range got[i] {
-					for int64(k)-got[i][j].Load() >= int64(win) {
+					for w.Burst == 0 && int64(k)-got[i][j].Load() >= int64(win) {
 						<-notify[i]
 					}
 				}
@@ -386,27 +519,54 @@ func runPubSub(sys System, w Workload, lim Limits) (Result, error) {
 		}
 		return n
 	}
-	drain := time.Now().Add(drainTimeout)
-	for received() < want {
-		if time.Now().After(drain) {
-			return Result{}, fmt.Errorf("received %d of %d messages: %w", received(), want, rig.Check())
-		}
-		time.Sleep(50 * time.Microsecond)
-	}
+	got1 := waitFor(want, received, w.Burst > 0)
 	el := time.Since(start)
 	lim.stop()
 	m1, b1 := memSnap()
-	if err := rig.Check(); err != nil {
-		return Result{}, err
+	if w.Burst > 0 {
+		// The rate is of what arrived, up to the last arrival (not the
+		// quiet period after it).
+		var last int64
+		for _, s := range subs {
+			last = max(last, s.last.Load())
+		}
+		el = max(time.Duration(last)-start.Sub(base), time.Microsecond)
+	} else {
+		if got1 < want {
+			return Result{}, fmt.Errorf("received %d of %d messages: %w", got1, want, rig.Check())
+		}
+		if err := rig.Check(); err != nil {
+			return Result{}, err
+		}
 	}
 	var lat []time.Duration
 	for _, s := range subs {
 		lat = append(lat, s.lat...)
 	}
-	r := Result{Msgs: want, Bytes: want * int64(w.Size), Elapsed: el,
-		AllocsPerMsg: float64(m1-m0) / float64(want), BytesPerMsg: float64(b1-b0) / float64(want)}
+	n := max(got1, 1)
+	r := Result{Msgs: got1, Sent: want, Bytes: got1 * int64(w.Size), Elapsed: el, Drops: rig.Drops(),
+		AllocsPerMsg: float64(m1-m0) / float64(n), BytesPerMsg: float64(b1-b0) / float64(n)}
 	r.P50, r.P99, r.P999 = percentiles(lat)
 	return r, nil
+}
+
+// waitFor polls received until it reaches want and returns the last
+// count: a paced run waits up to drainTimeout, a burst until nothing has
+// arrived for quietPeriod (within drainTimeout too).
+func waitFor(want int64, received func() int64, burst bool) int64 {
+	drain := time.Now().Add(drainTimeout)
+	n, moved := received(), time.Now()
+	for n < want {
+		now := time.Now()
+		if now.After(drain) || (burst && now.Sub(moved) > quietPeriod) {
+			break
+		}
+		time.Sleep(50 * time.Microsecond) // polling with a deadline
+		if m := received(); m != n {
+			n, moved = m, time.Now()
+		}
+	}
+	return n
 }
 
 // reqRig is one system set up for requests: Request blocks until the echo
@@ -416,17 +576,20 @@ type reqRig interface {
 	Close()
 }
 
-func newReqRig(sys System, w Workload) (reqRig, error) {
+func newReqRig(sys System, w Workload, lim Limits) (reqRig, error) {
 	workers := max(w.InFlight, 1)
+	if w.twoProc() {
+		return newReq2(sys, w, workers, lim)
+	}
 	switch sys {
 	case Colugo:
-		return newColugoReq(workers, w.repliers(), false)
+		return newColugoReq(w, workers, w.repliers(), false)
 	case ColugoInproc:
-		return newColugoReq(workers, 1, true)
+		return newColugoReq(w, workers, 1, true)
 	case ZMQ4:
 		return newZMQ4Req(workers)
 	case NATS:
-		return newNATSReq(w.repliers())
+		return newNATSReq(w, workers, w.repliers())
 	case TCP:
 		return newTCPReq(workers)
 	}
@@ -434,7 +597,7 @@ func newReqRig(sys System, w Workload) (reqRig, error) {
 }
 
 func runRequests(sys System, w Workload, lim Limits) (Result, error) {
-	rig, err := newReqRig(sys, w)
+	rig, err := newReqRig(sys, w, lim)
 	if err != nil {
 		return Result{}, err
 	}
@@ -455,6 +618,12 @@ func runRequests(sys System, w Workload, lim Limits) (Result, error) {
 		}
 	}
 	runtime.GC()
+	r2, twoProc := rig.(*req2)
+	if twoProc {
+		if err := r2.startAllocs(); err != nil {
+			return Result{}, err
+		}
+	}
 	m0, b0 := memSnap()
 	lim.start()
 	start := time.Now()
@@ -497,6 +666,14 @@ func runRequests(sys System, w Workload, lim Limits) (Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, err
 	}
+	if twoProc {
+		// The server's allocations too, as in one process.
+		sm, sb, err := r2.allocs()
+		if err != nil {
+			return Result{}, err
+		}
+		m1, b1 = m1+sm, b1+sb
+	}
 	var lat []time.Duration
 	for _, l := range lats {
 		lat = append(lat, l...)
@@ -518,12 +695,16 @@ func percentiles(lat []time.Duration) (p50, p99, p999 time.Duration) {
 }
 
 // Median picks the median of several runs of w: by p50 for latency
-// workloads (lower is better), by throughput otherwise.
+// workloads (lower is better), by deliveries then throughput for bursts,
+// by throughput otherwise.
 func Median(w Workload, rs []Result) Result {
 	rs = slices.Clone(rs)
 	slices.SortFunc(rs, func(a, b Result) int {
 		if w.LatencyBound() {
 			return cmp.Compare(a.P50, b.P50)
+		}
+		if c := cmp.Compare(a.Msgs, b.Msgs); w.Burst > 0 && c != 0 {
+			return c
 		}
 		return cmp.Compare(a.MsgsPerSec(), b.MsgsPerSec())
 	})

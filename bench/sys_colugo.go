@@ -29,6 +29,7 @@ var rawCodec = colugo.WithCodec(codec.Raw{})
 type nodeMaker struct {
 	inproc bool
 	dir    string           // registry directory (zmq)
+	shared bool             // dir belongs to someone else: close leaves it
 	net    *inproc.Network  // inproc
 	nodes  []*colugo.Node   // closed by close, last first
 	extra  []NodeOptionFunc // options for every node
@@ -37,10 +38,16 @@ type nodeMaker struct {
 // NodeOptionFunc lets callers (the soak command) add node options.
 type NodeOptionFunc = func() colugo.NodeOption
 
-func newNodeMaker(inprocess bool) (*nodeMaker, error) {
+// newNodeMaker makes nodes on transport/inproc, or on the zmq transport
+// with host-local discovery in dir (a new temporary directory if "").
+func newNodeMaker(inprocess bool, dir string) (*nodeMaker, error) {
 	m := &nodeMaker{inproc: inprocess}
 	if inprocess {
 		m.net = inproc.NewNetwork()
+		return m, nil
+	}
+	if dir != "" {
+		m.dir, m.shared = dir, true
 		return m, nil
 	}
 	dir, err := os.MkdirTemp("", "colugo-bench-*")
@@ -84,7 +91,7 @@ func (m *nodeMaker) close() {
 		_ = m.nodes[i].Close()
 	}
 	m.nodes = nil
-	if m.dir != "" {
+	if m.dir != "" && !m.shared {
 		_ = os.RemoveAll(m.dir)
 	}
 }
@@ -127,8 +134,8 @@ func topicName(t, n int) string {
 type colugoPubSub struct {
 	m      *nodeMaker
 	topics []string
-	pubs   [][]*colugo.Publisher[[]byte] // [publisher][topic]
-	turn   []int                         // [publisher]: next topic
+	pubs   [][]func(context.Context, []byte) error // [publisher][topic]
+	turn   []int                                   // [publisher]: next topic
 	subs   []*colugo.Node
 	pubN   []*colugo.Node
 	ctx    context.Context
@@ -136,8 +143,10 @@ type colugoPubSub struct {
 	wg     sync.WaitGroup
 }
 
-func newColugoPubSub(w Workload, recv recvFunc, inprocess bool) (_ *colugoPubSub, err error) {
-	m, err := newNodeMaker(inprocess)
+// newColugoPubSub builds the halves h asks for: w.Pubs publisher nodes,
+// w.Subs subscriber nodes.
+func newColugoPubSub(w Workload, recv recvFunc, inprocess bool, h half) (_ *colugoPubSub, err error) {
+	m, err := newNodeMaker(inprocess, h.dir)
 	if err != nil {
 		return nil, err
 	}
@@ -153,15 +162,16 @@ func newColugoPubSub(w Workload, recv recvFunc, inprocess bool) (_ *colugoPubSub
 		r.topics = append(r.topics, topicName(t, nt))
 	}
 	for i := range w.Pubs {
+		if !h.pubs {
+			break
+		}
 		n, err := m.node(fmt.Sprintf("bench-pub-%d", i))
 		if err != nil {
 			return nil, err
 		}
-		var ps []*colugo.Publisher[[]byte]
+		var ps []func(context.Context, []byte) error
 		for _, name := range r.topics {
-			// The harness never touches a buffer before every subscriber
-			// has it (a ring of 2 windows): hand payloads over, no copy.
-			p, err := colugo.NewPublisher[[]byte](n, name, rawCodec, colugo.WithZeroCopy())
+			p, err := newColugoPublisher(n, name, w)
 			if err != nil {
 				return nil, err
 			}
@@ -170,35 +180,93 @@ func newColugoPubSub(w Workload, recv recvFunc, inprocess bool) (_ *colugoPubSub
 		r.pubs = append(r.pubs, ps)
 		r.pubN = append(r.pubN, n)
 	}
-	buf := 4 * window(w.Size) * w.Pubs
+	var opts []colugo.SubscribeOption
+	if w.Burst == 0 {
+		// Paced: room for the flow-control windows of every publisher.
+		opts = append(opts, colugo.WithBuffer(4*window(w.Size)*w.Pubs), colugo.WithDropPolicy(colugo.DropNewest))
+	}
 	for i := range w.Subs {
+		if !h.subs {
+			break
+		}
 		n, err := m.node(fmt.Sprintf("bench-sub-%d", i), r.pubN...)
 		if err != nil {
 			return nil, err
 		}
 		for t, name := range r.topics {
-			ch, err := colugo.Subscribe[[]byte](r.ctx, n, name, rawCodec,
-				colugo.WithBuffer(buf), colugo.WithDropPolicy(colugo.DropNewest))
-			if err != nil {
+			stream := i*nt + t
+			if err := subscribeColugo(r.ctx, &r.wg, n, name, w, opts, func(p []byte) { recv(stream, p) }); err != nil {
 				return nil, err
 			}
-			stream := i*nt + t
-			r.wg.Go(func() {
-				for p := range ch {
-					recv(stream, p)
-				}
-			})
 		}
 		r.subs = append(r.subs, n)
 	}
 	return r, nil
 }
 
+// newColugoPublisher makes w's kind of publisher on topic name: Raw bytes
+// (handed over with WithZeroCopy when the harness keeps its buffers
+// untouched until delivery: paced runs), or Samples in the default codec.
+func newColugoPublisher(n *colugo.Node, name string, w Workload) (func(context.Context, []byte) error, error) {
+	if w.JSON {
+		p, err := colugo.NewPublisher[Sample](n, name)
+		if err != nil {
+			return nil, err
+		}
+		var seq uint64
+		return func(ctx context.Context, b []byte) error {
+			seq++
+			return p.Publish(ctx, sampleOf(b, seq))
+		}, nil
+	}
+	opts := []colugo.PublisherOption{rawCodec}
+	if w.Burst == 0 {
+		// The harness never touches a buffer before every subscriber has
+		// it (a ring of 2 windows): hand payloads over, no copy.
+		opts = append(opts, colugo.WithZeroCopy())
+	}
+	p, err := colugo.NewPublisher[[]byte](n, name, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return p.Publish, nil
+}
+
+// subscribeColugo subscribes n to name in w's codec and calls recv with
+// each message's payload (for a Sample, its header rebuilt) from one
+// goroutine that wg tracks.
+func subscribeColugo(ctx context.Context, wg *sync.WaitGroup, n *colugo.Node, name string, w Workload,
+	opts []colugo.SubscribeOption, recv func([]byte)) error {
+	if w.JSON {
+		ch, err := colugo.Subscribe[Sample](ctx, n, name, opts...)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() {
+			buf := make([]byte, w.Size)
+			for s := range ch {
+				recv(s.payload(buf))
+			}
+		})
+		return nil
+	}
+	ch, err := colugo.Subscribe[[]byte](ctx, n, name, append(opts, rawCodec)...)
+	if err != nil {
+		return err
+	}
+	wg.Go(func() {
+		for p := range ch {
+			recv(p)
+		}
+	})
+	return nil
+}
+
 func (r *colugoPubSub) Publish(i int, p []byte) error {
 	ps := r.pubs[i]
 	t := r.turn[i]
 	r.turn[i] = (t + 1) % len(ps)
-	return ps[t].Publish(r.ctx, p)
+	return ps[t](r.ctx, p)
 }
 
 func (r *colugoPubSub) Check() error {
@@ -219,6 +287,32 @@ func (r *colugoPubSub) Check() error {
 	return errors.Join(errs...)
 }
 
+func (r *colugoPubSub) Drops() Drops {
+	var d Drops
+	for _, n := range r.pubN {
+		// The largest of the node's send drops, its subscriber
+		// connections' and its topics': a publisher may count one loss in
+		// each.
+		st := n.Stats()
+		var topics, conns uint64
+		for _, name := range r.topics {
+			topics += st.Topics[name].Dropped
+		}
+		for _, c := range st.Transport.Subscribers {
+			conns += c.Dropped
+		}
+		d.Pub += max(st.Transport.SendDropped, topics, conns)
+	}
+	for _, n := range r.subs {
+		st := n.Stats()
+		for _, name := range r.topics {
+			d.Sub += st.Topics[name].Dropped
+			d.Gaps += st.Topics[name].Gaps
+		}
+	}
+	return d
+}
+
 func (r *colugoPubSub) Close() {
 	r.cancel()
 	r.m.close()
@@ -226,15 +320,18 @@ func (r *colugoPubSub) Close() {
 }
 
 type colugoReq struct {
-	m   *nodeMaker
-	cli *colugo.Node
+	m    *nodeMaker
+	cli  *colugo.Node
+	json bool
+	bufs [][]byte // JSON: per worker, the reply's payload rebuilt
+	seq  []uint64
 }
 
 // newColugoReq makes repliers server nodes (one with inprocess, whose
 // seed discovery knows one) and a client node, and waits until the client
 // knows every server.
-func newColugoReq(_ int, repliers int, inprocess bool) (_ *colugoReq, err error) {
-	m, err := newNodeMaker(inprocess)
+func newColugoReq(w Workload, workers, repliers int, inprocess bool) (_ *colugoReq, err error) {
+	m, err := newNodeMaker(inprocess, "")
 	if err != nil {
 		return nil, err
 	}
@@ -250,24 +347,51 @@ func newColugoReq(_ int, repliers int, inprocess bool) (_ *colugoReq, err error)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := colugo.Serve(srv, service, func(_ context.Context, p []byte) ([]byte, error) { return p, nil }, rawCodec); err != nil {
+		if err := serveColugo(srv, w.JSON); err != nil {
 			return nil, err
 		}
 		srvs = append(srvs, srv)
 	}
-	if r.cli, err = m.node("bench-client", srvs...); err != nil {
+	if err := r.client(w, workers, repliers, srvs...); err != nil {
 		return nil, err
 	}
-	if repliers > 1 {
+	return r, nil
+}
+
+// serveColugo serves the echo service on srv: Raw bytes, or Samples in
+// the default codec.
+func serveColugo(srv *colugo.Node, json bool) error {
+	var err error
+	if json {
+		_, err = colugo.Serve(srv, service, func(_ context.Context, s Sample) (Sample, error) { return s, nil })
+	} else {
+		_, err = colugo.Serve(srv, service, func(_ context.Context, p []byte) ([]byte, error) { return p, nil }, rawCodec)
+	}
+	return err
+}
+
+// client makes r's client node (finding seeds in process) and waits until
+// it knows repliers servers; with one in process, the seed is enough.
+func (r *colugoReq) client(w Workload, workers, repliers int, seeds ...*colugo.Node) error {
+	r.json = w.JSON
+	for range workers {
+		r.bufs = append(r.bufs, make([]byte, w.Size))
+		r.seq = append(r.seq, 0)
+	}
+	var err error
+	if r.cli, err = r.m.node("bench-client", seeds...); err != nil {
+		return err
+	}
+	if repliers > 1 || !r.m.inproc {
 		deadline := time.Now().Add(setupTimeout)
 		for servers(r.cli) < repliers {
 			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("client found %d of %d servers", servers(r.cli), repliers)
+				return fmt.Errorf("client found %d of %d servers", servers(r.cli), repliers)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // polling with a deadline
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // servers counts the peers of n that serve the bench service.
@@ -281,7 +405,15 @@ func servers(n *colugo.Node) int {
 	return k
 }
 
-func (r *colugoReq) Request(_ int, p []byte) ([]byte, error) {
+func (r *colugoReq) Request(i int, p []byte) ([]byte, error) {
+	if r.json {
+		r.seq[i]++
+		s, err := colugo.Request[Sample, Sample](context.Background(), r.cli, service, sampleOf(p, r.seq[i]))
+		if err != nil {
+			return nil, err
+		}
+		return s.payload(r.bufs[i]), nil
+	}
 	return colugo.Request[[]byte, []byte](context.Background(), r.cli, service, p, rawCodec)
 }
 

@@ -49,12 +49,31 @@ func newTCPReq(workers int) (_ *tcpReq, err error) {
 			r.wg.Go(func() { tcpEcho(nc) })
 		}
 	})
+	if err := r.dial(workers, r.ln.Addr().String()); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// dial opens one connection per worker to the echo server at addr.
+func (r *tcpReq) dial(workers int, addr string) error {
 	for range workers {
-		nc, err := net.Dial("tcp", r.ln.Addr().String())
+		nc, err := net.Dial("tcp", addr)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.conns = append(r.conns, &tcpClient{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriter(nc)})
+	}
+	return nil
+}
+
+// newTCPClients connects workers clients to an echo server at addr, in
+// another process.
+func newTCPClients(workers int, addr string) (*tcpReq, error) {
+	r := &tcpReq{}
+	if err := r.dial(workers, addr); err != nil {
+		r.Close()
+		return nil, err
 	}
 	return r, nil
 }

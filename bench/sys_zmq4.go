@@ -25,7 +25,9 @@ type zmq4PubSub struct {
 	turn   []int    // [publisher]: next topic
 }
 
-func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
+// newZMQ4PubSub builds the halves h asks for: w.Pubs PUB sockets
+// listening on 127.0.0.1, w.Subs SUB sockets dialling them (or h.addr).
+func newZMQ4PubSub(w Workload, recv recvFunc, h half) (_ *zmq4PubSub, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &zmq4PubSub{cancel: cancel, turn: make([]int, w.Pubs)}
 	defer func() {
@@ -41,17 +43,30 @@ func newZMQ4PubSub(w Workload, recv recvFunc) (_ *zmq4PubSub, err error) {
 		index[string(name)] = t
 	}
 	for range w.Pubs {
+		if !h.pubs {
+			break
+		}
 		pub := zmq4.NewPub(ctx)
 		r.pubs = append(r.pubs, pub)
 		if err := pub.Listen("tcp://127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 	}
+	addrs := []string{h.addr}
+	if h.pubs {
+		addrs = []string{}
+		for _, pub := range r.pubs {
+			addrs = append(addrs, pub.Addr().String())
+		}
+	}
 	for i := range w.Subs {
+		if !h.subs {
+			break
+		}
 		sub := zmq4.NewSub(ctx)
 		r.subs = append(r.subs, sub)
-		for _, pub := range r.pubs {
-			if err := sub.Dial("tcp://" + pub.Addr().String()); err != nil {
+		for _, a := range addrs {
+			if err := sub.Dial("tcp://" + a); err != nil {
 				return nil, err
 			}
 		}
@@ -87,6 +102,12 @@ func (r *zmq4PubSub) Publish(i int, p []byte) error {
 }
 
 func (r *zmq4PubSub) Check() error { return nil }
+
+// Drops is empty: zmq4 counts nothing.
+func (r *zmq4PubSub) Drops() Drops { return Drops{} }
+
+// addr is the first PUB socket's address.
+func (r *zmq4PubSub) addr() string { return r.pubs[0].Addr().String() }
 
 func (r *zmq4PubSub) Close() {
 	for _, s := range r.subs {
@@ -130,12 +151,32 @@ func newZMQ4Req(workers int) (_ *zmq4Req, err error) {
 			}
 		}
 	})
+	if err := r.dial(ctx, workers, r.router.Addr().String()); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// dial connects one DEALER per worker to the ROUTER at addr.
+func (r *zmq4Req) dial(ctx context.Context, workers int, addr string) error {
 	for i := range workers {
 		d := zmq4.NewDealer(ctx, zmq4.WithID(zmq4.SocketIdentity(fmt.Sprintf("dealer-%d", i))))
 		r.dealers = append(r.dealers, d)
-		if err := d.Dial("tcp://" + r.router.Addr().String()); err != nil {
-			return nil, err
+		if err := d.Dial("tcp://" + addr); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// newZMQ4Dealers connects workers DEALERs to a ROUTER at addr, in
+// another process.
+func newZMQ4Dealers(workers int, addr string) (_ *zmq4Req, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &zmq4Req{cancel: cancel}
+	if err := r.dial(ctx, workers, addr); err != nil {
+		r.Close()
+		return nil, err
 	}
 	return r, nil
 }

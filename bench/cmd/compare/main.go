@@ -1,13 +1,18 @@
 // Command compare runs the bench suite (colugo over TCP and in process, raw
-// zmq4 sockets, NATS with an embedded server) in one process and prints one
-// markdown table with the machine named.
+// zmq4 sockets, NATS with an embedded server) and prints markdown tables
+// with the machine named: one for the paced workloads, one for the bursts.
+// Two-process workloads (2p-) re-execute this command as their other side
+// (see bench.Child).
 //
 //	cd bench && go run ./cmd/compare                # every workload, 2 s per system
 //	go run ./cmd/compare -d 5s -n 3                 # median of 3 runs of 5 s
 //	go run ./cmd/compare -w 'pubsub-64B|request' -s colugo -cpuprofile cpu.out
+//	go run ./cmd/compare -w '^(pubsub-64B|request-64B-serial)$|burst|2p-|json' -n 3
+//	                                                # the burst, two-process and JSON rows, their Raw
+//	                                                # counterparts and a table of issue 12's targets
 //
 // Every run is bounded by -d (and the whole command by -timeout); traffic
-// stays on 127.0.0.1.
+// stays on 127.0.0.1 and colugo's abstract Unix sockets.
 package main
 
 import (
@@ -25,11 +30,12 @@ import (
 )
 
 func main() {
+	bench.Child() // the other side of a two-process workload: runs it and exits
 	d := flag.Duration("d", 2*time.Second, "measured duration of each workload on each system")
 	n := flag.Int("n", 1, "runs of each workload on each system; the table shows the median")
 	wre := flag.String("w", "", "regexp: only workloads whose name matches")
 	sre := flag.String("s", "", "regexp: only systems whose name matches")
-	timeout := flag.Duration("timeout", 20*time.Minute, "abort the whole command after this long")
+	timeout := flag.Duration("timeout", time.Hour, "abort the whole command after this long")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 	memprof := flag.String("memprofile", "", "write an allocation profile to this file at the end")
 	flag.Parse()
@@ -113,16 +119,148 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 	fmt.Fprintf(out, "Machine: %s, %d CPUs, %s/%s, Linux %s, %s; %s; %v per run, median of %d.\n\n",
 		bench.CPUModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, kernel(), runtime.Version(),
 		time.Now().UTC().Format("2006-01-02"), d, n)
+	var paced, bursts []bench.Workload
+	for _, w := range ws {
+		if w.Burst > 0 {
+			bursts = append(bursts, w)
+		} else {
+			paced = append(paced, w)
+		}
+	}
+	if len(paced) > 0 {
+		printPaced(out, paced, ss, runs)
+	}
+	if len(bursts) > 0 {
+		if len(paced) > 0 {
+			fmt.Fprintln(out)
+		}
+		printBursts(out, bursts, ss, runs)
+	}
+	printTargets(out, ws, runs)
+}
+
+// printTargets prints issue 12's targets for the rows of this run that
+// measure them (nothing if none do).
+func printTargets(out io.Writer, ws []bench.Workload, runs map[string][]bench.Result) {
+	byName := map[string]bench.Workload{}
+	for _, w := range ws {
+		byName[w.Name] = w
+	}
+	get := func(name string, s bench.System) (bench.Result, bool) {
+		w, ok := byName[name]
+		if !ok || len(runs[name+"/"+string(s)]) == 0 {
+			return bench.Result{}, false
+		}
+		return bench.Median(w, runs[name+"/"+string(s)]), true
+	}
+	var rows [][3]string
+	add := func(target, figure string, met bool) {
+		rows = append(rows, [3]string{target, figure, map[bool]string{true: "yes", false: "no"}[met]})
+	}
+	for _, w := range ws {
+		if w.Burst == 0 || w.JSON {
+			continue
+		}
+		if c, ok := get(w.Name, bench.Colugo); ok {
+			add(w.Name+": 100 % delivered", fmt.Sprintf("%.1f %% (%d of %d)", c.DeliveredPct(), c.Msgs, c.Sent), c.Msgs == c.Sent)
+		}
+	}
+	for _, name := range []string{"2p-pubsub-64B", "2p-pubsub-1KiB"} {
+		c, ok1 := get(name, bench.Colugo)
+		n, ok2 := get(name, bench.NATS)
+		if ok1 && ok2 {
+			x := c.MsgsPerSec() / n.MsgsPerSec()
+			add(name+" ≥ 1.3× NATS msgs/s, 100 % delivered",
+				fmt.Sprintf("%.2f× (%s vs %s msgs/s), %.1f %%", x, bench.SI(c.MsgsPerSec()), bench.SI(n.MsgsPerSec()), c.DeliveredPct()),
+				x >= 1.3 && c.Msgs == c.Sent)
+		}
+	}
+	if c, ok := get("2p-request-64B-serial", bench.Colugo); ok {
+		if n, ok := get("2p-request-64B-serial", bench.NATS); ok {
+			x := float64(c.P50) / float64(n.P50)
+			add("2p-request-64B-serial p50 ≤ 0.6× NATS", fmt.Sprintf("%.2f× (%s vs %s µs)", x, us(c.P50), us(n.P50)), x <= 0.6)
+		}
+		if t, ok := get("2p-request-64B-serial", bench.TCP); ok {
+			x := float64(c.P50) / float64(t.P50)
+			add("2p-request-64B-serial p50 ≤ 1.5× TCP echo", fmt.Sprintf("%.2f× (%s vs %s µs)", x, us(c.P50), us(t.P50)), x <= 1.5)
+		}
+	}
+	if c, ok := get("2p-request-64B-16inflight", bench.Colugo); ok {
+		if n, ok := get("2p-request-64B-16inflight", bench.NATS); ok {
+			x := c.MsgsPerSec() / n.MsgsPerSec()
+			add("2p-request-64B-16inflight ≥ 1.5× NATS req/s", fmt.Sprintf("%.2f× (%s vs %s)", x, bench.SI(c.MsgsPerSec()), bench.SI(n.MsgsPerSec())), x >= 1.5)
+		}
+	}
+	for _, pair := range [][2]string{{"json-pubsub-64B", "pubsub-64B"}, {"2p-json-pubsub-64B", "2p-pubsub-64B"}} {
+		j, ok1 := get(pair[0], bench.Colugo)
+		r, ok2 := get(pair[1], bench.Colugo)
+		if ok1 && ok2 {
+			x := j.MsgsPerSec() / r.MsgsPerSec()
+			add(pair[0]+" ≥ 0.5× colugo's "+pair[1], fmt.Sprintf("%.2f× (%s vs %s msgs/s)", x, bench.SI(j.MsgsPerSec()), bench.SI(r.MsgsPerSec())), x >= 0.5)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nTargets (issue 12), from the tables above:")
+	fmt.Fprintln(out, "\n| target | this run | met? |\n|---|---|---|")
+	for _, r := range rows {
+		fmt.Fprintf(out, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
+}
+
+func us(t time.Duration) string { return fmt.Sprintf("%.1f", float64(t)/float64(time.Microsecond)) }
+
+// medians picks each system's median result of w.
+func medians(w bench.Workload, ss []bench.System, runs map[string][]bench.Result) map[bench.System]bench.Result {
+	res := map[bench.System]bench.Result{}
+	for _, s := range ss {
+		if rs := runs[w.Name+"/"+string(s)]; len(rs) > 0 {
+			res[s] = bench.Median(w, rs)
+		}
+	}
+	return res
+}
+
+// printBursts prints the burst workloads: what arrived of an unpaced
+// burst, how fast, and what each system counted as dropped.
+func printBursts(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result) {
+	fmt.Fprintln(out, "| burst | system | procs | sent | delivered | delivered % | msgs/s | p50 µs | p99 µs | pub drops | sub drops | gaps | ÷ NATS |")
+	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, w := range ws {
+		res := medians(w, ss, runs)
+		for _, s := range ss {
+			r, ok := res[s]
+			if !ok {
+				continue
+			}
+			rn := ""
+			if o, ok := res[bench.NATS]; ok && s != bench.NATS {
+				rn = fmt.Sprintf("%.2f", r.MsgsPerSec()/o.MsgsPerSec())
+			}
+			drop := func(n uint64) string {
+				if s == bench.ZMQ4 {
+					return "–" // counts nothing
+				}
+				return fmt.Sprint(n)
+			}
+			fmt.Fprintf(out, "| %s | %s | %d | %d | %d | %.1f | %s | %s | %s | %s | %s | %s | %s |\n",
+				w.Name, s, r.Procs, r.Sent, r.Msgs, r.DeliveredPct(), bench.SI(r.MsgsPerSec()), us(r.P50), us(r.P99),
+				drop(r.Drops.Pub), drop(r.Drops.Sub), drop(r.Drops.Gaps), rn)
+		}
+	}
+	fmt.Fprintln(out, "\nBursts: one publisher publishes sent messages as fast as Publish returns, no flow control, each"+
+		" in a buffer of its own, every system with its defaults; the subscriber counts until it has all or nothing arrived"+
+		" for 1 s. msgs/s is of what was delivered, up to the last arrival; latency (one way, a sample) includes the queueing"+
+		" of the burst; drops are what each system counted (colugo: the publisher's SendDropped, per-connection or topic"+
+		" Dropped, whichever is largest, the subscriber's Dropped and Gaps; NATS: slow-consumer errors and Dropped; raw zmq4 counts nothing); ÷ NATS: delivered msgs/s.")
+}
+
+func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result) {
 	fmt.Fprintln(out, "| workload | system | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | allocs/msg | B/msg | ÷ zmq4 | ÷ NATS |")
 	fmt.Fprintln(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
-	us := func(t time.Duration) string { return fmt.Sprintf("%.1f", float64(t)/float64(time.Microsecond)) }
 	for _, w := range ws {
-		res := map[bench.System]bench.Result{}
-		for _, s := range ss {
-			if rs := runs[w.Name+"/"+string(s)]; len(rs) > 0 {
-				res[s] = bench.Median(w, rs)
-			}
-		}
+		res := medians(w, ss, runs)
 		ratio := func(r bench.Result, other bench.System) string {
 			o, ok := res[other]
 			if !ok {
@@ -149,7 +287,9 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 	}
 	fmt.Fprintln(out, "\nmsgs/s counts deliveries (fan-out: four per message) or completed requests; latencies are one way"+
 		" (publish to the subscriber's goroutine, a sample of messages, window queueing included) for pub/sub and round trips"+
-		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery;"+
+		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery; 2p- rows:"+
+		" publisher | subscriber and client | server in two processes (NATS: its server in a third), allocations of both"+
+		" (not of the NATS server's process); json- rows: colugo's default codec, NATS with encoding/json;"+
 		" ÷ columns: colugo's figure over the other's (msgs/s; p50 round trip for serial requests, lower is better).")
 }
 
