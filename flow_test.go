@@ -52,19 +52,6 @@ func flowPair(t *testing.T, kind string, pubOpts []colugo.NodeOption, pubTr ...z
 	return mk("pub", pubOpts, pubTr), mk("sub", nil, nil)
 }
 
-// needsTransportFlow skips the cases that need the transport side of
-// issue #12 (send queues bounded in bytes, far above 1024 messages, and
-// back-pressure in Publish), which lands separately.
-func needsTransportFlow(t *testing.T, kind string) {
-	t.Helper()
-	switch {
-	case kind == "zmq" && zmq.DefaultSendQueue < 1<<16:
-		t.Skipf("needs transport/zmq's send queues bounded in bytes (DefaultSendQueue is %d)", zmq.DefaultSendQueue)
-	case kind == "inproc" && inproc.DefaultQueue < 1<<16:
-		t.Skipf("needs transport/inproc's queues bounded in bytes (DefaultQueue is %d)", inproc.DefaultQueue)
-	}
-}
-
 func raceOn() bool {
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -95,7 +82,6 @@ func TestBurstDelivered(t *testing.T) {
 			for _, b := range bursts {
 				t.Run(fmt.Sprintf("%s/%s/%dx%d", kind, c.Name(), b.count, b.size), func(t *testing.T) {
 					if kind != "same" {
-						needsTransportFlow(t, kind)
 					}
 					count, size := b.count, b.size
 					if c.Name() == "json" {
@@ -227,7 +213,6 @@ func TestBackPressureStream(t *testing.T) {
 	for _, kind := range []string{"same", "inproc", "zmq"} {
 		t.Run(kind, func(t *testing.T) {
 			if kind != "same" {
-				needsTransportFlow(t, kind)
 			}
 			const count, size = 400, 16 << 10
 			// The publisher's send queues are small, so that the stream
@@ -301,7 +286,6 @@ func TestBackPressureBounded(t *testing.T) {
 	for _, kind := range []string{"same", "inproc", "zmq"} {
 		t.Run(kind, func(t *testing.T) {
 			if kind != "same" {
-				needsTransportFlow(t, kind)
 			}
 			var slowReports atomic.Int64
 			onErr := colugo.WithErrorHandler(func(err error) {
@@ -432,10 +416,7 @@ func TestStalledSubscriberReported(t *testing.T) {
 			const topic, size = "stall", 1024
 			count := 20_000 // beyond the send queue and, over TCP, the socket buffers
 			if tc.kind == "inproc" {
-				if inproc.DefaultQueue > 1<<14 {
-					t.Skipf("inproc's queues (%d messages) are too long to overflow here", inproc.DefaultQueue)
-				}
-				count = 4 * inproc.DefaultQueue
+				count = 2 * inproc.DefaultQueueBytes / size // beyond its byte bound
 			}
 			resume := make(chan struct{})
 			var wg sync.WaitGroup
@@ -639,7 +620,6 @@ func TestHelperBurstSubscriber(t *testing.T) {
 // TestBurstTwoProcesses: TestBurstDelivered with the subscriber in a
 // process of its own, over zmq, as deployments run.
 func TestBurstTwoProcesses(t *testing.T) {
-	needsTransportFlow(t, "zmq")
 	for _, c := range []codec.Codec{codec.Raw{}, codec.JSON{}} {
 		for _, b := range []struct{ count, size int }{{100_000, 64}, {10_000, 1024}, {1000, 64 << 10}} {
 			t.Run(fmt.Sprintf("%s/%dx%d", c.Name(), b.count, b.size), func(t *testing.T) {
