@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"reflect"
 	"slices"
@@ -123,6 +124,26 @@ type pubSeq struct {
 	tail, slow atomic.Bool
 	// sent is the send time of the latest publish.
 	sent atomic.Int64
+	// waiting counts sealed publishes that hold mu while the transport may
+	// wait for back-pressure (WithBackPressure): $describe does not wait
+	// for those (baseline).
+	waiting atomic.Int32
+}
+
+// baseline is the sequence number up to which every sealed publish of the
+// topic has been handed to the transport, for $describe's seqs. It takes mu,
+// except while a back-pressured publish holds it (possibly for its maxWait):
+// then all but the latest number were handed, so it says one less, which
+// lets a subscriber that described meanwhile accept that one message
+// rather than stall the reply.
+func (q *pubSeq) baseline() uint64 {
+	if q.waiting.Load() == 0 {
+		q.mu.Lock()
+	} else if !q.mu.TryLock() {
+		return max(q.Load(), 1) - 1
+	}
+	defer q.mu.Unlock()
+	return q.Load()
 }
 
 // inflightKey names a running handler by the connection its request came
@@ -499,16 +520,18 @@ func (n *Node) describeJSON() ([]byte, error) {
 	d := description{PeerInfo: n.describe()}
 	if n.keys != nil {
 		n.mu.Lock()
-		d.Seqs = make(map[string]uint64, len(n.seqs))
-		for t, s := range n.seqs {
+		seqs := maps.Clone(n.seqs)
+		n.mu.Unlock()
+		// Not under n.mu: a back-pressured publish holds its topic's lock
+		// while the transport waits (up to its maxWait), which must not
+		// stall the node.
+		d.Seqs = make(map[string]uint64, len(seqs))
+		for t, s := range seqs {
 			// Under the topic's lock: every publish numbered up to the
 			// value read has been handed to the transport, so none can
 			// reach a subscription made after this reply.
-			s.mu.Lock()
-			d.Seqs[t] = s.Load()
-			s.mu.Unlock()
+			d.Seqs[t] = s.baseline()
 		}
-		n.mu.Unlock()
 	}
 	return json.Marshal(d)
 }
@@ -951,7 +974,9 @@ func (n *Node) sendTails() {
 	n.mu.Unlock()
 	for _, d := range dues {
 		msg := &transport.Message{Name: d.topic, Header: wire.Header{Kind: transport.KindPublish, Flags: wire.FlagTail, Sender: n.id}}
-		d.seq.mu.Lock() // with a key: in sequence order with the sealed publishes
+		if !d.seq.mu.TryLock() { // with a key: in sequence order with the sealed publishes
+			continue // a publish of the topic is under way (perhaps waiting for back-pressure): it tells the tail, or the next round does
+		}
 		msg.Header.Seq, msg.Header.SendTime = d.seq.Load(), time.Now().UnixNano()
 		n.sealMsg(msg, binding{})
 		res, err := n.tr.Publish(context.Background(), msg, transport.PublishOptions{})

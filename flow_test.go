@@ -665,3 +665,71 @@ func TestBurstTwoProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestBackPressureDoesNotStallNode: with a network key, a publish waiting
+// for a stalled back-pressure subscriber holds its topic's sequence lock;
+// a $describe from a node that joins meanwhile must not wait for it under
+// the node's lock, which would stall the whole publishing node for up to
+// maxWait.
+func TestBackPressureDoesNotStallNode(t *testing.T) {
+	key := colugo.WithKey([]byte("0123456789abcdef0123456789abcdef"))
+	dir := t.TempDir()
+	mk := func(name string, tro ...zmq.Option) *colugo.Node {
+		tr, err := zmq.New(append([]zmq.Option{zmq.WithHost("127.0.0.1")}, tro...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))), colugo.WithTransport(tr), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		return n
+	}
+	pn, sn := mk("bp-pub", zmq.WithSendQueueBytes(64<<10)), mk("bp-sub")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	// Nobody reads it: its connection's reader blocks in the Block wait.
+	if _, err := colugo.Subscribe[[]byte](ctx, sn, "bp", colugo.WithCodec(codec.Raw{}), colugo.WithBuffer(1),
+		colugo.WithQueueBytes(1), colugo.WithDropPolicy(colugo.Block(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := colugo.NewPublisher[[]byte](pn, "bp", colugo.WithCodec(codec.Raw{}), colugo.WithBackPressure(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, wait)
+	defer wcancel()
+	if err := pub.WaitSubscribers(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		p := make([]byte, 4096)
+		for range 4096 { // 16 MiB: far beyond the queue and the socket buffers
+			if pub.Publish(ctx, p) != nil {
+				return // ctx ended the wait
+			}
+		}
+	}()
+	// A node that joins describes the publisher, whose reply must not wait
+	// for the blocked publish; Subscribers takes the node's lock.
+	late := mk("bp-late")
+	if _, err := colugo.Subscribe[[]byte](ctx, late, "bp", colugo.WithCodec(codec.Raw{})); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(wait)
+	for pub.Subscribers() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the late subscriber never reached the publisher while a publish waited")
+		}
+		select {
+		case <-published:
+			t.Fatal("the publishes all went through: the subscriber never stalled")
+		case <-time.After(5 * time.Millisecond): // polling with a deadline
+		}
+	}
+	cancel()
+	<-published
+}

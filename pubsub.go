@@ -182,6 +182,10 @@ func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message
 	if w.ctx != nil {
 		opts.MaxWait = p.maxWait
 	}
+	if opts.MaxWait > 0 {
+		p.seq.waiting.Add(1)
+		defer p.seq.waiting.Add(-1)
+	}
 	p.seq.mu.Lock()
 	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
