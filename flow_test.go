@@ -38,16 +38,7 @@ func flowPair(t *testing.T, kind string, pubOpts []colugo.NodeOption, pubTr ...z
 	}
 	dir := t.TempDir()
 	mk := func(name string, opts []colugo.NodeOption, tro []zmq.Option) *colugo.Node {
-		tr, err := zmq.New(append([]zmq.Option{zmq.WithHost("127.0.0.1")}, tro...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := colugo.NewNode(name, append([]colugo.NodeOption{colugo.WithDiscovery(local.New(local.WithDir(dir))), colugo.WithTransport(tr)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close() })
-		return n
+		return zmqFlowNode(t, dir, name, opts, tro...)
 	}
 	return mk("pub", pubOpts, pubTr), mk("sub", nil, nil)
 }
@@ -528,16 +519,7 @@ func flowNodes(t *testing.T, kind string, pubOpts []colugo.NodeOption, pubTr ...
 	}
 	dir := t.TempDir()
 	mk := func(name string, opts []colugo.NodeOption, tro []zmq.Option) *colugo.Node {
-		tr, err := zmq.New(append([]zmq.Option{zmq.WithHost("127.0.0.1")}, tro...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := colugo.NewNode(name, append([]colugo.NodeOption{colugo.WithDiscovery(local.New(local.WithDir(dir))), colugo.WithTransport(tr)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close() })
-		return n
+		return zmqFlowNode(t, dir, name, opts, tro...)
 	}
 	return mk("pub", pubOpts, pubTr), mk("sub", nil, nil), mk("other", nil, nil)
 }
@@ -554,16 +536,7 @@ func keyedNodes(t *testing.T, kind string, key []byte, pubOpts []colugo.NodeOpti
 	}
 	dir := t.TempDir()
 	mk := func(name string, opts []colugo.NodeOption, tro ...zmq.Option) *colugo.Node {
-		tr, err := zmq.New(append([]zmq.Option{zmq.WithHost("127.0.0.1")}, tro...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := colugo.NewNode(name, append([]colugo.NodeOption{colugo.WithDiscovery(local.New(local.WithDir(dir))), colugo.WithTransport(tr)}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close() })
-		return n
+		return zmqFlowNode(t, dir, name, opts, tro...)
 	}
 	return mk("kpub", pubOpts, zmq.WithSendQueueBytes(64<<10), zmq.WithSendQueue(64)), mk("ksub", subOpts), mk("kother", subOpts)
 }
@@ -732,4 +705,20 @@ func TestBackPressureDoesNotStallNode(t *testing.T) {
 	}
 	cancel()
 	<-published
+}
+
+// zmqFlowNode is a zmq node on 127.0.0.1 with host-local discovery in dir
+// (tro: its transport's options), closed at cleanup.
+func zmqFlowNode(t *testing.T, dir, name string, opts []colugo.NodeOption, tro ...zmq.Option) *colugo.Node {
+	t.Helper()
+	tr, err := zmq.New(append([]zmq.Option{zmq.WithHost("127.0.0.1")}, tro...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := colugo.NewNode(name, append([]colugo.NodeOption{colugo.WithDiscovery(local.New(local.WithDir(dir))), colugo.WithTransport(tr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
 }
