@@ -21,8 +21,8 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/internal/seal"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // Version is the colugo version a node reports in $describe.
@@ -255,7 +255,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		cfg.log = slog.New(slog.DiscardHandler)
 	}
 	inProcess := false
-	if ip, ok := cfg.tr.(interface{ InProcess() bool }); ok {
+	if ip, ok := cfg.tr.(transport.InProcessTransport); ok {
 		inProcess = ip.InProcess()
 	}
 	var addrs addrCheck

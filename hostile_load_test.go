@@ -26,7 +26,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
-	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/wire"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
 

@@ -33,7 +33,7 @@ import (
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
-	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/wire"
 	zmqt "github.com/colugo-go/colugo/transport/zmq"
 )
 

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/internal/seal"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // EnvKey is the environment variable that sets the network key of every

@@ -8,9 +8,9 @@ import (
 
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/internal/seal"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/inproc"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // A sealed publish is refused from a sender the node has not described, at

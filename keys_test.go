@@ -19,8 +19,8 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // Publisher publishes values of type T on one topic. Create it with
@@ -273,7 +273,7 @@ func (p *Publisher[T]) Subscribers() int {
 	n.mu.Lock()
 	count := len(n.subs[p.topic])
 	n.mu.Unlock()
-	if sc, ok := n.tr.(interface{ Subscribers(topic string) int }); ok {
+	if sc, ok := n.tr.(transport.SubscriberCounter); ok {
 		return count + sc.Subscribers(p.topic)
 	}
 	n.mu.Lock()

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // Server serves one service on a node; see Serve.
@@ -237,7 +237,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	s.handlerCtx.init(n.ctx, timeout)
 	n.reqMu.Lock() // Close sets closed under it: goLocked is safe under it
 	n.inflight[s.key] = &s.handlerCtx
-	if d, ok := rw.(interface{ Done() <-chan struct{} }); ok && !n.watched[rw] {
+	if d, ok := rw.(transport.ConnWatcher); ok && !n.watched[rw] {
 		if n.goLocked(func() { n.watchRequester(rw, d.Done()) }) {
 			n.watched[rw] = true
 		}

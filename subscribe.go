@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // DefaultQueueBytes is a subscription's default queue bound (see

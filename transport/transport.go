@@ -14,10 +14,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
-// Header is the message header; see the README's wire format section.
+// Header is the message header, defined in package [wire] with the rest of
+// the wire format (see the README's wire format section).
 type Header = wire.Header
 
 // Kind says what a message is (publish, request, reply, cancel, control).
@@ -93,15 +94,37 @@ type Handler interface {
 	HandlePeerLost(addr string, err error)
 }
 
-// ReplyWriter sends replies to one requester. A ReplyWriter that also has a
-// method Done() <-chan struct{} closes that channel when the requester's
-// connection is gone, so that its handlers can be cancelled; values are
-// comparable and equal for requests that came on the same connection.
+// ReplyWriter sends replies to one requester. Values are comparable and
+// equal for requests that came on the same connection. A ReplyWriter may
+// also implement [ConnWatcher].
 type ReplyWriter interface {
 	// Reply queues msg for the requester. It never blocks: it returns
 	// ErrQueueFull when the requester is not reading, ErrPeerLost when it has
 	// gone, ErrClosed after Close. It keeps neither msg nor its payload.
 	Reply(msg *Message) error
+}
+
+// ConnWatcher is an optional interface of a [ReplyWriter]: Done is closed
+// when the requester's connection is gone, so that the Node cancels the
+// handlers still running for it. Without it, handlers of a vanished
+// requester run to their deadline.
+type ConnWatcher interface {
+	Done() <-chan struct{}
+}
+
+// SubscriberCounter is an optional interface of a [Transport]: Subscribers
+// reports how many subscriber connections currently hold a subscription
+// that matches topic. The Node adds its own in-process subscriptions.
+// Without it, Publisher.Subscribers counts from discovery descriptions.
+type SubscriberCounter interface {
+	Subscribers(topic string) int
+}
+
+// InProcessTransport is an optional interface of a [Transport]: InProcess
+// reports true when every peer is in this process (transport/inproc), so
+// the Node skips discovery and the address checks meant for sockets.
+type InProcessTransport interface {
+	InProcess() bool
 }
 
 // Transport carries messages between nodes. All methods are safe for

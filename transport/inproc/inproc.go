@@ -681,3 +681,8 @@ func (t *Transport) Subscribers(topic string) int {
 	defer t.subsMu.RUnlock()
 	return len(t.byTopic[topic])
 }
+
+var (
+	_ transport.InProcessTransport = (*Transport)(nil)
+	_ transport.SubscriberCounter  = (*Transport)(nil)
+)

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // Tests of the memory bounds (budget.go, issue #11 finding 4). Each attack

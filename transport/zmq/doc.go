@@ -27,7 +27,7 @@
 //   - Every connection sends a ZMTP PING each heartbeat interval; one from
 //     which nothing is read for the peer timeout is closed and reported lost.
 //
-// Messages are three ZMTP frames: name+"\x00", header (internal/wire) and
+// Messages are three ZMTP frames: name+"\x00", header (transport/wire) and
 // payload. Subscribers subscribe to the prefix topic+"\x00", so "a" never
 // matches "ab".
 //

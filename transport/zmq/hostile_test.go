@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // Raw ZMTP 3.0 helpers for hostile peers.

@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // This file is the send side of a connection: an outbox of encoded bytes

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // sink is a net.Conn that keeps what is written to it.

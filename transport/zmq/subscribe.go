@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // subscriber is this transport's one connection to a remote publisher and

@@ -18,8 +18,8 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
-	"github.com/colugo-go/colugo/internal/wire"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // Redial backoff of subscriptions.
@@ -1197,3 +1197,8 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // crypto/rand.Read does not fail on supported platforms
 	return hex.EncodeToString(b)
 }
+
+var (
+	_ transport.SubscriberCounter = (*Transport)(nil)
+	_ transport.ConnWatcher       = (*routerPeer)(nil)
+)

@@ -29,7 +29,7 @@ def string(s):
 
 
 def header(kind, request_id):
-    # internal/wire version 1: magic|version, kind, flags, status, codec,
+    # transport/wire version 1: magic|version, kind, flags, status, codec,
     # type, sender, seq, send time, request id, deadline, error.
     return (bytes([0xC1, kind, 0, 0]) + string(b"raw") + string(b"") +
             string(b"pyzmq") + uvarint(0) + uvarint(0) + uvarint(request_id) +

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // FuzzDecodeHeader checks that Decode never panics, that every error wraps

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 var sentinels = []error{wire.ErrShort, wire.ErrVersion, wire.ErrKind, wire.ErrTooLong, wire.ErrName, wire.ErrTrailing}

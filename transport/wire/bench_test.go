@@ -3,7 +3,7 @@ package wire_test
 import (
 	"testing"
 
-	"github.com/colugo-go/colugo/internal/wire"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 var benchHeaders = []struct {
