@@ -1,6 +1,7 @@
 package colugo
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -312,4 +313,24 @@ func defaultTransport(log *slog.Logger, hostOnly bool) (transport.Transport, err
 		return nil, fmt.Errorf("colugo: transport: %w", err)
 	}
 	return t, nil
+}
+
+// EnvKey is the environment variable that sets the network key of every
+// node of a program (it wins over WithKey): 32 or more hex digits, or any
+// other string of at least 16 bytes.
+const EnvKey = "COLUGO_KEY"
+
+// keyFromEnv returns the key COLUGO_KEY sets, if any.
+func keyFromEnv() ([]byte, bool) {
+	v, ok := os.LookupEnv(EnvKey)
+	v = strings.TrimSpace(v)
+	if !ok || v == "" {
+		return nil, false
+	}
+	if len(v) >= 32 && len(v)%2 == 0 {
+		if b, err := hex.DecodeString(v); err == nil {
+			return b, true
+		}
+	}
+	return []byte(v), true
 }

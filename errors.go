@@ -153,3 +153,7 @@ func CodeOf(err error) Code {
 	}
 	return 0
 }
+
+// ErrUnauthenticated is returned by a request whose reply failed
+// authentication (a node without the key, or a forged reply).
+var ErrUnauthenticated = errors.New("colugo: message failed authentication")

@@ -2,23 +2,10 @@ package colugo
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/colugo-go/colugo/discovery"
-	"github.com/colugo-go/colugo/transport"
-)
-
-// Liveness: a peer whose connection dropped is asked for its $describe at
-// once; if it does not answer within livenessTimeout it is reported Left.
-// A connection dropped for silence (the transport's heartbeats: nothing
-// heard for 2s) means the peer leaves at once, within about 2.5s of its
-// last sign of life.
-const (
-	livenessTimeout = 500 * time.Millisecond
 )
 
 // PeerEvent reports a peer that joined (was found and described), changed
@@ -32,22 +19,6 @@ type PeerEvent struct {
 // DefaultEventBuffer is how many events an Events watcher queues for a
 // reader that falls behind (see WithEventBuffer).
 const DefaultEventBuffer = 1024
-
-// EventsOption configures Events.
-type EventsOption interface{ applyEvents(*eventsConfig) }
-
-type eventsConfig struct{ buffer int }
-
-type eventBufferOption int
-
-func (o eventBufferOption) applyEvents(c *eventsConfig) { c.buffer = int(o) }
-func (o eventBufferOption) String() string              { return fmt.Sprintf("WithEventBuffer(%d)", int(o)) }
-
-// WithEventBuffer sets how many events Events queues for a reader that
-// falls behind before it drops the oldest; values below 1 count as 1.
-// Default: DefaultEventBuffer (1024), many times what a network of a few
-// hundred nodes starting at once produces.
-func WithEventBuffer(n int) EventsOption { return eventBufferOption(n) }
 
 // watcher is one Events channel with its own bounded queue, so that a slow
 // reader holds up nothing else; one that stops reading costs at most limit
@@ -168,64 +139,4 @@ func (n *Node) emitLocked(kind discovery.EventKind, info PeerInfo) {
 			n.eventsDrops.Add(1)
 		}
 	}
-}
-
-func (p *peer) visible() bool { return p.desc != nil && !p.self && !p.dup && !p.lost }
-
-// peerLost is called when a connection to addr (a peer's router or
-// publisher) dropped: the peer may have died, or only closed one
-// connection. Ask it; leave it if it does not answer.
-func (n *Node) peerLost(addr string, cause error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, p := range n.peers {
-		if !p.visible() || (p.info.Router != addr && p.pubAddr != addr && p.dialRouter != addr) {
-			continue
-		}
-		if errors.Is(cause, transport.ErrPeerSilent) {
-			// Silent for the whole heartbeat timeout already: asking again
-			// would only add a timeout of our own.
-			n.loseLocked(p, cause)
-			continue
-		}
-		if !p.checking {
-			p.checking = true
-			router := p.info.Router
-			n.goLocked(func() {
-				_, err := n.fetchDescriptionTimeout(router, livenessTimeout)
-				n.mu.Lock()
-				defer n.mu.Unlock()
-				p.checking = false
-				if err == nil || n.peers[p.key] != p {
-					return
-				}
-				n.loseLocked(p, err)
-			})
-		}
-	}
-}
-
-// removePeerLocked forgets p and reports it Left if it was visible.
-func (n *Node) removePeerLocked(p *peer) {
-	delete(n.peers, p.key)
-	n.forgetLocked(p)
-	if p.announced && p.desc != nil {
-		n.emitLocked(discovery.Left, *p.desc)
-	}
-	n.notifyChangedLocked()
-}
-
-// loseLocked reports p Left after it stopped answering, but keeps it in
-// the peer table: the periodic refresh keeps asking it, so a peer that was
-// frozen or cut off comes back (Joined) without discovery's help, while
-// discovery's own Left still removes it for good.
-func (n *Node) loseLocked(p *peer, cause error) {
-	n.log.Info("peer lost", slog.String(keyPeer, p.info.Name), slog.String(keyRouter, p.info.Router), slog.Any(keyError, cause))
-	n.forgetLocked(p)
-	p.lost = true
-	if p.announced && p.desc != nil {
-		p.announced = false
-		n.emitLocked(discovery.Left, *p.desc)
-	}
-	n.notifyChangedLocked()
 }

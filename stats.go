@@ -7,6 +7,31 @@ import (
 	"github.com/colugo-go/colugo/transport"
 )
 
+// counterLocked returns the counters of a topic, creating them.
+func (n *Node) counterLocked(name string) *counters {
+	c := n.counters[name]
+	if c == nil {
+		c = &counters{lastSeq: make(map[string]*senderSeq)}
+		n.counters[name] = c
+	}
+	return c
+}
+
+func (n *Node) svcCounterLocked(name string) *counters {
+	c := n.svcStats[name]
+	if c == nil {
+		c = &counters{}
+		n.svcStats[name] = c
+	}
+	return c
+}
+
+func (n *Node) svcCounter(name string) *counters {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.svcCounterLocked(name)
+}
+
 // Stats is a snapshot of a node's counters, from Node.Stats.
 type Stats struct {
 	// Topics holds the counters of every topic this node published or

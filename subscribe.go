@@ -12,6 +12,73 @@ import (
 	"github.com/colugo-go/colugo/transport/wire"
 )
 
+// topicSubs is an immutable snapshot of one topic's local subscriptions.
+type topicSubs struct {
+	subs []*subCore
+	c    *counters
+}
+
+// rawValue returns payload itself as a T when T is []byte, the codec is
+// Raw and nothing else references payload (owned): no copy, and no decode
+// target on the heap (a pointer passed to the codec's interface escapes).
+func rawValue[T any](c codec.Codec, payload []byte, owned bool) (T, bool) {
+	var zero T
+	if !owned {
+		return zero, false
+	}
+	if _, raw := c.(codec.Raw); !raw {
+		return zero, false
+	}
+	v, ok := any(payload).(T)
+	return v, ok
+}
+
+// decode decodes payload into a new T with the codec.
+func decode[T any](c codec.Codec, payload []byte) (T, error) {
+	var v T
+	err := c.Unmarshal(payload, &v)
+	return v, err
+}
+
+// Subscribe returns a channel of the values published on topic by any node,
+// this one included. The node owns the channel: it is closed when ctx ends
+// or the node closes, and at no other time. Values that find the channel
+// (WithBuffer, default 64) full wait in the subscription's queue, in order,
+// bounded in bytes (WithQueueBytes, default 64 MiB), so that a reader
+// descheduled for a moment loses nothing of a burst. When the queue is full
+// the drop policy (WithDropPolicy, default DropOldest) decides, the drop is
+// counted in Stats, and ErrSlowConsumer goes to the error handler once per
+// episode. Delivery never blocks the network, nor a Publish on this node,
+// except for a Block subscription (see [Block] and [WithBackPressure]).
+// Messages that do not decode into T, or carry another codec, are dropped,
+// counted and reported (*DecodeError, ErrCodecMismatch); they never reach
+// the channel. Values from one publisher arrive in publish order.
+func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan T, error) {
+	return subscribe(ctx, node, topic, opts, false, func(v T, _ *transport.Message, _ time.Time) T { return v })
+}
+
+// Received is a value with what its message's header said, as delivered by
+// SubscribeReceived.
+type Received[T any] struct {
+	Value    T
+	Codec    string    // codec name the publisher used
+	Type     string    // type name the publisher gave
+	Sender   string    // publishing node's id
+	Seq      uint64    // the publisher's sequence number on this topic, from 1
+	SendTime time.Time // publisher's clock when it published
+	RecvTime time.Time // this node's clock when the message arrived
+}
+
+// SubscribeReceived is Subscribe with each value's metadata: for tools that
+// measure rates and latencies, record, or follow sequence numbers.
+func SubscribeReceived[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan Received[T], error) {
+	return subscribe(ctx, node, topic, opts, true, func(v T, m *transport.Message, recv time.Time) Received[T] {
+		h := &m.Header
+		return Received[T]{Value: v, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
+			SendTime: time.Unix(0, h.SendTime), RecvTime: recv}
+	})
+}
+
 // DefaultQueueBytes is a subscription's default queue bound (see
 // WithQueueBytes): 64 MiB, NATS's default pending limit per subscription.
 const DefaultQueueBytes = 64 << 20

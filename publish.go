@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,86 @@ import (
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
+
+type pubCount struct {
+	info TopicInfo
+	n    int
+	// seq numbers the node's messages on the topic, all its publishers
+	// together: the header's sender is the node, so one sequence per node
+	// and topic is what receivers can follow without false gaps.
+	seq *pubSeq
+}
+
+// pubSeq is a topic's publish sequence. With a key, mu is held from taking
+// a number to handing the sealed message to the transport, so that the
+// numbers reach each connection in order (a receiver's replay window then
+// sees no reorder), whatever the number of goroutines publishing.
+type pubSeq struct {
+	atomic.Uint64
+	mu sync.Mutex
+
+	// tail says the topic's latest publish was missed by a subscriber
+	// connection: tail markers go out until one, or a publish, reaches
+	// every connection. slow is the ErrSlowConsumer episode.
+	tail, slow atomic.Bool
+	// sent is the send time of the latest publish.
+	sent atomic.Int64
+	// waiting counts sealed publishes that hold mu while the transport may
+	// wait for back-pressure (WithBackPressure): $describe does not wait
+	// for those (baseline).
+	waiting atomic.Int32
+}
+
+// baseline is the sequence number up to which every sealed publish of the
+// topic has been handed to the transport, for $describe's seqs. It takes mu,
+// except while a back-pressured publish holds it (possibly for its maxWait):
+// then all but the latest number were handed, so it says one less, which
+// lets a subscriber that described meanwhile accept that one message
+// rather than stall the reply.
+func (q *pubSeq) baseline() uint64 {
+	if q.waiting.Load() == 0 {
+		q.mu.Lock()
+	} else if !q.mu.TryLock() {
+		return max(q.Load(), 1) - 1
+	}
+	defer q.mu.Unlock()
+	return q.Load()
+}
+
+// sendTails sends a tail marker on every topic whose latest publish a
+// subscriber connection missed and that has not been published on for a
+// while (a later publish's seq tells subscribers of the gap anyway, and a
+// marker must not overtake the publish whose number it carries), so that a
+// subscriber whose stream stopped learns of the lost tail. The markers go
+// on, one per tick, until one reaches every connection.
+func (n *Node) sendTails() {
+	type due struct {
+		topic string
+		seq   *pubSeq
+	}
+	var dues []due
+	quiet := time.Now().Add(-tailQuiet).UnixNano()
+	n.mu.Lock()
+	for t, q := range n.seqs {
+		if q.tail.Load() && q.sent.Load() < quiet {
+			dues = append(dues, due{t, q})
+		}
+	}
+	n.mu.Unlock()
+	for _, d := range dues {
+		msg := &transport.Message{Name: d.topic, Header: wire.Header{Kind: transport.KindPublish, Flags: wire.FlagTail, Sender: n.id}}
+		if !d.seq.mu.TryLock() { // with a key: in sequence order with the sealed publishes
+			continue // a publish of the topic is under way (perhaps waiting for back-pressure): it tells the tail, or the next round does
+		}
+		msg.Header.Seq, msg.Header.SendTime = d.seq.Load(), time.Now().UnixNano()
+		n.sealMsg(msg, binding{})
+		res, err := n.tr.Publish(context.Background(), msg, transport.PublishOptions{})
+		d.seq.mu.Unlock()
+		if err == nil && res.Dropped == 0 {
+			d.seq.tail.Store(false)
+		}
+	}
+}
 
 // Publisher publishes values of type T on one topic. Create it with
 // NewPublisher; it is safe for concurrent use. Messages from one Publisher
@@ -197,28 +278,6 @@ func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message
 	return res, err
 }
 
-// rawValue returns payload itself as a T when T is []byte, the codec is
-// Raw and nothing else references payload (owned): no copy, and no decode
-// target on the heap (a pointer passed to the codec's interface escapes).
-func rawValue[T any](c codec.Codec, payload []byte, owned bool) (T, bool) {
-	var zero T
-	if !owned {
-		return zero, false
-	}
-	if _, raw := c.(codec.Raw); !raw {
-		return zero, false
-	}
-	v, ok := any(payload).(T)
-	return v, ok
-}
-
-// decode decodes payload into a new T with the codec.
-func decode[T any](c codec.Codec, payload []byte) (T, error) {
-	var v T
-	err := c.Unmarshal(payload, &v)
-	return v, err
-}
-
 // marshal encodes v. Raw []byte payloads skip the codec call, whose
 // interface argument would cost an allocation per message.
 func marshal[T any](c codec.Codec, v T) ([]byte, error) {
@@ -328,53 +387,3 @@ func typeName[T any](c codec.Codec) string {
 	}
 	return reflect.TypeFor[T]().String()
 }
-
-// Subscribe returns a channel of the values published on topic by any node,
-// this one included. The node owns the channel: it is closed when ctx ends
-// or the node closes, and at no other time. Values that find the channel
-// (WithBuffer, default 64) full wait in the subscription's queue, in order,
-// bounded in bytes (WithQueueBytes, default 64 MiB), so that a reader
-// descheduled for a moment loses nothing of a burst. When the queue is full
-// the drop policy (WithDropPolicy, default DropOldest) decides, the drop is
-// counted in Stats, and ErrSlowConsumer goes to the error handler once per
-// episode. Delivery never blocks the network, nor a Publish on this node,
-// except for a Block subscription (see [Block] and [WithBackPressure]).
-// Messages that do not decode into T, or carry another codec, are dropped,
-// counted and reported (*DecodeError, ErrCodecMismatch); they never reach
-// the channel. Values from one publisher arrive in publish order.
-func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan T, error) {
-	return subscribe(ctx, node, topic, opts, false, func(v T, _ *transport.Message, _ time.Time) T { return v })
-}
-
-// Received is a value with what its message's header said, as delivered by
-// SubscribeReceived.
-type Received[T any] struct {
-	Value    T
-	Codec    string    // codec name the publisher used
-	Type     string    // type name the publisher gave
-	Sender   string    // publishing node's id
-	Seq      uint64    // the publisher's sequence number on this topic, from 1
-	SendTime time.Time // publisher's clock when it published
-	RecvTime time.Time // this node's clock when the message arrived
-}
-
-// SubscribeReceived is Subscribe with each value's metadata: for tools that
-// measure rates and latencies, record, or follow sequence numbers.
-func SubscribeReceived[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan Received[T], error) {
-	return subscribe(ctx, node, topic, opts, true, func(v T, m *transport.Message, recv time.Time) Received[T] {
-		h := &m.Header
-		return Received[T]{Value: v, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
-			SendTime: time.Unix(0, h.SendTime), RecvTime: recv}
-	})
-}
-
-// WithAnyCodec makes a subscription of []byte take every message of the
-// topic whatever its codec, and deliver the payload bytes as they are
-// (with SubscribeReceived, the codec name says how to read them): for
-// tools such as recorders. Default: only messages of the subscription's
-// codec are taken.
-func WithAnyCodec() SubscribeOption { return anyCodecOption{} }
-
-type anyCodecOption struct{}
-
-func (anyCodecOption) applySubscribe(c *subConfig) { c.anyCodec = true }

@@ -2,13 +2,10 @@ package colugo
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,34 +13,6 @@ import (
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
-
-// EnvKey is the environment variable that sets the network key of every
-// node of a program (it wins over WithKey): 32 or more hex digits, or any
-// other string of at least 16 bytes.
-const EnvKey = "COLUGO_KEY"
-
-// ErrUnauthenticated is returned by a request whose reply failed
-// authentication (a node without the key, or a forged reply).
-var ErrUnauthenticated = errors.New("colugo: message failed authentication")
-
-// WithKey makes the node seal every payload it sends with the network key
-// (XChaCha20-Poly1305: encrypted and authenticated together with the
-// message's name and header, a request also with the node it is sent to, a
-// reply with the request it answers) and refuse every message not sealed
-// with it: publishes, requests, replies and $describe. Nodes without the
-// key can neither read nor inject anything, captured messages cannot be
-// replayed (to the same node or another, before or after a restart; see
-// WithSendTimeWindow and WithReplayLimits), and refusals are counted in
-// Stats().AuthFailures. previous keys are still accepted, never used to
-// seal, so a network can move to a new key node by node; Node.SetKey
-// finishes the move without a restart. A key is any secret of at least 16
-// bytes (32 random bytes is right). Default: no key, nothing sealed.
-//
-// Names, header fields (codec, type, sender id, sequence numbers, times)
-// and discovery records stay readable: see the threat model in the README.
-func WithKey(key []byte, previous ...[]byte) NodeOption {
-	return keyOption{key: key, prev: previous}
-}
 
 // SetKey replaces the node's network key while it runs: key seals from now
 // on, previous keys are still accepted. It fails with ErrInvalidOption on a
@@ -57,21 +26,6 @@ func (n *Node) SetKey(key []byte, previous ...[]byte) error {
 		return fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	return nil
-}
-
-// keyFromEnv returns the key COLUGO_KEY sets, if any.
-func keyFromEnv() ([]byte, bool) {
-	v, ok := os.LookupEnv(EnvKey)
-	v = strings.TrimSpace(v)
-	if !ok || v == "" {
-		return nil, false
-	}
-	if len(v) >= 32 && len(v)%2 == 0 {
-		if b, err := hex.DecodeString(v); err == nil {
-			return b, true
-		}
-	}
-	return []byte(v), true
 }
 
 // adPool holds buffers for additional data: a seal's AEAD is an interface,
@@ -237,54 +191,6 @@ type sealingConfig struct {
 }
 
 var defaultSealing = sealingConfig{maxSenders: 4096, maxRequests: 1 << 20}
-
-// WithSendTimeWindow makes a keyed node refuse sealed messages whose send
-// time (the sender's clock) differs from its own clock by more than d,
-// counted in Stats().AuthFailures. It bounds how long an attacker on the
-// wire can hold a message back and deliver it late, which replay checks
-// cannot see (the message was never delivered before). It needs clocks
-// that agree within d (NTP or PTP; a Raspberry Pi has no real-time clock
-// and is wrong until it syncs). Replays are refused without it. Default:
-// 0, off. A negative d is invalid.
-func WithSendTimeWindow(d time.Duration) NodeOption { return sendTimeWindowOption(d) }
-
-// WithReplayLimits bounds the memory of a keyed node's replay checks:
-// senders is how many sending nodes it keeps state for (default 4096; past
-// it, the state of the one heard from least recently is dropped, with a
-// warning: captured requests of that node to this one could then be
-// replayed once), and requests how many unexpired requests of one sender it
-// remembers (default 1<<20, some 40 MiB; past it, that sender's new
-// requests are refused, counted in Stats().AuthFailures, until older ones
-// expire). A request is remembered until its deadline has passed at the
-// sender, so the need is about requests per second times deadline. Both
-// must be positive.
-func WithReplayLimits(senders, requests int) NodeOption {
-	return replayLimitsOption{senders: senders, requests: requests}
-}
-
-type (
-	sendTimeWindowOption time.Duration
-	replayLimitsOption   struct{ senders, requests int }
-)
-
-func (o sendTimeWindowOption) applyNode(c *nodeConfig) {
-	c.sealing.sendTimeWindow = time.Duration(o)
-	if o < 0 {
-		c.sealing.sendTimeWindow = -1 // invalid: NewNode refuses it
-	}
-}
-
-func (o replayLimitsOption) applyNode(c *nodeConfig) {
-	c.sealing.maxSenders, c.sealing.maxRequests = o.senders, o.requests
-}
-
-func (o sendTimeWindowOption) String() string {
-	return fmt.Sprintf("WithSendTimeWindow(%v)", time.Duration(o))
-}
-
-func (o replayLimitsOption) String() string {
-	return fmt.Sprintf("WithReplayLimits(%d, %d)", o.senders, o.requests)
-}
 
 // newGuard checks the sealing options and returns the node's replay guard.
 func (n *Node) newGuard() (*seal.Guard, error) {

@@ -1,0 +1,349 @@
+package colugo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/seal"
+	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
+)
+
+// Version is the colugo version a node reports in $describe.
+const Version = "0.1.0"
+
+// Node is one participant: it publishes and subscribes to topics, serves
+// and calls services, and finds its peers through discovery. Create it with
+// NewNode and Close it when done. A Node is safe for concurrent use.
+type Node struct {
+	name, id string
+	cfg      nodeConfig
+	log      *slog.Logger
+	tr       transport.Transport
+	ep       transport.Endpoint
+	disc     discovery.Discovery
+
+	addrs       addrCheck     // which addresses the node may dial (env.go)
+	addrRefused atomic.Uint64 // addresses not dialled by that policy
+
+	ctx    context.Context // the node's lifetime; its goroutines and handlers watch it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	once   sync.Once
+
+	// recv maps a topic to its local subscriptions. It is replaced, never
+	// modified, so the receive path reads it without a lock.
+	recv atomic.Pointer[map[string]*topicSubs]
+
+	handlers atomic.Int64 // running request handlers
+
+	keys         *seal.Keyring // nil: nothing sealed
+	guard        *seal.Guard   // replay checks; nil without a key
+	authFailures atomic.Uint64
+	reqSeq       atomic.Uint64 // sequence of this node's requests and control requests, for replay checks
+	lastSend     atomic.Int64  // send time of the last request (sendClock)
+	eventsDrops  atomic.Uint64 // events dropped by Events watchers that fell behind
+
+	mu       sync.Mutex
+	subs     map[string][]*subCore // local subscriptions by topic
+	pubs     map[string]*pubCount  // local publishers by topic
+	seqs     map[string]*pubSeq    // sequence per topic, outliving its publishers
+	services map[string]*serviceCore
+	counters map[string]*counters // per topic
+	svcStats map[string]*counters // per service
+	peers    map[string]*peer     // by discovery key
+	rr       map[string]uint64    // round-robin position per service
+	changed  chan struct{}        // closed and replaced when the peer catalog changes
+	catalog  string               // hash of pubs and services
+	watchers map[*watcher]struct{}
+	targets  map[string][]target // servers per service, rebuilt after any change
+
+	// served is a copy of services for the request path, replaced (under
+	// mu) when a service comes or goes, so that serving a request takes no
+	// node-wide lock.
+	served atomic.Pointer[map[string]*serviceCore]
+	// reqMu guards the running handlers; it is the request path's own lock.
+	reqMu    sync.Mutex
+	inflight map[inflightKey]*handlerCtx
+	watched  map[transport.ReplyWriter]bool // requester connections watched for loss
+}
+
+// NewNode creates a node called name, binds its transport, announces it and
+// starts looking for peers. name is for people and tools: 1 to 63 bytes of
+// UTF-8, not necessarily unique (each node also gets a random ID).
+//
+// Defaults: discovery through the host-local registry and mDNS on every
+// multicast interface, and transport/zmq listening on every interface
+// (0.0.0.0, ephemeral ports). The COLUGO_DISCOVERY environment variable
+// overrides the discovery option for network transports (see
+// [EnvDiscovery]); with a host-only value such as "local" the default
+// transport listens on 127.0.0.1 only and the node dials nothing but
+// loopback. Errors: an invalid name or option (ErrInvalidOption, also for
+// a host-only COLUGO_DISCOVERY with a transport that listens beyond
+// loopback), a transport that cannot bind, or a discovery that cannot
+// start.
+func NewNode(name string, opts ...NodeOption) (*Node, error) {
+	if err := checkNodeName(name); err != nil {
+		return nil, err
+	}
+	cfg := nodeConfig{defaultTimeout: 5 * time.Second, codec: codec.JSON{}, maxHandlers: 1024, sealing: defaultSealing}
+	for _, o := range opts {
+		if o != nil {
+			o.applyNode(&cfg)
+		}
+	}
+	if cfg.codec == nil || cfg.defaultTimeout <= 0 || cfg.maxHandlers <= 0 {
+		return nil, fmt.Errorf("%w: codec, default timeout and max handlers must be set", ErrInvalidOption)
+	}
+	if cfg.log == nil {
+		cfg.log = slog.New(slog.DiscardHandler)
+	}
+	inProcess := false
+	if ip, ok := cfg.tr.(transport.InProcessTransport); ok {
+		inProcess = ip.InProcess()
+	}
+	var addrs addrCheck
+	if !inProcess {
+		d, scope, err := discoveryFromEnv(cfg.disc)
+		if err != nil {
+			return nil, err
+		}
+		cfg.disc = d
+		addrs = addrCheck{on: true, hostOnly: scope.HostOnly()}
+	}
+	if cfg.disc == nil {
+		cfg.disc = defaultDiscovery(cfg.log)
+	}
+	if cfg.tr == nil {
+		tr, err := defaultTransport(cfg.log, addrs.hostOnly)
+		if err != nil {
+			return nil, err
+		}
+		cfg.tr = tr
+	}
+
+	n := &Node{
+		name:     name,
+		id:       newID(),
+		cfg:      cfg,
+		tr:       cfg.tr,
+		disc:     cfg.disc,
+		addrs:    addrs,
+		subs:     make(map[string][]*subCore),
+		pubs:     make(map[string]*pubCount),
+		seqs:     make(map[string]*pubSeq),
+		services: make(map[string]*serviceCore),
+		counters: make(map[string]*counters),
+		svcStats: make(map[string]*counters),
+		peers:    make(map[string]*peer),
+		rr:       make(map[string]uint64),
+		changed:  make(chan struct{}),
+		inflight: make(map[inflightKey]*handlerCtx),
+		watched:  make(map[transport.ReplyWriter]bool),
+		watchers: make(map[*watcher]struct{}),
+		targets:  make(map[string][]target),
+	}
+	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
+	if k, ok := keyFromEnv(); ok {
+		cfg.key, cfg.prevKeys = k, nil
+	}
+	if cfg.key != nil {
+		ring, err := seal.NewKeyring(cfg.key, cfg.prevKeys...)
+		if err != nil {
+			err = fmt.Errorf("%w: key: %w", ErrInvalidOption, err)
+		}
+		var guard *seal.Guard
+		if err == nil {
+			guard, err = n.newGuard()
+		}
+		if err != nil {
+			if cfg.tr != nil {
+				_ = cfg.tr.Close()
+			}
+			return nil, err
+		}
+		n.keys, n.guard = ring, guard
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	empty := map[string]*topicSubs{}
+	n.recv.Store(&empty)
+	n.catalog = n.catalogHashLocked()
+
+	ep, err := n.tr.Listen((*nodeHandler)(n))
+	if err != nil {
+		n.cancel()
+		_ = n.tr.Close()
+		return nil, fmt.Errorf("colugo: transport: %w", err)
+	}
+	n.ep = ep
+	if err := checkListen(n.addrs, ep); err != nil {
+		n.cancel()
+		_ = n.tr.Close()
+		return nil, err
+	}
+	events, err := n.disc.Start(n.self())
+	if err != nil {
+		n.cancel()
+		_ = n.tr.Close()
+		return nil, fmt.Errorf("colugo: discovery: %w", err)
+	}
+	n.wg.Go(func() { n.runDiscovery(events) })
+	n.log.Info("node started", slog.String(keyRouter, ep.Router), slog.String(keyPub, ep.Pub))
+	return n, nil
+}
+
+func checkNodeName(name string) error {
+	if name == "" || len(name) > 63 || !utf8.ValidString(name) {
+		return fmt.Errorf("%w: node name %q must be 1 to 63 bytes of UTF-8", ErrInvalidOption, name)
+	}
+	return nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.name }
+
+// ID returns the node's random, unique ID.
+func (n *Node) ID() string { return n.id }
+
+// Endpoint returns the addresses the node's transport listens on.
+func (n *Node) Endpoint() transport.Endpoint { return n.ep }
+
+func (n *Node) self() discovery.Peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.selfLocked()
+}
+
+func (n *Node) selfLocked() discovery.Peer {
+	return discovery.Peer{ID: n.id, Name: n.name, Router: dialable(n.ep.Router), Pub: dialable(n.ep.Pub), Catalog: n.catalog}
+}
+
+// dialable turns a wildcard listen address (0.0.0.0:p, [::]:p) into one
+// that nodes on this host can dial; mDNS announces the interfaces'
+// addresses itself and takes only the port from it.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// Close stops the node: it withdraws the announcement, closes every
+// subscription channel, fails requests in flight with ErrClosed, cancels
+// running handlers' contexts and waits for every goroutine the node
+// started, including handlers (so a handler that ignores its context delays
+// Close; the node logs what it waits on after 5s). Close is idempotent and
+// safe to call concurrently; later calls wait like the first and return nil.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.reqMu.Lock() // serveRequest calls goLocked under reqMu, not mu
+		// Under both: goLocked never starts a goroutine after this.
+		n.closed.Store(true)
+		n.reqMu.Unlock()
+		n.mu.Unlock()
+		err = n.disc.Close()
+		n.cancel()
+		n.mu.Lock()
+		var all []*subCore
+		for _, ss := range n.subs {
+			all = append(all, ss...)
+		}
+		n.subs = map[string][]*subCore{}
+		n.mu.Unlock()
+		for _, s := range all {
+			s.close()
+		}
+		if e := n.tr.Close(); e != nil && err == nil {
+			err = e
+		}
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(closeWarnAfter):
+			n.log.Warn("Close is waiting for request handlers that ignore their context", slog.Int64("handlers", n.handlers.Load()))
+			<-done
+		}
+		n.log.Info("node closed")
+	})
+	n.wg.Wait()
+	return err
+}
+
+func (n *Node) report(err error) {
+	n.log.Debug("dropped", slog.Any(keyError, err))
+	if n.cfg.onError != nil {
+		n.cfg.onError(err)
+	}
+}
+
+// goLocked runs f in a goroutine that Close waits for, unless the node is
+// closed (then it reports false). n.mu is held, which orders it with Close.
+func (n *Node) goLocked(f func()) bool {
+	if !n.startLocked() {
+		return false
+	}
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// startLocked counts a goroutine the caller is about to start (it must call
+// n.wg.Done), unless the node is closed; n.mu or n.reqMu is held.
+func (n *Node) startLocked() bool {
+	if n.closed.Load() {
+		return false
+	}
+	n.wg.Add(1)
+	return true
+}
+
+// nodeHandler is the Node as the transport sees it; a separate type keeps
+// the transport callbacks out of the Node's method set.
+type nodeHandler Node
+
+func (h *nodeHandler) HandlePublish(msg *transport.Message) {
+	n := (*Node)(h)
+	if n.keys != nil || msg.Header.Flags&wire.FlagSealed != 0 {
+		// msg is ours to modify for this call (transport.Handler).
+		if err := n.openMsg(msg, binding{}); err != nil {
+			return
+		}
+	}
+	n.receive(msg)
+}
+
+func (h *nodeHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter) {
+	(*Node)(h).serveRequest(msg, rw)
+}
+
+func (h *nodeHandler) HandlePeerLost(addr string, err error) {
+	n := (*Node)(h)
+	n.log.Debug("connection lost", slog.String(keyEndpoint, addr), slog.Any(keyError, err))
+	n.peerLost(addr, err)
+}
