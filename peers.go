@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/colugo-go/colugo/discovery"
@@ -58,10 +59,10 @@ func (n *Node) Peers() []PeerInfo {
 		}
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int {
-		if c := cmpString(a.Name, b.Name); c != 0 {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
-		return cmpString(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out
 }

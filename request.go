@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -362,6 +363,6 @@ func (n *Node) targetsLocked(name string) []target {
 			remote = append(remote, target{router: p.dialRouter, info: p.desc})
 		}
 	}
-	slices.SortFunc(remote, func(a, b target) int { return cmpString(a.router, b.router) })
+	slices.SortFunc(remote, func(a, b target) int { return strings.Compare(a.router, b.router) })
 	return append(ts, remote...)
 }
