@@ -25,6 +25,33 @@ const Version = "0.1.0"
 // Node is one participant: it publishes and subscribes to topics, serves
 // and calls services, and finds its peers through discovery. Create it with
 // NewNode and Close it when done. A Node is safe for concurrent use.
+//
+// Locking. Publishing, receiving and serving a request take no node-wide
+// lock: they read atomically replaced snapshots (recv, served) and
+// per-topic or per-connection state; a request takes mu once, briefly, to
+// pick its server (targets, rr). The locks, in the order they may be taken (a lock is never taken while
+// one below it is held):
+//
+//  1. mu guards the catalog and the peer table: subs, pubs, seqs,
+//     services, counters, svcStats, peers, rr, changed, catalog, watchers,
+//     targets, and the replacement of recv and served. It is held briefly
+//     and never across a transport call that can wait, a handler, or a
+//     channel send to a user.
+//  2. reqMu guards the request path's own state: inflight and watched.
+//     Close takes mu then reqMu to set closed, so that goLocked (called
+//     under either) never starts a goroutine after Close began.
+//  3. pubSeq.mu (one per topic) serialises a sealed topic's publishes, from
+//     taking a sequence number to handing the message to the transport, so
+//     that numbers reach the wire in order. A back-pressured publish may
+//     hold it for its maxWait; $describe (under mu) then does not wait for
+//     it (pubSeq.baseline), and tail markers skip the topic (TryLock).
+//  4. Leaf locks, held for a few instructions and never while taking
+//     another: a subscription's queue (chanSink.mu, subCore.mu), a
+//     handler context's (handlerCtx.mu), counters.seqMu, a watcher's.
+//
+// Goroutines the node starts (discovery, tails, subscription feeders,
+// handlers) are counted in wg and started only through goLocked, which
+// refuses once closed is set; Close waits for all of them.
 type Node struct {
 	name, id string
 	cfg      nodeConfig
