@@ -37,6 +37,36 @@ type target struct {
 // codec's marshal error. Request keeps nothing of req once it returns.
 func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) (Resp, error) {
 	var zero Resp
+	ctx, cancel, o, err := prepareRequest(ctx, node, name, req, opts)
+	if err != nil {
+		return zero, err
+	}
+	defer cancel()
+	counters := node.svcCounter(name)
+	counters.requests.Add(1)
+	out, codecName, replyType, owned, err := node.request(ctx, name, o.codec.Name(), o.typ, o.payload, o.failFast)
+	if err == nil {
+		var resp Resp
+		if resp, err = decodeReply[Resp](o.codec, name, codecName, replyType, out, owned); err == nil {
+			return resp, nil
+		}
+	}
+	counters.failed.Add(1)
+	return zero, err
+}
+
+// outgoing is a request ready to send: what prepareRequest made of it.
+type outgoing struct {
+	codec    codec.Codec
+	typ      string // the request's type name
+	payload  []byte
+	failFast bool
+}
+
+// prepareRequest is what Request and RequestAll do first: apply the
+// options, refuse a closed node, bound ctx by the node's default timeout
+// when it has no deadline (the caller defers cancel), and encode req.
+func prepareRequest[Req any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (context.Context, context.CancelFunc, outgoing, error) {
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
 		if o != nil {
@@ -44,33 +74,23 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 		}
 	}
 	if cfg.codec == nil {
-		return zero, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+		return ctx, nil, outgoing{}, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	if node.closed.Load() {
-		return zero, ErrClosed
+		return ctx, nil, outgoing{}, ErrClosed
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
-		defer cancel()
-	}
-	c := cfg.codec
-	payload, err := marshal(c, req)
+	payload, err := marshal(cfg.codec, req)
 	if err != nil {
-		return zero, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+		return ctx, nil, outgoing{}, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
 	}
-	counters := node.svcCounter(name)
-	counters.requests.Add(1)
-	out, codecName, replyType, owned, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
-	if err == nil {
-		var resp Resp
-		if resp, err = decodeReply[Resp](c, name, codecName, replyType, out, owned); err == nil {
-			return resp, nil
-		}
+	cancel := context.CancelFunc(noCancel)
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
 	}
-	counters.failed.Add(1)
-	return zero, err
+	return ctx, cancel, outgoing{codec: cfg.codec, typ: typeName[Req](cfg.codec), payload: payload, failFast: cfg.failFast}, nil
 }
+
+func noCancel() {}
 
 // request is the untyped core of Request: it picks a server and returns
 // the reply payload, its codec and type names and whether the payload is
@@ -188,26 +208,13 @@ type Reply[Resp any] struct {
 // replies come in no particular order. Each server gets the request at
 // most once.
 func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) ([]Reply[Resp], error) {
-	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
-	for _, o := range opts {
-		if o != nil {
-			cfg = o.applyRequest(cfg)
-		}
-	}
-	if cfg.codec == nil {
-		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
-		defer cancel()
-	}
-	c := cfg.codec
-	payload, err := marshal(c, req)
+	ctx, cancel, o, err := prepareRequest(ctx, node, name, req, opts)
 	if err != nil {
-		return nil, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+		return nil, err
 	}
-	if _, err := node.pickTarget(ctx, name, cfg.failFast); err != nil { // waits for a first server
+	defer cancel()
+	c, payload := o.codec, o.payload
+	if _, err := node.pickTarget(ctx, name, o.failFast); err != nil { // waits for a first server
 		return nil, err
 	}
 	node.mu.Lock()
@@ -217,7 +224,7 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 		return nil, fmt.Errorf("%w: for %q", ErrNoResponders, name)
 	}
 	counters := node.svcCounter(name)
-	typ := typeName[Req](c)
+	typ := o.typ
 	replies := make([]Reply[Resp], len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
