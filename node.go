@@ -29,7 +29,8 @@ const Version = "0.1.0"
 // Locking. Publishing, receiving and serving a request take no node-wide
 // lock: they read atomically replaced snapshots (recv, served) and
 // per-topic or per-connection state; a request takes mu once, briefly, to
-// pick its server (targets, rr). The locks, in the order they may be taken (a lock is never taken while
+// pick the servers of a service it has not asked before or since the
+// catalog changed (targets, rr; then rotations is used). The locks, in the order they may be taken (a lock is never taken while
 // one below it is held):
 //
 //  1. mu guards the catalog and the peer table: subs, pubs, seqs,
@@ -87,14 +88,19 @@ type Node struct {
 	pubs     map[string]*pubCount  // local publishers by topic
 	seqs     map[string]*pubSeq    // sequence per topic, outliving its publishers
 	services map[string]*serviceCore
-	counters map[string]*counters // per topic
-	svcStats map[string]*counters // per service
-	peers    map[string]*peer     // by discovery key
-	rr       map[string]uint64    // round-robin position per service
-	changed  chan struct{}        // closed and replaced when the peer catalog changes
-	catalog  string               // hash of pubs and services
+	counters map[string]*counters      // per topic
+	svcStats map[string]*counters      // per service
+	peers    map[string]*peer          // by discovery key
+	rr       map[string]*atomic.Uint64 // round-robin position per service
+	changed  chan struct{}             // closed and replaced when the peer catalog changes
+	catalog  string                    // hash of pubs and services
 	watchers map[*watcher]struct{}
 	targets  map[string][]target // servers per service, rebuilt after any change
+	// rotations is the request path's copy of targets with their
+	// round-robin positions, replaced (under mu) when a service's servers
+	// are first looked up and emptied when targets is: picking a known
+	// service's server takes no lock.
+	rotations atomic.Pointer[map[string]*rotation]
 
 	// served is a copy of services for the request path, replaced (under
 	// mu) when a service comes or goes, so that serving a request takes no
@@ -174,7 +180,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		counters: make(map[string]*counters),
 		svcStats: make(map[string]*counters),
 		peers:    make(map[string]*peer),
-		rr:       make(map[string]uint64),
+		rr:       make(map[string]*atomic.Uint64),
 		changed:  make(chan struct{}),
 		inflight: make(map[inflightKey]*handlerCtx),
 		watched:  make(map[transport.ReplyWriter]bool),

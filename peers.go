@@ -69,7 +69,7 @@ func (n *Node) Peers() []PeerInfo {
 
 // notifyChangedLocked wakes requests waiting for a replier.
 func (n *Node) notifyChangedLocked() {
-	clear(n.targets)
+	n.clearTargetsLocked()
 	close(n.changed)
 	n.changed = make(chan struct{})
 }
@@ -391,7 +391,7 @@ func (n *Node) markDown(router string) {
 			p.down = true
 		}
 	}
-	clear(n.targets)
+	n.clearTargetsLocked()
 }
 
 // Liveness: a peer whose connection dropped is asked for its $describe at

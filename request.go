@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
@@ -322,6 +324,14 @@ func (n *Node) WaitServers(ctx context.Context, service string, want int) error 
 // ctx for one to appear unless failFast.
 func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (target, error) {
 	for {
+		if n.closed.Load() {
+			return target{}, ErrClosed
+		}
+		if m := n.rotations.Load(); m != nil {
+			if r := (*m)[name]; r != nil {
+				return r.next(), nil
+			}
+		}
 		n.mu.Lock()
 		if n.closed.Load() {
 			n.mu.Unlock()
@@ -333,10 +343,9 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 			n.targets[name] = ts
 		}
 		if len(ts) > 0 {
-			i := n.rr[name]
-			n.rr[name] = i + 1
+			r := n.rotationLocked(name, ts)
 			n.mu.Unlock()
-			return ts[i%uint64(len(ts))], nil
+			return r.next(), nil
 		}
 		changed := n.changed
 		n.mu.Unlock()
@@ -351,6 +360,43 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 			return target{}, ErrClosed
 		}
 	}
+}
+
+// rotation is the servers of one service and its round-robin position,
+// for requests to pick from without a lock.
+type rotation struct {
+	ts  []target // at least one
+	pos *atomic.Uint64
+}
+
+func (r *rotation) next() target {
+	i := r.pos.Add(1) - 1
+	return r.ts[i%uint64(len(r.ts))]
+}
+
+// rotationLocked adds name's servers ts to the rotations (copy on write:
+// a node serves and calls a handful of services).
+func (n *Node) rotationLocked(name string, ts []target) *rotation {
+	pos := n.rr[name]
+	if pos == nil {
+		pos = new(atomic.Uint64)
+		n.rr[name] = pos // kept across catalog changes, so the rotation stays fair
+	}
+	r := &rotation{ts: ts, pos: pos}
+	m := make(map[string]*rotation)
+	if old := n.rotations.Load(); old != nil {
+		maps.Copy(m, *old)
+	}
+	m[name] = r
+	n.rotations.Store(&m)
+	return r
+}
+
+// clearTargetsLocked forgets every service's servers, after a change of
+// peers or services.
+func (n *Node) clearTargetsLocked() {
+	clear(n.targets)
+	n.rotations.Store(nil)
 }
 
 // targetsLocked lists the servers of name: this node first, then peers by

@@ -113,7 +113,7 @@ func (s *Server) Close() error {
 	if removed {
 		delete(n.services, s.core.info.Name)
 		n.publishServedLocked()
-		clear(n.targets)
+		n.clearTargetsLocked()
 	}
 	n.mu.Unlock()
 	if removed {
