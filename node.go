@@ -74,7 +74,9 @@ type Node struct {
 	// modified, so the receive path reads it without a lock.
 	recv atomic.Pointer[map[string]*topicSubs]
 
-	handlers atomic.Int64 // running request handlers
+	handlers atomic.Int64  // running request handlers (handlerDone ends one)
+	draining atomic.Bool   // Shutdown began: no new requests, publishers, subscriptions or servers
+	idle     chan struct{} // one slot: handlers reached 0 while draining
 
 	keys         *seal.Keyring // nil: nothing sealed
 	guard        *seal.Guard   // replay checks; nil without a key
@@ -186,6 +188,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		watched:  make(map[transport.ReplyWriter]bool),
 		watchers: make(map[*watcher]struct{}),
 		targets:  make(map[string][]target),
+		idle:     make(chan struct{}, 1),
 	}
 	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
 	if k, ok := keyFromEnv(); ok {
@@ -380,3 +383,75 @@ func (h *nodeHandler) HandlePeerLost(addr string, err error) {
 	n.log.Debug("connection lost", slog.String(keyEndpoint, addr), slog.Any(keyError, err))
 	n.peerLost(addr, err)
 }
+
+// Shutdown closes the node gracefully, as http.Server.Shutdown and nats'
+// Drain do: it stops accepting new work, lets the work under way finish,
+// sends what is queued, then closes. In order:
+//
+//  1. Requests that arrive from other nodes are refused with a
+//     *RemoteError of code CodeUnavailable (requesters with other servers
+//     to choose from can retry there); NewPublisher, Subscribe, Serve and
+//     their variants on this node return an error that matches ErrClosed.
+//     $describe is still answered, and requests this node makes (to
+//     itself included) still work, so that running handlers can finish
+//     their own calls.
+//  2. It waits for running request handlers to return, and for their
+//     replies to be queued.
+//  3. It waits for the transport's send queues to empty (replies and
+//     messages published so far reach their connections), when the
+//     transport implements [transport.Flusher], as transport/zmq and
+//     transport/inproc do. A publisher that keeps publishing keeps the
+//     queues busy: stop publishing first.
+//  4. It calls [Node.Close].
+//
+// When ctx ends first, Shutdown calls Close at once (cancelling the
+// handlers still running and dropping what is still queued) and returns
+// ctx's error; otherwise it returns Close's. Values already queued for this
+// node's own subscriptions are not waited for: their channels close with
+// the node. Shutdown after Close returns nil at once.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.closed.Load() {
+		return n.Close()
+	}
+	n.draining.Store(true)
+	for n.handlers.Load() > 0 {
+		select {
+		case <-n.idle:
+		case <-ctx.Done():
+			_ = n.Close()
+			return ctx.Err()
+		}
+	}
+	if f, ok := n.tr.(transport.Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			_ = n.Close()
+			return err
+		}
+	}
+	return n.Close()
+}
+
+// handlerDone counts the end of a request handler, and wakes Shutdown
+// when it was the last one.
+func (n *Node) handlerDone() {
+	if n.handlers.Add(-1) == 0 && n.draining.Load() {
+		select {
+		case n.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// acceptingLocked returns the error for new publishers, subscriptions and
+// servers on a closed or shutting-down node; n.mu is held.
+func (n *Node) acceptingLocked() error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if n.draining.Load() {
+		return errShuttingDown
+	}
+	return nil
+}
+
+var errShuttingDown = fmt.Errorf("%w: the node is shutting down", ErrClosed)

@@ -168,7 +168,7 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	n.handlers.Add(1)
 	n.mu.Lock()
 	started := n.goLocked(func() {
-		defer n.handlers.Add(-1)
+		defer n.handlerDone()
 		defer cancel()
 		defer stop()
 		out, code, msg := n.run(hctx, svc, payload, true) // our copy
@@ -176,7 +176,7 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	})
 	n.mu.Unlock()
 	if !started {
-		n.handlers.Add(-1)
+		n.handlerDone()
 		stop()
 		cancel()
 		return nil, ErrClosed

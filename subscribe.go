@@ -451,8 +451,8 @@ func (k *chanSink[V]) shut() {
 func (n *Node) addSub(s *subCore) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed.Load() {
-		return ErrClosed
+	if err := n.acceptingLocked(); err != nil {
+		return err
 	}
 	s.c = n.counterLocked(s.info.Name)
 	n.goLocked(s.q.feed) // the node is open: it starts, and Close waits for it
