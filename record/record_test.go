@@ -377,28 +377,6 @@ func TestPlayLoopStopsWithCtx(t *testing.T) {
 	}
 }
 
-func TestPassthrough(t *testing.T) {
-	t.Parallel()
-	c := record.Passthrough("json", "")
-	if _, ok := c.(codec.TypeNamer); ok {
-		t.Fatal("untyped passthrough has a type name")
-	}
-	tc := record.Passthrough("protobuf", "robot.Pose").(codec.TypeNamer)
-	if tc.TypeName(nil) != "robot.Pose" {
-		t.Fatal(tc.TypeName(nil))
-	}
-	var out []byte
-	if err := c.Unmarshal([]byte("{}"), &out); err != nil || string(out) != "{}" {
-		t.Fatal(out, err)
-	}
-	if _, err := c.Marshal(3); !errors.Is(err, codec.ErrUnsupportedType) {
-		t.Fatal(err)
-	}
-	if err := c.Unmarshal(nil, new(int)); !errors.Is(err, codec.ErrUnsupportedType) {
-		t.Fatal(err)
-	}
-}
-
 // waitFor polls cond every few ms for up to 5 s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
