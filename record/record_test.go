@@ -549,3 +549,47 @@ func readMetadata(t *testing.T, file []byte) map[string]string {
 	t.Fatal("no recording metadata")
 	return nil
 }
+
+// TestRecorderWriteErrorEndsRun: a write that fails (here: the Writer was
+// closed under the Recorder) ends Run with that error while its ctx is
+// still alive, and Run leaves no goroutine behind.
+func TestRecorderWriteErrorEndsRun(t *testing.T) {
+	t.Parallel()
+	net := colugotest.NewNetwork(t)
+	src, rec := net.NewNode("src"), net.NewNode("recorder")
+	pub, err := colugo.NewPublisher[pose](src, "robot/pose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := record.NewWriter(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := record.NewRecorder(rec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(t.Context()) }()
+	waitFor(t, func() bool { // until the recorder has a message: it is subscribed
+		_ = pub.Publish(t.Context(), pose{X: 1})
+		return len(r.Progress()) == 1 && r.Progress()[0].Messages > 0
+	})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		_ = pub.Publish(t.Context(), pose{X: 2})
+		select {
+		case err := <-done:
+			if !errors.Is(err, record.ErrClosed) {
+				t.Fatalf("Run: %v, want ErrClosed", err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("Run did not end after a failed write")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
