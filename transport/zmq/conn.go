@@ -25,14 +25,14 @@ const (
 	// metadata is a few hundred bytes, and a stranger gets no more.
 	handshakeMaxFrame = 64 << 10
 	// maxFrames caps the frames of one message: colugo uses 3, and each
-	// empty frame still costs zmq4 a slice header.
+	// empty frame still costs a slice header.
 	maxFrames = 64
-	// maxSide caps the bytes zmq4 may write from the reading goroutine
-	// (PONGs) while the writer is stuck on a peer that does not read.
+	// maxSide caps the PONGs the reading goroutine may queue while the
+	// writer is stuck on a peer that does not read.
 	maxSide = 64 << 10
 )
 
-// Errors a guard returns to zmq4 to stop a read; they end the connection.
+// Errors that end a connection: from the guard (handshake) or the reader.
 var (
 	errFrameTooLarge = errors.New("frame too large")
 	errTooManyFrames = errors.New("too many frames in one message")
@@ -69,8 +69,7 @@ func (r role) socketType() zmq4.SocketType {
 	}
 }
 
-// cmdKind is the name of the last ZMTP command the guard saw, since zmq4's
-// RecvMsg hands over a command's body without its name.
+// cmdKind is the name of a ZMTP command the reader received.
 type cmdKind uint8
 
 const (
@@ -88,10 +87,10 @@ const (
 )
 
 // conn is one ZMTP connection. The net.Conn is ours; zmq4's Conn runs the
-// handshake and decodes what the reader goroutine reads; the writer goroutine
-// frames and writes messages itself.
+// handshake; the reader goroutine decodes frames (recv.go) and the writer
+// goroutine frames and writes messages itself.
 //
-// Goroutines: one reader (RecvMsg in a loop; it runs the handshake first for
+// Goroutines: one reader (readLoop; it runs the handshake first for
 // accepted conns) and one writer (writeLoop). close ends both: it closes done
 // and the net.Conn. The transport's WaitGroup owns both goroutines.
 type conn struct {
@@ -99,7 +98,6 @@ type conn struct {
 	nc   net.Conn
 	addr string // the peer's address: as dialled, or as accepted
 	role role
-	zc   *zmq4.Conn
 
 	// Read side, reading goroutine only.
 	live liveReader
@@ -114,7 +112,6 @@ type conn struct {
 
 	// Write side (send.go). wmu guards these fields; the socket is written
 	// by whoever set writing, outside the lock.
-	running  bool          // set once the handshake is done, before the goroutines start
 	kick     chan struct{} // one slot: the outbox or side holds bytes to write
 	wmu      sync.Mutex
 	out      outbox        // waiting for the writer
@@ -142,7 +139,7 @@ type conn struct {
 	slow      atomic.Bool
 	dropped   atomic.Uint64
 	sideMu    sync.Mutex
-	side      []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
+	side      []byte // PONGs queued by the reading goroutine
 	sideEnd   int    // side[:sideEnd] holds whole frames
 	// sidePending is set while side holds whole frames: direct writes
 	// (sendNow) then leave the socket to the writer.
@@ -179,7 +176,7 @@ func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
 		ping:       t.ping,
 	}
 	c.br = bufio.NewReaderSize(&c.live, readBufSize)
-	c.rd = frameReader{c: c, greet: 64, max: handshakeMaxFrame, handshake: true}
+	c.rd = frameReader{greet: 64, max: handshakeMaxFrame}
 	c.rp.c = c
 	return c
 }
@@ -195,18 +192,13 @@ func (c *conn) handshake(server bool, greetBy, deadline time.Time) error {
 	if err := c.nc.SetDeadline(first); err != nil {
 		return err
 	}
-	zc, err := openZMTP(&guard{Conn: c.nc, c: c}, c.role.socketType(), server)
-	if err != nil {
+	if _, err := openZMTP(&guard{Conn: c.nc, c: c}, c.role.socketType(), server); err != nil {
 		return err
 	}
 	if err := c.nc.SetDeadline(time.Time{}); err != nil {
 		return err
 	}
-	c.zc = zc
-	c.rd.handshake = false
-	c.rd.max = c.frameLimit()
 	c.live.hb = true
-	c.running = true
 	if fw := newFastWriter(c.nc); fw != nil { // not a nil *fastWriter in the interface
 		c.fw = fw
 	}
@@ -239,37 +231,20 @@ func (c *conn) close(cause error, deliberate bool) {
 	})
 }
 
-// guard is the net.Conn zmq4 reads and writes through.
-//
-// Reads follow the ZMTP frame headers as zmq4 reads them and fail the read
-// that completes an oversized length, before zmq4 allocates the body. READY
-// metadata is checked before zmq4 parses it (a short property makes zmq4
-// panic).
-//
-// Writes: during the handshake they go straight to the socket. Afterwards
-// only RecvMsg writes, to answer a PING with a PONG from the reading
-// goroutine, in two calls (header, body). Those bytes go to a side buffer,
-// and whole frames are handed to the writer goroutine, which writes them
-// between two messages and flushes them: a PONG never splits a message, and
-// the writer stays the only goroutine that writes to the socket.
+// guard is the net.Conn zmq4's handshake reads and writes through (writes
+// go straight to the socket). Reads follow the ZMTP frame headers as zmq4
+// reads them and fail the read that completes an oversized length, before
+// zmq4 allocates the body. READY metadata is checked before zmq4 parses it
+// (a short property makes zmq4 panic).
 type guard struct {
 	net.Conn
 	c *conn
 }
 
-func (g *guard) Write(p []byte) (int, error) {
-	c := g.c
-	if !c.running {
-		return c.nc.Write(p)
-	}
-	if err := c.sideWrite(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// sideWrite adds bytes written from the reading goroutine (PONGs) to the
-// side buffer, and wakes the writer once it holds whole frames.
+// sideWrite adds frames from the reading goroutine (PONGs) to the side
+// buffer, and wakes the writer once it holds whole frames, which it
+// writes between two messages: a PONG never splits a message, and the
+// writer stays the only goroutine that writes to the socket.
 func (c *conn) sideWrite(p []byte) error {
 	c.sideMu.Lock()
 	defer c.sideMu.Unlock()
@@ -301,10 +276,10 @@ func (c *conn) sideWrite(p []byte) error {
 	return nil
 }
 
-// frameReader tracks where the byte stream is in the ZMTP grammar.
+// frameReader tracks where the handshake's byte stream is in the ZMTP
+// grammar.
 type frameReader struct {
-	c         *conn // for the receive budget, after the handshake
-	greet     int   // greeting bytes still to come
+	greet     int // greeting bytes still to come
 	state     int
 	hdr       [9]byte
 	hn        int // header bytes collected
@@ -313,8 +288,6 @@ type frameReader struct {
 	msgBytes  uint64
 	msgFrames int
 	max       uint64
-	handshake bool
-	lastCmd   cmdKind
 	// greetDeadline, if set, is the handshake deadline to move to once the
 	// greeting is in (the greeting has a shorter one).
 	greetDeadline time.Time
@@ -354,7 +327,6 @@ func (g *guard) Read(p []byte) (int, error) {
 		n, err := c.br.Read(p[:min(uint64(len(p)), r.left)])
 		r.left -= uint64(n)
 		if r.left == 0 {
-			r.lastCmd = cmdOther
 			r.frameDone()
 		}
 		return n, err
@@ -399,13 +371,6 @@ func (r *frameReader) body(size uint64) error {
 		return fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, size, r.max)
 	}
 	r.msgBytes += size
-	if !r.handshake {
-		// zmq4 allocates the announced size as soon as this Read returns:
-		// take it from the receive budget first (recv.go's reserve).
-		if err := r.c.reserve(r.msgBytes); err != nil {
-			return err
-		}
-	}
 	r.left = size
 	r.state = stBody
 	if size == 0 { // zmq4 does not call Read for an empty body
@@ -423,22 +388,11 @@ func (r *frameReader) frameDone() {
 
 // command inspects a whole command frame body.
 func (r *frameReader) command(b []byte) error {
-	r.lastCmd = cmdOther
 	if len(b) == 0 || int(b[0]) > len(b)-1 {
 		return nil // zmq4 rejects it without panicking
 	}
-	name, body := string(b[1:1+b[0]]), b[1+b[0]:]
-	switch name {
-	case "PING":
-		r.lastCmd = cmdPing
-	case "SUBSCRIBE":
-		r.lastCmd = cmdSubscribe
-	case "CANCEL":
-		r.lastCmd = cmdCancel
-	case "READY":
-		if r.handshake {
-			return checkReady(body)
-		}
+	if name, body := string(b[1:1+b[0]]), b[1+b[0]:]; name == "READY" {
+		return checkReady(body)
 	}
 	return nil
 }

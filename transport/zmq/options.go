@@ -86,9 +86,6 @@ type config struct {
 	maxConns             int
 	maxConnsPerListener  int
 	maxConnsPerAddr      int
-	// zmq4Recv reads with zmq4's Conn.RecvMsg instead of recv.go's
-	// reader; set by this package's tests and benchmarks only.
-	zmq4Recv bool
 }
 
 func defaultConfig() config {

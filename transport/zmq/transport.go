@@ -481,9 +481,6 @@ func (t *Transport) handshakeOut(dctx context.Context, nc net.Conn, addr string,
 
 // readLoop reads messages until the connection fails and returns why.
 func (c *conn) readLoop() error {
-	if c.t.cfg.zmq4Recv {
-		return c.readLoopZMQ4()
-	}
 	for {
 		m, err := c.readMsg()
 		if err != nil {
@@ -498,37 +495,6 @@ func (c *conn) readLoop() error {
 			continue // PING (already answered), PONG, others
 		}
 		c.handle(m.frames)
-		c.recvRelease()
-	}
-}
-
-// readLoopZMQ4 is readLoop over zmq4's Conn.RecvMsg: the reader this
-// package used before recv.go, kept for same-process comparisons in
-// benchmarks and tests.
-func (c *conn) readLoopZMQ4() (err error) {
-	defer func() {
-		if p := recover(); p != nil { // zmq4's read path: contained like the handshake
-			err = fmt.Errorf("%w reading: %v", errPanic, p)
-		}
-	}()
-	for {
-		m, err := c.zc.RecvMsg()
-		if err != nil {
-			return err
-		}
-		if m.Type == zmq4.CmdMsg {
-			if c.role == rolePubIn && (c.rd.lastCmd == cmdSubscribe || c.rd.lastCmd == cmdCancel) {
-				var topic []byte
-				if len(m.Frames) == 1 {
-					topic = m.Frames[0]
-				}
-				c.noteData()
-				c.pp.update(string(topic), c.rd.lastCmd == cmdSubscribe)
-			}
-			c.recvRelease()
-			continue // PING (already answered), PONG, others
-		}
-		c.handle(m.Frames)
 		c.recvRelease()
 	}
 }
