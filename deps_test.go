@@ -12,13 +12,15 @@ type ban struct{ dep, why string }
 
 var (
 	banTestOnly = []ban{
-		{"testing", "test-only: it registers test flags and links the test framework into programs"},
+		{"testing", "test-only: it links the test framework into programs"},
 		{"net/http/httptest", "test-only HTTP servers (testify's assert links it)"},
 		{"github.com/stretchr/testify", "test-only assertions (the mcap module's non-test testutils.go links it)"},
 		{"github.com/davecgh/go-spew", "test-only, through testify"},
 		{"github.com/pmezard/go-difflib", "test-only, through testify"},
 		{"gopkg.in/yaml.v3", "test-only, through testify; colugo reads no YAML"},
 		{"github.com/foxglove/mcap", "record has its own MCAP reader and writer; the mcap module is the tests' reference only"},
+		{"github.com/go-zeromq/zmq4", "the tests' ZMTP reference only: transport/zmq implements ZMTP itself"},
+		{"golang.org/x/text", "only zmq4 (title-casing READY property names) needed it"},
 		{"github.com/colugo-go/colugo/colugotest", "test fakes belong in tests"},
 		{"github.com/colugo-go/colugo/record/recordtest", "test helpers belong in tests"},
 	}
@@ -44,7 +46,7 @@ func TestDependencies(t *testing.T) {
 	}{
 		{".", [][]ban{banTestOnly, banOptional}},
 		{"./codec", [][]ban{banTestOnly, banOptional, {{"github.com/colugo-go/colugo/transport", "codecs stand alone: gateways use them without the network"}}}},
-		{"./colugotest", [][]ban{banTestOnly[1:], banOptional}}, // it is built on testing
+		{"./colugotest", [][]ban{banTestOnly[1:], banOptional}}, // it is built on testing (banTestOnly[0])
 		{"./record", [][]ban{banTestOnly}},
 		{"./cmd/colugo", [][]ban{banTestOnly, banOptional[3:]}}, // it decodes protobuf from $describe schemas and records
 	} {

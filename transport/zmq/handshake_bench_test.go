@@ -33,9 +33,9 @@ func BenchmarkHandshake(b *testing.B) {
 			}
 			deadline := time.Now().Add(time.Second)
 			go func() {
-				errs <- tr.newConn(y, "pipe", roleRouterIn).handshake(true, time.Time{}, deadline)
+				errs <- tr.newConn(y, "pipe", roleRouterIn).handshake(time.Time{}, deadline)
 			}()
-			err = tr.newConn(x, "pipe", roleDealer).handshake(false, time.Time{}, deadline)
+			err = tr.newConn(x, "pipe", roleDealer).handshake(time.Time{}, deadline)
 			if err2 := <-errs; err == nil {
 				err = err2
 			}

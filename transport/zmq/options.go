@@ -262,7 +262,7 @@ func (o loggerOption) String() string  { return "WithLogger(…)" }
 // of a subscriber connection's drop episode (once, with its address and
 // topic, not per missed message), Debug for
 // refused connections and dropped frames, Warn for failed accepts and for a
-// panic of zmq4 contained at a connection. Default: a logger that discards
+// panic in a handshake (a bug) contained at a connection. Default: a logger that discards
 // everything (never slog.Default).
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
 

@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zeromq/zmq4"
-
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -384,7 +382,7 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 	nc := in.nc
 	c := t.newConn(nc, nc.RemoteAddr().String(), r)
 	now := time.Now()
-	err := c.handshake(true, now.Add(t.cfg.greetingTimeout), now.Add(t.cfg.handshakeTimeout))
+	err := c.handshake(now.Add(t.cfg.greetingTimeout), now.Add(t.cfg.handshakeTimeout))
 	t.mu.Lock()
 	delete(t.raw, nc)
 	t.unpendLocked(in)
@@ -400,7 +398,7 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 		_ = nc.Close()
 		if err != nil {
 			level := slog.LevelDebug
-			if errors.Is(err, errPanic) { // a zmq4 bug the guard does not know of yet
+			if errors.Is(err, errPanic) { // a bug, here or in a net.Conn
 				level = slog.LevelWarn
 			}
 			t.log.Log(t.ctx, level, "zmq handshake failed", keyPeer, c.addr, keyRole, r.String(), keyErr, err)
@@ -465,7 +463,7 @@ func (t *Transport) handshakeOut(dctx context.Context, nc net.Conn, addr string,
 	stopAbort := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	deadline, _ := dctx.Deadline()
 	c := t.newConn(nc, addr, r)
-	err := c.handshake(false, time.Time{}, deadline)
+	err := c.handshake(time.Time{}, deadline)
 	if !stopAbort() && err == nil {
 		err = dctx.Err() // aborted just after it succeeded: the deadline is spoilt
 	}
@@ -614,7 +612,7 @@ func lossCause(err error, timeout time.Duration) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("%w: nothing received for %v", transport.ErrPeerSilent, timeout)
-	case errors.Is(err, io.EOF), errors.Is(err, zmq4.ErrClosedConn):
+	case errors.Is(err, io.EOF):
 		return errors.New("connection closed by peer")
 	}
 	return err
