@@ -38,9 +38,11 @@ func FuzzHandshakeMatchesZMQ4(f *testing.F) {
 	for _, st := range []string{"DEALER", "ROUTER", "REQ", "REP", "SUB", "XSUB", "PUB", "XPUB", "PAIR", "FOO", "dealer"} {
 		f.Add(byte(0), append(bytes.Clone(g), readyFrame(st)...))
 	}
-	v31 := bytes.Clone(g)
-	v31[11] = 1
-	f.Add(byte(1), append(v31, readyFrame("DEALER")...))
+	for _, v := range [][2]byte{{3, 1}, {2, 9}, {4, 0}} { // version 3.1, 2.9 (refused), 4.0
+		gv := bytes.Clone(g)
+		gv[10], gv[11] = v[0], v[1]
+		f.Add(byte(1), append(gv, readyFrame("DEALER")...))
+	}
 	plain := bytes.Clone(g)
 	copy(plain[12:32], "PLAIN")
 	f.Add(byte(2), append(plain, readyFrame("PUB")...))
