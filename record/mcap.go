@@ -225,9 +225,9 @@ type mcapWriter struct {
 	chunkStart, chunkEnd uint64       // log times of its messages
 	chunkMessages        int
 	index                map[uint16][]uint64 // per channel: (log time, offset in chunk) pairs
+	scratch              []byte              // message index records being built
 	indexOrder           []uint16
-	compressed           bytes.Buffer // lz4 output
-	zbuf                 []byte       // zstd output
+	compressed           bytes.Buffer // the compressed chunk
 	zstd                 *zstd.Encoder
 	lz4                  *lz4.Writer
 
@@ -293,7 +293,7 @@ func (m *mcapWriter) writeMessage(msg *mcapMessage) error {
 	if m.err != nil {
 		return m.err
 	}
-	if _, ok := m.index[msg.ChannelID]; !ok {
+	if len(m.index[msg.ChannelID]) == 0 { // its first message in this chunk
 		m.indexOrder = append(m.indexOrder, msg.ChannelID)
 	}
 	m.index[msg.ChannelID] = append(m.index[msg.ChannelID], msg.LogTime, uint64(m.chunk.Len()))
@@ -343,7 +343,19 @@ func (m *mcapWriter) flushChunk() {
 	data := raw
 	switch m.compression {
 	case compressionZSTD:
-		data = m.zstd.EncodeAll(raw, m.zbuf)
+		// The streaming encoder, as the mcap module uses: it compresses
+		// blocks concurrently, and Close waits for them.
+		m.compressed.Reset()
+		m.zstd.Reset(&m.compressed)
+		if _, err := m.zstd.Write(raw); err != nil {
+			m.err = err
+			return
+		}
+		if err := m.zstd.Close(); err != nil {
+			m.err = err
+			return
+		}
+		data = m.compressed.Bytes()
 	case compressionLZ4:
 		m.compressed.Reset()
 		m.lz4.Reset(&m.compressed)
@@ -364,24 +376,22 @@ func (m *mcapWriter) flushChunk() {
 	m.write(r.b)
 	m.write(data)
 	chunkLen := m.off - start
-	if m.compression == compressionZSTD {
-		m.zbuf = data[:0] // keep the grown buffer
-	}
 
 	// The message indexes, one per channel with messages in the chunk.
 	idxStart := m.off
 	offsets := map[uint16]uint64{}
 	for _, id := range m.indexOrder {
 		e := m.index[id]
-		x := newRec(opMessageIndex).u16(id).u32(uint32(8 * len(e)))
+		x := rec{b: append(m.scratch[:0], byte(opMessageIndex), 0, 0, 0, 0, 0, 0, 0, 0)}
+		x.u16(id).u32(uint32(8 * len(e)))
 		for _, v := range e {
 			x.u64(v)
 		}
 		offsets[id] = m.off
 		m.write(x.done())
-		m.index[id] = e[:0]
+		m.scratch = x.b
+		m.index[id] = e[:0] // kept for the next chunk
 	}
-	clear(m.index)
 	m.indexOrder = m.indexOrder[:0]
 
 	ci := newRec(opChunkIndex).u64(m.chunkStart).u64(m.chunkEnd).u64(start).u64(chunkLen)
