@@ -239,19 +239,23 @@ func TestRecordAndPlay(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
-	// A probe subscriber on the recording node tells when src's messages
-	// reach it, so the recorder's own subscriptions are connected too.
-	probe, _ := colugo.Subscribe[pose](ctx, rec, "robot/pose")
+	// Probes on robot/pose until the recorder has one: its pose
+	// subscription is connected (a probe that only reached the node, before
+	// the recorder subscribed, is not enough); then the blob subscription
+	// has reached src too.
 	const n = 20
 	waitFor(t, func() bool {
 		_ = poses.Publish(ctx, pose{X: -1})
-		select {
-		case <-probe:
-			return len(r.Progress()) == 2
-		default:
-			return false
+		for _, p := range r.Progress() {
+			if p.Topic == "robot/pose" && p.Messages > 0 {
+				return len(r.Progress()) == 2
+			}
 		}
+		return false
 	})
+	if err := blobs.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	// Recording is connected; the -1 probes are in the file too.
 	for i := range n {
 		if err := poses.Publish(ctx, pose{X: i, Y: 2 * i}); err != nil {
