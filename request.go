@@ -255,7 +255,7 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 // refused there too, since nothing says that its bytes are a Resp. For
 // other codecs the type name is not checked, nor for a []byte Resp, which
 // takes the bytes as sent whatever their type (tools such as colugo call,
-// whose record.Passthrough codec names the request's type, decode them
+// whose codec.Passthrough codec names the request's type, decode them
 // with the server's advertised reply type).
 func decodeReply[Resp any](c codec.Codec, name, codecName, typ string, out []byte, owned bool) (Resp, error) {
 	if codecName != c.Name() {
