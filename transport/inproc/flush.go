@@ -9,7 +9,7 @@ import (
 var _ transport.Flusher = (*Transport)(nil)
 
 // Flush waits until every subscriber's queue of this transport's
-// publisher is empty (its messages taken by the subscriber's delivery) or
+// publisher is empty (its messages handed to the subscriber's Handler) or
 // the subscriber has gone. Replies are never queued. It returns ctx's
 // error if ctx ends first.
 func (t *Transport) Flush(ctx context.Context) error {
@@ -31,14 +31,14 @@ func (t *Transport) Flush(ctx context.Context) error {
 func (l *link) drained(ctx context.Context) error {
 	for {
 		l.qmu.Lock()
-		if l.head == len(l.q) {
+		if l.head == len(l.q) && !l.taking {
 			l.qmu.Unlock()
 			return nil
 		}
 		if l.room == nil {
 			l.room = make(chan struct{})
 		}
-		room := l.room // closed when the deliverer takes a message
+		room := l.room // closed when the deliverer takes or hands over a message
 		l.qmu.Unlock()
 		select {
 		case <-room:
