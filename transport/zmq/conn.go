@@ -42,6 +42,17 @@ var (
 	errConnDone      = errors.New("connection closed")
 )
 
+// extIdentity is the ZMTP Identity property with which a colugo
+// connection says that it decodes header extensions (wire.FlagExt): sent
+// by subscriber connections (so that the publisher sends them extensions)
+// and by router listeners (so that requesters do). libzmq and zmq4 use the
+// Identity of a peer only on ROUTER sockets, which neither of these ever
+// dials, and older colugo nodes ignore it. Dealers never send it: two
+// dealers with one Identity would clash at a libzmq ROUTER; a router
+// learns that a requester decodes extensions from its first request that
+// carries some.
+const extIdentity = "colugo/ext=1"
+
 // role says what a connection is for.
 type role uint8
 
@@ -137,6 +148,10 @@ type conn struct {
 	// the queue has drained to half of demotedAt, its bytes then; slow is
 	// set by a missed message and cleared by the next one queued while not
 	// demoted; dropped counts the missed messages.
+	// ext: the peer decodes header extensions (wire.FlagExt). Set in the
+	// handshake for the peers that say so (extIdentity), and on a router
+	// connection by the first request that carries extensions.
+	ext       atomic.Bool
 	demoted   atomic.Bool
 	demotedAt int
 	slow      atomic.Bool
@@ -195,9 +210,16 @@ func (c *conn) handshake(server bool, greetBy, deadline time.Time) error {
 	if err := c.nc.SetDeadline(first); err != nil {
 		return err
 	}
-	zc, err := openZMTP(&guard{Conn: c.nc, c: c}, c.role.socketType(), server)
+	var id zmq4.SocketIdentity
+	if c.role == roleSub || c.role == roleRouterIn {
+		id = zmq4.SocketIdentity(extIdentity)
+	}
+	zc, err := openZMTP(&guard{Conn: c.nc, c: c}, c.role.socketType(), id, server)
 	if err != nil {
 		return err
+	}
+	if c.role == rolePubIn || c.role == roleDealer {
+		c.ext.Store(zc.Peer.Meta["Identity"] == extIdentity)
 	}
 	if err := c.nc.SetDeadline(time.Time{}); err != nil {
 		return err
@@ -220,13 +242,13 @@ var errPanic = errors.New("zmq4 panicked")
 // openZMTP is zmq4.Open with its panics turned into errors: the guard
 // checks what is known to make zmq4 panic, and this catches the rest, so
 // that a peer can at worst fail its own connection.
-func openZMTP(rw net.Conn, typ zmq4.SocketType, server bool) (zc *zmq4.Conn, err error) {
+func openZMTP(rw net.Conn, typ zmq4.SocketType, id zmq4.SocketIdentity, server bool) (zc *zmq4.Conn, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			zc, err = nil, fmt.Errorf("%w in the handshake: %v", errPanic, p)
 		}
 	}()
-	return zmq4.Open(rw, null.Security(), typ, nil, server, nil)
+	return zmq4.Open(rw, null.Security(), typ, id, server, nil)
 }
 
 // close ends the connection; the first cause wins. Safe from any goroutine.

@@ -153,7 +153,7 @@ func TestSocketTypeKeyMatchesZMQ4(t *testing.T) {
 // peer that sends peer, and returns its error: one wrapping errPanic where
 // zmq4 panicked.
 func rawOpen(peer []byte) error {
-	_, err := openZMTP(newScriptConn(peer), zmq4.Router, true)
+	_, err := openZMTP(newScriptConn(peer), zmq4.Router, nil, true)
 	return err
 }
 
@@ -163,7 +163,7 @@ func rawOpen(peer []byte) error {
 // one is counted as refused and logged at Warn.
 func TestZMQ4PanicContained(t *testing.T) {
 	t.Parallel()
-	_, err := openZMTP(panicConn{newScriptConn(nil)}, "ROUTER", true)
+	_, err := openZMTP(panicConn{newScriptConn(nil)}, "ROUTER", nil, true)
 	if !errors.Is(err, errPanic) {
 		t.Fatalf("err = %v, want errPanic", err)
 	}
