@@ -214,3 +214,21 @@ func ExampleWithBackPressure() {
 	fmt.Println("received", <-done, "dropped", node.Stats().Topics["log/lines"].Dropped)
 	// Output: received 1000 dropped 0
 }
+
+func ExampleWithMetadata() {
+	node := exampleNode("gateway")
+	defer node.Close()
+	_, err := colugo.Serve(node, "user/greet", func(ctx context.Context, name string) (string, error) {
+		return "hello " + name + " from tenant " + colugo.IncomingMetadata(ctx)["tenant"], nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx := colugo.WithMetadata(context.Background(), colugo.Metadata{"tenant": "acme"})
+	reply, err := colugo.Request[string, string](ctx, node, "user/greet", "ada")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(reply)
+	// Output: hello ada from tenant acme
+}

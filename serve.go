@@ -240,6 +240,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	s := &serving{n: n, svc: svc, msg: msg, rw: rw, key: inflightKey{rw, h.RequestID}}
 	s.handlerCtx.init(n.ctx, timeout)
+	s.handlerCtx.md = h.Ext
 	n.reqMu.Lock() // Close sets closed under it: goLocked is safe under it
 	n.inflight[s.key] = &s.handlerCtx
 	if d, ok := rw.(transport.ConnWatcher); ok && !n.watched[rw] {
