@@ -44,34 +44,32 @@ func TestSealedMetadataAuthenticated(t *testing.T) {
 		}
 		return err
 	}
+	n.guard.Describe("someone", map[string]uint64{"t": 0}) // so that only the seal can refuse
 	good := sealed(ext, `"hi"`)
 	if !strings.HasPrefix(good.Header.Ext, ext) || len(good.Header.Ext) == len(ext) {
 		t.Fatalf("sealed ext %q does not end with a MAC after %q", good.Header.Ext, ext)
 	}
-	altered := func(f func(m *transport.Message)) *transport.Message {
-		m := *good
-		m.Payload = append([]byte(nil), good.Payload...)
-		f(&m)
-		return &m
-	}
 	other, _ := encodeMetadata(Metadata{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203332-01"})
-	cases := map[string]*transport.Message{
-		"value altered": altered(func(m *transport.Message) {
+	cases := map[string]func(m *transport.Message){
+		"value altered": func(m *transport.Message) {
 			b := []byte(m.Header.Ext)
 			b[len(ext)-2] ^= 1
 			m.Header.Ext = string(b)
-		}),
-		"forged without MAC": altered(func(m *transport.Message) { m.Header.Ext = other }),
-		"entry added": altered(func(m *transport.Message) {
+		},
+		"forged without MAC": func(m *transport.Message) { m.Header.Ext = other },
+		"entry added": func(m *transport.Message) {
 			m.Header.Ext = string(wire.AppendMetadataEntry([]byte(nil), "x", "y")) + m.Header.Ext
-		}),
-		"moved to another message": altered(func(m *transport.Message) {
-			m.Payload = append([]byte(nil), sealed("", `"hi"`).Payload...)
-		}),
+		},
+		"moved to another message": func(m *transport.Message) {
+			m.Header.Ext = sealed(other, `"hi"`).Header.Ext // its MAC, with that message's tag
+			m.Header.Ext = ext + m.Header.Ext[len(other):]
+		},
 	}
-	// Each refusal counts once; the intact message opens.
+	// Each refusal counts once (each case is a fresh message: no replay).
 	before := n.authFailures.Load()
-	for name, m := range cases {
+	for name, f := range cases {
+		m := sealed(ext, `"hi"`)
+		f(m)
 		if err := open(m); !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("%s: open = %v, want ErrUnauthenticated", name, err)
 		}
@@ -81,7 +79,6 @@ func TestSealedMetadataAuthenticated(t *testing.T) {
 	}
 	m := *good
 	m.Payload = append([]byte(nil), good.Payload...)
-	n.guard.Describe("someone", map[string]uint64{"t": 0})
 	if err := n.openMsg(&m, binding{}); err != nil {
 		t.Fatalf("intact message: %v", err)
 	}
