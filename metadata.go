@@ -51,9 +51,9 @@ type Metadata map[string]string
 // RequestAll): beyond them, they return an error wrapping
 // ErrInvalidMetadata and send nothing.
 const (
-	MaxMetadataEntries = wire.MaxMetadata   // 16
-	MaxMetadataKey     = wire.MaxMetaKey    // 64 bytes
-	MaxMetadataValue   = wire.MaxMetaValue  // 1024 bytes
+	MaxMetadataEntries = wire.MaxMetadata    // 16
+	MaxMetadataKey     = wire.MaxMetaKey     // 64 bytes
+	MaxMetadataValue   = wire.MaxMetaValue   // 1024 bytes
 	MaxMetadataBytes   = 3 * wire.MaxExt / 4 // 3072 bytes of keys and values
 )
 

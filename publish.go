@@ -279,7 +279,7 @@ func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message
 	res, err := p.node.tr.Publish(ctx, msg, opts)
 	p.seq.mu.Unlock()
 	msg.Header.Flags &^= wire.FlagSealed
-	msg.Header.Ext = ext // without the seal's MAC
+	msg.Header.Ext = ext                      // without the seal's MAC
 	msg.Payload, msg.Exclusive = plain, false // local subscribers must not keep it
 	p.node.receiveLocal(msg, w)
 	return res, err
