@@ -98,6 +98,9 @@ func noCancel() {}
 // the reply payload, its codec and type names and whether the payload is
 // the caller's to keep (see send).
 func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, string, bool, error) {
+	if _, err := outgoingExt(ctx); err != nil {
+		return nil, "", "", false, err
+	}
 	t, err := n.pickTarget(ctx, name, failFast)
 	if err != nil {
 		return nil, "", "", false, err
@@ -115,8 +118,12 @@ var reqPool = sync.Pool{New: func() any { return new(transport.Message) }}
 // references the reply payload (it came off a connection), so decoding may
 // keep it.
 func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, replyCodec, replyType string, owned bool, err error) {
+	ext, err := outgoingExt(ctx)
+	if err != nil {
+		return nil, "", "", false, err
+	}
 	if t.local != nil {
-		out, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+		out, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload, ext)
 		return out, t.local.info.Codec, t.local.info.ReplyType, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
@@ -124,7 +131,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 	req := reqPool.Get().(*transport.Message) // the transport does not keep it
 	*req = transport.Message{Name: name, Header: wire.Header{
 		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: seq,
-		SendTime: n.sendClock(), Deadline: max(int64(time.Until(dl)), 1),
+		SendTime: n.sendClock(), Deadline: max(int64(time.Until(dl)), 1), Ext: ext,
 	}, Payload: payload, Exclusive: codecName != rawName} // Raw's bytes are the caller's
 	n.sealMsg(req, binding{peer: t.info.ID}) // valid at that node only, in this incarnation
 	rep, err := n.tr.Request(ctx, t.router, req)
@@ -148,7 +155,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 // requestLocal serves a request for a service on this same node, with the
 // same semantics as a remote one: its own goroutine, the caller's deadline,
 // codec checks.
-func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte) ([]byte, error) {
+func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte, ext string) ([]byte, error) {
 	if codecName != svc.info.Codec || (svc.strict && typ != svc.info.Type) {
 		svc.c.decodeErrors.Add(1)
 		return nil, &RemoteError{Service: name, Code: CodeCodecMismatch,
@@ -163,7 +170,11 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	// The handler may outlive this call (ctx ends first), and the caller may
 	// then reuse what it sent (codec.Raw aliases it): the handler gets a copy.
 	payload = bytes.Clone(payload)
-	hctx, cancel := context.WithCancel(ctx)
+	var hctx context.Context = ctx
+	if ext != "" || ctx.Value(incomingKey{}) != nil { // a handler's ctx: its incoming metadata is not the new request's
+		hctx = &incomingCtx{Context: ctx, ext: ext}
+	}
+	hctx, cancel := context.WithCancel(hctx)
 	stop := context.AfterFunc(n.ctx, cancel) // Close cancels local handlers too
 	n.handlers.Add(1)
 	n.mu.Lock()
