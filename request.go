@@ -57,8 +57,8 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 	return zero, err
 }
 
-// outgoing is a request ready to send: what prepareRequest made of it.
-type outgoing struct {
+// preparedRequest is a request ready to send: what prepareRequest made of it.
+type preparedRequest struct {
 	codec    codec.Codec
 	typ      string // the request's type name
 	payload  []byte
@@ -68,7 +68,7 @@ type outgoing struct {
 // prepareRequest is what Request and RequestAll do first: apply the
 // options, refuse a closed node, bound ctx by the node's default timeout
 // when it has no deadline (the caller defers cancel), and encode req.
-func prepareRequest[Req any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (context.Context, context.CancelFunc, outgoing, error) {
+func prepareRequest[Req any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (context.Context, context.CancelFunc, preparedRequest, error) {
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
 		if o != nil {
@@ -76,20 +76,20 @@ func prepareRequest[Req any](ctx context.Context, node *Node, name string, req R
 		}
 	}
 	if cfg.codec == nil {
-		return ctx, nil, outgoing{}, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+		return ctx, nil, preparedRequest{}, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	if node.closed.Load() {
-		return ctx, nil, outgoing{}, ErrClosed
+		return ctx, nil, preparedRequest{}, ErrClosed
 	}
 	payload, err := marshal(cfg.codec, req)
 	if err != nil {
-		return ctx, nil, outgoing{}, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+		return ctx, nil, preparedRequest{}, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
 	}
 	cancel := context.CancelFunc(noCancel)
 	if _, ok := ctx.Deadline(); !ok {
 		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
 	}
-	return ctx, cancel, outgoing{codec: cfg.codec, typ: typeName[Req](cfg.codec), payload: payload, failFast: cfg.failFast}, nil
+	return ctx, cancel, preparedRequest{codec: cfg.codec, typ: typeName[Req](cfg.codec), payload: payload, failFast: cfg.failFast}, nil
 }
 
 func noCancel() {}
