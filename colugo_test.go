@@ -23,6 +23,7 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -55,18 +56,6 @@ func waitServers(t *testing.T, node *colugo.Node, service string, want int) {
 	defer cancel()
 	if err := node.WaitServers(ctx, service, want); err != nil {
 		t.Fatalf("waiting for %d servers of %q: %v", want, service, err)
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -155,7 +144,7 @@ func TestLateJoiners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b to see a's topic", func() bool {
+	testwait.Until(t, "b to see a's topic", func() bool {
 		for _, p := range b.Peers() {
 			if slices.ContainsFunc(p.Topics, func(ti colugo.TopicInfo) bool { return ti.Name == topic }) {
 				return true
@@ -261,7 +250,7 @@ func TestDropPolicies(t *testing.T) {
 			}
 			// Block drops a local publisher's messages at once:
 			// it waits only for publishers with back-pressure.
-			eventually(t, "7 drops", func() bool { return n.Stats().Topics["t"].Dropped == 7 })
+			testwait.Until(t, "7 drops", func() bool { return n.Stats().Topics["t"].Dropped == 7 })
 			var got []int
 			for range 3 {
 				got = append(got, colugotest.Next(t, ch, wait))
@@ -450,7 +439,7 @@ func TestRequestErrors(t *testing.T) {
 	_, _ = colugo.Serve(srv, "lookup", func(_ context.Context, code int) (int, error) {
 		return 0, colugo.Errorf(colugo.Code(code), "no such key")
 	})
-	eventually(t, "services to be discovered", func() bool {
+	testwait.Until(t, "services to be discovered", func() bool {
 		ps := cli.Peers()
 		return len(ps) == 1 && len(ps[0].Services) == 5
 	})
@@ -515,7 +504,7 @@ func TestRequestDeadlineAndCancelReachHandler(t *testing.T) {
 		return 0, ctx.Err()
 	})
 	_, _ = colugo.Serve(srv, "fast", add)
-	eventually(t, "discovery", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 2 })
+	testwait.Until(t, "discovery", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 2 })
 
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
@@ -651,7 +640,7 @@ func TestRoundRobinAndPeerLost(t *testing.T) {
 	for range 3 {
 		go func() { _, err := colugo.Request[bool, int](t.Context(), cli, "who", true); errc <- err }()
 	}
-	eventually(t, "requests in flight", func() bool { return counts[0].Load() == 11 && counts[1].Load() == 11 && counts[2].Load() == 11 })
+	testwait.Until(t, "requests in flight", func() bool { return counts[0].Load() == 11 && counts[1].Load() == 11 && counts[2].Load() == 11 })
 	_ = servers[0].Close()
 	if err := <-errc; !errors.Is(err, colugo.ErrPeerLost) {
 		t.Fatalf("err = %v, want ErrPeerLost", err)
@@ -717,7 +706,7 @@ func TestCloseUnderLoad(t *testing.T) {
 			ch, _ := colugo.Subscribe[int](t.Context(), srv, "load")
 			pub, _ := colugo.NewPublisher[int](cli, "load")
 			publishUntil(t, pub, 1, ch)
-			eventually(t, "the service", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 1 })
+			testwait.Until(t, "the service", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 1 })
 
 			var wg sync.WaitGroup
 			for range 2 {
@@ -739,7 +728,7 @@ func TestCloseUnderLoad(t *testing.T) {
 					errs <- err
 				})
 			}
-			eventually(t, "requests in flight", func() bool { return cli.Stats().Services["slow"].Requests == inflight })
+			testwait.Until(t, "requests in flight", func() bool { return cli.Stats().Services["slow"].Requests == inflight })
 			start := time.Now()
 			if err := cli.Close(); err != nil {
 				t.Fatal(err)
@@ -866,7 +855,7 @@ func TestSubscribeReceivedAndAnyCodec(t *testing.T) {
 	raw, _ := colugo.NewPublisher[[]byte](a, "t", colugo.WithCodec(codec.Raw{}))
 	before := time.Now()
 	var got colugo.Received[Pose]
-	eventually(t, "a message with metadata", func() bool {
+	testwait.Until(t, "a message with metadata", func() bool {
 		_ = pub.Publish(t.Context(), Pose{X: 1})
 		select {
 		case got = <-meta:
@@ -910,11 +899,11 @@ func TestSubscribersAndSchemas(t *testing.T) {
 		t.Fatalf("WaitSubscribers: %v (have %d)", err, pub.Subscribers())
 	}
 	unsubscribe()
-	eventually(t, "one subscriber left", func() bool { return pub.Subscribers() == 1 })
+	testwait.Until(t, "one subscriber left", func() bool { return pub.Subscribers() == 1 })
 
 	// The protobuf schema travels in $describe, for tools.
 	var info colugo.TopicInfo
-	eventually(t, "b to see a's topic", func() bool {
+	testwait.Until(t, "b to see a's topic", func() bool {
 		for _, p := range b.Peers() {
 			if p.Name == "a" && len(p.Topics) == 1 {
 				info = p.Topics[0]
@@ -928,7 +917,7 @@ func TestSubscribersAndSchemas(t *testing.T) {
 	}
 	_, _ = colugo.Serve(a, "add", func(context.Context, *posepb.AddRequest) (*posepb.AddReply, error) { return &posepb.AddReply{}, nil },
 		colugo.WithCodec(protobuf.Codec{}))
-	eventually(t, "b to see a's service", func() bool {
+	testwait.Until(t, "b to see a's service", func() bool {
 		for _, p := range b.Peers() {
 			if p.Name == "a" && len(p.Services) == 1 {
 				info = p.Services[0]

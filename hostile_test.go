@@ -4,14 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"reflect"
@@ -33,6 +31,8 @@ import (
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport/wire"
 	zmqt "github.com/colugo-go/colugo/transport/zmq"
 )
@@ -56,164 +56,6 @@ func hostileNode(t *testing.T, name, dir string, opts ...colugo.NodeOption) *col
 	}
 	t.Cleanup(func() { _ = n.Close() })
 	return n
-}
-
-// Raw ZMTP 3.0 (NULL mechanism), written from the RFC, not from our code.
-const (
-	zMore    = 0x01
-	zLong    = 0x02
-	zCommand = 0x04
-)
-
-func zGreeting() []byte {
-	g := make([]byte, 64)
-	g[0], g[9], g[10] = 0xFF, 0x7F, 3
-	copy(g[12:], "NULL")
-	return g
-}
-
-func zFrame(flags byte, body []byte) []byte {
-	var b []byte
-	if len(body) > 255 {
-		b = binary.BigEndian.AppendUint64(append(b, flags|zLong), uint64(len(body)))
-	} else {
-		b = append(b, flags, byte(len(body)))
-	}
-	return append(b, body...)
-}
-
-func zReady(socketType string) []byte {
-	body := append([]byte{5}, "READY"...)
-	for _, kv := range [][2]string{{"Socket-Type", socketType}, {"Identity", ""}} {
-		body = append(body, byte(len(kv[0])))
-		body = append(body, kv[0]...)
-		body = binary.BigEndian.AppendUint32(body, uint32(len(kv[1])))
-		body = append(body, kv[1]...)
-	}
-	return zFrame(zCommand, body)
-}
-
-// zMsg encodes frames as one message.
-func zMsg(frames ...[]byte) []byte {
-	var b []byte
-	for i, f := range frames {
-		var fl byte
-		if i < len(frames)-1 {
-			fl = zMore
-		}
-		b = append(b, zFrame(fl, f)...)
-	}
-	return b
-}
-
-// zHeader encodes a header as a foreign peer would.
-func zHeader(kind wire.Kind, id uint64, deadline int64) []byte {
-	h := wire.Header{Kind: kind, Codec: "json", Sender: "hostile", SendTime: time.Now().UnixNano(), RequestID: id, Deadline: deadline}
-	return h.Append(nil)
-}
-
-// zPeer is a hand-driven ZMTP peer.
-type zPeer struct {
-	nc net.Conn
-	r  *bufio.Reader
-}
-
-func zDialRaw(t *testing.T, addr string) *zPeer {
-	t.Helper()
-	var d net.Dialer
-	nc, err := d.DialContext(t.Context(), "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nc.Close() })
-	return &zPeer{nc: nc, r: bufio.NewReader(nc)}
-}
-
-// zDial connects and completes the handshake as socketType.
-func zDial(t *testing.T, addr, socketType string) *zPeer {
-	t.Helper()
-	p := zDialRaw(t, addr)
-	p.write(t, zGreeting(), zReady(socketType))
-	_ = p.nc.SetReadDeadline(time.Now().Add(wait))
-	if _, err := io.ReadFull(p.r, make([]byte, 64)); err != nil {
-		t.Fatal("greeting:", err)
-	}
-	if fl, body, err := p.frame(); err != nil || fl&zCommand == 0 || !bytes.HasPrefix(body, []byte("\x05READY")) {
-		t.Fatalf("READY: %v %q", err, body)
-	}
-	return p
-}
-
-func (p *zPeer) write(t *testing.T, b ...[]byte) {
-	t.Helper()
-	for _, x := range b {
-		if _, err := p.nc.Write(x); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func (p *zPeer) frame() (byte, []byte, error) {
-	var h [9]byte
-	if _, err := io.ReadFull(p.r, h[:2]); err != nil {
-		return 0, nil, err
-	}
-	size := uint64(h[1])
-	if h[0]&zLong != 0 {
-		if _, err := io.ReadFull(p.r, h[2:9]); err != nil {
-			return 0, nil, err
-		}
-		size = binary.BigEndian.Uint64(h[1:9])
-	}
-	if size > 16<<20 {
-		return 0, nil, errors.New("frame too large for a test peer")
-	}
-	body := make([]byte, size)
-	_, err := io.ReadFull(p.r, body)
-	return h[0], body, err
-}
-
-// msg reads the next message, skipping commands (PINGs).
-func (p *zPeer) msg(t *testing.T) [][]byte {
-	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(wait))
-	var frames [][]byte
-	for {
-		fl, body, err := p.frame()
-		if err != nil {
-			t.Fatalf("reading a message: %v", err)
-		}
-		if fl&zCommand != 0 {
-			continue
-		}
-		frames = append(frames, body)
-		if fl&zMore == 0 {
-			return frames
-		}
-	}
-}
-
-// reply reads a 3-frame reply and decodes its header.
-func (p *zPeer) reply(t *testing.T) (wire.Header, []byte) {
-	t.Helper()
-	f := p.msg(t)
-	if len(f) != 3 {
-		t.Fatalf("reply of %d frames", len(f))
-	}
-	h, err := wire.Decode(f[1])
-	if err != nil || h.Kind != wire.KindReply {
-		t.Fatalf("reply header %+v: %v", h, err)
-	}
-	return h, f[2]
-}
-
-// waitClosed waits for the node to close the connection.
-func (p *zPeer) waitClosed(t *testing.T) {
-	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(wait))
-	if _, err := io.Copy(io.Discard, p.r); err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
-		t.Fatalf("node did not close the connection: %v", err)
-	}
 }
 
 // legit runs a legitimate peer's load against victim until stop is
@@ -274,7 +116,7 @@ func startLegit(t *testing.T, victim, good *colugo.Node) *legit {
 func (l *legit) progress(t *testing.T, n int64) {
 	t.Helper()
 	ok, ticks := l.ok.Load(), l.ticks.Load()
-	eventually(t, "the legitimate peer to progress", func() bool {
+	testwait.Until(t, "the legitimate peer to progress", func() bool {
 		return l.ok.Load() >= ok+n && l.ticks.Load() >= ticks+n
 	})
 	if f := l.failed.Load(); f != 0 {
@@ -309,10 +151,10 @@ func TestNodeHostilePeers(t *testing.T) {
 	dropped := func() uint64 { return victim.Stats().Transport.RecvDropped }
 	// okOn sends a good request on p and checks its reply: everything p
 	// sent before has been read by then (one reader per connection).
-	okOn := func(t *testing.T, p *zPeer, id uint64) {
+	okOn := func(t *testing.T, p *zmtptest.Peer, id uint64) {
 		t.Helper()
-		p.write(t, zMsg(wire.AppendName(nil, "math/add"), zHeader(wire.KindRequest, id, int64(time.Second)), []byte(`{"A":2,"B":3}`)))
-		h, payload := p.reply(t)
+		p.Write(t, zmtptest.Msg(wire.AppendName(nil, "math/add"), zmtptest.Header(wire.KindRequest, id, int64(time.Second)), []byte(`{"A":2,"B":3}`)))
+		h, payload := p.Reply(t)
 		if h.RequestID != id || h.Status != 0 || string(payload) != `{"Sum":5}` {
 			t.Fatalf("reply %+v %q", h, payload)
 		}
@@ -320,44 +162,44 @@ func TestNodeHostilePeers(t *testing.T) {
 
 	t.Run("TruncatedFrames", func(t *testing.T) {
 		for _, cut := range [][]byte{
-			zGreeting()[:10], // greeting cut short
-			append(zGreeting(), zReady("DEALER")[:5]...),                           // READY cut short
-			append(append(zGreeting(), zReady("DEALER")...), zMore, 200, 'm', 'a'), // frame cut short
+			zmtptest.Greeting()[:10],                                                                       // greeting cut short
+			append(zmtptest.Greeting(), zmtptest.Ready("DEALER")[:5]...),                                   // READY cut short
+			append(append(zmtptest.Greeting(), zmtptest.Ready("DEALER")...), zmtptest.More, 200, 'm', 'a'), // frame cut short
 		} {
-			p := zDialRaw(t, ep.Router)
-			p.write(t, cut)
-			_ = p.nc.Close()
+			p := zmtptest.DialRaw(t, ep.Router)
+			p.Write(t, cut)
+			_ = p.Conn.Close()
 		}
 		l.progress(t, 5)
 	})
 	t.Run("WrongFrameCounts", func(t *testing.T) {
-		p := zDial(t, ep.Router, "DEALER")
+		p := zmtptest.Dial(t, ep.Router, "DEALER")
 		before := dropped()
-		good := [][]byte{wire.AppendName(nil, "math/add"), zHeader(wire.KindRequest, 1, int64(time.Second)), []byte("{}")}
-		p.write(t, zMsg(good[0]), zMsg(good[0], good[1]), zMsg(append(good, []byte("x"), []byte("y"))...), zMsg(append(good, make([][]byte, 40)...)...))
+		good := [][]byte{wire.AppendName(nil, "math/add"), zmtptest.Header(wire.KindRequest, 1, int64(time.Second)), []byte("{}")}
+		p.Write(t, zmtptest.Msg(good[0]), zmtptest.Msg(good[0], good[1]), zmtptest.Msg(append(good, []byte("x"), []byte("y"))...), zmtptest.Msg(append(good, make([][]byte, 40)...)...))
 		okOn(t, p, 2)
 		if got := dropped() - before; got != 4 {
 			t.Fatalf("RecvDropped grew by %d, want 4", got)
 		}
 	})
 	t.Run("UnknownVersionsAndKinds", func(t *testing.T) {
-		p := zDial(t, ep.Router, "DEALER")
+		p := zmtptest.Dial(t, ep.Router, "DEALER")
 		before := dropped()
 		name := wire.AppendName(nil, "math/add")
 		var n uint64
 		for _, first := range []byte{0xC0, 0xC2, 0xCF, 0xD1, 0x01, 0x00, 0xFF} {
-			h := zHeader(wire.KindRequest, 1, int64(time.Second))
+			h := zmtptest.Header(wire.KindRequest, 1, int64(time.Second))
 			h[0] = first
-			p.write(t, zMsg(name, h, []byte("{}")))
+			p.Write(t, zmtptest.Msg(name, h, []byte("{}")))
 			n++
 		}
 		for _, kind := range []byte{0, 1, 3, 6, 99, 255} { // publish and reply are not for a router
-			h := zHeader(wire.KindRequest, 1, int64(time.Second))
+			h := zmtptest.Header(wire.KindRequest, 1, int64(time.Second))
 			h[1] = kind
-			p.write(t, zMsg(name, h, []byte("{}")))
+			p.Write(t, zmtptest.Msg(name, h, []byte("{}")))
 			n++
 		}
-		h := zHeader(wire.KindRequest, 1, int64(time.Second))
+		h := zmtptest.Header(wire.KindRequest, 1, int64(time.Second))
 		for _, bad := range [][][]byte{
 			{[]byte("math/add"), h, nil},           // name without NUL
 			{[]byte("\xff\xfe\x00"), h, nil},       // name not UTF-8
@@ -366,7 +208,7 @@ func TestNodeHostilePeers(t *testing.T) {
 			{name, append(bytes.Clone(h), 0), nil}, // trailing byte
 			{name, append([]byte{0xC1, 2, 0, 0}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), nil}, // codec length 2^63
 		} {
-			p.write(t, zMsg(bad...))
+			p.Write(t, zmtptest.Msg(bad...))
 			n++
 		}
 		okOn(t, p, 3)
@@ -377,24 +219,24 @@ func TestNodeHostilePeers(t *testing.T) {
 	t.Run("GiantLengths", func(t *testing.T) {
 		for _, c := range []struct{ addr, typ string }{{ep.Router, "DEALER"}, {ep.Pub, "SUB"}} {
 			before := dropped()
-			p := zDial(t, c.addr, c.typ)
-			p.write(t, []byte{zLong, 0x40, 0, 0, 0, 0, 0, 0, 0}) // 2^62 bytes announced
-			p.waitClosed(t)
+			p := zmtptest.Dial(t, c.addr, c.typ)
+			p.Write(t, []byte{zmtptest.Long, 0x40, 0, 0, 0, 0, 0, 0, 0}) // 2^62 bytes announced
+			p.WaitClosed(t)
 			if dropped() == before {
 				t.Errorf("%s: giant frame not counted", c.typ)
 			}
-			p = zDialRaw(t, c.addr) // before the handshake ends
-			p.write(t, zGreeting(), []byte{zCommand | zLong, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-			p.waitClosed(t)
+			p = zmtptest.DialRaw(t, c.addr) // before the handshake ends
+			p.Write(t, zmtptest.Greeting(), []byte{zmtptest.Command | zmtptest.Long, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			p.WaitClosed(t)
 		}
 		l.progress(t, 5)
 	})
 	t.Run("PastDeadlines", func(t *testing.T) {
-		p := zDial(t, ep.Router, "DEALER")
+		p := zmtptest.Dial(t, ep.Router, "DEALER")
 		// 1 ns left: the handler's ctx is already over, so it answers
 		// with status 4 (deadline exceeded) at once.
-		p.write(t, zMsg(wire.AppendName(nil, "slow"), zHeader(wire.KindRequest, 10, 1), []byte("1")))
-		h, _ := p.reply(t)
+		p.Write(t, zmtptest.Msg(wire.AppendName(nil, "slow"), zmtptest.Header(wire.KindRequest, 10, 1), []byte("1")))
+		h, _ := p.Reply(t)
 		if h.RequestID != 10 || colugo.Code(h.Status) != colugo.CodeDeadlineExceeded {
 			t.Fatalf("past deadline: %+v", h)
 		}
@@ -402,28 +244,28 @@ func TestNodeHostilePeers(t *testing.T) {
 			t.Fatalf("handler had %v left, want none", d)
 		}
 		// math/add ignores its ctx: a reply either way, and the node goes on.
-		p.write(t, zMsg(wire.AppendName(nil, "math/add"), zHeader(wire.KindRequest, 11, 1), []byte(`{"A":1,"B":1}`)))
-		if h, _ := p.reply(t); h.RequestID != 11 {
+		p.Write(t, zmtptest.Msg(wire.AppendName(nil, "math/add"), zmtptest.Header(wire.KindRequest, 11, 1), []byte(`{"A":1,"B":1}`)))
+		if h, _ := p.Reply(t); h.RequestID != 11 {
 			t.Fatalf("reply %+v", h)
 		}
 		okOn(t, p, 12)
 	})
 	t.Run("UnknownServicesAndCancels", func(t *testing.T) {
-		p := zDial(t, ep.Router, "DEALER")
+		p := zmtptest.Dial(t, ep.Router, "DEALER")
 		for i, name := range []string{"no/such/service", "$describe2", "$", strings.Repeat("x", 255)} {
 			kind := wire.KindRequest
 			if name[0] == '$' {
 				kind = wire.KindControl
 			}
 			id := uint64(100 + i)
-			p.write(t, zMsg(wire.AppendName(nil, name), zHeader(kind, id, int64(time.Second)), nil))
-			h, _ := p.reply(t)
+			p.Write(t, zmtptest.Msg(wire.AppendName(nil, name), zmtptest.Header(kind, id, int64(time.Second)), nil))
+			h, _ := p.Reply(t)
 			if h.RequestID != id || colugo.Code(h.Status) != colugo.CodeNotServed || h.Error == "" {
 				t.Fatalf("%q: %+v", name, h)
 			}
 		}
 		for id := range uint64(1000) { // cancels for ids nobody used: no reply, no effect
-			p.write(t, zMsg(wire.AppendName(nil, "math/add"), zHeader(wire.KindCancel, id, 0), nil))
+			p.Write(t, zmtptest.Msg(wire.AppendName(nil, "math/add"), zmtptest.Header(wire.KindCancel, id, 0), nil))
 		}
 		okOn(t, p, 5000) // the first message back is this reply, not one per cancel
 		l.progress(t, 5)
@@ -444,14 +286,14 @@ func TestNodeHostilePeers(t *testing.T) {
 		}
 		before := dropped()
 		name := wire.AppendName(nil, "math/add")
-		badV := zHeader(wire.KindRequest, 1, int64(time.Second))
+		badV := zmtptest.Header(wire.KindRequest, 1, int64(time.Second))
 		badV[0] = 0xC2
 		for _, m := range []zmq4.Msg{
 			zmq4.NewMsg(name),
-			zmq4.NewMsgFrom(name, zHeader(wire.KindRequest, 1, int64(time.Second))),
+			zmq4.NewMsgFrom(name, zmtptest.Header(wire.KindRequest, 1, int64(time.Second))),
 			zmq4.NewMsgFrom(name, badV, []byte("{}")),
-			zmq4.NewMsgFrom(name, zHeader(wire.KindRequest, 1, 0), []byte("{}"), []byte("4th")),
-			zmq4.NewMsgFrom(name, zHeader(wire.KindRequest, 2, int64(time.Second)), []byte(`{"A":40,"B":2}`)),
+			zmq4.NewMsgFrom(name, zmtptest.Header(wire.KindRequest, 1, 0), []byte("{}"), []byte("4th")),
+			zmq4.NewMsgFrom(name, zmtptest.Header(wire.KindRequest, 2, int64(time.Second)), []byte(`{"A":40,"B":2}`)),
 		} {
 			if err := d.SendMulti(m); err != nil {
 				t.Fatal(err)
@@ -526,18 +368,18 @@ func subscriptionFlood(t *testing.T, victim *colugo.Node, n int) (took, before, 
 		return time.Since(start)
 	}
 	before = bench()
-	p := zDial(t, victim.Endpoint().Pub, "SUB")
-	defer p.nc.Close()
+	p := zmtptest.Dial(t, victim.Endpoint().Pub, "SUB")
+	defer p.Conn.Close()
 	var b []byte
 	for i := range n {
-		b = append(b, zFrame(0, fmt.Appendf(nil, "\x01flood/%05d/%s", i, strings.Repeat("p", 40)))...)
+		b = append(b, zmtptest.Frame(0, fmt.Appendf(nil, "\x01flood/%05d/%s", i, strings.Repeat("p", 40)))...)
 	}
-	b = append(b, zFrame(0, []byte("\x05junk"))...) // not a subscription: dropped
-	b = append(b, zFrame(0, []byte("\x01hostile/ticks\x00"))...)
+	b = append(b, zmtptest.Frame(0, []byte("\x05junk"))...) // not a subscription: dropped
+	b = append(b, zmtptest.Frame(0, []byte("\x01hostile/ticks\x00"))...)
 	d0 := victim.Stats().Transport.RecvDropped
 	start := time.Now()
-	p.write(t, b)
-	f := p.msg(t) // the node read every subscription before this one
+	p.Write(t, b)
+	f := p.Msg(t) // the node read every subscription before this one
 	took = time.Since(start)
 	if len(f) != 3 || string(f[0]) != "hostile/ticks\x00" {
 		t.Fatalf("got %q", f)
@@ -600,13 +442,13 @@ func TestCancelFromAnotherConnection(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { _, err := colugo.Request[int, int](ctx, good, "slow", 1); errc <- err }()
 	<-started
-	p := zDial(t, victim.Endpoint().Router, "DEALER")
+	p := zmtptest.Dial(t, victim.Endpoint().Router, "DEALER")
 	for id := range uint64(300) { // good's request ids so far are small
 		h := wire.Header{Kind: wire.KindCancel, Codec: "json", Sender: good.ID(), RequestID: id}
-		p.write(t, zMsg(wire.AppendName(nil, "slow"), h.Append(nil), nil))
+		p.Write(t, zmtptest.Msg(wire.AppendName(nil, "slow"), h.Append(nil), nil))
 	}
-	p.write(t, zMsg(wire.AppendName(nil, "math/add"), zHeader(wire.KindRequest, 1, int64(time.Second)), []byte(`{"A":1,"B":1}`)))
-	p.reply(t) // every cancel above has been handled by now
+	p.Write(t, zmtptest.Msg(wire.AppendName(nil, "math/add"), zmtptest.Header(wire.KindRequest, 1, int64(time.Second)), []byte(`{"A":1,"B":1}`)))
+	p.Reply(t) // every cancel above has been handled by now
 	select {
 	case err := <-handlerDone:
 		t.Errorf("a stranger's cancel ended good's request: handler ctx %v, good got %v", err, <-errc)
@@ -628,9 +470,9 @@ func TestPastDeadlineIsNotNoDeadline(t *testing.T) {
 		<-ctx.Done()
 		return 0, ctx.Err()
 	})
-	p := zDial(t, victim.Endpoint().Router, "DEALER")
-	p.write(t, zMsg(wire.AppendName(nil, "slow"), zHeader(wire.KindRequest, 1, -int64(time.Second)), []byte("1")))
-	if h, _ := p.reply(t); colugo.Code(h.Status) != colugo.CodeDeadlineExceeded {
+	p := zmtptest.Dial(t, victim.Endpoint().Router, "DEALER")
+	p.Write(t, zmtptest.Msg(wire.AppendName(nil, "slow"), zmtptest.Header(wire.KindRequest, 1, -int64(time.Second)), []byte("1")))
+	if h, _ := p.Reply(t); colugo.Code(h.Status) != colugo.CodeDeadlineExceeded {
 		t.Fatalf("past deadline answered %+v", h)
 	}
 	select {
@@ -653,15 +495,15 @@ func TestRequesterGoneCancelsHandler(t *testing.T) {
 		return 0, ctx.Err()
 	})
 	_, _ = colugo.Serve(victim, "math/add", add)
-	p := zDial(t, victim.Endpoint().Router, "DEALER")
+	p := zmtptest.Dial(t, victim.Endpoint().Router, "DEALER")
 	for id := range uint64(8) {
-		p.write(t, zMsg(wire.AppendName(nil, "slow"), zHeader(wire.KindRequest, id+1, 0), []byte("1")))
+		p.Write(t, zmtptest.Msg(wire.AppendName(nil, "slow"), zmtptest.Header(wire.KindRequest, id+1, 0), []byte("1")))
 	}
-	p.write(t, zMsg(wire.AppendName(nil, "math/add"), zHeader(wire.KindRequest, 99, int64(time.Second)), []byte(`{"A":1,"B":1}`)))
-	if h, _ := p.reply(t); colugo.Code(h.Status) != colugo.CodeUnavailable {
+	p.Write(t, zmtptest.Msg(wire.AppendName(nil, "math/add"), zmtptest.Header(wire.KindRequest, 99, int64(time.Second)), []byte(`{"A":1,"B":1}`)))
+	if h, _ := p.Reply(t); colugo.Code(h.Status) != colugo.CodeUnavailable {
 		t.Fatalf("with 8 handlers busy, math/add answered %+v", h)
 	}
-	_ = p.nc.Close()
+	_ = p.Conn.Close()
 	good := hostileNode(t, "good", dir)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
@@ -925,7 +767,7 @@ func TestGarbageDescribe(t *testing.T) {
 			t.Fatalf("the victim stopped asking after %d answers", i)
 		}
 	}
-	eventually(t, "the valid description", func() bool {
+	testwait.Until(t, "the valid description", func() bool {
 		ps := victim.Peers()
 		return len(ps) == 1 && ps[0].ID == fakeID && len(ps[0].Topics) == len(many)
 	})
@@ -1177,11 +1019,11 @@ func TestRequesterGoneCancelsHandlerAtOnce(t *testing.T) {
 		ended <- ctx.Err()
 		return 0, ctx.Err()
 	})
-	p := zDial(t, victim.Endpoint().Router, "DEALER")
-	p.write(t, zMsg(wire.AppendName(nil, "slow"), zHeader(wire.KindRequest, 1, int64(time.Minute)), []byte("1")))
+	p := zmtptest.Dial(t, victim.Endpoint().Router, "DEALER")
+	p.Write(t, zmtptest.Msg(wire.AppendName(nil, "slow"), zmtptest.Header(wire.KindRequest, 1, int64(time.Minute)), []byte("1")))
 	<-started
 	dropped := time.Now()
-	_ = p.nc.Close()
+	_ = p.Conn.Close()
 	select {
 	case err := <-ended:
 		if !errors.Is(err, context.Canceled) {

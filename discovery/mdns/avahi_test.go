@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/internal/netns"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // The avahi tools the interop test needs, with their Debian packages.
@@ -89,16 +90,6 @@ func daemon(t *testing.T, env []string, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
-}
-
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
 }
 
 // TestInteropAvahi: avahi-daemon 0.8 (Debian avahi-daemon, with
@@ -227,12 +218,12 @@ func runAvahi(t *testing.T) {
 		return p
 	}
 	daemon(t, nil, "dbus-daemon", "--config-file="+write("bus.conf", fmt.Sprintf(busConf, sock)), "--nofork", "--nopidfile")
-	if !waitFor(timeout, func() bool { _, err := os.Stat(sock); return err == nil }) {
+	if !testwait.For(timeout, func() bool { _, err := os.Stat(sock); return err == nil }) {
 		t.Fatal("dbus-daemon did not create its socket")
 	}
 	conf := strings.Replace(avahiConf, "[server]\n", "[server]\nallow-interfaces="+os.Getenv("COLUGO_NETNS_IFACE")+"\n", 1)
 	daemon(t, busEnv, "avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits", "-f", write("avahi.conf", conf))
-	if !waitFor(timeout, func() bool { _, err := os.Stat("/run/avahi-daemon/socket"); return err == nil }) {
+	if !testwait.For(timeout, func() bool { _, err := os.Stat("/run/avahi-daemon/socket"); return err == nil }) {
 		t.Fatal("avahi-daemon did not start")
 	}
 	pub := daemon(t, busEnv, "avahi-publish", "-s", "avahi-node-avahiid1", "_colugo._tcp", "7601",

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -35,7 +36,7 @@ func TestBackPressureMarker(t *testing.T) {
 	subscribeLive(t, pub, sub, rec, "t")
 	want := func(topics, bp int) {
 		t.Helper()
-		waitFor(t, func() bool { a, b := bpOf(pub); return a == topics && b == bp })
+		testwait.Until(t, "", func() bool { a, b := bpOf(pub); return a == topics && b == bp })
 	}
 	want(1, 0)
 	bpOn := transport.SubscribeOptions{BackPressure: true}
@@ -64,7 +65,7 @@ func TestBackPressureMarker(t *testing.T) {
 		c.close(errors.New("test: cut"), false)
 	}
 	pub.mu.Unlock()
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		return pub.Stats().PeersLost == 0 && len(pub.Stats().Subscribers) == 0 || sub.Stats().PeersLost > 0
 	})
 	want(1, 1)
@@ -127,8 +128,8 @@ func TestBackPressureHostile(t *testing.T) {
 	if err := sub.Subscribe(ep.Pub, "t", transport.SubscribeOptions{BackPressure: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return pub.Subscribers("t") == stalled+2 })
-	waitFor(t, func() bool { _, bp := bpOf(pub); return bp == stalled+2 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == stalled+2 })
+	testwait.Until(t, "", func() bool { _, bp := bpOf(pub); return bp == stalled+2 })
 
 	// First 400 of 16 KiB (shared by the queues: cheap), 6.4 MiB to each,
 	// more than the socket buffers take; then small ones, copied into
@@ -161,7 +162,7 @@ func TestBackPressureHostile(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	waitFor(t, func() bool { return got.Load() == n })
+	testwait.Until(t, "", func() bool { return got.Load() == n })
 	st := pub.Stats()
 	held := pub.sendHeld.Load()
 	var missed int
@@ -237,7 +238,7 @@ func TestBlockingHandlerNotSilent(t *testing.T) {
 			if err := sub.Subscribe(pub.ep.Pub, "t", transport.SubscribeOptions{BackPressure: true}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return pub.Subscribers("t") == 1 })
+			testwait.Until(t, "", func() bool { return pub.Subscribers("t") == 1 })
 			payload := make([]byte, size)
 			if err := publishNow(pub, pubMsg("t", 1, payload)); err != nil {
 				t.Fatal(err)
@@ -249,7 +250,7 @@ func TestBlockingHandlerNotSilent(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, func() bool { return h.got.Load() == n })
+			testwait.Until(t, "", func() bool { return h.got.Load() == n })
 			if st := sub.Stats(); st.PeersLost != 0 || st.RecvDropped != 0 {
 				t.Fatalf("subscriber after a %v block: %+v", h.d, st)
 			}

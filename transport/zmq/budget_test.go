@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -110,7 +111,7 @@ func TestTricklersPinLittle(t *testing.T) {
 			// reading nothing.
 			f := request(1, "svc", "")
 			msgBytes := int64(len(f[0]) + len(f[1]) + announce)
-			waitFor(t, func() bool { return srv.rbud.inUse() == 2*msgBytes && srv.rbud.waiters() == conns-2 })
+			testwait.Until(t, "", func() bool { return srv.rbud.inUse() == 2*msgBytes && srv.rbud.waiters() == conns-2 })
 			grown := heapAlloc() - before
 			t.Logf("%d connections announcing %d MiB each: heap +%.1f MiB, budget in use %d MiB",
 				conns, announce/mib, float64(grown)/mib, srv.rbud.inUse()/mib)
@@ -124,7 +125,7 @@ func TestTricklersPinLittle(t *testing.T) {
 			for _, p := range peers {
 				_ = p.nc.Close()
 			}
-			waitFor(t, func() bool { return srv.rbud.inUse() == 0 })
+			testwait.Until(t, "", func() bool { return srv.rbud.inUse() == 0 })
 		})
 	}
 }
@@ -145,7 +146,7 @@ func TestTrickleDeadline(t *testing.T) {
 	slow := dialRaw(t, ep.Router)
 	slow.handshake(t, "DEALER")
 	slow.write(t, requestHead(1, size))
-	waitFor(t, func() bool { return srv.rbud.inUse() >= size })
+	testwait.Until(t, "", func() bool { return srv.rbud.inUse() >= size })
 	// Keep trickling, so the peer is never silent: only the rate can end it.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -219,9 +220,9 @@ func TestHandlerBudget(t *testing.T) {
 		}()
 	}
 	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(held) }
-	waitFor(t, func() bool { return delivered() == perConn/size })
+	testwait.Until(t, "", func() bool { return delivered() == perConn/size })
 	// The reader is now waiting for budget: nothing more is delivered.
-	waitFor(t, func() bool { return srv.hbud.inUse() == perConn })
+	testwait.Until(t, "", func() bool { return srv.hbud.inUse() == perConn })
 	grown := heapAlloc() - before
 	t.Logf("%d requests of %d MiB to a handler that holds them: %d delivered, heap +%.1f MiB",
 		n, size/mib, delivered(), float64(grown)/mib)
@@ -249,7 +250,7 @@ func TestHandlerBudget(t *testing.T) {
 		case <-time.After(time.Millisecond): // polling interval for newly delivered requests
 		}
 	}
-	waitFor(t, func() bool { return srv.hbud.inUse() == 0 })
+	testwait.Until(t, "", func() bool { return srv.hbud.inUse() == 0 })
 }
 
 // TestHandlerBudgetUnanswered: a handler that ends without replying (a
@@ -267,7 +268,7 @@ func TestHandlerBudgetUnanswered(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	waitFor(t, func() bool { runtime.GC(); return srv.hbud.inUse() == 0 })
+	testwait.Until(t, "", func() bool { runtime.GC(); return srv.hbud.inUse() == 0 })
 }
 
 // TestSubscriptionLimits: a subscriber cannot hold more prefixes than the
@@ -286,11 +287,11 @@ func TestSubscriptionLimits(t *testing.T) {
 	a := dialRaw(t, ep.Pub)
 	a.handshake(t, "SUB")
 	subscribe(a, 3*perConn, 0)
-	waitFor(t, func() bool { return srv.Stats().RecvDropped == 2*perConn })
+	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 2*perConn })
 	b := dialRaw(t, ep.Pub)
 	b.handshake(t, "SUB")
 	subscribe(b, perConn, 1000)
-	waitFor(t, func() bool { return srv.Stats().RecvDropped == 2*perConn+(2*perConn-total) })
+	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 2*perConn+(2*perConn-total) })
 	if got := srv.Subscribers("t0000"); got != 1 {
 		t.Fatalf("Subscribers = %d", got)
 	}
@@ -299,7 +300,7 @@ func TestSubscriptionLimits(t *testing.T) {
 	}
 	// Bytes per connection: long prefixes hit the byte bound first.
 	_ = a.nc.Close()
-	waitFor(t, func() bool { return srv.subHeld.Load() == int64((total-perConn)*cost) })
+	testwait.Until(t, "", func() bool { return srv.subHeld.Load() == int64((total-perConn)*cost) })
 }
 
 func TestSubscriptionBytesPerConn(t *testing.T) {
@@ -313,7 +314,7 @@ func TestSubscriptionBytesPerConn(t *testing.T) {
 		b = append(b, zmtpFrame(0, []byte(fmt.Sprintf("\x01%s%04d", long, i)))...)
 	}
 	p.write(t, b)
-	waitFor(t, func() bool { return srv.Stats().RecvDropped == 20 })
+	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 20 })
 	if got := srv.subHeld.Load(); got != int64(perConn) {
 		t.Fatalf("held %d bytes, want %d", got, perConn)
 	}
@@ -355,7 +356,7 @@ func TestStalledSubscribers(t *testing.T) {
 		p.write(t, zmtpFrame(0, []byte("\x01")))
 		peers[i] = p
 	}
-	waitFor(t, func() bool { return pub.Subscribers("t") == subs })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == subs })
 	before := heapAlloc()
 	// 1 KiB payloads are copied into each queue: the per-subscriber cost.
 	msg := &transport.Message{Name: "t", Payload: make([]byte, 1024)}
@@ -384,7 +385,7 @@ func TestStalledSubscribers(t *testing.T) {
 	for _, p := range peers {
 		_ = p.nc.Close()
 	}
-	waitFor(t, func() bool { return pub.sendHeld.Load() == 0 })
+	testwait.Until(t, "", func() bool { return pub.sendHeld.Load() == 0 })
 }
 
 // TestSharedPayloadCountsOnce: a large publish to many subscribers counts
@@ -397,7 +398,7 @@ func TestSharedPayloadCountsOnce(t *testing.T) {
 		p.handshake(t, "SUB")
 		p.write(t, zmtpFrame(0, []byte("\x01")))
 	}
-	waitFor(t, func() bool { return pub.Subscribers("t") == subs })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == subs })
 	const size = 32 * mib // beyond the kernel buffers: it stays queued
 	if err := publishNow(pub, &transport.Message{Name: "t", Payload: make([]byte, size)}); err != nil {
 		t.Fatal(err)
@@ -466,7 +467,7 @@ func TestBudget(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { return b.waiters() == 2 })
+	testwait.Until(t, "", func() bool { return b.waiters() == 2 })
 	b.release("b", 40) // room for "c"; "a" is still at its share
 	if k := <-got; k != "c" {
 		t.Fatalf("%s got in", k)
@@ -487,7 +488,7 @@ func TestBudget(t *testing.T) {
 	done := make(chan struct{})
 	errc := make(chan error)
 	go func() { errc <- b.take("b", 1, done, nil) }()
-	waitFor(t, func() bool { return b.waiters() == 1 })
+	testwait.Until(t, "", func() bool { return b.waiters() == 1 })
 	close(done)
 	if err := <-errc; !errors.Is(err, errBudgetClosed) {
 		t.Fatalf("err %v", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -114,7 +115,7 @@ func benchPublisher(b *testing.B, idle, subs int, stalled bool) (*node, *transpo
 			readers.Go(func() { _, _ = io.Copy(io.Discard, nc) })
 		}
 	}
-	waitFor(b, func() bool { return pub.accepted.Load() == uint64(idle+subs) && pub.Subscribers(benchTopic) == subs })
+	testwait.Until(b, "", func() bool { return pub.accepted.Load() == uint64(idle+subs) && pub.Subscribers(benchTopic) == subs })
 	msg := &transport.Message{Name: benchTopic, Header: transport.Header{
 		Kind: transport.KindPublish, Codec: "raw", Sender: "bench-node", Seq: 1,
 	}, Payload: make([]byte, 64)}

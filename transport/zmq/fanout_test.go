@@ -3,6 +3,8 @@ package zmq
 import (
 	"testing"
 	"time"
+
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // subscribeRaw sends a ZMTP 3.0 subscription message (add) or its
@@ -65,7 +67,7 @@ func TestFanoutIndex(t *testing.T) {
 	both := peer("news\x00", "")
 	idle := dialRaw(t, ep.Pub)
 	idle.handshake(t, "SUB")
-	waitFor(t, func() bool { return pub.Subscribers("zz-end") == 4 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("zz-end") == 4 })
 	for topic, want := range map[string]int{"news": 4, "nex": 2 + 1, "other": 2, "n": 2, "zz-end": 4} {
 		if got := pub.Subscribers(topic); got != want {
 			t.Errorf("Subscribers(%q) = %d, want %d", topic, got, want)
@@ -73,12 +75,12 @@ func TestFanoutIndex(t *testing.T) {
 	}
 	a.subscribeRaw(t, "news\x00", false)
 	a.subscribeRaw(t, "zz-probe\x00", true) // ordered after the cancel on a's connection
-	waitFor(t, func() bool { return pub.Subscribers("zz-probe") == 3 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("zz-probe") == 3 })
 	if got := pub.Subscribers("news"); got != 4 {
 		t.Fatalf("after one of two cancels: Subscribers(news) = %d, want 4", got)
 	}
 	a.subscribeRaw(t, "news\x00", false)
-	waitFor(t, func() bool { return pub.Subscribers("news") == 3 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("news") == 3 })
 
 	for _, name := range []string{"news", "nex", "other", "news"} {
 		if err := publishNow(pub, pubMsg(name, 1, nil)); err != nil {
@@ -119,7 +121,7 @@ func TestFanoutIndex(t *testing.T) {
 		pub.fan.Range(func(any, any) bool { n++; return true })
 		return n
 	}
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
 		return len(pub.conns) == 0 && indexed() == 0 && pub.others.Load() == nil
@@ -139,7 +141,7 @@ func TestPublishSkipsUnsubscribed(t *testing.T) {
 	idle := dialRaw(t, ep.Pub)
 	idle.handshake(t, "SUB")
 	var pp *pubPeer
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
 		for c := range pub.conns {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -75,7 +76,7 @@ func TestBadReadyAccepted(t *testing.T) {
 				p := dialRawAddr(t, addr)
 				p.write(t, zmtpGreeting(), tc.ready)
 				p.waitClosed(t)
-				waitFor(t, func() bool { return srv.Stats().ConnsRefused > refused })
+				testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused > refused })
 			})
 		}
 	}

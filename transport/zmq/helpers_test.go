@@ -32,18 +32,6 @@ func listen(tb testing.TB, h transport.Handler, opts ...Option) (*node, transpor
 	return &node{Transport: tr, ep: ep}, ep
 }
 
-// waitFor polls cond until it holds or testWait passes.
-func waitFor(tb testing.TB, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatal("condition not met within", testWait)
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
-}
-
 // nopHandler ignores everything.
 type nopHandler struct{}
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -366,7 +367,7 @@ func TestHostileInput(t *testing.T) {
 	_ = cli.Close()
 	// Every fd the transports and the raw peers opened is closed again.
 	// raw peers were closed by their subtests' cleanups.
-	waitFor(t, func() bool { return openFDs(t) <= fdsBefore })
+	testwait.Until(t, "", func() bool { return openFDs(t) <= fdsBefore })
 }
 
 // TestSilentRouterIsLost: a server that completes the handshake and then

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -100,7 +101,7 @@ func TestHandshakeSlotsNotStarved(t *testing.T) {
 	srv, ep := listen(t, rec, WithGreetingTimeout(time.Minute), WithHandshakeTimeout(time.Minute))
 	const stuck = 300
 	fillHandshakes(t, "127.0.0.1", ep.Router, stuck)
-	waitFor(t, func() bool { return srv.pendingHandshakes()+int(srv.Stats().ConnsRefused) == stuck })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes()+int(srv.Stats().ConnsRefused) == stuck })
 	ok := 0
 	for i := range 8 {
 		cli, _ := listen(t, &nopHandler{}, WithUnixSockets(false))
@@ -130,14 +131,14 @@ func TestHandshakeEvictionPerAddress(t *testing.T) {
 	srv, ep := listen(t, rec,
 		WithGreetingTimeout(time.Minute), WithHandshakeTimeout(time.Minute), WithMaxHandshakes(16, 8))
 	fillHandshakes(t, "127.0.0.3", ep.Router, 8)
-	waitFor(t, func() bool { return srv.pendingHandshakes() == 8 })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes() == 8 })
 	fillHandshakes(t, "127.0.0.2", ep.Router, 20) // 12 of them evicted, all its own
-	waitFor(t, func() bool { return srv.pendingHandshakes() == 16 && srv.Stats().ConnsRefused == 12 })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes() == 16 && srv.Stats().ConnsRefused == 12 })
 	if n := srv.pendingFrom("127.0.0.3"); n != 8 {
 		t.Fatalf("127.0.0.3 has %d pending handshakes, want 8 (evicted by another address)", n)
 	}
 	fillHandshakes(t, "127.0.0.4", ep.Router, 4) // the cap in all: the 4 oldest, from 127.0.0.3, go
-	waitFor(t, func() bool { return srv.Stats().ConnsRefused == 16 })
+	testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused == 16 })
 	if a, b, c := srv.pendingFrom("127.0.0.3"), srv.pendingFrom("127.0.0.2"), srv.pendingFrom("127.0.0.4"); a != 4 || b != 8 || c != 4 {
 		t.Fatalf("pending by address: %d, %d, %d; want 4, 8, 4", a, b, c)
 	}
@@ -168,12 +169,12 @@ func TestGreetingTimeout(t *testing.T) {
 	silent.waitClosed(t)
 	partial.waitClosed(t)
 	t.Logf("silent and partial greetings dropped after %v", time.Since(start))
-	waitFor(t, func() bool { return srv.Stats().ConnsRefused == 2 })
+	testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused == 2 })
 	if n := srv.pendingHandshakes(); n != 1 {
 		t.Fatalf("%d pending handshakes, want 1 (the greeted one)", n)
 	}
 	greeted.write(t, zmtpReady("DEALER"))
-	waitFor(t, func() bool { return srv.pendingHandshakes() == 0 && srv.accepted.Load() == 1 })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes() == 0 && srv.accepted.Load() == 1 })
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -231,7 +232,7 @@ func TestConnLimits(t *testing.T) {
 		before := srv.Stats().ConnsRefused
 		taken(t, dialRaw(t, ep.Router), "DEALER")
 		idle.waitClosed(t) // the idle one made room, not the used one
-		waitFor(t, func() bool { return srv.Stats().ConnsRefused == before+1 })
+		testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused == before+1 })
 		if s := logs.String(); !strings.Contains(s, "zmq connection evicted") || !strings.Contains(s, idle.nc.LocalAddr().String()) {
 			t.Errorf("eviction not logged with the remote address:\n%s", s)
 		}
@@ -248,7 +249,7 @@ func TestConnLimits(t *testing.T) {
 		taken(t, older, "DEALER")
 		taken(t, newer, "DEALER")
 		works(t, older, 2) // older is now the more recently used
-		waitFor(t, func() bool { return srv.connsFrom("127.0.0.1") == 2 })
+		testwait.Until(t, "", func() bool { return srv.connsFrom("127.0.0.1") == 2 })
 		taken(t, dialRaw(t, ep.Router), "DEALER")
 		newer.waitClosed(t)
 		works(t, older, 3)

@@ -3,6 +3,8 @@ package zmq
 import (
 	"testing"
 	"time"
+
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // TestRecvSubscribeCommand: a ZMTP 3.1 SUBSCRIBE command (as newer libzmq
@@ -13,7 +15,7 @@ func TestRecvSubscribeCommand(t *testing.T) {
 	p := dialRaw(t, ep.Pub)
 	p.handshake(t, "SUB")
 	p.write(t, zmtpFrame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"news\x00"...)))
-	waitFor(t, func() bool { return pub.Subscribers("news") == 1 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("news") == 1 })
 	if err := publishNow(pub, pubMsg("news", 1, []byte("hello"))); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestRecvSubscribeCommand(t *testing.T) {
 		t.Fatalf("got %q", frames)
 	}
 	p.write(t, zmtpFrame(flagCommand, append([]byte{6}, "CANCEL"+"news\x00"...)))
-	waitFor(t, func() bool { return pub.Subscribers("news") == 0 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("news") == 0 })
 }
 
 // TestRecvCommandInsideMessage: a command frame after a data frame with

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -104,7 +105,7 @@ func TestSendWaitForRoom(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.sendWait(context.Background(), []byte("two"), nil, false, true) }()
-	waitFor(t, func() bool { // the waiter is parked on c.room
+	testwait.Until(t, "", func() bool { // the waiter is parked on c.room
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		return c.room != nil

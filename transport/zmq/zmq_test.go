@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -24,7 +25,7 @@ func subscribeLive(t *testing.T, pub, sub *node, rec *recHandler, topic string) 
 	if err := sub.Subscribe(pub.ep.Pub, topic, transport.SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		_ = publishNow(pub, pubMsg(topic, 0, nil))
 		select {
 		case m := <-rec.pubs:
@@ -134,7 +135,7 @@ func TestResubscribeAfterDrop(t *testing.T) {
 		t.Fatal("no HandlePeerLost")
 	}
 	for _, topic := range []string{"t", "u"} {
-		waitFor(t, func() bool {
+		testwait.Until(t, "", func() bool {
 			_ = publishNow(pub, pubMsg(topic, 1, nil))
 			select {
 			case m := <-rec.pubs:
@@ -246,7 +247,7 @@ func TestReplyErrors(t *testing.T) {
 	cancel()
 	_ = cli.Close()
 	reply := &transport.Message{Name: "svc", Header: transport.Header{Kind: transport.KindReply}}
-	waitFor(t, func() bool { return errors.Is(rw.Reply(reply), transport.ErrPeerLost) })
+	testwait.Until(t, "", func() bool { return errors.Is(rw.Reply(reply), transport.ErrPeerLost) })
 	_ = srv.Close()
 	if err := rw.Reply(reply); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Reply after Close: %v", err)
