@@ -52,15 +52,20 @@ func Frame(flags byte, body []byte) []byte {
 	return append(b, body...)
 }
 
+// Prop appends a metadata property (a 1-byte name length, the name, a
+// 4-byte value length, the value) to b.
+func Prop(b []byte, name, value string) []byte {
+	b = append(b, byte(len(name)))
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(value)))
+	return append(b, value...)
+}
+
 // Ready is a READY command for socketType with an empty Identity.
 func Ready(socketType string) []byte {
 	body := append([]byte{5}, "READY"...)
-	for _, kv := range [][2]string{{"Socket-Type", socketType}, {"Identity", ""}} {
-		body = append(body, byte(len(kv[0])))
-		body = append(body, kv[0]...)
-		body = binary.BigEndian.AppendUint32(body, uint32(len(kv[1])))
-		body = append(body, kv[1]...)
-	}
+	body = Prop(body, "Socket-Type", socketType)
+	body = Prop(body, "Identity", "")
 	return Frame(Command, body)
 }
 
@@ -109,6 +114,14 @@ func DialRaw(t testing.TB, addr string) *Peer {
 func Dial(t testing.TB, addr, socketType string) *Peer {
 	t.Helper()
 	p := DialRaw(t, addr)
+	p.Handshake(t, socketType)
+	return p
+}
+
+// Handshake sends a greeting and a READY as socketType and reads the other
+// side's greeting and READY (within Timeout).
+func (p *Peer) Handshake(t testing.TB, socketType string) {
+	t.Helper()
 	p.Write(t, Greeting(), Ready(socketType))
 	_ = p.Conn.SetReadDeadline(time.Now().Add(Timeout))
 	if _, err := io.ReadFull(p.R, make([]byte, 64)); err != nil {
@@ -117,7 +130,6 @@ func Dial(t testing.TB, addr, socketType string) *Peer {
 	if fl, body, err := p.Frame(); err != nil || fl&Command == 0 || !bytes.HasPrefix(body, []byte("\x05READY")) {
 		t.Fatalf("READY: %v %q", err, body)
 	}
-	return p
 }
 
 // Write writes each of b, failing t on an error.
@@ -132,14 +144,18 @@ func (p *Peer) Write(t testing.TB, b ...[]byte) {
 
 // Frame reads one frame: its flags and body. Frames over MaxFrame are an
 // error.
-func (p *Peer) Frame() (byte, []byte, error) {
+func (p *Peer) Frame() (byte, []byte, error) { return ReadFrame(p.R) }
+
+// ReadFrame reads one frame from r: its flags and body. Frames over
+// MaxFrame are an error.
+func ReadFrame(r *bufio.Reader) (byte, []byte, error) {
 	var h [9]byte
-	if _, err := io.ReadFull(p.R, h[:2]); err != nil {
+	if _, err := io.ReadFull(r, h[:2]); err != nil {
 		return 0, nil, err
 	}
 	size := uint64(h[1])
 	if h[0]&Long != 0 {
-		if _, err := io.ReadFull(p.R, h[2:9]); err != nil {
+		if _, err := io.ReadFull(r, h[2:9]); err != nil {
 			return 0, nil, err
 		}
 		size = binary.BigEndian.Uint64(h[1:9])
@@ -148,7 +164,7 @@ func (p *Peer) Frame() (byte, []byte, error) {
 		return 0, nil, errors.New("frame too large for a test peer")
 	}
 	body := make([]byte, size)
-	_, err := io.ReadFull(p.R, body)
+	_, err := io.ReadFull(r, body)
 	return h[0], body, err
 }
 
@@ -193,5 +209,15 @@ func (p *Peer) WaitClosed(t testing.TB) {
 	_ = p.Conn.SetReadDeadline(time.Now().Add(Timeout))
 	if _, err := io.Copy(io.Discard, p.R); err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("node did not close the connection: %v", err)
+	}
+}
+
+// WaitEOF is WaitClosed that fails on any read error, a reset included:
+// the other side must close the connection cleanly.
+func (p *Peer) WaitEOF(t testing.TB) {
+	t.Helper()
+	_ = p.Conn.SetReadDeadline(time.Now().Add(Timeout))
+	if _, err := io.Copy(io.Discard, p.R); err != nil {
+		t.Fatalf("server did not close the connection: %v", err)
 	}
 }

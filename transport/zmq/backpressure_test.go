@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 // bpOf returns the publisher's view of its subscriber connections: topics
@@ -30,7 +32,7 @@ func bpOf(pub *node) (topics, bp int) {
 // sends it again.
 func TestBackPressureMarker(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	pub, _ := listen(t, &nopHandler{})
 	sub, _ := listen(t, rec)
 	subscribeLive(t, pub, sub, rec, "t")
@@ -56,7 +58,7 @@ func TestBackPressureMarker(t *testing.T) {
 	if err := publishNow(pub, pubMsg("t", 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if m := nextReal(t, rec.pubs); m.Name != "t" || m.Header.Seq != 1 {
+	if m := nextReal(t, rec.Publishes); m.Name != "t" || m.Header.Seq != 1 {
 		t.Fatalf("got %q seq %d", m.Name, m.Header.Seq)
 	}
 	// Cut the connection at the publisher: the redial resends both.
@@ -90,15 +92,15 @@ func TestBackPressureHostile(t *testing.T) {
 	)
 	pub, ep := listen(t, &nopHandler{}, WithSendQueueBytes(256<<10), WithSendBudget(budget),
 		WithPeerTimeout(time.Minute)) // the raw peers send no heartbeats
-	hostile := func() *rawPeer {
-		p := dialRaw(t, ep.Pub)
+	hostile := func() *zmtptest.Peer {
+		p := zmtptest.DialRaw(t, ep.Pub)
 		// A small receive buffer: the queues fill after fewer publishes.
-		if err := p.nc.(*net.TCPConn).SetReadBuffer(8 << 10); err != nil {
+		if err := p.Conn.(*net.TCPConn).SetReadBuffer(8 << 10); err != nil {
 			t.Fatal(err)
 		}
-		p.handshake(t, "SUB")
-		p.subscribeRaw(t, bpMarker+"t\x00", true)
-		p.subscribeRaw(t, "t\x00", true)
+		p.Handshake(t, "SUB")
+		subscribeRaw(t, p, bpMarker+"t\x00", true)
+		subscribeRaw(t, p, "t\x00", true)
 		return p
 	}
 	for range stalled {
@@ -116,8 +118,8 @@ func TestBackPressureHostile(t *testing.T) {
 				return
 			case <-time.After(time.Second):
 			}
-			_ = trickler.nc.SetReadDeadline(time.Now().Add(testWait))
-			if _, _, err := readFrame(trickler.r); err != nil {
+			_ = trickler.Conn.SetReadDeadline(time.Now().Add(testWait))
+			if _, _, err := zmtptest.ReadFrame(trickler.R); err != nil {
 				return
 			}
 		}

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 	"github.com/colugo-go/colugo/transport/wire"
 )
 
@@ -37,8 +39,8 @@ const mib = 1 << 20
 // stops.
 func requestHead(id uint64, size int) []byte {
 	f := request(id, "svc", "")
-	b := zmtpFrame(flagMore, f[0])
-	b = append(b, zmtpFrame(flagMore, f[1])...)
+	b := zmtptest.Frame(flagMore, f[0])
+	b = append(b, zmtptest.Frame(flagMore, f[1])...)
 	return appendFrameHeader(b, 0, size)
 }
 
@@ -100,11 +102,11 @@ func TestTricklersPinLittle(t *testing.T) {
 			)
 			srv, ep := listen(t, &nopHandler{}, zmq4RecvOption(zmq4), WithRecvBudget(128*mib, perHost))
 			before := heapAlloc()
-			peers := make([]*rawPeer, conns)
+			peers := make([]*zmtptest.Peer, conns)
 			for i := range peers {
-				p := dialRaw(t, ep.Router)
-				p.handshake(t, "DEALER")
-				p.write(t, requestHead(uint64(i+1), announce), make([]byte, 4096))
+				p := zmtptest.DialRaw(t, ep.Router)
+				p.Handshake(t, "DEALER")
+				p.Write(t, requestHead(uint64(i+1), announce), make([]byte, 4096))
 				peers[i] = p
 			}
 			// The first two take the host's share; the others wait for it,
@@ -123,7 +125,7 @@ func TestTricklersPinLittle(t *testing.T) {
 				t.Fatalf("tricklers pinned %.1f MiB of heap, want at most %d MiB", float64(grown)/mib, limit/mib)
 			}
 			for _, p := range peers {
-				_ = p.nc.Close()
+				_ = p.Conn.Close()
 			}
 			testwait.Until(t, "", func() bool { return srv.rbud.inUse() == 0 })
 		})
@@ -138,14 +140,14 @@ func TestTrickleDeadline(t *testing.T) {
 	// healthy one has as long once it has the budget, for 256 KiB on
 	// loopback: a wide margin on a loaded machine.
 	const size = 256 << 10
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	srv, ep := listen(t, rec, WithRecvBudget(size*3/2, size*3/2), WithRecvMinRate(size))
 	cli, _ := listen(t, &nopHandler{})
 
-	slow := dialRaw(t, ep.Router)
-	slow.handshake(t, "DEALER")
-	slow.write(t, requestHead(1, size))
+	slow := zmtptest.DialRaw(t, ep.Router)
+	slow.Handshake(t, "DEALER")
+	slow.Write(t, requestHead(1, size))
 	testwait.Until(t, "", func() bool { return srv.rbud.inUse() >= size })
 	// Keep trickling, so the peer is never silent: only the rate can end it.
 	stop := make(chan struct{})
@@ -159,7 +161,7 @@ func TestTrickleDeadline(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			if _, err := slow.nc.Write([]byte{0}); err != nil {
+			if _, err := slow.Conn.Write([]byte{0}); err != nil {
 				return
 			}
 		}
@@ -177,7 +179,7 @@ func TestTrickleDeadline(t *testing.T) {
 	if len(reply.Payload) != size {
 		t.Fatalf("reply of %d bytes", len(reply.Payload))
 	}
-	slow.waitCut(t)
+	waitCut(t, slow)
 	if srv.Stats().RecvDropped == 0 {
 		t.Fatal("the slow message was not counted")
 	}
@@ -277,19 +279,19 @@ func TestSubscriptionLimits(t *testing.T) {
 	const perConn, total = 100, 120
 	cost := prefixCost("t0000") // "t0000\x00" is held as "t0000"
 	srv, ep := listen(t, &nopHandler{}, WithSubscriptionLimits(perConn, 1<<20, int64(total*cost)))
-	subscribe := func(p *rawPeer, n, from int) {
+	subscribe := func(p *zmtptest.Peer, n, from int) {
 		var b []byte
 		for i := range n {
-			b = append(b, zmtpFrame(0, []byte(fmt.Sprintf("\x01t%04d\x00", from+i)))...)
+			b = append(b, zmtptest.Frame(0, []byte(fmt.Sprintf("\x01t%04d\x00", from+i)))...)
 		}
-		p.write(t, b)
+		p.Write(t, b)
 	}
-	a := dialRaw(t, ep.Pub)
-	a.handshake(t, "SUB")
+	a := zmtptest.DialRaw(t, ep.Pub)
+	a.Handshake(t, "SUB")
 	subscribe(a, 3*perConn, 0)
 	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 2*perConn })
-	b := dialRaw(t, ep.Pub)
-	b.handshake(t, "SUB")
+	b := zmtptest.DialRaw(t, ep.Pub)
+	b.Handshake(t, "SUB")
 	subscribe(b, perConn, 1000)
 	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 2*perConn+(2*perConn-total) })
 	if got := srv.Subscribers("t0000"); got != 1 {
@@ -299,7 +301,7 @@ func TestSubscriptionLimits(t *testing.T) {
 		t.Fatalf("held %d bytes of prefixes, want %d", got, total*cost)
 	}
 	// Bytes per connection: long prefixes hit the byte bound first.
-	_ = a.nc.Close()
+	_ = a.Conn.Close()
 	testwait.Until(t, "", func() bool { return srv.subHeld.Load() == int64((total-perConn)*cost) })
 }
 
@@ -307,13 +309,13 @@ func TestSubscriptionBytesPerConn(t *testing.T) {
 	long := strings.Repeat("x", wire.MaxName-4)
 	perConn := 10 * prefixCost(long+"0000")
 	srv, ep := listen(t, &nopHandler{}, WithSubscriptionLimits(1000, perConn, 1<<30))
-	p := dialRaw(t, ep.Pub)
-	p.handshake(t, "SUB")
+	p := zmtptest.DialRaw(t, ep.Pub)
+	p.Handshake(t, "SUB")
 	var b []byte
 	for i := range 30 {
-		b = append(b, zmtpFrame(0, []byte(fmt.Sprintf("\x01%s%04d", long, i)))...)
+		b = append(b, zmtptest.Frame(0, []byte(fmt.Sprintf("\x01%s%04d", long, i)))...)
 	}
-	p.write(t, b)
+	p.Write(t, b)
 	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 20 })
 	if got := srv.subHeld.Load(); got != int64(perConn) {
 		t.Fatalf("held %d bytes, want %d", got, perConn)
@@ -326,10 +328,10 @@ func TestSubscriberFramesAreSmall(t *testing.T) {
 	for _, zmq4 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("zmq4Recv=%v", zmq4), func(t *testing.T) {
 			srv, ep := listen(t, &nopHandler{}, zmq4RecvOption(zmq4))
-			p := dialRaw(t, ep.Pub)
-			p.handshake(t, "SUB")
-			p.write(t, appendFrameHeader(nil, 0, 32*mib))
-			p.waitCut(t)
+			p := zmtptest.DialRaw(t, ep.Pub)
+			p.Handshake(t, "SUB")
+			p.Write(t, appendFrameHeader(nil, 0, 32*mib))
+			waitCut(t, p)
 			if srv.Stats().RecvDropped != 1 {
 				t.Fatalf("RecvDropped = %d", srv.Stats().RecvDropped)
 			}
@@ -349,11 +351,11 @@ func TestStalledSubscribers(t *testing.T) {
 		budget = 8 * mib
 	)
 	pub, ep := listen(t, &nopHandler{}, WithSendBudget(budget), WithPeerTimeout(time.Minute)) // the raw peers send no heartbeats
-	peers := make([]*rawPeer, subs)
+	peers := make([]*zmtptest.Peer, subs)
 	for i := range peers {
-		p := dialRaw(t, ep.Pub)
-		p.handshake(t, "SUB")
-		p.write(t, zmtpFrame(0, []byte("\x01")))
+		p := zmtptest.DialRaw(t, ep.Pub)
+		p.Handshake(t, "SUB")
+		p.Write(t, zmtptest.Frame(0, []byte("\x01")))
 		peers[i] = p
 	}
 	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == subs })
@@ -383,7 +385,7 @@ func TestStalledSubscribers(t *testing.T) {
 		t.Fatal("nothing dropped")
 	}
 	for _, p := range peers {
-		_ = p.nc.Close()
+		_ = p.Conn.Close()
 	}
 	testwait.Until(t, "", func() bool { return pub.sendHeld.Load() == 0 })
 }
@@ -394,9 +396,9 @@ func TestSharedPayloadCountsOnce(t *testing.T) {
 	pub, ep := listen(t, &nopHandler{}, WithPeerTimeout(time.Minute)) // the raw peers send no heartbeats
 	const subs = 4
 	for range subs {
-		p := dialRaw(t, ep.Pub)
-		p.handshake(t, "SUB")
-		p.write(t, zmtpFrame(0, []byte("\x01")))
+		p := zmtptest.DialRaw(t, ep.Pub)
+		p.Handshake(t, "SUB")
+		p.Write(t, zmtptest.Frame(0, []byte("\x01")))
 	}
 	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == subs })
 	const size = 32 * mib // beyond the kernel buffers: it stays queued
@@ -410,16 +412,16 @@ func TestSharedPayloadCountsOnce(t *testing.T) {
 
 // waitCut waits until the server ends p's connection, by a close or a
 // reset (it may not have read what p sent), skipping what it sends.
-func (p *rawPeer) waitCut(t *testing.T) {
+func waitCut(t *testing.T, p *zmtptest.Peer) {
 	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-	_, err := io.Copy(io.Discard, p.r)
+	_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
+	_, err := io.Copy(io.Discard, p.R)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatal("server did not end the connection")
 	}
 }
 
-// reqFunc hands requests to f and keeps nothing itself (recHandler keeps
+// reqFunc hands requests to f and keeps nothing itself (transporttest.Recorder keeps
 // them all, which would be what the heap measures).
 type reqFunc struct {
 	nopHandler

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -63,7 +64,7 @@ func TestOutboxFrames(t *testing.T) {
 	for i, m := range msgs {
 		var frames [][]byte
 		for {
-			fl, body, err := readFrame(r)
+			fl, body, err := zmtptest.ReadFrame(r)
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
