@@ -91,7 +91,7 @@ func TestBurstTwoProcesses(t *testing.T) {
 				if err := pub.WaitSubscribers(ctx, 1); err != nil {
 					t.Fatal(err)
 				}
-				p := make([]byte, size)
+				p := numbered(0, size)
 				start := time.Now()
 				for i := range count {
 					binary.BigEndian.PutUint32(p, uint32(i))
