@@ -332,6 +332,7 @@ func TestMalformedTXTIgnored(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	inNS(t, func(t *testing.T) {
 		good := peer("n", 7001, 7002, "")
 		cases := []struct {

@@ -45,6 +45,7 @@ func requestHead(id uint64, size int) []byte {
 }
 
 func TestMemoryDefaults(t *testing.T) {
+	t.Parallel()
 	c := defaultConfig()
 	for _, d := range []struct {
 		name      string
@@ -452,6 +453,7 @@ func TestHandlerBudgetSmall(t *testing.T) {
 // TestBudget: the shares, the exemption for one message when nothing is
 // held, waiting until a release, and giving up when done closes.
 func TestBudget(t *testing.T) {
+	t.Parallel()
 	b := newBudget(100, 60)
 	never := make(chan struct{})
 	if err := b.take("a", 60, never, nil); err != nil {
@@ -501,6 +503,7 @@ func TestBudget(t *testing.T) {
 }
 
 func TestHostOf(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]string{
 		"127.0.0.1:5555":        "127.0.0.1",
 		"[::1]:5555":            "::1",
@@ -521,6 +524,7 @@ func TestHostOf(t *testing.T) {
 // takes about 150 bytes queued, and the count bound is far above what the
 // byte bound lets in (twice, for 64-byte messages).
 func TestSendQueueDefaults(t *testing.T) {
+	t.Parallel()
 	c := defaultConfig()
 	if c.sendQueue != 1<<20 || c.sendQueueBytes != 64*mib || sendReserve != 128<<10 {
 		t.Fatalf("defaults: %d messages, %d bytes, reserve %d; the docs say 1<<20, 64 MiB, 128 KiB", c.sendQueue, c.sendQueueBytes, sendReserve)

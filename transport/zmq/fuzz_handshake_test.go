@@ -243,6 +243,7 @@ func readySeeds() map[string][3][]byte {
 // TestFuzzHandshakeSeeds checks that testdata holds the seed corpora of
 // FuzzHandshake and FuzzReady; COLUGO_UPDATE_FUZZ_SEEDS=1 writes them.
 func TestFuzzHandshakeSeeds(t *testing.T) {
+	t.Parallel()
 	files := map[string]string{}
 	for name, s := range fuzzSeeds() {
 		files[filepath.Join("FuzzHandshake", "seed-"+name)] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", s.mode, s.data)
