@@ -10,6 +10,7 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // TestLocalBlockDoesNotStallPublish: a stalled Block subscription on the
@@ -130,7 +131,7 @@ func TestCloseDoesNotWaitForBlock(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, "deliveries waiting", func() bool {
+	testwait.Until(t, "deliveries waiting", func() bool {
 		st := b.Stats().Topics
 		return st["t"].Received >= 2 && st["r"].Received >= 2
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // TestEventsBounded: a watcher that stops reading holds its buffer
@@ -40,7 +41,7 @@ func TestEventsBounded(t *testing.T) {
 		}
 	}
 	// The stalled one keeps 2 (and the one its pump holds): 3 of 6 dropped at least.
-	eventually(t, "drops to be counted", func() bool { return node.Stats().EventsDropped >= peers-3 })
+	testwait.Until(t, "drops to be counted", func() bool { return node.Stats().EventsDropped >= peers-3 })
 	select {
 	case err := <-slow:
 		t.Logf("reported: %v", err)

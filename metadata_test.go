@@ -8,6 +8,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -122,7 +123,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 func publishReceivedUntil(t *testing.T, pub *colugo.Publisher[string], ctx context.Context, ch <-chan colugo.Received[string]) colugo.Received[string] {
 	t.Helper()
 	var r colugo.Received[string]
-	eventually(t, "a publish to arrive", func() bool {
+	testwait.Until(t, "a publish to arrive", func() bool {
 		_ = pub.Publish(ctx, "v")
 		select {
 		case r = <-ch:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -60,20 +61,10 @@ func TestSubscribeAsksBackPressure(t *testing.T) {
 	if _, err := NewPublisher[int](a, "t"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	if _, err := Subscribe[int](t.Context(), b, "t"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("a subscription", func() bool { _, n := rec.get("t"); return n > 0 })
+	testwait.Until(t, "a subscription", func() bool { _, n := rec.get("t"); return n > 0 })
 	if o, _ := rec.get("t"); o.BackPressure {
 		t.Fatal("DropOldest subscription asked for back-pressure")
 	}
@@ -85,7 +76,7 @@ func TestSubscribeAsksBackPressure(t *testing.T) {
 		t.Fatal("a Block subscription did not ask for back-pressure")
 	}
 	cancel()
-	waitFor("a subscription without back-pressure again", func() bool { o, _ := rec.get("t"); return !o.BackPressure })
+	testwait.Until(t, "a subscription without back-pressure again", func() bool { o, _ := rec.get("t"); return !o.BackPressure })
 }
 
 // TestQueueDefaults: the documented defaults of a subscription's channel

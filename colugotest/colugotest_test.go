@@ -15,6 +15,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestNodesOnOneNetworkTalk(t *testing.T) {
+	t.Parallel()
 	net := colugotest.NewNetwork(t)
 	a, b := net.NewNode("a"), net.NewNode("b")
 	_, err := colugo.Serve(a, "echo", func(_ context.Context, s string) (string, error) { return "echo " + s, nil })
@@ -34,6 +35,7 @@ func TestNodesOnOneNetworkTalk(t *testing.T) {
 }
 
 func TestSeparateNetworksAreIsolated(t *testing.T) {
+	t.Parallel()
 	a := colugotest.NewNetwork(t).NewNode("a")
 	b := colugotest.NewNetwork(t).NewNode("b")
 	_, _ = colugo.Serve(a, "svc", func(context.Context, int) (int, error) { return 1, nil })
@@ -53,6 +55,7 @@ func (f *fakeTB) Helper()                           {}
 func (f *fakeTB) Fatalf(format string, args ...any) { f.msg = fmt.Sprintf(format, args...) }
 
 func TestNext(t *testing.T) {
+	t.Parallel()
 	ch := make(chan int, 1)
 	ch <- 7
 	if got := colugotest.Next(t, ch, time.Second); got != 7 {

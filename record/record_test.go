@@ -15,6 +15,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/record"
 	"github.com/foxglove/mcap/go/mcap"
 	"go.uber.org/goleak"
@@ -244,7 +245,7 @@ func TestRecordAndPlay(t *testing.T) {
 	// the recorder subscribed, is not enough); then the blob subscription
 	// has reached src too.
 	const n = 20
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		_ = poses.Publish(ctx, pose{X: -1})
 		for _, p := range r.Progress() {
 			if p.Topic == "robot/pose" && p.Messages > 0 {
@@ -265,7 +266,7 @@ func TestRecordAndPlay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		for _, p := range r.Progress() {
 			if p.Topic == "robot/blob" && p.Messages >= n {
 				return true
@@ -273,7 +274,7 @@ func TestRecordAndPlay(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		for _, p := range r.Progress() {
 			if p.Topic == "robot/pose" && p.Messages >= n+1 {
 				var got pose
@@ -381,18 +382,6 @@ func TestPlayLoopStopsWithCtx(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every few ms for up to 5 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestWriterSchemaFromMessage: a protobuf channel's MCAP schema is the
 // Schema the message carries, also for a type this program does not link;
 // the reader gives it back, and playback advertises it in $describe.
@@ -445,7 +434,7 @@ func TestWriterSchemaFromMessage(t *testing.T) {
 		_, err := record.Play(ctx, player, bytes.NewReader(buf.Bytes()), record.Loop(), record.Rate(100))
 		done <- err
 	}()
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		for _, p := range viewer.Peers() {
 			for _, ti := range p.Topics {
 				if ti.Name == "pb" && ti.Type == "not.linked.Msg" && bytes.Equal(ti.Schema, schema) {
@@ -478,7 +467,7 @@ func TestRecorderAnyCodec(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	// Publish until both publishers' messages are being recorded.
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		_ = js.Publish(ctx, pose{X: 1})
 		_ = raw.Publish(ctx, []byte("x"))
 		ps := r.Progress()
@@ -488,7 +477,7 @@ func TestRecorderAnyCodec(t *testing.T) {
 		_ = js.Publish(ctx, pose{X: 2})
 		_ = raw.Publish(ctx, []byte("y"))
 	}
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		ps := r.Progress()
 		return len(ps) == 1 && ps[0].Messages >= 20
 	})
@@ -575,7 +564,7 @@ func TestRecorderWriteErrorEndsRun(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(t.Context()) }()
-	waitFor(t, func() bool { // until the recorder has a message: it is subscribed
+	testwait.Until(t, "the recorder has a message", func() bool { // it is subscribed
 		_ = pub.Publish(t.Context(), pose{X: 1})
 		return len(r.Progress()) == 1 && r.Progress()[0].Messages > 0
 	})

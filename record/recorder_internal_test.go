@@ -5,6 +5,7 @@ import "testing"
 // TestNoteSeq: gaps are counted per sender; a sequence that goes back is a
 // new start, not a gap.
 func TestNoteSeq(t *testing.T) {
+	t.Parallel()
 	r := &Recorder{}
 	st := &topicState{senders: map[string]*senderState{}}
 	for _, m := range []struct {

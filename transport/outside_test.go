@@ -35,6 +35,7 @@ func TestOutsideTransportConformance(t *testing.T) {
 // TestOutsideTransportDecodes checks that what crosses a pipe really is the
 // wire encoding: a frame that is not a header is refused and counted.
 func TestOutsideTransportDecodes(t *testing.T) {
+	t.Parallel()
 	if _, err := decode(frames{wire.AppendName(nil, "t"), []byte{0xC1, 0xFF}, nil}); !errors.Is(err, wire.ErrShort) && !errors.Is(err, wire.ErrKind) {
 		t.Fatalf("decode of a broken header: %v, want a wire error", err)
 	}

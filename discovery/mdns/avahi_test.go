@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/internal/netns"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // The avahi tools the interop test needs, with their Debian packages.
@@ -91,16 +93,6 @@ func daemon(t *testing.T, env []string, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 // TestInteropAvahi: avahi-daemon 0.8 (Debian avahi-daemon, with
 // avahi-utils and a private dbus-daemon) runs on simulated host h2, our
 // node on h1 (avahi ignores mDNS packets from its own addresses, so the two
@@ -141,7 +133,7 @@ func TestInteropAvahi(t *testing.T) {
 		var wg sync.WaitGroup
 		procs := []*netns.Proc{
 			hosts[0].Start(t, "node", "NODE_ID="+id, "NODE_LIFE=13s", "NODE_REFRESH=1500ms", "NODE_EXPIRY=3200ms"),
-			hosts[1].Start(t, "avahi"),
+			hosts[1].Start(t, "avahi", "NODE_ID="+id),
 		}
 		for i, p := range procs {
 			wg.Go(func() {
@@ -161,6 +153,7 @@ func TestInteropAvahi(t *testing.T) {
 				joined = l.at
 			case strings.HasPrefix(l.text, "EVENT left avahiid1 "):
 				left = l.at
+				_ = procs[1].Signal(syscall.SIGUSR1) // runAvahi may stop now
 			case strings.HasPrefix(l.text, "EVENT "):
 				t.Errorf("unexpected %s", l.text)
 			case l.text == "WITHDRAWN":
@@ -203,9 +196,14 @@ func TestInteropAvahi(t *testing.T) {
 
 // runAvahi is the avahi host's side of TestInteropAvahi: a private D-Bus
 // system bus and avahi-daemon on this host's veth; it publishes a colugo
-// instance, prints what avahi-browse -rpt lists ("AVAHI <line>"), keeps
-// the instance published for 9 s, withdraws it ("WITHDRAWN") and stops.
+// instance, prints what avahi-browse -rpt lists ("AVAHI <line>") once it
+// lists the Go node (NODE_ID), keeps the instance published for 9 s,
+// withdraws it ("WITHDRAWN") and stops when the parent signals (SIGUSR1)
+// that the Go node reported it Left.
 func runAvahi(t *testing.T) {
+	leftSeen := make(chan os.Signal, 1)
+	signal.Notify(leftSeen, syscall.SIGUSR1)
+	defer signal.Stop(leftSeen)
 	// ip netns exec gave us a mount namespace of our own: a tmpfs on /run
 	// hides the machine's /run/avahi-daemon (pid file and socket).
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -227,33 +225,50 @@ func runAvahi(t *testing.T) {
 		return p
 	}
 	daemon(t, nil, "dbus-daemon", "--config-file="+write("bus.conf", fmt.Sprintf(busConf, sock)), "--nofork", "--nopidfile")
-	if !waitFor(timeout, func() bool { _, err := os.Stat(sock); return err == nil }) {
+	if !testwait.For(timeout, func() bool { _, err := os.Stat(sock); return err == nil }) {
 		t.Fatal("dbus-daemon did not create its socket")
 	}
 	conf := strings.Replace(avahiConf, "[server]\n", "[server]\nallow-interfaces="+os.Getenv("COLUGO_NETNS_IFACE")+"\n", 1)
 	daemon(t, busEnv, "avahi-daemon", "--no-drop-root", "--no-chroot", "--no-rlimits", "-f", write("avahi.conf", conf))
-	if !waitFor(timeout, func() bool { _, err := os.Stat("/run/avahi-daemon/socket"); return err == nil }) {
+	if !testwait.For(timeout, func() bool { _, err := os.Stat("/run/avahi-daemon/socket"); return err == nil }) {
 		t.Fatal("avahi-daemon did not start")
 	}
 	pub := daemon(t, busEnv, "avahi-publish", "-s", "avahi-node-avahiid1", "_colugo._tcp", "7601",
 		"v=1", "id=avahiid1", "pub=7602", "cat=avcat")
 	began := time.Now()
-	time.Sleep(2 * time.Second) // avahi has probed and announced; the Go node is up
-	bctx, bcancel := context.WithTimeout(t.Context(), timeout)
-	defer bcancel()
-	browse := exec.CommandContext(bctx, "avahi-browse", "-rpt", "_colugo._tcp")
-	browse.Env = append(os.Environ(), busEnv...)
-	browse.Stderr = &tlog{t: t}
-	out, err := browse.Output()
-	if err != nil {
-		t.Errorf("avahi-browse: %v", err)
+	// Browse until avahi lists the Go node resolved (it probes and
+	// announces, and the Go node starts, meanwhile), within timeout.
+	resolved := ";h1-" + os.Getenv("NODE_ID") + ";"
+	deadline := time.Now().Add(timeout)
+	var out []byte
+	for attempt := 0; attempt < 50 && time.Now().Before(deadline); attempt++ {
+		bctx, bcancel := context.WithDeadline(t.Context(), deadline)
+		browse := exec.CommandContext(bctx, "avahi-browse", "-rpt", "_colugo._tcp")
+		browse.Env = append(os.Environ(), busEnv...)
+		browse.Stderr = &tlog{t: t}
+		var err error
+		out, err = browse.Output()
+		bcancel()
+		if err != nil {
+			t.Errorf("avahi-browse: %v", err)
+			break
+		}
+		if slices.ContainsFunc(strings.Split(string(out), "\n"), func(l string) bool {
+			return strings.HasPrefix(l, "=;") && strings.Contains(l, resolved)
+		}) {
+			break
+		}
 	}
 	for l := range strings.Lines(string(out)) {
 		fmt.Println("AVAHI", strings.TrimRight(l, "\n"))
 	}
-	time.Sleep(time.Until(began.Add(9 * time.Second)))
+	time.Sleep(time.Until(began.Add(9 * time.Second))) // the time kept published: what the test measures, not synchronisation
 	_ = pub.Process.Signal(syscall.SIGTERM)
 	_ = pub.Wait()
 	fmt.Println("WITHDRAWN")
-	time.Sleep(2 * time.Second) // the Go node reports Left before we go
+	select { // the Go node reports Left before we go (and avahi-daemon with us)
+	case <-leftSeen:
+	case <-time.After(timeout):
+		t.Error("no SIGUSR1 from the parent: it saw no Left within", timeout)
+	}
 }

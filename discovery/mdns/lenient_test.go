@@ -25,6 +25,7 @@ func pyAnswer(t *testing.T) []byte {
 }
 
 func TestUnpackLenientPythonNSEC(t *testing.T) {
+	t.Parallel()
 	pkt := pyAnswer(t)
 	if err := new(dns.Msg).Unpack(pkt); err == nil {
 		t.Fatal("strict Unpack accepts the python answer: the fixture no longer shows the bug")
@@ -62,6 +63,7 @@ func TestUnpackLenientPythonNSEC(t *testing.T) {
 
 // A message that parses strictly reads the same leniently.
 func TestUnpackLenientMatchesStrict(t *testing.T) {
+	t.Parallel()
 	m := new(dns.Msg)
 	m.Response, m.Authoritative, m.Id = true, true, 7
 	hdr := func(name string, typ uint16, ttl uint32) dns.RR_Header {
@@ -132,6 +134,7 @@ func TestUnpackLenientMatchesStrict(t *testing.T) {
 // Mutated packets: lenient reading never panics, and agrees with strict
 // reading whenever that succeeds.
 func TestUnpackLenientMutations(t *testing.T) {
+	t.Parallel()
 	base := pyAnswer(t)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	pkt := make([]byte, len(base))

@@ -23,6 +23,7 @@ import (
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/mdns"
 	"github.com/colugo-go/colugo/internal/netns"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -322,10 +323,7 @@ func TestMalformedTXTIgnored(t *testing.T) {
 		if ev.Peer.Router != "127.0.0.1:7308" || ev.Peer.Catalog != "k" || ev.Peer.Pub != "" {
 			t.Fatalf("future peer = %+v", ev.Peer)
 		}
-		deadline := time.Now().Add(timeout)
-		for a.d.Stats().Ignored < 7 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
+		testwait.For(timeout, func() bool { return a.d.Stats().Ignored >= 7 })
 		if got := a.d.Stats().Ignored; got < 7 {
 			t.Fatalf("Ignored = %d, want >= 7", got)
 		}
@@ -334,6 +332,7 @@ func TestMalformedTXTIgnored(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
+	t.Parallel()
 	inNS(t, func(t *testing.T) {
 		good := peer("n", 7001, 7002, "")
 		cases := []struct {
@@ -406,7 +405,10 @@ func TestStalledConsumer(t *testing.T) {
 			}
 			wg.Wait()
 		}()
-		time.Sleep(2 * time.Second)
+		// Stalled: the event buffer is full, and rounds go on past that.
+		testwait.Until(t, "a full event buffer", func() bool { return len(a.events) == cap(a.events) })
+		rounds := a.d.Stats().Rounds
+		testwait.Until(t, "two more rounds", func() bool { return a.d.Stats().Rounds >= rounds+2 })
 		done := make(chan struct{})
 		began := time.Now()
 		go func() { _ = a.d.Close(); close(done) }()
@@ -544,7 +546,8 @@ func TestNoGoroutineLeft(t *testing.T) {
 			if _, err := d.Start(peer("x", 7001, 7002, "")); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(350 * time.Millisecond)
+			// A few rounds (with their goroutines and timers) before Close.
+			testwait.Until(t, "three browse rounds", func() bool { return d.Stats().Rounds >= 3 })
 			_ = d.Close()
 		}
 		goleak.VerifyNone(t)

@@ -89,79 +89,33 @@ type suite struct {
 	newQ func(t testing.TB, queueBytes int) transport.Transport
 }
 
-// handler records what a transport delivers. onRequest, when set, decides
-// how requests are answered; the default echoes.
+// handler is the suite's Recorder: it has a name, answers requests with
+// an echo by default (setOnRequest(nil) restores it) and hands cancels to
+// no onRequest func.
 type handler struct {
+	*Recorder
 	name string
-	pubs chan *transport.Message
-	reqs chan *transport.Message // requests and cancels, in arrival order
-	lost chan string
-
-	mu        sync.Mutex
-	block     chan struct{} // when set, HandlePublish blocks on it: a stalled consumer
-	onRequest func(msg *transport.Message, rw transport.ReplyWriter)
-	// sink, when set, takes the publishes instead of pubs (bursts larger
-	// than pubs holds).
-	sink func(msg *transport.Message)
 }
 
+// setOnRequest makes f decide how requests (not cancels) are answered; a
+// nil f restores the echo.
 func (h *handler) setOnRequest(f func(msg *transport.Message, rw transport.ReplyWriter)) {
-	h.mu.Lock()
-	h.onRequest = f
-	h.mu.Unlock()
+	if f == nil {
+		f = func(msg *transport.Message, rw transport.ReplyWriter) {
+			_ = rw.Reply(reply(msg, []byte(h.name+":"+string(msg.Payload))))
+		}
+	}
+	h.SetOnRequest(func(msg *transport.Message, rw transport.ReplyWriter) {
+		if msg.Header.Kind != transport.KindCancel {
+			f(msg, rw)
+		}
+	})
 }
 
 func newHandler(name string) *handler {
-	return &handler{
-		name: name,
-		pubs: make(chan *transport.Message, 1<<16),
-		reqs: make(chan *transport.Message, 1<<12),
-		lost: make(chan string, 64),
-	}
-}
-
-func (h *handler) HandlePublish(msg *transport.Message) {
-	h.mu.Lock()
-	block, sink := h.block, h.sink
-	h.mu.Unlock()
-	if block != nil {
-		<-block
-	}
-	if sink != nil {
-		sink(msg)
-		return
-	}
-	m := *msg // msg is valid only during the call
-	select {
-	case h.pubs <- &m:
-	default:
-		panic("transporttest: handler buffer overflow; the test publishes too much")
-	}
-}
-
-func (h *handler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter) {
-	select {
-	case h.reqs <- msg:
-	default:
-	}
-	if msg.Header.Kind == transport.KindCancel {
-		return
-	}
-	h.mu.Lock()
-	onRequest := h.onRequest
-	h.mu.Unlock()
-	if onRequest != nil {
-		onRequest(msg, rw)
-		return
-	}
-	_ = rw.Reply(reply(msg, []byte(h.name+":"+string(msg.Payload))))
-}
-
-func (h *handler) HandlePeerLost(addr string, err error) {
-	select {
-	case h.lost <- addr:
-	default:
-	}
+	h := &handler{Recorder: NewRecorder(), name: name}
+	h.setOnRequest(nil)
+	return h
 }
 
 func reply(req *transport.Message, payload []byte) *transport.Message {
@@ -224,7 +178,7 @@ func subscribe(t *testing.T, pub, sub *node, topic string) {
 			t.Fatalf("Publish: %v", err)
 		}
 		select {
-		case m := <-sub.h.pubs:
+		case m := <-sub.h.Publishes:
 			if m.Name == topic && m.Header.Seq == 0 {
 				return
 			}
@@ -265,7 +219,7 @@ func (s suite) pubSubOrder(t *testing.T) {
 		}
 	}
 	for i := uint64(1); i <= n; i++ {
-		m := next(t, sub.h.pubs)
+		m := next(t, sub.h.Publishes)
 		if m.Header.Seq != i || string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("message %d: got seq %d payload %q", i, m.Header.Seq, m.Payload)
 		}
@@ -282,7 +236,7 @@ func (s suite) headerRoundTrip(t *testing.T) {
 	if err := publishNow(pub.tr, &want); err != nil {
 		t.Fatal(err)
 	}
-	got := next(t, sub.h.pubs)
+	got := next(t, sub.h.Publishes)
 	if got.Name != want.Name || got.Header != want.Header || !bytes.Equal(got.Payload, want.Payload) {
 		t.Fatalf("got %q %+v (%d bytes), want %q %+v (%d bytes)", got.Name, got.Header, len(got.Payload),
 			want.Name, want.Header, len(want.Payload))
@@ -308,7 +262,7 @@ func (s suite) headerExtensions(t *testing.T) {
 	if err := publishNow(pub.tr, want); err != nil {
 		t.Fatal(err)
 	}
-	got := next(t, sub.h.pubs)
+	got := next(t, sub.h.Publishes)
 	if got.Header != want.Header {
 		t.Fatalf("got %+v, want %+v", got.Header, want.Header)
 	}
@@ -316,7 +270,7 @@ func (s suite) headerExtensions(t *testing.T) {
 	if err := publishNow(pub.tr, plain); err != nil {
 		t.Fatal(err)
 	}
-	if got := next(t, sub.h.pubs); got.Header.Ext != "" {
+	if got := next(t, sub.h.Publishes); got.Header.Ext != "" {
 		t.Fatalf("extensions %q on a publish without any", got.Header.Ext)
 	}
 	if n := pub.tr.Stats().ExtStripped; n != 0 {
@@ -365,7 +319,7 @@ func (s suite) publishMessageReused(t *testing.T) {
 		msg = transport.Message{Name: "overwritten", Header: transport.Header{Seq: 1 << 60, Sender: "x"}}
 	}
 	for i := uint64(1); i <= n; i++ {
-		m := next(t, sub.h.pubs)
+		m := next(t, sub.h.Publishes)
 		if m.Name != "t" || m.Header.Seq != i || m.Header.Sender != "pub" || string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("message %d: got %q seq %d from %q payload %q", i, m.Name, m.Header.Seq, m.Header.Sender, m.Payload)
 		}
@@ -395,7 +349,7 @@ func (s suite) payloadNotKept(t *testing.T) {
 			}
 		}
 		for i := range n {
-			if m := next(t, sub.h.pubs); len(m.Payload) != size || !same(m.Payload, byte(i)) {
+			if m := next(t, sub.h.Publishes); len(m.Payload) != size || !same(m.Payload, byte(i)) {
 				t.Fatalf("%d-byte message %d: payload changed after Publish (%d bytes, first %x)", size, i, len(m.Payload), m.Payload[:1])
 			}
 		}
@@ -432,7 +386,7 @@ func (s suite) topicNotPrefix(t *testing.T) {
 		_ = publishNow(pub.tr, pubMsg("b", "pub", i, nil))
 	}
 	_ = publishNow(pub.tr, pubMsg("a", "pub", 99, nil))
-	if m := next(t, sub.h.pubs); m.Name != "a" || m.Header.Seq != 99 {
+	if m := next(t, sub.h.Publishes); m.Name != "a" || m.Header.Seq != 99 {
 		t.Fatalf("subscriber of %q got %q seq %d", "a", m.Name, m.Header.Seq)
 	}
 }
@@ -453,7 +407,7 @@ func (s suite) multiPublisher(t *testing.T) {
 	wg.Wait()
 	last := map[string]uint64{}
 	for range 2 * n {
-		m := next(t, sub.h.pubs)
+		m := next(t, sub.h.Publishes)
 		if m.Header.Seq != last[m.Header.Sender]+1 {
 			t.Fatalf("from %s: seq %d after %d", m.Header.Sender, m.Header.Seq, last[m.Header.Sender])
 		}
@@ -473,7 +427,7 @@ func (s suite) multiSubscriber(t *testing.T) {
 	}
 	for _, sub := range subs {
 		for i := uint64(1); i <= n; i++ {
-			if m := next(t, sub.h.pubs); m.Header.Seq != i {
+			if m := next(t, sub.h.Publishes); m.Header.Seq != i {
 				t.Fatalf("%s: seq %d, want %d", sub.h.name, m.Header.Seq, i)
 			}
 		}
@@ -495,7 +449,7 @@ func (s suite) unsubscribe(t *testing.T) {
 		_ = publishNow(pub.tr, pubMsg("b", "pub", seq, nil))
 		sawA := false
 		for {
-			m := next(t, sub.h.pubs)
+			m := next(t, sub.h.Publishes)
 			if m.Name == "a" {
 				sawA = true
 				continue
@@ -515,11 +469,7 @@ func (s suite) stalledSubscriber(t *testing.T) {
 	pub, slow, fast := s.startQueue(t, "pub", 64<<10), s.start(t, "slow"), s.start(t, "fast")
 	subscribe(t, pub, slow, "t")
 	subscribe(t, pub, fast, "t")
-	block := make(chan struct{})
-	slow.h.mu.Lock()
-	slow.h.block = block
-	slow.h.mu.Unlock()
-	defer close(block)
+	defer slow.h.Block()()
 
 	// Enough data to fill any socket buffers between pub and slow, paced by
 	// the fast subscriber so that only the stalled one can fall behind.
@@ -541,7 +491,7 @@ func (s suite) stalledSubscriber(t *testing.T) {
 		}
 		for want := seq - per + 1; want <= seq; want++ {
 			select {
-			case m := <-fast.h.pubs:
+			case m := <-fast.h.Publishes:
 				if m.Header.Seq != want {
 					t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, want)
 				}
@@ -627,9 +577,7 @@ func (s suite) burst(n, size int) func(*testing.T) {
 		pub, sub := s.start(t, "pub"), s.start(t, "sub")
 		subscribe(t, pub, sub, "burst")
 		c := newCounter(uint64(n))
-		sub.h.mu.Lock()
-		sub.h.sink = c.take
-		sub.h.mu.Unlock()
+		sub.h.SetOnPublish(c.take)
 		payload := make([]byte, size)
 		var dropped int
 		start := time.Now()
@@ -660,9 +608,7 @@ func (s suite) backPressureSlowHandler(t *testing.T) {
 	const n = 2000
 	c := newCounter(n)
 	c.delay = 200 * time.Microsecond
-	sub.h.mu.Lock()
-	sub.h.sink = c.take
-	sub.h.mu.Unlock()
+	sub.h.SetOnPublish(c.take)
 	payload := make([]byte, 64<<10)
 	for i := uint64(1); i <= n; i++ {
 		res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", i, payload), transport.PublishOptions{MaxWait: wait})
@@ -706,12 +652,7 @@ func subscribeBP(t *testing.T, pub, sub *node, topic string) {
 // block makes n's handler block until the returned func is called (also
 // at cleanup).
 func block(t *testing.T, n *node) func() {
-	ch := make(chan struct{})
-	n.h.mu.Lock()
-	n.h.block = ch
-	n.h.mu.Unlock()
-	var once sync.Once
-	release := func() { once.Do(func() { close(ch) }) }
+	release := n.h.Block()
 	t.Cleanup(release)
 	return release
 }
@@ -731,7 +672,7 @@ func fill(t *testing.T, pub, fast *node, seq *uint64, opts transport.PublishOpti
 			t.Fatal(err)
 		}
 		if fast != nil {
-			if m := next(t, fast.h.pubs); m.Header.Seq != *seq {
+			if m := next(t, fast.h.Publishes); m.Header.Seq != *seq {
 				t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, *seq)
 			}
 		}
@@ -767,7 +708,7 @@ func (s suite) backPressureStalled(t *testing.T) {
 		if took := time.Since(start); err != nil || res.Subscribers != 2 || res.Dropped != 1 || took > maxWait/2 {
 			t.Fatalf("publish to a demoted subscriber: %+v, %v after %v", res, err, took)
 		}
-		if m := next(t, fast.h.pubs); m.Header.Seq != seq {
+		if m := next(t, fast.h.Publishes); m.Header.Seq != seq {
 			t.Fatalf("fast subscriber: seq %d, want %d", m.Header.Seq, seq)
 		}
 	}
@@ -795,7 +736,7 @@ func (s suite) backPressureStalled(t *testing.T) {
 		if _, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		next(t, fast.h.pubs)
+		next(t, fast.h.Publishes)
 		slowNow = false
 		for _, c := range pub.tr.Stats().Subscribers {
 			slowNow = slowNow || c.Slow
@@ -845,9 +786,9 @@ func (s suite) publisherLost(t *testing.T) {
 	subscribe(t, pub, sub, "t")
 	_ = pub.tr.Close()
 	select {
-	case addr := <-sub.h.lost:
-		if addr != pub.ep.Pub {
-			t.Fatalf("lost %q, want %q", addr, pub.ep.Pub)
+	case lost := <-sub.h.PeerLost:
+		if lost.Addr != pub.ep.Pub {
+			t.Fatalf("lost %q, want %q", lost.Addr, pub.ep.Pub)
 		}
 	case <-time.After(wait):
 		t.Fatal("HandlePeerLost not called after the publisher closed")
@@ -873,7 +814,7 @@ func (s suite) requestReply(t *testing.T) {
 		if m.Header.Kind != transport.KindReply || string(m.Payload) != fmt.Sprint("srv:hello", i) {
 			t.Fatalf("reply %v %q", m.Header.Kind, m.Payload)
 		}
-		req := <-srv.h.reqs
+		req := <-srv.h.Requests
 		if req.Name != "svc" || req.Header.Sender != "cli" || req.Header.Deadline <= 0 || req.Header.RequestID != m.Header.RequestID {
 			t.Fatalf("request as received: %q %+v; reply id %d", req.Name, req.Header, m.Header.RequestID)
 		}
@@ -939,7 +880,7 @@ func expectCancel(t *testing.T, srv *node, id uint64) {
 	timeout := time.After(wait)
 	for {
 		select {
-		case m := <-srv.h.reqs:
+		case m := <-srv.h.Requests:
 			if m.Header.Kind == transport.KindCancel && m.Header.RequestID == id {
 				return
 			}
@@ -962,7 +903,7 @@ func (s suite) requestDeadline(t *testing.T) {
 	if el := time.Since(start); el > 100*time.Millisecond+wait/4 {
 		t.Fatalf("request returned %v after a 100ms deadline", el)
 	}
-	req := <-srv.h.reqs
+	req := <-srv.h.Requests
 	expectCancel(t, srv, req.Header.RequestID)
 }
 
@@ -976,7 +917,7 @@ func (s suite) requestCancel(t *testing.T) {
 			Header: transport.Header{Kind: transport.KindRequest, Sender: "cli"}})
 		errc <- err
 	}()
-	req := <-srv.h.reqs
+	req := <-srv.h.Requests
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want Canceled", err)
@@ -989,7 +930,7 @@ func (s suite) replierLost(t *testing.T) {
 	silent(srv)
 	errc := make(chan error, 1)
 	go func() { _, err := request(t, cli, srv.ep, "x", wait); errc <- err }()
-	<-srv.h.reqs
+	<-srv.h.Requests
 	_ = srv.tr.Close()
 	select {
 	case err := <-errc:
@@ -1006,7 +947,7 @@ func (s suite) disconnect(t *testing.T) {
 	silent(srv)
 	errc := make(chan error, 1)
 	go func() { _, err := request(t, cli, srv.ep, "x", wait); errc <- err }()
-	<-srv.h.reqs
+	<-srv.h.Requests
 	cli.tr.Disconnect(srv.ep.Router)
 	if err := <-errc; !errors.Is(err, transport.ErrPeerLost) {
 		t.Fatalf("err = %v, want ErrPeerLost", err)
@@ -1035,7 +976,7 @@ func (s suite) close(t *testing.T) {
 	silent(srv)
 	errc := make(chan error, 1)
 	go func() { _, err := request(t, cli, srv.ep, "x", wait); errc <- err }()
-	<-srv.h.reqs
+	<-srv.h.Requests
 	if err := cli.tr.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

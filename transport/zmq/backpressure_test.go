@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 // bpOf returns the publisher's view of its subscriber connections: topics
@@ -29,13 +32,13 @@ func bpOf(pub *node) (topics, bp int) {
 // sends it again.
 func TestBackPressureMarker(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	pub, _ := listen(t, &nopHandler{})
 	sub, _ := listen(t, rec)
 	subscribeLive(t, pub, sub, rec, "t")
 	want := func(topics, bp int) {
 		t.Helper()
-		waitFor(t, func() bool { a, b := bpOf(pub); return a == topics && b == bp })
+		testwait.Until(t, "", func() bool { a, b := bpOf(pub); return a == topics && b == bp })
 	}
 	want(1, 0)
 	bpOn := transport.SubscribeOptions{BackPressure: true}
@@ -55,7 +58,7 @@ func TestBackPressureMarker(t *testing.T) {
 	if err := publishNow(pub, pubMsg("t", 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if m := nextReal(t, rec.pubs); m.Name != "t" || m.Header.Seq != 1 {
+	if m := nextReal(t, rec.Publishes); m.Name != "t" || m.Header.Seq != 1 {
 		t.Fatalf("got %q seq %d", m.Name, m.Header.Seq)
 	}
 	// Cut the connection at the publisher: the redial resends both.
@@ -64,7 +67,7 @@ func TestBackPressureMarker(t *testing.T) {
 		c.close(errors.New("test: cut"), false)
 	}
 	pub.mu.Unlock()
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		return pub.Stats().PeersLost == 0 && len(pub.Stats().Subscribers) == 0 || sub.Stats().PeersLost > 0
 	})
 	want(1, 1)
@@ -89,15 +92,15 @@ func TestBackPressureHostile(t *testing.T) {
 	)
 	pub, ep := listen(t, &nopHandler{}, WithSendQueueBytes(256<<10), WithSendBudget(budget),
 		WithPeerTimeout(time.Minute)) // the raw peers send no heartbeats
-	hostile := func() *rawPeer {
-		p := dialRaw(t, ep.Pub)
+	hostile := func() *zmtptest.Peer {
+		p := zmtptest.DialRaw(t, ep.Pub)
 		// A small receive buffer: the queues fill after fewer publishes.
-		if err := p.nc.(*net.TCPConn).SetReadBuffer(8 << 10); err != nil {
+		if err := p.Conn.(*net.TCPConn).SetReadBuffer(8 << 10); err != nil {
 			t.Fatal(err)
 		}
-		p.handshake(t, "SUB")
-		p.subscribeRaw(t, bpMarker+"t\x00", true)
-		p.subscribeRaw(t, "t\x00", true)
+		p.Handshake(t, "SUB")
+		subscribeRaw(t, p, bpMarker+"t\x00", true)
+		subscribeRaw(t, p, "t\x00", true)
 		return p
 	}
 	for range stalled {
@@ -115,8 +118,8 @@ func TestBackPressureHostile(t *testing.T) {
 				return
 			case <-time.After(time.Second):
 			}
-			_ = trickler.nc.SetReadDeadline(time.Now().Add(testWait))
-			if _, _, err := readFrame(trickler.r); err != nil {
+			_ = trickler.Conn.SetReadDeadline(time.Now().Add(testWait))
+			if _, _, err := zmtptest.ReadFrame(trickler.R); err != nil {
 				return
 			}
 		}
@@ -127,8 +130,8 @@ func TestBackPressureHostile(t *testing.T) {
 	if err := sub.Subscribe(ep.Pub, "t", transport.SubscribeOptions{BackPressure: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return pub.Subscribers("t") == stalled+2 })
-	waitFor(t, func() bool { _, bp := bpOf(pub); return bp == stalled+2 })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == stalled+2 })
+	testwait.Until(t, "", func() bool { _, bp := bpOf(pub); return bp == stalled+2 })
 
 	// First 400 of 16 KiB (shared by the queues: cheap), 6.4 MiB to each,
 	// more than the socket buffers take; then small ones, copied into
@@ -161,7 +164,7 @@ func TestBackPressureHostile(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	waitFor(t, func() bool { return got.Load() == n })
+	testwait.Until(t, "", func() bool { return got.Load() == n })
 	st := pub.Stats()
 	held := pub.sendHeld.Load()
 	var missed int
@@ -237,7 +240,7 @@ func TestBlockingHandlerNotSilent(t *testing.T) {
 			if err := sub.Subscribe(pub.ep.Pub, "t", transport.SubscribeOptions{BackPressure: true}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return pub.Subscribers("t") == 1 })
+			testwait.Until(t, "", func() bool { return pub.Subscribers("t") == 1 })
 			payload := make([]byte, size)
 			if err := publishNow(pub, pubMsg("t", 1, payload)); err != nil {
 				t.Fatal(err)
@@ -249,7 +252,7 @@ func TestBlockingHandlerNotSilent(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			waitFor(t, func() bool { return h.got.Load() == n })
+			testwait.Until(t, "", func() bool { return h.got.Load() == n })
 			if st := sub.Stats(); st.PeersLost != 0 || st.RecvDropped != 0 {
 				t.Fatalf("subscriber after a %v block: %+v", h.d, st)
 			}

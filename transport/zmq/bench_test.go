@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -57,7 +58,7 @@ func benchPubSubOn(b *testing.B, size int, setup func(transport.Endpoint), opts 
 		Kind: transport.KindPublish, Codec: "raw", Sender: "bench-node", Seq: 1,
 	}, Payload: make([]byte, size)}
 	// Publish until the subscription is live (the slow joiner).
-	waitFor(b, func() bool { _ = publishNow(pub, msg); return h.n.Load() > 0 })
+	testwait.Until(b, "", func() bool { _ = publishNow(pub, msg); return h.n.Load() > 0 })
 	// A window of messages in flight, so that nothing is dropped and the
 	// subscriber's pace is measured. A batch counts in the send queue until
 	// its write returns, which on a loaded machine can be after the

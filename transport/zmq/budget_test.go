@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 	"github.com/colugo-go/colugo/transport/wire"
 )
 
@@ -36,12 +39,13 @@ const mib = 1 << 20
 // stops.
 func requestHead(id uint64, size int) []byte {
 	f := request(id, "svc", "")
-	b := zmtpFrame(flagMore, f[0])
-	b = append(b, zmtpFrame(flagMore, f[1])...)
+	b := zmtptest.Frame(flagMore, f[0])
+	b = append(b, zmtptest.Frame(flagMore, f[1])...)
 	return appendFrameHeader(b, 0, size)
 }
 
 func TestMemoryDefaults(t *testing.T) {
+	t.Parallel()
 	c := defaultConfig()
 	for _, d := range []struct {
 		name      string
@@ -97,18 +101,18 @@ func TestTricklersPinLittle(t *testing.T) {
 	)
 	srv, ep := listen(t, &nopHandler{}, WithRecvBudget(128*mib, perHost))
 	before := heapAlloc()
-	peers := make([]*rawPeer, conns)
+	peers := make([]*zmtptest.Peer, conns)
 	for i := range peers {
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
-		p.write(t, requestHead(uint64(i+1), announce), make([]byte, 4096))
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
+		p.Write(t, requestHead(uint64(i+1), announce), make([]byte, 4096))
 		peers[i] = p
 	}
 	// The first two take the host's share; the others wait for it,
 	// reading nothing.
 	f := request(1, "svc", "")
 	msgBytes := int64(len(f[0]) + len(f[1]) + announce)
-	waitFor(t, func() bool { return srv.rbud.inUse() == 2*msgBytes && srv.rbud.waiters() == conns-2 })
+	testwait.Until(t, "", func() bool { return srv.rbud.inUse() == 2*msgBytes && srv.rbud.waiters() == conns-2 })
 	grown := heapAlloc() - before
 	t.Logf("%d connections announcing %d MiB each: heap +%.1f MiB, budget in use %d MiB",
 		conns, announce/mib, float64(grown)/mib, srv.rbud.inUse()/mib)
@@ -117,9 +121,9 @@ func TestTricklersPinLittle(t *testing.T) {
 		t.Fatalf("tricklers pinned %.1f MiB of heap, want at most %d MiB", float64(grown)/mib, limit/mib)
 	}
 	for _, p := range peers {
-		_ = p.nc.Close()
+		_ = p.Conn.Close()
 	}
-	waitFor(t, func() bool { return srv.rbud.inUse() == 0 })
+	testwait.Until(t, "", func() bool { return srv.rbud.inUse() == 0 })
 }
 
 // TestTrickleDeadline: a message arriving slower than the minimum rate
@@ -130,15 +134,15 @@ func TestTrickleDeadline(t *testing.T) {
 	// healthy one has as long once it has the budget, for 256 KiB on
 	// loopback: a wide margin on a loaded machine.
 	const size = 256 << 10
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	srv, ep := listen(t, rec, WithRecvBudget(size*3/2, size*3/2), WithRecvMinRate(size))
 	cli, _ := listen(t, &nopHandler{})
 
-	slow := dialRaw(t, ep.Router)
-	slow.handshake(t, "DEALER")
-	slow.write(t, requestHead(1, size))
-	waitFor(t, func() bool { return srv.rbud.inUse() >= size })
+	slow := zmtptest.DialRaw(t, ep.Router)
+	slow.Handshake(t, "DEALER")
+	slow.Write(t, requestHead(1, size))
+	testwait.Until(t, "", func() bool { return srv.rbud.inUse() >= size })
 	// Keep trickling, so the peer is never silent: only the rate can end it.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -151,7 +155,7 @@ func TestTrickleDeadline(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			if _, err := slow.nc.Write([]byte{0}); err != nil {
+			if _, err := slow.Conn.Write([]byte{0}); err != nil {
 				return
 			}
 		}
@@ -169,7 +173,7 @@ func TestTrickleDeadline(t *testing.T) {
 	if len(reply.Payload) != size {
 		t.Fatalf("reply of %d bytes", len(reply.Payload))
 	}
-	slow.waitCut(t)
+	waitCut(t, slow)
 	if srv.Stats().RecvDropped == 0 {
 		t.Fatal("the slow message was not counted")
 	}
@@ -212,9 +216,9 @@ func TestHandlerBudget(t *testing.T) {
 		}()
 	}
 	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(held) }
-	waitFor(t, func() bool { return delivered() == perConn/size })
+	testwait.Until(t, "", func() bool { return delivered() == perConn/size })
 	// The reader is now waiting for budget: nothing more is delivered.
-	waitFor(t, func() bool { return srv.hbud.inUse() == perConn })
+	testwait.Until(t, "", func() bool { return srv.hbud.inUse() == perConn })
 	grown := heapAlloc() - before
 	t.Logf("%d requests of %d MiB to a handler that holds them: %d delivered, heap +%.1f MiB",
 		n, size/mib, delivered(), float64(grown)/mib)
@@ -242,7 +246,7 @@ func TestHandlerBudget(t *testing.T) {
 		case <-time.After(time.Millisecond): // polling interval for newly delivered requests
 		}
 	}
-	waitFor(t, func() bool { return srv.hbud.inUse() == 0 })
+	testwait.Until(t, "", func() bool { return srv.hbud.inUse() == 0 })
 }
 
 // TestHandlerBudgetUnanswered: a handler that ends without replying (a
@@ -260,7 +264,7 @@ func TestHandlerBudgetUnanswered(t *testing.T) {
 			t.Fatalf("request %d: %v", i, err)
 		}
 	}
-	waitFor(t, func() bool { runtime.GC(); return srv.hbud.inUse() == 0 })
+	testwait.Until(t, "", func() bool { runtime.GC(); return srv.hbud.inUse() == 0 })
 }
 
 // TestSubscriptionLimits: a subscriber cannot hold more prefixes than the
@@ -269,21 +273,21 @@ func TestSubscriptionLimits(t *testing.T) {
 	const perConn, total = 100, 120
 	cost := prefixCost("t0000") // "t0000\x00" is held as "t0000"
 	srv, ep := listen(t, &nopHandler{}, WithSubscriptionLimits(perConn, 1<<20, int64(total*cost)))
-	subscribe := func(p *rawPeer, n, from int) {
+	subscribe := func(p *zmtptest.Peer, n, from int) {
 		var b []byte
 		for i := range n {
-			b = append(b, zmtpFrame(0, []byte(fmt.Sprintf("\x01t%04d\x00", from+i)))...)
+			b = append(b, zmtptest.Frame(0, []byte(fmt.Sprintf("\x01t%04d\x00", from+i)))...)
 		}
-		p.write(t, b)
+		p.Write(t, b)
 	}
-	a := dialRaw(t, ep.Pub)
-	a.handshake(t, "SUB")
+	a := zmtptest.DialRaw(t, ep.Pub)
+	a.Handshake(t, "SUB")
 	subscribe(a, 3*perConn, 0)
-	waitFor(t, func() bool { return srv.Stats().RecvDropped == 2*perConn })
-	b := dialRaw(t, ep.Pub)
-	b.handshake(t, "SUB")
+	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 2*perConn })
+	b := zmtptest.DialRaw(t, ep.Pub)
+	b.Handshake(t, "SUB")
 	subscribe(b, perConn, 1000)
-	waitFor(t, func() bool { return srv.Stats().RecvDropped == 2*perConn+(2*perConn-total) })
+	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 2*perConn+(2*perConn-total) })
 	if got := srv.Subscribers("t0000"); got != 1 {
 		t.Fatalf("Subscribers = %d", got)
 	}
@@ -291,22 +295,22 @@ func TestSubscriptionLimits(t *testing.T) {
 		t.Fatalf("held %d bytes of prefixes, want %d", got, total*cost)
 	}
 	// Bytes per connection: long prefixes hit the byte bound first.
-	_ = a.nc.Close()
-	waitFor(t, func() bool { return srv.subHeld.Load() == int64((total-perConn)*cost) })
+	_ = a.Conn.Close()
+	testwait.Until(t, "", func() bool { return srv.subHeld.Load() == int64((total-perConn)*cost) })
 }
 
 func TestSubscriptionBytesPerConn(t *testing.T) {
 	long := strings.Repeat("x", wire.MaxName-4)
 	perConn := 10 * prefixCost(long+"0000")
 	srv, ep := listen(t, &nopHandler{}, WithSubscriptionLimits(1000, perConn, 1<<30))
-	p := dialRaw(t, ep.Pub)
-	p.handshake(t, "SUB")
+	p := zmtptest.DialRaw(t, ep.Pub)
+	p.Handshake(t, "SUB")
 	var b []byte
 	for i := range 30 {
-		b = append(b, zmtpFrame(0, []byte(fmt.Sprintf("\x01%s%04d", long, i)))...)
+		b = append(b, zmtptest.Frame(0, []byte(fmt.Sprintf("\x01%s%04d", long, i)))...)
 	}
-	p.write(t, b)
-	waitFor(t, func() bool { return srv.Stats().RecvDropped == 20 })
+	p.Write(t, b)
+	testwait.Until(t, "", func() bool { return srv.Stats().RecvDropped == 20 })
 	if got := srv.subHeld.Load(); got != int64(perConn) {
 		t.Fatalf("held %d bytes, want %d", got, perConn)
 	}
@@ -316,10 +320,10 @@ func TestSubscriptionBytesPerConn(t *testing.T) {
 // subscriptions only; a large frame on it ends it before any allocation.
 func TestSubscriberFramesAreSmall(t *testing.T) {
 	srv, ep := listen(t, &nopHandler{})
-	p := dialRaw(t, ep.Pub)
-	p.handshake(t, "SUB")
-	p.write(t, appendFrameHeader(nil, 0, 32*mib))
-	p.waitCut(t)
+	p := zmtptest.DialRaw(t, ep.Pub)
+	p.Handshake(t, "SUB")
+	p.Write(t, appendFrameHeader(nil, 0, 32*mib))
+	waitCut(t, p)
 	if srv.Stats().RecvDropped != 1 {
 		t.Fatalf("RecvDropped = %d", srv.Stats().RecvDropped)
 	}
@@ -337,14 +341,14 @@ func TestStalledSubscribers(t *testing.T) {
 		budget = 8 * mib
 	)
 	pub, ep := listen(t, &nopHandler{}, WithSendBudget(budget), WithPeerTimeout(time.Minute)) // the raw peers send no heartbeats
-	peers := make([]*rawPeer, subs)
+	peers := make([]*zmtptest.Peer, subs)
 	for i := range peers {
-		p := dialRaw(t, ep.Pub)
-		p.handshake(t, "SUB")
-		p.write(t, zmtpFrame(0, []byte("\x01")))
+		p := zmtptest.DialRaw(t, ep.Pub)
+		p.Handshake(t, "SUB")
+		p.Write(t, zmtptest.Frame(0, []byte("\x01")))
 		peers[i] = p
 	}
-	waitFor(t, func() bool { return pub.Subscribers("t") == subs })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == subs })
 	before := heapAlloc()
 	// 1 KiB payloads are copied into each queue: the per-subscriber cost.
 	msg := &transport.Message{Name: "t", Payload: make([]byte, 1024)}
@@ -371,9 +375,9 @@ func TestStalledSubscribers(t *testing.T) {
 		t.Fatal("nothing dropped")
 	}
 	for _, p := range peers {
-		_ = p.nc.Close()
+		_ = p.Conn.Close()
 	}
-	waitFor(t, func() bool { return pub.sendHeld.Load() == 0 })
+	testwait.Until(t, "", func() bool { return pub.sendHeld.Load() == 0 })
 }
 
 // TestSharedPayloadCountsOnce: a large publish to many subscribers counts
@@ -382,11 +386,11 @@ func TestSharedPayloadCountsOnce(t *testing.T) {
 	pub, ep := listen(t, &nopHandler{}, WithPeerTimeout(time.Minute)) // the raw peers send no heartbeats
 	const subs = 4
 	for range subs {
-		p := dialRaw(t, ep.Pub)
-		p.handshake(t, "SUB")
-		p.write(t, zmtpFrame(0, []byte("\x01")))
+		p := zmtptest.DialRaw(t, ep.Pub)
+		p.Handshake(t, "SUB")
+		p.Write(t, zmtptest.Frame(0, []byte("\x01")))
 	}
-	waitFor(t, func() bool { return pub.Subscribers("t") == subs })
+	testwait.Until(t, "", func() bool { return pub.Subscribers("t") == subs })
 	const size = 32 * mib // beyond the kernel buffers: it stays queued
 	if err := publishNow(pub, &transport.Message{Name: "t", Payload: make([]byte, size)}); err != nil {
 		t.Fatal(err)
@@ -398,16 +402,16 @@ func TestSharedPayloadCountsOnce(t *testing.T) {
 
 // waitCut waits until the server ends p's connection, by a close or a
 // reset (it may not have read what p sent), skipping what it sends.
-func (p *rawPeer) waitCut(t *testing.T) {
+func waitCut(t *testing.T, p *zmtptest.Peer) {
 	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-	_, err := io.Copy(io.Discard, p.r)
+	_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
+	_, err := io.Copy(io.Discard, p.R)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatal("server did not end the connection")
 	}
 }
 
-// reqFunc hands requests to f and keeps nothing itself (recHandler keeps
+// reqFunc hands requests to f and keeps nothing itself (transporttest.Recorder keeps
 // them all, which would be what the heap measures).
 type reqFunc struct {
 	nopHandler
@@ -438,6 +442,7 @@ func TestHandlerBudgetSmall(t *testing.T) {
 // TestBudget: the shares, the exemption for one message when nothing is
 // held, waiting until a release, and giving up when done closes.
 func TestBudget(t *testing.T) {
+	t.Parallel()
 	b := newBudget(100, 60)
 	never := make(chan struct{})
 	if err := b.take("a", 60, never, nil); err != nil {
@@ -455,7 +460,7 @@ func TestBudget(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { return b.waiters() == 2 })
+	testwait.Until(t, "", func() bool { return b.waiters() == 2 })
 	b.release("b", 40) // room for "c"; "a" is still at its share
 	if k := <-got; k != "c" {
 		t.Fatalf("%s got in", k)
@@ -476,7 +481,7 @@ func TestBudget(t *testing.T) {
 	done := make(chan struct{})
 	errc := make(chan error)
 	go func() { errc <- b.take("b", 1, done, nil) }()
-	waitFor(t, func() bool { return b.waiters() == 1 })
+	testwait.Until(t, "", func() bool { return b.waiters() == 1 })
 	close(done)
 	if err := <-errc; !errors.Is(err, errBudgetClosed) {
 		t.Fatalf("err %v", err)
@@ -487,6 +492,7 @@ func TestBudget(t *testing.T) {
 }
 
 func TestHostOf(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]string{
 		"127.0.0.1:5555":        "127.0.0.1",
 		"[::1]:5555":            "::1",
@@ -507,6 +513,7 @@ func TestHostOf(t *testing.T) {
 // takes about 150 bytes queued, and the count bound is far above what the
 // byte bound lets in (twice, for 64-byte messages).
 func TestSendQueueDefaults(t *testing.T) {
+	t.Parallel()
 	c := defaultConfig()
 	if c.sendQueue != 1<<20 || c.sendQueueBytes != 64*mib || sendReserve != 128<<10 {
 		t.Fatalf("defaults: %d messages, %d bytes, reserve %d; the docs say 1<<20, 64 MiB, 128 KiB", c.sendQueue, c.sendQueueBytes, sendReserve)

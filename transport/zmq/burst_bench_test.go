@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -59,7 +60,7 @@ func benchBurst(b *testing.B, n, size int, unix bool) {
 	msg := &transport.Message{Name: "burst", Header: transport.Header{
 		Kind: transport.KindPublish, Codec: "raw", Sender: "bench-node",
 	}, Payload: make([]byte, size)}
-	waitFor(b, func() bool { return pub.Subscribers("burst") == 1 })
+	testwait.Until(b, "", func() bool { return pub.Subscribers("burst") == 1 })
 	var delivered, rate float64
 	var dropped int
 	bursts := 0

@@ -8,7 +8,9 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 	"github.com/colugo-go/colugo/transport/wire"
 )
 
@@ -21,7 +23,7 @@ func extBlock() string { return string(wire.AppendMetadataEntry(nil, "k", "v")) 
 func TestExtMixedSubscribers(t *testing.T) {
 	t.Parallel()
 	pub, pep := listen(t, &nopHandler{})
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	sub, _ := listen(t, rec)
 	subscribeLive(t, pub, sub, rec, "topic")
 
@@ -46,7 +48,7 @@ func TestExtMixedSubscribers(t *testing.T) {
 	msg := pubMsg("topic", 1, []byte("x"))
 	msg.Header.Ext = extBlock()
 	var fm zmq4.Msg
-	waitFor(t, func() bool { // the foreign subscription is asynchronous
+	testwait.Until(t, "the foreign subscription", func() bool { // it is asynchronous
 		_ = publishNow(pub, msg)
 		select {
 		case m, ok := <-got:
@@ -75,7 +77,7 @@ func TestExtMixedSubscribers(t *testing.T) {
 	if n := pub.Stats().ExtStripped; n == 0 {
 		t.Fatal("ExtStripped = 0 after publishes to a subscriber that does not decode extensions")
 	}
-	m := nextReal(t, rec.pubs)
+	m := nextReal(t, rec.Publishes)
 	if m.Header.Ext != msg.Header.Ext {
 		t.Fatalf("colugo subscriber got extensions %q, want %q", m.Header.Ext, msg.Header.Ext)
 	}
@@ -125,12 +127,12 @@ func TestExtForeignRouter(t *testing.T) {
 // the handshake).
 func TestExtReplyNeedsRequesterExt(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
-	rec.onRequest = func(m *transport.Message, rw transport.ReplyWriter) {
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(func(m *transport.Message, rw transport.ReplyWriter) {
 		_ = rw.Reply(&transport.Message{Name: m.Name, Header: transport.Header{
 			Kind: transport.KindReply, RequestID: m.Header.RequestID, Ext: extBlock(),
 		}})
-	}
+	})
 	srv, ep := listen(t, rec)
 	cli, _ := listen(t, &nopHandler{})
 	ask := func(ext string) *transport.Message {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -62,9 +64,9 @@ func benchPeer(b *testing.B, addr, topic string) net.Conn {
 	}
 	b.Cleanup(func() { _ = nc.Close() })
 	_ = nc.SetDeadline(time.Now().Add(testWait))
-	out := append(zmtpGreeting(), zmtpReady("SUB")...)
+	out := append(zmtptest.Greeting(), zmtptest.Ready("SUB")...)
 	if topic != "" {
-		out = append(out, zmtpFrame(0, append([]byte{1}, topic+"\x00"...))...)
+		out = append(out, zmtptest.Frame(0, append([]byte{1}, topic+"\x00"...))...)
 	}
 	if _, err := nc.Write(out); err != nil {
 		b.Fatal(err)
@@ -73,7 +75,7 @@ func benchPeer(b *testing.B, addr, topic string) net.Conn {
 	if _, err := io.ReadFull(r, make([]byte, 64)); err != nil {
 		b.Fatal("greeting:", err)
 	}
-	if fl, body, err := readFrame(r); err != nil || fl&flagCommand == 0 || len(body) < 6 || string(body[1:6]) != "READY" {
+	if fl, body, err := zmtptest.ReadFrame(r); err != nil || fl&flagCommand == 0 || len(body) < 6 || string(body[1:6]) != "READY" {
 		b.Fatalf("READY: %v %q", err, body)
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -114,7 +116,7 @@ func benchPublisher(b *testing.B, idle, subs int, stalled bool) (*node, *transpo
 			readers.Go(func() { _, _ = io.Copy(io.Discard, nc) })
 		}
 	}
-	waitFor(b, func() bool { return pub.accepted.Load() == uint64(idle+subs) && pub.Subscribers(benchTopic) == subs })
+	testwait.Until(b, "", func() bool { return pub.accepted.Load() == uint64(idle+subs) && pub.Subscribers(benchTopic) == subs })
 	msg := &transport.Message{Name: benchTopic, Header: transport.Header{
 		Kind: transport.KindPublish, Codec: "raw", Sender: "bench-node", Seq: 1,
 	}, Payload: make([]byte, 64)}
@@ -202,8 +204,8 @@ func BenchmarkPublishFlipping(b *testing.B) {
 			if flip {
 				var burst []byte
 				for range 512 {
-					burst = append(burst, zmtpFrame(0, append([]byte{1}, benchTopic+"\x00"...))...)
-					burst = append(burst, zmtpFrame(0, append([]byte{0}, benchTopic+"\x00"...))...)
+					burst = append(burst, zmtptest.Frame(0, append([]byte{1}, benchTopic+"\x00"...))...)
+					burst = append(burst, zmtptest.Frame(0, append([]byte{0}, benchTopic+"\x00"...))...)
 				}
 				go func() { _, _ = io.Copy(io.Discard, hostile) }() // PINGs; ends when hostile closes
 				flipper.Go(func() {

@@ -3,28 +3,32 @@ package zmq
 import (
 	"testing"
 	"time"
+
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 // subscribeRaw sends a ZMTP 3.0 subscription message (add) or its
 // cancellation for prefix.
-func (p *rawPeer) subscribeRaw(t *testing.T, prefix string, add bool) {
+func subscribeRaw(t *testing.T, p *zmtptest.Peer, prefix string, add bool) {
 	t.Helper()
 	flag := byte(0)
 	if add {
 		flag = 1
 	}
-	p.send(t, [][]byte{append([]byte{flag}, prefix...)})
+	p.Write(t, zmtptest.Msg([][]byte{append([]byte{flag}, prefix...)}...))
 }
 
 // readNames reads data messages until one named end and counts the names
 // of the others, skipping commands (PINGs).
-func (p *rawPeer) readNames(t *testing.T, end string) map[string]int {
+func readNames(t *testing.T, p *zmtptest.Peer, end string) map[string]int {
 	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+	_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
 	got := map[string]int{}
 	var frames [][]byte
 	for {
-		fl, body, err := readFrame(p.r)
+		fl, body, err := zmtptest.ReadFrame(p.R)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,11 +55,11 @@ func (p *rawPeer) readNames(t *testing.T, end string) map[string]int {
 func TestFanoutIndex(t *testing.T) {
 	t.Parallel()
 	pub, ep := listen(t, &nopHandler{})
-	peer := func(prefixes ...string) *rawPeer {
-		p := dialRaw(t, ep.Pub)
-		p.handshake(t, "SUB")
+	peer := func(prefixes ...string) *zmtptest.Peer {
+		p := zmtptest.DialRaw(t, ep.Pub)
+		p.Handshake(t, "SUB")
 		for _, pre := range append(prefixes, "zz-end\x00") {
-			p.subscribeRaw(t, pre, true)
+			subscribeRaw(t, p, pre, true)
 		}
 		return p
 	}
@@ -63,22 +67,22 @@ func TestFanoutIndex(t *testing.T) {
 	all := peer("")
 	partial := peer("ne")
 	both := peer("news\x00", "")
-	idle := dialRaw(t, ep.Pub)
-	idle.handshake(t, "SUB")
-	waitFor(t, func() bool { return pub.Subscribers("zz-end") == 4 })
+	idle := zmtptest.DialRaw(t, ep.Pub)
+	idle.Handshake(t, "SUB")
+	testwait.Until(t, "", func() bool { return pub.Subscribers("zz-end") == 4 })
 	for topic, want := range map[string]int{"news": 4, "nex": 2 + 1, "other": 2, "n": 2, "zz-end": 4} {
 		if got := pub.Subscribers(topic); got != want {
 			t.Errorf("Subscribers(%q) = %d, want %d", topic, got, want)
 		}
 	}
-	a.subscribeRaw(t, "news\x00", false)
-	a.subscribeRaw(t, "zz-probe\x00", true) // ordered after the cancel on a's connection
-	waitFor(t, func() bool { return pub.Subscribers("zz-probe") == 3 })
+	subscribeRaw(t, a, "news\x00", false)
+	subscribeRaw(t, a, "zz-probe\x00", true) // ordered after the cancel on a's connection
+	testwait.Until(t, "", func() bool { return pub.Subscribers("zz-probe") == 3 })
 	if got := pub.Subscribers("news"); got != 4 {
 		t.Fatalf("after one of two cancels: Subscribers(news) = %d, want 4", got)
 	}
-	a.subscribeRaw(t, "news\x00", false)
-	waitFor(t, func() bool { return pub.Subscribers("news") == 3 })
+	subscribeRaw(t, a, "news\x00", false)
+	testwait.Until(t, "", func() bool { return pub.Subscribers("news") == 3 })
 
 	for _, name := range []string{"news", "nex", "other", "news"} {
 		if err := publishNow(pub, pubMsg(name, 1, nil)); err != nil {
@@ -90,7 +94,7 @@ func TestFanoutIndex(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name string
-		p    *rawPeer
+		p    *zmtptest.Peer
 		want map[string]int
 	}{
 		{"a", a, map[string]int{}},
@@ -98,7 +102,7 @@ func TestFanoutIndex(t *testing.T) {
 		{"partial", partial, map[string]int{"news": 2, "nex": 1}},
 		{"both", both, map[string]int{"news": 2, "nex": 1, "other": 1}},
 	} {
-		got := c.p.readNames(t, "zz-end")
+		got := readNames(t, c.p, "zz-end")
 		if len(got) != len(c.want) {
 			t.Errorf("%s got %v, want %v", c.name, got, c.want)
 			continue
@@ -110,8 +114,8 @@ func TestFanoutIndex(t *testing.T) {
 		}
 	}
 
-	for _, p := range []*rawPeer{a, all, partial, both, idle} {
-		_ = p.nc.Close()
+	for _, p := range []*zmtptest.Peer{a, all, partial, both, idle} {
+		_ = p.Conn.Close()
 	}
 	// A connection leaves conns, then the index (teardown): wait for both.
 	indexed := func() int {
@@ -119,7 +123,7 @@ func TestFanoutIndex(t *testing.T) {
 		pub.fan.Range(func(any, any) bool { n++; return true })
 		return n
 	}
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
 		return len(pub.conns) == 0 && indexed() == 0 && pub.others.Load() == nil
@@ -133,13 +137,13 @@ func TestFanoutIndex(t *testing.T) {
 func TestPublishSkipsUnsubscribed(t *testing.T) {
 	t.Parallel()
 	pub, ep := listen(t, &nopHandler{})
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	sub, _ := listen(t, rec)
 	subscribeLive(t, pub, sub, rec, "news")
-	idle := dialRaw(t, ep.Pub)
-	idle.handshake(t, "SUB")
+	idle := zmtptest.DialRaw(t, ep.Pub)
+	idle.Handshake(t, "SUB")
 	var pp *pubPeer
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		pub.mu.Lock()
 		defer pub.mu.Unlock()
 		for c := range pub.conns {
@@ -170,7 +174,7 @@ func TestPublishSkipsUnsubscribed(t *testing.T) {
 		t.Fatal("Publish waited on a connection that is not subscribed")
 	}
 	for i := range 10 {
-		if m := nextReal(t, rec.pubs); m.Header.Seq != uint64(i+1) {
+		if m := nextReal(t, rec.Publishes); m.Header.Seq != uint64(i+1) {
 			t.Fatalf("got seq %d, want %d", m.Header.Seq, i+1)
 		}
 	}

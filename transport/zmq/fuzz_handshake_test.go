@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -79,7 +80,7 @@ func FuzzReady(f *testing.F) {
 
 // readyInput is a greeting, a READY with metadata meta, and rest.
 func readyInput(meta, rest []byte) []byte {
-	return append(append(zmtpGreeting(), readyRaw(meta)...), rest...)
+	return append(append(zmtptest.Greeting(), readyRaw(meta)...), rest...)
 }
 
 // runHandshake runs one connection of the given mode against a peer that
@@ -164,7 +165,7 @@ func fuzzSeeds() map[string]struct {
 		mode byte
 		data []byte
 	}
-	g := zmtpGreeting()
+	g := zmtptest.Greeting()
 	cat := func(bs ...[]byte) []byte {
 		var out []byte
 		for _, b := range bs {
@@ -179,18 +180,18 @@ func fuzzSeeds() map[string]struct {
 			if i < len(frames)-1 {
 				fl = flagMore
 			}
-			out = append(out, zmtpFrame(fl, f)...)
+			out = append(out, zmtptest.Frame(fl, f)...)
 		}
 		return out
 	}
-	ping := zmtpFrame(flagCommand, append([]byte{4}, "PING\x00\x0ahb"...))
+	ping := zmtptest.Frame(flagCommand, append([]byte{4}, "PING\x00\x0ahb"...))
 	reply := request(1, "svc", "r")
 	reply[1][1] = byte(transport.KindReply)
 	publish := request(0, "news", "p")
 	publish[1][1] = byte(transport.KindPublish)
 	peer := [fuzzModes]string{"SUB", "DEALER", "ROUTER", "PUB"}
 	traffic := [fuzzModes][]byte{
-		cat(msg([][]byte{[]byte("\x01news\x00")}), zmtpFrame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"a"...)), ping),
+		cat(msg([][]byte{[]byte("\x01news\x00")}), zmtptest.Frame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"a"...)), ping),
 		cat(msg(request(7, "svc", "x")), ping, msg(request(8, "svc", "y"))),
 		cat(msg(reply), ping),
 		cat(msg(publish), ping, msg(publish)),
@@ -198,12 +199,12 @@ func fuzzSeeds() map[string]struct {
 	seeds := map[string]seed{}
 	for mode := range byte(fuzzModes) {
 		name := [fuzzModes]string{"accept-pub", "accept-router", "dial-dealer", "dial-sub"}[mode]
-		seeds[name+"-valid"] = seed{mode, cat(g, zmtpReady(peer[mode]), traffic[mode])}
+		seeds[name+"-valid"] = seed{mode, cat(g, zmtptest.Ready(peer[mode]), traffic[mode])}
 		seeds[name+"-greeting-only"] = seed{mode, g}
 		seeds[name+"-short-greeting"] = seed{mode, g[:10]}
-		seeds[name+"-incompatible"] = seed{mode, cat(g, zmtpReady("PAIR"))}
+		seeds[name+"-incompatible"] = seed{mode, cat(g, zmtptest.Ready("PAIR"))}
 		seeds[name+"-huge-frame"] = seed{mode, cat(g, []byte{flagCommand | flagLong, 0x40, 0, 0, 0, 0, 0, 0, 0})}
-		seeds[name+"-error-cmd"] = seed{mode, cat(g, zmtpFrame(flagCommand, append([]byte{5}, "ERROR\x03bad"...)))}
+		seeds[name+"-error-cmd"] = seed{mode, cat(g, zmtptest.Frame(flagCommand, append([]byte{5}, "ERROR\x03bad"...)))}
 		for _, tc := range badReadies {
 			seeds[name+"-"+tc.name] = seed{mode, cat(g, tc.ready)}
 		}
@@ -215,8 +216,8 @@ func fuzzSeeds() map[string]struct {
 	srv := append([]byte(nil), g...)
 	srv[32] = 7
 	seeds["greeting-v2"] = seed{fuzzAcceptRouter, v2}
-	seeds["greeting-plain"] = seed{fuzzAcceptRouter, cat(plain, zmtpReady("DEALER"))}
-	seeds["greeting-bad-server-flag"] = seed{fuzzDialDealer, cat(srv, zmtpReady("ROUTER"))}
+	seeds["greeting-plain"] = seed{fuzzAcceptRouter, cat(plain, zmtptest.Ready("DEALER"))}
+	seeds["greeting-bad-server-flag"] = seed{fuzzDialDealer, cat(srv, zmtptest.Ready("ROUTER"))}
 	seeds["http"] = seed{fuzzAcceptRouter, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")}
 	return seeds
 }
@@ -224,7 +225,7 @@ func fuzzSeeds() map[string]struct {
 // readySeeds are the seed corpus of FuzzReady: the metadata of every
 // READY in fuzzSeeds, on every side, and what follows it there.
 func readySeeds() map[string][3][]byte {
-	g := len(zmtpGreeting())
+	g := len(zmtptest.Greeting())
 	seeds := map[string][3][]byte{}
 	for name, s := range fuzzSeeds() {
 		if len(s.data) < g+2 || s.data[g] != flagCommand || int(s.data[g+1]) > len(s.data)-g-2 {
@@ -242,6 +243,7 @@ func readySeeds() map[string][3][]byte {
 // TestFuzzHandshakeSeeds checks that testdata holds the seed corpora of
 // FuzzHandshake and FuzzReady; COLUGO_UPDATE_FUZZ_SEEDS=1 writes them.
 func TestFuzzHandshakeSeeds(t *testing.T) {
+	t.Parallel()
 	files := map[string]string{}
 	for name, s := range fuzzSeeds() {
 		files[filepath.Join("FuzzHandshake", "seed-"+name)] = fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", s.mode, s.data)

@@ -1,7 +1,6 @@
 package zmq
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -14,21 +13,24 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 // readyProps is a READY command with the given properties, in order.
 func readyProps(kv ...string) []byte {
 	body := append([]byte{5}, "READY"...)
 	for i := 0; i+1 < len(kv); i += 2 {
-		body = zmtpProp(body, kv[i], kv[i+1])
+		body = zmtptest.Prop(body, kv[i], kv[i+1])
 	}
-	return zmtpFrame(flagCommand, body)
+	return zmtptest.Frame(flagCommand, body)
 }
 
 // readyRaw is a READY command with a hand-made metadata body.
 func readyRaw(meta []byte) []byte {
-	return zmtpFrame(flagCommand, append(append([]byte{5}, "READY"...), meta...))
+	return zmtptest.Frame(flagCommand, append(append([]byte{5}, "READY"...), meta...))
 }
 
 // badReadies are READY commands that made zmq4 v0.17.0 panic (the process
@@ -60,8 +62,8 @@ var badReadies = []struct {
 // every listener, TCP and Unix, and the node keeps serving.
 func TestBadReadyAccepted(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	srv, ep := listen(t, rec)
 	cli, _ := listen(t, &nopHandler{}, WithUnixSockets(false))
 	listeners := map[string]string{"router": ep.Router, "pub": ep.Pub}
@@ -73,9 +75,9 @@ func TestBadReadyAccepted(t *testing.T) {
 			t.Run(lname+"/"+tc.name, func(t *testing.T) {
 				refused := srv.Stats().ConnsRefused
 				p := dialRawAddr(t, addr)
-				p.write(t, zmtpGreeting(), tc.ready)
-				p.waitClosed(t)
-				waitFor(t, func() bool { return srv.Stats().ConnsRefused > refused })
+				p.Write(t, zmtptest.Greeting(), tc.ready)
+				p.WaitEOF(t)
+				testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused > refused })
 			})
 		}
 	}
@@ -90,8 +92,8 @@ func TestBadReadyAccepted(t *testing.T) {
 // property names are case-insensitive in ZMTP, and zmq4 title-cases them.
 func TestGoodReadyVariants(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	_, ep := listen(t, rec)
 	for _, ready := range [][]byte{
 		readyProps("Socket-Type", "DEALER"),
@@ -100,17 +102,17 @@ func TestGoodReadyVariants(t *testing.T) {
 		readyProps("Socket-Type", "FOO", "socket-Type", "DEALER"), // the last one counts, as in zmq4
 		readyProps("Identity", "", "Resource", "", "X-Colugo.v1+a_b", "x", "Socket-Type", "DEALER"),
 	} {
-		p := dialRaw(t, ep.Router)
-		p.write(t, zmtpGreeting(), ready)
-		_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-		if _, err := io.ReadFull(p.r, make([]byte, 64)); err != nil {
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Write(t, zmtptest.Greeting(), ready)
+		_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
+		if _, err := io.ReadFull(p.R, make([]byte, 64)); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := readFrame(p.r); err != nil { // the server's READY
+		if _, _, err := zmtptest.ReadFrame(p.R); err != nil { // the server's READY
 			t.Fatal(err)
 		}
-		p.send(t, request(1, "svc", "ok"))
-		if h, payload := p.readReply(t); h.RequestID != 1 || payload != "ok" {
+		p.Write(t, zmtptest.Msg(request(1, "svc", "ok")...))
+		if h, payload := readReply(t, p); h.RequestID != 1 || payload != "ok" {
 			t.Fatalf("reply %+v %q to %q", h, payload, ready)
 		}
 	}
@@ -136,7 +138,7 @@ func TestSocketTypeKeyMatchesZMQ4(t *testing.T) {
 				b[i] -= 'a' - 'A'
 			}
 		}
-		err := rawOpen(append(zmtpGreeting(), readyProps(string(b), "DEALER")...))
+		err := rawOpen(append(zmtptest.Greeting(), readyProps(string(b), "DEALER")...))
 		if got := isSocketTypeKey(b); got != (err == nil) || (!got && !errors.Is(err, errPanic)) {
 			t.Errorf("%q: isSocketTypeKey %v, zmq4: %v", b, got, err)
 		}
@@ -193,11 +195,11 @@ func (panicConn) Write([]byte) (int, error) { panic("boom") }
 // and does not die.
 func TestBadReadyDialled(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	cli, _ := listen(t, rec, WithUnixSockets(false))
 	for _, tc := range badReadies {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, served := fakeServer(t, append(zmtpGreeting(), tc.ready...))
+			addr, served := fakeServer(t, append(zmtptest.Greeting(), tc.ready...))
 			ctx, cancel := context.WithTimeout(context.Background(), testWait)
 			defer cancel()
 			_, err := cli.Request(ctx, addr, &transport.Message{Name: "svc"})
@@ -254,8 +256,8 @@ func fakeServer(t *testing.T, answer []byte) (string, <-chan struct{}) {
 	return ln.Addr().String(), served
 }
 
-// dialRawAddr is dialRaw for a TCP "host:port" or a "unix:@name" address.
-func dialRawAddr(t *testing.T, addr string) *rawPeer {
+// dialRawAddr is zmtptest.DialRaw for a TCP "host:port" or a "unix:@name" address.
+func dialRawAddr(t *testing.T, addr string) *zmtptest.Peer {
 	t.Helper()
 	network := "tcp"
 	if strings.HasPrefix(addr, unixScheme) {
@@ -267,5 +269,5 @@ func dialRawAddr(t *testing.T, addr string) *rawPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nc.Close() })
-	return &rawPeer{nc: nc, r: bufio.NewReader(nc)}
+	return zmtptest.NewPeer(nc)
 }

@@ -2,7 +2,6 @@ package zmq
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,83 +31,12 @@ func listen(tb testing.TB, h transport.Handler, opts ...Option) (*node, transpor
 	return &node{Transport: tr, ep: ep}, ep
 }
 
-// waitFor polls cond until it holds or testWait passes.
-func waitFor(tb testing.TB, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(testWait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatal("condition not met within", testWait)
-		}
-		time.Sleep(time.Millisecond) // polling interval
-	}
-}
-
 // nopHandler ignores everything.
 type nopHandler struct{}
 
 func (*nopHandler) HandlePublish(*transport.Message)                        {}
 func (*nopHandler) HandleRequest(*transport.Message, transport.ReplyWriter) {}
 func (*nopHandler) HandlePeerLost(string, error)                            {}
-
-// recHandler records what arrives.
-type recHandler struct {
-	pubs chan *transport.Message
-	reqs chan *transport.Message
-	lost chan lostEvent
-
-	mu        sync.Mutex
-	onRequest func(*transport.Message, transport.ReplyWriter)
-	block     chan struct{}
-}
-
-type lostEvent struct {
-	addr string
-	err  error
-}
-
-func newRec() *recHandler {
-	return &recHandler{
-		pubs: make(chan *transport.Message, 1<<16),
-		reqs: make(chan *transport.Message, 1<<12),
-		lost: make(chan lostEvent, 64),
-	}
-}
-
-func (h *recHandler) HandlePublish(m *transport.Message) {
-	h.mu.Lock()
-	block := h.block
-	h.mu.Unlock()
-	if block != nil {
-		<-block
-	}
-	c := *m // m is valid only during the call
-	select {
-	case h.pubs <- &c:
-	default:
-		panic("recHandler: pubs overflow")
-	}
-}
-
-func (h *recHandler) HandleRequest(m *transport.Message, rw transport.ReplyWriter) {
-	h.mu.Lock()
-	on := h.onRequest
-	h.mu.Unlock()
-	select {
-	case h.reqs <- m:
-	default:
-	}
-	if on != nil {
-		on(m, rw)
-	}
-}
-
-func (h *recHandler) HandlePeerLost(addr string, err error) {
-	select {
-	case h.lost <- lostEvent{addr, err}:
-	default:
-	}
-}
 
 // recv returns the next publish or fails after testWait.
 func recv(tb testing.TB, ch <-chan *transport.Message) *transport.Message {

@@ -1,154 +1,29 @@
 package zmq
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 	"github.com/colugo-go/colugo/transport/wire"
 )
-
-// Raw ZMTP 3.0 helpers for hostile peers.
-
-func zmtpGreeting() []byte {
-	g := make([]byte, 64)
-	g[0], g[9], g[10], g[11] = 0xFF, 0x7F, 3, 0
-	copy(g[12:], "NULL")
-	return g
-}
-
-func zmtpFrame(flags byte, body []byte) []byte {
-	return append(appendFrameHeader(nil, flags, len(body)), body...)
-}
-
-func zmtpProp(b []byte, k, v string) []byte {
-	b = append(b, byte(len(k)))
-	b = append(b, k...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-	return append(b, v...)
-}
-
-func zmtpReady(socketType string) []byte {
-	body := append([]byte{5}, "READY"...)
-	body = zmtpProp(body, "Socket-Type", socketType)
-	body = zmtpProp(body, "Identity", "")
-	return zmtpFrame(flagCommand, body)
-}
-
-// readFrame reads one raw frame.
-func readFrame(r *bufio.Reader) (flags byte, body []byte, err error) {
-	var h [9]byte
-	if _, err = io.ReadFull(r, h[:2]); err != nil {
-		return 0, nil, err
-	}
-	size := uint64(h[1])
-	if h[0]&flagLong != 0 {
-		if _, err = io.ReadFull(r, h[2:9]); err != nil {
-			return 0, nil, err
-		}
-		size = binary.BigEndian.Uint64(h[1:9])
-	}
-	if size > 1<<20 {
-		return 0, nil, errors.New("test peer: frame too big")
-	}
-	body = make([]byte, size)
-	_, err = io.ReadFull(r, body)
-	return h[0], body, err
-}
-
-// rawPeer is a hand-driven ZMTP peer.
-type rawPeer struct {
-	nc net.Conn
-	r  *bufio.Reader
-}
-
-func dialRaw(t *testing.T, addr string) *rawPeer {
-	t.Helper()
-	var d net.Dialer
-	nc, err := d.DialContext(t.Context(), "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nc.Close() })
-	return &rawPeer{nc: nc, r: bufio.NewReader(nc)}
-}
-
-func (p *rawPeer) write(t *testing.T, b ...[]byte) {
-	t.Helper()
-	for _, x := range b {
-		if _, err := p.nc.Write(x); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// handshake completes a NULL handshake as socketType.
-func (p *rawPeer) handshake(t *testing.T, socketType string) {
-	t.Helper()
-	p.write(t, zmtpGreeting(), zmtpReady(socketType))
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-	g := make([]byte, 64)
-	if _, err := io.ReadFull(p.r, g); err != nil {
-		t.Fatal("greeting:", err)
-	}
-	if fl, body, err := readFrame(p.r); err != nil || fl&flagCommand == 0 || string(body[1:6]) != "READY" {
-		t.Fatalf("READY: %v %q", err, body)
-	}
-}
-
-// waitClosed waits until the server closes p's connection, skipping
-// whatever it sends (PINGs).
-func (p *rawPeer) waitClosed(t *testing.T) {
-	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := io.Copy(io.Discard, p.r); err != nil {
-		t.Fatalf("server did not close the connection: %v", err)
-	}
-}
 
 func request(id uint64, name string, payload string) [][]byte {
 	h := transport.Header{Kind: transport.KindRequest, Codec: "raw", RequestID: id}
 	return [][]byte{wire.AppendName(nil, name), h.Append(nil), []byte(payload)}
 }
 
-func (p *rawPeer) send(t *testing.T, frames [][]byte) {
+// readReply reads a whole 3-frame reply, skipping commands.
+func readReply(t *testing.T, p *zmtptest.Peer) (transport.Header, string) {
 	t.Helper()
-	var b []byte
-	for i, f := range frames {
-		var fl byte
-		if i < len(frames)-1 {
-			fl = flagMore
-		}
-		b = append(b, zmtpFrame(fl, f)...)
-	}
-	p.write(t, b)
-}
-
-// readReply reads frames until a whole 3-frame reply, skipping commands.
-func (p *rawPeer) readReply(t *testing.T) (transport.Header, string) {
-	t.Helper()
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-	var frames [][]byte
-	for {
-		fl, body, err := readFrame(p.r)
-		if err != nil {
-			t.Fatal("reading reply:", err)
-		}
-		if fl&flagCommand != 0 {
-			continue
-		}
-		frames = append(frames, body)
-		if fl&flagMore == 0 {
-			break
-		}
-	}
+	frames := p.Msg(t)
 	if len(frames) != 3 {
 		t.Fatalf("reply has %d frames", len(frames))
 	}
@@ -173,8 +48,8 @@ func openFDs(t *testing.T) int {
 // It is not parallel: it counts the process's fds.
 func TestHostileInput(t *testing.T) {
 	fdsBefore := openFDs(t)
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	srv, ep := listen(t, rec, WithHandshakeTimeout(300*time.Millisecond), WithMaxFrameSize(1<<20))
 	cli, _ := listen(t, &nopHandler{})
 	ok := func(t *testing.T) {
@@ -187,40 +62,40 @@ func TestHostileInput(t *testing.T) {
 	}
 
 	t.Run("SilentClient", func(t *testing.T) {
-		silent := dialRaw(t, ep.Router)
-		silentPub := dialRaw(t, ep.Pub)
+		silent := zmtptest.DialRaw(t, ep.Router)
+		silentPub := zmtptest.DialRaw(t, ep.Pub)
 		start := time.Now()
 		ok(t) // accept is not held up by the silent ones
 		if el := time.Since(start); el > 250*time.Millisecond {
 			t.Fatalf("request took %v with a silent client around", el)
 		}
-		silent.waitClosed(t)
-		silentPub.waitClosed(t)
+		silent.WaitEOF(t)
+		silentPub.WaitEOF(t)
 	})
 	t.Run("Garbage", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.write(t, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), make([]byte, 64))
-		p.waitClosed(t)
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Write(t, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), make([]byte, 64))
+		p.WaitEOF(t)
 		ok(t)
 	})
 	t.Run("HugeFrameInHandshake", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.write(t, zmtpGreeting(), []byte{flagCommand | flagLong, 0x40, 0, 0, 0, 0, 0, 0, 0}) // 2^62
-		p.waitClosed(t)
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Write(t, zmtptest.Greeting(), []byte{flagCommand | flagLong, 0x40, 0, 0, 0, 0, 0, 0, 0}) // 2^62
+		p.WaitEOF(t)
 		ok(t)
 	})
 	t.Run("ShortReadyMetadata", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
+		p := zmtptest.DialRaw(t, ep.Router)
 		body := append([]byte{5}, "READY"...)
 		body = append(body, 11, 'S', 'o', 'c') // property name cut short
-		p.write(t, zmtpGreeting(), zmtpFrame(flagCommand, body))
-		p.waitClosed(t)
+		p.Write(t, zmtptest.Greeting(), zmtptest.Frame(flagCommand, body))
+		p.WaitEOF(t)
 		ok(t)
 	})
 	t.Run("WrongSocketType", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.write(t, zmtpGreeting(), zmtpReady("PUB"))
-		p.waitClosed(t)
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Write(t, zmtptest.Greeting(), zmtptest.Ready("PUB"))
+		p.WaitEOF(t)
 	})
 
 	refusedBefore := srv.Stats().ConnsRefused
@@ -234,11 +109,11 @@ func TestHostileInput(t *testing.T) {
 			if addr == ep.Pub {
 				typ = "SUB"
 			}
-			p := dialRaw(t, addr)
-			p.handshake(t, typ)
+			p := zmtptest.DialRaw(t, addr)
+			p.Handshake(t, typ)
 			dropped := srv.Stats().RecvDropped
-			p.write(t, []byte{flagLong, 0x40, 0, 0, 0, 0, 0, 0, 0}) // 2^62
-			p.waitClosed(t)
+			p.Write(t, []byte{flagLong, 0x40, 0, 0, 0, 0, 0, 0, 0}) // 2^62
+			p.WaitEOF(t)
 			if srv.Stats().RecvDropped == dropped {
 				t.Error("oversized frame not counted")
 			}
@@ -246,35 +121,35 @@ func TestHostileInput(t *testing.T) {
 		ok(t)
 	})
 	t.Run("OverCap", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
 		// Two frames of 600 KiB: each under the 1 MiB cap, not together.
-		p.write(t, []byte{flagMore | flagLong, 0, 0, 0, 0, 0, 0x09, 0x60, 0x00})
-		p.write(t, make([]byte, 600<<10))
-		p.write(t, []byte{flagLong, 0, 0, 0, 0, 0, 0x09, 0x60, 0x00})
-		p.waitClosed(t)
+		p.Write(t, []byte{flagMore | flagLong, 0, 0, 0, 0, 0, 0x09, 0x60, 0x00})
+		p.Write(t, make([]byte, 600<<10))
+		p.Write(t, []byte{flagLong, 0, 0, 0, 0, 0, 0x09, 0x60, 0x00})
+		p.WaitEOF(t)
 		ok(t)
 	})
 	t.Run("TooManyFrames", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
 		var b []byte
 		for range 100 {
 			b = append(b, flagMore, 0)
 		}
-		_, _ = p.nc.Write(b) // the server may close before it has read it all
-		p.waitClosed(t)
+		_, _ = p.Conn.Write(b) // the server may close before it has read it all
+		p.WaitEOF(t)
 	})
 	t.Run("TruncatedFrame", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
-		p.write(t, []byte{flagMore, 10, 's', 'v'})
-		_ = p.nc.Close()
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
+		p.Write(t, []byte{flagMore, 10, 's', 'v'})
+		_ = p.Conn.Close()
 		ok(t)
 	})
 	t.Run("MalformedMessagesKeepTheConnection", func(t *testing.T) {
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
 		dropped := srv.Stats().RecvDropped
 		good := request(7, "svc", "fine")
 		badVersion := request(8, "svc", "v")
@@ -291,10 +166,10 @@ func TestHostileInput(t *testing.T) {
 			{[]byte("s\x00v\x00"), good[1], good[2]}, // NUL inside the name
 			{good[0], good[1][:5], good[2]},          // truncated header
 		} {
-			p.send(t, m)
+			p.Write(t, zmtptest.Msg(m...))
 		}
-		p.send(t, good)
-		h, payload := p.readReply(t)
+		p.Write(t, zmtptest.Msg(good...))
+		h, payload := readReply(t, p)
 		if h.Kind != transport.KindReply || h.RequestID != 7 || payload != "fine" {
 			t.Fatalf("reply %+v %q", h, payload)
 		}
@@ -305,35 +180,35 @@ func TestHostileInput(t *testing.T) {
 	t.Run("PongsDoNotSplitMessages", func(t *testing.T) {
 		// PINGs interleaved with requests: the PONGs that zmq4 writes from
 		// the reading goroutine must come out between whole replies.
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
-		ping := zmtpFrame(flagCommand, append([]byte{4}, "PING\x00\x00ctx"...))
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
+		ping := zmtptest.Frame(flagCommand, append([]byte{4}, "PING\x00\x00ctx"...))
 		const n = 2000
 		done := make(chan error, 1)
 		go func() {
 			var b []byte
 			for i := range n {
 				fr := request(uint64(i+1), "svc", string(make([]byte, 300)))
-				b = append(b, zmtpFrame(flagMore, fr[0])...)
-				b = append(b, zmtpFrame(flagMore, fr[1])...)
-				b = append(b, zmtpFrame(0, fr[2])...)
+				b = append(b, zmtptest.Frame(flagMore, fr[0])...)
+				b = append(b, zmtptest.Frame(flagMore, fr[1])...)
+				b = append(b, zmtptest.Frame(0, fr[2])...)
 				b = append(b, ping...)
 				if len(b) > 32<<10 {
-					if _, err := p.nc.Write(b); err != nil {
+					if _, err := p.Conn.Write(b); err != nil {
 						done <- err
 						return
 					}
 					b = b[:0]
 				}
 			}
-			_, err := p.nc.Write(b)
+			_, err := p.Conn.Write(b)
 			done <- err
 		}()
-		_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+		_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
 		replies, pongs := 0, 0
 		inMsg := false
 		for replies < n {
-			fl, body, err := readFrame(p.r)
+			fl, body, err := zmtptest.ReadFrame(p.R)
 			if err != nil {
 				t.Fatalf("after %d replies, %d pongs: %v", replies, pongs, err)
 			}
@@ -366,7 +241,7 @@ func TestHostileInput(t *testing.T) {
 	_ = cli.Close()
 	// Every fd the transports and the raw peers opened is closed again.
 	// raw peers were closed by their subtests' cleanups.
-	waitFor(t, func() bool { return openFDs(t) <= fdsBefore })
+	testwait.Until(t, "", func() bool { return openFDs(t) <= fdsBefore })
 }
 
 // TestSilentRouterIsLost: a server that completes the handshake and then
@@ -374,7 +249,7 @@ func TestHostileInput(t *testing.T) {
 func TestSilentPeersAreLost(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	cli, _ := listen(t, rec, WithHeartbeatInterval(50*time.Millisecond), WithPeerTimeout(timeout))
 
 	silentServer := func(socketType string) (string, chan struct{}) {
@@ -391,7 +266,7 @@ func TestSilentPeersAreLost(t *testing.T) {
 				return
 			}
 			defer nc.Close()
-			_, _ = nc.Write(append(zmtpGreeting(), zmtpReady(socketType)...))
+			_, _ = nc.Write(append(zmtptest.Greeting(), zmtptest.Ready(socketType)...))
 			close(accepted)
 			<-t.Context().Done() // silent until the test ends
 		}()
@@ -410,8 +285,8 @@ func TestSilentPeersAreLost(t *testing.T) {
 	if el < timeout || el > timeout*2 {
 		t.Errorf("silent router lost after %v, want within [%v, %v]", el, timeout, 2*timeout)
 	}
-	if ev := <-rec.lost; ev.addr != routerAddr {
-		t.Fatalf("lost %q", ev.addr)
+	if ev := <-rec.PeerLost; ev.Addr != routerAddr {
+		t.Fatalf("lost %q", ev.Addr)
 	}
 
 	pubAddr, accepted := silentServer("PUB")
@@ -420,9 +295,9 @@ func TestSilentPeersAreLost(t *testing.T) {
 	}
 	<-accepted
 	select {
-	case ev := <-rec.lost:
-		if ev.addr != pubAddr {
-			t.Fatalf("lost %q", ev.addr)
+	case ev := <-rec.PeerLost:
+		if ev.Addr != pubAddr {
+			t.Fatalf("lost %q", ev.Addr)
 		}
 	case <-time.After(testWait):
 		t.Fatal("silent publisher never reported lost")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 const python = "/usr/bin/python3" // Debian's, with python3-zmq; not a pyenv one
@@ -29,15 +30,15 @@ func needPyzmq(t *testing.T) {
 func TestInteropPyzmq(t *testing.T) {
 	t.Parallel()
 	needPyzmq(t)
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	var requests atomic.Int64
-	rec.onRequest = func(m *transport.Message, rw transport.ReplyWriter) {
+	rec.SetOnRequest(func(m *transport.Message, rw transport.ReplyWriter) {
 		requests.Add(1)
 		if m.Header.Sender != "pyzmq" || m.Header.Codec != "raw" {
 			t.Errorf("request header from python: %+v", m.Header)
 		}
 		echo(m, rw)
-	}
+	})
 	srv, ep := listen(t, rec, WithHeartbeatInterval(50*time.Millisecond), WithPeerTimeout(300*time.Millisecond))
 
 	t.Run("SUB", func(t *testing.T) {

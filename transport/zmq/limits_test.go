@@ -1,7 +1,6 @@
 package zmq
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 // dialRawFrom dials addr (TCP) from the loopback address src.
-func dialRawFrom(t *testing.T, src, addr string) *rawPeer {
+func dialRawFrom(t *testing.T, src, addr string) *zmtptest.Peer {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
 	nc, err := d.DialContext(t.Context(), "tcp", addr)
@@ -25,20 +27,20 @@ func dialRawFrom(t *testing.T, src, addr string) *rawPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nc.Close() })
-	return &rawPeer{nc: nc, r: bufio.NewReader(nc)}
+	return zmtptest.NewPeer(nc)
 }
 
-// tryHandshake is rawPeer.handshake returning its error: a refused
+// tryHandshake is p.Handshake returning its error: a refused
 // connection is closed before the server's greeting or READY.
-func (p *rawPeer) tryHandshake(socketType string) error {
-	if _, err := p.nc.Write(append(zmtpGreeting(), zmtpReady(socketType)...)); err != nil {
+func tryHandshake(p *zmtptest.Peer, socketType string) error {
+	if _, err := p.Conn.Write(append(zmtptest.Greeting(), zmtptest.Ready(socketType)...)); err != nil {
 		return err
 	}
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := io.ReadFull(p.r, make([]byte, 64)); err != nil {
+	_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
+	if _, err := io.ReadFull(p.R, make([]byte, 64)); err != nil {
 		return err
 	}
-	if _, _, err := readFrame(p.r); err != nil {
+	if _, _, err := zmtptest.ReadFrame(p.R); err != nil {
 		return err
 	}
 	// The server sends its READY before it reads ours: a request and its
@@ -51,14 +53,14 @@ func (p *rawPeer) tryHandshake(socketType string) error {
 			if i == len(frames)-1 {
 				fl = 0
 			}
-			b = append(b, zmtpFrame(fl, f)...)
+			b = append(b, zmtptest.Frame(fl, f)...)
 		}
-		if _, err := p.nc.Write(b); err != nil {
+		if _, err := p.Conn.Write(b); err != nil {
 			return err
 		}
 	}
 	for {
-		fl, _, err := readFrame(p.r)
+		fl, _, err := zmtptest.ReadFrame(p.R)
 		if err != nil {
 			return err
 		}
@@ -71,16 +73,16 @@ func (p *rawPeer) tryHandshake(socketType string) error {
 // fillHandshakes opens n connections to addr from src that stop partway:
 // silent, a partial greeting, or a greeting and no READY. They stay open
 // until the test ends.
-func fillHandshakes(t *testing.T, src, addr string, n int) []*rawPeer {
+func fillHandshakes(t *testing.T, src, addr string, n int) []*zmtptest.Peer {
 	t.Helper()
-	peers := make([]*rawPeer, n)
+	peers := make([]*zmtptest.Peer, n)
 	for i := range n {
 		p := dialRawFrom(t, src, addr)
 		switch i % 3 {
 		case 1:
-			p.write(t, zmtpGreeting()[:10])
+			p.Write(t, zmtptest.Greeting()[:10])
 		case 2:
-			p.write(t, zmtpGreeting())
+			p.Write(t, zmtptest.Greeting())
 		}
 		peers[i] = p
 	}
@@ -94,13 +96,13 @@ func fillHandshakes(t *testing.T, src, addr string, n int) []*rawPeer {
 // the stuck ones stay open.
 func TestHandshakeSlotsNotStarved(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	// Timeouts far beyond the test: only eviction can make room.
 	srv, ep := listen(t, rec, WithGreetingTimeout(time.Minute), WithHandshakeTimeout(time.Minute))
 	const stuck = 300
 	fillHandshakes(t, "127.0.0.1", ep.Router, stuck)
-	waitFor(t, func() bool { return srv.pendingHandshakes()+int(srv.Stats().ConnsRefused) == stuck })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes()+int(srv.Stats().ConnsRefused) == stuck })
 	ok := 0
 	for i := range 8 {
 		cli, _ := listen(t, &nopHandler{}, WithUnixSockets(false))
@@ -125,23 +127,23 @@ func TestHandshakeSlotsNotStarved(t *testing.T) {
 // evicts the oldest of all.
 func TestHandshakeEvictionPerAddress(t *testing.T) {
 	t.Parallel()
-	rec := newRec()
-	rec.onRequest = echo
+	rec := transporttest.NewRecorder()
+	rec.SetOnRequest(echo)
 	srv, ep := listen(t, rec,
 		WithGreetingTimeout(time.Minute), WithHandshakeTimeout(time.Minute), WithMaxHandshakes(16, 8))
 	fillHandshakes(t, "127.0.0.3", ep.Router, 8)
-	waitFor(t, func() bool { return srv.pendingHandshakes() == 8 })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes() == 8 })
 	fillHandshakes(t, "127.0.0.2", ep.Router, 20) // 12 of them evicted, all its own
-	waitFor(t, func() bool { return srv.pendingHandshakes() == 16 && srv.Stats().ConnsRefused == 12 })
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes() == 16 && srv.Stats().ConnsRefused == 12 })
 	if n := srv.pendingFrom("127.0.0.3"); n != 8 {
 		t.Fatalf("127.0.0.3 has %d pending handshakes, want 8 (evicted by another address)", n)
 	}
 	fillHandshakes(t, "127.0.0.4", ep.Router, 4) // the cap in all: the 4 oldest, from 127.0.0.3, go
-	waitFor(t, func() bool { return srv.Stats().ConnsRefused == 16 })
+	testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused == 16 })
 	if a, b, c := srv.pendingFrom("127.0.0.3"), srv.pendingFrom("127.0.0.2"), srv.pendingFrom("127.0.0.4"); a != 4 || b != 8 || c != 4 {
 		t.Fatalf("pending by address: %d, %d, %d; want 4, 8, 4", a, b, c)
 	}
-	if err := dialRaw(t, ep.Router).tryHandshake("DEALER"); err != nil {
+	if err := tryHandshake(zmtptest.DialRaw(t, ep.Router), "DEALER"); err != nil {
 		t.Fatalf("new peer: %v", err)
 	}
 }
@@ -152,28 +154,28 @@ func TestHandshakeEvictionPerAddress(t *testing.T) {
 func TestGreetingTimeout(t *testing.T) {
 	t.Parallel()
 	srv, ep := listen(t, &nopHandler{}, WithGreetingTimeout(time.Second), WithHandshakeTimeout(time.Minute))
-	greeted := dialRaw(t, ep.Router)
-	greeted.write(t, zmtpGreeting())
-	_ = greeted.nc.SetReadDeadline(time.Now().Add(testWait))
-	if _, err := io.ReadFull(greeted.r, make([]byte, 64)); err != nil {
+	greeted := zmtptest.DialRaw(t, ep.Router)
+	greeted.Write(t, zmtptest.Greeting())
+	_ = greeted.Conn.SetReadDeadline(time.Now().Add(testWait))
+	if _, err := io.ReadFull(greeted.R, make([]byte, 64)); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := readFrame(greeted.r); err != nil { // sent once our greeting was in
+	if _, _, err := zmtptest.ReadFrame(greeted.R); err != nil { // sent once our greeting was in
 		t.Fatal(err)
 	}
-	silent := dialRaw(t, ep.Router)
-	partial := dialRaw(t, ep.Pub)
-	partial.write(t, zmtpGreeting()[:63])
+	silent := zmtptest.DialRaw(t, ep.Router)
+	partial := zmtptest.DialRaw(t, ep.Pub)
+	partial.Write(t, zmtptest.Greeting()[:63])
 	start := time.Now()
-	silent.waitClosed(t)
-	partial.waitClosed(t)
+	silent.WaitEOF(t)
+	partial.WaitEOF(t)
 	t.Logf("silent and partial greetings dropped after %v", time.Since(start))
-	waitFor(t, func() bool { return srv.Stats().ConnsRefused == 2 })
+	testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused == 2 })
 	if n := srv.pendingHandshakes(); n != 1 {
 		t.Fatalf("%d pending handshakes, want 1 (the greeted one)", n)
 	}
-	greeted.write(t, zmtpReady("DEALER"))
-	waitFor(t, func() bool { return srv.pendingHandshakes() == 0 && srv.accepted.Load() == 1 })
+	greeted.Write(t, zmtptest.Ready("DEALER"))
+	testwait.Until(t, "", func() bool { return srv.pendingHandshakes() == 0 && srv.accepted.Load() == 1 })
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -202,20 +204,20 @@ func (s *syncBuffer) String() string {
 // a new peer, even from the same address, and used connections stay.
 func TestConnLimits(t *testing.T) {
 	t.Parallel()
-	taken := func(t *testing.T, p *rawPeer, typ string) {
+	taken := func(t *testing.T, p *zmtptest.Peer, typ string) {
 		t.Helper()
-		if err := p.tryHandshake(typ); err != nil {
+		if err := tryHandshake(p, typ); err != nil {
 			t.Fatalf("new connection refused: %v", err)
 		}
 	}
-	works := func(t *testing.T, p *rawPeer, id uint64) {
+	works := func(t *testing.T, p *zmtptest.Peer, id uint64) {
 		t.Helper()
-		p.send(t, request(id, "svc", "still here"))
-		if _, payload := p.readReply(t); payload != "still here" {
+		p.Write(t, zmtptest.Msg(request(id, "svc", "still here")...))
+		if _, payload := readReply(t, p); payload != "still here" {
 			t.Fatalf("established connection: %q", payload)
 		}
 	}
-	serving := func() *recHandler { r := newRec(); r.onRequest = echo; return r }
+	serving := func() *transporttest.Recorder { r := transporttest.NewRecorder(); r.SetOnRequest(echo); return r }
 	// Raw peers send no heartbeats: they must not be dropped as silent
 	// while a subtest runs.
 	quiet := WithPeerTimeout(time.Minute)
@@ -224,15 +226,15 @@ func TestConnLimits(t *testing.T) {
 		var logs syncBuffer
 		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 2), WithLogger(log), quiet)
-		used := dialRaw(t, ep.Router)
+		used := zmtptest.DialRaw(t, ep.Router)
 		taken(t, used, "DEALER") // sends a request: used
-		idle := dialRaw(t, ep.Pub)
+		idle := zmtptest.DialRaw(t, ep.Pub)
 		taken(t, idle, "SUB") // the address counts across listeners
 		before := srv.Stats().ConnsRefused
-		taken(t, dialRaw(t, ep.Router), "DEALER")
-		idle.waitClosed(t) // the idle one made room, not the used one
-		waitFor(t, func() bool { return srv.Stats().ConnsRefused == before+1 })
-		if s := logs.String(); !strings.Contains(s, "zmq connection evicted") || !strings.Contains(s, idle.nc.LocalAddr().String()) {
+		taken(t, zmtptest.DialRaw(t, ep.Router), "DEALER")
+		idle.WaitEOF(t) // the idle one made room, not the used one
+		testwait.Until(t, "", func() bool { return srv.Stats().ConnsRefused == before+1 })
+		if s := logs.String(); !strings.Contains(s, "zmq connection evicted") || !strings.Contains(s, idle.Conn.LocalAddr().String()) {
 			t.Errorf("eviction not logged with the remote address:\n%s", s)
 		}
 		works(t, used, 2)
@@ -244,36 +246,36 @@ func TestConnLimits(t *testing.T) {
 	})
 	t.Run("OldestUseGoes", func(t *testing.T) {
 		srv, ep := listen(t, serving(), WithMaxConns(100, 100, 2), quiet)
-		older, newer := dialRaw(t, ep.Router), dialRaw(t, ep.Router)
+		older, newer := zmtptest.DialRaw(t, ep.Router), zmtptest.DialRaw(t, ep.Router)
 		taken(t, older, "DEALER")
 		taken(t, newer, "DEALER")
 		works(t, older, 2) // older is now the more recently used
-		waitFor(t, func() bool { return srv.connsFrom("127.0.0.1") == 2 })
-		taken(t, dialRaw(t, ep.Router), "DEALER")
-		newer.waitClosed(t)
+		testwait.Until(t, "", func() bool { return srv.connsFrom("127.0.0.1") == 2 })
+		taken(t, zmtptest.DialRaw(t, ep.Router), "DEALER")
+		newer.WaitEOF(t)
 		works(t, older, 3)
 	})
 	t.Run("PerListener", func(t *testing.T) {
 		_, ep := listen(t, serving(), WithMaxConns(100, 2, 100), quiet)
-		a, b := dialRaw(t, ep.Router), dialRaw(t, ep.Router)
+		a, b := zmtptest.DialRaw(t, ep.Router), zmtptest.DialRaw(t, ep.Router)
 		taken(t, a, "DEALER")
 		taken(t, b, "DEALER")
-		sub := dialRaw(t, ep.Pub)
+		sub := zmtptest.DialRaw(t, ep.Pub)
 		taken(t, sub, "SUB") // another listener: nobody goes
-		taken(t, dialRaw(t, ep.Router), "DEALER")
-		a.waitClosed(t) // the oldest use on that listener
+		taken(t, zmtptest.DialRaw(t, ep.Router), "DEALER")
+		a.WaitEOF(t) // the oldest use on that listener
 		works(t, b, 2)
 	})
 	t.Run("Total", func(t *testing.T) {
 		_, ep := listen(t, serving(), WithMaxConns(3, 100, 100), quiet)
-		a := dialRaw(t, ep.Router)
+		a := zmtptest.DialRaw(t, ep.Router)
 		taken(t, a, "DEALER")
 		idle := dialRawFrom(t, "127.0.0.2", ep.Pub)
 		taken(t, idle, "SUB")
 		c := dialRawFrom(t, "127.0.0.3", ep.Router)
 		taken(t, c, "DEALER")
 		taken(t, dialRawFrom(t, "127.0.0.4", ep.Pub), "SUB")
-		idle.waitClosed(t)
+		idle.WaitEOF(t)
 		works(t, a, 2)
 		works(t, c, 2)
 	})
@@ -285,8 +287,8 @@ func TestConnLimits(t *testing.T) {
 		first := dialRawAddr(t, ep.LocalRouter)
 		taken(t, first, "DEALER")
 		taken(t, dialRawAddr(t, ep.LocalPub), "SUB")
-		first.waitClosed(t)
-		tcp := dialRaw(t, ep.Router)
+		first.WaitEOF(t)
+		tcp := zmtptest.DialRaw(t, ep.Router)
 		taken(t, tcp, "DEALER") // TCP from 127.0.0.1 is another address
 		works(t, tcp, 2)
 	})
@@ -294,13 +296,13 @@ func TestConnLimits(t *testing.T) {
 		// 40 idle connections against a cap of 8 from one address: each new
 		// one takes the place of an idle one; the used one stays.
 		_, ep := listen(t, serving(), WithMaxConns(100, 100, 8), quiet)
-		used := dialRaw(t, ep.Router)
+		used := zmtptest.DialRaw(t, ep.Router)
 		taken(t, used, "DEALER")
 		for range 40 {
-			taken(t, dialRaw(t, ep.Pub), "SUB")
+			taken(t, zmtptest.DialRaw(t, ep.Pub), "SUB")
 		}
 		works(t, used, 2)
-		fresh := dialRaw(t, ep.Router)
+		fresh := zmtptest.DialRaw(t, ep.Router)
 		taken(t, fresh, "DEALER")
 		works(t, fresh, 2)
 		works(t, used, 3)

@@ -3,6 +3,9 @@ package zmq
 import (
 	"testing"
 	"time"
+
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 )
 
 // TestRecvSubscribeCommand: a ZMTP 3.1 SUBSCRIBE command (as newer libzmq
@@ -10,17 +13,17 @@ import (
 func TestRecvSubscribeCommand(t *testing.T) {
 	t.Parallel()
 	pub, ep := listen(t, &nopHandler{})
-	p := dialRaw(t, ep.Pub)
-	p.handshake(t, "SUB")
-	p.write(t, zmtpFrame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"news\x00"...)))
-	waitFor(t, func() bool { return pub.Subscribers("news") == 1 })
+	p := zmtptest.DialRaw(t, ep.Pub)
+	p.Handshake(t, "SUB")
+	p.Write(t, zmtptest.Frame(flagCommand, append([]byte{9}, "SUBSCRIBE"+"news\x00"...)))
+	testwait.Until(t, "", func() bool { return pub.Subscribers("news") == 1 })
 	if err := publishNow(pub, pubMsg("news", 1, []byte("hello"))); err != nil {
 		t.Fatal(err)
 	}
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+	_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
 	var frames [][]byte
 	for {
-		fl, body, err := readFrame(p.r)
+		fl, body, err := zmtptest.ReadFrame(p.R)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -35,8 +38,8 @@ func TestRecvSubscribeCommand(t *testing.T) {
 	if len(frames) != 3 || string(frames[0]) != "news\x00" || string(frames[2]) != "hello" {
 		t.Fatalf("got %q", frames)
 	}
-	p.write(t, zmtpFrame(flagCommand, append([]byte{6}, "CANCEL"+"news\x00"...)))
-	waitFor(t, func() bool { return pub.Subscribers("news") == 0 })
+	p.Write(t, zmtptest.Frame(flagCommand, append([]byte{6}, "CANCEL"+"news\x00"...)))
+	testwait.Until(t, "", func() bool { return pub.Subscribers("news") == 0 })
 }
 
 // TestRecvCommandInsideMessage: a command frame after a data frame with
@@ -46,15 +49,15 @@ func TestRecvCommandInsideMessage(t *testing.T) {
 	_, ep := listen(t, &nopHandler{})
 	ping := append([]byte{4}, "PING\x00\x00"...)
 	for _, b := range [][]byte{
-		append(zmtpFrame(flagMore, []byte("svc\x00")), zmtpFrame(flagCommand, ping)...),
-		zmtpFrame(flagCommand|flagMore, ping),
-		zmtpFrame(flagCommand, nil),            // empty command
-		zmtpFrame(flagCommand, []byte{9, 'P'}), // name longer than the body
+		append(zmtptest.Frame(flagMore, []byte("svc\x00")), zmtptest.Frame(flagCommand, ping)...),
+		zmtptest.Frame(flagCommand|flagMore, ping),
+		zmtptest.Frame(flagCommand, nil),            // empty command
+		zmtptest.Frame(flagCommand, []byte{9, 'P'}), // name longer than the body
 	} {
-		p := dialRaw(t, ep.Router)
-		p.handshake(t, "DEALER")
-		p.write(t, b)
-		p.waitClosed(t)
+		p := zmtptest.DialRaw(t, ep.Router)
+		p.Handshake(t, "DEALER")
+		p.Write(t, b)
+		p.WaitEOF(t)
 	}
 }
 
@@ -62,12 +65,12 @@ func TestRecvCommandInsideMessage(t *testing.T) {
 func TestRecvPingAnswered(t *testing.T) {
 	t.Parallel()
 	_, ep := listen(t, &nopHandler{})
-	p := dialRaw(t, ep.Router)
-	p.handshake(t, "DEALER")
-	p.write(t, zmtpFrame(flagCommand, append([]byte{4}, "PING\x00\x0actx"...)))
-	_ = p.nc.SetReadDeadline(time.Now().Add(testWait))
+	p := zmtptest.DialRaw(t, ep.Router)
+	p.Handshake(t, "DEALER")
+	p.Write(t, zmtptest.Frame(flagCommand, append([]byte{4}, "PING\x00\x0actx"...)))
+	_ = p.Conn.SetReadDeadline(time.Now().Add(testWait))
 	for {
-		fl, body, err := readFrame(p.r)
+		fl, body, err := zmtptest.ReadFrame(p.R)
 		if err != nil {
 			t.Fatal(err)
 		}

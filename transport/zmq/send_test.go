@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -62,7 +64,7 @@ func TestOutboxFrames(t *testing.T) {
 	for i, m := range msgs {
 		var frames [][]byte
 		for {
-			fl, body, err := readFrame(r)
+			fl, body, err := zmtptest.ReadFrame(r)
 			if err != nil {
 				t.Fatalf("message %d: %v", i, err)
 			}
@@ -104,7 +106,7 @@ func TestSendWaitForRoom(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.sendWait(context.Background(), []byte("two"), payloadRef{}, direct) }()
-	waitFor(t, func() bool { // the waiter is parked on c.room
+	testwait.Until(t, "", func() bool { // the waiter is parked on c.room
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		return c.room != nil

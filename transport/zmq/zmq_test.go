@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 )
 
 func pubMsg(topic string, seq uint64, payload []byte) *transport.Message {
@@ -19,15 +21,15 @@ func pubMsg(topic string, seq uint64, payload []byte) *transport.Message {
 
 // subscribeLive subscribes sub to topic at pub and publishes warm-up
 // messages (Seq 0) until one arrives: subscriptions are asynchronous.
-func subscribeLive(t *testing.T, pub, sub *node, rec *recHandler, topic string) {
+func subscribeLive(t *testing.T, pub, sub *node, rec *transporttest.Recorder, topic string) {
 	t.Helper()
 	if err := sub.Subscribe(pub.ep.Pub, topic, transport.SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	testwait.Until(t, "", func() bool {
 		_ = publishNow(pub, pubMsg(topic, 0, nil))
 		select {
-		case m := <-rec.pubs:
+		case m := <-rec.Publishes:
 			if m.Header.Seq != 0 {
 				t.Fatalf("warm-up for %q got %q seq %d", topic, m.Name, m.Header.Seq)
 			}
@@ -67,12 +69,12 @@ func TestPubSubPrefixFiltering(t *testing.T) {
 	pub, _ := listen(t, &nopHandler{})
 	type subT struct {
 		n      *node
-		rec    *recHandler
+		rec    *transporttest.Recorder
 		topics []string
 	}
 	var subs []subT
 	for _, topics := range [][]string{{"a"}, {"ab"}, {"a", "b"}} {
-		rec := newRec()
+		rec := transporttest.NewRecorder()
 		n, _ := listen(t, rec)
 		for _, tp := range topics {
 			subscribeLive(t, pub, n, rec, tp)
@@ -94,14 +96,14 @@ func TestPubSubPrefixFiltering(t *testing.T) {
 		}
 		for _, tp := range []string{"ab", "a", "abc", "b", "a"} {
 			if want[tp] {
-				m := nextReal(t, s.rec.pubs)
+				m := nextReal(t, s.rec.Publishes)
 				if m.Name != tp || string(m.Payload) != tp {
 					t.Fatalf("subscriber of %v: got %q (%q), want %q", s.topics, m.Name, m.Payload, tp)
 				}
 			}
 		}
 		select {
-		case m := <-s.rec.pubs:
+		case m := <-s.rec.Publishes:
 			if m.Header.Seq != 0 {
 				t.Fatalf("subscriber of %v got extra %q", s.topics, m.Name)
 			}
@@ -116,7 +118,7 @@ func TestPubSubPrefixFiltering(t *testing.T) {
 func TestResubscribeAfterDrop(t *testing.T) {
 	t.Parallel()
 	pub, _ := listen(t, &nopHandler{})
-	rec := newRec()
+	rec := transporttest.NewRecorder()
 	sub, _ := listen(t, rec, WithHeartbeatInterval(20*time.Millisecond), WithPeerTimeout(200*time.Millisecond))
 	subscribeLive(t, pub, sub, rec, "t")
 	subscribeLive(t, pub, sub, rec, "u")
@@ -126,18 +128,18 @@ func TestResubscribeAfterDrop(t *testing.T) {
 	}
 	pub.mu.Unlock()
 	select {
-	case ev := <-rec.lost:
-		if ev.addr != pub.ep.Pub || !errors.Is(ev.err, transport.ErrPeerLost) {
-			t.Fatalf("lost %q %v", ev.addr, ev.err)
+	case ev := <-rec.PeerLost:
+		if ev.Addr != pub.ep.Pub || !errors.Is(ev.Err, transport.ErrPeerLost) {
+			t.Fatalf("lost %q %v", ev.Addr, ev.Err)
 		}
 	case <-time.After(testWait):
 		t.Fatal("no HandlePeerLost")
 	}
 	for _, topic := range []string{"t", "u"} {
-		waitFor(t, func() bool {
+		testwait.Until(t, "", func() bool {
 			_ = publishNow(pub, pubMsg(topic, 1, nil))
 			select {
-			case m := <-rec.pubs:
+			case m := <-rec.Publishes:
 				return m.Name == topic && m.Header.Seq == 1
 			case <-time.After(2 * time.Millisecond):
 				return false
@@ -153,9 +155,9 @@ func TestResubscribeAfterDrop(t *testing.T) {
 // order from other goroutines.
 func TestRequestManyConcurrent(t *testing.T) {
 	t.Parallel()
-	srvRec := newRec()
+	srvRec := transporttest.NewRecorder()
 	var wg sync.WaitGroup
-	srvRec.onRequest = func(m *transport.Message, rw transport.ReplyWriter) {
+	srvRec.SetOnRequest(func(m *transport.Message, rw transport.ReplyWriter) {
 		if m.Header.Kind == transport.KindCancel {
 			return
 		}
@@ -165,7 +167,7 @@ func TestRequestManyConcurrent(t *testing.T) {
 				t.Error(err)
 			}
 		})
-	}
+	})
 	t.Cleanup(wg.Wait)
 	srv, _ := listen(t, srvRec)
 	cli, _ := listen(t, &nopHandler{})
@@ -194,10 +196,10 @@ func TestRequestManyConcurrent(t *testing.T) {
 // went away fails fast with ErrPeerLost, and the next one redials.
 func TestRequestRedialAfterLoss(t *testing.T) {
 	t.Parallel()
-	srvRec := newRec()
-	srvRec.onRequest = echo
+	srvRec := transporttest.NewRecorder()
+	srvRec.SetOnRequest(echo)
 	srv, _ := listen(t, srvRec)
-	cliRec := newRec()
+	cliRec := transporttest.NewRecorder()
 	cli, _ := listen(t, cliRec)
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)
 	defer cancel()
@@ -211,9 +213,9 @@ func TestRequestRedialAfterLoss(t *testing.T) {
 	}
 	srv.mu.Unlock()
 	select {
-	case ev := <-cliRec.lost:
-		if ev.addr != srv.ep.Router {
-			t.Fatalf("lost %q", ev.addr)
+	case ev := <-cliRec.PeerLost:
+		if ev.Addr != srv.ep.Router {
+			t.Fatalf("lost %q", ev.Addr)
 		}
 	case <-time.After(testWait):
 		t.Fatal("no HandlePeerLost for the router")
@@ -235,9 +237,9 @@ func echo(m *transport.Message, rw transport.ReplyWriter) {
 // TestReplyErrors: Reply reports a gone requester and a closed transport.
 func TestReplyErrors(t *testing.T) {
 	t.Parallel()
-	srvRec := newRec()
+	srvRec := transporttest.NewRecorder()
 	rws := make(chan transport.ReplyWriter, 1)
-	srvRec.onRequest = func(m *transport.Message, rw transport.ReplyWriter) { rws <- rw }
+	srvRec.SetOnRequest(func(m *transport.Message, rw transport.ReplyWriter) { rws <- rw })
 	srv, _ := listen(t, srvRec)
 	cli, _ := listen(t, &nopHandler{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -246,7 +248,7 @@ func TestReplyErrors(t *testing.T) {
 	cancel()
 	_ = cli.Close()
 	reply := &transport.Message{Name: "svc", Header: transport.Header{Kind: transport.KindReply}}
-	waitFor(t, func() bool { return errors.Is(rw.Reply(reply), transport.ErrPeerLost) })
+	testwait.Until(t, "", func() bool { return errors.Is(rw.Reply(reply), transport.ErrPeerLost) })
 	_ = srv.Close()
 	if err := rw.Reply(reply); !errors.Is(err, transport.ErrClosed) {
 		t.Fatalf("Reply after Close: %v", err)
@@ -258,10 +260,10 @@ func TestReplyErrors(t *testing.T) {
 func TestHeartbeatKeepsIdleLinks(t *testing.T) {
 	t.Parallel()
 	opts := []Option{WithHeartbeatInterval(20 * time.Millisecond), WithPeerTimeout(100 * time.Millisecond)}
-	srvRec := newRec()
-	srvRec.onRequest = echo
+	srvRec := transporttest.NewRecorder()
+	srvRec.SetOnRequest(echo)
 	srv, _ := listen(t, srvRec, opts...)
-	cliRec := newRec()
+	cliRec := transporttest.NewRecorder()
 	cli, _ := listen(t, cliRec, opts...)
 	subscribeLive(t, srv, cli, cliRec, "t")
 	ctx, cancel := context.WithTimeout(context.Background(), testWait)

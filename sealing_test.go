@@ -19,6 +19,7 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 	"github.com/colugo-go/colugo/transport/zmq"
@@ -62,7 +63,7 @@ func TestNetworkKey(t *testing.T) {
 
 	// Nodes without the key (or with another) cannot read $describe, so
 	// they never learn the catalog, and a keyed node counts their tries.
-	eventually(t, "the outsiders' $describe attempts to be refused", func() bool {
+	testwait.Until(t, "the outsiders' $describe attempts to be refused", func() bool {
 		return a.Stats().AuthFailures > 0 && b.Stats().AuthFailures > 0
 	})
 	for _, n := range []*colugo.Node{outsider, wrongKey} {
@@ -494,7 +495,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the client to subscribe to a", func() bool { return pub.Subscribers() == 1 })
+		testwait.Until(t, "the client to subscribe to a", func() bool { return pub.Subscribers() == 1 })
 		return c, ch
 	}
 	c, states := client()
@@ -515,7 +516,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 	for range 5 {
 		_ = pub.Publish(t.Context(), "open")
 	}
-	eventually(t, "the client to get every publish", func() bool {
+	testwait.Until(t, "the client to get every publish", func() bool {
 		return c.Stats().Topics["door/state"].Received == a.Stats().Topics["door/state"].Published
 	})
 	for len(states) > 0 {
@@ -573,7 +574,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 	fakePub := func() *zmq.Transport {
 		fake, ep := rawTransport(t, &recorder{pubs: make(chan *transport.Message, 1)})
 		pubProxy.redirect(ep.Pub)
-		eventually(t, "the subscriber to reach the attacker", func() bool { return fake.Subscribers("door/state") > 0 })
+		testwait.Until(t, "the subscriber to reach the attacker", func() bool { return fake.Subscribers("door/state") > 0 })
 		return fake
 	}
 	replayPublishes := func(what string, n *colugo.Node, ch <-chan string) {
@@ -601,7 +602,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 
 	// The client restarts (a new incarnation, same name and seed).
 	_ = c.Close()
-	eventually(t, "the old client's subscription to go", func() bool { return pub.Subscribers() == 0 })
+	testwait.Until(t, "the old client's subscription to go", func() bool { return pub.Subscribers() == 0 })
 	c2, states2 := client()
 	replayPublishes("publishes to the restarted subscriber", c2, states2)
 
@@ -669,7 +670,7 @@ func TestSealedConcurrency(t *testing.T) {
 		servers = append(servers, s)
 	}
 	client := keyedNode(t, dir, "client", colugo.WithKey(key1))
-	eventually(t, "the client to find 3 servers", func() bool {
+	testwait.Until(t, "the client to find 3 servers", func() bool {
 		k := 0
 		for _, p := range client.Peers() {
 			if len(p.Services) > 0 {

@@ -1,4 +1,4 @@
-package colugo_test
+package integration
 
 import (
 	"bufio"
@@ -18,13 +18,10 @@ import (
 
 const registryEnv = "COLUGO_TEST_REGISTRY"
 
-// TestHelperNode is not a test: it is the child process of
-// TestTwoProcesses, a node serving and publishing until its stdin closes.
-func TestHelperNode(t *testing.T) {
+// nodeRole is the child process of TestTwoProcesses: a node serving and
+// publishing until its stdin closes.
+func nodeRole(t *testing.T) {
 	dir := os.Getenv(registryEnv)
-	if dir == "" {
-		t.Skip("child process of TestTwoProcesses only")
-	}
 	node, err := colugo.NewNode("child", colugo.WithDiscovery(local.New(local.WithDir(dir))))
 	if err != nil {
 		t.Fatal(err)
@@ -67,21 +64,21 @@ type child struct {
 	exited chan error
 }
 
-// startChild runs TestHelperNode in a new process registered in dir.
+// startChild runs nodeRole in a new process registered in dir.
 func startChild(t *testing.T, dir string) *child {
 	t.Helper()
-	c := spawn(t, "TestHelperNode", registryEnv+"="+dir)
+	c := spawn(t, "node", registryEnv+"="+dir)
 	c.router = strings.TrimSpace(strings.TrimPrefix(c.expect(t, "ready"), "ready"))
 	return c
 }
 
-// spawn runs the test function named test in a new process of this test
-// binary with env added; the child ends when its stdin closes (at cleanup)
-// or is killed by its PID if it does not.
-func spawn(t *testing.T, test string, env ...string) *child {
+// spawn runs the role named role (see roles) in a new process of this
+// test binary with env added; the child ends when its stdin closes (at
+// cleanup) or is killed by its PID if it does not.
+func spawn(t *testing.T, role string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRole$")
+	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=" + role}, env...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

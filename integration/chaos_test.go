@@ -1,4 +1,4 @@
-package colugo_test
+package integration
 
 import (
 	"bufio"
@@ -19,6 +19,8 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
 
@@ -32,14 +34,11 @@ const (
 	chaosNameEnv = "COLUGO_CHAOS_NAME"
 )
 
-// TestHelperChaos is not a test: it is a child process of the chaos tests,
-// a node that serves chaos/work ("replier") or publishes chaos/ticks every
-// millisecond ("publisher") until its stdin closes or 30 s pass.
-func TestHelperChaos(t *testing.T) {
+// chaosRole is a child process of the chaos tests, a node that serves
+// chaos/work ("replier") or publishes chaos/ticks every millisecond
+// ("publisher") until its stdin closes or 30 s pass.
+func chaosRole(t *testing.T) {
 	role, dir, name := os.Getenv(chaosRoleEnv), os.Getenv(chaosDirEnv), os.Getenv(chaosNameEnv)
-	if role == "" {
-		t.Skip("child process of the chaos tests only")
-	}
 	node, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond))))
 	if err != nil {
 		t.Fatal(err)
@@ -77,10 +76,10 @@ func TestHelperChaos(t *testing.T) {
 	}
 }
 
-// startChaos runs TestHelperChaos as role, registered in dir as name.
+// startChaos runs chaosRole as role, registered in dir as name.
 func startChaos(t *testing.T, dir, role, name string) *child {
 	t.Helper()
-	c := spawn(t, "TestHelperChaos", chaosRoleEnv+"="+role, chaosDirEnv+"="+dir, chaosNameEnv+"="+name)
+	c := spawn(t, "chaos", chaosRoleEnv+"="+role, chaosDirEnv+"="+dir, chaosNameEnv+"="+name)
 	c.router = strings.TrimSpace(strings.TrimPrefix(c.expect(t, "ready"), "ready")) // here: name/pid
 	return c
 }
@@ -156,7 +155,7 @@ func TestChaosReplierKill(t *testing.T) {
 		return n
 	}
 	start := time.Now()
-	eventually(t, "both repliers to answer", func() bool { return answeredBy(a.router, start) > 300 && answeredBy(b.router, start) > 300 })
+	testwait.Until(t, "both repliers to answer", func() bool { return answeredBy(a.router, start) > 300 && answeredBy(b.router, start) > 300 })
 
 	killed := time.Now()
 	a.kill(t)
@@ -165,14 +164,14 @@ func TestChaosReplierKill(t *testing.T) {
 	if left.Peer.Name != "rep-a" {
 		t.Fatalf("left: %+v", left.Peer)
 	}
-	eventually(t, "the survivor to carry the load", func() bool { return answeredBy(b.router, killed.Add(leftAt)) > 600 })
+	testwait.Until(t, "the survivor to carry the load", func() bool { return answeredBy(b.router, killed.Add(leftAt)) > 600 })
 
 	a2 := startChaos(t, dir, "replier", "rep-a")
 	restarted := time.Now()
 	for ev := nextEvent(t, events, discovery.Joined, wait); ev.Peer.Name != "rep-a"; ev = nextEvent(t, events, discovery.Joined, wait) {
 	}
 	joinedAt := time.Since(restarted)
-	eventually(t, "the restarted replier to answer", func() bool { return answeredBy(a2.router, restarted) > 200 })
+	testwait.Until(t, "the restarted replier to answer", func() bool { return answeredBy(a2.router, restarted) > 200 })
 	close(stop)
 	wg.Wait()
 
@@ -292,16 +291,16 @@ func stalledSub(t *testing.T, addr, topic string) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nc.Close() })
-	p := &zPeer{nc: nc, r: bufio.NewReader(nc)}
-	p.write(t, zGreeting(), zReady("SUB"))
+	p := zmtptest.NewPeer(nc)
+	p.Write(t, zmtptest.Greeting(), zmtptest.Ready("SUB"))
 	_ = nc.SetReadDeadline(time.Now().Add(wait))
-	if _, err := p.r.Discard(64); err != nil {
+	if _, err := p.R.Discard(64); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.frame(); err != nil {
+	if _, _, err := p.Frame(); err != nil {
 		t.Fatal(err)
 	}
-	p.write(t, zFrame(0, []byte("\x01"+topic+"\x00")))
+	p.Write(t, zmtptest.Frame(0, []byte("\x01"+topic+"\x00")))
 	return nc
 }
 
@@ -367,7 +366,7 @@ func TestChaosSlowSubscriber(t *testing.T) {
 			}
 		}
 		// Everything sent must arrive at the fast ones.
-		eventually(t, "the fast subscribers to catch up", func() bool {
+		testwait.Until(t, "the fast subscribers to catch up", func() bool {
 			return counts[0].Load()-c0[0] >= int64(sent) && counts[1].Load()-c0[1] >= int64(sent)
 		})
 		el := time.Since(start).Seconds()
@@ -387,7 +386,7 @@ func TestChaosSlowSubscriber(t *testing.T) {
 	if _, err := colugo.Subscribe[[]byte](ctx, slowNode, topic, colugo.WithCodec(rawCodec), colugo.WithBuffer(16), colugo.WithQueueBytes(64<<10)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the slow node to be subscribed", func() bool {
+	testwait.Until(t, "the slow node to be subscribed", func() bool {
 		_ = pub.Publish(ctx, payload)
 		return slowNode.Stats().Topics[topic].Received > 0
 	})

@@ -1,4 +1,4 @@
-package colugo_test
+package integration
 
 import (
 	"bufio"
@@ -26,6 +26,8 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport/wire"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -214,16 +216,16 @@ type loadStat struct {
 	SendDropped uint64
 }
 
-// TestHelperHostileLoad is not a test: it is a child process of
-// TestHostileLoad, the victim or the attacker (COLUGO_LOAD_ROLE).
-func TestHelperHostileLoad(t *testing.T) {
+// hostileLoadRole is a child process of TestHostileLoad, the victim or
+// the attacker (COLUGO_LOAD_ROLE).
+func hostileLoadRole(t *testing.T) {
 	switch os.Getenv(loadRoleEnv) {
 	case "victim":
 		runLoadVictim(t)
 	case "attacker":
 		runLoadAttacker(t)
 	default:
-		t.Skip("child process of TestHostileLoad only")
+		t.Fatalf("%s=%q: want victim or attacker", loadRoleEnv, os.Getenv(loadRoleEnv))
 	}
 }
 
@@ -367,7 +369,7 @@ func loadNode(t *testing.T, name, dir string) *colugo.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hostileNode(t, name, dir, colugo.WithTransport(tr))
+	return chaosNode(t, name, dir, colugo.WithTransport(tr))
 }
 
 // loadSeqs counts distinct non-negative sequence numbers.
@@ -433,13 +435,13 @@ type loadChild struct {
 	err    error // valid once exited is closed
 }
 
-// startLoadChild runs TestHelperHostileLoad with env added. At cleanup its
+// startLoadChild runs hostileLoadRole with env added. At cleanup its
 // stdin closes; a patient child gets wait to end by itself, any other is
 // killed at once (by its PID) if still running.
 func startLoadChild(t *testing.T, patient bool, env ...string) *loadChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHostileLoad$", "-test.timeout=15m")
-	cmd.Env = append(os.Environ(), append([]string{colugo.EnvDiscovery + "=local"}, env...)...)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRole$", "-test.timeout=15m")
+	cmd.Env = append(os.Environ(), append([]string{roleEnv + "=hostile-load", colugo.EnvDiscovery + "=local"}, env...)...)
 	c := &loadChild{cmd: cmd, lines: make(chan string, 4096), stderr: &loadTail{max: 16 << 10}, exited: make(chan struct{})}
 	cmd.Stderr = c.stderr
 	var err error
@@ -715,7 +717,7 @@ func TestHostileLoad(t *testing.T) {
 		})
 	}
 	// Both directions flow before the baseline starts.
-	eventually(t, "the legitimate traffic to flow", func() bool {
+	testwait.Until(t, "the legitimate traffic to flow", func() bool {
 		alive("before the attack")
 		tickMu.Lock()
 		n := tickSeqs.n
@@ -768,7 +770,7 @@ func TestHostileLoad(t *testing.T) {
 	upAfter := time.Since(attackStart)
 
 	// A brand-new node joins during the attack and calls within a second.
-	newcomer := hostileNode(t, "newcomer", dir)
+	newcomer := chaosNode(t, "newcomer", dir)
 	joinStart := time.Now()
 	if err := loadWaitJoined(newcomer.Events(t.Context()), "victim", loadJoinBound, victim.exited); err != nil {
 		alive("while the newcomer joined")
@@ -822,13 +824,13 @@ func TestHostileLoad(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("no final report from the victim")
 	}
-	eventually(t, "every tick to arrive", func() bool {
+	testwait.Until(t, "every tick to arrive", func() bool {
 		tickMu.Lock()
 		defer tickMu.Unlock()
 		return tickSeqs.max >= final.PubLast
 	})
 	sent, last := int(backSent.Load()), int(backLast.Load())
-	eventually(t, "every load/back message to arrive", func() bool {
+	testwait.Until(t, "every load/back message to arrive", func() bool {
 		alive("at the end")
 		return lastStat().BackMax >= last
 	})
@@ -1139,16 +1141,16 @@ func (c *loadConn) Close() error { c.stop(); return c.Conn.Close() }
 
 // handshake does a NULL ZMTP handshake as socketType and reads the
 // victim's greeting and READY.
-func (a *loadAttacker) handshake(nc net.Conn, socketType string, c *loadCounters) (*zPeer, error) {
-	p := &zPeer{nc: nc, r: bufio.NewReader(nc)}
+func (a *loadAttacker) handshake(nc net.Conn, socketType string, c *loadCounters) (*zmtptest.Peer, error) {
+	p := zmtptest.NewPeer(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-	_, err := nc.Write(append(zGreeting(), zReady(socketType)...))
+	_, err := nc.Write(append(zmtptest.Greeting(), zmtptest.Ready(socketType)...))
 	if err == nil {
-		_, err = io.ReadFull(p.r, make([]byte, 64))
+		_, err = io.ReadFull(p.R, make([]byte, 64))
 	}
 	if err == nil {
 		var body []byte
-		_, body, err = p.frame()
+		_, body, err = p.Frame()
 		if err == nil && !bytes.HasPrefix(body, []byte("\x05READY")) {
 			err = fmt.Errorf("no READY: %q", body)
 		}
@@ -1165,7 +1167,7 @@ func (a *loadAttacker) handshake(nc net.Conn, socketType string, c *loadCounters
 }
 
 // connect dials addr and shakes hands as the socket type that suits it.
-func (a *loadAttacker) connect(addr string, ts loadTargets, c *loadCounters) (*zPeer, error) {
+func (a *loadAttacker) connect(addr string, ts loadTargets, c *loadCounters) (*zmtptest.Peer, error) {
 	nc, err := a.dial(a.ctx, addr, c)
 	if err != nil {
 		return nil, err
@@ -1228,24 +1230,24 @@ func (a *loadAttacker) pace(rate int) func() bool {
 	}
 }
 
-var loadPing = zFrame(zCommand, []byte("\x04PING\x00\x00"))
+var loadPing = zmtptest.Frame(zmtptest.Command, []byte("\x04PING\x00\x00"))
 
 // hold keeps p open, answering nothing and sending a PING each second so
 // the victim's heartbeat check does not drop it, until the victim closes it
 // or time is up. (The victim's own PINGs arrive twice a second, so a read
 // timeout alone would never come.)
-func (a *loadAttacker) hold(p *zPeer, c *loadCounters) {
+func (a *loadAttacker) hold(p *zmtptest.Peer, c *loadCounters) {
 	buf := make([]byte, 4096)
 	lastPing := time.Now()
 	for a.ctx.Err() == nil {
 		if time.Since(lastPing) >= time.Second {
-			if _, err := p.nc.Write(loadPing); err != nil {
+			if _, err := p.Conn.Write(loadPing); err != nil {
 				break
 			}
 			lastPing = time.Now()
 		}
-		_ = p.nc.SetReadDeadline(lastPing.Add(time.Second))
-		if _, err := p.r.Read(buf); err != nil {
+		_ = p.Conn.SetReadDeadline(lastPing.Add(time.Second))
+		if _, err := p.R.Read(buf); err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
@@ -1278,7 +1280,7 @@ func (a *loadAttacker) idle(n int, ts loadTargets, within time.Duration) {
 		if err != nil {
 			return
 		}
-		defer p.nc.Close()
+		defer p.Conn.Close()
 		a.hold(p, c)
 	})
 	// The ramp ends when every slot made its first try, or after within.
@@ -1310,11 +1312,11 @@ func (a *loadAttacker) silent(n, rate int, ts loadTargets) {
 		defer nc.Close()
 		switch i % 3 {
 		case 1:
-			_, _ = nc.Write(zGreeting())
+			_, _ = nc.Write(zmtptest.Greeting())
 		case 2:
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
-			for _, b := range zGreeting() {
+			for _, b := range zmtptest.Greeting() {
 				select {
 				case <-tick.C:
 				case <-a.ctx.Done():
@@ -1343,9 +1345,9 @@ func (a *loadAttacker) trickle(n int, size int64, ts loadTargets) {
 		if err != nil {
 			return
 		}
-		defer p.nc.Close()
-		hdr := binary.BigEndian.AppendUint64([]byte{zLong}, uint64(size))
-		if _, err := p.nc.Write(hdr); err != nil {
+		defer p.Conn.Close()
+		hdr := binary.BigEndian.AppendUint64([]byte{zmtptest.Long}, uint64(size))
+		if _, err := p.Conn.Write(hdr); err != nil {
 			c.Closed.Add(1)
 			return
 		}
@@ -1358,7 +1360,7 @@ func (a *loadAttacker) trickle(n int, size int64, ts loadTargets) {
 				return
 			case <-tick.C:
 			}
-			if _, err := p.nc.Write(chunk); err != nil {
+			if _, err := p.Conn.Write(chunk); err != nil {
 				if a.ctx.Err() == nil {
 					c.Closed.Add(1)
 				}
@@ -1380,12 +1382,12 @@ func (a *loadAttacker) subflood(conns, per int, ts loadTargets) {
 		if err != nil {
 			return
 		}
-		defer p.nc.Close()
+		defer p.Conn.Close()
 		var b []byte
 		for j := range per {
-			b = append(b, zFrame(0, fmt.Appendf(nil, "\x01flood/%d/%06d/%s", i, j, strings.Repeat("p", 48)))...)
+			b = append(b, zmtptest.Frame(0, fmt.Appendf(nil, "\x01flood/%d/%06d/%s", i, j, strings.Repeat("p", 48)))...)
 			if len(b) > 64<<10 || j == per-1 {
-				if _, err := p.nc.Write(b); err != nil {
+				if _, err := p.Conn.Write(b); err != nil {
 					if a.ctx.Err() == nil {
 						c.Closed.Add(1)
 					}
@@ -1413,13 +1415,13 @@ func (a *loadAttacker) bigreq(conns, per, size int, ts loadTargets) {
 		if err != nil {
 			return
 		}
-		defer p.nc.Close()
+		defer p.Conn.Close()
 		for id := uint64(1); a.ctx.Err() == nil; {
 			for range per {
 				h := wire.Header{Kind: wire.KindRequest, Codec: "raw", Sender: "attacker", SendTime: time.Now().UnixNano(),
 					RequestID: id, Deadline: int64(2 * time.Second)}
 				id++
-				if _, err := p.nc.Write(zMsg(name, h.Append(nil), payload)); err != nil {
+				if _, err := p.Conn.Write(zmtptest.Msg(name, h.Append(nil), payload)); err != nil {
 					if a.ctx.Err() == nil {
 						c.Closed.Add(1)
 					}
@@ -1428,14 +1430,14 @@ func (a *loadAttacker) bigreq(conns, per, size int, ts loadTargets) {
 				c.Sent.Add(int64(size))
 			}
 			for got := 0; got < per; {
-				fl, _, err := p.frame()
+				fl, _, err := p.Frame()
 				if err != nil {
 					if a.ctx.Err() == nil {
 						c.Closed.Add(1)
 					}
 					return
 				}
-				if fl&(zCommand|zMore) == 0 { // the last frame of a reply
+				if fl&(zmtptest.Command|zmtptest.More) == 0 { // the last frame of a reply
 					got++
 					c.Replies.Add(1)
 				}
@@ -1458,7 +1460,7 @@ func (a *loadAttacker) churn(total, par, rate int, ts loadTargets) {
 				first()
 			}
 			if err == nil {
-				_ = p.nc.Close()
+				_ = p.Conn.Close()
 			}
 		}
 	})
@@ -1469,9 +1471,9 @@ func (a *loadAttacker) churn(total, par, rate int, ts loadTargets) {
 // those the victim closes within 3 s of the handshake.
 func (a *loadAttacker) crash(ts loadTargets, delay time.Duration) {
 	c := a.counters["crash"]
-	noType := zFrame(zCommand, []byte("\x05READY\x08Identity\x00\x00\x00\x00"))
+	noType := zmtptest.Frame(zmtptest.Command, []byte("\x05READY\x08Identity\x00\x00\x00\x00"))
 	for _, addr := range ts.all() {
-		for _, ready := range [][]byte{noType, zReady("FOO"), zReady("dealer")} {
+		for _, ready := range [][]byte{noType, zmtptest.Ready("FOO"), zmtptest.Ready("dealer")} {
 			a.wg.Go(func() {
 				tm := time.NewTimer(delay)
 				defer tm.Stop()
@@ -1496,7 +1498,7 @@ func (a *loadAttacker) crash(ts loadTargets, delay time.Duration) {
 				}
 				defer nc.Close()
 				_ = nc.SetReadDeadline(time.Now().Add(3 * time.Second))
-				if _, err := nc.Write(append(zGreeting(), ready...)); err == nil {
+				if _, err := nc.Write(append(zmtptest.Greeting(), ready...)); err == nil {
 					c.Sent.Add(int64(64 + len(ready)))
 				}
 				var ne net.Error

@@ -1,4 +1,4 @@
-package colugo_test
+package integration
 
 import (
 	"encoding/json"
