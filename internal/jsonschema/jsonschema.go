@@ -64,10 +64,19 @@ const maxDefs = 1024
 
 // Generate returns the JSON Schema of t's JSON encoding, compact, with
 // $schema set to [Dialect]. A schema longer than limit bytes (limit > 0)
-// gives an error wrapping [ErrTooLarge]; limit <= 0 means no limit.
+// gives an error wrapping [ErrTooLarge]; limit <= 0 means no byte limit,
+// but a type needing over a million schema nodes (unnamed structs nested
+// widely are inlined, so they grow exponentially) gives ErrTooLarge too.
 // A nil t gives {} (JSON of a nil interface is any value).
 func Generate(t reflect.Type, limit int) (json.RawMessage, error) {
-	g := &gen{defs: map[string]any{}, names: map[reflect.Type]string{}, used: map[string]bool{}}
+	// Every schema node is at least 2 bytes ("{}"): a budget of nodes
+	// stops a type whose unnamed parts nest widely (inlined, so growing
+	// exponentially) before it is built.
+	budget := 1 << 20
+	if limit > 0 {
+		budget = limit/2 + 1
+	}
+	g := &gen{defs: map[string]any{}, names: map[reflect.Type]string{}, used: map[string]bool{}, budget: budget, limit: limit}
 	var root map[string]any
 	if t == nil {
 		root = map[string]any{}
@@ -101,6 +110,9 @@ type gen struct {
 	defs  map[string]any          // $defs entries by name
 	names map[reflect.Type]string // named struct types already given a $defs name
 	used  map[string]bool         // $defs names taken
+
+	budget int // schema nodes left
+	limit  int
 }
 
 func unsupported(t reflect.Type, path string) error {
@@ -120,6 +132,9 @@ func nullable(s map[string]any) map[string]any {
 
 // schema is t's schema; path names where t sits, for errors.
 func (g *gen) schema(t reflect.Type, path string) (map[string]any, error) {
+	if g.budget--; g.budget < 0 {
+		return nil, fmt.Errorf("%w: over %d bytes", ErrTooLarge, g.limit)
+	}
 	if t == timeType {
 		return map[string]any{"type": "string", "format": "date-time"}, nil
 	}

@@ -432,3 +432,20 @@ func TestGenerateOddTypesNoPanic(t *testing.T) {
 		}
 	}
 }
+
+// Unnamed structs are inlined, so nesting them widely grows the schema
+// exponentially: Generate stops at its node budget before building it
+// (3^9 struct nodes here), rather than after marshalling it all.
+func TestGenerateWideNestingStops(t *testing.T) {
+	typ := reflect.TypeFor[int]()
+	for range 9 {
+		typ = reflect.StructOf([]reflect.StructField{{Name: "A", Type: typ}, {Name: "B", Type: typ}, {Name: "C", Type: typ}})
+	}
+	b, err := jsonschema.Generate(typ, 16<<10)
+	if !errors.Is(err, jsonschema.ErrTooLarge) || !strings.Contains(err.Error(), "over 16384 bytes") {
+		t.Errorf("%d bytes, %v; want ErrTooLarge from the budget", len(b), err)
+	}
+	if _, err := jsonschema.Generate(typ, 0); err != nil {
+		t.Errorf("no limit: %v", err)
+	}
+}
