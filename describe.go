@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/internal/jsonschema"
@@ -191,7 +192,7 @@ func (n *Node) describe() PeerInfo {
 		info.Services = append(info.Services, s.info)
 	}
 	info.Drops = n.dropsLocked()
-	byName := func(a, b TopicInfo) int { return cmpString(a.Name, b.Name) }
+	byName := func(a, b TopicInfo) int { return strings.Compare(a.Name, b.Name) }
 	slices.SortFunc(info.Topics, byName)
 	slices.SortFunc(info.Subscriptions, byName)
 	slices.SortFunc(info.Services, byName)
@@ -218,16 +219,6 @@ func (n *Node) dropsLocked() *PublisherDrops {
 		return nil
 	}
 	return &d
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func decodeDescription(b []byte) (*PeerInfo, error) {

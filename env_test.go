@@ -3,7 +3,6 @@ package colugo
 import (
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -194,19 +193,3 @@ func TestDialable(t *testing.T) {
 }
 
 func typeString(v any) string { return fmt.Sprintf("%T", v) }
-
-// TestDependencies keeps CLI- and codec-specific modules out of programs
-// that only import the root package.
-func TestDependencies(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Skipf("go list unavailable: %v", err)
-	}
-	for _, forbidden := range []string{"google.golang.org/protobuf", "github.com/colugo-go/colugo/codec/protobuf", "github.com/colugo-go/colugo/colugotest", "testing"} {
-		for _, dep := range strings.Fields(string(out)) {
-			if dep == forbidden || strings.HasPrefix(dep, forbidden+"/") {
-				t.Errorf("the root package depends on %s", dep)
-			}
-		}
-	}
-}

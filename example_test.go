@@ -214,3 +214,46 @@ func ExampleWithBackPressure() {
 	fmt.Println("received", <-done, "dropped", node.Stats().Topics["log/lines"].Dropped)
 	// Output: received 1000 dropped 0
 }
+
+// Add is the definition that a calculator's servers and clients share,
+// typically from a package of their own.
+var Add = colugo.NewService[AddReq, AddResp]("math/add")
+
+func ExampleService() {
+	node := exampleNode("calculator")
+	defer node.Close()
+	if _, err := Add.Serve(node, func(ctx context.Context, r AddReq) (AddResp, error) {
+		return AddResp{Sum: r.A + r.B}, nil
+	}); err != nil {
+		panic(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := Add.Request(ctx, node, AddReq{A: 2, B: 3}) // the types come from Add
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("2 + 3 =", resp.Sum)
+	// Output: 2 + 3 = 5
+}
+
+func ExampleTopic() {
+	node := exampleNode("thermometer")
+	defer node.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	temperature := colugo.NewTopic[Reading]("lab/temperature")
+	readings, err := temperature.Subscribe(ctx, node)
+	if err != nil {
+		panic(err)
+	}
+	pub, err := temperature.Publisher(node)
+	if err != nil {
+		panic(err)
+	}
+	_ = pub.Publish(ctx, Reading{Sensor: "bench-2", Value: 19.0})
+	r := <-readings
+	fmt.Printf("%s: %.1f °C\n", r.Sensor, r.Value)
+	// Output: bench-2: 19.0 °C
+}

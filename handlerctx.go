@@ -23,11 +23,16 @@ type handlerCtx struct {
 	deadline time.Time
 
 	mu         sync.Mutex
-	done       chan struct{} // made by the first Done
+	done       chan struct{} // made by the first Done or AfterFunc
 	err        error
 	timer      *time.Timer
 	stopParent func() bool
+	// afters are the functions AfterFunc registered, run (each in its own
+	// goroutine, as context.AfterFunc does) when the context ends.
+	afters map[*afterFunc]struct{}
 }
+
+type afterFunc struct{ f func() }
 
 var _ context.Context = (*handlerCtx)(nil)
 
@@ -48,6 +53,12 @@ func (c *handlerCtx) Value(key any) any { return c.parent.Value(key) }
 func (c *handlerCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.armLocked()
+}
+
+// armLocked makes done, and arms the timer and the link to the node's
+// context that close it, unless that was done before.
+func (c *handlerCtx) armLocked() chan struct{} {
 	if c.done != nil {
 		return c.done
 	}
@@ -62,6 +73,34 @@ func (c *handlerCtx) Done() <-chan struct{} {
 	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	c.stopParent = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
 	return c.done
+}
+
+// AfterFunc arranges for f to run in its own goroutine once c ends, and
+// returns a stop function that prevents that (reporting whether it did),
+// as context.AfterFunc does. Its presence is what matters: the context
+// package links a context derived from c (WithCancel, WithTimeout, ...)
+// through it instead of starting a goroutine per derived context to watch
+// c's Done.
+func (c *handlerCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.armLocked()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f}
+	if c.afters == nil {
+		c.afters = make(map[*afterFunc]struct{})
+	}
+	c.afters[a] = struct{}{}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.afters[a]
+		delete(c.afters, a)
+		return ok
+	}
 }
 
 func (c *handlerCtx) Err() error {
@@ -109,6 +148,10 @@ func (c *handlerCtx) setErrLocked(err error) {
 	if c.stopParent != nil {
 		c.stopParent()
 	}
+	for a := range c.afters {
+		go a.f()
+	}
+	c.afters = nil
 }
 
 func (c *handlerCtx) String() string { return "colugo.handlerContext" }

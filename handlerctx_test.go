@@ -3,6 +3,7 @@ package colugo
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -125,4 +126,77 @@ func TestHandlerCtxCancelAfterDeadline(t *testing.T) {
 			t.Fatalf("node closed after the deadline: Err = %v", late.Err())
 		}
 	})
+}
+
+// TestHandlerCtxDerivedNoGoroutine: contexts derived from a handler's
+// context link to it through its AfterFunc method, so deriving one starts
+// no goroutine (a custom Context without it costs one goroutine per
+// derived context, for as long as both live).
+func TestHandlerCtxDerivedNoGoroutine(t *testing.T) {
+	c := newHandlerCtx(context.Background(), time.Minute)
+	const n = 1000
+	before := runtime.NumGoroutine()
+	children := make([]context.Context, n)
+	cancels := make([]context.CancelFunc, n)
+	for i := range n {
+		children[i], cancels[i] = context.WithCancel(c)
+	}
+	if grew := runtime.NumGoroutine() - before; grew > n/10 {
+		t.Fatalf("%d derived contexts started %d goroutines", n, grew)
+	}
+	// A child cancelled first unregisters itself.
+	cancels[0]()
+	c.mu.Lock()
+	registered := len(c.afters)
+	c.mu.Unlock()
+	if registered != n-1 {
+		t.Fatalf("%d functions registered after one child was cancelled, want %d", registered, n-1)
+	}
+	c.cancel(context.Canceled)
+	for i, child := range children {
+		select {
+		case <-child.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("child %d not cancelled with its parent", i)
+		}
+		if i > 0 && !errors.Is(child.Err(), context.Canceled) {
+			t.Fatalf("child %d: %v", i, child.Err())
+		}
+	}
+	for _, cancel := range cancels {
+		cancel()
+	}
+	// After the end, AfterFunc runs f at once (in its own goroutine).
+	ran := make(chan struct{})
+	if stop := c.AfterFunc(func() { close(ran) }); stop() {
+		t.Fatal("stop after the end reported that it stopped f")
+	}
+	<-ran
+}
+
+// TestHandlerCtxDerivedDeadline: a derived context ends at the handler's
+// deadline too.
+func TestHandlerCtxDerivedDeadline(t *testing.T) {
+	c := newHandlerCtx(context.Background(), 20*time.Millisecond)
+	child, cancel := context.WithCancel(c)
+	defer cancel()
+	select {
+	case <-child.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("derived context did not end at the handler's deadline")
+	}
+	if !errors.Is(child.Err(), context.DeadlineExceeded) {
+		t.Fatalf("derived context: %v, want DeadlineExceeded", child.Err())
+	}
+}
+
+// BenchmarkHandlerCtxDerive is the cost of deriving a cancellable context
+// inside a handler (and cancelling it).
+func BenchmarkHandlerCtxDerive(b *testing.B) {
+	c := newHandlerCtx(context.Background(), time.Minute)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, cancel := context.WithCancel(c)
+		cancel()
+	}
 }

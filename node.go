@@ -25,6 +25,34 @@ const Version = "0.1.0"
 // Node is one participant: it publishes and subscribes to topics, serves
 // and calls services, and finds its peers through discovery. Create it with
 // NewNode and Close it when done. A Node is safe for concurrent use.
+//
+// Locking. Publishing, receiving and serving a request take no node-wide
+// lock: they read atomically replaced snapshots (recv, served) and
+// per-topic or per-connection state; a request takes mu once, briefly, to
+// pick the servers of a service it has not asked before or since the
+// catalog changed (targets, rr; then rotations is used). The locks, in the order they may be taken (a lock is never taken while
+// one below it is held):
+//
+//  1. mu guards the catalog and the peer table: subs, pubs, seqs,
+//     services, counters, svcStats, peers, rr, changed, catalog, watchers,
+//     targets, and the replacement of recv and served. It is held briefly
+//     and never across a transport call that can wait, a handler, or a
+//     channel send to a user.
+//  2. reqMu guards the request path's own state: inflight and watched.
+//     Close takes mu then reqMu to set closed, so that goLocked (called
+//     under either) never starts a goroutine after Close began.
+//  3. pubSeq.mu (one per topic) serialises a sealed topic's publishes, from
+//     taking a sequence number to handing the message to the transport, so
+//     that numbers reach the wire in order. A back-pressured publish may
+//     hold it for its maxWait; $describe (under mu) then does not wait for
+//     it (pubSeq.baseline), and tail markers skip the topic (TryLock).
+//  4. Leaf locks, held for a few instructions and never while taking
+//     another: a subscription's queue (chanSink.mu, subCore.mu), a
+//     handler context's (handlerCtx.mu), counters.seqMu, a watcher's.
+//
+// Goroutines the node starts (discovery, tails, subscription feeders,
+// handlers) are counted in wg and started only through goLocked, which
+// refuses once closed is set; Close waits for all of them.
 type Node struct {
 	name, id string
 	cfg      nodeConfig
@@ -46,7 +74,9 @@ type Node struct {
 	// modified, so the receive path reads it without a lock.
 	recv atomic.Pointer[map[string]*topicSubs]
 
-	handlers atomic.Int64 // running request handlers
+	handlers atomic.Int64  // running request handlers (handlerDone ends one)
+	draining atomic.Bool   // Shutdown began: no new requests, publishers, subscriptions or servers
+	idle     chan struct{} // one slot: handlers reached 0 while draining
 
 	keys         *seal.Keyring // nil: nothing sealed
 	guard        *seal.Guard   // replay checks; nil without a key
@@ -60,14 +90,19 @@ type Node struct {
 	pubs     map[string]*pubCount  // local publishers by topic
 	seqs     map[string]*pubSeq    // sequence per topic, outliving its publishers
 	services map[string]*serviceCore
-	counters map[string]*counters // per topic
-	svcStats map[string]*counters // per service
-	peers    map[string]*peer     // by discovery key
-	rr       map[string]uint64    // round-robin position per service
-	changed  chan struct{}        // closed and replaced when the peer catalog changes
-	catalog  string               // hash of pubs and services
+	counters map[string]*counters      // per topic
+	svcStats map[string]*counters      // per service
+	peers    map[string]*peer          // by discovery key
+	rr       map[string]*atomic.Uint64 // round-robin position per service
+	changed  chan struct{}             // closed and replaced when the peer catalog changes
+	catalog  string                    // hash of pubs and services
 	watchers map[*watcher]struct{}
 	targets  map[string][]target // servers per service, rebuilt after any change
+	// rotations is the request path's copy of targets with their
+	// round-robin positions, replaced (under mu) when a service's servers
+	// are first looked up and emptied when targets is: picking a known
+	// service's server takes no lock.
+	rotations atomic.Pointer[map[string]*rotation]
 
 	// served is a copy of services for the request path, replaced (under
 	// mu) when a service comes or goes, so that serving a request takes no
@@ -147,12 +182,13 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		counters: make(map[string]*counters),
 		svcStats: make(map[string]*counters),
 		peers:    make(map[string]*peer),
-		rr:       make(map[string]uint64),
+		rr:       make(map[string]*atomic.Uint64),
 		changed:  make(chan struct{}),
 		inflight: make(map[inflightKey]*handlerCtx),
 		watched:  make(map[transport.ReplyWriter]bool),
 		watchers: make(map[*watcher]struct{}),
 		targets:  make(map[string][]target),
+		idle:     make(chan struct{}, 1),
 	}
 	n.log = cfg.log.With(slog.String(keyNode, name), slog.String(keyNodeID, n.id))
 	if k, ok := keyFromEnv(); ok {
@@ -347,3 +383,75 @@ func (h *nodeHandler) HandlePeerLost(addr string, err error) {
 	n.log.Debug("connection lost", slog.String(keyEndpoint, addr), slog.Any(keyError, err))
 	n.peerLost(addr, err)
 }
+
+// Shutdown closes the node gracefully, as http.Server.Shutdown and nats'
+// Drain do: it stops accepting new work, lets the work under way finish,
+// sends what is queued, then closes. In order:
+//
+//  1. Requests that arrive from other nodes are refused with a
+//     *RemoteError of code CodeUnavailable (requesters with other servers
+//     to choose from can retry there); NewPublisher, Subscribe, Serve and
+//     their variants on this node return an error that matches ErrClosed.
+//     $describe is still answered, and requests this node makes (to
+//     itself included) still work, so that running handlers can finish
+//     their own calls.
+//  2. It waits for running request handlers to return, and for their
+//     replies to be queued.
+//  3. It waits for the transport's send queues to empty (replies and
+//     messages published so far reach their connections), when the
+//     transport implements [transport.Flusher], as transport/zmq and
+//     transport/inproc do. A publisher that keeps publishing keeps the
+//     queues busy: stop publishing first.
+//  4. It calls [Node.Close].
+//
+// When ctx ends first, Shutdown calls Close at once (cancelling the
+// handlers still running and dropping what is still queued) and returns
+// ctx's error; otherwise it returns Close's. Values already queued for this
+// node's own subscriptions are not waited for: their channels close with
+// the node. Shutdown after Close returns nil at once.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.closed.Load() {
+		return n.Close()
+	}
+	n.draining.Store(true)
+	for n.handlers.Load() > 0 {
+		select {
+		case <-n.idle:
+		case <-ctx.Done():
+			_ = n.Close()
+			return ctx.Err()
+		}
+	}
+	if f, ok := n.tr.(transport.Flusher); ok {
+		if err := f.Flush(ctx); err != nil {
+			_ = n.Close()
+			return err
+		}
+	}
+	return n.Close()
+}
+
+// handlerDone counts the end of a request handler, and wakes Shutdown
+// when it was the last one.
+func (n *Node) handlerDone() {
+	if n.handlers.Add(-1) == 0 && n.draining.Load() {
+		select {
+		case n.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// acceptingLocked returns the error for new publishers, subscriptions and
+// servers on a closed or shutting-down node; n.mu is held.
+func (n *Node) acceptingLocked() error {
+	if n.closed.Load() {
+		return ErrClosed
+	}
+	if n.draining.Load() {
+		return errShuttingDown
+	}
+	return nil
+}
+
+var errShuttingDown = fmt.Errorf("%w: the node is shutting down", ErrClosed)

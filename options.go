@@ -274,6 +274,7 @@ func WithBuffer(n int) SubscribeOption { return bufferOption(n) }
 type bufferOption int
 
 func (o bufferOption) applySubscribe(c *subConfig) { c.buffer = int(o) }
+func (o bufferOption) String() string              { return fmt.Sprintf("WithBuffer(%d)", int(o)) }
 
 // WithQueueBytes bounds the queue in front of a subscription's channel, in
 // bytes: each queued value counts its message's payload length plus
@@ -370,9 +371,13 @@ func (p DropPolicy) String() string {
 
 // WithDropPolicy sets what a subscription does with a message that arrives
 // while its queue is full. Default: DropOldest.
-func WithDropPolicy(p DropPolicy) SubscribeOption { return p }
+func WithDropPolicy(p DropPolicy) SubscribeOption { return dropPolicyOption{p} }
 
-func (p DropPolicy) applySubscribe(c *subConfig) { c.policy = p }
+// dropPolicyOption is a DropPolicy as an option: it prints as the call.
+type dropPolicyOption struct{ p DropPolicy }
+
+func (o dropPolicyOption) applySubscribe(c *subConfig) { c.policy = o.p }
+func (o dropPolicyOption) String() string              { return "WithDropPolicy(" + o.p.String() + ")" }
 
 // WithZeroCopy makes a publisher hand each payload over to colugo instead
 // of copying it: with codec.Raw, Publish then costs no copy however large
@@ -397,6 +402,7 @@ func WithFailFast() RequestOption { return failFastOption{} }
 type failFastOption struct{}
 
 func (failFastOption) applyRequest(c requestConfig) requestConfig { c.failFast = true; return c }
+func (failFastOption) String() string                             { return "WithFailFast()" }
 
 // WithAnyCodec makes a subscription of []byte take every message of the
 // topic whatever its codec, and deliver the payload bytes as they are
@@ -408,3 +414,4 @@ func WithAnyCodec() SubscribeOption { return anyCodecOption{} }
 type anyCodecOption struct{}
 
 func (anyCodecOption) applySubscribe(c *subConfig) { c.anyCodec = true }
+func (anyCodecOption) String() string              { return "WithAnyCodec()" }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/colugo-go/colugo/discovery"
@@ -58,17 +59,17 @@ func (n *Node) Peers() []PeerInfo {
 		}
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int {
-		if c := cmpString(a.Name, b.Name); c != 0 {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
-		return cmpString(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
 	return out
 }
 
 // notifyChangedLocked wakes requests waiting for a replier.
 func (n *Node) notifyChangedLocked() {
-	clear(n.targets)
+	n.clearTargetsLocked()
 	close(n.changed)
 	n.changed = make(chan struct{})
 }
@@ -390,7 +391,7 @@ func (n *Node) markDown(router string) {
 			p.down = true
 		}
 	}
-	clear(n.targets)
+	n.clearTargetsLocked()
 }
 
 // Liveness: a peer whose connection dropped is asked for its $describe at

@@ -141,9 +141,9 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec),
 			JSONSchema: jsonSchemaOf[T](cfg.codec)}}
 	node.mu.Lock()
-	if node.closed.Load() {
+	if err := node.acceptingLocked(); err != nil {
 		node.mu.Unlock()
-		return nil, ErrClosed
+		return nil, err
 	}
 	pc := node.pubs[topic]
 	if pc == nil {

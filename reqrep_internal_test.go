@@ -46,7 +46,7 @@ func TestDecodeReplyTypes(t *testing.T) {
 			_, err := decodeReply[string](codec.JSON{}, "s", "json", "main.Name", []byte(`"x"`), false)
 			return err
 		}, true},
-		{"[]byte from a typed codec", func() error { // colugo call: record.Passthrough names the request's type
+		{"[]byte from a typed codec", func() error { // colugo call: codec.Passthrough names the request's type
 			_, err := decodeReply[[]byte](namedRaw{"protobuf", "google.protobuf.BytesValue"}, "s", "protobuf", "google.protobuf.StringValue", pbBytes, false)
 			return err
 		}, true},
@@ -64,7 +64,7 @@ func TestDecodeReplyTypes(t *testing.T) {
 	}
 }
 
-// namedRaw is record.Passthrough with a type name (record imports colugo).
+// namedRaw is codec.Passthrough with a type name.
 type namedRaw struct{ name, typ string }
 
 func (c namedRaw) Name() string                { return c.name }

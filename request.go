@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
@@ -36,6 +39,36 @@ type target struct {
 // codec's marshal error. Request keeps nothing of req once it returns.
 func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) (Resp, error) {
 	var zero Resp
+	ctx, cancel, o, err := prepareRequest(ctx, node, name, req, opts)
+	if err != nil {
+		return zero, err
+	}
+	defer cancel()
+	counters := node.svcCounter(name)
+	counters.requests.Add(1)
+	out, codecName, replyType, owned, err := node.request(ctx, name, o.codec.Name(), o.typ, o.payload, o.failFast)
+	if err == nil {
+		var resp Resp
+		if resp, err = decodeReply[Resp](o.codec, name, codecName, replyType, out, owned); err == nil {
+			return resp, nil
+		}
+	}
+	counters.failed.Add(1)
+	return zero, err
+}
+
+// outgoing is a request ready to send: what prepareRequest made of it.
+type outgoing struct {
+	codec    codec.Codec
+	typ      string // the request's type name
+	payload  []byte
+	failFast bool
+}
+
+// prepareRequest is what Request and RequestAll do first: apply the
+// options, refuse a closed node, bound ctx by the node's default timeout
+// when it has no deadline (the caller defers cancel), and encode req.
+func prepareRequest[Req any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (context.Context, context.CancelFunc, outgoing, error) {
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
 		if o != nil {
@@ -43,33 +76,23 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 		}
 	}
 	if cfg.codec == nil {
-		return zero, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+		return ctx, nil, outgoing{}, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	if node.closed.Load() {
-		return zero, ErrClosed
+		return ctx, nil, outgoing{}, ErrClosed
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
-		defer cancel()
-	}
-	c := cfg.codec
-	payload, err := marshal(c, req)
+	payload, err := marshal(cfg.codec, req)
 	if err != nil {
-		return zero, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+		return ctx, nil, outgoing{}, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
 	}
-	counters := node.svcCounter(name)
-	counters.requests.Add(1)
-	out, codecName, replyType, owned, err := node.request(ctx, name, c.Name(), typeName[Req](c), payload, cfg.failFast)
-	if err == nil {
-		var resp Resp
-		if resp, err = decodeReply[Resp](c, name, codecName, replyType, out, owned); err == nil {
-			return resp, nil
-		}
+	cancel := context.CancelFunc(noCancel)
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
 	}
-	counters.failed.Add(1)
-	return zero, err
+	return ctx, cancel, outgoing{codec: cfg.codec, typ: typeName[Req](cfg.codec), payload: payload, failFast: cfg.failFast}, nil
 }
+
+func noCancel() {}
 
 // request is the untyped core of Request: it picks a server and returns
 // the reply payload, its codec and type names and whether the payload is
@@ -145,7 +168,7 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	n.handlers.Add(1)
 	n.mu.Lock()
 	started := n.goLocked(func() {
-		defer n.handlers.Add(-1)
+		defer n.handlerDone()
 		defer cancel()
 		defer stop()
 		out, code, msg := n.run(hctx, svc, payload, true) // our copy
@@ -153,7 +176,7 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	})
 	n.mu.Unlock()
 	if !started {
-		n.handlers.Add(-1)
+		n.handlerDone()
 		stop()
 		cancel()
 		return nil, ErrClosed
@@ -187,26 +210,13 @@ type Reply[Resp any] struct {
 // replies come in no particular order. Each server gets the request at
 // most once.
 func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) ([]Reply[Resp], error) {
-	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
-	for _, o := range opts {
-		if o != nil {
-			cfg = o.applyRequest(cfg)
-		}
-	}
-	if cfg.codec == nil {
-		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
-		defer cancel()
-	}
-	c := cfg.codec
-	payload, err := marshal(c, req)
+	ctx, cancel, o, err := prepareRequest(ctx, node, name, req, opts)
 	if err != nil {
-		return nil, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+		return nil, err
 	}
-	if _, err := node.pickTarget(ctx, name, cfg.failFast); err != nil { // waits for a first server
+	defer cancel()
+	c, payload := o.codec, o.payload
+	if _, err := node.pickTarget(ctx, name, o.failFast); err != nil { // waits for a first server
 		return nil, err
 	}
 	node.mu.Lock()
@@ -216,7 +226,7 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 		return nil, fmt.Errorf("%w: for %q", ErrNoResponders, name)
 	}
 	counters := node.svcCounter(name)
-	typ := typeName[Req](c)
+	typ := o.typ
 	replies := make([]Reply[Resp], len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
@@ -245,7 +255,7 @@ func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req
 // refused there too, since nothing says that its bytes are a Resp. For
 // other codecs the type name is not checked, nor for a []byte Resp, which
 // takes the bytes as sent whatever their type (tools such as colugo call,
-// whose record.Passthrough codec names the request's type, decode them
+// whose codec.Passthrough codec names the request's type, decode them
 // with the server's advertised reply type).
 func decodeReply[Resp any](c codec.Codec, name, codecName, typ string, out []byte, owned bool) (Resp, error) {
 	if codecName != c.Name() {
@@ -314,6 +324,14 @@ func (n *Node) WaitServers(ctx context.Context, service string, want int) error 
 // ctx for one to appear unless failFast.
 func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (target, error) {
 	for {
+		if n.closed.Load() {
+			return target{}, ErrClosed
+		}
+		if m := n.rotations.Load(); m != nil {
+			if r := (*m)[name]; r != nil {
+				return r.next(), nil
+			}
+		}
 		n.mu.Lock()
 		if n.closed.Load() {
 			n.mu.Unlock()
@@ -325,10 +343,9 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 			n.targets[name] = ts
 		}
 		if len(ts) > 0 {
-			i := n.rr[name]
-			n.rr[name] = i + 1
+			r := n.rotationLocked(name, ts)
 			n.mu.Unlock()
-			return ts[i%uint64(len(ts))], nil
+			return r.next(), nil
 		}
 		changed := n.changed
 		n.mu.Unlock()
@@ -343,6 +360,43 @@ func (n *Node) pickTarget(ctx context.Context, name string, failFast bool) (targ
 			return target{}, ErrClosed
 		}
 	}
+}
+
+// rotation is the servers of one service and its round-robin position,
+// for requests to pick from without a lock.
+type rotation struct {
+	ts  []target // at least one
+	pos *atomic.Uint64
+}
+
+func (r *rotation) next() target {
+	i := r.pos.Add(1) - 1
+	return r.ts[i%uint64(len(r.ts))]
+}
+
+// rotationLocked adds name's servers ts to the rotations (copy on write:
+// a node serves and calls a handful of services).
+func (n *Node) rotationLocked(name string, ts []target) *rotation {
+	pos := n.rr[name]
+	if pos == nil {
+		pos = new(atomic.Uint64)
+		n.rr[name] = pos // kept across catalog changes, so the rotation stays fair
+	}
+	r := &rotation{ts: ts, pos: pos}
+	m := make(map[string]*rotation)
+	if old := n.rotations.Load(); old != nil {
+		maps.Copy(m, *old)
+	}
+	m[name] = r
+	n.rotations.Store(&m)
+	return r
+}
+
+// clearTargetsLocked forgets every service's servers, after a change of
+// peers or services.
+func (n *Node) clearTargetsLocked() {
+	clear(n.targets)
+	n.rotations.Store(nil)
 }
 
 // targetsLocked lists the servers of name: this node first, then peers by
@@ -362,6 +416,6 @@ func (n *Node) targetsLocked(name string) []target {
 			remote = append(remote, target{router: p.dialRouter, info: p.desc})
 		}
 	}
-	slices.SortFunc(remote, func(a, b target) int { return cmpString(a.router, b.router) })
+	slices.SortFunc(remote, func(a, b target) int { return strings.Compare(a.router, b.router) })
 	return append(ts, remote...)
 }

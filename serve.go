@@ -89,9 +89,9 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 		},
 	}
 	node.mu.Lock()
-	if node.closed.Load() {
+	if err := node.acceptingLocked(); err != nil {
 		node.mu.Unlock()
-		return nil, ErrClosed
+		return nil, err
 	}
 	if node.services[name] != nil {
 		node.mu.Unlock()
@@ -114,7 +114,7 @@ func (s *Server) Close() error {
 	if removed {
 		delete(n.services, s.core.info.Name)
 		n.publishServedLocked()
-		clear(n.targets)
+		n.clearTargetsLocked()
 	}
 	n.mu.Unlock()
 	if removed {
@@ -227,8 +227,10 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 		n.replyError(rw, msg, CodeDeadlineExceeded, "the request's deadline had passed when it arrived")
 		return
 	}
-	if n.handlers.Add(1) > int64(n.cfg.maxHandlers) || n.closed.Load() {
-		n.handlers.Add(-1)
+	// draining is read after the increment: a request that Shutdown's
+	// count of running handlers missed sees that it is draining.
+	if n.handlers.Add(1) > int64(n.cfg.maxHandlers) || n.closed.Load() || n.draining.Load() {
+		n.handlerDone()
 		n.replyError(rw, msg, CodeUnavailable, "too many requests in flight, or closing")
 		return
 	}
@@ -256,7 +258,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	n.reqMu.Unlock()
 	if !started {
-		n.handlers.Add(-1)
+		n.handlerDone()
 		n.replyError(rw, msg, CodeUnavailable, "closing")
 	}
 }
@@ -275,7 +277,7 @@ type serving struct {
 func (s *serving) serve() {
 	n := s.n
 	defer n.wg.Done() // startLocked's
-	defer n.handlers.Add(-1)
+	defer n.handlerDone() // after the reply is queued, which Shutdown flushes
 	out, code, errMsg := n.run(&s.handlerCtx, s.svc, s.msg.Payload, s.msg.Exclusive)
 	n.reqMu.Lock()
 	delete(n.inflight, s.key)

@@ -3,6 +3,7 @@ package colugo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -450,8 +451,8 @@ func (k *chanSink[V]) shut() {
 func (n *Node) addSub(s *subCore) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.closed.Load() {
-		return ErrClosed
+	if err := n.acceptingLocked(); err != nil {
+		return err
 	}
 	s.c = n.counterLocked(s.info.Name)
 	n.goLocked(s.q.feed) // the node is open: it starts, and Close waits for it
@@ -466,7 +467,7 @@ func (n *Node) addSub(s *subCore) error {
 func (n *Node) removeSub(s *subCore) {
 	n.mu.Lock()
 	ss := n.subs[s.info.Name]
-	if i := indexOf(ss, s); i >= 0 {
+	if i := slices.Index(ss, s); i >= 0 {
 		ss = append(ss[:i:i], ss[i+1:]...)
 		if len(ss) == 0 {
 			delete(n.subs, s.info.Name)
@@ -483,15 +484,6 @@ func (n *Node) removeSub(s *subCore) {
 	n.mu.Unlock()
 	s.close()
 	n.catalogChanged()
-}
-
-func indexOf(ss []*subCore, s *subCore) int {
-	for i, x := range ss {
-		if x == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // publishRecvLocked replaces the receive path's snapshot of subscriptions.

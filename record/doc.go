@@ -36,8 +36,11 @@
 // it); "publishers"; and per publishing node id
 // "sender.<id>.messages", "first_seq", "last_seq" and "gaps".
 //
-// Files are chunked (zstd by default), with CRCs, message indexes and a
-// summary, and open in other MCAP tools. Reading is defensive: a truncated
+// Files are chunked (zstd by default), with CRCs, message and chunk
+// indexes and a summary (schemas, channels, statistics, metadata index),
+// and open in other MCAP tools. This package writes and reads the format
+// itself, with no MCAP library linked (the mcap Go module links test
+// libraries into programs); its tests read what it writes with that module. Reading is defensive: a truncated
 // or corrupt file gives an error wrapping [ErrCorrupt], never a panic, and
 // never costs more memory than it holds, up to a limit: a record or
 // decompressed chunk larger than [DefaultMaxRecordSize] (72 MiB, see

@@ -8,13 +8,12 @@ import (
 	"hash/crc32"
 	"io"
 
-	"github.com/foxglove/mcap/go/mcap"
 	"github.com/klauspost/compress/zstd"
 	"github.com/pierrec/lz4/v4"
 )
 
 // lexer splits an MCAP file into the records a Reader needs, decompressing
-// chunks. It replaces mcap.Lexer, which allocates what a record or chunk
+// chunks. It replaces the mcap module's Lexer, which allocates what a record or chunk
 // header claims before reading it (twice the claim, for a chunk): a file
 // of a few KB could make it take a GiB. Here every length is checked
 // against the limit, a record's buffer grows only as its bytes arrive, and
@@ -43,7 +42,7 @@ var errEnd = errors.New("closing magic")
 // others (indexes, statistics, attachments, metadata) without holding
 // them. The body is valid until the next call. At the end of the data it
 // returns io.EOF (nothing more) or errEnd (the closing magic).
-func (l *lexer) next() (mcap.OpCode, []byte, error) {
+func (l *lexer) next() (opCode, []byte, error) {
 	for {
 		if len(l.rest) > 0 {
 			return l.nextInChunk()
@@ -53,17 +52,17 @@ func (l *lexer) next() (mcap.OpCode, []byte, error) {
 		case err == nil:
 		case n == 0 && errors.Is(err, io.EOF):
 			return 0, nil, io.EOF
-		case n == len(mcap.Magic) && bytes.Equal(l.hdr[:n], mcap.Magic):
+		case n == len(mcapMagic) && bytes.Equal(l.hdr[:n], mcapMagic):
 			return 0, nil, errEnd
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return 0, nil, fmt.Errorf("the file ends inside a record header (%d of 9 bytes)", n)
 		default:
 			return 0, nil, err
 		}
-		op, size := mcap.OpCode(l.hdr[0]), binary.LittleEndian.Uint64(l.hdr[1:])
+		op, size := opCode(l.hdr[0]), binary.LittleEndian.Uint64(l.hdr[1:])
 		switch op {
-		case mcap.OpHeader, mcap.OpFooter, mcap.OpSchema, mcap.OpChannel, mcap.OpMessage, mcap.OpChunk:
-		case mcap.OpReserved:
+		case opHeader, opFooter, opSchema, opChannel, opMessage, opChunk:
+		case opReserved:
 			return 0, nil, errors.New("a record with opcode 0")
 		default:
 			if err := skip(l.r, size); err != nil {
@@ -80,7 +79,7 @@ func (l *lexer) next() (mcap.OpCode, []byte, error) {
 		if l.body, err = readGrow(l.r, l.body, int(size)); err != nil {
 			return 0, nil, fmt.Errorf("a %s record of %d bytes: %w", op, size, err)
 		}
-		if op != mcap.OpChunk {
+		if op != opChunk {
 			return op, l.body, nil
 		}
 		if err := l.loadChunk(l.body); err != nil {
@@ -89,20 +88,20 @@ func (l *lexer) next() (mcap.OpCode, []byte, error) {
 	}
 }
 
-func (l *lexer) nextInChunk() (mcap.OpCode, []byte, error) {
+func (l *lexer) nextInChunk() (opCode, []byte, error) {
 	if len(l.rest) < 9 {
 		return 0, nil, fmt.Errorf("a chunk ends inside a record header (%d of 9 bytes)", len(l.rest))
 	}
-	op, size := mcap.OpCode(l.rest[0]), binary.LittleEndian.Uint64(l.rest[1:9])
+	op, size := opCode(l.rest[0]), binary.LittleEndian.Uint64(l.rest[1:9])
 	if size > uint64(len(l.rest)-9) {
 		return 0, nil, fmt.Errorf("a %s record in a chunk claims %d bytes, the chunk has %d left", op, size, len(l.rest)-9)
 	}
 	body := l.rest[9 : 9+size]
 	l.rest = l.rest[9+size:]
 	switch op {
-	case mcap.OpChunk:
+	case opChunk:
 		return 0, nil, errors.New("a chunk inside a chunk")
-	case mcap.OpReserved:
+	case opReserved:
 		return 0, nil, errors.New("a record with opcode 0 in a chunk")
 	}
 	return op, body, nil
@@ -132,13 +131,13 @@ func (l *lexer) loadChunk(b []byte) error {
 		return fmt.Errorf("a chunk of %d bytes uncompressed, more than the reader's limit of %d (WithMaxRecordSize)", size, l.max)
 	}
 	var open func() (io.Reader, error) // a decompressor at the start of data
-	switch mcap.CompressionFormat(compression) {
-	case mcap.CompressionNone:
+	switch string(compression) {
+	case compressionNone:
 		if uint64(len(data)) != size {
 			return fmt.Errorf("an uncompressed chunk of %d bytes claims %d", len(data), size)
 		}
 		l.chunk = append(l.chunk[:0], data...) // data is l.body's, which the next record reuses
-	case mcap.CompressionZSTD:
+	case compressionZSTD:
 		if l.zstd == nil {
 			// One decoder, synchronous (no goroutines), whose window and
 			// memory are bounded like the chunk it decodes.
@@ -150,7 +149,7 @@ func (l *lexer) loadChunk(b []byte) error {
 			l.zstd = d
 		}
 		open = func() (io.Reader, error) { return l.zstd, l.zstd.Reset(bytes.NewReader(data)) }
-	case mcap.CompressionLZ4:
+	case compressionLZ4:
 		if l.lz4 == nil {
 			l.lz4 = lz4.NewReader(nil)
 		}

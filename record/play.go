@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/codec"
 )
 
 // PlayOption configures Play.
@@ -122,7 +123,7 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 		}
 		k := pubKey{cfg.topic(ch.Topic), ch.Codec, ch.Type}
 		if pubs[k] == nil {
-			p, err := colugo.NewPublisher[[]byte](node, k.topic, colugo.WithCodec(PassthroughSchema(ch.Codec, ch.Type, ch.Schema)))
+			p, err := colugo.NewPublisher[[]byte](node, k.topic, colugo.WithCodec(codec.PassthroughSchema(ch.Codec, ch.Type, ch.Schema)))
 			if err != nil {
 				return PlayProgress{}, fmt.Errorf("record: publishing %q: %w", k.topic, err)
 			}

@@ -7,8 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/foxglove/mcap/go/mcap"
-
 	"github.com/colugo-go/colugo"
 )
 
@@ -67,7 +65,7 @@ type Channel struct {
 // Recorder), checking chunk CRCs. It is not safe for concurrent use.
 type Reader struct {
 	lex      *lexer
-	schemas  map[uint16]*mcap.Schema
+	schemas  map[uint16]*mcapSchema
 	channels map[uint16]*Channel
 	n        int  // messages returned
 	done     bool // footer seen
@@ -91,20 +89,20 @@ func newReader(r io.Reader, cfg readConfig) (rd *Reader, err error) {
 	}
 	defer catch(&err, 0)
 	var magic [8]byte
-	if n, err := io.ReadFull(r, magic[:]); err != nil || !bytes.Equal(magic[:], mcap.Magic) {
+	if n, err := io.ReadFull(r, magic[:]); err != nil || !bytes.Equal(magic[:], mcapMagic) {
 		if err == nil || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: not an MCAP file (its first %d bytes are not the MCAP magic)", ErrCorrupt, n)
 		}
 		return nil, fmt.Errorf("record: %w", err)
 	}
 	lex := &lexer{r: r, max: cfg.maxRecord}
-	rd = &Reader{lex: lex, schemas: map[uint16]*mcap.Schema{}, channels: map[uint16]*Channel{}}
+	rd = &Reader{lex: lex, schemas: map[uint16]*mcapSchema{}, channels: map[uint16]*Channel{}}
 	op, _, err := lex.next()
 	if err != nil {
 		lex.close()
 		return nil, fmt.Errorf("%w: no header: %w", ErrCorrupt, err)
 	}
-	if op != mcap.OpHeader {
+	if op != opHeader {
 		lex.close()
 		return nil, fmt.Errorf("%w: first record is %v, not a header", ErrCorrupt, op)
 	}
@@ -145,21 +143,21 @@ func (r *Reader) Next() (m Message, ch *Channel, err error) {
 			return Message{}, nil, fmt.Errorf("%w: after %d messages: %w", ErrCorrupt, r.n, err)
 		}
 		switch op {
-		case mcap.OpSchema:
-			s, err := mcap.ParseSchema(data)
+		case opSchema:
+			s, err := parseSchema(data)
 			if err != nil {
 				return Message{}, nil, r.corrupt("schema", err)
 			}
 			s.Data = append([]byte(nil), s.Data...)
 			r.schemas[s.ID] = s
-		case mcap.OpChannel:
-			c, err := mcap.ParseChannel(data)
+		case opChannel:
+			c, err := parseChannel(data)
 			if err != nil {
 				return Message{}, nil, r.corrupt("channel", err)
 			}
 			r.channels[c.ID] = r.channel(c)
-		case mcap.OpMessage:
-			msg, err := mcap.ParseMessage(data)
+		case opMessage:
+			msg, err := parseMessage(data)
 			if err != nil {
 				return Message{}, nil, r.corrupt("message", err)
 			}
@@ -170,7 +168,7 @@ func (r *Reader) Next() (m Message, ch *Channel, err error) {
 			r.n++
 			return Message{Topic: ch.Topic, Codec: ch.Codec, Type: ch.Type,
 				LogTime: fromNanos(msg.LogTime), PublishTime: fromNanos(msg.PublishTime), Data: msg.Data, Schema: ch.Schema}, ch, nil
-		case mcap.OpFooter:
+		case opFooter:
 			r.done = true
 		}
 	}
@@ -180,7 +178,7 @@ func (r *Reader) corrupt(what string, err error) error {
 	return fmt.Errorf("%w: after %d messages: bad %s record: %w", ErrCorrupt, r.n, what, err)
 }
 
-func (r *Reader) channel(c *mcap.Channel) *Channel {
+func (r *Reader) channel(c *mcapChannel) *Channel {
 	ch := &Channel{ID: c.ID, Topic: c.Topic, Encoding: c.MessageEncoding, Codec: c.Metadata[MetaCodec], Type: c.Metadata[MetaType]}
 	if ch.Codec == "" {
 		ch.Codec = c.MessageEncoding

@@ -239,19 +239,23 @@ func TestRecordAndPlay(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
-	// A probe subscriber on the recording node tells when src's messages
-	// reach it, so the recorder's own subscriptions are connected too.
-	probe, _ := colugo.Subscribe[pose](ctx, rec, "robot/pose")
+	// Probes on robot/pose until the recorder has one: its pose
+	// subscription is connected (a probe that only reached the node, before
+	// the recorder subscribed, is not enough); then the blob subscription
+	// has reached src too.
 	const n = 20
 	waitFor(t, func() bool {
 		_ = poses.Publish(ctx, pose{X: -1})
-		select {
-		case <-probe:
-			return len(r.Progress()) == 2
-		default:
-			return false
+		for _, p := range r.Progress() {
+			if p.Topic == "robot/pose" && p.Messages > 0 {
+				return len(r.Progress()) == 2
+			}
 		}
+		return false
 	})
+	if err := blobs.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	// Recording is connected; the -1 probes are in the file too.
 	for i := range n {
 		if err := poses.Publish(ctx, pose{X: i, Y: 2 * i}); err != nil {
@@ -374,28 +378,6 @@ func TestPlayLoopStopsWithCtx(t *testing.T) {
 	}))
 	if !errors.Is(err, context.Canceled) || prog.Pass != 3 {
 		t.Fatalf("%+v, %v", prog, err)
-	}
-}
-
-func TestPassthrough(t *testing.T) {
-	t.Parallel()
-	c := record.Passthrough("json", "")
-	if _, ok := c.(codec.TypeNamer); ok {
-		t.Fatal("untyped passthrough has a type name")
-	}
-	tc := record.Passthrough("protobuf", "robot.Pose").(codec.TypeNamer)
-	if tc.TypeName(nil) != "robot.Pose" {
-		t.Fatal(tc.TypeName(nil))
-	}
-	var out []byte
-	if err := c.Unmarshal([]byte("{}"), &out); err != nil || string(out) != "{}" {
-		t.Fatal(out, err)
-	}
-	if _, err := c.Marshal(3); !errors.Is(err, codec.ErrUnsupportedType) {
-		t.Fatal(err)
-	}
-	if err := c.Unmarshal(nil, new(int)); !errors.Is(err, codec.ErrUnsupportedType) {
-		t.Fatal(err)
 	}
 }
 
@@ -570,4 +552,48 @@ func readMetadata(t *testing.T, file []byte) map[string]string {
 	}
 	t.Fatal("no recording metadata")
 	return nil
+}
+
+// TestRecorderWriteErrorEndsRun: a write that fails (here: the Writer was
+// closed under the Recorder) ends Run with that error while its ctx is
+// still alive, and Run leaves no goroutine behind.
+func TestRecorderWriteErrorEndsRun(t *testing.T) {
+	t.Parallel()
+	net := colugotest.NewNetwork(t)
+	src, rec := net.NewNode("src"), net.NewNode("recorder")
+	pub, err := colugo.NewPublisher[pose](src, "robot/pose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := record.NewWriter(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := record.NewRecorder(rec, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(t.Context()) }()
+	waitFor(t, func() bool { // until the recorder has a message: it is subscribed
+		_ = pub.Publish(t.Context(), pose{X: 1})
+		return len(r.Progress()) == 1 && r.Progress()[0].Messages > 0
+	})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		_ = pub.Publish(t.Context(), pose{X: 2})
+		select {
+		case err := <-done:
+			if !errors.Is(err, record.ErrClosed) {
+				t.Fatalf("Run: %v, want ErrClosed", err)
+			}
+			return
+		case <-deadline:
+			t.Fatal("Run did not end after a failed write")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"golang.org/x/sync/errgroup"
 )
 
 // RecordOption configures NewRecorder.
@@ -101,12 +102,12 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 // publishers advertise as their MCAP schema. Run blocks, owns every
 // goroutine it starts and waits for them before it returns. Call it once.
 func (r *Recorder) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// One goroutine per topic; the first write or subscribe error cancels
+	// the others (and ends the events loop) and is Run's error.
+	g, ctx := errgroup.WithContext(ctx)
 	r.mu.Lock()
 	r.started = time.Now()
 	r.mu.Unlock()
-	var wg sync.WaitGroup
 	subscribe := func(t colugo.TopicInfo) {
 		if r.cfg.topics != nil && !r.cfg.topics[t.Name] {
 			return
@@ -125,10 +126,10 @@ func (r *Recorder) Run(ctx context.Context) error {
 		ch, err := colugo.SubscribeReceived[[]byte](ctx, r.node, t.Name, colugo.WithAnyCodec(),
 			colugo.WithBuffer(r.cfg.buffer), colugo.WithDropPolicy(colugo.Block(r.cfg.block)))
 		if err != nil {
-			cancel(fmt.Errorf("record: subscribing to %q: %w", t.Name, err))
+			g.Go(func() error { return fmt.Errorf("record: subscribing to %q: %w", t.Name, err) })
 			return
 		}
-		wg.Go(func() {
+		g.Go(func() error {
 			schemas := map[schemaRef][]byte{} // this topic's, so no lock per message
 			for m := range ch {
 				ref := schemaRef{t.Name, m.Codec, m.Type}
@@ -138,12 +139,12 @@ func (r *Recorder) Run(ctx context.Context) error {
 					schemas[ref] = schema
 				}
 				r.noteSeq(st, m.Sender, m.Seq)
-				err := r.w.Write(Message{Topic: t.Name, Codec: m.Codec, Type: m.Type, LogTime: m.RecvTime,
-					PublishTime: m.SendTime, Data: m.Value, Schema: schema})
-				if err != nil {
-					cancel(err)
+				if err := r.w.Write(Message{Topic: t.Name, Codec: m.Codec, Type: m.Type, LogTime: m.RecvTime,
+					PublishTime: m.SendTime, Data: m.Value, Schema: schema}); err != nil {
+					return err // cancels ctx, which ends the subscription: the node closes ch
 				}
 			}
+			return nil
 		})
 	}
 	for ev := range r.node.Events(ctx) {
@@ -151,9 +152,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 			subscribe(t)
 		}
 	}
-	wg.Wait()
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-		return cause // a write or subscribe error
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return err // a write or subscribe error
 	}
 	return r.w.AddMetadata(MetadataRecording, r.metadata())
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/foxglove/mcap/go/mcap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -47,13 +46,13 @@ var ErrClosed = errors.New("record: writer closed")
 type WriterOption interface{ applyWriter(*writerConfig) }
 
 type writerConfig struct {
-	compression mcap.CompressionFormat
+	compression string
 	chunkSize   int64
 }
 
 type compressionOption string
 
-func (o compressionOption) applyWriter(c *writerConfig) { c.compression = mcap.CompressionFormat(o) }
+func (o compressionOption) applyWriter(c *writerConfig) { c.compression = string(o) }
 func (o compressionOption) String() string {
 	return fmt.Sprintf("record.WithCompression(%q)", string(o))
 }
@@ -80,7 +79,7 @@ type TopicCount struct {
 // (ErrCorrupt) once it has read the messages before the cut.
 type Writer struct {
 	mu       sync.Mutex
-	w        *mcap.Writer
+	w        *mcapWriter
 	channels map[chanKey]uint16
 	schemas  map[schemaKey]uint16
 	seq      map[uint16]uint32
@@ -95,28 +94,19 @@ type schemaKey struct{ codec, typ string }
 // NewWriter writes the MCAP header to w and returns a Writer. It does not
 // close w.
 func NewWriter(w io.Writer, opts ...WriterOption) (*Writer, error) {
-	cfg := writerConfig{compression: mcap.CompressionZSTD, chunkSize: 4 << 20}
+	cfg := writerConfig{compression: compressionZSTD, chunkSize: 4 << 20}
 	for _, o := range opts {
 		if o != nil {
 			o.applyWriter(&cfg)
 		}
 	}
 	switch cfg.compression {
-	case mcap.CompressionZSTD, mcap.CompressionLZ4, mcap.CompressionNone:
+	case compressionZSTD, compressionLZ4, compressionNone:
 	default:
 		return nil, fmt.Errorf("record: unknown compression %q (want zstd, lz4 or none)", cfg.compression)
 	}
-	mw, err := mcap.NewWriter(w, &mcap.WriterOptions{
-		IncludeCRC:       true,
-		Chunked:          true,
-		ChunkSize:        cfg.chunkSize,
-		Compression:      cfg.compression,
-		CompressionLevel: mcap.CompressionLevelFastest,
-	})
+	mw, err := newMCAPWriter(w, cfg.compression, cfg.chunkSize, "colugo record")
 	if err != nil {
-		return nil, fmt.Errorf("record: %w", err)
-	}
-	if err := mw.WriteHeader(&mcap.Header{Profile: "", Library: "colugo record"}); err != nil {
 		return nil, fmt.Errorf("record: writing header: %w", err)
 	}
 	return &Writer{w: mw, channels: map[chanKey]uint16{}, schemas: map[schemaKey]uint16{},
@@ -140,7 +130,7 @@ func (w *Writer) Write(m Message) error {
 	if !m.PublishTime.IsZero() {
 		pubTime = unixNanos(m.PublishTime)
 	}
-	if err := w.w.WriteMessage(&mcap.Message{ChannelID: id, Sequence: w.seq[id], LogTime: logTime, PublishTime: pubTime, Data: m.Data}); err != nil {
+	if err := w.w.writeMessage(&mcapMessage{ChannelID: id, Sequence: w.seq[id], LogTime: logTime, PublishTime: pubTime, Data: m.Data}); err != nil {
 		return fmt.Errorf("record: writing a message of %q: %w", m.Topic, err)
 	}
 	c := w.counts[m.Topic]
@@ -174,7 +164,7 @@ func (w *Writer) channelLocked(m Message) (uint16, error) {
 		return 0, err
 	}
 	id := uint16(len(w.channels) + 1)
-	if err := w.w.WriteChannel(&mcap.Channel{ID: id, SchemaID: schemaID, Topic: m.Topic,
+	if err := w.w.writeChannel(&mcapChannel{ID: id, SchemaID: schemaID, Topic: m.Topic,
 		MessageEncoding: messageEncoding(m.Codec),
 		Metadata:        map[string]string{MetaCodec: m.Codec, MetaType: m.Type}}); err != nil {
 		return 0, fmt.Errorf("record: writing the channel of %q: %w", m.Topic, err)
@@ -189,10 +179,10 @@ func messageEncoding(codecName string) string { return codecName }
 
 // schemaLocked writes the schema record a codec calls for, or returns 0.
 func (w *Writer) schemaLocked(codecName, typ string, schema []byte) (uint16, error) {
-	var s mcap.Schema
+	var s mcapSchema
 	switch codecName {
 	case "json":
-		s = mcap.Schema{Name: typ, Encoding: "jsonschema", Data: []byte("{}")}
+		s = mcapSchema{Name: typ, Encoding: "jsonschema", Data: []byte("{}")}
 		if s.Name == "" {
 			s.Name = "json"
 		}
@@ -200,7 +190,7 @@ func (w *Writer) schemaLocked(codecName, typ string, schema []byte) (uint16, err
 		if len(schema) == 0 {
 			schema = fileDescriptorSet(typ)
 		}
-		s = mcap.Schema{Name: typ, Encoding: "protobuf", Data: schema}
+		s = mcapSchema{Name: typ, Encoding: "protobuf", Data: schema}
 	default:
 		return 0, nil
 	}
@@ -209,7 +199,7 @@ func (w *Writer) schemaLocked(codecName, typ string, schema []byte) (uint16, err
 		return id, nil
 	}
 	s.ID = uint16(len(w.schemas) + 1)
-	if err := w.w.WriteSchema(&s); err != nil {
+	if err := w.w.writeSchema(&s); err != nil {
 		return 0, fmt.Errorf("record: writing the schema of %q: %w", typ, err)
 	}
 	w.schemas[k] = s.ID
@@ -253,7 +243,7 @@ func (w *Writer) AddMetadata(name string, kv map[string]string) error {
 	if w.closed {
 		return ErrClosed
 	}
-	if err := w.w.WriteMetadata(&mcap.Metadata{Name: name, Metadata: kv}); err != nil {
+	if err := w.w.writeMetadata(name, kv); err != nil {
 		return fmt.Errorf("record: writing metadata %q: %w", name, err)
 	}
 	return nil
@@ -280,7 +270,7 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	if err := w.w.Close(); err != nil {
+	if err := w.w.close(); err != nil {
 		return fmt.Errorf("record: finishing the file: %w", err)
 	}
 	return nil

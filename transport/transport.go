@@ -127,6 +127,16 @@ type InProcessTransport interface {
 	InProcess() bool
 }
 
+// Flusher is an optional interface of a [Transport]: Flush waits until
+// everything queued to send so far (published messages for subscribers,
+// replies for requesters) has left this transport, written to its
+// connections or taken by the receiving side, or its connection has gone.
+// It returns ctx's error if ctx ends first. Messages queued during Flush
+// may or may not be waited for. Node.Shutdown calls it before closing.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // Transport carries messages between nodes. All methods are safe for
 // concurrent use.
 type Transport interface {

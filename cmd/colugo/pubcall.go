@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
-	"github.com/colugo-go/colugo/record"
+	"github.com/colugo-go/colugo/codec"
 )
 
 func pubFlags(fs *flag.FlagSet, c *cli) {
@@ -155,7 +155,7 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 			typ = "[]uint8"
 		}
 	}
-	pub, err := colugo.NewPublisher[[]byte](n, topic, colugo.WithCodec(record.PassthroughSchema(codecName, typ, schema)))
+	pub, err := colugo.NewPublisher[[]byte](n, topic, colugo.WithCodec(codec.PassthroughSchema(codecName, typ, schema)))
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return err
 	}
-	resp, err := colugo.Request[[]byte, []byte](ctx, n, service, payload, colugo.WithCodec(record.Passthrough(server.Codec, typ)))
+	resp, err := colugo.Request[[]byte, []byte](ctx, n, service, payload, colugo.WithCodec(codec.Passthrough(server.Codec, typ)))
 	var re *colugo.RemoteError
 	switch {
 	case errors.As(err, &re):

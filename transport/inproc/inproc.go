@@ -138,6 +138,7 @@ type link struct {
 	demoted   bool // a Publish waited in vain: do not wait until the queue drains to demotedAt/2
 	demotedAt int
 	slow      bool // missed its latest message, or demoted
+	taking    bool // the deliverer took a message it has not yet handed over (Flush waits for it)
 	dropped   atomic.Uint64
 }
 
@@ -173,6 +174,18 @@ func (l *link) push(m *transport.Message) bool {
 	return true
 }
 
+// handed records that the message pop returned was handed to the
+// subscriber, for Flush.
+func (l *link) handed() {
+	l.qmu.Lock()
+	l.taking = false
+	if l.room != nil {
+		close(l.room)
+		l.room = nil
+	}
+	l.qmu.Unlock()
+}
+
 // pop takes the next message, or nil if the queue is empty.
 func (l *link) pop() *transport.Message {
 	l.qmu.Lock()
@@ -183,6 +196,7 @@ func (l *link) pop() *transport.Message {
 	m := l.q[l.head]
 	l.q[l.head] = nil
 	l.head++
+	l.taking = true
 	if l.head > 1024 && l.head*2 > len(l.q) { // compact, so the array does not grow without bound
 		l.q = l.q[:copy(l.q, l.q[l.head:])]
 		clear(l.q[len(l.q) : len(l.q)+l.head])
@@ -446,6 +460,7 @@ func (t *Transport) deliver(l *link) {
 			case <-l.stop: // cut: what is queued is not delivered
 			default:
 				t.h.HandlePublish(m)
+				l.handed()
 				continue
 			}
 		}

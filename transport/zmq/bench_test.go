@@ -39,27 +39,11 @@ func (*echoHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWrit
 	_ = rw.Reply(&r)
 }
 
-// zmq4RecvOption makes a transport read with zmq4's Conn.RecvMsg (the
-// reader before recv.go), for same-process comparisons.
-type zmq4RecvOption bool
-
-func (o zmq4RecvOption) apply(c *config) { c.zmq4Recv = bool(o) }
-
-// readers runs f once per receive path, as sub-benchmarks.
-func readers(b *testing.B, f func(b *testing.B, opt Option)) {
-	b.Run("recv=own", func(b *testing.B) { f(b, zmq4RecvOption(false)) })
-	b.Run("recv=zmq4", func(b *testing.B) { f(b, zmq4RecvOption(true)) })
-}
-
 func benchPubSub(b *testing.B, size int) {
-	readers(b, func(b *testing.B, opt Option) { benchPubSubWith(b, size, opt) })
+	benchPubSubOn(b, size, func(transport.Endpoint) {})
 }
 
-func benchPubSubWith(b *testing.B, size int, opt Option) {
-	benchPubSubOn(b, size, func(transport.Endpoint) {}, opt)
-}
-
-// benchPubSubOn is benchPubSubWith, with setup run on the publisher's
+// benchPubSubOn is benchPubSub, with setup run on the publisher's
 // endpoint before the subscriber connects.
 func benchPubSubOn(b *testing.B, size int, setup func(transport.Endpoint), opts ...Option) {
 	pub, ep := listen(b, &nopHandler{}, opts...)
@@ -122,11 +106,9 @@ func BenchmarkPubSub1K(b *testing.B)  { benchPubSub(b, 1024) }
 func BenchmarkPubSub64K(b *testing.B) { benchPubSub(b, 64<<10) }
 func BenchmarkPubSub1M(b *testing.B)  { benchPubSub(b, 1<<20) }
 
-func BenchmarkRequestRTT64(b *testing.B) { readers(b, benchRequestRTT64) }
-
-func benchRequestRTT64(b *testing.B, opt Option) {
-	srv, _ := listen(b, &echoHandler{}, opt)
-	cli, _ := listen(b, &nopHandler{}, opt)
+func BenchmarkRequestRTT64(b *testing.B) {
+	srv, _ := listen(b, &echoHandler{})
+	cli, _ := listen(b, &nopHandler{})
 	ctx := context.Background()
 	msg := &transport.Message{Name: "bench/svc", Header: transport.Header{
 		Kind: transport.KindRequest, Codec: "raw", Sender: "bench-node",
@@ -153,11 +135,9 @@ func benchRequestRTT64(b *testing.B, opt Option) {
 
 // BenchmarkRequestParallel measures requests in flight at once on one
 // connection.
-func BenchmarkRequestParallel(b *testing.B) { readers(b, benchRequestParallel) }
-
-func benchRequestParallel(b *testing.B, opt Option) {
-	srv, _ := listen(b, &echoHandler{}, opt)
-	cli, _ := listen(b, &nopHandler{}, opt)
+func BenchmarkRequestParallel(b *testing.B) {
+	srv, _ := listen(b, &echoHandler{})
+	cli, _ := listen(b, &nopHandler{})
 	msg := &transport.Message{Name: "bench/svc", Header: transport.Header{
 		Kind: transport.KindRequest, Codec: "raw", Sender: "bench-node",
 	}, Payload: make([]byte, 64)}

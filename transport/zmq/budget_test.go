@@ -87,46 +87,39 @@ func TestMemoryDefaults(t *testing.T) {
 
 // TestTricklersPinLittle: connections that announce a large payload and
 // trickle a few bytes of it cost what they sent, not what they announced,
-// on both read paths, and the receive budget holds at most its per-host
+// and the receive budget holds at most its per-host
 // share for them.
 func TestTricklersPinLittle(t *testing.T) {
-	for _, zmq4 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("zmq4Recv=%v", zmq4), func(t *testing.T) {
-			const (
-				conns    = 12
-				announce = 32*mib - 1024 // two fit the host's share
-				perHost  = 64 * mib
-			)
-			srv, ep := listen(t, &nopHandler{}, zmq4RecvOption(zmq4), WithRecvBudget(128*mib, perHost))
-			before := heapAlloc()
-			peers := make([]*rawPeer, conns)
-			for i := range peers {
-				p := dialRaw(t, ep.Router)
-				p.handshake(t, "DEALER")
-				p.write(t, requestHead(uint64(i+1), announce), make([]byte, 4096))
-				peers[i] = p
-			}
-			// The first two take the host's share; the others wait for it,
-			// reading nothing.
-			f := request(1, "svc", "")
-			msgBytes := int64(len(f[0]) + len(f[1]) + announce)
-			waitFor(t, func() bool { return srv.rbud.inUse() == 2*msgBytes && srv.rbud.waiters() == conns-2 })
-			grown := heapAlloc() - before
-			t.Logf("%d connections announcing %d MiB each: heap +%.1f MiB, budget in use %d MiB",
-				conns, announce/mib, float64(grown)/mib, srv.rbud.inUse()/mib)
-			limit := int64(4 * mib) // own reader: a growMin buffer each, and the rest
-			if zmq4 {
-				limit = perHost + 4*mib // zmq4 allocates what the budget lets in
-			}
-			if grown > limit {
-				t.Fatalf("tricklers pinned %.1f MiB of heap, want at most %d MiB", float64(grown)/mib, limit/mib)
-			}
-			for _, p := range peers {
-				_ = p.nc.Close()
-			}
-			waitFor(t, func() bool { return srv.rbud.inUse() == 0 })
-		})
+	const (
+		conns    = 12
+		announce = 32*mib - 1024 // two fit the host's share
+		perHost  = 64 * mib
+	)
+	srv, ep := listen(t, &nopHandler{}, WithRecvBudget(128*mib, perHost))
+	before := heapAlloc()
+	peers := make([]*rawPeer, conns)
+	for i := range peers {
+		p := dialRaw(t, ep.Router)
+		p.handshake(t, "DEALER")
+		p.write(t, requestHead(uint64(i+1), announce), make([]byte, 4096))
+		peers[i] = p
 	}
+	// The first two take the host's share; the others wait for it,
+	// reading nothing.
+	f := request(1, "svc", "")
+	msgBytes := int64(len(f[0]) + len(f[1]) + announce)
+	waitFor(t, func() bool { return srv.rbud.inUse() == 2*msgBytes && srv.rbud.waiters() == conns-2 })
+	grown := heapAlloc() - before
+	t.Logf("%d connections announcing %d MiB each: heap +%.1f MiB, budget in use %d MiB",
+		conns, announce/mib, float64(grown)/mib, srv.rbud.inUse()/mib)
+	limit := int64(4 * mib) // a growMin buffer each, and the rest
+	if grown > limit {
+		t.Fatalf("tricklers pinned %.1f MiB of heap, want at most %d MiB", float64(grown)/mib, limit/mib)
+	}
+	for _, p := range peers {
+		_ = p.nc.Close()
+	}
+	waitFor(t, func() bool { return srv.rbud.inUse() == 0 })
 }
 
 // TestTrickleDeadline: a message arriving slower than the minimum rate
@@ -322,20 +315,16 @@ func TestSubscriptionBytesPerConn(t *testing.T) {
 // TestSubscriberFramesAreSmall: a subscriber connection sends
 // subscriptions only; a large frame on it ends it before any allocation.
 func TestSubscriberFramesAreSmall(t *testing.T) {
-	for _, zmq4 := range []bool{false, true} {
-		t.Run(fmt.Sprintf("zmq4Recv=%v", zmq4), func(t *testing.T) {
-			srv, ep := listen(t, &nopHandler{}, zmq4RecvOption(zmq4))
-			p := dialRaw(t, ep.Pub)
-			p.handshake(t, "SUB")
-			p.write(t, appendFrameHeader(nil, 0, 32*mib))
-			p.waitCut(t)
-			if srv.Stats().RecvDropped != 1 {
-				t.Fatalf("RecvDropped = %d", srv.Stats().RecvDropped)
-			}
-			if srv.rbud.inUse() != 0 {
-				t.Fatal("budget taken for a subscriber's frame")
-			}
-		})
+	srv, ep := listen(t, &nopHandler{})
+	p := dialRaw(t, ep.Pub)
+	p.handshake(t, "SUB")
+	p.write(t, appendFrameHeader(nil, 0, 32*mib))
+	p.waitCut(t)
+	if srv.Stats().RecvDropped != 1 {
+		t.Fatalf("RecvDropped = %d", srv.Stats().RecvDropped)
+	}
+	if srv.rbud.inUse() != 0 {
+		t.Fatal("budget taken for a subscriber's frame")
 	}
 }
 

@@ -4,15 +4,10 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-zeromq/zmq4"
-	"github.com/go-zeromq/zmq4/security/null"
 
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
@@ -21,23 +16,18 @@ import (
 // Buffer sizes per connection.
 const (
 	readBufSize = 32 << 10
-	// handshakeMaxFrame caps frames before the handshake is done: READY
-	// metadata is a few hundred bytes, and a stranger gets no more.
-	handshakeMaxFrame = 64 << 10
 	// maxFrames caps the frames of one message: colugo uses 3, and each
-	// empty frame still costs zmq4 a slice header.
+	// empty frame still costs a slice header.
 	maxFrames = 64
-	// maxSide caps the bytes zmq4 may write from the reading goroutine
-	// (PONGs) while the writer is stuck on a peer that does not read.
+	// maxSide caps the PONGs the reading goroutine may queue while the
+	// writer is stuck on a peer that does not read.
 	maxSide = 64 << 10
 )
 
-// Errors a guard returns to zmq4 to stop a read; they end the connection.
+// Errors of the traffic phase that end a connection (handshake errors are
+// in handshake.go).
 var (
-	errFrameTooLarge = errors.New("frame too large")
 	errTooManyFrames = errors.New("too many frames in one message")
-	errBadFlags      = errors.New("reserved frame flags set")
-	errBadMetadata   = errors.New("malformed READY metadata")
 	errSideFull      = errors.New("peer does not read its PONGs")
 	errConnDone      = errors.New("connection closed")
 )
@@ -56,21 +46,7 @@ var roleNames = [...]string{"pub-in", "router-in", "dealer", "sub"}
 
 func (r role) String() string { return roleNames[r] }
 
-func (r role) socketType() zmq4.SocketType {
-	switch r {
-	case rolePubIn:
-		return zmq4.Pub
-	case roleRouterIn:
-		return zmq4.Router
-	case roleDealer:
-		return zmq4.Dealer
-	default:
-		return zmq4.Sub
-	}
-}
-
-// cmdKind is the name of the last ZMTP command the guard saw, since zmq4's
-// RecvMsg hands over a command's body without its name.
+// cmdKind is the name of a ZMTP command the reader received.
 type cmdKind uint8
 
 const (
@@ -80,18 +56,11 @@ const (
 	cmdCancel
 )
 
-// Frame reader states.
-const (
-	stHead = iota // flags and the first length byte
-	stLong        // the other 7 bytes of a long length
-	stBody
-)
-
-// conn is one ZMTP connection. The net.Conn is ours; zmq4's Conn runs the
-// handshake and decodes what the reader goroutine reads; the writer goroutine
-// frames and writes messages itself.
+// conn is one ZMTP connection: the handshake (handshake.go), then a reader
+// goroutine that decodes frames (recv.go) and a writer goroutine that
+// frames and writes messages (send.go).
 //
-// Goroutines: one reader (RecvMsg in a loop; it runs the handshake first for
+// Goroutines: one reader (readLoop; it runs the handshake first for
 // accepted conns) and one writer (writeLoop). close ends both: it closes done
 // and the net.Conn. The transport's WaitGroup owns both goroutines.
 type conn struct {
@@ -99,12 +68,10 @@ type conn struct {
 	nc   net.Conn
 	addr string // the peer's address: as dialled, or as accepted
 	role role
-	zc   *zmq4.Conn
 
 	// Read side, reading goroutine only.
 	live liveReader
 	br   *bufio.Reader
-	rd   frameReader
 	rb   recvBuf           // the traffic-phase reader's buffers (recv.go)
 	held int64             // receive budget reserved for the message being read (recv.go)
 	host string            // the peer's host: its key in the receive budget
@@ -114,7 +81,6 @@ type conn struct {
 
 	// Write side (send.go). wmu guards these fields; the socket is written
 	// by whoever set writing, outside the lock.
-	running  bool          // set once the handshake is done, before the goroutines start
 	kick     chan struct{} // one slot: the outbox or side holds bytes to write
 	wmu      sync.Mutex
 	out      outbox        // waiting for the writer
@@ -142,7 +108,7 @@ type conn struct {
 	slow      atomic.Bool
 	dropped   atomic.Uint64
 	sideMu    sync.Mutex
-	side      []byte // bytes zmq4 wrote from the reading goroutine (PONGs)
+	side      []byte // PONGs queued by the reading goroutine
 	sideEnd   int    // side[:sideEnd] holds whole frames
 	// sidePending is set while side holds whole frames: direct writes
 	// (sendNow) then leave the socket to the writer.
@@ -179,54 +145,8 @@ func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
 		ping:       t.ping,
 	}
 	c.br = bufio.NewReaderSize(&c.live, readBufSize)
-	c.rd = frameReader{c: c, greet: 64, max: handshakeMaxFrame, handshake: true}
 	c.rp.c = c
 	return c
-}
-
-// handshake runs the ZMTP handshake, bounded by deadline; if greetBy is
-// earlier, the peer's 64-byte greeting must be in by then. On failure the
-// caller closes nc.
-func (c *conn) handshake(server bool, greetBy, deadline time.Time) error {
-	first := deadline
-	if !greetBy.IsZero() && greetBy.Before(deadline) {
-		first, c.rd.greetDeadline = greetBy, deadline
-	}
-	if err := c.nc.SetDeadline(first); err != nil {
-		return err
-	}
-	zc, err := openZMTP(&guard{Conn: c.nc, c: c}, c.role.socketType(), server)
-	if err != nil {
-		return err
-	}
-	if err := c.nc.SetDeadline(time.Time{}); err != nil {
-		return err
-	}
-	c.zc = zc
-	c.rd.handshake = false
-	c.rd.max = c.frameLimit()
-	c.live.hb = true
-	c.running = true
-	if fw := newFastWriter(c.nc); fw != nil { // not a nil *fastWriter in the interface
-		c.fw = fw
-	}
-	return nil
-}
-
-// errPanic marks an error made of a panic in zmq4, contained at the
-// connection.
-var errPanic = errors.New("zmq4 panicked")
-
-// openZMTP is zmq4.Open with its panics turned into errors: the guard
-// checks what is known to make zmq4 panic, and this catches the rest, so
-// that a peer can at worst fail its own connection.
-func openZMTP(rw net.Conn, typ zmq4.SocketType, server bool) (zc *zmq4.Conn, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			zc, err = nil, fmt.Errorf("%w in the handshake: %v", errPanic, p)
-		}
-	}()
-	return zmq4.Open(rw, null.Security(), typ, nil, server, nil)
 }
 
 // close ends the connection; the first cause wins. Safe from any goroutine.
@@ -239,37 +159,10 @@ func (c *conn) close(cause error, deliberate bool) {
 	})
 }
 
-// guard is the net.Conn zmq4 reads and writes through.
-//
-// Reads follow the ZMTP frame headers as zmq4 reads them and fail the read
-// that completes an oversized length, before zmq4 allocates the body. READY
-// metadata is checked before zmq4 parses it (a short property makes zmq4
-// panic).
-//
-// Writes: during the handshake they go straight to the socket. Afterwards
-// only RecvMsg writes, to answer a PING with a PONG from the reading
-// goroutine, in two calls (header, body). Those bytes go to a side buffer,
-// and whole frames are handed to the writer goroutine, which writes them
-// between two messages and flushes them: a PONG never splits a message, and
-// the writer stays the only goroutine that writes to the socket.
-type guard struct {
-	net.Conn
-	c *conn
-}
-
-func (g *guard) Write(p []byte) (int, error) {
-	c := g.c
-	if !c.running {
-		return c.nc.Write(p)
-	}
-	if err := c.sideWrite(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// sideWrite adds bytes written from the reading goroutine (PONGs) to the
-// side buffer, and wakes the writer once it holds whole frames.
+// sideWrite adds frames from the reading goroutine (PONGs) to the side
+// buffer, and wakes the writer once it holds whole frames, which it
+// writes between two messages: a PONG never splits a message, and the
+// writer stays the only goroutine that writes to the socket.
 func (c *conn) sideWrite(p []byte) error {
 	c.sideMu.Lock()
 	defer c.sideMu.Unlock()
@@ -299,217 +192,6 @@ func (c *conn) sideWrite(p []byte) error {
 		c.wake()
 	}
 	return nil
-}
-
-// frameReader tracks where the byte stream is in the ZMTP grammar.
-type frameReader struct {
-	c         *conn // for the receive budget, after the handshake
-	greet     int   // greeting bytes still to come
-	state     int
-	hdr       [9]byte
-	hn        int // header bytes collected
-	flags     byte
-	left      uint64 // body bytes still to come
-	msgBytes  uint64
-	msgFrames int
-	max       uint64
-	handshake bool
-	lastCmd   cmdKind
-	// greetDeadline, if set, is the handshake deadline to move to once the
-	// greeting is in (the greeting has a shorter one).
-	greetDeadline time.Time
-}
-
-func (g *guard) Read(p []byte) (int, error) {
-	c, r := g.c, &g.c.rd
-	if len(p) == 0 {
-		return 0, nil
-	}
-	switch {
-	case r.greet > 0:
-		n, err := c.br.Read(p[:min(len(p), r.greet)])
-		r.greet -= n
-		if r.greet == 0 && !r.greetDeadline.IsZero() {
-			// The greeting is in: the rest of the handshake gets the
-			// handshake timeout.
-			if err := c.nc.SetDeadline(r.greetDeadline); err != nil {
-				return n, err
-			}
-		}
-		return n, err
-	case r.state == stBody:
-		if r.flags&flagCommand != 0 && uint64(len(p)) == r.left {
-			// Commands are small and zmq4 reads them whole: read all of it
-			// to check it before zmq4 parses it.
-			n, err := io.ReadFull(c.br, p)
-			if err != nil {
-				return n, err
-			}
-			if err := r.command(p); err != nil {
-				return 0, err
-			}
-			r.frameDone()
-			return n, nil
-		}
-		n, err := c.br.Read(p[:min(uint64(len(p)), r.left)])
-		r.left -= uint64(n)
-		if r.left == 0 {
-			r.lastCmd = cmdOther
-			r.frameDone()
-		}
-		return n, err
-	}
-	need := 2 - r.hn
-	if r.state == stLong {
-		need = 9 - r.hn
-	}
-	n, err := c.br.Read(p[:min(len(p), need)])
-	copy(r.hdr[r.hn:], p[:n])
-	r.hn += n
-	switch {
-	case r.state == stHead && r.hn == 2:
-		r.flags = r.hdr[0]
-		if r.flags&^(flagMore|flagLong|flagCommand) != 0 {
-			return 0, errBadFlags
-		}
-		if r.flags&flagLong != 0 {
-			r.state = stLong
-			break
-		}
-		if err := r.body(uint64(r.hdr[1])); err != nil {
-			return 0, err
-		}
-	case r.state == stLong && r.hn == 9:
-		if err := r.body(binary.BigEndian.Uint64(r.hdr[1:9])); err != nil {
-			return 0, err
-		}
-	}
-	return n, err
-}
-
-// body checks a frame's announced size against the caps. It runs in the
-// Read that delivers the last length byte, which then fails, so zmq4 never
-// gets to allocate.
-func (r *frameReader) body(size uint64) error {
-	r.msgFrames++
-	if r.msgFrames > maxFrames {
-		return errTooManyFrames
-	}
-	if size > r.max || r.msgBytes+size > r.max {
-		return fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, size, r.max)
-	}
-	r.msgBytes += size
-	if !r.handshake {
-		// zmq4 allocates the announced size as soon as this Read returns:
-		// take it from the receive budget first (recv.go's reserve).
-		if err := r.c.reserve(r.msgBytes); err != nil {
-			return err
-		}
-	}
-	r.left = size
-	r.state = stBody
-	if size == 0 { // zmq4 does not call Read for an empty body
-		r.frameDone()
-	}
-	return nil
-}
-
-func (r *frameReader) frameDone() {
-	if r.flags&flagMore == 0 {
-		r.msgBytes, r.msgFrames = 0, 0
-	}
-	r.state, r.hn = stHead, 0
-}
-
-// command inspects a whole command frame body.
-func (r *frameReader) command(b []byte) error {
-	r.lastCmd = cmdOther
-	if len(b) == 0 || int(b[0]) > len(b)-1 {
-		return nil // zmq4 rejects it without panicking
-	}
-	name, body := string(b[1:1+b[0]]), b[1+b[0]:]
-	switch name {
-	case "PING":
-		r.lastCmd = cmdPing
-	case "SUBSCRIBE":
-		r.lastCmd = cmdSubscribe
-	case "CANCEL":
-		r.lastCmd = cmdCancel
-	case "READY":
-		if r.handshake {
-			return checkReady(body)
-		}
-	}
-	return nil
-}
-
-// zmtpSocketTypes are the socket types zmq4's SocketType.IsCompatible
-// knows, spelt as it does: any other Socket-Type (missing, unknown, in
-// another case) makes it panic.
-var zmtpSocketTypes = [...]string{
-	"PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB",
-}
-
-// checkReady checks the metadata of a READY before zmq4 parses it. zmq4
-// panics on a property cut short, and on a Socket-Type it does not know;
-// it reads property names through Unicode title casing, so names are held
-// to the ZMTP grammar (ASCII letters, digits, "-_.+"), which also makes its
-// lookup of "Socket-Type" predictable.
-func checkReady(b []byte) error {
-	sockType, found := "", false
-	for len(b) > 0 {
-		n := int(b[0])
-		if n == 0 || len(b) < 1+n+4 {
-			return fmt.Errorf("%w: property cut short", errBadMetadata)
-		}
-		name := b[1 : 1+n]
-		if !validPropName(name) {
-			return fmt.Errorf("%w: property name %q", errBadMetadata, name)
-		}
-		b = b[1+n:]
-		v := binary.BigEndian.Uint32(b)
-		b = b[4:]
-		if uint64(v) > uint64(len(b)) {
-			return fmt.Errorf("%w: property %q cut short", errBadMetadata, name)
-		}
-		if isSocketTypeKey(name) { // zmq4 keeps the last one
-			sockType, found = string(b[:v]), true
-		}
-		b = b[v:]
-	}
-	if !found {
-		return fmt.Errorf("%w: no Socket-Type", errBadMetadata)
-	}
-	for _, st := range zmtpSocketTypes {
-		if sockType == st {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: unknown Socket-Type %q", errBadMetadata, sockType)
-}
-
-// validPropName reports whether name follows ZMTP 3's grammar for
-// property names: 1*255 (ALPHA | DIGIT | "-" | "_" | "." | "+").
-func validPropName(name []byte) bool {
-	for _, ch := range name {
-		switch {
-		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
-		case ch == '-', ch == '_', ch == '.', ch == '+':
-		default:
-			return false
-		}
-	}
-	return len(name) > 0
-}
-
-// isSocketTypeKey reports whether zmq4 files the property name (ASCII, see
-// validPropName) under "Socket-Type". zmq4 title-cases names without
-// lowering the rest: only the first letter of each word ("socket", "type")
-// changes, so "socket-type" qualifies and "SOCKET-TYPE" does not.
-func isSocketTypeKey(name []byte) bool {
-	return len(name) == len("Socket-Type") &&
-		(name[0] == 's' || name[0] == 'S') && string(name[1:7]) == "ocket-" &&
-		(name[7] == 't' || name[7] == 'T') && string(name[8:]) == "ype"
 }
 
 // noteData records that the peer sent a message, for the connection
@@ -575,5 +257,3 @@ func (l *liveReader) renew(now time.Time) error {
 	l.lastSet = now
 	return nil
 }
-
-var _ net.Conn = (*guard)(nil)

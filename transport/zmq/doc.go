@@ -1,11 +1,12 @@
 // Package zmq is colugo's default transport: ZMTP 3 over TCP, so a libzmq
 // (pyzmq, czmq, …) SUB or DEALER can talk to a node unchanged.
 //
-// It is built on zmq4's connection layer (one ZMTP connection: handshake,
-// framing, PING→PONG), not on zmq4's socket types, which crash on hostile
-// frames, stall their listener on a silent client and let one slow
-// subscriber stop all others. This package owns every socket, queue and
-// goroutine instead:
+// It implements ZMTP itself (handshake, framing, PING→PONG) rather than
+// use zmq4's socket types, which crash on hostile frames, stall their
+// listener on a silent client and let one slow subscriber stop all others,
+// or zmq4's connection layer, which panics on some READY metadata and
+// allocates what a frame header claims. zmq4 is the reference its tests
+// compare with. This package owns every socket, queue and goroutine:
 //
 //   - A [Transport] listens on two ephemeral TCP ports of one host: one
 //     speaks ZMTP as PUB, the other as ROUTER.
@@ -14,11 +15,11 @@
 //     takes the whole outbox at once and writes it with one system call, so
 //     an idle link sends each message at once and a busy one coalesces many.
 //     A lone request or reply is written by its sender directly (send.go).
-//   - zmq4 runs the greeting and handshake, through a guard that fails the
-//     read before an oversized frame is allocated and refuses READY metadata
-//     zmq4 would panic on, with a deadline, in a goroutine of its own; any
-//     other panic of zmq4 fails only that connection. Afterwards this
-//     package reads the frames itself (recv.go) with the same checks.
+//   - The NULL handshake (handshake.go: greeting and READY, ZMTP 3.0) runs
+//     with a deadline in the connection's reader goroutine; it refuses a
+//     READY frame over 64 KiB before allocating it, and READY metadata
+//     outside ZMTP's grammar or with a Socket-Type that is not ZMTP's.
+//     Afterwards the reader reads frames (recv.go) with the same checks.
 //   - Accepted connections are bounded, in all and per remote address: in
 //     handshake (a new one evicts the oldest) and established (a new one
 //     evicts one that never sent a message, else the least recently used),

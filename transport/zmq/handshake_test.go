@@ -149,21 +149,21 @@ func TestSocketTypeKeyMatchesZMQ4(t *testing.T) {
 	}
 }
 
-// rawOpen runs zmq4's handshake as a ROUTER, with no guard, against a
+// rawOpen runs zmq4's handshake (the reference) as a ROUTER against a
 // peer that sends peer, and returns its error: one wrapping errPanic where
 // zmq4 panicked.
 func rawOpen(peer []byte) error {
-	_, err := openZMTP(newScriptConn(peer), zmq4.Router, true)
-	return err
+	return zmq4Open(newScriptConn(peer), zmq4.Router)
 }
 
-// TestZMQ4PanicContained: a panic inside zmq4.Open (here from a net.Conn
-// that panics, standing for a zmq4 bug the guard does not know of) fails
-// the connection with errPanic instead of killing the process; an accepted
-// one is counted as refused and logged at Warn.
+// TestZMQ4PanicContained: a panic inside the handshake (here from a
+// net.Conn that panics, standing for a bug) fails the connection with
+// errPanic instead of killing the process; an accepted one is counted as
+// refused and logged at Warn.
 func TestZMQ4PanicContained(t *testing.T) {
 	t.Parallel()
-	_, err := openZMTP(panicConn{newScriptConn(nil)}, "ROUTER", true)
+	tr0, _ := listen(t, &nopHandler{}, WithUnixSockets(false))
+	err := tr0.newConn(panicConn{newScriptConn(nil)}, "test", roleRouterIn).handshake(time.Time{}, time.Now().Add(testWait))
 	if !errors.Is(err, errPanic) {
 		t.Fatalf("err = %v, want errPanic", err)
 	}
@@ -178,7 +178,7 @@ func TestZMQ4PanicContained(t *testing.T) {
 	if n := tr.Stats().ConnsRefused; n != 1 {
 		t.Errorf("ConnsRefused = %d, want 1", n)
 	}
-	if s := logs.String(); !strings.Contains(s, "level=WARN") || !strings.Contains(s, "zmq4 panicked") {
+	if s := logs.String(); !strings.Contains(s, "level=WARN") || !strings.Contains(s, errPanic.Error()) {
 		t.Errorf("panic not logged at Warn:\n%s", s)
 	}
 }

@@ -86,9 +86,6 @@ type config struct {
 	maxConns             int
 	maxConnsPerListener  int
 	maxConnsPerAddr      int
-	// zmq4Recv reads with zmq4's Conn.RecvMsg instead of recv.go's
-	// reader; set by this package's tests and benchmarks only.
-	zmq4Recv bool
 }
 
 func defaultConfig() config {
@@ -265,7 +262,7 @@ func (o loggerOption) String() string  { return "WithLogger(…)" }
 // of a subscriber connection's drop episode (once, with its address and
 // topic, not per missed message), Debug for
 // refused connections and dropped frames, Warn for failed accepts and for a
-// panic of zmq4 contained at a connection. Default: a logger that discards
+// panic in a handshake (a bug) contained at a connection. Default: a logger that discards
 // everything (never slog.Default).
 func WithLogger(l *slog.Logger) Option { return loggerOption{l} }
 

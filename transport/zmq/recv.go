@@ -10,7 +10,7 @@ import (
 )
 
 // This file is the receive side of the traffic phase: a ZMTP 3 frame reader
-// used instead of zmq4's Conn.RecvMsg once zmq4 has done the handshake.
+// used instead of zmq4's Conn.RecvMsg after the handshake (handshake.go).
 //
 // Why not zmq4's: profiled on 64-byte pub/sub, the subscriber's reader
 // goroutine is the bottleneck and RecvMsg is half of it. zmq4 v0.17.0's
@@ -22,9 +22,9 @@ import (
 // the frames before the last one (name and header, which decode copies
 // what it keeps of) in a scratch buffer reused from message to message, and
 // allocates only the last frame, the payload, which the handler keeps. The
-// wire is unchanged, and the checks the guard makes for zmq4 (reserved
-// flags, the frame and message size cap, the frame count cap) are made here
-// the same way, before anything is allocated.
+// wire is unchanged, and the checks the guard in front of zmq4 made
+// (reserved flags, the frame and message size cap, the frame count cap)
+// are made here, before anything is allocated.
 //
 // Memory (issue #11): a frame's buffer grows as its bytes arrive (readGrow)
 // instead of taking the announced size at once, and a message over
@@ -32,9 +32,9 @@ import (
 // (budget.go) before any of it is read, with a deadline set by the minimum
 // receive rate.
 //
-// Commands: PING is answered with an empty PONG, as zmq4 does, through the
-// same side buffer that zmq4's PONGs went through, so a PONG never splits a
-// message; SUBSCRIBE and CANCEL (ZMTP 3.1 subscriptions) come back to the
+// Commands: PING is answered with an empty PONG, as zmq4 does, through a
+// side buffer that the writer empties between messages, so a PONG never
+// splits a message; SUBSCRIBE and CANCEL (ZMTP 3.1 subscriptions) come back to the
 // caller like zmq4's command messages do; other commands are ignored. A
 // command frame inside a multi-frame message, or with the MORE flag, ends
 // the connection, as zmq4's "invalid length command" does.

@@ -246,7 +246,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	// A lone request is written at once from this goroutine, for latency;
 	// with others in flight, the writer goroutine coalesces them into
 	// fewer system calls, for throughput.
-	if err := d.c.sendWait(ctx, pre, msg.Payload, msg.Exclusive, waiting == 1); err != nil {
+	if err := d.c.sendWait(ctx, pre, payloadRef{b: msg.Payload, owned: msg.Exclusive}, directIf(waiting == 1)); err != nil {
 		if ctx.Err() != nil {
 			d.forget(id, cl)
 			return nil, ctx.Err()
@@ -394,7 +394,7 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 	}
 	busy := n > 0
 	pr := payloadRef{b: msg.Payload, owned: msg.Exclusive, held: &c.t.sendHeld}
-	if !c.enqueueAt(pre, &pr, !busy, 0) {
+	if !c.enqueueAt(pre, &pr, directIf(!busy), 0) {
 		c.t.sendDropped.Add(1)
 		return transport.ErrQueueFull
 	}

@@ -316,9 +316,38 @@ type directWriter interface {
 	Write(b []byte) (int, error)
 }
 
+// sendMode says who writes a message that finds the link idle.
+type sendMode uint8
+
+const (
+	// viaWriter leaves every message to the writer goroutine.
+	viaWriter sendMode = iota
+	// direct has the sender write a message that finds the link idle
+	// itself, with one non-blocking system call (sendNow).
+	direct
+)
+
+// directIf is direct when cond holds, else viaWriter.
+func directIf(cond bool) sendMode {
+	if cond {
+		return direct
+	}
+	return viaWriter
+}
+
+// flushCause says why the writer goroutine flushes.
+type flushCause uint8
+
+const (
+	flushKicked    flushCause = iota // a sender queued bytes (or PONGs are waiting)
+	flushHeartbeat                   // the heartbeat ticked: a PING goes out too
+)
+
 // send queues a message (see outbox.add) for the writer goroutine without
 // blocking; false means the queue is full.
-func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, false, false) }
+func (c *conn) send(pre, payload []byte) bool {
+	return c.enqueue(pre, payloadRef{b: payload}, viaWriter)
+}
 
 // sendNow is send, except that on an idle link the calling goroutine writes
 // the message itself, saving the hand-off to the writer goroutine on the
@@ -327,23 +356,27 @@ func (c *conn) send(pre, payload []byte) bool { return c.enqueue(pre, payload, f
 // writer goroutine sends all of theirs in one call once this write is done
 // (so concurrent requests share system calls); whatever the socket does not
 // take at once is also left to the writer goroutine.
-func (c *conn) sendNow(pre, payload []byte) bool { return c.enqueue(pre, payload, false, true) }
+func (c *conn) sendNow(pre, payload []byte) bool {
+	return c.enqueue(pre, payloadRef{b: payload}, direct)
+}
 
 // sendAt is send for a publish stamped at (unix ns; 0 if unknown), whose
 // payload p is shared by the connections it goes to: on a link that has
 // been quiet for quietGap, it is written at once like sendNow.
 func (c *conn) sendAt(pre []byte, p *payloadRef, at int64) bool {
-	return c.enqueueAt(pre, p, false, at)
+	return c.enqueueAt(pre, p, viaWriter, at)
 }
 
-// enqueue is send (now false) or sendNow (now true); owned says that the
-// caller gave payload up (Message.Exclusive), so it need not be copied.
-func (c *conn) enqueue(pre, payload []byte, owned, now bool) bool {
-	p := payloadRef{b: payload, owned: owned}
-	return c.enqueueAt(pre, &p, now, 0)
+// enqueue is send (viaWriter) or sendNow (direct) of p, whose owned field
+// says that the caller gave the payload up (Message.Exclusive), so it
+// need not be copied.
+func (c *conn) enqueue(pre []byte, p payloadRef, mode sendMode) bool {
+	return c.enqueueAt(pre, &p, mode, 0)
 }
 
-func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
+// enqueueAt queues p; a publish stamped at (not 0) is written directly
+// when it finds the link quiet, whatever mode says.
+func (c *conn) enqueueAt(pre []byte, p *payloadRef, mode sendMode, at int64) bool {
 	size := len(pre)
 	if p != nil {
 		size += len(p.b)
@@ -357,7 +390,7 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 		c.slow.Store(false)
 	}
 	if at != 0 {
-		now = at-c.lastAt > int64(quietGap) || at < c.lastAt // a clock step back: treat as quiet
+		mode = directIf(at-c.lastAt > int64(quietGap) || at < c.lastAt) // a clock step back: treat as quiet
 		c.lastAt = at
 	}
 	// PONGs waiting in the side buffer make the link busy: the writer,
@@ -380,7 +413,7 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, now bool, at int64) bool {
 		c.wmu.Unlock()
 		return true
 	}
-	if !now || c.fw == nil || len(c.out.segs) != 0 || c.werr != nil {
+	if mode != direct || c.fw == nil || len(c.out.segs) != 0 || c.werr != nil {
 		c.wmu.Unlock()
 		c.wake()
 		return true
@@ -503,12 +536,12 @@ func (c *conn) doneBatch(batch *outbox) {
 	}
 }
 
-// sendWait is sendNow (or send, when now is false), but waits for room in a
-// full queue until ctx ends or the connection closes. owned: see enqueue.
-func (c *conn) sendWait(ctx context.Context, pre, payload []byte, owned, now bool) error {
-	for !c.enqueue(pre, payload, owned, now) {
+// sendWait is enqueue, but waits for room in a full queue until ctx ends
+// or the connection closes.
+func (c *conn) sendWait(ctx context.Context, pre []byte, p payloadRef, mode sendMode) error {
+	for !c.enqueue(pre, p, mode) {
 		c.wmu.Lock()
-		if c.roomLocked(len(pre) + len(payload)) {
+		if c.roomLocked(len(pre) + len(p.b)) {
 			c.wmu.Unlock()
 			continue
 		}
@@ -543,15 +576,15 @@ func (c *conn) writeLoop() {
 	tick := time.NewTicker(c.t.cfg.heartbeat)
 	defer tick.Stop()
 	for {
-		ping := false
+		cause := flushKicked
 		select {
 		case <-c.kick:
 		case <-tick.C:
-			ping = true
+			cause = flushHeartbeat
 		case <-c.done:
 			return
 		}
-		if err := c.flush(ping); err != nil {
+		if err := c.flush(cause); err != nil {
 			c.close(fmt.Errorf("write: %w", err), false)
 			return
 		}
@@ -563,7 +596,8 @@ func (c *conn) writeLoop() {
 // writing themselves. A sender writing directly owns the socket the same
 // way; flush then leaves the work to it (flushDue asks it to wake the
 // writer again when done).
-func (c *conn) flush(ping bool) error {
+func (c *conn) flush(cause flushCause) error {
+	ping := cause == flushHeartbeat
 	yielded := false
 	for {
 		if !yielded {

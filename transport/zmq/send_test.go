@@ -103,13 +103,13 @@ func TestSendWaitForRoom(t *testing.T) {
 		t.Fatal("send to a full queue accepted")
 	}
 	done := make(chan error, 1)
-	go func() { done <- c.sendWait(context.Background(), []byte("two"), nil, false, true) }()
+	go func() { done <- c.sendWait(context.Background(), []byte("two"), payloadRef{}, direct) }()
 	waitFor(t, func() bool { // the waiter is parked on c.room
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		return c.room != nil
 	})
-	if err := c.flush(false); err != nil {
+	if err := c.flush(flushKicked); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -120,7 +120,7 @@ func TestSendWaitForRoom(t *testing.T) {
 	case <-time.After(testWait):
 		t.Fatal("sendWait still waiting after the batch was written")
 	}
-	if err := c.flush(false); err != nil {
+	if err := c.flush(flushKicked); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.buf.String(); got != "onetwo" {
@@ -129,7 +129,7 @@ func TestSendWaitForRoom(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	_ = c.send([]byte("three"), nil)
 	cancel()
-	if err := c.sendWait(ctx, []byte("four"), nil, false, true); err != context.Canceled {
+	if err := c.sendWait(ctx, []byte("four"), payloadRef{}, direct); err != context.Canceled {
 		t.Fatalf("sendWait on a full queue with a cancelled context: %v", err)
 	}
 }
@@ -178,7 +178,7 @@ func TestSendNowPartialWrite(t *testing.T) {
 	if queued != 3 {
 		t.Fatalf("queued = %d, want 3", queued)
 	}
-	if err := c.flush(false); err != nil {
+	if err := c.flush(flushKicked); err != nil {
 		t.Fatal(err)
 	}
 	if got := string(pw.got) + out.buf.String(); got != "hello worldnext+last" {
@@ -205,7 +205,7 @@ func TestSendNowWriteError(t *testing.T) {
 	default:
 		t.Fatal("connection still open after a failed write")
 	}
-	if err := c.flush(false); err == nil {
+	if err := c.flush(flushKicked); err == nil {
 		t.Fatal("the writer does not see the failed write")
 	}
 }
@@ -224,7 +224,7 @@ func TestSendAtQuietLink(t *testing.T) {
 	if string(pw.got) != "a" {
 		t.Fatalf("written directly: %q, want a", pw.got)
 	}
-	if err := c.flush(false); err != nil {
+	if err := c.flush(flushKicked); err != nil {
 		t.Fatal(err)
 	}
 	if got := out.buf.String(); got != "bc" {
@@ -290,7 +290,7 @@ func TestSendQueueBytes(t *testing.T) {
 	if c.send([]byte("b"), nil) {
 		t.Fatal("a message past the byte bound accepted")
 	}
-	if err := c.flush(false); err != nil {
+	if err := c.flush(flushKicked); err != nil {
 		t.Fatal(err)
 	}
 	if out.buf.Len() != 5001 {
@@ -346,7 +346,7 @@ func TestWriterCreditsProgress(t *testing.T) {
 	room := c.room
 	c.wmu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- c.flush(false) }()
+	go func() { done <- c.flush(flushKicked) }()
 	if _, err := io.ReadFull(b, make([]byte, 3*writeChunk/2)); err != nil {
 		t.Fatal(err)
 	}

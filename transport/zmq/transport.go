@@ -16,8 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zeromq/zmq4"
-
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -384,7 +382,7 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 	nc := in.nc
 	c := t.newConn(nc, nc.RemoteAddr().String(), r)
 	now := time.Now()
-	err := c.handshake(true, now.Add(t.cfg.greetingTimeout), now.Add(t.cfg.handshakeTimeout))
+	err := c.handshake(now.Add(t.cfg.greetingTimeout), now.Add(t.cfg.handshakeTimeout))
 	t.mu.Lock()
 	delete(t.raw, nc)
 	t.unpendLocked(in)
@@ -400,7 +398,7 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 		_ = nc.Close()
 		if err != nil {
 			level := slog.LevelDebug
-			if errors.Is(err, errPanic) { // a zmq4 bug the guard does not know of yet
+			if errors.Is(err, errPanic) { // a bug, here or in a net.Conn
 				level = slog.LevelWarn
 			}
 			t.log.Log(t.ctx, level, "zmq handshake failed", keyPeer, c.addr, keyRole, r.String(), keyErr, err)
@@ -465,7 +463,7 @@ func (t *Transport) handshakeOut(dctx context.Context, nc net.Conn, addr string,
 	stopAbort := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	deadline, _ := dctx.Deadline()
 	c := t.newConn(nc, addr, r)
-	err := c.handshake(false, time.Time{}, deadline)
+	err := c.handshake(time.Time{}, deadline)
 	if !stopAbort() && err == nil {
 		err = dctx.Err() // aborted just after it succeeded: the deadline is spoilt
 	}
@@ -481,9 +479,6 @@ func (t *Transport) handshakeOut(dctx context.Context, nc net.Conn, addr string,
 
 // readLoop reads messages until the connection fails and returns why.
 func (c *conn) readLoop() error {
-	if c.t.cfg.zmq4Recv {
-		return c.readLoopZMQ4()
-	}
 	for {
 		m, err := c.readMsg()
 		if err != nil {
@@ -498,37 +493,6 @@ func (c *conn) readLoop() error {
 			continue // PING (already answered), PONG, others
 		}
 		c.handle(m.frames)
-		c.recvRelease()
-	}
-}
-
-// readLoopZMQ4 is readLoop over zmq4's Conn.RecvMsg: the reader this
-// package used before recv.go, kept for same-process comparisons in
-// benchmarks and tests.
-func (c *conn) readLoopZMQ4() (err error) {
-	defer func() {
-		if p := recover(); p != nil { // zmq4's read path: contained like the handshake
-			err = fmt.Errorf("%w reading: %v", errPanic, p)
-		}
-	}()
-	for {
-		m, err := c.zc.RecvMsg()
-		if err != nil {
-			return err
-		}
-		if m.Type == zmq4.CmdMsg {
-			if c.role == rolePubIn && (c.rd.lastCmd == cmdSubscribe || c.rd.lastCmd == cmdCancel) {
-				var topic []byte
-				if len(m.Frames) == 1 {
-					topic = m.Frames[0]
-				}
-				c.noteData()
-				c.pp.update(string(topic), c.rd.lastCmd == cmdSubscribe)
-			}
-			c.recvRelease()
-			continue // PING (already answered), PONG, others
-		}
-		c.handle(m.Frames)
 		c.recvRelease()
 	}
 }
@@ -648,7 +612,7 @@ func lossCause(err error, timeout time.Duration) error {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("%w: nothing received for %v", transport.ErrPeerSilent, timeout)
-	case errors.Is(err, io.EOF), errors.Is(err, zmq4.ErrClosedConn):
+	case errors.Is(err, io.EOF):
 		return errors.New("connection closed by peer")
 	}
 	return err

@@ -1,4 +1,9 @@
-package colugotest
+// Package recordtest replays recordings into tests, as net/http/httptest
+// serves handlers to them: [Replay] publishes an MCAP file (made by package
+// record or `colugo record`) from a node, typically one of a
+// colugotest.Network. It lives next to record, not in colugotest, so that
+// tests that do not replay recordings do not link MCAP.
+package recordtest
 
 import (
 	"os"
@@ -30,13 +35,13 @@ func Replay(tb testing.TB, node *colugo.Node, path string, opts ...record.PlayOp
 	tb.Helper()
 	f, err := os.Open(path)
 	if err != nil {
-		tb.Fatalf("colugotest: Replay: %v", err)
+		tb.Fatalf("recordtest: Replay: %v", err)
 		return record.PlayProgress{}
 	}
 	defer f.Close()
 	p, err := record.Play(tb.Context(), node, f, append([]record.PlayOption{record.Rate(0)}, opts...)...)
 	if err != nil {
-		tb.Fatalf("colugotest: Replay %s: %v", path, err)
+		tb.Fatalf("recordtest: Replay %s: %v", path, err)
 	}
 	return p
 }

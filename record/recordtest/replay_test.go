@@ -1,4 +1,4 @@
-package colugotest_test
+package recordtest_test
 
 import (
 	"fmt"
@@ -11,7 +11,11 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/record"
+	"github.com/colugo-go/colugo/record/recordtest"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type reading struct{ N int }
 
@@ -30,7 +34,7 @@ func recording(t *testing.T, n int) string {
 	t0 := time.Now()
 	for i := range n {
 		for _, topic := range []string{"sensor/temp", "sensor/other"} {
-			if err := w.Write(record.Message{Topic: topic, Codec: "json", Type: "colugotest_test.reading",
+			if err := w.Write(record.Message{Topic: topic, Codec: "json", Type: "recordtest_test.reading",
 				LogTime: t0.Add(time.Duration(i) * time.Second), Data: fmt.Appendf(nil, `{"N":%d}`, i)}); err != nil {
 				t.Fatal(err)
 			}
@@ -55,7 +59,7 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	p := colugotest.Replay(t, node, path, record.Remap("sensor/temp", "renamed/temp"))
+	p := recordtest.Replay(t, node, path, record.Remap("sensor/temp", "renamed/temp"))
 	if p.Messages != 2*n || time.Since(start) > 5*time.Second {
 		t.Fatalf("%+v in %v", p, time.Since(start))
 	}
@@ -93,12 +97,12 @@ func TestReplayCorrupt(t *testing.T) {
 	}
 	node := colugotest.NewNode(t, "n")
 	tb := &replayTB{TB: t}
-	colugotest.Replay(tb, node, path)
+	recordtest.Replay(tb, node, path)
 	if !strings.Contains(tb.failed, "corrupt or truncated") {
 		t.Fatalf("failed with %q", tb.failed)
 	}
 	tb = &replayTB{TB: t}
-	colugotest.Replay(tb, node, filepath.Join(t.TempDir(), "missing.mcap"))
+	recordtest.Replay(tb, node, filepath.Join(t.TempDir(), "missing.mcap"))
 	if !strings.Contains(tb.failed, "no such file") {
 		t.Fatalf("failed with %q", tb.failed)
 	}

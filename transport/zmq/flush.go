@@ -1,0 +1,83 @@
+package zmq
+
+import (
+	"context"
+	"time"
+
+	"github.com/colugo-go/colugo/transport"
+)
+
+var _ transport.Flusher = (*Transport)(nil)
+
+// Flush waits until the send queue of every accepted connection (the
+// subscribers' and the requesters') is empty, and on Linux until the
+// kernel's send queue is too (the peer has acknowledged or read every
+// byte), or the connection has gone. It returns ctx's error if ctx ends
+// first. Connections this transport dialled carry only requests and
+// subscriptions, which nothing waits to flush.
+//
+// Why the kernel's queue: closing a socket whose peer has not yet taken
+// everything can lose the tail (a TCP reset discards what is in flight),
+// and Node.Shutdown closes right after Flush.
+func (t *Transport) Flush(ctx context.Context) error {
+	t.mu.Lock()
+	conns := make([]*conn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		if err := c.drained(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drained waits until c's queue, then its socket's, is empty or c has
+// gone.
+func (c *conn) drained(ctx context.Context) error {
+	for {
+		c.wmu.Lock()
+		if c.dead {
+			c.wmu.Unlock()
+			return nil
+		}
+		if c.queued == 0 {
+			c.wmu.Unlock()
+			return c.socketDrained(ctx)
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room // closed after each batch written (roomMadeLocked)
+		c.wmu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// socketDrained polls the kernel's send queue of c until it is empty (no
+// event tells), c has gone, or ctx ends.
+func (c *conn) socketDrained(ctx context.Context) error {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		n, ok := unsentBytes(c.nc)
+		if !ok || n == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
