@@ -257,3 +257,21 @@ func ExampleTopic() {
 	fmt.Printf("%s: %.1f °C\n", r.Sensor, r.Value)
 	// Output: bench-2: 19.0 °C
 }
+
+func ExampleWithMetadata() {
+	node := exampleNode("gateway")
+	defer node.Close()
+	_, err := colugo.Serve(node, "user/greet", func(ctx context.Context, name string) (string, error) {
+		return "hello " + name + " from tenant " + colugo.IncomingMetadata(ctx)["tenant"], nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	ctx := colugo.WithMetadata(context.Background(), colugo.Metadata{"tenant": "acme"})
+	reply, err := colugo.Request[string, string](ctx, node, "user/greet", "ada")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(reply)
+	// Output: hello ada from tenant acme
+}

@@ -21,6 +21,7 @@ import (
 type handlerCtx struct {
 	parent   context.Context // the node's
 	deadline time.Time
+	md       string // the request's metadata, as an extension block (IncomingMetadata)
 
 	mu         sync.Mutex
 	done       chan struct{} // made by the first Done or AfterFunc
@@ -48,7 +49,12 @@ func (c *handlerCtx) init(parent context.Context, timeout time.Duration) {
 
 func (c *handlerCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 
-func (c *handlerCtx) Value(key any) any { return c.parent.Value(key) }
+func (c *handlerCtx) Value(key any) any {
+	if _, ok := key.(incomingKey); ok {
+		return c.md
+	}
+	return c.parent.Value(key)
+}
 
 func (c *handlerCtx) Done() <-chan struct{} {
 	c.mu.Lock()

@@ -190,6 +190,10 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 	if p.closed.Load() || p.node.closed.Load() {
 		return ErrClosed
 	}
+	ext, err := outgoingExt(ctx)
+	if err != nil {
+		return err
+	}
 	payload, err := marshal(p.codec, v)
 	if err != nil {
 		return fmt.Errorf("colugo: encoding %q: %w", p.topic, err)
@@ -203,6 +207,7 @@ func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
 		Codec:  p.info.Codec,
 		Type:   p.info.Type,
 		Sender: p.node.id,
+		Ext:    ext,
 	}, Payload: payload}
 	p.c.published.Add(1)
 	var w pubWait
@@ -268,12 +273,14 @@ func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message
 		p.seq.waiting.Add(1)
 		defer p.seq.waiting.Add(-1)
 	}
+	ext := msg.Header.Ext
 	p.seq.mu.Lock()
 	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
 	res, err := p.node.tr.Publish(ctx, msg, opts)
 	p.seq.mu.Unlock()
 	msg.Header.Flags &^= wire.FlagSealed
+	msg.Header.Ext = ext                      // without the seal's MAC
 	msg.Payload, msg.Exclusive = plain, false // local subscribers must not keep it
 	p.node.receiveLocal(msg, w)
 	return res, err

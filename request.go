@@ -57,8 +57,8 @@ func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Re
 	return zero, err
 }
 
-// outgoing is a request ready to send: what prepareRequest made of it.
-type outgoing struct {
+// preparedRequest is a request ready to send: what prepareRequest made of it.
+type preparedRequest struct {
 	codec    codec.Codec
 	typ      string // the request's type name
 	payload  []byte
@@ -68,7 +68,7 @@ type outgoing struct {
 // prepareRequest is what Request and RequestAll do first: apply the
 // options, refuse a closed node, bound ctx by the node's default timeout
 // when it has no deadline (the caller defers cancel), and encode req.
-func prepareRequest[Req any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (context.Context, context.CancelFunc, outgoing, error) {
+func prepareRequest[Req any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (context.Context, context.CancelFunc, preparedRequest, error) {
 	cfg := requestConfig{topicConfig: topicConfig{codec: node.cfg.codec}}
 	for _, o := range opts {
 		if o != nil {
@@ -76,20 +76,20 @@ func prepareRequest[Req any](ctx context.Context, node *Node, name string, req R
 		}
 	}
 	if cfg.codec == nil {
-		return ctx, nil, outgoing{}, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+		return ctx, nil, preparedRequest{}, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
 	if node.closed.Load() {
-		return ctx, nil, outgoing{}, ErrClosed
+		return ctx, nil, preparedRequest{}, ErrClosed
 	}
 	payload, err := marshal(cfg.codec, req)
 	if err != nil {
-		return ctx, nil, outgoing{}, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
+		return ctx, nil, preparedRequest{}, fmt.Errorf("colugo: encoding request for %q: %w", name, err)
 	}
 	cancel := context.CancelFunc(noCancel)
 	if _, ok := ctx.Deadline(); !ok {
 		ctx, cancel = context.WithTimeout(ctx, node.cfg.defaultTimeout)
 	}
-	return ctx, cancel, outgoing{codec: cfg.codec, typ: typeName[Req](cfg.codec), payload: payload, failFast: cfg.failFast}, nil
+	return ctx, cancel, preparedRequest{codec: cfg.codec, typ: typeName[Req](cfg.codec), payload: payload, failFast: cfg.failFast}, nil
 }
 
 func noCancel() {}
@@ -98,6 +98,9 @@ func noCancel() {}
 // the reply payload, its codec and type names and whether the payload is
 // the caller's to keep (see send).
 func (n *Node) request(ctx context.Context, name, codecName, typ string, payload []byte, failFast bool) ([]byte, string, string, bool, error) {
+	if _, err := outgoingExt(ctx); err != nil {
+		return nil, "", "", false, err
+	}
 	t, err := n.pickTarget(ctx, name, failFast)
 	if err != nil {
 		return nil, "", "", false, err
@@ -115,8 +118,12 @@ var reqPool = sync.Pool{New: func() any { return new(transport.Message) }}
 // references the reply payload (it came off a connection), so decoding may
 // keep it.
 func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, payload []byte) (out []byte, replyCodec, replyType string, owned bool, err error) {
+	ext, err := outgoingExt(ctx)
+	if err != nil {
+		return nil, "", "", false, err
+	}
 	if t.local != nil {
-		out, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload)
+		out, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload, ext)
 		return out, t.local.info.Codec, t.local.info.ReplyType, false, err // the handler's bytes
 	}
 	dl, _ := ctx.Deadline()
@@ -124,7 +131,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 	req := reqPool.Get().(*transport.Message) // the transport does not keep it
 	*req = transport.Message{Name: name, Header: wire.Header{
 		Kind: transport.KindRequest, Codec: codecName, Type: typ, Sender: n.id, Seq: seq,
-		SendTime: n.sendClock(), Deadline: max(int64(time.Until(dl)), 1),
+		SendTime: n.sendClock(), Deadline: max(int64(time.Until(dl)), 1), Ext: ext,
 	}, Payload: payload, Exclusive: codecName != rawName} // Raw's bytes are the caller's
 	n.sealMsg(req, binding{peer: t.info.ID}) // valid at that node only, in this incarnation
 	rep, err := n.tr.Request(ctx, t.router, req)
@@ -148,7 +155,7 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 // requestLocal serves a request for a service on this same node, with the
 // same semantics as a remote one: its own goroutine, the caller's deadline,
 // codec checks.
-func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte) ([]byte, error) {
+func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecName, typ string, payload []byte, ext string) ([]byte, error) {
 	if codecName != svc.info.Codec || (svc.strict && typ != svc.info.Type) {
 		svc.c.decodeErrors.Add(1)
 		return nil, &RemoteError{Service: name, Code: CodeCodecMismatch,
@@ -163,7 +170,11 @@ func (n *Node) requestLocal(ctx context.Context, svc *serviceCore, name, codecNa
 	// The handler may outlive this call (ctx ends first), and the caller may
 	// then reuse what it sent (codec.Raw aliases it): the handler gets a copy.
 	payload = bytes.Clone(payload)
-	hctx, cancel := context.WithCancel(ctx)
+	var hctx context.Context = ctx
+	if ext != "" || ctx.Value(incomingKey{}) != nil { // a handler's ctx: its incoming metadata is not the new request's
+		hctx = &incomingCtx{Context: ctx, ext: ext}
+	}
+	hctx, cancel := context.WithCancel(hctx)
 	stop := context.AfterFunc(n.ctx, cancel) // Close cancels local handlers too
 	n.handlers.Add(1)
 	n.mu.Lock()

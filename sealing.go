@@ -44,10 +44,13 @@ type binding struct {
 
 // additionalData is what a seal binds the payload to: the name, every
 // header field but the request id (which the requester's transport sets
-// after sealing), and the binding.
+// after sealing) and the extensions, and the binding. The extensions are
+// left out so that a peer that gets the message without them (see
+// Stats.ExtStripped) still opens it; sealExt authenticates them.
 func additionalData(buf []byte, name string, h *wire.Header, b binding) []byte {
 	hc := *h
 	hc.RequestID = 0 // set by the requester's transport after sealing; the binding says what it meant
+	hc.Ext = ""
 	buf = wire.AppendName(buf, name)
 	buf = hc.Append(buf)
 	switch hc.Kind {
@@ -73,8 +76,75 @@ func (n *Node) sealMsg(msg *transport.Message, b binding) {
 	ad := additionalData((*bp)[:0], msg.Name, &msg.Header, b)
 	msg.Payload = n.keys.Seal(make([]byte, 0, len(msg.Payload)+seal.Overhead), ad, msg.Payload)
 	msg.Exclusive = true // a new buffer: the transport need not copy it
+	if msg.Header.Ext != "" {
+		ad = extAD(ad, msg.Header.Ext, tagOf(msg.Payload))
+		mac := n.keys.Seal(nil, ad, nil)
+		msg.Header.Ext = string(wire.AppendExt([]byte(msg.Header.Ext), wire.ExtSealMAC, string(mac)))
+	}
 	*bp = ad[:0]
 	adPool.Put(bp)
+}
+
+// extMACLabel starts what a header's ExtSealMAC entry authenticates, so
+// that it is never the additional data of another seal.
+const extMACLabel = "colugo/ext-mac\x00"
+
+// tagLen is the length of a seal's tag, the last bytes of a sealed payload.
+const tagLen = 16
+
+// tagOf returns the tag of a sealed payload: binding the extensions to it
+// binds them to this one message.
+func tagOf(sealed []byte) [tagLen]byte {
+	var t [tagLen]byte
+	if len(sealed) >= tagLen {
+		copy(t[:], sealed[len(sealed)-tagLen:])
+	}
+	return t
+}
+
+// extAD appends, to the payload's additional data ad, what the
+// extensions' MAC covers: the label, the entries before the MAC and the
+// payload's tag.
+func extAD(ad []byte, ext string, tag [tagLen]byte) []byte {
+	ad = append(ad, extMACLabel...)
+	ad = append(ad, ext...)
+	return append(ad, tag[:]...)
+}
+
+// errExtMAC is a keyed node's refusal of header extensions that the
+// sender's key does not authenticate.
+var errExtMAC = errors.New("colugo: header extensions not authenticated")
+
+// splitExtMAC returns the extensions before a trailing ExtSealMAC entry
+// and the MAC; ok is false when the block does not end with one.
+func splitExtMAC(ext string) (entries, mac string, ok bool) {
+	for rest := ext; rest != ""; {
+		typ, v, r, good := wire.NextExt(rest)
+		if !good {
+			return "", "", false
+		}
+		if r == "" {
+			return ext[:len(ext)-len(rest)], v, typ == wire.ExtSealMAC
+		}
+		rest = r
+	}
+	return "", "", false
+}
+
+// openExt checks the extensions of a sealed message against ad, the
+// additional data its payload opened with, and tag, the payload's tag,
+// and strips their MAC.
+func (n *Node) openExt(h *wire.Header, ad []byte, tag [tagLen]byte) error {
+	entries, mac, ok := splitExtMAC(h.Ext)
+	if !ok {
+		return errExtMAC
+	}
+	full := extAD(ad, entries, tag)
+	if _, err := n.keys.Open(full, []byte(mac)); err != nil {
+		return fmt.Errorf("%w: %w", errExtMAC, err)
+	}
+	h.Ext = entries
+	return nil
 }
 
 // sendClock returns the send time of a new request: the wall clock, but
@@ -112,6 +182,10 @@ func (n *Node) openMsg(msg *transport.Message, b binding) error {
 	}
 	bp := adPool.Get().(*[]byte)
 	ad := additionalData((*bp)[:0], msg.Name, &msg.Header, b)
+	var tag [tagLen]byte
+	if msg.Header.Ext != "" {
+		tag = tagOf(msg.Payload) // before an in-place open overwrites it
+	}
 	var pt []byte
 	var err error
 	switch {
@@ -125,6 +199,9 @@ func (n *Node) openMsg(msg *transport.Message, b binding) error {
 		pt, err = n.keys.OpenInPlace(ad, msg.Payload)
 	default:
 		pt, err = n.keys.Open(ad, msg.Payload)
+	}
+	if err == nil && msg.Header.Ext != "" {
+		err = n.openExt(&msg.Header, ad, tag)
 	}
 	*bp = ad[:0]
 	adPool.Put(bp)

@@ -243,6 +243,7 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	s := &serving{n: n, svc: svc, msg: msg, rw: rw, key: inflightKey{rw, h.RequestID}}
 	s.handlerCtx.init(n.ctx, timeout)
+	s.handlerCtx.md = h.Ext
 	n.reqMu.Lock() // Close sets closed under it: goLocked is safe under it
 	n.inflight[s.key] = &s.handlerCtx
 	if d, ok := rw.(transport.ConnWatcher); ok && !n.watched[rw] {
@@ -276,7 +277,7 @@ type serving struct {
 
 func (s *serving) serve() {
 	n := s.n
-	defer n.wg.Done() // startLocked's
+	defer n.wg.Done()     // startLocked's
 	defer n.handlerDone() // after the reply is queued, which Shutdown flushes
 	out, code, errMsg := n.run(&s.handlerCtx, s.svc, s.msg.Payload, s.msg.Exclusive)
 	n.reqMu.Lock()

@@ -68,6 +68,9 @@ type Received[T any] struct {
 	Seq      uint64    // the publisher's sequence number on this topic, from 1
 	SendTime time.Time // publisher's clock when it published
 	RecvTime time.Time // this node's clock when the message arrived
+	// Metadata is what the publisher set with WithMetadata; nil for none
+	// (or when the message came through a peer that does not carry it).
+	Metadata Metadata
 }
 
 // SubscribeReceived is Subscribe with each value's metadata: for tools that
@@ -76,7 +79,7 @@ func SubscribeReceived[T any](ctx context.Context, node *Node, topic string, opt
 	return subscribe(ctx, node, topic, opts, true, func(v T, m *transport.Message, recv time.Time) Received[T] {
 		h := &m.Header
 		return Received[T]{Value: v, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
-			SendTime: time.Unix(0, h.SendTime), RecvTime: recv}
+			SendTime: time.Unix(0, h.SendTime), RecvTime: recv, Metadata: decodeMetadata(h.Ext)}
 	})
 }
 

@@ -236,6 +236,11 @@ type Stats struct {
 	RecvDropped  uint64 // frames refused: malformed, oversized, unknown version or kind
 	PeersLost    uint64 // outbound connections lost
 	ConnsRefused uint64 // inbound connections refused: failed or evicted handshakes, connection limits
+	// ExtStripped counts messages sent to a peer without their header
+	// extensions (Header.Ext, so their metadata), because the peer does
+	// not decode them: an older colugo node or a foreign ZMTP peer. The
+	// message itself is delivered.
+	ExtStripped uint64
 	// Subscribers describes this transport's subscriber connections (the
 	// peers subscribed to it), when it tracks them; nil otherwise.
 	Subscribers []SubscriberStats

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // wait bounds every wait in the suite; it is long because CI machines are
@@ -51,6 +52,8 @@ func RunFactories(t *testing.T, f Factories) {
 	}{
 		{"PubSubOrder", s.pubSubOrder},
 		{"HeaderRoundTrip", s.headerRoundTrip},
+		{"HeaderExtensions", s.headerExtensions},
+		{"RequestExtensions", s.requestExtensions},
 		{"PublishMessageReused", s.publishMessageReused},
 		{"PayloadNotKept", s.payloadNotKept},
 		{"TopicNotPrefix", s.topicNotPrefix},
@@ -283,6 +286,67 @@ func (s suite) headerRoundTrip(t *testing.T) {
 	if got.Name != want.Name || got.Header != want.Header || !bytes.Equal(got.Payload, want.Payload) {
 		t.Fatalf("got %q %+v (%d bytes), want %q %+v (%d bytes)", got.Name, got.Header, len(got.Payload),
 			want.Name, want.Header, len(want.Payload))
+	}
+}
+
+// testExt is an extension block with a metadata entry and an entry of a
+// type no decoder knows.
+func testExt() string {
+	b := wire.AppendMetadataEntry(nil, "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	b = wire.AppendExt(b, 250, "a future field")
+	return string(wire.AppendMetadataEntry(b, "k", "v"))
+}
+
+// headerExtensions: Header.Ext (per-message metadata) reaches a
+// subscriber of the same transport, byte for byte, and a publish without
+// extensions arrives without them.
+func (s suite) headerExtensions(t *testing.T) {
+	pub, sub := s.start(t, "pub"), s.start(t, "sub")
+	subscribe(t, pub, sub, "t")
+	want := pubMsg("t", "pub", 1, []byte("x"))
+	want.Header.Ext = testExt()
+	if err := publishNow(pub.tr, want); err != nil {
+		t.Fatal(err)
+	}
+	got := next(t, sub.h.pubs)
+	if got.Header != want.Header {
+		t.Fatalf("got %+v, want %+v", got.Header, want.Header)
+	}
+	plain := pubMsg("t", "pub", 2, []byte("y"))
+	if err := publishNow(pub.tr, plain); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(t, sub.h.pubs); got.Header.Ext != "" {
+		t.Fatalf("extensions %q on a publish without any", got.Header.Ext)
+	}
+	if n := pub.tr.Stats().ExtStripped; n != 0 {
+		t.Fatalf("ExtStripped = %d between two transports that decode extensions", n)
+	}
+}
+
+// requestExtensions: a request's and a reply's extensions reach the other
+// side.
+func (s suite) requestExtensions(t *testing.T) {
+	cli, srv := s.start(t, "cli"), s.start(t, "srv")
+	ext := testExt()
+	srv.h.setOnRequest(func(msg *transport.Message, rw transport.ReplyWriter) {
+		r := reply(msg, []byte(msg.Header.Ext))
+		r.Header.Ext = string(wire.AppendMetadataEntry(nil, "reply", "yes"))
+		_ = rw.Reply(r)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	m, err := cli.tr.Request(ctx, srv.ep.Router, &transport.Message{Name: "svc", Header: transport.Header{
+		Kind: transport.KindRequest, Codec: "raw", Sender: "cli", Ext: ext,
+	}, Payload: []byte("q")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Payload) != ext {
+		t.Fatalf("the handler saw extensions %q, want %q", m.Payload, ext)
+	}
+	if want := string(wire.AppendMetadataEntry(nil, "reply", "yes")); m.Header.Ext != want {
+		t.Fatalf("reply extensions %q, want %q", m.Header.Ext, want)
 	}
 }
 

@@ -19,6 +19,13 @@ func FuzzDecodeHeader(f *testing.F) {
 		f.Add(enc[:len(enc)/2])
 		f.Add(append(bytes.Clone(enc), 0))
 	}
+	for _, ext := range []string{metaExt("traceparent", "00-aa-bb-01"), string(wire.AppendExt(nil, 200, "x"))} {
+		h := headers[0].h
+		h.Ext = ext
+		enc := h.Append(nil)
+		f.Add(enc)
+		f.Add(enc[:len(enc)-1])
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0xC1})
 	f.Add([]byte{0xC1, 0, 0, 0})
@@ -39,6 +46,15 @@ func FuzzDecodeHeader(f *testing.F) {
 		}
 		if len(b) > wire.MaxHeader {
 			t.Fatalf("decoded a %d-byte header, MaxHeader is %d", len(b), wire.MaxHeader)
+		}
+		if h.Flags&wire.FlagExt != 0 {
+			t.Fatalf("decoded Flags hold FlagExt: %+v", h)
+		}
+		for rest, n := h.Ext, 0; rest != ""; n++ {
+			var ok bool
+			if _, _, rest, ok = wire.NextExt(rest); !ok || n > len(h.Ext) {
+				t.Fatalf("Decode accepted an extension block NextExt cannot walk: %q", h.Ext)
+			}
 		}
 		enc := h.Append(nil)
 		if len(enc) > len(b) {

@@ -16,6 +16,32 @@
 //	uvarint  request id
 //	varint   remaining time to the deadline (ns; 0 = none)
 //	string   error message (replies; uvarint length, at most MaxError bytes)
+//	bytes    extensions, only when flags bit 2 (FlagExt) is set: the rest of
+//	         the frame, at most MaxExt bytes, a list of (uvarint type,
+//	         uvarint length, value) entries
+//
+// # Extensions
+//
+// Version 1 decoders reject trailing bytes, so a header with extensions
+// would be dropped by a node that predates them. The rules that keep mixed
+// versions working:
+//
+//   - A header without extensions (Header.Ext empty) is byte-identical to
+//     the version 1 header above, FlagExt clear: old colugo nodes and
+//     foreign peers see nothing new.
+//   - A sender writes extensions only to a peer that said it decodes them
+//     (transport/zmq learns it in the ZMTP handshake; see its package
+//     documentation). Any other peer gets the same message without them:
+//     delivered, its extensions (metadata) lost.
+//   - Decoders skip extension types they do not know, so new types need
+//     no new version. Types are never reused with another meaning.
+//   - Every entry is checked against the frame: a length past the frame's
+//     end, a block over MaxExt or a flag with no entries fails the whole
+//     header.
+//
+// Known types: [ExtMetadata] (one per-message metadata entry) and
+// [ExtSealMAC] (with a network key, the authentication of the other
+// entries; see the root package's sealing).
 //
 // Decoders never panic and never allocate more than the frame they are given.
 package wire
@@ -40,10 +66,34 @@ const (
 	MaxType   = 255
 	MaxSender = 64
 	MaxError  = 4096
+	// MaxExt bounds the extension block of a header (all its entries
+	// with their types and lengths).
+	MaxExt = 4096
 	// MaxHeader bounds a whole encoded header: four bytes, four strings
-	// with their lengths and four varints. Each varint is counted at its
-	// longest (a decoder accepts non-minimal varints).
-	MaxHeader = 4 + 4*binary.MaxVarintLen64 + MaxCodec + MaxType + MaxSender + MaxError + 4*binary.MaxVarintLen64
+	// with their lengths, four varints and the extension block. Each
+	// varint is counted at its longest (a decoder accepts non-minimal
+	// varints).
+	MaxHeader = 4 + 4*binary.MaxVarintLen64 + MaxCodec + MaxType + MaxSender + MaxError + 4*binary.MaxVarintLen64 + MaxExt
+)
+
+// Bounds on per-message metadata (ExtMetadata entries), checked by
+// senders: at most MaxMetadata entries, keys of 1 to MaxMetaKey bytes,
+// values of at most MaxMetaValue bytes, and the whole extension block at
+// most MaxExt bytes.
+const (
+	MaxMetadata  = 16
+	MaxMetaKey   = 64
+	MaxMetaValue = 1024
+)
+
+// Extension types.
+const (
+	// ExtMetadata is one metadata entry: uvarint key length, key, value
+	// (the rest of the entry).
+	ExtMetadata = 1
+	// ExtSealMAC authenticates the entries before it, with the network
+	// key: a sealed message's header carries it last.
+	ExtSealMAC = 2
 )
 
 // Kind says what a message is.
@@ -80,6 +130,11 @@ const FlagSealed uint8 = 1
 // as gaps). Receivers deliver nothing for it.
 const FlagTail uint8 = 2
 
+// FlagExt marks a header followed by extensions. Append sets it from
+// Header.Ext and Decode clears it from Header.Flags: it is part of the
+// encoding, not of the Header.
+const FlagExt uint8 = 4
+
 // Header is the decoded form of a message header.
 type Header struct {
 	Kind      Kind
@@ -93,6 +148,10 @@ type Header struct {
 	RequestID uint64
 	Deadline  int64 // remaining ns to the requester's deadline; 0 = none
 	Error     string
+	// Ext is the extension block, as on the wire: a list of (uvarint
+	// type, uvarint length, value) entries; "" for none. See
+	// [AppendExt] and [NextExt].
+	Ext string
 }
 
 // Errors returned by the decoders. Each decode error wraps one of them.
@@ -103,13 +162,23 @@ var (
 	ErrTooLong  = errors.New("colugo/wire: field too long")
 	ErrName     = errors.New("colugo/wire: bad name frame")
 	ErrTrailing = errors.New("colugo/wire: trailing bytes after header")
+	ErrExt      = errors.New("colugo/wire: malformed header extensions")
 )
 
 // Append appends the encoding of h to b and returns the extended slice.
 // Strings longer than their bound are cut to it, so Append never fails;
 // callers validate names up front.
+//
+// With a non-empty Ext, Append sets FlagExt and appends Ext as it is, cut
+// to MaxExt bytes; callers build Ext with AppendExt and check its size.
+// With an empty Ext, it clears FlagExt: the encoding is a version 1
+// header as old decoders read it.
 func (h *Header) Append(b []byte) []byte {
-	b = append(b, magic|Version, byte(h.Kind), h.Flags, h.Status)
+	flags := h.Flags &^ FlagExt
+	if h.Ext != "" {
+		flags |= FlagExt
+	}
+	b = append(b, magic|Version, byte(h.Kind), flags, h.Status)
 	b = appendString(b, h.Codec, MaxCodec)
 	b = appendString(b, h.Type, MaxType)
 	b = appendString(b, h.Sender, MaxSender)
@@ -118,7 +187,110 @@ func (h *Header) Append(b []byte) []byte {
 	b = binary.AppendUvarint(b, h.RequestID)
 	b = binary.AppendVarint(b, h.Deadline)
 	b = appendString(b, h.Error, MaxError)
+	if h.Ext != "" {
+		ext := h.Ext
+		if len(ext) > MaxExt {
+			ext = ext[:MaxExt]
+		}
+		b = append(b, ext...)
+	}
 	return b
+}
+
+// AppendExt appends one extension entry to an extension block.
+func AppendExt(ext []byte, typ uint64, value string) []byte {
+	ext = binary.AppendUvarint(ext, typ)
+	ext = binary.AppendUvarint(ext, uint64(len(value)))
+	return append(ext, value...)
+}
+
+// NextExt splits the first entry off an extension block: its type, its
+// value and the rest of the block. ok is false at the end of the block
+// and for a malformed one (Decode only returns well-formed blocks). It
+// does not allocate.
+func NextExt(ext string) (typ uint64, value, rest string, ok bool) {
+	typ, i, ok := uvarintString(ext, 0)
+	if !ok {
+		return 0, "", "", false
+	}
+	n, i, ok := uvarintString(ext, i)
+	if !ok || n > uint64(len(ext)-i) {
+		return 0, "", "", false
+	}
+	return typ, ext[i : i+int(n)], ext[i+int(n):], true
+}
+
+// uvarintString reads a uvarint at s[i:] without converting s.
+func uvarintString(s string, i int) (uint64, int, bool) {
+	var v uint64
+	for shift := uint(0); shift < 64 && i < len(s); shift += 7 {
+		c := s[i]
+		i++
+		if c < 0x80 {
+			if shift == 63 && c > 1 {
+				return 0, i, false
+			}
+			return v | uint64(c)<<shift, i, true
+		}
+		v |= uint64(c&0x7f) << shift
+	}
+	return 0, i, false
+}
+
+// checkExt checks that b is a well-formed, non-empty extension block.
+func checkExt(b []byte) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: flag set, no entries", ErrExt)
+	}
+	if len(b) > MaxExt {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrExt, len(b), MaxExt)
+	}
+	for i := 0; i < len(b); {
+		_, n := binary.Uvarint(b[i:])
+		if n <= 0 {
+			return fmt.Errorf("%w: bad type at byte %d", ErrExt, i)
+		}
+		i += n
+		l, n := binary.Uvarint(b[i:])
+		if n <= 0 {
+			return fmt.Errorf("%w: bad length at byte %d", ErrExt, i)
+		}
+		i += n
+		if l > uint64(len(b)-i) {
+			return fmt.Errorf("%w: entry of %d bytes past the end", ErrExt, l)
+		}
+		i += int(l)
+	}
+	return nil
+}
+
+// MetadataEntry splits the value of an ExtMetadata entry into key and
+// value; ok is false for a malformed one. It does not allocate.
+func MetadataEntry(v string) (key, value string, ok bool) {
+	n, i, ok := uvarintString(v, 0)
+	if !ok || n > uint64(len(v)-i) {
+		return "", "", false
+	}
+	return v[i : i+int(n)], v[i+int(n):], true
+}
+
+// AppendMetadataEntry appends an ExtMetadata entry for key and value.
+func AppendMetadataEntry(ext []byte, key, value string) []byte {
+	n := len(key) + len(value) + uvarintLen(uint64(len(key)))
+	ext = binary.AppendUvarint(ext, ExtMetadata)
+	ext = binary.AppendUvarint(ext, uint64(n))
+	ext = binary.AppendUvarint(ext, uint64(len(key)))
+	ext = append(ext, key...)
+	return append(ext, value...)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 func appendString(b []byte, s string, max int) []byte {
@@ -131,7 +303,9 @@ func appendString(b []byte, s string, max int) []byte {
 
 // Decode parses a header frame. The frame must hold exactly one header. On
 // error it returns the zero Header and an error wrapping one of ErrShort,
-// ErrVersion, ErrKind, ErrTooLong or ErrTrailing.
+// ErrVersion, ErrKind, ErrTooLong, ErrTrailing or ErrExt. Extensions are
+// checked for their framing only: entries of unknown types are kept in
+// Ext, for the caller to skip.
 //
 // The header's strings never alias b. Common codec names and empty strings
 // cost nothing; all the other strings of one header share a single
@@ -162,7 +336,7 @@ func decodeSame(b []byte, prev *Header) (h Header, ok bool) {
 		return Header{}, false
 	}
 	h.Kind, h.Flags, h.Status = Kind(b[1]), b[2], b[3]
-	if !h.Kind.Valid() {
+	if !h.Kind.Valid() || h.Flags&FlagExt != 0 {
 		return Header{}, false
 	}
 	i := 4
@@ -280,11 +454,20 @@ func decode(b []byte, prev *Header) (Header, error) {
 	if d.err != nil {
 		return Header{}, d.err
 	}
-	if len(d.b) != 0 {
+	var ext []byte
+	if h.Flags&FlagExt != 0 {
+		if err := checkExt(d.b); err != nil {
+			return Header{}, err
+		}
+		ext, h.Flags = d.b, h.Flags&^FlagExt
+	} else if len(d.b) != 0 {
 		return Header{}, fmt.Errorf("%w: %d bytes", ErrTrailing, len(d.b))
 	}
 	out := makeStrings(&strs, prev)
 	h.Codec, h.Type, h.Sender, h.Error = out[0], out[1], out[2], out[3]
+	if ext != nil {
+		h.Ext = string(ext) // its own allocation, only for headers with extensions
+	}
 	return h, nil
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/colugo-go/colugo/transport/wire"
 )
 
-var sentinels = []error{wire.ErrShort, wire.ErrVersion, wire.ErrKind, wire.ErrTooLong, wire.ErrName, wire.ErrTrailing}
+var sentinels = []error{wire.ErrShort, wire.ErrVersion, wire.ErrKind, wire.ErrTooLong, wire.ErrName, wire.ErrTrailing, wire.ErrExt}
 
 // wrapped reports which sentinels err wraps.
 func wrapped(err error) []error {
@@ -34,7 +34,8 @@ func checkWraps(t *testing.T, err, want error) {
 	}
 }
 
-// headers is a set of valid headers, each encodable without truncation.
+// headers is a set of valid headers (Flags never hold FlagExt, which is
+// the encoding's, not the header's), each encodable without truncation.
 var headers = []struct {
 	name string
 	h    wire.Header
@@ -46,7 +47,7 @@ var headers = []struct {
 	{"cancel", wire.Header{Kind: wire.KindCancel, RequestID: 1}},
 	{"control", wire.Header{Kind: wire.KindControl, Codec: "json", Type: "$describe"}},
 	{"negative times", wire.Header{Kind: wire.KindRequest, SendTime: -1, Deadline: -5}},
-	{"extreme numbers", wire.Header{Kind: wire.KindPublish, Flags: 0xff, Status: 0xff, Seq: math.MaxUint64, SendTime: math.MinInt64, RequestID: math.MaxUint64, Deadline: math.MaxInt64}},
+	{"extreme numbers", wire.Header{Kind: wire.KindPublish, Flags: 0xff &^ wire.FlagExt, Status: 0xff, Seq: math.MaxUint64, SendTime: math.MinInt64, RequestID: math.MaxUint64, Deadline: math.MaxInt64}},
 	{"min deadline", wire.Header{Kind: wire.KindReply, SendTime: math.MaxInt64, Deadline: math.MinInt64}},
 	{"max lengths", wire.Header{
 		Kind:   wire.KindReply,
@@ -309,6 +310,13 @@ func TestMaxHeaderBoundsDecodable(t *testing.T) {
 		b = append(b, pad(1)...)
 	}
 	b = append(append(b, pad(wire.MaxError)...), strings.Repeat("x", wire.MaxError)...)
+	if _, err := wire.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	b[2] |= wire.FlagExt
+	b = append(b, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0) // type, ten bytes
+	b = append(b, pad(uint64(wire.MaxExt-20))...)
+	b = append(b, strings.Repeat("x", wire.MaxExt-20)...)
 	if _, err := wire.Decode(b); err != nil {
 		t.Fatal(err)
 	}

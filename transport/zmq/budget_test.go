@@ -514,7 +514,7 @@ func TestSendQueueDefaults(t *testing.T) {
 	h := wire.Header{Kind: transport.KindPublish, Codec: "raw", Type: "main.Pose", Sender: "robot-1-7f3a9c2e",
 		Seq: 1 << 40, SendTime: time.Now().UnixNano()}
 	queued := func(size int) int {
-		return len(appendPrefix(nil, "robot/pose", &h, transport.KindPublish, size)) + size
+		return len(appendPrefix(nil, "robot/pose", &h, transport.KindPublish, size, false)) + size
 	}
 	if q := queued(64); q < 100 || q > 200 {
 		t.Errorf("a 64-byte publish takes %d bytes queued, the docs say about 150", q)

@@ -32,6 +32,17 @@ var (
 	errConnDone      = errors.New("connection closed")
 )
 
+// extIdentity is the ZMTP Identity property with which a colugo
+// connection says that it decodes header extensions (wire.FlagExt): sent
+// by subscriber connections (so that the publisher sends them extensions)
+// and by router listeners (so that requesters do). libzmq and zmq4 use the
+// Identity of a peer only on ROUTER sockets, which neither of these ever
+// dials, and older colugo nodes ignore it. Dealers never send it: two
+// dealers with one Identity would clash at a libzmq ROUTER; a router
+// learns that a requester decodes extensions from its first request that
+// carries some.
+const extIdentity = "colugo/ext=1"
+
 // role says what a connection is for.
 type role uint8
 
@@ -103,6 +114,10 @@ type conn struct {
 	// the queue has drained to half of demotedAt, its bytes then; slow is
 	// set by a missed message and cleared by the next one queued while not
 	// demoted; dropped counts the missed messages.
+	// ext: the peer decodes header extensions (wire.FlagExt). Set in the
+	// handshake for the peers that say so (extIdentity), and on a router
+	// connection by the first request that carries extensions.
+	ext       atomic.Bool
 	demoted   atomic.Bool
 	demotedAt int
 	slow      atomic.Bool

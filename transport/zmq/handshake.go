@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -90,11 +91,12 @@ func (r role) peerTypes() []string {
 }
 
 // readyFrame is a READY command frame for socketType: the properties
-// Socket-Type and an empty Identity, as zmq4 sends.
-func readyFrame(socketType string) []byte {
+// Socket-Type and Identity, as zmq4 sends them (identity is empty but for
+// the peers that announce header extensions: extIdentity).
+func readyFrame(socketType string, identity ...string) []byte {
 	body := append([]byte{5}, "READY"...)
 	body = appendProp(body, "Socket-Type", socketType)
-	body = appendProp(body, "Identity", "")
+	body = appendProp(body, "Identity", strings.Join(identity, ""))
 	return append(appendFrameHeader(nil, flagCommand, len(body)), body...)
 }
 
@@ -126,7 +128,11 @@ func (c *conn) handshake(greetBy, deadline time.Time) (err error) {
 	if err := c.nc.SetDeadline(first); err != nil {
 		return err
 	}
-	out := append(ourGreeting[:len(ourGreeting):len(ourGreeting)], readyFrame(c.role.socketType())...)
+	var id string
+	if c.role == roleSub || c.role == roleRouterIn {
+		id = extIdentity // we decode header extensions
+	}
+	out := append(ourGreeting[:len(ourGreeting):len(ourGreeting)], readyFrame(c.role.socketType(), id)...)
 	if _, err := c.nc.Write(out); err != nil {
 		return err
 	}
@@ -142,9 +148,12 @@ func (c *conn) handshake(greetBy, deadline time.Time) (err error) {
 			return err
 		}
 	}
-	peer, err := c.readReady()
+	peer, peerID, err := c.readReady()
 	if err != nil {
 		return err
+	}
+	if c.role == rolePubIn || c.role == roleDealer {
+		c.ext.Store(peerID == extIdentity)
 	}
 	ok := false
 	for _, st := range c.role.peerTypes() {
@@ -157,6 +166,9 @@ func (c *conn) handshake(greetBy, deadline time.Time) (err error) {
 		return err
 	}
 	c.live.hb = true
+	// Reads in the handshake leave no time (hb was off): bytes that came
+	// with it (a first message) count as arriving now, for noteData.
+	c.live.last = time.Now().UnixNano()
 	if fw := newFastWriter(c.nc); fw != nil { // not a nil *fastWriter in the interface
 		c.fw = fw
 	}
@@ -185,34 +197,35 @@ func checkGreeting(g *[greetingLen]byte) error {
 }
 
 // readReady reads the peer's READY command (one frame: a command without
-// MORE, of at most handshakeMaxFrame bytes) and returns its Socket-Type.
-func (c *conn) readReady() (string, error) {
+// MORE, of at most handshakeMaxFrame bytes) and returns its Socket-Type
+// and Identity.
+func (c *conn) readReady() (string, string, error) {
 	var hdr [9]byte
 	if _, err := io.ReadFull(c.br, hdr[:2]); err != nil {
-		return "", err
+		return "", "", err
 	}
 	flags, size := hdr[0], uint64(hdr[1])
 	if flags&^(flagMore|flagLong|flagCommand) != 0 {
-		return "", errBadFlags
+		return "", "", errBadFlags
 	}
 	if flags&flagLong != 0 {
 		if _, err := io.ReadFull(c.br, hdr[2:]); err != nil {
-			return "", err
+			return "", "", err
 		}
 		size = binary.BigEndian.Uint64(hdr[1:9])
 	}
 	if size > handshakeMaxFrame {
-		return "", fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, size, handshakeMaxFrame)
+		return "", "", fmt.Errorf("%w: %d bytes, at most %d", errFrameTooLarge, size, handshakeMaxFrame)
 	}
 	if flags&flagCommand == 0 || flags&flagMore != 0 {
-		return "", errNotReady
+		return "", "", errNotReady
 	}
 	body := make([]byte, size)
 	if _, err := io.ReadFull(c.br, body); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if len(body) == 0 || int(body[0]) > len(body)-1 || string(body[1:1+body[0]]) != "READY" {
-		return "", errNotReady
+		return "", "", errNotReady
 	}
 	return checkReady(body[1+body[0]:])
 }
@@ -224,43 +237,46 @@ var zmtpSocketTypes = [...]string{
 	"PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH", "XPUB", "XSUB",
 }
 
-// checkReady checks the metadata of a READY and returns its Socket-Type.
+// checkReady checks the metadata of a READY and returns its Socket-Type
+// and its Identity (the last property named so, in any case; "" if none).
 // Property names are held to the ZMTP grammar (ASCII letters, digits,
 // "-_.+"); a property cut short, a missing Socket-Type or one that is not
 // ZMTP's are refused. The Socket-Type is the last property whose name is
 // "Socket-Type" with either case at the start of each word (as zmq4 reads
 // it; see isSocketTypeKey).
-func checkReady(b []byte) (string, error) {
-	sockType, found := "", false
+func checkReady(b []byte) (string, string, error) {
+	sockType, identity, found := "", "", false
 	for len(b) > 0 {
 		n := int(b[0])
 		if n == 0 || len(b) < 1+n+4 {
-			return "", fmt.Errorf("%w: property cut short", errBadMetadata)
+			return "", "", fmt.Errorf("%w: property cut short", errBadMetadata)
 		}
 		name := b[1 : 1+n]
 		if !validPropName(name) {
-			return "", fmt.Errorf("%w: property name %q", errBadMetadata, name)
+			return "", "", fmt.Errorf("%w: property name %q", errBadMetadata, name)
 		}
 		b = b[1+n:]
 		v := binary.BigEndian.Uint32(b)
 		b = b[4:]
 		if uint64(v) > uint64(len(b)) {
-			return "", fmt.Errorf("%w: property %q cut short", errBadMetadata, name)
+			return "", "", fmt.Errorf("%w: property %q cut short", errBadMetadata, name)
 		}
 		if isSocketTypeKey(name) { // the last one counts
 			sockType, found = string(b[:v]), true
+		} else if strings.EqualFold(string(name), "Identity") {
+			identity = string(b[:v])
 		}
 		b = b[v:]
 	}
 	if !found {
-		return "", fmt.Errorf("%w: no Socket-Type", errBadMetadata)
+		return "", "", fmt.Errorf("%w: no Socket-Type", errBadMetadata)
 	}
 	for _, st := range zmtpSocketTypes {
 		if sockType == st {
-			return sockType, nil
+			return sockType, identity, nil
 		}
 	}
-	return "", fmt.Errorf("%w: unknown Socket-Type %q", errBadMetadata, sockType)
+	return "", "", fmt.Errorf("%w: unknown Socket-Type %q", errBadMetadata, sockType)
 }
 
 // validPropName reports whether name follows ZMTP 3's grammar for

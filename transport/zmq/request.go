@@ -242,7 +242,11 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 		h.Kind = transport.KindRequest
 	}
 	var scratch [256]byte
-	pre := appendPrefix(scratch[:0], msg.Name, &h, transport.KindRequest, len(msg.Payload))
+	ext := d.c.ext.Load()
+	if h.Ext != "" && !ext {
+		d.c.t.extStripped.Add(1)
+	}
+	pre := appendPrefix(scratch[:0], msg.Name, &h, transport.KindRequest, len(msg.Payload), ext)
 	// A lone request is written at once from this goroutine, for latency;
 	// with others in flight, the writer goroutine coalesces them into
 	// fewer system calls, for throughput.
@@ -263,7 +267,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			ch.Status = transport.CancelDeadline
 		}
-		_ = d.c.sendNow(appendPrefix(scratch[:0], msg.Name, &ch, transport.KindCancel, 0), nil)
+		_ = d.c.sendNow(appendPrefix(scratch[:0], msg.Name, &ch, transport.KindCancel, 0, false), nil)
 		return nil, ctx.Err()
 	}
 }
@@ -387,7 +391,11 @@ func (p *routerPeer) Reply(msg *transport.Message) error {
 		return err
 	}
 	var scratch [256]byte
-	pre := appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindReply, len(msg.Payload))
+	ext := c.ext.Load()
+	if msg.Header.Ext != "" && !ext {
+		c.t.extStripped.Add(1)
+	}
+	pre := appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindReply, len(msg.Payload), ext)
 	n := p.open.Add(-1)
 	if n < 0 { // a reply to a request not counted (a cancelled one): resync
 		p.open.CompareAndSwap(n, 0)

@@ -78,8 +78,10 @@ const (
 )
 
 // appendPrefix appends the name frame, the header frame and the payload
-// frame's header of a message, with def as the Kind of a zero h.Kind.
-func appendPrefix(b []byte, name string, h *wire.Header, def transport.Kind, payloadLen int) []byte {
+// frame's header of a message, with def as the Kind of a zero h.Kind. With
+// ext false, the header goes without its extensions (for a peer that does
+// not decode them).
+func appendPrefix(b []byte, name string, h *wire.Header, def transport.Kind, payloadLen int, ext bool) []byte {
 	b = appendFrameHeader(b, flagMore, len(name)+1)
 	b = wire.AppendName(b, name)
 	// The header's length is known once it is encoded: reserve a short
@@ -89,6 +91,9 @@ func appendPrefix(b []byte, name string, h *wire.Header, def transport.Kind, pay
 	hh := *h // not h: a published message may be read concurrently
 	if hh.Kind == 0 {
 		hh.Kind = def
+	}
+	if !ext {
+		hh.Ext = ""
 	}
 	b = hh.Append(b)
 	n := len(b) - start - 2

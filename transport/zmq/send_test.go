@@ -45,7 +45,7 @@ func TestOutboxFrames(t *testing.T) {
 	var o outbox
 	for _, m := range msgs {
 		var scratch [64]byte // too small for the long header: appendPrefix grows it
-		o.add(appendPrefix(scratch[:0], m.name, &m.h, transport.KindPublish, len(m.payload)), &payloadRef{b: m.payload})
+		o.add(appendPrefix(scratch[:0], m.name, &m.h, transport.KindPublish, len(m.payload), false), &payloadRef{b: m.payload})
 	}
 	if o.msgs != len(msgs) {
 		t.Fatalf("outbox counts %d messages, want %d", o.msgs, len(msgs))

@@ -81,6 +81,7 @@ type Transport struct {
 
 	sendDropped  atomic.Uint64
 	recvDropped  atomic.Uint64
+	extStripped  atomic.Uint64
 	peersLost    atomic.Uint64
 	connsRefused atomic.Uint64
 	accepted     atomic.Uint64 // handshakes completed on the listeners, for tests
@@ -580,6 +581,9 @@ func (c *conn) decode(frames [][]byte) (transport.Message, error) {
 		return transport.Message{}, err
 	}
 	c.hdr = h
+	if h.Ext != "" && c.role == roleRouterIn && !c.ext.Load() {
+		c.ext.Store(true) // a requester that sends extensions decodes them
+	}
 	return transport.Message{Name: name, Header: h, Payload: frames[2], Exclusive: true}, nil
 }
 
@@ -952,8 +956,23 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 	if err := wire.CheckName(msg.Name); err != nil {
 		return res, err
 	}
-	var scratch [256]byte // the encoded frames, on the stack unless the header is huge
-	var pre []byte
+	var scratch, scratch1 [256]byte // the encoded frames, on the stack unless the header is huge
+	var pre, pre1 []byte            // with the header's extensions, and without (for peers that do not decode them)
+	hasExt := msg.Header.Ext != ""
+	var stripped uint64
+	prefix := func(p *pubPeer) []byte {
+		if !hasExt || p.c.ext.Load() {
+			if pre == nil {
+				pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload), true)
+			}
+			return pre
+		}
+		stripped++
+		if pre1 == nil {
+			pre1 = appendPrefix(scratch1[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload), false)
+		}
+		return pre1
+	}
 	payload := payloadRef{b: msg.Payload, owned: msg.Exclusive, held: &t.sendHeld} // one private copy at most, shared by the connections
 	// Only the subscribed connections are visited: those of the topic's
 	// entry, then those with other prefixes (normally none) that match. A
@@ -971,10 +990,9 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 		dropped++
 	}
 	if peers := t.exactPeers(msg.Name); peers != nil {
-		pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
 		res.Subscribers += len(*peers)
 		for _, p := range *peers {
-			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
+			if !p.c.sendAt(prefix(p), &payload, msg.Header.SendTime) {
 				full(p)
 			}
 		}
@@ -984,11 +1002,8 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 			if !p.wantsOnlyOther(msg.Name) {
 				continue
 			}
-			if pre == nil {
-				pre = appendPrefix(scratch[:0], msg.Name, &msg.Header, transport.KindPublish, len(msg.Payload))
-			}
 			res.Subscribers++
-			if !p.c.sendAt(pre, &payload, msg.Header.SendTime) {
+			if !p.c.sendAt(prefix(p), &payload, msg.Header.SendTime) {
 				full(p)
 			}
 		}
@@ -999,7 +1014,7 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 		for _, p := range waiting {
 			out := waitCtx
 			if err == nil {
-				out = p.c.sendBefore(ctx, pre, &payload, msg.Header.SendTime, &w)
+				out = p.c.sendBefore(ctx, prefix(p), &payload, msg.Header.SendTime, &w)
 			}
 			switch out {
 			case waitQueued:
@@ -1017,6 +1032,9 @@ func (t *Transport) Publish(ctx context.Context, msg *transport.Message, opts tr
 	if dropped > 0 {
 		t.sendDropped.Add(dropped) // once per message, not once per stalled subscriber
 	}
+	if stripped > 0 {
+		t.extStripped.Add(stripped)
+	}
 	res.Dropped = int(dropped)
 	return res, err
 }
@@ -1029,6 +1047,7 @@ func (t *Transport) Stats() transport.Stats {
 	st := transport.Stats{
 		SendDropped:  t.sendDropped.Load(),
 		RecvDropped:  t.recvDropped.Load(),
+		ExtStripped:  t.extStripped.Load(),
 		PeersLost:    t.peersLost.Load(),
 		ConnsRefused: t.connsRefused.Load(),
 	}
