@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/internal/jsonschema"
 	"github.com/colugo-go/colugo/transport"
 )
 
@@ -54,14 +57,54 @@ const maxDropRows = 64
 // service, Type is the request's and ReplyType the reply's. Schema (and
 // ReplySchema) is the codec's description of the type when it has one
 // (codec.Describer: protobuf gives a FileDescriptorSet), so tools can
-// decode without the program's types.
+// decode without the program's types. With the JSON codec, JSONSchema
+// (and ReplyJSONSchema) is a JSON Schema (draft 2020-12) of the type's
+// encoding, derived from the Go type by reflection when the publisher or
+// service is made (subscriptions carry none); it is left out (nil) when the type has
+// none (the codec is not JSON, or encoding/json cannot encode the type)
+// or when it would be longer than 16 KiB, and peers drop one longer than
+// that.
 type TopicInfo struct {
-	Name        string `json:"name"`
-	Codec       string `json:"codec"`
-	Type        string `json:"type"`
-	Schema      []byte `json:"schema,omitempty"`
-	ReplyType   string `json:"reply_type,omitempty"`
-	ReplySchema []byte `json:"reply_schema,omitempty"`
+	Name            string          `json:"name"`
+	Codec           string          `json:"codec"`
+	Type            string          `json:"type"`
+	Schema          []byte          `json:"schema,omitempty"`
+	JSONSchema      json.RawMessage `json:"json_schema,omitempty"`
+	ReplyType       string          `json:"reply_type,omitempty"`
+	ReplySchema     []byte          `json:"reply_schema,omitempty"`
+	ReplyJSONSchema json.RawMessage `json:"reply_json_schema,omitempty"`
+}
+
+// maxJSONSchema bounds a TopicInfo's JSONSchema (and ReplyJSONSchema), so
+// that a huge type cannot swell $describe: a longer schema is not sent,
+// and one received is dropped.
+const maxJSONSchema = 16 << 10
+
+// jsonSchemaOf is T's JSON Schema when c is the JSON codec, nil otherwise
+// or when T has none within maxJSONSchema.
+func jsonSchemaOf[T any](c codec.Codec) json.RawMessage {
+	switch c.(type) {
+	case codec.JSON, *codec.JSON:
+	default:
+		return nil
+	}
+	b, err := jsonschema.Generate(reflect.TypeFor[T](), maxJSONSchema)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// boundJSONSchemas drops a peer's schemas that are over maxJSONSchema or
+// null.
+func boundJSONSchemas(infos []TopicInfo) {
+	for i := range infos {
+		for _, s := range []*json.RawMessage{&infos[i].JSONSchema, &infos[i].ReplyJSONSchema} {
+			if len(*s) > maxJSONSchema || string(*s) == "null" {
+				*s = nil
+			}
+		}
+	}
 }
 
 // catalogHashLocked summarises what peers learn from $describe, so they
@@ -186,6 +229,9 @@ func decodeDescription(b []byte) (*PeerInfo, error) {
 	if info.ID == "" || info.Router == "" {
 		return nil, errors.New("colugo: bad $describe reply: no id or router")
 	}
+	boundJSONSchemas(info.Topics)
+	boundJSONSchemas(info.Subscriptions)
+	boundJSONSchemas(info.Services)
 	if info.Drops != nil && len(info.Drops.Subscribers) > maxDropRows {
 		info.Drops.Subscribers = info.Drops.Subscribers[:maxDropRows]
 	}

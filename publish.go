@@ -138,7 +138,8 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 		return nil, fmt.Errorf("%w: negative back-pressure wait", ErrInvalidOption)
 	}
 	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy, maxWait: cfg.maxWait,
-		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec)}}
+		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec),
+			JSONSchema: jsonSchemaOf[T](cfg.codec)}}
 	node.mu.Lock()
 	if err := node.acceptingLocked(); err != nil {
 		node.mu.Unlock()

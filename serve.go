@@ -66,7 +66,8 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	_, strict := c.(codec.TypeNamer)
 	core := &serviceCore{
 		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[Req](c), Schema: schemaOf[Req](c),
-			ReplyType: typeName[Resp](c), ReplySchema: schemaOf[Resp](c)},
+			JSONSchema: jsonSchemaOf[Req](c), ReplyType: typeName[Resp](c), ReplySchema: schemaOf[Resp](c),
+			ReplyJSONSchema: jsonSchemaOf[Resp](c)},
 		strict: strict,
 		call: func(ctx context.Context, payload []byte, owned bool) ([]byte, error) {
 			req, ok := rawValue[Req](c, payload, owned)
