@@ -9,6 +9,7 @@ import (
 	"github.com/colugo-go/colugo/codec/protobuf"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/examples/posepb"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 type schemaPose struct {
@@ -39,7 +40,7 @@ func TestJSONSchemaInDescribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	var peer colugo.PeerInfo
-	eventually(t, "b to see a's topics and service", func() bool {
+	testwait.Until(t, "b to see a's topics and service", func() bool {
 		for _, p := range b.Peers() {
 			if p.Name == "a" && len(p.Topics) == 3 && len(p.Services) == 1 {
 				peer = p
