@@ -1,6 +1,8 @@
 package colugo
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -37,6 +39,10 @@ type Stats struct {
 	// Topics holds the counters of every topic this node published or
 	// subscribed to.
 	Topics map[string]TopicStats
+	// Subscriptions describes each open subscription of this node, by
+	// topic name then in the order they were made: its share of the
+	// topic's Delivered, Dropped and DecodeErrors, and what it holds now.
+	Subscriptions []SubscriptionStats
 	// Services holds the counters of every service this node served or
 	// called.
 	Services map[string]ServiceStats
@@ -68,6 +74,19 @@ type TopicStats struct {
 	Missed       uint64 // publisher side: messages a subscriber connection missed (its send queue was full), summed over connections
 	Gaps         uint64 // messages missing from publishers' sequences (lost on the way, before a reconnect, or a lost tail told by a tail marker)
 	DecodeErrors uint64 // messages refused: codec or type mismatch, or payload that did not decode
+}
+
+// SubscriptionStats describes one subscription (one Subscribe or
+// SubscribeReceived call that has not ended).
+type SubscriptionStats struct {
+	Topic        string
+	Policy       DropPolicy // its drop policy
+	Delivered    uint64     // values offered to its channel
+	Dropped      uint64     // values its policy discarded
+	DecodeErrors uint64     // messages it refused: codec or type mismatch, or a payload that did not decode
+	Queued       int        // values waiting in its queue and channel
+	QueuedBytes  int        // the queue's accounted bytes (payload + QueueEntryOverhead per value)
+	Slow         bool       // in a slow-consumer episode: its latest offer dropped something
 }
 
 // ServiceStats counts one service's traffic on one node.
@@ -158,6 +177,15 @@ func (n *Node) Stats() Stats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),
 			HandlerErrs: c.handlerErrs.Load(), DecodeErrors: c.decodeErrors.Load(),
+		}
+	}
+	for _, topic := range slices.Sorted(maps.Keys(n.subs)) {
+		for _, s := range n.subs[topic] {
+			q, qb := s.q.queued()
+			st.Subscriptions = append(st.Subscriptions, SubscriptionStats{
+				Topic: topic, Policy: s.policy, Delivered: s.delivered.Load(), Dropped: s.dropped.Load(),
+				DecodeErrors: s.decodeErrors.Load(), Queued: q, QueuedBytes: qb, Slow: s.slow.Load(),
+			})
 		}
 	}
 	for name, c := range n.counters {

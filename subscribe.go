@@ -100,7 +100,9 @@ type subCore struct {
 	anyCodec bool // take every codec (WithAnyCodec)
 	c        *counters
 	slow     atomic.Bool // in a slow-consumer episode
-	q        sink        // the channel and the queue in front of it
+	// This subscription's share of the topic's counters (Stats().Subscriptions).
+	delivered, dropped, decodeErrors atomic.Uint64
+	q                                sink // the channel and the queue in front of it
 
 	ending atomic.Bool
 	done   chan struct{} // closed first by close: ends waits, and the feeder, which closes the channel
@@ -120,6 +122,9 @@ type sink interface {
 	// which waits for a Block subscription only with back-pressure (w).
 	offer(m *transport.Message, exclusive, local bool, w pubWait) (dropped int, err error)
 	feed()
+	// queued reports the values waiting in the queue and the channel, and
+	// the queue's accounted bytes.
+	queued() (values, bytes int)
 }
 
 // pubWait is a back-pressured Publish's bound on its waits for this node's
@@ -230,6 +235,16 @@ type chanSink[V any] struct {
 	inflight bool          // the feeder holds a value taken from the queue: nothing may overtake it
 	demoted  bool          // a Block wait timed out: no more waits until the queue drains
 	room     chan struct{} // closed when the feeder makes room; nil when nobody waits
+}
+
+func (k *chanSink[V]) queued() (values, bytes int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	values = k.n + len(k.ch)
+	if k.inflight {
+		values++
+	}
+	return values, k.bytes
 }
 
 type entry[V any] struct {
@@ -543,6 +558,7 @@ func (s *subCore) deliver(msg *transport.Message, exclusive, local bool, w pubWa
 	h := &msg.Header
 	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
 		s.c.decodeErrors.Add(1)
+		s.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
 			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
 		return
@@ -550,10 +566,12 @@ func (s *subCore) deliver(msg *transport.Message, exclusive, local bool, w pubWa
 	dropped, err := s.q.offer(msg, exclusive, local, w)
 	if err != nil {
 		s.c.decodeErrors.Add(1)
+		s.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
 		return
 	}
 	s.c.delivered.Add(1)
+	s.delivered.Add(1)
 	s.noteOffer(dropped)
 }
 
@@ -567,6 +585,7 @@ func (s *subCore) noteOffer(dropped int) {
 		return
 	}
 	s.c.dropped.Add(uint64(dropped))
+	s.dropped.Add(uint64(dropped))
 	if !s.slow.Swap(true) {
 		s.node.report(fmt.Errorf("%w: topic %q (policy %v)", ErrSlowConsumer, s.info.Name, s.policy))
 	}
