@@ -123,6 +123,7 @@ type Option interface {
 }
 
 type nodeConfig struct {
+	tracer         Tracer
 	disc           discovery.Discovery
 	tr             transport.Transport
 	log            *slog.Logger

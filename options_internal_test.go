@@ -44,6 +44,7 @@ func TestOptionStrings(t *testing.T) {
 		"WithZeroCopy":       {WithZeroCopy(), "WithZeroCopy()"},
 		"WithFailFast":       {WithFailFast(), "WithFailFast()"},
 		"WithAnyCodec":       {WithAnyCodec(), "WithAnyCodec()"},
+		"WithTracer":         {WithTracer(nil), "WithTracer(...)"},
 	}
 	for name, c := range cases {
 		s, ok := c.opt.(fmt.Stringer)

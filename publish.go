@@ -184,6 +184,16 @@ func (p *Publisher[T]) Topic() string { return p.topic }
 // during a back-pressure wait: the message then went to the subscribers
 // that had room), ErrClosed, or the codec's marshal error.
 func (p *Publisher[T]) Publish(ctx context.Context, v T) error {
+	if tr := p.node.cfg.tracer; tr != nil {
+		ctx, end := tr.Start(ctx, SpanPublish, p.topic, nil)
+		err := p.publish(ctx, v)
+		end(err)
+		return err
+	}
+	return p.publish(ctx, v)
+}
+
+func (p *Publisher[T]) publish(ctx context.Context, v T) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -38,6 +38,16 @@ type target struct {
 // (the reply did not decode, or ErrCodecMismatch), ErrClosed, or the
 // codec's marshal error. Request keeps nothing of req once it returns.
 func Request[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) (Resp, error) {
+	if tr := node.cfg.tracer; tr != nil {
+		ctx, end := tr.Start(ctx, SpanRequest, name, nil)
+		resp, err := request[Req, Resp](ctx, node, name, req, opts)
+		end(err)
+		return resp, err
+	}
+	return request[Req, Resp](ctx, node, name, req, opts)
+}
+
+func request[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) (Resp, error) {
 	var zero Resp
 	ctx, cancel, o, err := prepareRequest(ctx, node, name, req, opts)
 	if err != nil {
@@ -221,6 +231,16 @@ type Reply[Resp any] struct {
 // replies come in no particular order. Each server gets the request at
 // most once.
 func RequestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts ...RequestOption) ([]Reply[Resp], error) {
+	if tr := node.cfg.tracer; tr != nil {
+		ctx, end := tr.Start(ctx, SpanRequest, name, nil)
+		replies, err := requestAll[Req, Resp](ctx, node, name, req, opts)
+		end(err)
+		return replies, err
+	}
+	return requestAll[Req, Resp](ctx, node, name, req, opts)
+}
+
+func requestAll[Req, Resp any](ctx context.Context, node *Node, name string, req Req, opts []RequestOption) ([]Reply[Resp], error) {
 	ctx, cancel, o, err := prepareRequest(ctx, node, name, req, opts)
 	if err != nil {
 		return nil, err

@@ -140,7 +140,14 @@ func (n *Node) run(ctx context.Context, svc *serviceCore, payload []byte, owned 
 			}
 		}()
 	}
+	var end func(error)
+	if tr := n.cfg.tracer; tr != nil {
+		ctx, end = tr.Start(ctx, SpanServe, svc.info.Name, IncomingMetadata(ctx))
+	}
 	out, err := svc.call(ctx, payload, owned)
+	if end != nil {
+		end(err)
+	}
 	svc.c.served.Add(1)
 	if err == nil {
 		return out, 0, ""

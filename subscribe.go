@@ -572,6 +572,10 @@ func (s *subCore) deliver(msg *transport.Message, exclusive, local bool, w pubWa
 	}
 	s.c.delivered.Add(1)
 	s.delivered.Add(1)
+	if tr := s.node.cfg.tracer; tr != nil {
+		_, end := tr.Start(s.node.ctx, SpanReceive, s.info.Name, decodeMetadata(h.Ext))
+		end(nil)
+	}
 	s.noteOffer(dropped)
 }
 

@@ -13,6 +13,8 @@
 //	defer reg.Unregister()
 //	http.Handle("/metrics", promhttp.Handler())
 //
-// Tracing (spans around publish, delivery, requests and handlers, with the
-// W3C trace context in colugo's per-message metadata) is not built yet.
+// NewTracer is a colugo.Tracer (install it with colugo.WithTracer) that
+// makes spans around publishes, deliveries, requests and handlers, and
+// carries the W3C trace context in colugo's per-message metadata, so that
+// a request through several nodes shows as one trace.
 package otelcolugo

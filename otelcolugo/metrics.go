@@ -17,6 +17,7 @@ const (
 	attrDestination = attribute.Key("messaging.destination.name") // topic or service
 	attrSystem      = attribute.Key("messaging.system")
 	attrNode        = attribute.Key("colugo.node.name")
+	attrOperation   = attribute.Key("messaging.operation.type")
 )
 
 // RegisterMetrics registers asynchronous counters that read node.Stats()
