@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/transport/inproc"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -40,24 +40,6 @@ func flowPair(t *testing.T, kind string, pubOpts []colugo.NodeOption, pubTr ...z
 	return mk("pub", pubOpts, pubTr), mk("sub", nil, nil)
 }
 
-func raceOn() bool {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
-}
-
-// numbered is a payload of size bytes starting with i.
-func numbered(i, size int) []byte {
-	b := make([]byte, size)
-	binary.BigEndian.PutUint32(b, uint32(i))
-	return b
-}
-
 // TestBurstDelivered: with the default options, one healthy subscriber
 // (a reader that does nothing else) receives all of a burst published as
 // fast as Publish returns, in order, on the same node and on another one,
@@ -75,7 +57,7 @@ func TestBurstDelivered(t *testing.T) {
 					if c.Name() == "json" {
 						size = size * 3 / 4 // a []byte is base64 in JSON: the message is b.size bytes
 					}
-					if raceOn() {
+					if testkit.RaceOn() {
 						count /= 10 // the race detector makes it 10 times slower, not different
 					}
 					pn, sn := flowPair(t, kind, nil)
@@ -111,7 +93,7 @@ func TestBurstDelivered(t *testing.T) {
 					}()
 					payloads := make([][]byte, 64) // reused: Publish keeps nothing
 					for i := range payloads {
-						payloads[i] = numbered(0, size)
+						payloads[i] = testkit.Numbered(0, size)
 					}
 					start := time.Now()
 					for i := range count {
@@ -167,7 +149,7 @@ func TestQueueBytes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range 10 {
-				if err := pub.Publish(t.Context(), numbered(i, size)); err != nil {
+				if err := pub.Publish(t.Context(), testkit.Numbered(i, size)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -241,7 +223,7 @@ func TestBackPressureStream(t *testing.T) {
 				got <- nil
 			}()
 			for i := range count {
-				if err := pub.Publish(ctx, numbered(i, size)); err != nil {
+				if err := pub.Publish(ctx, testkit.Numbered(i, size)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -343,7 +325,7 @@ func TestBackPressureBounded(t *testing.T) {
 			begin := time.Now()
 			for i := range count {
 				start := time.Now()
-				if err := pub.Publish(ctx, numbered(i, size)); err != nil {
+				if err := pub.Publish(ctx, testkit.Numbered(i, size)); err != nil {
 					t.Fatal(err)
 				}
 				longest = max(longest, time.Since(start))
@@ -439,7 +421,7 @@ func TestStalledSubscriberReported(t *testing.T) {
 				}
 			})
 			defer close(resume)
-			p := numbered(0, size)
+			p := testkit.Numbered(0, size)
 			for range count {
 				if err := pub.Publish(ctx, p); err != nil {
 					t.Fatal(err)

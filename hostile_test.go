@@ -16,6 +16,7 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport/wire"
@@ -61,7 +62,7 @@ func startLegit(t *testing.T, victim, good *colugo.Node) *legit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishUntil(t, pub, 0, ticks)
+	testkit.PublishUntil(t, pub, 0, ticks)
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Go(func() {

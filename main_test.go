@@ -4,13 +4,13 @@ import (
 	"context"
 	"os"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -26,15 +26,20 @@ func TestMain(m *testing.M) {
 	)
 }
 
-const wait = 10 * time.Second
+const wait = testkit.Wait
 
 type Pose struct {
 	X, Y float64
 	Seq  int
 }
 
-type AddReq struct{ A, B int }
-type AddResp struct{ Sum int }
+// The service of most tests, shared with the integration tests.
+type (
+	AddReq  = testkit.AddReq
+	AddResp = testkit.AddResp
+)
+
+var add = testkit.Add
 
 // waitServers waits for want servers of service to be usable from node.
 func waitServers(t *testing.T, node *colugo.Node, service string, want int) {
@@ -45,30 +50,6 @@ func waitServers(t *testing.T, node *colugo.Node, service string, want int) {
 		t.Fatalf("waiting for %d servers of %q: %v", want, service, err)
 	}
 }
-
-// publishUntil publishes v until ch yields a value: subscriptions to other
-// nodes start once discovery and the connection are up (slow joiner).
-func publishUntil[T any](t *testing.T, pub *colugo.Publisher[T], v T, ch <-chan T) T {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if err := pub.Publish(t.Context(), v); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case got, ok := <-ch:
-			if !ok {
-				t.Fatal("subscription closed")
-			}
-			return got
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	t.Fatal("no message reached the subscriber")
-	panic("unreachable")
-}
-
-func add(_ context.Context, r AddReq) (AddResp, error) { return AddResp{Sum: r.A + r.B}, nil }
 
 // nodePairs makes a server and a client node over each transport: inproc
 // (colugotest) and zmq with a registry in a temporary directory.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 )
 
@@ -59,7 +60,7 @@ func TestCloseUnderLoad(t *testing.T) {
 			})
 			ch, _ := colugo.Subscribe[int](t.Context(), srv, "load")
 			pub, _ := colugo.NewPublisher[int](cli, "load")
-			publishUntil(t, pub, 1, ch)
+			testkit.PublishUntil(t, pub, 1, ch)
 			testwait.Until(t, "the service", func() bool { return len(cli.Peers()) == 1 && len(cli.Peers()[0].Services) == 1 })
 
 			var wg sync.WaitGroup

@@ -10,6 +10,7 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 )
 
@@ -68,7 +69,7 @@ func TestTwoPublishersOneNodeNoGaps(t *testing.T) {
 	ch, _ := colugo.Subscribe[int](t.Context(), b, "t", colugo.WithBuffer(256))
 	p1, _ := colugo.NewPublisher[int](a, "t")
 	p2, _ := colugo.NewPublisher[int](a, "t")
-	publishUntil(t, p1, -1, ch)
+	testkit.PublishUntil(t, p1, -1, ch)
 	for i := range 50 {
 		_ = p1.Publish(t.Context(), i)
 		_ = p2.Publish(t.Context(), i)

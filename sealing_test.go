@@ -19,6 +19,7 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
@@ -52,7 +53,7 @@ func TestNetworkKey(t *testing.T) {
 	_, _ = colugo.Serve(a, "secret/add", add)
 	pub, _ := colugo.NewPublisher[string](a, "secret/topic")
 	ch, _ := colugo.Subscribe[string](t.Context(), b, "secret/topic")
-	if got := publishUntil(t, pub, "the plans", ch); got != "the plans" {
+	if got := testkit.PublishUntil(t, pub, "the plans", ch); got != "the plans" {
 		t.Fatalf("keyed subscriber got %q", got)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), wait)
@@ -510,7 +511,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 			t.Fatalf("call %d: %+v %v", i, r, err)
 		}
 	}
-	if got := publishUntil(t, pub, "open", states); got != "open" {
+	if got := testkit.PublishUntil(t, pub, "open", states); got != "open" {
 		t.Fatalf("client got %q", got)
 	}
 	for range 5 {
@@ -731,7 +732,7 @@ func TestSealedConcurrency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishUntil(t, pub, -1, ch)
+	testkit.PublishUntil(t, pub, -1, ch)
 	recv0, drop0 := sub.Stats().Topics["sealed/topic"].Received, pubNode.Stats().Transport.SendDropped
 	const publishers, msgs = 8, 3000
 	for range publishers {
@@ -859,7 +860,7 @@ func TestKeyInProcess(t *testing.T) {
 	}
 	pub, _ := colugo.NewPublisher[string](a, "t")
 	ch, _ := colugo.Subscribe[string](t.Context(), b, "t")
-	if got := publishUntil(t, pub, "x", ch); got != "x" {
+	if got := testkit.PublishUntil(t, pub, "x", ch); got != "x" {
 		t.Fatalf("got %q", got)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), wait)

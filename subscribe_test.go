@@ -16,6 +16,7 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 )
 
@@ -30,7 +31,7 @@ func TestPubSubAcrossNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	publishUntil(t, pub, Pose{Seq: -1}, poses)
+	testkit.PublishUntil(t, pub, Pose{Seq: -1}, poses)
 	for i := range 100 {
 		if err := pub.Publish(t.Context(), Pose{X: float64(i), Seq: i}); err != nil {
 			t.Fatal(err)
@@ -94,7 +95,7 @@ func TestLateJoiners(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := publishUntil(t, pub, 7, ch); got != 7 {
+	if got := testkit.PublishUntil(t, pub, 7, ch); got != 7 {
 		t.Fatalf("got %d", got)
 	}
 	c := net.NewNode("c") // a node that joins later still gets the topic
@@ -225,7 +226,7 @@ func TestCodecMismatchAndDecodeErrors(t *testing.T) {
 	rawPub, _ := colugo.NewPublisher[[]byte](a, "t", colugo.WithCodec(codec.Raw{}))
 	jsonPub, _ := colugo.NewPublisher[string](a, "t") // JSON, but a string where Pose is expected
 	posePub, _ := colugo.NewPublisher[Pose](a, "t")
-	publishUntil(t, posePub, Pose{Seq: 1}, good)
+	testkit.PublishUntil(t, posePub, Pose{Seq: 1}, good)
 
 	_ = rawPub.Publish(t.Context(), []byte("not json"))
 	err = <-errc
@@ -261,7 +262,7 @@ func TestProtobufTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := publishUntil(t, pub, &posepb.Pose{X: 1, Y: 2, Frame: "map"}, ch)
+	got := testkit.PublishUntil(t, pub, &posepb.Pose{X: 1, Y: 2, Frame: "map"}, ch)
 	if got.GetX() != 1 || got.GetFrame() != "map" {
 		t.Fatalf("got %v", got)
 	}

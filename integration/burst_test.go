@@ -13,6 +13,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testkit"
 )
 
 const burstEnv = "COLUGO_TEST_BURST" // registry dir, codec, count, size
@@ -71,7 +72,7 @@ func TestBurstTwoProcesses(t *testing.T) {
 				if c.Name() == "json" {
 					size = size * 3 / 4 // base64 in JSON: the message is b.size bytes
 				}
-				if raceOn() {
+				if testkit.RaceOn() {
 					count /= 10
 				}
 				dir := t.TempDir()
@@ -91,7 +92,7 @@ func TestBurstTwoProcesses(t *testing.T) {
 				if err := pub.WaitSubscribers(ctx, 1); err != nil {
 					t.Fatal(err)
 				}
-				p := numbered(0, size)
+				p := testkit.Numbered(0, size)
 				start := time.Now()
 				for i := range count {
 					binary.BigEndian.PutUint32(p, uint32(i))

@@ -19,6 +19,7 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
+	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/internal/zmtptest"
 	"github.com/colugo-go/colugo/transport/zmq"
@@ -335,7 +336,7 @@ func TestChaosSlowSubscriber(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		publishUntil(t, pub, payload, ch)
+		testkit.PublishUntil(t, pub, payload, ch)
 		wg.Go(func() {
 			for range ch {
 				counts[i].Add(1)

@@ -2,13 +2,12 @@ package integration
 
 import (
 	"os"
-	"runtime/debug"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/internal/testkit"
 )
 
 // roleEnv names the role a child process of this test binary plays; see
@@ -54,15 +53,4 @@ func TestRole(t *testing.T) {
 	fn(t)
 }
 
-const wait = 10 * time.Second
-
-func raceOn() bool {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
-}
+const wait = testkit.Wait
