@@ -12,6 +12,7 @@ import (
 
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/transporttest"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 const python = "/usr/bin/python3" // Debian's, with python3-zmq; not a pyenv one
@@ -36,6 +37,25 @@ func TestInteropPyzmq(t *testing.T) {
 		requests.Add(1)
 		if m.Header.Sender != "pyzmq" || m.Header.Codec != "raw" {
 			t.Errorf("request header from python: %+v", m.Header)
+		}
+		if m.Header.Ext != "" { // dealer-ext: answer with what its metadata said, and metadata of our own
+			var tenant string
+			for rest := m.Header.Ext; rest != ""; {
+				typ, v, r, ok := wire.NextExt(rest)
+				if !ok {
+					t.Errorf("python's extensions do not parse: %q", m.Header.Ext)
+					break
+				}
+				rest = r
+				if k, val, ok := wire.MetadataEntry(v); typ == wire.ExtMetadata && ok && k == "tenant" {
+					tenant = val
+				}
+			}
+			_ = rw.Reply(&transport.Message{Name: m.Name, Header: transport.Header{
+				Kind: transport.KindReply, Codec: "raw", RequestID: m.Header.RequestID,
+				Ext: string(wire.AppendMetadataEntry(nil, "reply", "yes")),
+			}, Payload: []byte("tenant=" + tenant)})
+			return
 		}
 		echo(m, rw)
 	})
@@ -103,6 +123,20 @@ func TestInteropPyzmq(t *testing.T) {
 		}
 		if requests.Load() != 2 {
 			t.Errorf("%d requests", requests.Load())
+		}
+	})
+
+	// Header extensions as the README describes them: python encodes a
+	// metadata entry and a type it expects us to skip, and decodes ours.
+	t.Run("DEALERExtensions", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, python, "testdata/interop.py", "dealer-ext", ep.Router).CombinedOutput()
+		if err != nil {
+			t.Fatalf("python: %v\n%s", err, out)
+		}
+		if want := "dealer-ext ok tenant=acme reply metadata reply=yes\n"; string(out) != want {
+			t.Fatalf("python printed %q, want %q", out, want)
 		}
 	})
 }

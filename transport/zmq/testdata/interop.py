@@ -2,6 +2,9 @@
 
     interop.py sub HOST:PORT N     a SUB on "topic\\0": expects N 3-frame messages
     interop.py dealer HOST:PORT    a DEALER: two requests to "svc", 1 s apart
+    interop.py dealer-ext HOST:PORT  a DEALER whose request carries header
+                                   extensions (a metadata entry and an unknown
+                                   type); it decodes the reply's as the README says
 
 Run with Debian's python3-zmq. Prints one result line per check; exits 1 on
 a failure.
@@ -34,6 +37,86 @@ def header(kind, request_id):
     return (bytes([0xC1, kind, 0, 0]) + string(b"raw") + string(b"") +
             string(b"pyzmq") + uvarint(0) + uvarint(0) + uvarint(request_id) +
             uvarint(0) + string(b""))
+
+
+def header_ext(kind, request_id, ext):
+    # flags bit 2: an extension block follows the error field.
+    return (bytes([0xC1, kind, 4, 0]) + string(b"raw") + string(b"") +
+            string(b"pyzmq") + uvarint(0) + uvarint(0) + uvarint(request_id) +
+            uvarint(0) + string(b"") + ext)
+
+
+def entry(typ, value):
+    return uvarint(typ) + uvarint(len(value)) + value
+
+
+def metadata_entry(key, value):
+    return entry(1, uvarint(len(key)) + key + value)
+
+
+def read_uvarint(b, i):
+    n = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        n |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            return n, i
+
+
+def read_string(b, i):
+    n, i = read_uvarint(b, i)
+    return b[i:i + n], i + n
+
+
+def parse_header(b):
+    """The README's header: fields in order, then the extensions."""
+    if b[0] != 0xC1:
+        fail("bad magic", b[:1])
+    kind, flags, status = b[1], b[2], b[3]
+    i = 4
+    codec, i = read_string(b, i)
+    typ, i = read_string(b, i)
+    sender, i = read_string(b, i)
+    seq, i = read_uvarint(b, i)
+    send_time, i = read_uvarint(b, i)  # zigzag varint: its value is not checked here
+    request_id, i = read_uvarint(b, i)
+    deadline, i = read_uvarint(b, i)
+    error, i = read_string(b, i)
+    meta = {}
+    if flags & 4:
+        while i < len(b):
+            t, i = read_uvarint(b, i)
+            n, i = read_uvarint(b, i)
+            v, i = b[i:i + n], i + n
+            if t == 1:
+                k, j = read_string(v, 0)
+                meta[k] = v[j:]
+    elif i != len(b):
+        fail("trailing bytes without the extensions flag")
+    return kind, request_id, meta
+
+
+def dealer_ext(addr):
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.RCVTIMEO, 10000)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect("tcp://" + addr)
+    ext = metadata_entry(b"tenant", b"acme") + entry(99, b"a future field")
+    s.send_multipart([b"svc\x00", header_ext(2, 44, ext), b"with metadata"])
+    try:
+        f = s.recv_multipart()
+    except zmq.Again:
+        fail("dealer-ext: no reply")
+    kind, rid, meta = parse_header(f[1])
+    if kind != 3 or rid != 44:
+        fail("dealer-ext: reply kind", kind, "id", rid)
+    print("dealer-ext ok", f[2].decode(), "reply metadata",
+          b",".join(k + b"=" + v for k, v in sorted(meta.items())).decode(), flush=True)
+    s.close()
+    ctx.term()
 
 
 def fail(*args):
@@ -91,5 +174,7 @@ def dealer(addr):
 if __name__ == "__main__":
     if sys.argv[1] == "sub":
         sub(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "dealer-ext":
+        dealer_ext(sys.argv[2])
     else:
         dealer(sys.argv[2])
