@@ -22,6 +22,7 @@ import (
 	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/transporttest"
 	"github.com/colugo-go/colugo/transport/wire"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -92,7 +93,7 @@ func TestNetworkKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{pubs: make(chan *transport.Message, 64)}
+	rec := transporttest.NewRecorder()
 	if _, err := raw.Listen(rec); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestNetworkKey(t *testing.T) {
 	for {
 		_ = pub.Publish(t.Context(), "the plans")
 		select {
-		case m := <-rec.pubs:
+		case m := <-rec.Publishes:
 			if m.Header.Flags&wire.FlagSealed == 0 || containsString(m.Payload, "the plans") {
 				t.Fatalf("eavesdropper read %q (flags %d)", m.Payload, m.Header.Flags)
 			}
@@ -177,18 +178,6 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("NewNode with a short key: %v", err)
 	}
 }
-
-type recorder struct{ pubs chan *transport.Message }
-
-func (r *recorder) HandlePublish(m *transport.Message) {
-	c := *m // m is valid only during the call
-	select {
-	case r.pubs <- &c:
-	default:
-	}
-}
-func (r *recorder) HandleRequest(*transport.Message, transport.ReplyWriter) {}
-func (r *recorder) HandlePeerLost(string, error)                            {}
 
 func containsString(b []byte, s string) bool { return bytes.Contains(b, []byte(s)) }
 
@@ -538,7 +527,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 		t.Fatalf("a served %d", served[0].Load())
 	}
 
-	attacker, _ := rawTransport(t, &recorder{pubs: make(chan *transport.Message, 1)})
+	attacker, _ := rawTransport(t, transporttest.NewRecorder())
 	// replay sends the recorded requests to router and checks that each is
 	// refused: no reply, counted, the handler not run.
 	replay := func(what string, n *colugo.Node, router string, handler *atomic.Int64) {
@@ -573,7 +562,7 @@ func TestReplaysOnTheWire(t *testing.T) {
 	// Publishes replayed to the running subscriber: the attacker cuts its
 	// connection and answers the redial with a publisher of its own.
 	fakePub := func() *zmq.Transport {
-		fake, ep := rawTransport(t, &recorder{pubs: make(chan *transport.Message, 1)})
+		fake, ep := rawTransport(t, transporttest.NewRecorder())
 		pubProxy.redirect(ep.Pub)
 		testwait.Until(t, "the subscriber to reach the attacker", func() bool { return fake.Subscribers("door/state") > 0 })
 		return fake
