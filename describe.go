@@ -73,6 +73,10 @@ type TopicInfo struct {
 	ReplyType       string          `json:"reply_type,omitempty"`
 	ReplySchema     []byte          `json:"reply_schema,omitempty"`
 	ReplyJSONSchema json.RawMessage `json:"reply_json_schema,omitempty"`
+	// History is, for a published topic, how many messages the node keeps
+	// for late subscribers (WithHistory; 0: none) and, for a subscription,
+	// how many it asked for.
+	History int `json:"history,omitempty"`
 }
 
 // maxJSONSchema bounds a TopicInfo's JSONSchema (and ReplyJSONSchema), so

@@ -36,6 +36,15 @@ var (
 	// ErrInvalidOption is returned by constructors given an invalid option,
 	// name or environment setting.
 	ErrInvalidOption = errors.New("colugo: invalid option")
+	// ErrNoValue is returned by Latest when every publisher of the topic
+	// it asked answered that it keeps no message of it.
+	ErrNoValue = errors.New("colugo: no value")
+	// ErrNoHistory is reported to the error handler, once per subscription
+	// and publisher, when a subscription asked for history (WithHistory,
+	// WithLastValue) from a publisher that keeps none: the subscription
+	// gets that publisher's live messages only. Tools show it (colugo
+	// doctor).
+	ErrNoHistory = errors.New("colugo: publisher keeps no history")
 )
 
 // DecodeError reports a payload that could not be decoded into the

@@ -8,6 +8,7 @@ import (
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 // EventsOption configures Events.
@@ -141,6 +142,9 @@ type topicConfig struct {
 	codec    codec.Codec
 	zeroCopy bool          // publishers
 	maxWait  time.Duration // publishers: WithBackPressure
+	// history is WithHistory's depth: kept (publishers) or asked for
+	// (subscriptions); -1 when invalid. historyBytes is WithHistoryBytes.
+	history, historyBytes int
 }
 
 type subConfig struct {
@@ -416,3 +420,78 @@ type anyCodecOption struct{}
 
 func (anyCodecOption) applySubscribe(c *subConfig) { c.anyCodec = true }
 func (anyCodecOption) String() string              { return "WithAnyCodec()" }
+
+// TopicOption is valid on a publisher and on a subscription.
+type TopicOption interface {
+	PublisherOption
+	SubscribeOption
+}
+
+// MaxHistory bounds WithHistory's n, on publishers and subscriptions.
+const MaxHistory = wire.MaxHistoryRequest
+
+// DefaultHistoryBytes is a publisher's default bound on the bytes its
+// history holds (WithHistoryBytes): 8 MiB per topic.
+const DefaultHistoryBytes = 8 << 20
+
+// WithHistory keeps, or asks for, the last n messages of a topic.
+//
+// On NewPublisher it keeps the last n messages published on the topic by
+// this node, encoded, in memory, bounded also in bytes (WithHistoryBytes,
+// default DefaultHistoryBytes per topic): at most n messages and about
+// that many bytes, the newest always kept. The node's publishers of a
+// topic share one history, as deep as the deepest asked; it lives as long
+// as one of them is open and is lost with the process (a restarted
+// publisher starts empty). Publishers on other nodes keep their own.
+//
+// On Subscribe and SubscribeReceived it asks every publisher of the topic,
+// on this node and others, as each is found, for up to n of the messages it
+// keeps, delivered before that publisher's live messages, in order, with
+// their original sequence numbers and send times (SubscribeReceived marks
+// them Replayed). A subscription with history also recovers what it missed
+// from a publisher (a reconnect, a full queue on the way): the publisher
+// sends what its history still holds, and only what it no longer holds
+// counts in TopicStats.Gaps. A publisher that keeps no history sends live
+// messages only, and ErrNoHistory is reported once per subscription and
+// publisher. Live data is never held back longer than the publisher takes
+// to answer (at most 2 s for one that does not).
+//
+// Default: 0, no history. n must be between 0 and MaxHistory.
+func WithHistory(n int) TopicOption { return historyOption(n) }
+
+// WithLastValue asks every publisher of the topic for its latest message
+// (the latched value): WithHistory(1) on a subscription.
+func WithLastValue() SubscribeOption { return lastValueOption{} }
+
+// WithHistoryBytes bounds the bytes a publisher's history holds (its
+// payloads and metadata, plus QueueEntryOverhead per message): the
+// oldest messages are dropped past it, but never the newest, so a topic
+// keeps its latest value however large. Default: DefaultHistoryBytes.
+// Only with WithHistory; n must be positive.
+func WithHistoryBytes(n int) PublisherOption { return historyBytesOption(n) }
+
+type (
+	historyOption      int
+	lastValueOption    struct{}
+	historyBytesOption int
+)
+
+func historyDepth(n int) int {
+	if n < 0 || n > MaxHistory {
+		return -1
+	}
+	return n
+}
+
+func (o historyOption) applyPublisher(c *topicConfig) { c.history = historyDepth(int(o)) }
+func (o historyOption) applySubscribe(c *subConfig)   { c.history = historyDepth(int(o)) }
+func (o historyOption) String() string                { return fmt.Sprintf("WithHistory(%d)", int(o)) }
+func (lastValueOption) applySubscribe(c *subConfig)   { c.history = 1 }
+func (lastValueOption) String() string                { return "WithLastValue()" }
+func (o historyBytesOption) applyPublisher(c *topicConfig) {
+	c.historyBytes = int(o)
+	if o <= 0 {
+		c.historyBytes = -1
+	}
+}
+func (o historyBytesOption) String() string { return fmt.Sprintf("WithHistoryBytes(%d)", int(o)) }

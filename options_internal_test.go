@@ -44,6 +44,9 @@ func TestOptionStrings(t *testing.T) {
 		"WithZeroCopy":       {WithZeroCopy(), "WithZeroCopy()"},
 		"WithFailFast":       {WithFailFast(), "WithFailFast()"},
 		"WithAnyCodec":       {WithAnyCodec(), "WithAnyCodec()"},
+		"WithHistory":        {WithHistory(3), "WithHistory(3)"},
+		"WithLastValue":      {WithLastValue(), "WithLastValue()"},
+		"WithHistoryBytes":   {WithHistoryBytes(1024), "WithHistoryBytes(1024)"},
 		"WithTracer":         {WithTracer(nil), "WithTracer(...)"},
 	}
 	for name, c := range cases {

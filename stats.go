@@ -63,6 +63,15 @@ type Stats struct {
 	// EventsDropped counts peer events that Node.Events watchers dropped
 	// (the oldest first) because their readers fell behind.
 	EventsDropped uint64
+	// HistoryRefused counts history requests ($history) this node refused:
+	// malformed, or for a topic it does not publish. Requests of nodes
+	// without the key of a keyed node count in AuthFailures.
+	HistoryRefused uint64
+	// HistoryFailed counts history requests this node made that got no
+	// usable answer (the publisher did not answer in time, is an older
+	// node, or sent a malformed reply): the subscription went on with live
+	// messages.
+	HistoryFailed uint64
 }
 
 // TopicStats counts one topic's traffic on one node.
@@ -72,8 +81,13 @@ type TopicStats struct {
 	Delivered    uint64 // values offered to subscription channels (summed over subscriptions)
 	Dropped      uint64 // values discarded by a subscription's drop policy
 	Missed       uint64 // publisher side: messages a subscriber connection missed (its send queue was full), summed over connections
-	Gaps         uint64 // messages missing from publishers' sequences (lost on the way, before a reconnect, or a lost tail told by a tail marker)
+	Gaps         uint64 // messages missing from publishers' sequences (lost on the way, before a reconnect, or a lost tail told by a tail marker), less those Recovered
 	DecodeErrors uint64 // messages refused: codec or type mismatch, or payload that did not decode
+	Replayed     uint64 // messages delivered from publishers' histories (WithHistory), summed over subscriptions
+	Recovered    uint64 // of the messages missing from publishers' sequences, those a subscription with history got from the publisher's history
+	// HistoryServed counts the messages this node sent from its history
+	// to subscribers that asked (publisher side).
+	HistoryServed uint64
 }
 
 // SubscriptionStats describes one subscription (one Subscribe or
@@ -87,6 +101,12 @@ type SubscriptionStats struct {
 	Queued       int        // values waiting in its queue and channel
 	QueuedBytes  int        // the queue's accounted bytes (payload + QueueEntryOverhead per value)
 	Slow         bool       // in a slow-consumer episode: its latest offer dropped something
+	History      int        // messages it asked each publisher for (WithHistory; 0: none)
+	Replayed     uint64     // values it got from publishers' histories
+	Recovered    uint64     // of those, values it had missed live and recovered
+	// NoHistory lists the publishers (node ids) it asked for history that
+	// keep none (ErrNoHistory): it gets their live messages only.
+	NoHistory []string
 }
 
 // ServiceStats counts one service's traffic on one node.

@@ -71,6 +71,11 @@ type Received[T any] struct {
 	// Metadata is what the publisher set with WithMetadata; nil for none
 	// (or when the message came through a peer that does not carry it).
 	Metadata Metadata
+	// Replayed says the message came from the publisher's history
+	// (WithHistory): published before this subscription reached the
+	// publisher, or recovered after a loss, rather than received live.
+	// Seq and SendTime are the original ones.
+	Replayed bool
 }
 
 // SubscribeReceived is Subscribe with each value's metadata: for tools that
