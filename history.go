@@ -197,15 +197,20 @@ func (n *Node) serveHistory(msg *transport.Message, rw transport.ReplyWriter) {
 	var payload []byte
 	var served int
 	if h := q.hist.Load(); h != nil {
-		select {
-		case historyBuilds <- struct{}{}:
-		default:
-			n.historyRefused.Add(1)
-			n.replyError(rw, msg, CodeUnavailable, "too many history requests at once")
-			return
+		big := h.size() > smallHistory
+		if big {
+			select {
+			case historyBuilds <- struct{}{}:
+			default:
+				n.historyRefused.Add(1)
+				n.replyError(rw, msg, CodeUnavailable, "too many large history requests at once")
+				return
+			}
 		}
 		payload, served = h.reply(n.id, req.After, req.Max, q.Load())
-		<-historyBuilds
+		if big {
+			<-historyBuilds
+		}
 	} else {
 		payload = wire.AppendHistoryReplyStart(nil, false, 0, q.Load())
 	}
@@ -215,11 +220,21 @@ func (n *Node) serveHistory(msg *transport.Message, rw transport.ReplyWriter) {
 	n.reply(rw, msg, wire.HistoryCodec, "", payload, 0, "")
 }
 
-// historyBuilds bounds the history replies being built at once in this
-// process (each up to wire.MaxHistoryReply bytes), whatever the number of
-// connections asking: past it, requests are refused as unavailable. Once
-// built, a reply counts against the transport's send budget.
+// historyBuilds bounds the large history replies (of histories over
+// smallHistory bytes; each reply up to wire.MaxHistoryReply bytes) being
+// built at once in this process, whatever the number of connections
+// asking: past it, requests are refused as unavailable. Once built, a
+// reply counts against the transport's send budget.
 var historyBuilds = make(chan struct{}, 8)
+
+const smallHistory = 1 << 20
+
+// size is the bytes the history holds.
+func (h *history) size() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bytes
+}
 
 // errOldPeer is a history fetch answered by a node that does not know
 // $history (an older colugo): it keeps no history.
