@@ -379,3 +379,45 @@ func TestHistoryRefusedToKeylessNode(t *testing.T) {
 		t.Fatalf("stats %+v: want the refusal counted and nothing served", keyed.Stats())
 	}
 }
+
+// TestHistoryErrorHandlerMayCallStats: a subscription reports a replayed
+// message it cannot decode while delivering a publisher's history; the
+// error handler, which runs then, may read the node's stats.
+func TestHistoryErrorHandlerMayCallStats(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	reports := make(chan error, 16)
+	var sub *Node
+	var subReady atomic.Bool
+	pubNode := histNode(t, dir, "pub", nil)
+	sub = histNode(t, dir, "sub", nil, WithErrorHandler(func(err error) {
+		if subReady.Load() {
+			_ = sub.Stats() // must not wait for the delivery that reports
+		}
+		select {
+		case reports <- err:
+		default:
+		}
+	}))
+	subReady.Store(true)
+	pub, err := NewPublisher[string](pubNode, "t", WithHistory(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Publish(ctx, "not a number")
+	if _, err := Subscribe[int](ctx, sub, "t", WithHistory(2), WithCodec(codec.JSON{})); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case err := <-reports:
+			var de *DecodeError
+			if errors.As(err, &de) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no decode error reported: the delivery is stuck")
+		}
+	}
+}
