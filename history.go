@@ -365,6 +365,7 @@ func (n *Node) notePublisherLocked(s *subCore, id, router string, depth int) {
 		ph = &pubHistory{id: id}
 		sh.pubs[id] = ph
 	}
+	listChanged := isNew || (ph.depth == 0) != (depth == 0)
 	ph.router, ph.depth = router, depth
 	fetch := isNew && depth > 0
 	if fetch {
@@ -374,7 +375,9 @@ func (n *Node) notePublisherLocked(s *subCore, id, router string, depth int) {
 	if tell {
 		ph.told = true
 	}
-	sh.listNoHistoryLocked()
+	if listChanged {
+		sh.listNoHistoryLocked()
+	}
 	sh.mu.Unlock()
 	switch {
 	case fetch:
