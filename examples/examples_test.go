@@ -518,6 +518,7 @@ func TestDescription(t *testing.T) {
 			t.Errorf("%s printed %q, want one line matching %q", role, got, re)
 			continue
 		}
+		t.Logf("%s: %s", role, got[0]) // its time from start to the value
 		m := re.FindStringSubmatch(got[0])
 		if m[1] != sent {
 			t.Errorf("%s got %q, want what was published: %q", role, m[1], sent)
