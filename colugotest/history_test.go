@@ -278,7 +278,8 @@ func TestLatest(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkReceived(t, got, "a2", 2, true, a.ID())
-		// From the publisher's own node, too.
+		// From the publisher's own node, too, once it knows the other.
+		waitPublishers(t, b, "robot/map", a.ID())
 		if v, err := colugo.Latest[string](ctx, b, "robot/map"); err != nil || v != "a2" {
 			t.Fatalf("Latest on b: %q, %v; want a2", v, err)
 		}
