@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/colugo-go/colugo/transport"
@@ -332,8 +333,11 @@ type subHistory struct {
 
 	mu   sync.Mutex
 	pubs map[string]*pubHistory // by node id
-	// replayed and recovered are the subscription's counts.
-	replayed, recovered uint64
+
+	// Read by Stats without mu, which is held while delivering (and so
+	// while the error handler runs, which may call Stats).
+	replayed, recovered atomic.Uint64
+	noHist              atomic.Pointer[[]string] // publishers that keep none, sorted
 }
 
 // maxHoldBytes bounds what a subscription holds per publisher while it
@@ -370,6 +374,7 @@ func (n *Node) notePublisherLocked(s *subCore, id, router string, depth int) {
 	if tell {
 		ph.told = true
 	}
+	sh.listNoHistoryLocked()
 	sh.mu.Unlock()
 	switch {
 	case fetch:
@@ -414,6 +419,7 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, max int, after uint64
 			if errors.Is(err, errOldPeer) {
 				sh.mu.Lock()
 				ph.depth = 0
+				sh.listNoHistoryLocked()
 				sh.mu.Unlock()
 			}
 			r = wire.HistoryReply{}
@@ -486,7 +492,7 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 		}
 		ph.hw = max(ph.hw, seq)
 		if s.offerChecked(c.m, false, false, pubWait{}) {
-			sh.replayed++
+			sh.replayed.Add(1)
 			s.c.replayed.Add(1)
 			if recovery {
 				recovered = append(recovered, seq)
@@ -495,7 +501,7 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 	}
 	ph.last = last
 	if len(recovered) > 0 {
-		sh.recovered += uint64(len(recovered))
+		sh.recovered.Add(uint64(len(recovered)))
 		s.c.noteRecovered(ph.id, recovered)
 	}
 	if more {
@@ -575,10 +581,9 @@ func (sh *subHistory) noteTail(s *subCore, sender string, seq uint64) {
 	s.node.startRecovery(s, ph, after)
 }
 
-// noHistory lists the publishers that keep no history, sorted.
-func (sh *subHistory) noHistory() []string {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+// listNoHistoryLocked updates the list of publishers that keep no
+// history; sh.mu is held.
+func (sh *subHistory) listNoHistoryLocked() {
 	var ids []string
 	for id, ph := range sh.pubs {
 		if ph.depth == 0 {
@@ -586,13 +591,19 @@ func (sh *subHistory) noHistory() []string {
 		}
 	}
 	slices.Sort(ids)
-	return ids
+	sh.noHist.Store(&ids)
+}
+
+// noHistory lists the publishers that keep no history, sorted.
+func (sh *subHistory) noHistory() []string {
+	if p := sh.noHist.Load(); p != nil && len(*p) > 0 {
+		return slices.Clone(*p)
+	}
+	return nil
 }
 
 func (sh *subHistory) counts() (replayed, recovered uint64) {
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.replayed, sh.recovered
+	return sh.replayed.Load(), sh.recovered.Load()
 }
 
 // copyMessage is a copy of msg that owns its payload.
