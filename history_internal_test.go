@@ -345,6 +345,9 @@ func TestHistoryInParts(t *testing.T) {
 		}
 	}
 	testwait.Until(t, "history served counted", func() bool { return a.Stats().Topics["big"].HistoryServed == n })
+	if ts := b.Stats().Topics["big"]; ts.Recovered != 0 || ts.Replayed != n || ts.Gaps != 0 {
+		t.Fatalf("a history in parts counted as %+v: want %d replayed, nothing recovered", ts, n)
+	}
 }
 
 // TestHistoryRefusedToKeylessNode: a node without the key learns nothing
