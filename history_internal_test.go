@@ -345,8 +345,9 @@ func TestHistoryInParts(t *testing.T) {
 		}
 	}
 	testwait.Until(t, "history served counted", func() bool { return a.Stats().Topics["big"].HistoryServed == n })
-	if ts := b.Stats().Topics["big"]; ts.Recovered != 0 || ts.Replayed != n || ts.Gaps != 0 {
-		t.Fatalf("a history in parts counted as %+v: want %d replayed, nothing recovered", ts, n)
+	st := b.Stats()
+	if ts, ss := st.Topics["big"], st.Subscriptions[0]; ts.Recovered != 0 || ts.Replayed != n || ts.Gaps != 0 || ss.Recovered != 0 || ss.Replayed != n {
+		t.Fatalf("a history in parts counted as %+v, %+v: want %d replayed, nothing recovered", ts, ss, n)
 	}
 }
 
