@@ -319,6 +319,7 @@ type pubHistory struct {
 	hw       uint64
 	fetching bool
 	synced   bool                 // a fetch completed: last is a baseline for gaps
+	gapEnd   uint64               // a recovery's gap is (last, gapEnd): what it recovers of it counts Recovered
 	failed   time.Time            // when a fetch last failed
 	gaveUp   bool                 // the hold overflowed: live messages flow while the fetch ends
 	held     []*transport.Message // live messages held while fetching
@@ -407,15 +408,25 @@ func (n *Node) startRecovery(s *subCore, ph *pubHistory, after uint64) {
 }
 
 // runHistoryFetch fetches ph's history for s until complete, delivering
-// each part, then releases the live messages held meanwhile.
-func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, max int, after uint64) {
+// each part, then releases the live messages held meanwhile. It takes at
+// most limit messages in all, whatever the parts say: what was published
+// meanwhile arrives live anyway, and a publisher that always says "more"
+// cannot make it replay for ever.
+func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, limit int, after uint64) {
 	sh := s.hist
 	recovery := after > 0
 	for {
 		sh.mu.Lock()
 		router := ph.router
 		sh.mu.Unlock()
-		r, err := n.fetchHistory(n.ctx, router, ph.id, s.info.Name, max, after)
+		r, err := n.fetchHistory(n.ctx, router, ph.id, s.info.Name, limit, after)
+		if err == nil && r.More && (len(r.Entries) == 0 || len(r.Entries) >= limit) {
+			if len(r.Entries) == 0 { // "more" and nothing: it would never end
+				err = fmt.Errorf("%w: more promised, no entry given", wire.ErrHistory)
+			}
+			r.More = false
+		}
+		limit -= len(r.Entries)
 		ok := err == nil
 		if err != nil {
 			n.historyFailed.Add(1)
@@ -436,7 +447,7 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, max int, after uint64
 			break
 		}
 		sh.mu.Lock()
-		after, max = ph.last, MaxHistory // the rest of what is kept after what came
+		after = ph.last // the rest of what is kept after what came
 		sh.mu.Unlock()
 	}
 }
@@ -500,7 +511,7 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 		if s.offerChecked(c.m, false, false, pubWait{}) {
 			sh.replayed.Add(1)
 			s.c.replayed.Add(1)
-			if recovery {
+			if recovery && seq < ph.gapEnd { // in the gap: missed (one past it is a replay of a live copy still on its way)
 				recovered = append(recovered, seq)
 			}
 		}
@@ -518,7 +529,7 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 	// next number shows a gap to recover.
 	ph.last = max(ph.last, r.Latest)
 	ph.synced = ph.synced || ok || len(ph.held) > 0
-	ph.held, ph.heldSize, ph.fetching, ph.gaveUp = nil, 0, false, false
+	ph.held, ph.heldSize, ph.fetching, ph.gaveUp, ph.gapEnd = nil, 0, false, false, 0
 	return false
 }
 
@@ -553,7 +564,7 @@ func (sh *subHistory) deliverLive(s *subCore, msg *transport.Message, exclusive,
 	case ph.depth > 0 && ph.synced && seq > ph.last+1 && !s.ending.Load() && time.Since(ph.failed) > historyRetry:
 		// A gap: fetch what is missing, holding this one and what follows.
 		after := ph.last
-		ph.fetching = true
+		ph.fetching, ph.gapEnd = true, seq
 		ph.hold(msg)
 		sh.mu.Unlock()
 		s.node.startRecovery(s, ph, after)
@@ -584,7 +595,7 @@ func (sh *subHistory) noteTail(s *subCore, sender string, seq uint64) {
 		sh.mu.Unlock()
 		return
 	}
-	ph.fetching = true
+	ph.fetching, ph.gapEnd = true, seq+1
 	after := ph.last
 	sh.mu.Unlock()
 	s.node.startRecovery(s, ph, after)
