@@ -293,11 +293,18 @@ func (n *Node) fetchHistory(ctx context.Context, router, id, topic string, max i
 	if len(r.Entries) > max {
 		return wire.HistoryReply{}, fmt.Errorf("%w: %d entries, %d asked", wire.ErrHistory, len(r.Entries), max)
 	}
+	// The entries are the newest kept: at most depth of them, none past
+	// latest, each from id, in increasing order above after.
+	oldest := uint64(1)
+	if r.Latest > r.Depth {
+		oldest = r.Latest - r.Depth + 1
+	}
 	last := after
 	for i := range r.Entries {
 		h := &r.Entries[i].Header
-		if h.Sender != id || h.Seq <= last || h.Flags&(wire.FlagSealed|wire.FlagTail) != 0 {
-			return wire.HistoryReply{}, fmt.Errorf("%w: entry %d (sender %q, seq %d after %d) out of place", wire.ErrHistory, i, h.Sender, h.Seq, last)
+		if h.Sender != id || h.Seq <= last || h.Seq > r.Latest || h.Seq < oldest || h.Flags&(wire.FlagSealed|wire.FlagTail) != 0 {
+			return wire.HistoryReply{}, fmt.Errorf("%w: entry %d (sender %q, seq %d after %d, latest %d, depth %d) out of place",
+				wire.ErrHistory, i, h.Sender, h.Seq, last, r.Latest, r.Depth)
 		}
 		last = h.Seq
 	}
@@ -408,25 +415,42 @@ func (n *Node) startRecovery(s *subCore, ph *pubHistory, after uint64) {
 }
 
 // runHistoryFetch fetches ph's history for s until complete, delivering
-// each part, then releases the live messages held meanwhile. It takes at
-// most limit messages in all, whatever the parts say: what was published
-// meanwhile arrives live anyway, and a publisher that always says "more"
-// cannot make it replay for ever.
+// each part, then releases the live messages held meanwhile. A first
+// fetch (after 0) takes the newest limit messages; a recovery everything
+// kept after after, until its gap is covered. Either takes at most limit
+// (a recovery MaxHistory) messages in all, whatever the parts say: what
+// was published meanwhile arrives live anyway, and a publisher that
+// always says "more" cannot make it replay for ever.
 func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, limit int, after uint64) {
 	sh := s.hist
 	recovery := after > 0
-	for {
+	sh.mu.Lock()
+	var known uint64 // the newest seq seen from ph: a recovery's answer must have it
+	if ph.gapEnd > 0 {
+		known = ph.gapEnd - 1
+	}
+	sh.mu.Unlock()
+	for left := limit; ; {
 		sh.mu.Lock()
 		router := ph.router
 		sh.mu.Unlock()
-		r, err := n.fetchHistory(n.ctx, router, ph.id, s.info.Name, limit, after)
-		if err == nil && r.More && (len(r.Entries) == 0 || len(r.Entries) >= limit) {
-			if len(r.Entries) == 0 { // "more" and nothing: it would never end
-				err = fmt.Errorf("%w: more promised, no entry given", wire.ErrHistory)
-			}
-			r.More = false
+		ask := left
+		if recovery {
+			ask = MaxHistory // the newest MaxHistory after after: all it keeps, oldest first
 		}
-		limit -= len(r.Entries)
+		r, err := n.fetchHistory(n.ctx, router, ph.id, s.info.Name, ask, after)
+		if err == nil && len(r.Entries) > 0 && r.Latest < known {
+			err = fmt.Errorf("%w: latest %d, but %d was received from it", wire.ErrHistory, r.Latest, known)
+		}
+		left -= len(r.Entries)
+		if err == nil && r.More {
+			switch {
+			case len(r.Entries) == 0: // it would never end
+				err = fmt.Errorf("%w: more promised, no entry given", wire.ErrHistory)
+			case left <= 0, recovery && r.Entries[len(r.Entries)-1].Header.Seq >= known:
+				r.More = false // all that was asked for, or the gap is covered: the rest comes live
+			}
+		}
 		ok := err == nil
 		if err != nil {
 			n.historyFailed.Add(1)
