@@ -120,9 +120,10 @@ func (h *history) appendLocked(hd *wire.Header, payload []byte) {
 
 // reply encodes the newest max entries with a seq above after, oldest
 // first, as a history reply of about wire.MaxHistoryReply bytes at most
-// (one entry at least), for sender's $history answer. latest is the
-// topic's latest sequence number. It reports how many entries went in.
-func (h *history) reply(sender string, after uint64, limit int, latest uint64) ([]byte, int) {
+// (one entry at least), for sender's $history answer. latest reads the
+// topic's latest sequence number: under the lock, so that no entry is past
+// it. It reports how many entries went in.
+func (h *history) reply(sender string, after uint64, limit int, latest func() uint64) ([]byte, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	first := h.n
@@ -137,7 +138,7 @@ func (h *history) reply(sender string, after uint64, limit int, latest uint64) (
 		end++
 	}
 	buf := make([]byte, 0, size+wire.MaxHeader/8)
-	buf = wire.AppendHistoryReplyStart(buf, end < h.n, uint64(h.depth), latest)
+	buf = wire.AppendHistoryReplyStart(buf, end < h.n, uint64(h.depth), latest())
 	var ext []byte
 	for i := first; i < end; i++ {
 		e := h.at(i)
@@ -208,7 +209,7 @@ func (n *Node) serveHistory(msg *transport.Message, rw transport.ReplyWriter) {
 				return
 			}
 		}
-		payload, served = h.reply(n.id, req.After, req.Max, q.Load())
+		payload, served = h.reply(n.id, req.After, req.Max, q.Load)
 		if big {
 			<-historyBuilds
 		}
@@ -257,7 +258,7 @@ func (n *Node) fetchHistory(ctx context.Context, router, id, topic string, max i
 			return wire.HistoryReply{}, nil // no longer published here: nothing kept
 		}
 		if h := pc.seq.hist.Load(); h != nil {
-			payload, _ = h.reply(n.id, after, max, pc.seq.Load())
+			payload, _ = h.reply(n.id, after, max, pc.seq.Load)
 		} else {
 			payload = wire.AppendHistoryReplyStart(nil, false, 0, pc.seq.Load())
 		}

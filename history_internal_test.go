@@ -109,10 +109,13 @@ func TestHistoryReplyWindow(t *testing.T) {
 }
 
 func mustReply(h *history, after uint64, limit int) []byte {
-	b, _ := h.reply("s", after, limit, 20)
-	if h.n > 0 && h.at(h.n-1).seq != 20 {
-		b, _ = h.reply("s", after, limit, h.at(h.n-1).seq)
+	latest := func() uint64 {
+		if h.n == 0 {
+			return 0
+		}
+		return h.at(h.n - 1).seq
 	}
+	b, _ := h.reply("s", after, limit, latest)
 	return b
 }
 
@@ -494,5 +497,56 @@ func TestHistoryFromOlderNode(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("no live message from the older node")
 		}
+	}
+}
+
+// TestHistoryWhilePublishing: subscriptions that join while a publisher
+// publishes as fast as it can all get its history then its live messages,
+// each once and in order, and no answer is refused.
+func TestHistoryWhilePublishing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	a, b := histNode(t, dir, "a", nil), histNode(t, dir, "b", nil)
+	pub, err := NewPublisher[int](a, "fast", WithHistory(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = pub.Publish(ctx, i)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for _, n := range []*Node{a, b} { // this node and another
+		for range 10 {
+			ch, err := SubscribeReceived[int](ctx, n, "fast", WithHistory(50), WithBuffer(1<<16))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var last uint64
+			for range 200 {
+				select {
+				case r := <-ch:
+					if r.Seq <= last || uint64(r.Value) != r.Seq {
+						t.Fatalf("seq %d (value %d) after %d", r.Seq, r.Value, last)
+					}
+					last = r.Seq
+				case <-ctx.Done():
+					t.Fatal(ctx.Err())
+				}
+			}
+		}
+	}
+	if fa, fb := a.Stats().HistoryFailed, b.Stats().HistoryFailed; fa+fb != 0 {
+		t.Fatalf("HistoryFailed %d and %d: an answer was refused", fa, fb)
 	}
 }
