@@ -58,6 +58,7 @@ type cli struct {
 	every       time.Duration
 	duration    time.Duration
 	since       time.Duration
+	last        bool
 	measure     bool
 	rate        float64
 	typ         string
