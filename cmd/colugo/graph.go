@@ -540,28 +540,28 @@ func checkHistory(r *topicRow, add func(level, area, format string, a ...any)) {
 	}
 	switch {
 	case len(askers) > 0 && len(r.Publishers) == 0:
-		add("warn", area, "history asked for by %s, but nobody publishes the topic", depths(askers, "asks"))
+		add("warn", area, "history asked for by %s, but nobody publishes the topic", depths(askers))
 	case len(askers) > 0 && len(offer) == 0:
 		add("warn", area, "history asked for by %s, but no publisher offers it (%s keep none): they get live messages only; publish with colugo.WithHistory(n)",
-			depths(askers, "asks"), strings.Join(without, ","))
+			depths(askers), strings.Join(without, ","))
 	case len(offer) > 0 && len(without) > 0 && len(askers) > 0:
 		add("info", area, "history offered by %s; %s keep none: %s get live messages only from those",
-			depths(offer, "keeps"), strings.Join(without, ","), nodeNames(askers))
+			depths(offer), strings.Join(without, ","), nodeNames(askers))
 	}
 	if len(offer) > 0 {
 		asked := "no subscriber asks for it"
 		if len(askers) > 0 {
-			asked = "asked for by " + depths(askers, "asks")
+			asked = "asked for by " + depths(askers)
 		}
-		add("ok", area, "offers history: %s; %s", depths(offer, "keeps"), asked)
+		add("ok", area, "offers history: %s; %s", depths(offer), asked)
 	}
 }
 
-// depths names endpoints with their history: "viewer asks 1, log asks 10".
-func depths(es []endpoint, verb string) string {
+// depths names endpoints with their history: "viewer (depth 1), log (depth 10)".
+func depths(es []endpoint) string {
 	var out []string
 	for _, e := range es {
-		if s := fmt.Sprintf("%s %s %d", e.Node, verb, e.History); !slices.Contains(out, s) {
+		if s := fmt.Sprintf("%s (depth %d)", e.Node, e.History); !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
