@@ -209,11 +209,16 @@ func TestPlayHistory(t *testing.T) {
 			case <-ctx.Done():
 				lateErr = "no last value within 10s"
 			}
-			for _, peer := range viewer.Peers() {
-				if peer.Name == "player" {
-					advertised = peer.Topics
+			// The viewer may have described the player while Play was still
+			// creating its publishers: wait for the complete view.
+			testwait.For(10*time.Second, func() bool {
+				for _, peer := range viewer.Peers() {
+					if peer.Name == "player" {
+						advertised = peer.Topics
+					}
 				}
-			}
+				return len(advertised) == 3
+			})
 		}))
 	if err != nil {
 		t.Fatal(err)
