@@ -542,11 +542,11 @@ func checkHistory(r *topicRow, add func(level, area, format string, a ...any)) {
 	case len(askers) > 0 && len(r.Publishers) == 0:
 		add("warn", area, "history asked for by %s, but nobody publishes the topic", depths(askers))
 	case len(askers) > 0 && len(offer) == 0:
-		add("warn", area, "history asked for by %s, but no publisher offers it (%s keep none): they get live messages only; publish with colugo.WithHistory(n)",
-			depths(askers), strings.Join(without, ","))
+		add("warn", area, "history asked for by %s, but no publisher offers it (%s): they get live messages only; publish with colugo.WithHistory(n)",
+			depths(askers), keepNone(without))
 	case len(offer) > 0 && len(without) > 0 && len(askers) > 0:
-		add("info", area, "history offered by %s; %s keep none: %s get live messages only from those",
-			depths(offer), strings.Join(without, ","), nodeNames(askers))
+		add("info", area, "history offered by %s; %s: %s get live messages only from those",
+			depths(offer), keepNone(without), nodeNames(askers))
 	}
 	if len(offer) > 0 {
 		asked := "no subscriber asks for it"
@@ -555,6 +555,14 @@ func checkHistory(r *topicRow, add func(level, area, format string, a ...any)) {
 		}
 		add("ok", area, "offers history: %s; %s", depths(offer), asked)
 	}
+}
+
+// keepNone says which nodes keep no history: "a keeps none", "a,b keep none".
+func keepNone(nodes []string) string {
+	if len(nodes) == 1 {
+		return nodes[0] + " keeps none"
+	}
+	return strings.Join(nodes, ",") + " keep none"
 }
 
 // depths names endpoints with their history: "viewer (depth 1), log (depth 10)".

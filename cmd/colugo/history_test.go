@@ -184,7 +184,7 @@ func TestDoctorHistory(t *testing.T) {
 	}
 	r := runCLI(t, dir, "doctor", "--listen", "0s")
 	for _, want := range []string{
-		"WARN  topic robot/pose         history asked for by viewer (depth 1), but no publisher offers it (plain keep none)",
+		"WARN  topic robot/pose         history asked for by viewer (depth 1), but no publisher offers it (plain keeps none)",
 		"WARN  topic robot/goal         history asked for by lonely (depth 1), but nobody publishes the topic",
 		"OK    topic robot/description  offers history: latch (depth 2); asked for by late (depth 5)",
 	} {
