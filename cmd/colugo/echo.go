@@ -236,8 +236,7 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 // (colugo.LatestReceived, across their codecs), waiting up to --timeout
 // for a publisher and its answer.
 func (c *cli) echoLast(topic string) error {
-	switch {
-	case c.count != 0 || c.duration != 0 || c.since != 0 || c.codec != "":
+	if c.count != 0 || c.duration != 0 || c.since != 0 || c.codec != "" {
 		return usageErr("--last prints one value: not with --count, --for, --since or --codec")
 	}
 	n, err := c.node()
