@@ -133,18 +133,39 @@ func (n *Node) catalogHashLocked() string {
 	return hex.EncodeToString(h.Sum(nil)[:6])
 }
 
-// catalogChanged re-announces the node after its publishers or services
-// changed. Called without n.mu.
+// catalogChanged re-announces the node after its publishers, services or
+// subscriptions changed. Called without n.mu. The announcement itself is
+// runAnnounce's: the caller does not wait for discovery (a registry file
+// write, an mDNS update), and a burst of changes (a thousand Subscribe
+// calls at once) costs a few announcements, not one each.
 func (n *Node) catalogChanged() {
 	n.mu.Lock()
 	n.catalog = n.catalogHashLocked()
-	self := n.selfLocked()
 	n.mu.Unlock()
-	if n.closed.Load() {
-		return
+	select {
+	case n.announce <- struct{}{}:
+	default: // one is pending: it will carry this change too
 	}
-	if err := n.disc.Update(self); err != nil {
-		n.log.Warn("discovery update failed", slog.Any(keyError, err))
+}
+
+// runAnnounce makes the announcements catalogChanged asks for, each with
+// the node's state at the time, until the node closes.
+func (n *Node) runAnnounce() {
+	for {
+		select {
+		case <-n.announce:
+		case <-n.ctx.Done():
+			return
+		}
+		n.mu.Lock()
+		self := n.selfLocked()
+		n.mu.Unlock()
+		if n.closed.Load() {
+			return
+		}
+		if err := n.disc.Update(self); err != nil {
+			n.log.Warn("discovery update failed", slog.Any(keyError, err))
+		}
 	}
 }
 

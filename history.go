@@ -365,6 +365,7 @@ func (n *Node) notePublisherLocked(s *subCore, id, router string, depth int) {
 		ph = &pubHistory{id: id}
 		sh.pubs[id] = ph
 	}
+	listChanged := isNew || (ph.depth == 0) != (depth == 0)
 	ph.router, ph.depth = router, depth
 	fetch := isNew && depth > 0
 	if fetch {
@@ -374,7 +375,9 @@ func (n *Node) notePublisherLocked(s *subCore, id, router string, depth int) {
 	if tell {
 		ph.told = true
 	}
-	sh.listNoHistoryLocked()
+	if listChanged {
+		sh.listNoHistoryLocked()
+	}
 	sh.mu.Unlock()
 	switch {
 	case fetch:
@@ -394,7 +397,7 @@ func (n *Node) startRecovery(s *subCore, ph *pubHistory, after uint64) {
 	started := n.startLocked()
 	n.reqMu.Unlock()
 	if !started { // closing: release what is held
-		n.deliverHistory(s, ph, wire.HistoryReply{}, true)
+		n.deliverHistory(s, ph, wire.HistoryReply{}, true, false)
 		return
 	}
 	go func() {
@@ -413,6 +416,7 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, max int, after uint64
 		router := ph.router
 		sh.mu.Unlock()
 		r, err := n.fetchHistory(n.ctx, router, ph.id, s.info.Name, max, after)
+		ok := err == nil
 		if err != nil {
 			n.historyFailed.Add(1)
 			n.log.Debug("history fetch failed", slog.String(keyTopic, s.info.Name), slog.String(keyPeer, ph.id), slog.Any(keyError, err))
@@ -427,14 +431,13 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, max int, after uint64
 			ph.failed = time.Now() // no recovery from it for a while: each would hold its live messages again
 			sh.mu.Unlock()
 		}
-		more := n.deliverHistory(s, ph, r, recovery)
+		more := n.deliverHistory(s, ph, r, recovery, ok)
 		if !more || s.ending.Load() {
 			break
 		}
 		sh.mu.Lock()
 		after, max = ph.last, MaxHistory // the rest of what is kept after what came
 		sh.mu.Unlock()
-		recovery = true // later parts: newer than the first
 	}
 }
 
@@ -442,7 +445,10 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, max int, after uint64
 // marked replayed, and, unless r says more is kept, the live messages held
 // meanwhile, merged with them in sequence order (a message both fetched
 // and held goes once, as live); it reports whether to fetch more.
-func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, recovery bool) (more bool) {
+//
+// After a complete answer (ok), the publisher's latest seq is the baseline
+// for gaps; after a failed one, the first live message will be.
+func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, recovery, ok bool) (more bool) {
 	sh := s.hist
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -511,7 +517,7 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 	// delivered or is older than what was asked: a live message past the
 	// next number shows a gap to recover.
 	ph.last = max(ph.last, r.Latest)
-	ph.synced = true
+	ph.synced = ph.synced || ok || len(ph.held) > 0
 	ph.held, ph.heldSize, ph.fetching, ph.gaveUp = nil, 0, false, false
 	return false
 }
@@ -553,8 +559,11 @@ func (sh *subHistory) deliverLive(s *subCore, msg *transport.Message, exclusive,
 		s.node.startRecovery(s, ph, after)
 		return
 	}
-	if ph != nil && seq > ph.last {
-		ph.last = seq
+	if ph != nil {
+		ph.last = max(ph.last, seq)
+		if !ph.synced && ph.depth > 0 && !ph.fetching { // its fetch failed: this is the baseline
+			ph.synced = true
+		}
 	}
 	s.offerChecked(msg, exclusive, local, w)
 	sh.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
@@ -344,6 +345,10 @@ func TestHistoryInParts(t *testing.T) {
 		}
 	}
 	testwait.Until(t, "history served counted", func() bool { return a.Stats().Topics["big"].HistoryServed == n })
+	st := b.Stats()
+	if ts, ss := st.Topics["big"], st.Subscriptions[0]; ts.Recovered != 0 || ts.Replayed != n || ts.Gaps != 0 || ss.Recovered != 0 || ss.Replayed != n {
+		t.Fatalf("a history in parts counted as %+v, %+v: want %d replayed, nothing recovered", ts, ss, n)
+	}
 }
 
 // TestHistoryRefusedToKeylessNode: a node without the key learns nothing
@@ -418,6 +423,76 @@ func TestHistoryErrorHandlerMayCallStats(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatal("no decode error reported: the delivery is stuck")
+		}
+	}
+}
+
+// oldNode plays a node that does not know $history (an older colugo)
+// but claims a history in its $describe: it answers $history as any
+// unknown control request, and publishes live messages.
+type oldNode struct {
+	id string
+	tr *zmq.Transport
+	ep transport.Endpoint
+}
+
+func (o *oldNode) HandlePublish(*transport.Message) {}
+func (o *oldNode) HandlePeerLost(string, error)     {}
+func (o *oldNode) HandleRequest(m *transport.Message, rw transport.ReplyWriter) {
+	rep := &transport.Message{Name: m.Name, Header: wire.Header{Kind: transport.KindReply, Codec: "json", Sender: o.id,
+		RequestID: m.Header.RequestID, SendTime: time.Now().UnixNano()}}
+	if m.Name == describeService {
+		rep.Payload = []byte(`{"id":"` + o.id + `","name":"old","version":"0.0.9","router":"` + o.ep.Router + `","pub":"` + o.ep.Pub +
+			`","topics":[{"name":"t","codec":"json","type":"int","history":3}],"subscriptions":[],"services":[]}`)
+	} else {
+		rep.Header.Status, rep.Header.Error = uint8(CodeNotServed), errUnknownControl
+	}
+	_ = rw.Reply(rep)
+}
+
+// TestHistoryFromOlderNode: a publisher's node that answers $history as
+// an unknown control request counts as keeping none; its live messages
+// flow.
+func TestHistoryFromOlderNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	tr, err := zmq.New(zmq.WithHost("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &oldNode{id: "0123456789abcdef", tr: tr}
+	if old.ep, err = tr.Listen(old); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	reg := local.New(local.WithDir(dir))
+	if _, err := reg.Start(discovery.Peer{ID: old.id, Name: "old", Router: old.ep.Router, Pub: old.ep.Pub, Catalog: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	sub := histNode(t, dir, "sub", nil)
+	ch, err := SubscribeReceived[int](ctx, sub, "t", WithLastValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); ; seq++ {
+		_, _ = tr.Publish(ctx, &transport.Message{Name: "t", Header: wire.Header{Kind: transport.KindPublish, Codec: "json", Type: "int",
+			Sender: old.id, Seq: seq, SendTime: time.Now().UnixNano()}, Payload: []byte(strconv.Itoa(int(seq)))}, transport.PublishOptions{})
+		select {
+		case r := <-ch:
+			if r.Replayed {
+				t.Fatalf("replayed %+v from a node without history", r)
+			}
+			st := sub.Stats()
+			testwait.Until(t, "the fetch counted failed", func() bool { st = sub.Stats(); return st.HistoryFailed == 1 })
+			if ns := st.Subscriptions[0].NoHistory; len(ns) != 1 || ns[0] != old.id {
+				t.Fatalf("NoHistory %v, want [%s]", ns, old.id)
+			}
+			return
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("no live message from the older node")
 		}
 	}
 }

@@ -298,6 +298,17 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 			p.dup = true // found twice (two discovery mechanisms): use the first
 		}
 	}
+	if p.visible() {
+		// Before subscribing, as in addSub: the history subscriptions
+		// hold p's first live messages while they fetch its history.
+		for _, t := range p.desc.Topics {
+			for _, s := range n.subs[t.Name] {
+				if s.hist != nil {
+					n.notePeerLocked(s, p)
+				}
+			}
+		}
+	}
 	n.syncPeerLocked(p)
 	n.notifyChangedLocked()
 	switch {
@@ -366,11 +377,6 @@ func (n *Node) syncPeerLocked(p *peer) {
 		}
 	}
 	for t, bp := range want {
-		for _, s := range n.subs[t] {
-			if s.hist != nil { // before the subscription, as in addSub
-				n.notePeerLocked(s, p)
-			}
-		}
 		if had, ok := p.subscribed[t]; !ok || had != bp {
 			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{BackPressure: bp}); err != nil {
 				n.log.Warn("subscribe failed", slog.String(keyTopic, t), slog.String(keyPeer, p.info.Name), slog.Any(keyError, err))

@@ -1,19 +1,3 @@
-// Package colugotest helps users unit-test their own nodes without sockets
-// or multicast, the way net/http/httptest helps test handlers: a Network
-// gives real *colugo.Node values on an in-process transport and in-memory
-// discovery, closed automatically when the test ends.
-//
-//	func TestMyRobot(t *testing.T) {
-//		net := colugotest.NewNetwork(t)
-//		robot, ctl := net.NewNode("robot"), net.NewNode("controller")
-//		poses, _ := colugo.Subscribe[Pose](t.Context(), ctl, "robot/pose")
-//		pub, _ := colugo.NewPublisher[Pose](robot, "robot/pose")
-//		...
-//		got := colugotest.Next(t, poses, time.Second)
-//	}
-//
-// The COLUGO_DISCOVERY environment variable does not apply to these nodes:
-// no packet can leave the process.
 package colugotest
 
 import (

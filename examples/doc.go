@@ -9,6 +9,8 @@
 //	go run ./examples/client            # calls math/add
 //	go run ./examples/protobuf sub      # the same pub/sub with protobuf (-count N after the role)
 //	go run ./examples/protobuf pub
+//	go run ./examples/description pub   # publishes the robot description once and keeps it (WithHistory)
+//	go run ./examples/description sub   # started later, gets it at once (WithLastValue); or: latest (Latest)
 //	go run ./examples/demo              # two processes that find each other and talk, then exit
 package examples
 

@@ -39,7 +39,7 @@ const (
 )
 
 // programs are the example main packages, built once into binDir.
-var programs = []string{"publisher", "subscriber", "server", "client", "protobuf", "demo"}
+var programs = []string{"publisher", "subscriber", "server", "client", "protobuf", "description", "demo"}
 
 var (
 	binDir    string // created by TestMain, removed after the leak check
@@ -482,4 +482,81 @@ func TestDemo(t *testing.T) {
 	if ok {
 		checkRegistryEmpty(t, reg)
 	}
+}
+
+var (
+	descPublished = regexp.MustCompile(`^published (robot colugo-1, .*)$`)
+	descReceived  = regexp.MustCompile(`^received (robot colugo-1, .*) \(seq 1, replayed (true|false)\) after \S+$`)
+	descLatest    = regexp.MustCompile(`^latest (robot colugo-1, .*) after \S+$`)
+)
+
+// TestDescription: the latched topic. The publisher publishes once and
+// stays; a subscriber and a Latest started afterwards, in processes of
+// their own, each get that one message at once (replayed from the
+// publisher's history: nothing is published live after they start).
+func TestDescription(t *testing.T) {
+	t.Parallel()
+	env, reg := registry(t)
+	pub := start(t, env, childTimeout, "description", "pub")
+	line, ok := pub.waitLine(t, descPublished)
+	if !ok {
+		return
+	}
+	sent := descPublished.FindStringSubmatch(line)[1]
+
+	for _, role := range []string{"sub", "latest"} {
+		late := start(t, env, childTimeout, "description", role, "-timeout", "10s")
+		if !late.waitExit(t) {
+			continue
+		}
+		got := late.allLines()
+		re := descReceived
+		if role == "latest" {
+			re = descLatest
+		}
+		if len(got) != 1 || !re.MatchString(got[0]) {
+			t.Errorf("%s printed %q, want one line matching %q", role, got, re)
+			continue
+		}
+		t.Logf("%s: %s", role, got[0]) // its time from start to the value
+		m := re.FindStringSubmatch(got[0])
+		if m[1] != sent {
+			t.Errorf("%s got %q, want what was published: %q", role, m[1], sent)
+		}
+		if role == "sub" && m[2] != "true" {
+			t.Errorf("sub: %q: want replayed true (published before it started)", got[0])
+		}
+	}
+
+	pub.interrupt(t)
+	if !pub.waitExit(t) {
+		return
+	}
+	if got := pub.allLines(); len(got) != 1 {
+		t.Errorf("publisher printed %q, want only its one \"published\" line", got)
+	}
+	checkRegistryEmpty(t, reg)
+}
+
+// TestDescriptionSubscriberFirst: the other start order. A subscriber that
+// is up before the publisher gets the description once, whether live or
+// from the history (depending on whether its subscription reached the
+// publisher before the publish).
+func TestDescriptionSubscriberFirst(t *testing.T) {
+	t.Parallel()
+	env, reg := registry(t)
+	sub := start(t, env, childTimeout, "description", "sub", "-timeout", "20s")
+	pub := start(t, env, childTimeout, "description", "pub")
+	subOK := sub.waitExit(t)
+	if got := sub.allLines(); len(got) != 1 || !descReceived.MatchString(got[0]) {
+		t.Errorf("sub printed %q, want one line matching %q", got, descReceived)
+	}
+	if _, ok := pub.waitLine(t, descPublished); !ok {
+		return
+	}
+	pub.interrupt(t)
+	if !pub.waitExit(t) || !subOK {
+		return
+	}
+	checkRegistryEmpty(t, reg)
 }
