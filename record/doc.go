@@ -3,12 +3,29 @@
 // A [Recorder] subscribes a node to topics (all of them, or a list) as
 // their publishers are discovered, once per topic whatever codecs its
 // publishers use, and writes every message it receives to a [Writer]: one
-// MCAP channel per topic, codec and type, with the message bytes exactly
-// as they travelled (no decoding, so no user types are needed).
+// MCAP channel per topic, codec and type (and history depth, see History),
+// with the message bytes exactly as they travelled (no decoding, so no
+// user types are needed).
 // [Play] publishes a recording again with its original timing scaled by a
 // rate, its original codec and type names (and, for protobuf, its
 // descriptors in $describe), optional topic filtering and remapping, once
 // or in a loop.
+//
+// # History
+//
+// A topic whose publishers keep history for late subscribers
+// (colugo.WithHistory, advertised as colugo.TopicInfo.History) is marked
+// on its channels: metadata [MetaHistory] ("colugo.history") holds the
+// greatest depth its publishers offered so far, in decimal; channels of
+// other topics do not have it. Channels cannot change once written, so a
+// depth that grows during a recording starts a new channel of the topic.
+// When a topic's first publisher offers history, the Recorder's
+// subscription asks for that much, so the recording starts with what the
+// publishers kept from before it started (a map, a robot description
+// published once). [Play] publishes a marked topic with colugo.WithHistory
+// of the greatest depth among its channels, so subscribers that join the
+// replay and ask for history (colugo.WithLastValue) get the latched values
+// as from the original publishers, for as long as Play runs.
 //
 // # How colugo maps to MCAP
 //
@@ -33,7 +50,8 @@
 // writer did not keep up) and "decode_errors" as the recording node's
 // [colugo.Node.Stats] counted them; "gaps", the sequence numbers missing per
 // publisher (messages lost before they reached the recorder or dropped by
-// it); "publishers"; and per publishing node id
+// it); "publishers"; "history", the greatest depth its publishers
+// offered (0: none); and per publishing node id
 // "sender.<id>.messages", "first_seq", "last_seq" and "gaps".
 //
 // Files are chunked (zstd by default), with CRCs, message and chunk

@@ -62,8 +62,9 @@ func OnProgress(f func(PlayProgress)) PlayOption {
 
 // WaitBefore makes Play wait, after creating its publishers and before the
 // first message, until every topic it plays has a subscriber
-// (Publisher.WaitSubscribers), or for at most d: colugo has no history, so
-// what is published before a subscriber connects is not delivered to it.
+// (Publisher.WaitSubscribers), or for at most d: what is published before
+// a subscriber connects is not delivered to it (unless the topic was
+// recorded with history and the subscriber asks for it).
 // A topic nobody subscribes to makes Play wait the whole of d. Subscribers
 // that were there before Play's publishers announce themselves at once but
 // connect only once their node has discovered Play's (host-local discovery
@@ -91,6 +92,13 @@ type PlayProgress struct {
 // ErrCorrupt). It returns when the recording has been played (once, or
 // when ctx ends with Loop), with ctx's error if ctx ended first. Play
 // blocks; it closes the publishers it created before returning.
+//
+// A topic recorded with history (Channel.History, from the MetaHistory
+// channel metadata) is published with colugo.WithHistory of that depth,
+// so subscribers that join during the replay and ask for history
+// (colugo.WithLastValue) get what was published before they came, as from
+// the original publishers. The history goes when Play returns and closes
+// its publishers.
 func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...PlayOption) (PlayProgress, error) {
 	cfg := playConfig{rate: 1, read: defaultReadConfig()}
 	for _, o := range opts {
@@ -117,13 +125,24 @@ func Play(ctx context.Context, node *colugo.Node, src io.ReadSeeker, opts ...Pla
 	}()
 	var total uint64
 	counted := map[string]bool{}
+	history := map[pubKey]int{} // a topic recorded on several channels (its depth grew) gets the greatest
+	for _, ch := range sum.Channels {
+		if cfg.filter == nil || cfg.filter.MatchString(ch.Topic) {
+			k := pubKey{cfg.topic(ch.Topic), ch.Codec, ch.Type}
+			history[k] = max(history[k], ch.History)
+		}
+	}
 	for _, ch := range sum.Channels {
 		if cfg.filter != nil && !cfg.filter.MatchString(ch.Topic) {
 			continue
 		}
 		k := pubKey{cfg.topic(ch.Topic), ch.Codec, ch.Type}
 		if pubs[k] == nil {
-			p, err := colugo.NewPublisher[[]byte](node, k.topic, colugo.WithCodec(codec.PassthroughSchema(ch.Codec, ch.Type, ch.Schema)))
+			opts := []colugo.PublisherOption{colugo.WithCodec(codec.PassthroughSchema(ch.Codec, ch.Type, ch.Schema))}
+			if h := history[k]; h > 0 {
+				opts = append(opts, colugo.WithHistory(h))
+			}
+			p, err := colugo.NewPublisher[[]byte](node, k.topic, opts...)
 			if err != nil {
 				return PlayProgress{}, fmt.Errorf("record: publishing %q: %w", k.topic, err)
 			}

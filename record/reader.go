@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/colugo-go/colugo"
@@ -58,6 +59,10 @@ type Channel struct {
 	Type     string // from the channel's colugo.type metadata, else its schema name
 	Encoding string // the MCAP message encoding
 	Schema   []byte // a protobuf channel's FileDescriptorSet (its MCAP schema's data), if any
+	// History is the channel's MetaHistory: the greatest depth the topic's
+	// publishers offered while it was recorded, at most colugo.MaxHistory;
+	// 0 when absent or not a decimal number.
+	History int
 }
 
 // Reader reads the messages of an MCAP file in file order (the order a
@@ -182,6 +187,9 @@ func (r *Reader) channel(c *mcapChannel) *Channel {
 	ch := &Channel{ID: c.ID, Topic: c.Topic, Encoding: c.MessageEncoding, Codec: c.Metadata[MetaCodec], Type: c.Metadata[MetaType]}
 	if ch.Codec == "" {
 		ch.Codec = c.MessageEncoding
+	}
+	if h, err := strconv.Atoi(c.Metadata[MetaHistory]); err == nil && h > 0 {
+		ch.History = min(h, colugo.MaxHistory)
 	}
 	if s := r.schemas[c.SchemaID]; s != nil {
 		if _, ok := c.Metadata[MetaType]; !ok {

@@ -68,6 +68,7 @@ type topicState struct {
 	codecs  []string                // codecs seen, in order
 	senders map[string]*senderState // by publishing node id
 	gaps    uint64
+	history int // the greatest depth a publisher offered (TopicInfo.History), so far
 }
 
 // senderState follows one publisher's sequence numbers on a topic.
@@ -99,7 +100,12 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 // recorded too. Each message is written with its publisher's codec and
 // type names, the receive time as log time and the publisher's send time
 // as publish time; protobuf channels get the FileDescriptorSet that the
-// publishers advertise as their MCAP schema. Run blocks, owns every
+// publishers advertise as their MCAP schema. A topic whose publishers
+// offer history (colugo.TopicInfo.History) is marked so on its channels
+// (MetaHistory: the greatest depth offered so far), and when its first
+// publisher offers some, the subscription asks for that much
+// (colugo.WithHistory), so the recording starts with what the publishers
+// kept from before it started. Run blocks, owns every
 // goroutine it starts and waits for them before it returns. Call it once.
 func (r *Recorder) Run(ctx context.Context) error {
 	// One goroutine per topic; the first write or subscribe error cancels
@@ -116,15 +122,21 @@ func (r *Recorder) Run(ctx context.Context) error {
 		if len(t.Schema) > 0 {
 			r.schemas[schemaRef{t.Name, t.Codec, t.Type}] = t.Schema
 		}
-		if r.topics[t.Name] != nil {
+		if st := r.topics[t.Name]; st != nil {
+			st.history = max(st.history, t.History)
 			r.mu.Unlock()
 			return
 		}
-		st := &topicState{senders: map[string]*senderState{}}
+		st := &topicState{senders: map[string]*senderState{}, history: max(t.History, 0)}
 		r.topics[t.Name] = st
 		r.mu.Unlock()
-		ch, err := colugo.SubscribeReceived[[]byte](ctx, r.node, t.Name, colugo.WithAnyCodec(),
-			colugo.WithBuffer(r.cfg.buffer), colugo.WithDropPolicy(colugo.Block(r.cfg.block)))
+		opts := []colugo.SubscribeOption{colugo.WithAnyCodec(), colugo.WithBuffer(r.cfg.buffer), colugo.WithDropPolicy(colugo.Block(r.cfg.block))}
+		if st.history > 0 {
+			// The recording starts with what the publisher keeps (a latched
+			// map, a configuration), which a replay can then latch in turn.
+			opts = append(opts, colugo.WithHistory(min(st.history, colugo.MaxHistory)))
+		}
+		ch, err := colugo.SubscribeReceived[[]byte](ctx, r.node, t.Name, opts...)
 		if err != nil {
 			g.Go(func() error { return fmt.Errorf("record: subscribing to %q: %w", t.Name, err) })
 			return
@@ -138,9 +150,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 					schema = r.noteCodec(st, ref)
 					schemas[ref] = schema
 				}
-				r.noteSeq(st, m.Sender, m.Seq)
+				history := r.noteSeq(st, m.Sender, m.Seq)
 				if err := r.w.Write(Message{Topic: t.Name, Codec: m.Codec, Type: m.Type, LogTime: m.RecvTime,
-					PublishTime: m.SendTime, Data: m.Value, Schema: schema}); err != nil {
+					PublishTime: m.SendTime, Data: m.Value, Schema: schema, History: history}); err != nil {
 					return err // cancels ctx, which ends the subscription: the node closes ch
 				}
 			}
@@ -185,8 +197,9 @@ func (r *Recorder) noteCodec(st *topicState, ref schemaRef) []byte {
 // noteSeq follows sender's sequence numbers on a topic: a number more
 // than one past the last is a gap (messages lost before they reached the
 // recorder, or dropped by its subscription); one that goes back is a new
-// publisher on that node, a new start.
-func (r *Recorder) noteSeq(st *topicState, sender string, seq uint64) {
+// publisher on that node, a new start. It returns the greatest history
+// depth the topic's publishers offered so far.
+func (r *Recorder) noteSeq(st *topicState, sender string, seq uint64) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := st.senders[sender]
@@ -201,6 +214,7 @@ func (r *Recorder) noteSeq(st *topicState, sender string, seq uint64) {
 		s.last = seq
 	}
 	s.messages++
+	return st.history
 }
 
 // metadata summarises, per recorded topic, the recorder's sequence-number
@@ -223,6 +237,7 @@ func (r *Recorder) metadata() map[string]string {
 		m[p+"gaps"] = u(ts.gaps)
 		m[p+"decode_errors"] = u(ns.DecodeErrors)
 		m[p+"publishers"] = strconv.Itoa(len(ts.senders))
+		m[p+"history"] = strconv.Itoa(ts.history)
 		for id, s := range ts.senders {
 			q := p + "sender." + id + "."
 			m[q+"messages"] = u(s.messages)
@@ -243,6 +258,7 @@ type TopicProgress struct {
 	Bytes      uint64 // payload bytes written
 	Dropped    uint64 // dropped by the recording subscription (the writer did not keep up)
 	Gaps       uint64 // missing from publishers' sequence numbers, per publisher (lost, or dropped by the subscription)
+	History    int    // the greatest depth its publishers offered (colugo.TopicInfo.History; 0: none)
 }
 
 // Progress reports, per recorded topic, what was written and lost so far.
@@ -259,7 +275,7 @@ func (r *Recorder) Progress() []TopicProgress {
 	for topic, ts := range r.topics {
 		c := counts[topic]
 		out = append(out, TopicProgress{Topic: topic, Codecs: slices.Clone(ts.codecs), Publishers: len(ts.senders),
-			Messages: c.Messages, Bytes: c.Bytes, Dropped: st.Topics[topic].Dropped, Gaps: ts.gaps})
+			Messages: c.Messages, Bytes: c.Bytes, Dropped: st.Topics[topic].Dropped, Gaps: ts.gaps, History: ts.history})
 	}
 	slices.SortFunc(out, func(a, b TopicProgress) int {
 		switch {

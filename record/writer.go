@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,6 +20,12 @@ const (
 	MetaCodec = "colugo.codec"
 	MetaType  = "colugo.type"
 )
+
+// MetaHistory is the channel metadata key that marks a topic whose
+// publishers offered history (colugo.WithHistory) while it was recorded:
+// the greatest depth offered, in decimal. Channels of topics without
+// history do not have it. Play publishes such a topic with that history.
+const MetaHistory = "colugo.history"
 
 // MetadataRecording is the name of the metadata record a Recorder writes at
 // the end of a recording.
@@ -37,6 +44,12 @@ type Message struct {
 	// codec and type decides its MCAP schema; for protobuf without one, the
 	// Writer looks the type up among the types linked into the program.
 	Schema []byte
+	// History is the greatest number of messages the topic's publishers
+	// keep for late subscribers (colugo.TopicInfo.History; 0: none). A
+	// channel is one topic, codec, type and history: a message whose
+	// History differs from its channel's starts a new channel, whose
+	// metadata MetaHistory says it.
+	History int
 }
 
 // ErrClosed is returned by a Writer used after Close.
@@ -88,7 +101,10 @@ type Writer struct {
 	closed   bool
 }
 
-type chanKey struct{ topic, codec, typ string }
+type chanKey struct {
+	topic, codec, typ string
+	history           int
+}
 type schemaKey struct{ codec, typ string }
 
 // NewWriter writes the MCAP header to w and returns a Writer. It does not
@@ -152,7 +168,7 @@ func unixNanos(t time.Time) uint64 {
 }
 
 func (w *Writer) channelLocked(m Message) (uint16, error) {
-	k := chanKey{m.Topic, m.Codec, m.Type}
+	k := chanKey{m.Topic, m.Codec, m.Type, max(m.History, 0)}
 	if id, ok := w.channels[k]; ok {
 		return id, nil
 	}
@@ -164,9 +180,12 @@ func (w *Writer) channelLocked(m Message) (uint16, error) {
 		return 0, err
 	}
 	id := uint16(len(w.channels) + 1)
+	meta := map[string]string{MetaCodec: m.Codec, MetaType: m.Type}
+	if k.history > 0 {
+		meta[MetaHistory] = strconv.Itoa(k.history)
+	}
 	if err := w.w.writeChannel(&mcapChannel{ID: id, SchemaID: schemaID, Topic: m.Topic,
-		MessageEncoding: messageEncoding(m.Codec),
-		Metadata:        map[string]string{MetaCodec: m.Codec, MetaType: m.Type}}); err != nil {
+		MessageEncoding: messageEncoding(m.Codec), Metadata: meta}); err != nil {
 		return 0, fmt.Errorf("record: writing the channel of %q: %w", m.Topic, err)
 	}
 	w.channels[k] = id

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ func echoFlags(fs *flag.FlagSet, c *cli) {
 	fs.StringVar(&c.codec, "codec", "", "print only messages of this codec (json, raw, protobuf), and do not wait for a publisher")
 	fs.DurationVar(&c.duration, "for", 0, "stop after this long (0: until interrupted)")
 	fs.DurationVar(&c.since, "since", 0, "print only messages sent at most this long before they arrived (by the publisher's send time; 0: all)")
+	fs.BoolVar(&c.last, "last", false, "print the topic's latest value that its publishers keep (colugo.WithHistory) and exit; not with --count, --for, --since, --codec")
 }
 
 func rateFlags(fs *flag.FlagSet, c *cli) {
@@ -41,6 +43,7 @@ type received struct {
 	sent   time.Time // the publisher's send time (its clock)
 	sender string    // publishing node's id
 	seq    uint64    // the publisher's sequence number
+	replay bool      // from the publisher's history (Received.Replayed)
 	codec  string
 	typ    string
 	data   []byte
@@ -53,33 +56,49 @@ func (c *cli) publishers(n *colugo.Node, topic string) ([]colugo.TopicInfo, erro
 		return []colugo.TopicInfo{{Name: topic, Codec: c.codec}}, nil
 	}
 	var found []colugo.TopicInfo
-	var known []string
 	ok := until(c.ctx, c.timeout, func() bool {
-		found, known = found[:0], known[:0]
-		for _, p := range n.Peers() {
-			for _, t := range p.Topics {
-				if t.Name == topic && !slices.ContainsFunc(found, func(f colugo.TopicInfo) bool { return f.Codec == t.Codec }) {
-					found = append(found, t)
-				}
-				if !slices.Contains(known, t.Name) {
-					known = append(known, t.Name)
-				}
-			}
-		}
+		found = publishing(n.Peers(), topic)
 		return len(found) > 0
 	})
 	if err := c.ctx.Err(); err != nil {
 		return nil, err
 	}
 	if !ok {
-		slices.Sort(known)
-		k := "none"
-		if len(known) > 0 {
-			k = strings.Join(known, ", ")
-		}
-		return nil, fmt.Errorf("no publisher of topic %q found within %v (published topics: %s)", topic, c.timeout, k)
+		return nil, c.noPublisher(n, topic)
 	}
 	return found, nil
+}
+
+// publishing returns topic as each distinct codec publishes it among peers.
+func publishing(peers []colugo.PeerInfo, topic string) []colugo.TopicInfo {
+	var found []colugo.TopicInfo
+	for _, p := range peers {
+		for _, t := range p.Topics {
+			if t.Name == topic && !slices.ContainsFunc(found, func(f colugo.TopicInfo) bool { return f.Codec == t.Codec }) {
+				found = append(found, t)
+			}
+		}
+	}
+	return found
+}
+
+// noPublisher is the error for a topic nobody publishes, naming the
+// topics there are.
+func (c *cli) noPublisher(n *colugo.Node, topic string) error {
+	var known []string
+	for _, p := range n.Peers() {
+		for _, t := range p.Topics {
+			if !slices.Contains(known, t.Name) {
+				known = append(known, t.Name)
+			}
+		}
+	}
+	slices.Sort(known)
+	k := "none"
+	if len(known) > 0 {
+		k = strings.Join(known, ", ")
+	}
+	return fmt.Errorf("no publisher of topic %q found within %v (published topics: %s)", topic, c.timeout, k)
 }
 
 // subscribeAll subscribes to topic whatever codec its publishers use, with
@@ -179,6 +198,9 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 		return usageErr("--since must not be negative")
 	}
 	topic := args[0]
+	if c.last {
+		return c.echoLast(topic)
+	}
 	seen, stale := 0, 0
 	var werr error
 	var dec decoder
@@ -210,12 +232,80 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 	return err
 }
 
+// echoLast prints the newest value topic's publishers keep
+// (colugo.LatestReceived, across their codecs), waiting up to --timeout
+// for a publisher and its answer.
+func (c *cli) echoLast(topic string) error {
+	if c.count != 0 || c.duration != 0 || c.since != 0 || c.codec != "" {
+		return usageErr("--last prints one value: not with --count, --for, --since or --codec")
+	}
+	n, err := c.node()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
+	defer cancel()
+	m, err := colugo.LatestReceived[[]byte](ctx, n, topic, colugo.WithAnyCodec())
+	switch {
+	case errors.Is(err, colugo.ErrNoValue):
+		return fmt.Errorf("no publisher of topic %q keeps a value (%s); a publisher keeps its latest with colugo.WithHistory",
+			topic, keepers(n.Peers(), topic))
+	case err != nil && c.ctx.Err() != nil:
+		return c.ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded):
+		if len(publishing(n.Peers(), topic)) == 0 {
+			return c.noPublisher(n, topic)
+		}
+		return fmt.Errorf("no answer from the publishers of topic %q within %v", topic, c.timeout)
+	case err != nil:
+		return fmt.Errorf("latest value of %q: %w", topic, err)
+	}
+	r := received{at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, replay: m.Replayed,
+		codec: m.Codec, typ: m.Type, data: m.Value}
+	var dec decoder
+	v, derr := dec.value(n, r)
+	if derr != nil {
+		fmt.Fprintf(c.stderr, "colugo echo: %s: cannot decode %s %s: %v (printing hex)\n", topic, r.codec, r.typ, derr)
+	}
+	if c.json {
+		return writeJSON(c.stdout, echoJSON(topic, r, v))
+	}
+	_, err = fmt.Fprintln(c.stdout, render(r, v))
+	return err
+}
+
+// keepers describes topic's publishers and the history each keeps, as
+// their $describe says: "camera keeps none, lidar keeps 1".
+func keepers(peers []colugo.PeerInfo, topic string) string {
+	var out []string
+	for _, p := range peers {
+		for _, t := range p.Topics {
+			if t.Name != topic {
+				continue
+			}
+			k := p.Name + " keeps none"
+			if t.History > 0 {
+				k = fmt.Sprintf("%s keeps %d but has published nothing", p.Name, t.History)
+			}
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return "publishers: none described"
+	}
+	return "publishers: " + strings.Join(out, ", ")
+}
+
 type echoLine struct {
 	Topic    string          `json:"topic"`
 	Time     time.Time       `json:"time"`      // received
 	SendTime time.Time       `json:"send_time"` // publisher's clock
 	Sender   string          `json:"sender"`
 	Seq      uint64          `json:"seq"`
+	Replayed bool            `json:"replayed,omitempty"` // from the publisher's history (echo --last)
 	Codec    string          `json:"codec"`
 	Type     string          `json:"type,omitempty"`
 	Size     int             `json:"size"`
@@ -225,7 +315,8 @@ type echoLine struct {
 }
 
 func echoJSON(topic string, m received, v json.RawMessage) echoLine {
-	l := echoLine{Topic: topic, Time: m.at, SendTime: m.sent, Sender: m.sender, Seq: m.seq, Codec: m.codec, Type: m.typ, Size: len(m.data)}
+	l := echoLine{Topic: topic, Time: m.at, SendTime: m.sent, Sender: m.sender, Seq: m.seq, Replayed: m.replay,
+		Codec: m.codec, Type: m.typ, Size: len(m.data)}
 	switch {
 	case v != nil:
 		l.Value = v

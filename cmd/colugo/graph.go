@@ -11,9 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/colugo-go/colugo"
@@ -49,8 +49,6 @@ func others(peers []colugo.PeerInfo) []colugo.PeerInfo {
 	})
 }
 
-func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
-
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -77,13 +75,27 @@ func runNodes(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return nil
 	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "NAME\tID\tROUTER\tPUB\tPUBLISHES\tSUBSCRIBES\tSERVES")
+	var tb table
+	tb.add("NAME", "ID", "ROUTER", "PUB", "PUBLISHES", "HISTORY", "SUBSCRIBES", "SERVES")
 	for _, p := range peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.ID, p.Router, p.Pub,
-			names(p.Topics), names(p.Subscriptions), names(p.Services))
+		tb.add(p.Name, p.ID, p.Router, p.Pub, names(p.Topics), kept(p.Topics), names(p.Subscriptions), names(p.Services))
 	}
-	return tw.Flush()
+	return tb.write(c.stdout)
+}
+
+// kept lists the published topics a node keeps history for, with the
+// depth (TopicInfo.History): "robot/map=1,robot/goal=10"; "-" for none.
+func kept(ts []colugo.TopicInfo) string {
+	var out []string
+	for _, t := range ts {
+		if e := t.Name + "=" + strconv.Itoa(t.History); t.History > 0 && !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
 }
 
 func names(ts []colugo.TopicInfo) string {
@@ -107,11 +119,16 @@ type endpoint struct {
 	Type   string `json:"type"`
 	Schema bool   `json:"schema,omitempty"` // advertises a schema (protobuf descriptors)
 	Reply  string `json:"reply_type,omitempty"`
+	// History is, for a publisher, the messages it keeps for late
+	// subscribers; for a subscriber, the messages it asked each publisher
+	// for (TopicInfo.History; 0: none).
+	History int `json:"history,omitempty"`
 }
 
 type topicRow struct {
 	Name        string     `json:"name"`
 	Rate        *float64   `json:"rate_hz,omitempty"` // measured by topics over --wait, from send times
+	History     int        `json:"history"`           // the greatest depth a publisher keeps (0: none offers history)
 	Publishers  []endpoint `json:"publishers"`
 	Subscribers []endpoint `json:"subscribers"`
 }
@@ -129,11 +146,12 @@ func topicRows(peers []colugo.PeerInfo) []*topicRow {
 	for _, p := range peers {
 		for _, t := range p.Topics {
 			r := get(t.Name)
-			r.Publishers = append(r.Publishers, endpoint{p.Name, p.ID, t.Codec, t.Type, len(t.Schema) > 0, ""})
+			r.Publishers = append(r.Publishers, endpoint{p.Name, p.ID, t.Codec, t.Type, len(t.Schema) > 0, "", t.History})
+			r.History = max(r.History, t.History)
 		}
 		for _, t := range p.Subscriptions {
 			r := get(t.Name)
-			e := endpoint{p.Name, p.ID, t.Codec, t.Type, len(t.Schema) > 0, ""}
+			e := endpoint{p.Name, p.ID, t.Codec, t.Type, len(t.Schema) > 0, "", t.History}
 			if !slices.Contains(r.Subscribers, e) { // one node may subscribe several times
 				r.Subscribers = append(r.Subscribers, e)
 			}
@@ -212,11 +230,11 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return nil
 	}
-	tw := newTable(c.stdout)
+	var tb table
 	if c.measure {
-		fmt.Fprintln(tw, "TOPIC\tCODEC TYPE\tRATE\tPUBLISHERS\tSUBSCRIBERS")
+		tb.add("TOPIC", "CODEC TYPE", "RATE", "HISTORY", "PUBLISHERS", "SUBSCRIBERS")
 	} else {
-		fmt.Fprintln(tw, "TOPIC\tCODEC TYPE\tPUBLISHERS\tSUBSCRIBERS")
+		tb.add("TOPIC", "CODEC TYPE", "HISTORY", "PUBLISHERS", "SUBSCRIBERS")
 	}
 	for _, r := range rows {
 		k := kinds(r.Publishers)
@@ -228,12 +246,38 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 			if r.Rate != nil {
 				rate = hzString(*r.Rate) + " Hz"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, k, rate, nodeNames(r.Publishers), nodeNames(r.Subscribers))
+			tb.add(r.Name, k, rate, historyCell(r), nodeNames(r.Publishers), nodeNames(r.Subscribers))
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, k, nodeNames(r.Publishers), nodeNames(r.Subscribers))
+			tb.add(r.Name, k, historyCell(r), nodeNames(r.Publishers), nodeNames(r.Subscribers))
 		}
 	}
-	return tw.Flush()
+	return tb.write(c.stdout)
+}
+
+// historyCell is a topic's HISTORY: the greatest depth its publishers
+// keep, "-" when none does, and how many of them do when not all: a
+// subscriber asking for history gets it from those only.
+func historyCell(r *topicRow) string {
+	if r.History == 0 {
+		return "-"
+	}
+	offer := offering(r.Publishers)
+	if len(offer) < len(r.Publishers) {
+		return fmt.Sprintf("%d (%d of %d publishers)", r.History, len(offer), len(r.Publishers))
+	}
+	return strconv.Itoa(r.History)
+}
+
+// offering returns the endpoints with history (publishers that keep some,
+// subscriptions that asked for some).
+func offering(es []endpoint) []endpoint {
+	var out []endpoint
+	for _, e := range es {
+		if e.History > 0 {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // measureRates subscribes to every topic published by a peer as peers are
@@ -293,7 +337,7 @@ func serviceRows(peers []colugo.PeerInfo) []*serviceRow {
 				r = &serviceRow{Name: s.Name}
 				by[s.Name] = r
 			}
-			r.Servers = append(r.Servers, endpoint{p.Name, p.ID, s.Codec, s.Type, len(s.Schema) > 0, s.ReplyType})
+			r.Servers = append(r.Servers, endpoint{p.Name, p.ID, s.Codec, s.Type, len(s.Schema) > 0, s.ReplyType, 0})
 		}
 	}
 	rows := make([]*serviceRow, 0, len(by))
@@ -322,16 +366,16 @@ func runServices(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return nil
 	}
-	tw := newTable(c.stdout)
-	fmt.Fprintln(tw, "SERVICE\tCODEC REQUEST-TYPE\tREPLY-TYPE\tSERVERS")
+	var tb table
+	tb.add("SERVICE", "CODEC REQUEST-TYPE", "REPLY-TYPE", "SERVERS")
 	for _, r := range rows {
 		reply := "-"
 		if len(r.Servers) > 0 && r.Servers[0].Reply != "" {
 			reply = r.Servers[0].Reply
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, kinds(r.Servers), reply, nodeNames(r.Servers))
+		tb.add(r.Name, kinds(r.Servers), reply, nodeNames(r.Servers))
 	}
-	return tw.Flush()
+	return tb.write(c.stdout)
 }
 
 // ---- doctor ----
@@ -402,6 +446,7 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	for _, r := range topicRows(peers) {
 		checkTopic(r, add)
+		checkHistory(r, add)
 	}
 	for _, r := range serviceRows(peers) {
 		if k := kinds(r.Servers); strings.Contains(k, " | ") {
@@ -480,6 +525,57 @@ func checkTopic(r *topicRow, add func(level, area, format string, a ...any)) {
 	}
 }
 
+// checkHistory reports where history was asked for (a subscription's
+// TopicInfo.History) and nobody offers it: those subscriptions get live
+// messages only (colugo.ErrNoHistory), which a late joiner waiting for a
+// latched value sees as silence. It also lists who offers history.
+func checkHistory(r *topicRow, add func(level, area, format string, a ...any)) {
+	area := "topic " + r.Name
+	askers, offer := offering(r.Subscribers), offering(r.Publishers)
+	var without []string
+	for _, p := range r.Publishers {
+		if p.History == 0 && !slices.Contains(without, p.Node) {
+			without = append(without, p.Node)
+		}
+	}
+	switch {
+	case len(askers) > 0 && len(r.Publishers) == 0:
+		add("warn", area, "history asked for by %s, but nobody publishes the topic", depths(askers))
+	case len(askers) > 0 && len(offer) == 0:
+		add("warn", area, "history asked for by %s, but no publisher offers it (%s): they get live messages only; publish with colugo.WithHistory(n)",
+			depths(askers), keepNone(without))
+	case len(offer) > 0 && len(without) > 0 && len(askers) > 0:
+		add("info", area, "history offered by %s; %s: %s get live messages only from those",
+			depths(offer), keepNone(without), nodeNames(askers))
+	}
+	if len(offer) > 0 {
+		asked := "no subscriber asks for it"
+		if len(askers) > 0 {
+			asked = "asked for by " + depths(askers)
+		}
+		add("ok", area, "offers history: %s; %s", depths(offer), asked)
+	}
+}
+
+// keepNone says which nodes keep no history: "a keeps none", "a,b keep none".
+func keepNone(nodes []string) string {
+	if len(nodes) == 1 {
+		return nodes[0] + " keeps none"
+	}
+	return strings.Join(nodes, ",") + " keep none"
+}
+
+// depths names endpoints with their history: "viewer (depth 1), log (depth 10)".
+func depths(es []endpoint) string {
+	var out []string
+	for _, e := range es {
+		if s := fmt.Sprintf("%s (depth %d)", e.Node, e.History); !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 // listen subscribes to every published topic for c.listen and reports
 // what this node's Stats counted: gaps are messages lost between publisher
 // and subscriber.
@@ -527,11 +623,11 @@ func (c *cli) report(fs []finding) error {
 			}
 		}
 	} else {
-		tw := newTable(c.stdout)
+		var tb table
 		for _, f := range fs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(f.Level), f.Area, f.Message)
+			tb.add(strings.ToUpper(f.Level), f.Area, f.Message)
 		}
-		if err := tw.Flush(); err != nil {
+		if err := tb.write(c.stdout); err != nil {
 			return err
 		}
 	}

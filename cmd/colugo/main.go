@@ -58,6 +58,7 @@ type cli struct {
 	every       time.Duration
 	duration    time.Duration
 	since       time.Duration
+	last        bool
 	measure     bool
 	rate        float64
 	typ         string
@@ -82,7 +83,7 @@ func init() {
 		{name: "nodes", help: "list the nodes on the network", run: runNodes},
 		{name: "topics", help: "list topics with their rate, publishers and subscribers", run: runTopics, flags: topicsFlags},
 		{name: "services", help: "list services with their servers", run: runServices},
-		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC", run: runEcho, flags: echoFlags},
+		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC (--last: the latest kept)", run: runEcho, flags: echoFlags},
 		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags},
 		{name: "bw", args: "TOPIC", help: "print the bandwidth of TOPIC", run: runBw, flags: rateFlags},
 		{name: "pub", args: "TOPIC VALUE", help: "publish the JSON VALUE on TOPIC", run: runPub, flags: pubFlags},

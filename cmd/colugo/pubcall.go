@@ -271,8 +271,8 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 	return err
 }
 
-// settle waits, for at most d, until pub's subscribers can receive: colugo
-// has no history, so a message published before a subscriber has
+// settle waits, for at most d, until pub's subscribers can receive: pub
+// keeps no history, so a message published before a subscriber has
 // connected is lost to it. pub.WaitSubscribers says when a subscription
 // is announced; for subscriptions announced before this node existed (the
 // usual case for pub and play) that is at once, while the subscriber's

@@ -139,18 +139,18 @@ func (c *cli) progress(ps []record.TopicProgress, el time.Duration, final bool) 
 		out = c.stdout
 		fmt.Fprintf(out, "recorded %v to %s\n", el.Round(time.Millisecond), c.output)
 	}
-	tw := newTable(out)
+	var tb table
 	var msgs, bytes, dropped, gaps uint64
 	for _, p := range ps {
-		fmt.Fprintf(tw, "  %s\t%s\t%d msgs\t%s\tdropped %d\tgaps %d\n", p.Topic, strings.Join(p.Codecs, ","), p.Messages,
-			size(float64(p.Bytes)), p.Dropped, p.Gaps)
+		tb.add("", p.Topic, strings.Join(p.Codecs, ","), fmt.Sprintf("%d msgs", p.Messages),
+			size(float64(p.Bytes)), fmt.Sprintf("dropped %d", p.Dropped), fmt.Sprintf("gaps %d", p.Gaps))
 		msgs += p.Messages
 		bytes += p.Bytes
 		dropped += p.Dropped
 		gaps += p.Gaps
 	}
-	fmt.Fprintf(tw, "  total\t\t%d msgs\t%s\tdropped %d\tgaps %d\n", msgs, size(float64(bytes)), dropped, gaps)
-	_ = tw.Flush()
+	tb.add("", "total", "", fmt.Sprintf("%d msgs", msgs), size(float64(bytes)), fmt.Sprintf("dropped %d", dropped), fmt.Sprintf("gaps %d", gaps))
+	_ = tb.write(out)
 }
 
 func runPlay(c *cli, _ *flag.FlagSet, args []string) error {
