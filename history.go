@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -312,6 +313,22 @@ func (n *Node) fetchHistory(ctx context.Context, router, id, topic string, max i
 	return r, nil
 }
 
+// fetchShared is fetchHistory of the newest limit messages (after 0),
+// one request for all the callers that ask the same at the same time: a
+// thousand subscriptions of a topic made at once cost the publisher one
+// answer, not a thousand. A caller that joins a request sent before it
+// began holding live messages may miss some published in between: the
+// answer's latest seq, its baseline, shows them as a gap, which it
+// recovers.
+func (n *Node) fetchShared(router, id, topic string, limit int) (wire.HistoryReply, error) {
+	key := id + "\x00" + topic + "\x00" + strconv.Itoa(limit)
+	v, err, _ := n.fetches.Do(key, func() (any, error) {
+		return n.fetchHistory(n.ctx, router, id, topic, limit, 0)
+	})
+	r, _ := v.(wire.HistoryReply)
+	return r, err // r.Entries is shared: read only
+}
+
 // errUnknownControl is the error text of a node's answer to a control
 // request it does not know.
 const errUnknownControl = "unknown control request"
@@ -439,7 +456,13 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, limit int, after uint
 		if recovery {
 			ask = MaxHistory // the newest MaxHistory after after: all it keeps, oldest first
 		}
-		r, err := n.fetchHistory(n.ctx, router, ph.id, s.info.Name, ask, after)
+		var r wire.HistoryReply
+		var err error
+		if after == 0 {
+			r, err = n.fetchShared(router, ph.id, s.info.Name, ask)
+		} else {
+			r, err = n.fetchHistory(n.ctx, router, ph.id, s.info.Name, ask, after)
+		}
 		if err == nil && len(r.Entries) > 0 && r.Latest < known {
 			err = fmt.Errorf("%w: latest %d, but %d was received from it", wire.ErrHistory, r.Latest, known)
 		}

@@ -69,14 +69,19 @@ func LatestReceived[T any](ctx context.Context, node *Node, topic string, opts .
 	answers := make(chan answer, len(targets))
 	for _, t := range targets {
 		go func() {
-			r, err := node.fetchHistory(ctx, t.router, t.id, topic, 1, 0)
+			r, err := node.fetchShared(t.router, t.id, topic, 1)
 			answers <- answer{r, err}
 		}()
 	}
 	var best *wire.HistoryEntry
 	var failed []error
 	for range targets {
-		a := <-answers
+		var a answer
+		select {
+		case a = <-answers:
+		case <-ctx.Done(): // the fetches end by themselves, within their timeout
+			return none, ctx.Err()
+		}
 		if a.err != nil {
 			failed = append(failed, a.err)
 			continue

@@ -17,6 +17,7 @@ import (
 	"github.com/colugo-go/colugo/internal/seal"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
+	"golang.org/x/sync/singleflight"
 )
 
 // Version is the colugo version a node reports in $describe.
@@ -91,7 +92,8 @@ type Node struct {
 	lastSend     atomic.Int64  // send time of the last request (sendClock)
 	eventsDrops  atomic.Uint64 // events dropped by Events watchers that fell behind
 
-	historyRefused, historyFailed atomic.Uint64 // Stats.HistoryRefused, Stats.HistoryFailed
+	historyRefused, historyFailed atomic.Uint64      // Stats.HistoryRefused, Stats.HistoryFailed
+	fetches                       singleflight.Group // first history fetches in flight (fetchShared)
 
 	mu       sync.Mutex
 	subs     map[string][]*subCore // local subscriptions by topic
