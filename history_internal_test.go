@@ -348,7 +348,8 @@ func TestHistoryInParts(t *testing.T) {
 		}
 	}
 	testwait.Until(t, "history served counted", func() bool { return a.Stats().Topics["big"].HistoryServed == n })
-	st := b.Stats()
+	var st Stats
+	testwait.Until(t, "the replays counted", func() bool { st = b.Stats(); return st.Topics["big"].Replayed == n }) // counted after the offer
 	if ts, ss := st.Topics["big"], st.Subscriptions[0]; ts.Recovered != 0 || ts.Replayed != n || ts.Gaps != 0 || ss.Recovered != 0 || ss.Replayed != n {
 		t.Fatalf("a history in parts counted as %+v, %+v: want %d replayed, nothing recovered", ts, ss, n)
 	}
