@@ -543,31 +543,47 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 		}
 		return 0
 	})
+	// A replayed message was missed live when it is in the gap a recovery
+	// was started for, or between live messages held meanwhile (a first
+	// fetch that answers after the stream went on without it).
+	var heldMin, heldMax uint64
+	for i, m := range ph.held {
+		if q := m.Header.Seq; i == 0 || q < heldMin {
+			heldMin = q
+		}
+		heldMax = max(heldMax, m.Header.Seq)
+	}
+	// Counted before any is delivered, so that a reader that has the
+	// values sees them counted.
 	var recovered []uint64
 	last := ph.last
+	n0 := 0
 	for _, c := range all {
 		seq := c.m.Header.Seq
 		if seq <= last && seq != 0 {
 			continue
 		}
 		last = max(last, seq)
-		if !c.replayed {
-			s.offerChecked(c.m, true, false, pubWait{})
-			continue
-		}
-		ph.hw = max(ph.hw, seq)
-		if s.offerChecked(c.m, false, false, pubWait{}) {
-			sh.replayed.Add(1)
-			s.c.replayed.Add(1)
-			if recovery && seq < ph.gapEnd { // in the gap: missed (one past it is a replay of a live copy still on its way)
-				recovered = append(recovered, seq)
-			}
+		all[n0] = c
+		n0++
+		if c.replayed && ((recovery && seq < ph.gapEnd) || (heldMin < seq && seq < heldMax)) { // past those: replays of live copies still on their way
+			recovered = append(recovered, seq)
 		}
 	}
 	ph.last = last
 	if len(recovered) > 0 {
 		sh.recovered.Add(uint64(len(recovered)))
 		s.c.noteRecovered(ph.id, recovered)
+	}
+	for _, c := range all[:n0] {
+		if !c.replayed {
+			s.offerChecked(c.m, true, false, pubWait{})
+			continue
+		}
+		ph.hw = max(ph.hw, c.m.Header.Seq)
+		sh.replayed.Add(1)
+		s.c.replayed.Add(1)
+		s.offerChecked(c.m, false, false, pubWait{})
 	}
 	if more {
 		return true

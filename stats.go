@@ -83,7 +83,7 @@ type TopicStats struct {
 	Missed       uint64 // publisher side: messages a subscriber connection missed (its send queue was full), summed over connections
 	Gaps         uint64 // messages missing from publishers' sequences (lost on the way, before a reconnect, or a lost tail told by a tail marker), less those Recovered
 	DecodeErrors uint64 // messages refused: codec or type mismatch, or payload that did not decode
-	Replayed     uint64 // messages delivered from publishers' histories (WithHistory), summed over subscriptions
+	Replayed     uint64 // messages from publishers' histories (WithHistory) offered to subscriptions, summed over them
 	Recovered    uint64 // of the messages missing from publishers' sequences, those a subscription with history got from the publisher's history
 	// HistoryServed counts the messages this node sent from its history
 	// to subscribers that asked (publisher side).
