@@ -429,6 +429,11 @@ const (
 	// LatestNoPublisher: nobody publishes the topic: ctx's error, here a
 	// deadline of LatestDeadline.
 	LatestNoPublisher LatestCase = "no publisher"
+	// LatestPublisherLater: Latest is called first, then the topic's
+	// publisher (WithHistory(1), nothing published) starts: Latest waits
+	// for it to be found, then ErrNoValue. Times count from the
+	// publisher's start.
+	LatestPublisherLater LatestCase = "publisher starting after the call, nothing published"
 )
 
 // LatestDeadline is the ctx deadline of each Latest call.
@@ -440,9 +445,10 @@ type LatestResult struct {
 	// Errs counts the rounds by what Latest returned: "ErrNoValue",
 	// "DeadlineExceeded", "value" or another error's text.
 	Errs map[string]int
-	// Latest: from the node's start to Latest's return. Discovery: from
-	// the node's start until it knew the publisher (Joined with the
-	// topic); none for LatestNoPublisher.
+	// Latest: from the node's start (LatestPublisherLater: the
+	// publisher's) to Latest's return. Discovery: from the same instant
+	// until the node knew the publisher (Joined with the topic); none for
+	// LatestNoPublisher.
 	Latest, Discovery Quantiles
 }
 
@@ -462,7 +468,7 @@ func RunLatest(rounds int) (_ []LatestResult, err error) {
 		return colugo.NewNode(name, colugo.WithTransport(tr), colugo.WithDiscovery(local.New(local.WithDir(dir))))
 	}
 	topics := map[LatestCase]string{LatestNothingPublished: "bench/never", LatestNoHistory: "bench/nohistory",
-		LatestNoPublisher: "bench/nobody"}
+		LatestNoPublisher: "bench/nobody", LatestPublisherLater: "bench/later"}
 	pn, err := mk("latest-pub")
 	if err != nil {
 		return nil, err
@@ -475,7 +481,7 @@ func RunLatest(rounds int) (_ []LatestResult, err error) {
 		return nil, err
 	}
 	var out []LatestResult
-	for _, c := range []LatestCase{LatestNothingPublished, LatestNoHistory, LatestNoPublisher} {
+	for _, c := range []LatestCase{LatestNothingPublished, LatestNoHistory, LatestNoPublisher, LatestPublisherLater} {
 		res := LatestResult{Case: c, Errs: map[string]int{}}
 		var lat, disc []time.Duration
 		for range rounds {
@@ -498,11 +504,32 @@ func RunLatest(rounds int) (_ []LatestResult, err error) {
 					}
 				}
 			})
-			_, err = colugo.Latest[[]byte](ctx, n, topics[c], rawCodec)
+			var later *colugo.Node
+			if c == LatestPublisherLater {
+				done := make(chan error, 1)
+				wg.Go(func() {
+					_, err := colugo.Latest[[]byte](ctx, n, topics[c], rawCodec)
+					done <- err
+				})
+				t0 = time.Now() // Latest waits for the publisher from here
+				if later, err = mk("latest-later-pub"); err == nil {
+					_, err = colugo.NewPublisher[[]byte](later, topics[c], rawCodec, colugo.WithHistory(1))
+				}
+				if err != nil {
+					cancel()
+					return nil, err
+				}
+				err = <-done
+			} else {
+				_, err = colugo.Latest[[]byte](ctx, n, topics[c], rawCodec)
+			}
 			lat = append(lat, time.Since(t0))
 			cancel()
 			wg.Wait()
 			_ = n.Close()
+			if later != nil {
+				_ = later.Close()
+			}
 			select {
 			case d := <-known:
 				disc = append(disc, d)

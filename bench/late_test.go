@@ -37,7 +37,10 @@ func TestLatestSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[LatestCase]string{LatestNothingPublished: "ErrNoValue", LatestNoHistory: "ErrNoValue",
-		LatestNoPublisher: "DeadlineExceeded"}
+		LatestNoPublisher: "DeadlineExceeded", LatestPublisherLater: "ErrNoValue"}
+	if len(rs) != len(want) {
+		t.Fatalf("%d cases, want %d", len(rs), len(want))
+	}
 	for _, r := range rs {
 		if r.Errs[want[r.Case]] != 2 {
 			t.Errorf("%s: %v, want 2 × %s", r.Case, r.Errs, want[r.Case])
