@@ -128,7 +128,7 @@ func BenchmarkLateJoiner(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			value := []byte("the latched value, 64 bytes long .............................")
+			value := []byte("the latched value, 64 bytes long ...............................")
 			if err := pub.Publish(ctx, value); err != nil {
 				b.Fatal(err)
 			}

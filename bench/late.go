@@ -304,17 +304,18 @@ func RunLate(w LateWorkload) (_ LateResult, err error) {
 			k.Close()
 		}
 	}()
+	nodesBefore := 0
 	for i := range w.Procs {
 		k, _, err := spawn(roleLate, childConfig{Dir: dir, Limit: 2*setupTimeout + lateWait + time.Minute})
 		if err != nil {
 			return LateResult{}, err
 		}
 		kids = append(kids, k)
+		// Nodes spread evenly, subscriptions in proportion (cumulative, so
+		// that the shares add up to w.Subs).
 		s := lateShare{Nodes: w.Nodes/w.Procs + b2i(i < w.Nodes%w.Procs), Index: i}
-		s.Subs = w.Subs * s.Nodes / w.Nodes
-		if i == w.Procs-1 { // the rounding remainder
-			s.Subs = w.Subs - (w.Subs*(w.Nodes-s.Nodes))/w.Nodes
-		}
+		s.Subs = w.Subs*(nodesBefore+s.Nodes)/w.Nodes - w.Subs*nodesBefore/w.Nodes
+		nodesBefore += s.Nodes
 		b, _ := json.Marshal(s)
 		if err := k.send("C %s", b); err != nil {
 			return LateResult{}, err
