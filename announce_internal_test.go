@@ -26,8 +26,8 @@ func (d *countingDiscovery) Update(self discovery.Peer) error {
 }
 
 // TestAnnounceCoalesces: a burst of catalog changes (many Subscribe calls
-// at once) costs far fewer announcements than changes, none on the
-// callers' goroutines, and the last one carries the final catalog.
+// at once) costs far fewer announcements than changes, and the last one
+// carries the final catalog.
 func TestAnnounceCoalesces(t *testing.T) {
 	t.Setenv(EnvDiscovery, "") // else it wins over WithDiscovery; d is host-local and the transport on loopback
 	d := &countingDiscovery{Discovery: local.New(local.WithDir(t.TempDir()))}

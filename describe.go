@@ -134,37 +134,32 @@ func (n *Node) catalogHashLocked() string {
 }
 
 // catalogChanged re-announces the node after its publishers, services or
-// subscriptions changed. Called without n.mu. The announcement itself is
-// runAnnounce's: the caller does not wait for discovery (a registry file
-// write, an mDNS update), and a burst of changes (a thousand Subscribe
-// calls at once) costs a few announcements, not one each.
+// subscriptions changed. Called without n.mu. The caller announces, as
+// one would expect, unless an announcement is under way on another
+// goroutine: then that one announces again once done, with the state of
+// the time, so a burst of changes (a thousand Subscribe calls at once)
+// costs a few announcements (registry writes, mDNS updates), not one
+// each, and its callers do not queue behind one another.
 func (n *Node) catalogChanged() {
 	n.mu.Lock()
 	n.catalog = n.catalogHashLocked()
 	n.mu.Unlock()
-	select {
-	case n.announce <- struct{}{}:
-	default: // one is pending: it will carry this change too
-	}
-}
-
-// runAnnounce makes the announcements catalogChanged asks for, each with
-// the node's state at the time, until the node closes.
-func (n *Node) runAnnounce() {
-	for {
-		select {
-		case <-n.announce:
-		case <-n.ctx.Done():
-			return
+	n.announceAgain.Store(true)
+	for n.announcing.CompareAndSwap(false, true) {
+		for n.announceAgain.Swap(false) {
+			n.mu.Lock()
+			self := n.selfLocked()
+			n.mu.Unlock()
+			if n.closed.Load() {
+				break
+			}
+			if err := n.disc.Update(self); err != nil {
+				n.log.Warn("discovery update failed", slog.Any(keyError, err))
+			}
 		}
-		n.mu.Lock()
-		self := n.selfLocked()
-		n.mu.Unlock()
-		if n.closed.Load() {
+		n.announcing.Store(false)
+		if !n.announceAgain.Load() { // else a change came after the last check: announce it
 			return
-		}
-		if err := n.disc.Update(self); err != nil {
-			n.log.Warn("discovery update failed", slog.Any(keyError, err))
 		}
 	}
 }

@@ -106,9 +106,11 @@ type Node struct {
 	rr       map[string]*atomic.Uint64 // round-robin position per service
 	changed  chan struct{}             // closed and replaced when the peer catalog changes
 	catalog  string                    // hash of pubs and services
-	announce chan struct{}             // one slot: catalogChanged asks runAnnounce to re-announce
-	watchers map[*watcher]struct{}
-	targets  map[string][]target // servers per service, rebuilt after any change
+	// announcing is set while a catalogChanged announces; announceAgain
+	// says the catalog changed since its last announcement began.
+	announcing, announceAgain atomic.Bool
+	watchers                  map[*watcher]struct{}
+	targets                   map[string][]target // servers per service, rebuilt after any change
 	// rotations is the request path's copy of targets with their
 	// round-robin positions, replaced (under mu) when a service's servers
 	// are first looked up and emptied when targets is: picking a known
@@ -223,7 +225,6 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		n.keys, n.guard = ring, guard
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.announce = make(chan struct{}, 1)
 	empty := map[string]*topicSubs{}
 	n.recv.Store(&empty)
 	n.catalog = n.catalogHashLocked()
@@ -247,7 +248,6 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		return nil, fmt.Errorf("colugo: discovery: %w", err)
 	}
 	n.wg.Go(func() { n.runDiscovery(events) })
-	n.wg.Go(n.runAnnounce)
 	n.log.Info("node started", slog.String(keyRouter, ep.Router), slog.String(keyPub, ep.Pub))
 	return n, nil
 }
