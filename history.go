@@ -345,6 +345,11 @@ type pubHistory struct {
 	fetching bool
 	synced   bool                 // a fetch completed: last is a baseline for gaps
 	gapEnd   uint64               // a recovery's gap is (last, gapEnd): what it recovers of it counts Recovered
+	// skipped is the range (first, second) of seqs a merge passed over:
+	// newer than what had been delivered, older than the replayed ones.
+	// A live copy of one that arrives after the merge is too late to keep
+	// the order: it is dropped, and counted (Dropped).
+	skipped [2]uint64
 	failed   time.Time            // when a fetch last failed
 	gaveUp   bool                 // the hold overflowed: live messages flow while the fetch ends
 	held     []*transport.Message // live messages held while fetching
@@ -575,6 +580,9 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 		sh.recovered.Add(uint64(len(recovered)))
 		s.c.noteRecovered(ph.id, recovered)
 	}
+	if n0 > 0 && all[0].replayed && all[0].m.Header.Seq > ph.last+1 {
+		ph.skipped = [2]uint64{ph.last, all[0].m.Header.Seq}
+	}
 	for _, c := range all[:n0] {
 		if !c.replayed {
 			s.offerChecked(c.m, true, false, pubWait{})
@@ -623,8 +631,15 @@ func (sh *subHistory) deliverLive(s *subCore, msg *transport.Message, exclusive,
 		sh.mu.Unlock()
 		return
 	case seq != 0 && seq <= ph.hw:
+		if ph.skipped[0] < seq && seq < ph.skipped[1] {
+			// Published after this subscription reached the publisher and
+			// before the history answered, and older than what the answer
+			// delivered: delivering it now would break the order.
+			s.c.dropped.Add(1)
+			s.dropped.Add(1)
+		}
 		sh.mu.Unlock()
-		return // delivered from its history already
+		return // delivered from its history already, or older than that
 	case ph.depth > 0 && ph.synced && seq > ph.last+1 && !s.ending.Load() && time.Since(ph.failed) > historyRetry:
 		// A gap: fetch what is missing, holding this one and what follows.
 		after := ph.last
