@@ -350,6 +350,12 @@ type pubHistory struct {
 	// A live copy of one that arrives after the merge is too late to keep
 	// the order: it is dropped, and counted (Dropped).
 	skipped [2]uint64
+	// pending is a first answer waiting for the live messages it
+	// overtook: until a live one with seq pendingFirst-1 or more comes, or
+	// pendingTimer fires.
+	pending      *wire.HistoryReply
+	pendingFirst uint64
+	pendingTimer *time.Timer
 	failed   time.Time            // when a fetch last failed
 	gaveUp   bool                 // the hold overflowed: live messages flow while the fetch ends
 	held     []*transport.Message // live messages held while fetching
@@ -360,7 +366,8 @@ type pubHistory struct {
 // subHistory is the history side of a subscription (WithHistory).
 type subHistory struct {
 	depth   int
-	holdMax int // bytes of live messages held per publisher while fetching
+	holdMax int   // bytes of live messages held per publisher while fetching
+	start   int64 // when the subscription was made (unix ns)
 
 	mu   sync.Mutex
 	pubs map[string]*pubHistory // by node id
@@ -370,6 +377,13 @@ type subHistory struct {
 	replayed, recovered atomic.Uint64
 	noHist              atomic.Pointer[[]string] // publishers that keep none, sorted
 }
+
+// joinSlack is how many messages beyond the n it asks for a first fetch
+// takes: those published after the subscription began (send time, on the
+// publisher's clock) are delivered too, as live messages would have been,
+// so that the ones whose live copies were still on their way when the
+// history answered are not lost.
+const joinSlack = 256
 
 // maxHoldBytes bounds what a subscription holds per publisher while it
 // fetches that publisher's history, whatever its queue bound.
@@ -412,7 +426,7 @@ func (n *Node) notePublisherLocked(s *subCore, id, router string, depth int) {
 	sh.mu.Unlock()
 	switch {
 	case fetch:
-		n.goLocked(func() { n.runHistoryFetch(s, ph, sh.depth, 0) })
+		n.goLocked(func() { n.runHistoryFetch(s, ph, min(sh.depth+joinSlack, MaxHistory), 0) })
 	case tell:
 		err := fmt.Errorf("%w: topic %q: publisher %s sends live messages only (WithHistory on its publisher keeps some)", ErrNoHistory, s.info.Name, id)
 		n.goLocked(func() { n.report(err) }) // not under n.mu: the handler is the user's
@@ -516,6 +530,67 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 	sh := s.hist
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if first, wait := sh.awaitLive(ph, r, recovery); wait && !s.ending.Load() {
+		// The answer's oldest message came after the subscription began
+		// and after what it has: older ones may still be on their way
+		// live (the answer overtook them). Deliver once they are here (a
+		// live message just before the answer's first), or after a
+		// moment: live messages come in order.
+		ph.pending, ph.pendingFirst = &r, first
+		ph.pendingTimer = time.AfterFunc(liveGrace, func() {
+			sh.mu.Lock()
+			defer sh.mu.Unlock()
+			n.releasePendingLocked(s, ph)
+		})
+		return false
+	}
+	return n.mergeLocked(s, ph, r, recovery, ok)
+}
+
+// liveGrace bounds how long a first fetch's answer waits for live copies
+// that it overtook (awaitLive).
+const liveGrace = 100 * time.Millisecond
+
+// awaitLive reports whether a complete first answer should wait for live
+// messages it may have overtaken, and the seq of its oldest wanted entry.
+func (sh *subHistory) awaitLive(ph *pubHistory, r wire.HistoryReply, recovery bool) (uint64, bool) {
+	if recovery || r.More || len(r.Entries) == 0 {
+		return 0, false
+	}
+	for i := range r.Entries {
+		e := &r.Entries[i].Header
+		if e.Seq <= ph.last || (e.Seq+uint64(sh.depth) <= r.Latest && e.SendTime < sh.start) {
+			continue // not delivered (see mergeLocked)
+		}
+		heldBefore := false
+		for _, m := range ph.held {
+			if m.Header.Seq+1 >= e.Seq {
+				heldBefore = true // the live stream reached it already
+			}
+		}
+		return e.Seq, e.Seq > ph.last+1 && e.SendTime >= sh.start && !heldBefore
+	}
+	return 0, false
+}
+
+// releasePendingLocked merges a first answer that waited for live
+// messages; sh.mu is held.
+func (n *Node) releasePendingLocked(s *subCore, ph *pubHistory) {
+	r := ph.pending
+	if r == nil {
+		return
+	}
+	ph.pending = nil
+	if ph.pendingTimer != nil {
+		ph.pendingTimer.Stop()
+		ph.pendingTimer = nil
+	}
+	n.mergeLocked(s, ph, *r, false, true)
+}
+
+// mergeLocked is deliverHistory's merge; sh.mu is held.
+func (n *Node) mergeLocked(s *subCore, ph *pubHistory, r wire.HistoryReply, recovery, ok bool) (more bool) {
+	sh := s.hist
 	more = r.More && !ph.gaveUp && !s.ending.Load()
 	type cand struct {
 		m        *transport.Message
@@ -523,7 +598,11 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 	}
 	var all []cand
 	for i := range r.Entries {
-		if e := &r.Entries[i]; e.Header.Seq > ph.last {
+		e := &r.Entries[i]
+		if !recovery && e.Header.Seq+uint64(sh.depth) <= r.Latest && e.Header.SendTime < sh.start {
+			continue // older than the n asked for, and published before the subscription: not wanted
+		}
+		if e.Header.Seq > ph.last {
 			m := &transport.Message{Name: s.info.Name, Header: e.Header, Payload: e.Payload}
 			m.Header.Flags |= flagReplayed
 			all = append(all, cand{m, true})
@@ -628,6 +707,9 @@ func (sh *subHistory) deliverLive(s *subCore, msg *transport.Message, exclusive,
 			break
 		}
 		ph.hold(msg)
+		if ph.pending != nil && seq+1 >= ph.pendingFirst { // the live stream caught up with the answer
+			s.node.releasePendingLocked(s, ph)
+		}
 		sh.mu.Unlock()
 		return
 	case seq != 0 && seq <= ph.hw:

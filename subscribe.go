@@ -192,7 +192,7 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	}
 	if cfg.history > 0 {
 		s.info.History = cfg.history
-		s.hist = &subHistory{depth: cfg.history, holdMax: min(max(cfg.queueBytes, 1<<20), maxHoldBytes),
+		s.hist = &subHistory{depth: cfg.history, holdMax: min(max(cfg.queueBytes, 1<<20), maxHoldBytes), start: time.Now().UnixNano(),
 			pubs: make(map[string]*pubHistory)}
 	}
 	k := &chanSink[V]{s: s, ch: make(chan V, cfg.buffer), max: cfg.queueBytes, wake: make(chan struct{}, 1)}
