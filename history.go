@@ -343,8 +343,8 @@ type pubHistory struct {
 	// or below it is one already delivered.
 	hw       uint64
 	fetching bool
-	synced   bool                 // a fetch completed: last is a baseline for gaps
-	gapEnd   uint64               // a recovery's gap is (last, gapEnd): what it recovers of it counts Recovered
+	synced   bool   // a fetch completed: last is a baseline for gaps
+	gapEnd   uint64 // a recovery's gap is (last, gapEnd): what it recovers of it counts Recovered
 	// skipped is the range (first, second) of seqs a merge passed over:
 	// newer than what had been delivered, older than the replayed ones.
 	// A live copy of one that arrives after the merge is too late to keep
@@ -356,11 +356,11 @@ type pubHistory struct {
 	pending      *wire.HistoryReply
 	pendingFirst uint64
 	pendingTimer *time.Timer
-	failed   time.Time            // when a fetch last failed
-	gaveUp   bool                 // the hold overflowed: live messages flow while the fetch ends
-	held     []*transport.Message // live messages held while fetching
-	heldSize int
-	told     bool // ErrNoHistory reported
+	failed       time.Time            // when a fetch last failed
+	gaveUp       bool                 // the hold overflowed: live messages flow while the fetch ends
+	held         []*transport.Message // live messages held while fetching
+	heldSize     int
+	told         bool // ErrNoHistory reported
 }
 
 // subHistory is the history side of a subscription (WithHistory).
