@@ -116,7 +116,7 @@ func boundJSONSchemas(infos []TopicInfo) {
 func (n *Node) catalogHashLocked() string {
 	var lines []string
 	for _, p := range n.pubs {
-		lines = append(lines, "t\x00"+p.info.Name+"\x00"+p.info.Codec+"\x00"+p.info.Type)
+		lines = append(lines, "t\x00"+p.info.Name+"\x00"+p.info.Codec+"\x00"+p.info.Type+"\x00"+strconv.Itoa(p.info.History))
 	}
 	for _, s := range n.services {
 		lines = append(lines, "s\x00"+s.info.Name+"\x00"+s.info.Codec+"\x00"+s.info.Type)

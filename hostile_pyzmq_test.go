@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,49 +59,7 @@ func TestReadmeWireSpecPyzmq(t *testing.T) {
 	}
 	ep := node.Endpoint()
 
-	t.Run("SUB", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, python, "testdata/wirespec.py", "sub", ep.Pub, "wire/pose", node.ID(), "50")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 8)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-		if l := <-lines; l != "ready" {
-			_ = cmd.Wait()
-			t.Fatalf("python: %q", l)
-		}
-		// Publish until python has its 50: it subscribes asynchronously.
-		var last string
-		for seq := 1; seq < 1_000_000; seq++ {
-			_ = pub.Publish(t.Context(), wirePose{X: float64(seq) / 2, Y: -1, Seq: seq})
-			select {
-			case l, ok := <-lines:
-				last = l
-				if !ok {
-					last = "(exited)"
-				}
-			case <-time.After(time.Millisecond):
-				continue
-			}
-			break
-		}
-		if err := cmd.Wait(); err != nil || !strings.HasPrefix(last, "sub ok 50") {
-			t.Fatalf("python: %v: %s", err, last)
-		}
-		t.Log("python:", last)
-	})
+	t.Run("SUB", func(t *testing.T) { pySub(t, pub, ep.Pub, node.ID(), 1, 0) })
 	t.Run("DEALER", func(t *testing.T) {
 		out := runPython(t, "dealer", ep.Router, node.ID())
 		for _, want := range []string{`dealer ok math/add {"Sum":42}`, "dealer ok $describe wirespec True", "dealer ok unknown 8", "dealer ok past-deadline", "dealer ok cancel-unknown"} {
@@ -109,4 +68,76 @@ func TestReadmeWireSpecPyzmq(t *testing.T) {
 			}
 		}
 	})
+}
+
+// pySub runs a pyzmq SUB of wire/pose at addr, publishing with pub from
+// seq first until python has 50 messages, each with a seq above minSeq.
+func pySub(t *testing.T, pub *colugo.Publisher[wirePose], addr, id string, first, minSeq int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "testdata/wirespec.py", "sub", addr, "wire/pose", id, "50", strconv.Itoa(minSeq))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 8)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	if l := <-lines; l != "ready" {
+		_ = cmd.Wait()
+		t.Fatalf("python: %q", l)
+	}
+	// Publish until python has its 50: it subscribes asynchronously.
+	var last string
+	for seq := first; seq < 1_000_000; seq++ {
+		_ = pub.Publish(t.Context(), wirePose{X: float64(seq) / 2, Y: -1, Seq: seq})
+		select {
+		case l, ok := <-lines:
+			last = l
+			if !ok {
+				last = "(exited)"
+			}
+		case <-time.After(time.Millisecond):
+			continue
+		}
+		break
+	}
+	if err := cmd.Wait(); err != nil || !strings.HasPrefix(last, "sub ok 50") {
+		t.Fatalf("python: %v: %s", err, last)
+	}
+	t.Log("python:", last)
+}
+
+// TestHistoryWireSpecPyzmq: a pyzmq DEALER that follows the README's
+// $history section reads a publisher's history, and a plain pyzmq SUB of
+// the same topic gets live messages only.
+func TestHistoryWireSpecPyzmq(t *testing.T) {
+	needPython(t)
+	node := hostileNode(t, "wirespec", t.TempDir())
+	pub, err := colugo.NewPublisher[wirePose](node, "wire/pose", colugo.WithHistory(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := 1; seq <= 7; seq++ {
+		if err := pub.Publish(t.Context(), wirePose{X: float64(seq) / 2, Seq: seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ep := node.Endpoint()
+	out := runPython(t, "history", ep.Router, node.ID(), "wire/pose", "3")
+	for _, want := range []string{"history ok flags 0 depth 5 latest 7 seqs 5,6,7 values 5,6,7", "history ok unknown 8"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("python output lacks %q", want)
+		}
+	}
+	pySub(t, pub, ep.Pub, node.ID(), 8, 7)
 }

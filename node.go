@@ -46,7 +46,13 @@ const Version = "0.1.0"
 //     that numbers reach the wire in order. A back-pressured publish may
 //     hold it for its maxWait; $describe (under mu) then does not wait for
 //     it (pubSeq.baseline), and tail markers skip the topic (TryLock).
-//  4. Leaf locks, held for a few instructions and never while taking
+//  4. A history subscription's subHistory.mu: held while it delivers a
+//     publisher's messages in order (replayed, held and live ones), so
+//     it takes the leaf locks below; it never takes mu, reqMu or a
+//     pubSeq.mu (a recovery is started after it is released). A topic's
+//     history.mu (what a publishing node keeps) is taken under
+//     pubSeq.mu or alone.
+//  5. Leaf locks, held for a few instructions and never while taking
 //     another: a subscription's queue (chanSink.mu, subCore.mu), a
 //     handler context's (handlerCtx.mu), counters.seqMu, a watcher's.
 //
@@ -84,6 +90,8 @@ type Node struct {
 	reqSeq       atomic.Uint64 // sequence of this node's requests and control requests, for replay checks
 	lastSend     atomic.Int64  // send time of the last request (sendClock)
 	eventsDrops  atomic.Uint64 // events dropped by Events watchers that fell behind
+
+	historyRefused, historyFailed atomic.Uint64 // Stats.HistoryRefused, Stats.HistoryFailed
 
 	mu       sync.Mutex
 	subs     map[string][]*subCore // local subscriptions by topic

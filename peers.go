@@ -366,6 +366,11 @@ func (n *Node) syncPeerLocked(p *peer) {
 		}
 	}
 	for t, bp := range want {
+		for _, s := range n.subs[t] {
+			if s.hist != nil { // before the subscription, as in addSub
+				n.notePeerLocked(s, p)
+			}
+		}
 		if had, ok := p.subscribed[t]; !ok || had != bp {
 			if err := n.tr.Subscribe(p.pubAddr, t, transport.SubscribeOptions{BackPressure: bp}); err != nil {
 				n.log.Warn("subscribe failed", slog.String(keyTopic, t), slog.String(keyPeer, p.info.Name), slog.Any(keyError, err))

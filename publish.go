@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,9 @@ type pubCount struct {
 	// together: the header's sender is the node, so one sequence per node
 	// and topic is what receivers can follow without false gaps.
 	seq *pubSeq
+	// hist holds the WithHistory of each open publisher that asked (the
+	// topic's history is as deep and large as the largest).
+	hist []historyConfig
 }
 
 // pubSeq is a topic's publish sequence. With a key, mu is held from taking
@@ -40,6 +44,8 @@ type pubSeq struct {
 	// wait for back-pressure (WithBackPressure): $describe does not wait
 	// for those (baseline).
 	waiting atomic.Int32
+	// hist is what the node keeps of the topic (WithHistory); nil: none.
+	hist atomic.Pointer[history]
 }
 
 // baseline is the sequence number up to which every sealed publish of the
@@ -108,6 +114,7 @@ type Publisher[T any] struct {
 	// Raw makes new bytes, and WithZeroCopy gives Raw's up.
 	handOver bool
 	maxWait  time.Duration // WithBackPressure; 0: Publish never waits
+	hist     historyConfig // WithHistory; depth 0: none
 
 	closed atomic.Bool
 	// spare is a Message for the next Publish: neither local delivery nor
@@ -118,13 +125,14 @@ type Publisher[T any] struct {
 
 // NewPublisher announces that node publishes T on topic. topic is any UTF-8
 // string of 1 to 255 bytes without NUL. Subscribers on other nodes connect
-// once discovery has told them; messages published before that are not
-// delivered to them (there is no history).
+// once discovery has told them; messages published before that reach
+// them only from the publisher's history, when it keeps one (WithHistory)
+// and they ask for it.
 func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Publisher[T], error) {
 	if err := wire.CheckName(topic); err != nil {
 		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
 	}
-	cfg := topicConfig{codec: node.cfg.codec}
+	cfg := topicConfig{codec: node.cfg.codec, historyBytes: DefaultHistoryBytes}
 	for _, o := range opts {
 		if o != nil {
 			o.applyPublisher(&cfg)
@@ -133,11 +141,15 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	if cfg.codec == nil {
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
+	if cfg.history < 0 || cfg.historyBytes < 0 {
+		return nil, fmt.Errorf("%w: WithHistory takes 0 to %d, WithHistoryBytes a positive size", ErrInvalidOption, MaxHistory)
+	}
 	_, raw := cfg.codec.(codec.Raw)
 	if cfg.maxWait < 0 {
 		return nil, fmt.Errorf("%w: negative back-pressure wait", ErrInvalidOption)
 	}
 	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy, maxWait: cfg.maxWait,
+		hist: historyConfig{depth: cfg.history, bytes: cfg.historyBytes},
 		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec),
 			JSONSchema: jsonSchemaOf[T](cfg.codec)}}
 	node.mu.Lock()
@@ -157,6 +169,15 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	pc.n++
 	p.seq = pc.seq
 	p.c = node.counterLocked(topic)
+	if p.hist.depth > 0 {
+		pc.hist = append(pc.hist, p.hist)
+		node.setHistoryLocked(pc)
+	}
+	for _, s := range node.subs[topic] { // this node's history subscriptions learn of it
+		if s.hist != nil {
+			node.notePublisherLocked(s, node.id, "", pc.info.History)
+		}
+	}
 	node.mu.Unlock()
 	node.catalogChanged()
 	return p, nil
@@ -229,7 +250,18 @@ func (p *Publisher[T]) publish(ctx context.Context, v T) error {
 	if p.node.keys != nil {
 		res, err = p.publishSealed(tctx, msg, w)
 	} else {
-		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
+		if h := p.seq.hist.Load(); h != nil {
+			// Numbered under the history's lock, so that it holds the
+			// topic's messages in sequence order; kept before any delivery,
+			// so that a subscription that fetches it after it appears to
+			// the receive path misses nothing (subHistory).
+			h.mu.Lock()
+			msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
+			h.appendLocked(&msg.Header, msg.Payload)
+			h.mu.Unlock()
+		} else {
+			msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
+		}
 		p.node.receiveLocal(msg, w) // subscribers on this node, which keep nothing of msg
 		msg.Exclusive = p.handOver  // after local delivery: a local subscriber must not keep it
 		if w.ctx != nil {
@@ -286,6 +318,11 @@ func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message
 	ext := msg.Header.Ext
 	p.seq.mu.Lock()
 	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
+	if h := p.seq.hist.Load(); h != nil { // kept in plaintext: a replay is sealed for the node that asks
+		h.mu.Lock()
+		h.appendLocked(&msg.Header, plain)
+		h.mu.Unlock()
+	}
 	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
 	res, err := p.node.tr.Publish(ctx, msg, opts)
 	p.seq.mu.Unlock()
@@ -316,6 +353,10 @@ func (p *Publisher[T]) Close() error {
 	n := p.node
 	n.mu.Lock()
 	if pc := n.pubs[p.topic]; pc != nil {
+		if i := slices.Index(pc.hist, p.hist); p.hist.depth > 0 && i >= 0 {
+			pc.hist = slices.Delete(pc.hist, i, i+1)
+			n.setHistoryLocked(pc)
+		}
 		if pc.n--; pc.n == 0 {
 			delete(n.pubs, p.topic)
 		}

@@ -199,8 +199,12 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 	}
 	switch h.Kind {
 	case transport.KindControl:
+		if msg.Name == wire.HistoryService {
+			n.serveHistory(msg, rw)
+			return
+		}
 		if msg.Name != describeService {
-			n.replyError(rw, msg, CodeNotServed, "unknown control request")
+			n.replyError(rw, msg, CodeNotServed, errUnknownControl)
 			return
 		}
 		payload, err := n.describeJSON()

@@ -122,6 +122,7 @@ type ServiceStats struct {
 type counters struct {
 	published, received, delivered, dropped, missed, gaps, decodeErrors atomic.Uint64
 	requests, failed, served, handlerErrs                               atomic.Uint64
+	replayed, recovered, historyServed                                  atomic.Uint64
 
 	// recent is the sender seen last, checked without the lock: a topic
 	// usually has one publisher at a time, so most messages skip the map.
@@ -136,6 +137,46 @@ const maxSenders = 4096
 type senderSeq struct {
 	sender string
 	last   atomic.Uint64
+	// credited is the newest seq whose gap a history subscription
+	// recovered (noteRecovered): one recovery is not credited twice.
+	credited atomic.Uint64
+}
+
+// noteRecovered takes out of the gaps the messages of sender that a
+// history subscription recovered (seqs, ascending): those the topic had
+// counted missing and no other subscription has recovered already.
+func (c *counters) noteRecovered(sender string, seqs []uint64) {
+	c.seqMu.Lock()
+	s := c.lastSeq[sender]
+	c.seqMu.Unlock()
+	if s == nil {
+		return
+	}
+	last := s.last.Load()
+	var n uint64
+	for _, q := range seqs {
+		if q > last {
+			break
+		}
+		for {
+			cr := s.credited.Load()
+			if q <= cr {
+				break
+			}
+			if s.credited.CompareAndSwap(cr, q) {
+				n++
+				break
+			}
+		}
+	}
+	for n > 0 { // never below zero, whatever the races
+		g := c.gaps.Load()
+		d := min(g, n)
+		if c.gaps.CompareAndSwap(g, g-d) {
+			c.recovered.Add(d)
+			return
+		}
+	}
 }
 
 // noteSeq counts the messages missing between a sender's last sequence
@@ -192,7 +233,8 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
-		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load(), EventsDropped: n.eventsDrops.Load()}
+		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load(), EventsDropped: n.eventsDrops.Load(),
+		HistoryRefused: n.historyRefused.Load(), HistoryFailed: n.historyFailed.Load()}
 	for name, c := range n.svcStats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),
@@ -202,16 +244,23 @@ func (n *Node) Stats() Stats {
 	for _, topic := range slices.Sorted(maps.Keys(n.subs)) {
 		for _, s := range n.subs[topic] {
 			q, qb := s.q.queued()
-			st.Subscriptions = append(st.Subscriptions, SubscriptionStats{
+			ss := SubscriptionStats{
 				Topic: topic, Policy: s.policy, Delivered: s.delivered.Load(), Dropped: s.dropped.Load(),
 				DecodeErrors: s.decodeErrors.Load(), Queued: q, QueuedBytes: qb, Slow: s.slow.Load(),
-			})
+			}
+			if s.hist != nil {
+				ss.History = s.hist.depth
+				ss.Replayed, ss.Recovered = s.hist.counts()
+				ss.NoHistory = s.hist.noHistory()
+			}
+			st.Subscriptions = append(st.Subscriptions, ss)
 		}
 	}
 	for name, c := range n.counters {
 		st.Topics[name] = TopicStats{
 			Published: c.published.Load(), Received: c.received.Load(), Delivered: c.delivered.Load(),
 			Dropped: c.dropped.Load(), Missed: c.missed.Load(), Gaps: c.gaps.Load(), DecodeErrors: c.decodeErrors.Load(),
+			Replayed: c.replayed.Load(), Recovered: c.recovered.Load(), HistoryServed: c.historyServed.Load(),
 		}
 	}
 	return st

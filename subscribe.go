@@ -84,7 +84,8 @@ func SubscribeReceived[T any](ctx context.Context, node *Node, topic string, opt
 	return subscribe(ctx, node, topic, opts, true, func(v T, m *transport.Message, recv time.Time) Received[T] {
 		h := &m.Header
 		return Received[T]{Value: v, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
-			SendTime: time.Unix(0, h.SendTime), RecvTime: recv, Metadata: decodeMetadata(h.Ext)}
+			SendTime: time.Unix(0, h.SendTime), RecvTime: recv, Metadata: decodeMetadata(h.Ext),
+			Replayed: h.Flags&flagReplayed != 0}
 	})
 }
 
@@ -107,7 +108,8 @@ type subCore struct {
 	slow     atomic.Bool // in a slow-consumer episode
 	// This subscription's share of the topic's counters (Stats().Subscriptions).
 	delivered, dropped, decodeErrors atomic.Uint64
-	q                                sink // the channel and the queue in front of it
+	q                                sink        // the channel and the queue in front of it
+	hist                             *subHistory // WithHistory; nil: live only
 
 	ending atomic.Bool
 	done   chan struct{} // closed first by close: ends waits, and the feeder, which closes the channel
@@ -169,6 +171,9 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	if cfg.codec == nil || cfg.buffer < 1 || cfg.queueBytes < 0 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
 		return nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1, a queue bound of at least 0 and a positive Block duration", ErrInvalidOption)
 	}
+	if cfg.history < 0 {
+		return nil, fmt.Errorf("%w: WithHistory takes 0 to %d", ErrInvalidOption, MaxHistory)
+	}
 	c := cfg.codec
 	if cfg.anyCodec {
 		if _, ok := any(new(T)).(*[]byte); !ok {
@@ -184,6 +189,11 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 		info: TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)}}
 	if cfg.anyCodec {
 		s.info.Codec, s.info.Type = "*", "*"
+	}
+	if cfg.history > 0 {
+		s.info.History = cfg.history
+		s.hist = &subHistory{depth: cfg.history, holdMax: min(max(cfg.queueBytes, 1<<20), maxHoldBytes),
+			pubs: make(map[string]*pubHistory)}
 	}
 	k := &chanSink[V]{s: s, ch: make(chan V, cfg.buffer), max: cfg.queueBytes, wake: make(chan struct{}, 1)}
 	// scratch is decoded into under k.mu and copied out, so a delivery
@@ -479,6 +489,17 @@ func (n *Node) addSub(s *subCore) error {
 	}
 	s.c = n.counterLocked(s.info.Name)
 	n.goLocked(s.q.feed) // the node is open: it starts, and Close waits for it
+	if s.hist != nil {
+		// Before the receive path sees it: a publisher known here is
+		// being fetched by the time its first live message arrives, so
+		// that message is held, not delivered ahead of the history.
+		if pc := n.pubs[s.info.Name]; pc != nil {
+			n.notePublisherLocked(s, n.id, "", pc.info.History)
+		}
+		for _, p := range n.peers {
+			n.notePeerLocked(s, p)
+		}
+	}
 	n.subs[s.info.Name] = append(n.subs[s.info.Name], s)
 	n.publishRecvLocked()
 	for _, p := range n.peers {
@@ -548,6 +569,11 @@ func (n *Node) receiveFrom(msg *transport.Message, local bool, w pubWait) {
 	if msg.Header.Flags&wire.FlagTail != 0 { // no value: the sender's latest seq
 		if !local {
 			ts.c.noteTail(msg.Header.Sender, msg.Header.Seq)
+			for _, s := range ts.subs {
+				if s.hist != nil {
+					s.hist.noteTail(s, msg.Header.Sender, msg.Header.Seq)
+				}
+			}
 		}
 		return
 	}
@@ -560,20 +586,31 @@ func (n *Node) receiveFrom(msg *transport.Message, local bool, w pubWait) {
 }
 
 func (s *subCore) deliver(msg *transport.Message, exclusive, local bool, w pubWait) {
+	if s.hist != nil {
+		s.hist.deliverLive(s, msg, exclusive, local, w)
+		return
+	}
+	s.offerChecked(msg, exclusive, local, w)
+}
+
+// offerChecked checks msg's codec and type and offers it to the queue,
+// counting and reporting what it refuses; it reports whether msg was
+// taken.
+func (s *subCore) offerChecked(msg *transport.Message, exclusive, local bool, w pubWait) bool {
 	h := &msg.Header
 	if !s.anyCodec && (h.Codec != s.info.Codec || (s.strict && h.Type != s.info.Type)) {
 		s.c.decodeErrors.Add(1)
 		s.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender,
 			Err: fmt.Errorf("%w: subscriber expects codec %s, type %s", ErrCodecMismatch, s.info.Codec, s.info.Type)})
-		return
+		return false
 	}
 	dropped, err := s.q.offer(msg, exclusive, local, w)
 	if err != nil {
 		s.c.decodeErrors.Add(1)
 		s.decodeErrors.Add(1)
 		s.node.report(&DecodeError{Topic: s.info.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Err: err})
-		return
+		return false
 	}
 	s.c.delivered.Add(1)
 	s.delivered.Add(1)
@@ -582,6 +619,7 @@ func (s *subCore) deliver(msg *transport.Message, exclusive, local bool, w pubWa
 		end(nil)
 	}
 	s.noteOffer(dropped)
+	return true
 }
 
 // noteOffer counts drops and reports ErrSlowConsumer when an episode

@@ -132,7 +132,7 @@ def recv(s, what):
         fail(what, ": no message within 10 s")
 
 
-def sub(addr, topic, node_id, n):
+def sub(addr, topic, node_id, n, min_seq=0):
     s = socket(zmq.SUB, addr)
     s.setsockopt(zmq.SUBSCRIBE, topic.encode() + b"\x00")
     s.connect("tcp://" + addr)
@@ -147,6 +147,8 @@ def sub(addr, topic, node_id, n):
             fail("sub: header", h)
         if h["seq"] <= last:
             fail("sub: seq", h["seq"], "after", last)
+        if h["seq"] <= min_seq:  # a plain SUB gets live messages only, never a publisher's history
+            fail("sub: seq", h["seq"], "was published before the SUB subscribed (up to", min_seq, ")")
         last = h["seq"]
         check_time(h)
         v = json.loads(f[2])
@@ -204,6 +206,63 @@ def dealer(addr, node_id):
     s.close()
 
 
+def parse_entry_header(b):
+    # A header as in parse_header, but with extensions (flags bit 2): the
+    # rest of the frame, (uvarint type, uvarint length, value) entries.
+    r = Reader(b)
+    h = {"magic": r.byte(), "kind": r.byte(), "flags": r.byte(), "status": r.byte()}
+    h["codec"] = r.string(64).decode()
+    h["type"] = r.string(255).decode()
+    h["sender"] = r.string(64).decode()
+    h["seq"] = r.uvarint()
+    h["send_time"] = r.varint()
+    h["request_id"] = r.uvarint()
+    h["deadline"] = r.varint()
+    h["error"] = r.string(4096).decode()
+    ext = []
+    if h["flags"] & 4:
+        while r.i < len(b):
+            typ = r.uvarint()
+            ext.append((typ, r.string(4096)))
+    if r.i != len(b) or h["flags"] & ~4:
+        fail("entry header: flags", h["flags"], "trailing", b[r.i:])
+    h["ext"] = ext
+    return h
+
+
+def history(addr, node_id, topic, want):
+    # $history, as the README's wire section gives it: the newest `want`
+    # messages the node keeps of topic.
+    s = socket(zmq.DEALER, addr)
+    s.connect("tcp://" + addr)
+    req = bytes([1]) + uvarint(want) + uvarint(0) + topic.encode()
+    s.send_multipart([b"$history\x00", header(CONTROL, codec=b"colugo-history", request_id=21, deadline=2 * 10**9), req])
+    f = recv(s, "history")
+    h = parse_header(f[1])
+    if h["kind"] != REPLY or h["status"] != 0 or h["request_id"] != 21 or h["codec"] != "colugo-history":
+        fail("history: reply header", h)
+    r = Reader(f[2])
+    flags, depth, latest = r.byte(), r.uvarint(), r.uvarint()
+    seqs, values = [], []
+    while r.i < len(r.b):
+        hb = r.string(1 << 20)
+        eh = parse_entry_header(hb)
+        body = r.string(64 << 20)
+        if eh["kind"] != PUBLISH or eh["sender"] != node_id or (3, b"") not in eh["ext"]:
+            fail("history: entry", eh)
+        check_time(eh)
+        seqs.append(str(eh["seq"]))
+        values.append(str(json.loads(body)["Seq"]))
+    print("history ok flags", flags, "depth", depth, "latest", latest, "seqs", ",".join(seqs), "values", ",".join(values), flush=True)
+
+    s.send_multipart([b"$history\x00", header(CONTROL, codec=b"colugo-history", request_id=22), bytes([1]) + uvarint(1) + uvarint(0) + b"not/published"])
+    h = parse_header(recv(s, "history unknown topic")[1])
+    if h["status"] != 8:  # not served
+        fail("history: unknown topic", h)
+    print("history ok unknown", h["status"], h["error"], flush=True)
+    s.close()
+
+
 def hostile(addr):
     s = socket(zmq.DEALER, addr)
     s.connect("tcp://" + addr)
@@ -237,7 +296,9 @@ def hostile(addr):
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "sub":
-        sub(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        sub(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]) if len(sys.argv) > 6 else 0)
+    elif mode == "history":
+        history(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "dealer":
         dealer(sys.argv[2], sys.argv[3])
     else:
