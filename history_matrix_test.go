@@ -29,17 +29,18 @@ import (
 // same with a network key.
 var historyTransports = []string{"inproc", "zmq", "zmq-key"}
 
-// historyNodes makes a publishing and a subscribing node on tr (the same
-// node when same), the subscribing one with onErr as its error handler.
-func historyNodes(t *testing.T, tr string, same bool, onErr func(error)) (pubNode, subNode *colugo.Node) {
+// historyMaker returns a function that makes nodes on tr that see each
+// other: inproc (one colugotest network), zmq with a registry in a
+// temporary directory, or zmq-key, the same with a network key.
+func historyMaker(t *testing.T, tr string) func(name string, opts ...colugo.NodeOption) *colugo.Node {
 	t.Helper()
-	var mk func(name string, opts ...colugo.NodeOption) *colugo.Node
 	switch tr {
 	case "inproc":
-		mk = colugotest.NewNetwork(t).NewNode
+		return colugotest.NewNetwork(t).NewNode
 	case "zmq", "zmq-key":
 		dir := t.TempDir()
-		mk = func(name string, opts ...colugo.NodeOption) *colugo.Node {
+		return func(name string, opts ...colugo.NodeOption) *colugo.Node {
+			t.Helper()
 			base := []colugo.NodeOption{colugo.WithDiscovery(local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond)))}
 			if tr == "zmq-key" {
 				base = append(base, colugo.WithKey(key1))
@@ -51,9 +52,16 @@ func historyNodes(t *testing.T, tr string, same bool, onErr func(error)) (pubNod
 			t.Cleanup(func() { _ = n.Close() })
 			return n
 		}
-	default:
-		t.Fatalf("unknown transport %q", tr)
 	}
+	t.Fatalf("unknown transport %q", tr)
+	return nil
+}
+
+// historyNodes makes a publishing and a subscribing node on tr (the same
+// node when same), the subscribing one with onErr as its error handler.
+func historyNodes(t *testing.T, tr string, same bool, onErr func(error)) (pubNode, subNode *colugo.Node) {
+	t.Helper()
+	mk := historyMaker(t, tr)
 	subNode = mk("sub", colugo.WithErrorHandler(onErr))
 	if same {
 		return subNode, subNode
@@ -332,5 +340,168 @@ func historyCase(t *testing.T, tr string, same bool, pubDepth, subDepth int, opt
 				}
 			}
 		}
+	}
+}
+
+// knowsPublishers waits until node knows want publishers of topic on
+// other nodes (their $describe lists it).
+func knowsPublishers(t *testing.T, node *colugo.Node, topic string, want int) {
+	t.Helper()
+	testwait.Until(t, fmt.Sprintf("%d publishers of %s", want, topic), func() bool {
+		n := 0
+		for _, pi := range node.Peers() {
+			if slices.ContainsFunc(pi.Topics, func(ti colugo.TopicInfo) bool { return ti.Name == topic }) {
+				n++
+			}
+		}
+		return n >= want
+	})
+}
+
+// latestNodes makes nodes on tr that see each other (historyMaker).
+func latestNodes(t *testing.T, tr string, names ...string) []*colugo.Node {
+	t.Helper()
+	mk := historyMaker(t, tr)
+	var out []*colugo.Node
+	for _, name := range names {
+		out = append(out, mk(name))
+	}
+	return out
+}
+
+// TestLatestAcrossPublishers: Latest returns the newest value (by send
+// time) of two publishers on other nodes, and of this node's own and
+// another's; ErrNoValue while they keep nothing.
+func TestLatestAcrossPublishers(t *testing.T) {
+	t.Setenv(colugo.EnvKey, "")
+	const topic = "hist/latest"
+	for _, tr := range historyTransports {
+		t.Run(tr, func(t *testing.T) {
+			ns := latestNodes(t, tr, "a", "b", "c")
+			a, b, c := ns[0], ns[1], ns[2]
+			pa, err := colugo.NewPublisher[string](a, topic, colugo.WithHistory(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pb, err := colugo.NewPublisher[string](b, topic, colugo.WithHistory(4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			knowsPublishers(t, c, topic, 2)
+			knowsPublishers(t, a, topic, 1)
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
+			defer cancel()
+			if v, err := colugo.Latest[string](ctx, c, topic); !errors.Is(err, colugo.ErrNoValue) {
+				t.Fatalf("before any publish: %q, %v; want ErrNoValue", v, err)
+			}
+			latest := func(on *colugo.Node, want string, from *colugo.Node, seq uint64) {
+				t.Helper()
+				r, err := colugo.LatestReceived[string](ctx, on, topic)
+				if err != nil || r.Value != want || r.Sender != from.ID() || r.Seq != seq || !r.Replayed || r.SendTime.IsZero() {
+					t.Fatalf("Latest on %s = %+v, %v; want %q from %s, seq %d, Replayed", on.Name(), r, err, want, from.Name(), seq)
+				}
+			}
+			publish := func(p *colugo.Publisher[string], v string) {
+				t.Helper()
+				before := time.Now()
+				if err := p.Publish(ctx, v); err != nil {
+					t.Fatal(err)
+				}
+				// Send times order the publishers: make the next one later
+				// even on a coarse clock.
+				testwait.Until(t, "the clock to move", func() bool { return time.Since(before) > time.Microsecond })
+			}
+			publish(pa, "a1")
+			latest(c, "a1", a, 1)
+			publish(pb, "b1")
+			publish(pb, "b2")
+			latest(c, "b2", b, 2)
+			latest(a, "b2", b, 2) // its own publisher's is older
+			publish(pa, "a2")
+			latest(c, "a2", a, 2)
+			latest(a, "a2", a, 2)
+			latest(b, "a2", a, 2)
+			if v, err := colugo.Latest[int](ctx, c, topic); err == nil {
+				t.Fatalf("Latest[int] of strings: %v, nil error", v)
+			}
+		})
+	}
+}
+
+// TestLatestNoValue: publishers that keep nothing (no history, or history
+// and nothing published yet) make Latest return ErrNoValue promptly, each
+// having answered, not at the deadline.
+func TestLatestNoValue(t *testing.T) {
+	t.Setenv(colugo.EnvKey, "")
+	const topic = "hist/none"
+	for _, tr := range historyTransports {
+		t.Run(tr, func(t *testing.T) {
+			mk := historyMaker(t, tr)
+			ns := []*colugo.Node{mk("a"), mk("b"), mk("c"), mk("asker")}
+			if _, err := colugo.NewPublisher[int](ns[0], topic); err != nil {
+				t.Fatal(err)
+			}
+			pb, err := colugo.NewPublisher[int](ns[1], topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := colugo.NewPublisher[int](ns[2], topic, colugo.WithHistory(3)); err != nil {
+				t.Fatal(err)
+			}
+			if err := pb.Publish(t.Context(), 7); err != nil { // published, not kept
+				t.Fatal(err)
+			}
+			knowsPublishers(t, ns[3], topic, 3)
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
+			defer cancel()
+			start := time.Now()
+			v, err := colugo.Latest[int](ctx, ns[3], topic)
+			took := time.Since(start)
+			if !errors.Is(err, colugo.ErrNoValue) || v != 0 {
+				t.Fatalf("Latest = %d, %v; want ErrNoValue", v, err)
+			}
+			if took > time.Second {
+				t.Errorf("ErrNoValue took %v", took)
+			}
+			t.Logf("ErrNoValue from 3 publishers in %v", took)
+			// From the very start (nothing known yet): within a few times
+			// the discovery of the publishers.
+			late := mk("late")
+			start = time.Now()
+			_, err = colugo.Latest[int](ctx, late, topic)
+			t.Logf("ErrNoValue for a node that had just started: %v, in %v", err, time.Since(start))
+			if !errors.Is(err, colugo.ErrNoValue) {
+				t.Fatalf("Latest on a new node: %v; want ErrNoValue", err)
+			}
+		})
+	}
+}
+
+// TestLatestNoPublisher: with no publisher of the topic at all, Latest
+// waits for one until ctx's deadline and returns ctx's error.
+func TestLatestNoPublisher(t *testing.T) {
+	for _, tr := range []string{"inproc", "zmq"} {
+		t.Run(tr, func(t *testing.T) {
+			ns := latestNodes(t, tr, "a", "asker")
+			if _, err := colugo.NewPublisher[int](ns[0], "hist/other"); err != nil {
+				t.Fatal(err)
+			}
+			const d = 200 * time.Millisecond
+			ctx, cancel := context.WithTimeout(t.Context(), d)
+			defer cancel()
+			start := time.Now()
+			v, err := colugo.Latest[int](ctx, ns[1], "hist/nobody")
+			if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, colugo.ErrNoValue) || took < d {
+				t.Fatalf("Latest = %d, %v after %v; want DeadlineExceeded at %v", v, err, took, d)
+			}
+			cctx, ccancel := context.WithCancel(t.Context())
+			ccancel()
+			if _, err := colugo.Latest[int](cctx, ns[1], "hist/nobody"); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Latest with a cancelled ctx: %v", err)
+			}
+			if _, err := colugo.Latest[int](t.Context(), ns[1], ""); !errors.Is(err, colugo.ErrInvalidOption) {
+				t.Fatalf("Latest of an invalid topic: %v", err)
+			}
+		})
 	}
 }
