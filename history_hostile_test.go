@@ -668,3 +668,79 @@ func TestHistoryMaliciousPublisher(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryRecoveryWhileLive: a publisher (a fake, honest one) whose
+// answer to a recovery holds messages whose live copies are still on
+// their way: they arrive before, while and after the answer is delivered.
+// Each value is delivered once, in order, and the gap's accounting stays
+// exact: of the 6 messages lost (4 to 9), the 4 it still held (6 to 9)
+// are Recovered, the 2 others (4, 5) stay in Gaps. It runs 20 rounds, as
+// the live copy that arrives while the answer is being delivered (the one
+// the transport's reader is noting then) is a matter of timing.
+func TestHistoryRecoveryWhileLive(t *testing.T) {
+	const topic = "hist/race"
+	const total = 20_000
+	for round := range 20 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			var f *fakePublisher
+			var streaming sync.WaitGroup
+			t.Cleanup(streaming.Wait)
+			f = newFakePublisher(t, dir, "fakeabcdef012345", topic, func(n int, req wire.HistoryRequest) ([]byte, uint8, bool) {
+				if req.After == 0 { // the subscription's first fetch: nothing yet
+					return f.entries(false, 0), 0, true
+				}
+				// The recovery after 3: everything since but 4 and 5 (no
+				// longer kept), while the live copies of 11 onwards go out.
+				var seqs []uint64
+				for s := req.After + 3; s <= total; s++ {
+					seqs = append(seqs, s)
+				}
+				// Answer once the live stream is under way, so that live
+				// copies arrive before, while and after the answer is
+				// delivered.
+				started := make(chan struct{})
+				streaming.Go(func() {
+					for s := uint64(11); s <= total; s++ {
+						f.publish(t, s)
+						if s == 1000 {
+							close(started)
+						}
+					}
+				})
+				<-started
+				return f.entries(false, total, seqs...), 0, true
+			})
+			victim := hostileNode(t, "victim", dir)
+			ch, err := colugo.SubscribeReceived[int](t.Context(), victim, topic, colugo.WithHistory(10), colugo.WithBuffer(2*total))
+			if err != nil {
+				t.Fatal(err)
+			}
+			testwait.Until(t, "the victim to subscribe to the fake", func() bool { return f.tr.(interface{ Subscribers(string) int }).Subscribers(topic) > 0 })
+			testwait.Until(t, "the first history fetch", func() bool { return f.asked.Load() > 0 })
+			for _, s := range []uint64{1, 2, 3, 10} { // 4 to 9 lost on the way
+				f.publish(t, s)
+			}
+			var replayed int
+			for want := 1; want <= total; want++ {
+				if want == 4 {
+					want = 6 // 4 and 5 are lost
+				}
+				r := colugotest.Next(t, ch, wait)
+				if r.Value != want || r.Seq != uint64(want) {
+					t.Fatalf("got %+v, want %d", r, want)
+				}
+				if r.Replayed {
+					replayed++
+				}
+			}
+			streaming.Wait()
+			ts := victim.Stats().Topics[topic]
+			t.Logf("%d replayed; %+v", replayed, ts)
+			if ts.Gaps != 2 || ts.Recovered != 4 {
+				t.Errorf("Gaps %d, Recovered %d; want 2 (4 and 5) and 4 (6 to 9)", ts.Gaps, ts.Recovered)
+			}
+		})
+	}
+}

@@ -136,12 +136,14 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 	_ = subNode.Close() // closes ch: the reader returns
 	<-done
 
-	// Every seq once, in order; count the missing and the replayed. The
-	// cut makes one run of missed messages, then the replayed ones follow
-	// it, then live ones again: at most one hole, one replayed run, and
-	// the replayed run right after the hole.
-	var replayed, missing, holes, replayRuns int
-	prev, holeEnd := uint64(0), uint64(0)
+	// Every seq once, in order. The cut makes one hole at most: live
+	// messages up to before (the last before the cut), then the first
+	// replayed one, ..., then first, the first live message after the
+	// cut, which showed the gap. What the publisher's history answered is
+	// replayed from just after the hole on (some of it newer than first,
+	// when its live copy had not come yet).
+	var replayed, missing, holes, recoveredBefore int
+	var prev, before, first, firstReplayed uint64
 	for i, r := range got {
 		if r.Seq <= prev {
 			t.Fatalf("message %d: seq %d after %d", i, r.Seq, prev)
@@ -152,36 +154,43 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 		if r.Seq > prev+1 {
 			missing += int(r.Seq - prev - 1)
 			holes++
-			holeEnd = r.Seq
-		}
-		if r.Replayed {
-			if i == 0 || !got[i-1].Replayed {
-				replayRuns++
-				if holes > 0 && r.Seq != holeEnd {
-					t.Errorf("the replayed run starts at %d, not right after the hole (%s)", r.Seq, runs(got))
-				}
+			if !r.Replayed {
+				t.Errorf("the hole before %d is closed by a live message (%s)", r.Seq, runs(got))
 			}
+		}
+		switch {
+		case r.Replayed && firstReplayed == 0:
+			firstReplayed, before = r.Seq, prev
 			replayed++
+		case r.Replayed:
+			replayed++
+		case firstReplayed != 0 && first == 0:
+			first = r.Seq
+		}
+		if r.Replayed && first == 0 {
+			recoveredBefore++
 		}
 		prev = r.Seq
 	}
-	if holes > 1 || replayRuns > 1 {
-		t.Errorf("%d holes, %d replayed runs; want one cut (%s)", holes, replayRuns, runs(got))
-	}
-	t.Logf("depth %d, key %v: %d msgs in %v (%.1f kHz), cut at %v; %d delivered, %d replayed, %d missing; stats: %+v",
+	t.Logf("depth %d, key %v: %d msgs in %v (%.1f kHz), cut at %v; %d delivered, %d replayed, %d missing (%s); stats: %+v",
 		depth, key != nil, total, streamed.Round(time.Millisecond), float64(total)/streamed.Seconds()/1000,
-		cutAt.Sub(start).Round(time.Millisecond), len(got), replayed, missing, ts)
-	if replayed == 0 {
-		t.Errorf("nothing was replayed: the cut lost nothing? (%s)", runs(got))
+		cutAt.Sub(start).Round(time.Millisecond), len(got), replayed, missing, runs(got), ts)
+	if holes > 1 || replayed == 0 || first == 0 {
+		t.Fatalf("%d holes, %d replayed, first live after them %d: want one cut, recovered (%s)", holes, replayed, first, runs(got))
 	}
 	if ts.Gaps != uint64(missing) {
 		t.Errorf("TopicStats.Gaps = %d, want the %d missing (%s)", ts.Gaps, missing, runs(got))
 	}
-	if ts.Recovered != uint64(replayed) || ts.Replayed != uint64(replayed) || served < uint64(replayed) {
-		t.Errorf("TopicStats Recovered %d, Replayed %d, the publisher's HistoryServed %d; want %d", ts.Recovered, ts.Replayed, served, replayed)
+	// Of the messages that did not arrive live between before and first,
+	// those replayed are Recovered, and the rest are Gaps.
+	if ts.Recovered != uint64(recoveredBefore) || ts.Gaps+ts.Recovered != first-before-1 {
+		t.Errorf("TopicStats Recovered %d, Gaps %d; want %d recovered of the %d between %d and %d", ts.Recovered, ts.Gaps, recoveredBefore, first-before-1, before, first)
 	}
-	if len(subs) != 1 || subs[0].Recovered != uint64(replayed) || subs[0].Replayed != uint64(replayed) {
-		t.Errorf("SubscriptionStats %+v; want %d recovered", subs, replayed)
+	if ts.Replayed != uint64(replayed) || served < uint64(replayed) {
+		t.Errorf("TopicStats Replayed %d, the publisher's HistoryServed %d; want %d", ts.Replayed, served, replayed)
+	}
+	if len(subs) != 1 || subs[0].Replayed != uint64(replayed) || subs[0].Recovered < ts.Recovered || subs[0].Recovered > uint64(replayed) {
+		t.Errorf("SubscriptionStats %+v; want %d replayed, %d to %d recovered", subs, replayed, ts.Recovered, replayed)
 	}
 	if st.HistoryFailed != 0 || st.AuthFailures != 0 || pubAuth != 0 {
 		t.Errorf("HistoryFailed %d, AuthFailures: sub %d, pub %d", st.HistoryFailed, st.AuthFailures, pubAuth)
@@ -192,10 +201,9 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 		}
 		return
 	}
-	// A small history: the publisher still held its last depth messages
-	// when asked, so at most depth were replayed, and the missing ones
-	// are one run just before them.
-	if replayed > depth || missing == 0 {
+	// A small history: the publisher held its last depth messages when
+	// asked, so at most depth were replayed, right after the hole.
+	if replayed > depth || missing == 0 || firstReplayed != before+uint64(missing)+1 {
 		t.Errorf("%d replayed, %d missing, with a history of %d (%s)", replayed, missing, depth, runs(got))
 	}
 }
