@@ -124,8 +124,8 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 	tick.Stop()
 	streamed := time.Since(start)
 	testwait.Until(t, "the last message", func() bool { return last.Load() == int64(total) })
-	if pubProxy.Accepted() < 2 || pubProxy.Refused() == 0 {
-		t.Fatalf("the proxy did not cut: %d connections, %d refused", pubProxy.Accepted(), pubProxy.Refused())
+	if pubProxy.Accepted() < 2 {
+		t.Fatalf("the proxy did not cut: %d connections", pubProxy.Accepted())
 	}
 	// Gaps and Recovered settle once the recovery fetch has been
 	// delivered, which the last message waited for.
@@ -136,14 +136,16 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 	_ = subNode.Close() // closes ch: the reader returns
 	<-done
 
-	// Every seq once, in order. The cut makes one hole at most: live
-	// messages up to before (the last before the cut), then the first
-	// replayed one, ..., then first, the first live message after the
-	// cut, which showed the gap. What the publisher's history answered is
-	// replayed from just after the hole on (some of it newer than first,
-	// when its live copy had not come yet).
+	// Every seq once, in order. The cut makes one break at most: live
+	// messages up to before (the last before the cut), maybe a hole (what
+	// the publisher no longer held when asked), maybe replayed ones (what
+	// it held), then first, the first live message after the cut, which
+	// showed the gap (some replayed ones may be newer than first, when
+	// their live copies had not come yet; a small history may hold none
+	// of the missed ones by the time it answers).
 	var replayed, missing, holes, recoveredBefore int
 	var prev, before, first, firstReplayed uint64
+	broken := false
 	for i, r := range got {
 		if r.Seq <= prev {
 			t.Fatalf("message %d: seq %d after %d", i, r.Seq, prev)
@@ -154,29 +156,29 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 		if r.Seq > prev+1 {
 			missing += int(r.Seq - prev - 1)
 			holes++
-			if !r.Replayed {
-				t.Errorf("the hole before %d is closed by a live message (%s)", r.Seq, runs(got))
-			}
+		}
+		if !broken && (r.Replayed || r.Seq > prev+1) {
+			broken, before = true, prev
 		}
 		switch {
-		case r.Replayed && firstReplayed == 0:
-			firstReplayed, before = r.Seq, prev
-			replayed++
 		case r.Replayed:
 			replayed++
-		case firstReplayed != 0 && first == 0:
+			if firstReplayed == 0 {
+				firstReplayed = r.Seq
+			}
+			if first == 0 {
+				recoveredBefore++
+			}
+		case broken && first == 0:
 			first = r.Seq
-		}
-		if r.Replayed && first == 0 {
-			recoveredBefore++
 		}
 		prev = r.Seq
 	}
-	t.Logf("depth %d, key %v: %d msgs in %v (%.1f kHz), cut at %v; %d delivered, %d replayed, %d missing (%s); stats: %+v",
+	t.Logf("depth %d, key %v: %d msgs in %v (%.1f kHz), cut at %v (%d redials refused); %d delivered, %d replayed, %d missing (%s); stats: %+v",
 		depth, key != nil, total, streamed.Round(time.Millisecond), float64(total)/streamed.Seconds()/1000,
-		cutAt.Sub(start).Round(time.Millisecond), len(got), replayed, missing, runs(got), ts)
-	if holes > 1 || replayed == 0 || first == 0 {
-		t.Fatalf("%d holes, %d replayed, first live after them %d: want one cut, recovered (%s)", holes, replayed, first, runs(got))
+		cutAt.Sub(start).Round(time.Millisecond), pubProxy.Refused(), len(got), replayed, missing, runs(got), ts)
+	if holes > 1 || first == 0 {
+		t.Fatalf("%d holes, first live after the cut %d: want one cut (%s)", holes, first, runs(got))
 	}
 	if ts.Gaps != uint64(missing) {
 		t.Errorf("TopicStats.Gaps = %d, want the %d missing (%s)", ts.Gaps, missing, runs(got))
@@ -196,14 +198,14 @@ func recoveryRun(t *testing.T, total, depth int, key []byte) {
 		t.Errorf("HistoryFailed %d, AuthFailures: sub %d, pub %d", st.HistoryFailed, st.AuthFailures, pubAuth)
 	}
 	if depth >= total {
-		if missing != 0 {
-			t.Errorf("%d messages lost with a history of %d (%s)", missing, depth, runs(got))
+		if missing != 0 || replayed == 0 || firstReplayed != before+1 {
+			t.Errorf("%d messages lost, %d replayed from %d after %d, with a history of %d (%s)", missing, replayed, firstReplayed, before, depth, runs(got))
 		}
 		return
 	}
 	// A small history: the publisher held its last depth messages when
 	// asked, so at most depth were replayed, right after the hole.
-	if replayed > depth || missing == 0 || firstReplayed != before+uint64(missing)+1 {
+	if replayed > depth || missing == 0 || replayed > 0 && firstReplayed != before+uint64(missing)+1 {
 		t.Errorf("%d replayed, %d missing, with a history of %d (%s)", replayed, missing, depth, runs(got))
 	}
 }
