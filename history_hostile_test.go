@@ -428,7 +428,6 @@ type fakePublisher struct {
 	// reply to req; ok false: no answer at all.
 	answer func(n int, req wire.HistoryRequest) (payload []byte, status uint8, ok bool)
 	asked  atomic.Int64
-	seq    uint64
 }
 
 // newFakePublisher starts a fake publisher of topic and registers it in
