@@ -64,7 +64,8 @@ type Stats struct {
 	// (the oldest first) because their readers fell behind.
 	EventsDropped uint64
 	// HistoryRefused counts history requests ($history) this node refused:
-	// malformed, or for a topic it does not publish. Requests of nodes
+	// malformed, for a topic it does not publish, or while it was building
+	// as many large answers as it builds at once. Requests of nodes
 	// without the key of a keyed node count in AuthFailures.
 	HistoryRefused uint64
 	// HistoryFailed counts history requests this node made that got no
