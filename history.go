@@ -679,6 +679,9 @@ func (n *Node) mergeLocked(s *subCore, ph *pubHistory, r wire.HistoryReply, reco
 	// delivered or is older than what was asked: a live message past the
 	// next number shows a gap to recover.
 	ph.last = max(ph.last, r.Latest)
+	if ok {
+		s.c.noteBaseline(ph.id, r.Latest)
+	}
 	ph.synced = ph.synced || ok || len(ph.held) > 0
 	ph.held, ph.heldSize, ph.fetching, ph.gaveUp, ph.gapEnd = nil, 0, false, false, 0
 	return false

@@ -551,3 +551,50 @@ func TestHistoryWhilePublishing(t *testing.T) {
 		t.Fatalf("HistoryFailed %d and %d: an answer was refused", fa, fb)
 	}
 }
+
+// TestHistoryBaselineCountsGaps: the latest seq of a history answer is
+// where the topic's sequence starts: messages lost between it and the
+// first live message count as gaps when the history no longer holds them.
+func TestHistoryBaselineCountsGaps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	var dropped atomic.Int32
+	pubNode := histNode(t, dir, "pub", nil)
+	subNode := histNode(t, dir, "sub", func(tr transport.Transport) transport.Transport {
+		return &dropping{Transport: tr, drop: func(m *transport.Message) bool {
+			if m.Name == "t" && m.Header.Seq >= 2 && m.Header.Seq <= 5 {
+				dropped.Add(1)
+				return true
+			}
+			return false
+		}}
+	})
+	pub, err := NewPublisher[int](pubNode, "t", WithHistory(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Publish(ctx, 1)
+	ch, err := SubscribeReceived[int](ctx, subNode, "t", WithLastValue())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.Value != 1 || !r.Replayed {
+		t.Fatalf("first %+v, want 1 replayed", r)
+	}
+	if err := pub.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 5; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	testwait.Until(t, "2 to 5 lost", func() bool { return dropped.Load() == 4 })
+	_ = pub.Publish(ctx, 6) // the history holds only 6 now
+	if r := <-ch; r.Value != 6 {
+		t.Fatalf("after the loss %+v, want 6", r)
+	}
+	testwait.Until(t, "the loss counted", func() bool { return subNode.Stats().Topics["t"].Gaps == 4 })
+	if ts := subNode.Stats().Topics["t"]; ts.Recovered != 0 {
+		t.Fatalf("%+v: nothing was recoverable", ts)
+	}
+}

@@ -143,6 +143,26 @@ type senderSeq struct {
 	credited atomic.Uint64
 }
 
+// noteBaseline starts sender's sequence on the topic at seq, when nothing
+// was received from it yet: a history answer said seq was its latest, so
+// a first live message past seq+1 shows a gap.
+func (c *counters) noteBaseline(sender string, seq uint64) {
+	if seq == 0 {
+		return
+	}
+	c.seqMu.Lock()
+	s := c.lastSeq[sender]
+	if s == nil {
+		if len(c.lastSeq) >= maxSenders {
+			clear(c.lastSeq)
+		}
+		s = &senderSeq{sender: sender}
+		c.lastSeq[sender] = s
+	}
+	c.seqMu.Unlock()
+	s.last.CompareAndSwap(0, seq)
+}
+
 // noteRecovered takes out of the gaps the messages of sender that a
 // history subscription recovered (seqs, ascending): those the topic had
 // counted missing and no other subscription has recovered already.
