@@ -356,11 +356,14 @@ type pubHistory struct {
 	pending      *wire.HistoryReply
 	pendingFirst uint64
 	pendingTimer *time.Timer
-	failed       time.Time            // when a fetch last failed
-	gaveUp       bool                 // the hold overflowed: live messages flow while the fetch ends
-	held         []*transport.Message // live messages held while fetching
-	heldSize     int
-	told         bool // ErrNoHistory reported
+	// refetch: a merge stopped at a hole among the held messages (gapEnd
+	// is the first past it); ph is still fetching, to recover it.
+	refetch  bool
+	failed   time.Time            // when a fetch last failed
+	gaveUp   bool                 // the hold overflowed: live messages flow while the fetch ends
+	held     []*transport.Message // live messages held while fetching
+	heldSize int
+	told     bool // ErrNoHistory reported
 }
 
 // subHistory is the history side of a subscription (WithHistory).
@@ -510,7 +513,19 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, limit int, after uint
 			sh.mu.Unlock()
 		}
 		more := n.deliverHistory(s, ph, r, recovery, ok)
-		if !more || s.ending.Load() {
+		if !more {
+			again, from := sh.takeRefetch(ph)
+			if !again {
+				break
+			}
+			// A hole after what the answer knew of: recover it.
+			recovery, after, left = true, from, MaxHistory
+			sh.mu.Lock()
+			known = ph.gapEnd - 1
+			sh.mu.Unlock()
+			continue
+		}
+		if s.ending.Load() {
 			break
 		}
 		sh.mu.Lock()
@@ -539,8 +554,11 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 		ph.pending, ph.pendingFirst = &r, first
 		ph.pendingTimer = time.AfterFunc(liveGrace, func() {
 			sh.mu.Lock()
-			defer sh.mu.Unlock()
 			n.releasePendingLocked(s, ph)
+			sh.mu.Unlock()
+			if again, from := sh.takeRefetch(ph); again {
+				n.startRecovery(s, ph, from)
+			}
 		})
 		return false
 	}
@@ -640,12 +658,26 @@ func (n *Node) mergeLocked(s *subCore, ph *pubHistory, r wire.HistoryReply, reco
 	// Counted before any is delivered, so that a reader that has the
 	// values sees them counted.
 	var recovered []uint64
-	last := ph.last
+	pre, last := ph.last, ph.last
 	n0 := 0
-	for _, c := range all {
+	var rest []*transport.Message // held ones past a hole, held on
+	for i, c := range all {
 		seq := c.m.Header.Seq
 		if seq <= last && seq != 0 {
 			continue
+		}
+		// Once per hole: a recovery's merge delivers through.
+		if seq > last+1 && last >= r.Latest && !c.replayed && !more && ok && !recovery && ph.depth > 0 && !s.ending.Load() {
+			// A hole among the live messages held, past what the answer
+			// knew of: published after it, so the publisher may hold
+			// them. Deliver up to the hole, hold the rest, recover it.
+			for _, d := range all[i:] {
+				if !d.replayed && d.m.Header.Seq > last {
+					rest = append(rest, d.m)
+				}
+			}
+			ph.refetch, ph.gapEnd = true, seq
+			break
 		}
 		last = max(last, seq)
 		all[n0] = c
@@ -659,8 +691,8 @@ func (n *Node) mergeLocked(s *subCore, ph *pubHistory, r wire.HistoryReply, reco
 		sh.recovered.Add(uint64(len(recovered)))
 		s.c.noteRecovered(ph.id, recovered)
 	}
-	if n0 > 0 && all[0].replayed && all[0].m.Header.Seq > ph.last+1 {
-		ph.skipped = [2]uint64{ph.last, all[0].m.Header.Seq}
+	if n0 > 0 && all[0].replayed && all[0].m.Header.Seq > pre+1 {
+		ph.skipped = [2]uint64{pre, all[0].m.Header.Seq}
 	}
 	for _, c := range all[:n0] {
 		if !c.replayed {
@@ -674,6 +706,13 @@ func (n *Node) mergeLocked(s *subCore, ph *pubHistory, r wire.HistoryReply, reco
 	}
 	if more {
 		return true
+	}
+	if ph.refetch {
+		ph.held, ph.heldSize = rest, 0
+		for _, m := range rest {
+			ph.heldSize += len(m.Payload) + QueueEntryOverhead
+		}
+		return false // still fetching: the caller recovers the hole (takeRefetch)
 	}
 	// Everything the publisher had published when it answered has been
 	// delivered or is older than what was asked: a live message past the
@@ -712,6 +751,11 @@ func (sh *subHistory) deliverLive(s *subCore, msg *transport.Message, exclusive,
 		ph.hold(msg)
 		if ph.pending != nil && seq+1 >= ph.pendingFirst { // the live stream caught up with the answer
 			s.node.releasePendingLocked(s, ph)
+			sh.mu.Unlock()
+			if again, from := sh.takeRefetch(ph); again {
+				s.node.startRecovery(s, ph, from)
+			}
+			return
 		}
 		sh.mu.Unlock()
 		return
@@ -742,6 +786,18 @@ func (sh *subHistory) deliverLive(s *subCore, msg *transport.Message, exclusive,
 	}
 	s.offerChecked(msg, exclusive, local, w)
 	sh.mu.Unlock()
+}
+
+// takeRefetch reports whether a merge left a hole to recover (ph still
+// fetching), and from which seq, clearing it.
+func (sh *subHistory) takeRefetch(ph *pubHistory) (bool, uint64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if !ph.refetch {
+		return false, 0
+	}
+	ph.refetch = false
+	return true, ph.last
 }
 
 // hold keeps a copy of a live message until the fetch ends.
