@@ -339,12 +339,6 @@ var testRigs map[System]func(Workload, recvFunc) (pubSubRig, error)
 type recvFunc func(stream int, p []byte)
 
 func newPubSubRig(sys System, w Workload, recv recvFunc, h half) (pubSubRig, error) {
-	switch {
-	case sys == Colugo && w.history():
-		return newHistoryPubSub(w, recv, false, h)
-	case sys == ColugoInproc && w.history():
-		return newHistoryPubSub(w, recv, true, h)
-	}
 	switch sys {
 	case Colugo:
 		return newColugoPubSub(w, recv, false, h)

@@ -185,6 +185,9 @@ func newColugoPubSub(w Workload, recv recvFunc, inprocess bool, h half) (_ *colu
 		// Paced: room for the flow-control windows of every publisher.
 		opts = append(opts, colugo.WithBuffer(4*window(w.Size)*w.Pubs), colugo.WithDropPolicy(colugo.DropNewest))
 	}
+	if w.SubHistory > 0 {
+		opts = append(opts, colugo.WithHistory(w.SubHistory))
+	}
 	for i := range w.Subs {
 		if !h.subs {
 			break
@@ -224,6 +227,9 @@ func newColugoPublisher(n *colugo.Node, name string, w Workload) (func(context.C
 		// The harness never touches a buffer before every subscriber has
 		// it (a ring of 2 windows): hand payloads over, no copy.
 		opts = append(opts, colugo.WithZeroCopy())
+	}
+	if w.History > 0 { // the -hist rows differ from their twins in this option only
+		opts = append(opts, colugo.WithHistory(w.History))
 	}
 	p, err := colugo.NewPublisher[[]byte](n, name, opts...)
 	if err != nil {
