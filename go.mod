@@ -3,6 +3,7 @@ module github.com/colugo-go/colugo
 go 1.25.0
 
 require (
+	github.com/coder/websocket v1.8.14
 	github.com/foxglove/mcap/go/mcap v1.7.0
 	github.com/go-zeromq/zmq4 v0.17.0
 	github.com/klauspost/compress v1.16.7
