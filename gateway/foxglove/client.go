@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -286,7 +285,7 @@ func (c *client) call(ctx context.Context, o *op, calls *sync.WaitGroup) {
 	go func() {
 		defer calls.Done()
 		defer func() { <-c.calls }()
-		cctx, cancel := context.WithTimeout(ctx, callTimeout*time.Nanosecond)
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		resp, err := colugo.Request[[]byte, []byte](cctx, g.node, s.info.Name, payload, colugo.WithCodec(codec.Passthrough(s.info.Codec, s.info.Type)))
 		if err != nil {

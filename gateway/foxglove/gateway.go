@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -46,7 +47,7 @@ const EncodingRaw = "colugo.raw"
 const DefaultClientQueue = 16 << 20
 
 // callTimeout is the deadline of a service call made for a client.
-const callTimeout = 5e9
+const callTimeout = 5 * time.Second
 
 // maxCalls bounds one client's service calls in flight.
 const maxCalls = 64
@@ -125,13 +126,11 @@ type channel struct {
 }
 
 type service struct {
-	id                uint32
-	key               chanKey // name, codec, request type
-	info              colugo.TopicInfo
-	adv               map[string]any
-	requestEncoding   string
-	responseEncoding  string
-	requestSchemaName string
+	id              uint32
+	key             chanKey // name, codec, request type
+	info            colugo.TopicInfo
+	adv             map[string]any
+	requestEncoding string
 }
 
 // topicSub is the one colugo subscription of a topic, shared by all
@@ -161,7 +160,6 @@ type Gateway struct {
 	nextChan  uint32
 	nextSvc   uint32
 	sent      atomic.Uint64
-	dropped   atomic.Uint64
 	gone      atomic.Uint64 // drops of clients that have left
 	connected atomic.Int64
 }
