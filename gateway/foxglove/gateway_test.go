@@ -71,6 +71,7 @@ type tclient struct {
 	c      *websocket.Conn
 	frames chan tframe
 	seen   map[string]map[string]any // advertised channels by topic, from frames channel read
+	start  chan struct{}             // closed: a client dialled not reading starts reading
 }
 
 func (r *rig) dial(protocols []string, read bool) *tclient {
@@ -80,15 +81,19 @@ func (r *rig) dial(protocols []string, read bool) *tclient {
 		r.t.Fatal(err)
 	}
 	c.SetReadLimit(64 << 20)
-	tc := &tclient{t: r.t, c: c, frames: make(chan tframe, 4096)}
+	tc := &tclient{t: r.t, c: c, frames: make(chan tframe, 4096), start: make(chan struct{})}
+	if read {
+		close(tc.start)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	r.t.Cleanup(func() { cancel(); c.CloseNow(); <-done })
 	go func() {
 		defer close(done)
 		defer close(tc.frames)
-		if !read {
-			<-ctx.Done()
+		select {
+		case <-tc.start:
+		case <-ctx.Done():
 			return
 		}
 		for {
@@ -505,6 +510,32 @@ func TestSlowClient(t *testing.T) {
 	if kept := uint64(n) - s.Dropped; kept*uint64(len(payload)) > 16<<20 {
 		t.Errorf("slow client kept %d messages (%d dropped)", kept, s.Dropped)
 	}
+	// Once it reads again, it finds one warning for the whole episode.
+	close(slow.start)
+	warnings := 0
+	marker := []byte("marker")
+	testwait.Until(t, "the slow client to catch up", func() bool {
+		_ = pub.Publish(context.Background(), marker)
+		for {
+			select {
+			case f := <-slow.frames:
+				if f.op == "status" && f.m["id"] == "colugo.dropping" {
+					warnings++
+				}
+				if !f.text && string(f.b[13:]) == "marker" {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
+	// One per episode: the queue may empty now and then while the socket
+	// buffers still take data, each time ending an episode.
+	if warnings < 1 || uint64(warnings) > s.Dropped/10 {
+		t.Errorf("%d drop warnings for %d drops, want one per episode", warnings, s.Dropped)
+	}
+	t.Logf("%d drops, %d warnings", s.Dropped, warnings)
 }
 
 func rawCodec() codec.Codec { return codec.Raw{} }
