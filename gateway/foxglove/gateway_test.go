@@ -339,7 +339,7 @@ func TestServiceCalls(t *testing.T) {
 		t.Errorf("failure %v", f.m)
 	}
 	call(3, "protobuf", `x`)
-	if f = tc.op("serviceCallFailure"); id(f.m["callId"]) != 3 {
+	if f = tc.op("serviceCallFailure"); id(f.m["callId"]) != 3 || !strings.Contains(f.m["message"].(string), "encoding") {
 		t.Errorf("failure %v", f.m)
 	}
 }
@@ -453,12 +453,25 @@ func TestBadInput(t *testing.T) {
 	if d := r.gw.Stats().Dropped; d != uint64(len(bad)) {
 		t.Errorf("Dropped = %d, want %d", d, len(bad))
 	}
+	// A subscription id in use, on another channel: refused.
+	other, err := colugo.NewPublisher[Pose](pubNode, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	och := tc.channel("other")
+	tc.send(map[string]any{"op": "subscribe", "subscriptions": []any{map[string]any{"id": 0, "channelId": och["id"]}}})
+	tc.send(map[string]any{"op": "subscribe", "subscriptions": []any{map[string]any{"id": 0, "channelId": ch["id"]}}})
+	if f := tc.op("status"); !strings.Contains(f.m["message"].(string), "id 0 in use") {
+		t.Errorf("status %v", f.m)
+	}
+	tc.send(map[string]any{"op": "unsubscribe", "subscriptionIds": []any{0}})
 	// 10,000 subscribes of one channel: one takes, the others are refused.
 	const n = 10000
 	for i := range n {
 		tc.send(map[string]any{"op": "subscribe", "subscriptions": []any{map[string]any{"id": i, "channelId": ch["id"]}}})
 	}
-	testwait.Until(t, "every subscribe refused but one", func() bool { return r.gw.Stats().Dropped >= uint64(len(bad)+n-1) })
+	testwait.Until(t, "every subscribe refused but one", func() bool { return r.gw.Stats().Dropped >= uint64(len(bad)+1+n-1) })
 	if err := pub.Publish(context.Background(), Pose{X: 3}); err != nil {
 		t.Fatal(err)
 	}
