@@ -327,7 +327,6 @@ func TestServiceCalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
 	tc := r.dial([]string{foxglove.SubprotocolSDK}, true)
 	var svc map[string]any
 	tc.next("advertiseServices", func(f tframe) bool {
@@ -360,6 +359,10 @@ func TestServiceCalls(t *testing.T) {
 	call(3, "protobuf", `x`)
 	if f = tc.op("serviceCallFailure"); id(f.m["callId"]) != 3 || !strings.Contains(f.m["message"].(string), "encoding") {
 		t.Errorf("failure %v", f.m)
+	}
+	_ = s.Close()
+	if f = tc.op("unadvertiseServices"); fmt.Sprint(f.m["serviceIds"]) != fmt.Sprintf("[%v]", svc["id"]) {
+		t.Errorf("unadvertiseServices %v, want service %v", f.m, svc["id"])
 	}
 }
 
@@ -571,3 +574,26 @@ func TestSlowClient(t *testing.T) {
 }
 
 func rawCodec() codec.Codec { return codec.Raw{} }
+
+func TestOptions(t *testing.T) {
+	node := colugotest.NewNode(t, "gateway")
+	if _, err := foxglove.New(nil); err == nil {
+		t.Error("New(nil) succeeded")
+	}
+	if _, err := foxglove.New(node, foxglove.WithClientQueue(0)); err == nil {
+		t.Error("WithClientQueue(0) accepted")
+	}
+	for _, c := range []struct {
+		o    foxglove.Option
+		want string
+	}{
+		{foxglove.WithAllowPublish(true), "WithAllowPublish(true)"},
+		{foxglove.WithToken("secret"), "WithToken(…)"},
+		{foxglove.WithAllowedOrigins("a.example"), `WithAllowedOrigins(["a.example"])`},
+		{foxglove.WithClientQueue(5), "WithClientQueue(5)"},
+	} {
+		if got := c.o.String(); got != c.want {
+			t.Errorf("String() = %q, want %q", got, c.want)
+		}
+	}
+}
