@@ -36,14 +36,14 @@ const wait = 10 * time.Second
 
 // rig is a network with a gateway node served over HTTP on loopback.
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	net  *colugotest.Network
 	node *colugo.Node
 	gw   *foxglove.Gateway
 	url  string
 }
 
-func newRig(t *testing.T, opts ...foxglove.Option) *rig {
+func newRig(t testing.TB, opts ...foxglove.Option) *rig {
 	t.Helper()
 	net := colugotest.NewNetwork(t)
 	node := net.NewNode("gateway")
@@ -67,7 +67,7 @@ type tframe struct {
 // tclient is a test's Foxglove client: a coder/websocket connection whose
 // frames a goroutine reads into a channel (unless it does not read).
 type tclient struct {
-	t      *testing.T
+	t      testing.TB
 	c      *websocket.Conn
 	frames chan tframe
 	seen   map[string]map[string]any // advertised channels by topic, from frames channel read
