@@ -261,23 +261,26 @@ func (c *client) call(ctx context.Context, o *op, calls *sync.WaitGroup) {
 	s, ok := g.svcByID[o.ID]
 	g.mu.RUnlock()
 	fail := func(msg string) {
-		c.dropped.Add(1)
 		g.mu.RLock()
 		c.sendJSONLocked(map[string]any{"op": "serviceCallFailure", "serviceId": o.ID, "callId": o.CallID, "message": msg})
 		g.mu.RUnlock()
 	}
+	refuse := func(msg string) { // the gateway's refusal, not the service's answer: counted
+		c.dropped.Add(1)
+		fail(msg)
+	}
 	switch {
 	case !ok:
-		fail(fmt.Sprintf("no service %d", o.ID))
+		refuse(fmt.Sprintf("no service %d", o.ID))
 		return
 	case o.Encoding != s.requestEncoding:
-		fail(fmt.Sprintf("%s takes encoding %s, not %q", s.info.Name, s.requestEncoding, truncate(o.Encoding, 32)))
+		refuse(fmt.Sprintf("%s takes encoding %s, not %q", s.info.Name, s.requestEncoding, truncate(o.Encoding, 32)))
 		return
 	}
 	select {
 	case c.calls <- struct{}{}:
 	default:
-		fail(fmt.Sprintf("more than %d calls in flight", maxCalls))
+		refuse(fmt.Sprintf("more than %d calls in flight", maxCalls))
 		return
 	}
 	payload := append([]byte(nil), o.Payload...)

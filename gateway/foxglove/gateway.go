@@ -103,7 +103,11 @@ func WithToken(token string) Option { return tokenOption(token) }
 func WithAllowedOrigins(patterns ...string) Option { return originsOption(patterns) }
 
 // WithClientQueue bounds each client's send queue in bytes (default
-// DefaultClientQueue): messages past it are dropped for that client.
+// DefaultClientQueue): messages and service replies past it are dropped
+// for that client, with a status warning once per episode (until the
+// queue empties). Control messages (advertisements, status) may take up
+// to twice the bound; a client past that reads nothing and is
+// disconnected.
 func WithClientQueue(bytes int) Option { return queueOption(bytes) }
 
 // Stats counts what a gateway did.
@@ -111,8 +115,13 @@ type Stats struct {
 	Clients  int    // connected clients
 	Channels int    // channels advertised
 	Sent     uint64 // messageData frames written to clients
-	// Dropped sums every client's losses: messages dropped because its
-	// queue was full, and its ops refused as bad input.
+	// Dropped sums every client's losses, of clients connected and gone:
+	// messages (and service replies) dropped because its queue was full,
+	// and its ops refused as bad input (malformed or unknown ops, short
+	// frames, unknown channels, services or ids, calls in the wrong
+	// encoding, publishing when not allowed), each answered with a status
+	// error or a serviceCallFailure. Failures that services answer are
+	// not counted.
 	Dropped uint64
 }
 

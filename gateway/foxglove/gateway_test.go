@@ -360,6 +360,11 @@ func TestServiceCalls(t *testing.T) {
 	if f = tc.op("serviceCallFailure"); id(f.m["callId"]) != 3 || !strings.Contains(f.m["message"].(string), "encoding") {
 		t.Errorf("failure %v", f.m)
 	}
+	// The remote error is the service's answer; the wrong encoding is the
+	// gateway's refusal, counted.
+	if d := r.gw.Stats().Dropped; d != 1 {
+		t.Errorf("Dropped = %d, want 1", d)
+	}
 	_ = s.Close()
 	if f = tc.op("unadvertiseServices"); fmt.Sprint(f.m["serviceIds"]) != fmt.Sprintf("[%v]", svc["id"]) {
 		t.Errorf("unadvertiseServices %v, want service %v", f.m, svc["id"])
