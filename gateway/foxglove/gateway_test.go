@@ -602,3 +602,50 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestClientPublishProtobuf(t *testing.T) {
+	r := newRig(t, foxglove.WithAllowPublish(true))
+	subNode := r.net.NewNode("sub")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got, err := colugo.Subscribe[*wrapperspb.StringValue](ctx, subNode, "name", colugo.WithCodec(protobuf.Codec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := protobuf.Codec{}.Describe(wrapperspb.String(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := r.dial([]string{foxglove.SubprotocolSDK}, true)
+	tc.send(map[string]any{"op": "advertise", "channels": []any{map[string]any{"id": 3, "topic": "name", "encoding": "protobuf",
+		"schemaName": "google.protobuf.StringValue", "schema": base64.StdEncoding.EncodeToString(fds), "schemaEncoding": "protobuf"}}})
+	body, err := protobuf.Codec{}.Marshal(wrapperspb.String("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "the subscriber to get the client's message", func() bool {
+		tc.sendRaw(false, append([]byte{1, 3, 0, 0, 0}, body...))
+		select {
+		case v := <-got:
+			if v.GetValue() != "hi" {
+				t.Errorf("got %v", v)
+			}
+			return true
+		default:
+			return false
+		}
+	})
+	// The gateway advertises what it publishes, and a subscriber sees it
+	// with its descriptors.
+	var info colugo.TopicInfo
+	for _, p := range subNode.Peers() {
+		for _, ti := range p.Topics {
+			if ti.Name == "name" {
+				info = ti
+			}
+		}
+	}
+	if info.Codec != "protobuf" || info.Type != "google.protobuf.StringValue" || len(info.Schema) == 0 {
+		t.Errorf("the gateway's topic %+v", info)
+	}
+}
