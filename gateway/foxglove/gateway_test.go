@@ -649,3 +649,21 @@ func TestClientPublishProtobuf(t *testing.T) {
 		t.Errorf("the gateway's topic %+v", info)
 	}
 }
+
+// A client that floods bad ops and reads none of the answers is
+// disconnected once they pass twice its queue bound: its memory is
+// bounded.
+func TestFloodWithoutReadingDisconnects(t *testing.T) {
+	r := newRig(t, foxglove.WithClientQueue(4096))
+	tc := r.dial([]string{foxglove.SubprotocolSDK}, false)
+	testwait.Until(t, "the client connected", func() bool { return r.gw.Stats().Clients == 1 })
+	for i := 0; i < 10000 && r.gw.Stats().Clients == 1; i++ {
+		if err := tc.c.Write(context.Background(), websocket.MessageText, []byte(`{"op":"dance"}`)); err != nil {
+			break // the gateway closed the connection
+		}
+	}
+	testwait.Until(t, "the flooding client gone", func() bool { return r.gw.Stats().Clients == 0 })
+	if d := r.gw.Stats().Dropped; d == 0 || d > 10000 {
+		t.Errorf("Dropped = %d", d)
+	}
+}
