@@ -48,7 +48,8 @@ func TestDependencies(t *testing.T) {
 		{"./codec", [][]ban{banTestOnly, banOptional, {{"github.com/colugo-go/colugo/transport", "codecs stand alone: gateways use them without the network"}}}},
 		{"./colugotest", [][]ban{banTestOnly[1:], banOptional}}, // it is built on testing (banTestOnly[0])
 		{"./record", [][]ban{banTestOnly}},
-		{"./cmd/colugo", [][]ban{banTestOnly, banOptional[3:]}}, // it decodes protobuf from $describe schemas and records
+		{"./cmd/colugo", [][]ban{banTestOnly, banOptional[3:5]}},       // it decodes protobuf from $describe schemas, records and serves the web gateway (websocket)
+		{"./gateway/foxglove", [][]ban{banTestOnly, banOptional[3:5]}}, // a node's gateway to browsers: websocket, no tracing SDK or NATS
 	} {
 		t.Run(strings.TrimPrefix(tc.pkg, "./"), func(t *testing.T) {
 			t.Parallel()

@@ -1,6 +1,7 @@
 // Command colugo inspects and drives a colugo system from the shell: the
 // live graph (nodes, topics, services), echo, hz and bw of a topic, pub and
-// call, doctor, and MCAP record and play. It uses only colugo's public API.
+// call, doctor, MCAP record and play, and a Foxglove WebSocket gateway
+// (web). It uses only colugo's public API.
 //
 // Data goes to stdout, logs and progress to stderr. Exit status: 0 on
 // success, 1 on a failure (unknown topic, no server, corrupt file,
@@ -68,6 +69,12 @@ type cli struct {
 	loop        bool
 	topics      string
 	remap       remaps
+
+	// web
+	webAddr      string
+	allowPublish bool
+	token        string
+	origins      *stringList
 }
 
 type command struct {
@@ -91,6 +98,7 @@ func init() {
 		{name: "doctor", help: "check discovery, peers, codec and type agreement, losses", run: runDoctor, flags: doctorFlags},
 		{name: "record", args: "-o FILE.mcap [TOPIC...]", help: "record topics (default: all) to an MCAP file", run: runRecord, flags: recordFlags},
 		{name: "play", args: "FILE.mcap", help: "publish a recording again", run: runPlay, flags: playFlags},
+		{name: "web", help: "serve the network to Foxglove, Lichtblick and browsers (Foxglove WebSocket)", run: runWeb, flags: webFlags},
 	}
 }
 

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/colugo-go/colugo/gateway/foxglove"
+)
+
+// envWebToken gives colugo web its access token without putting it on
+// the command line (where ps shows it).
+const envWebToken = "COLUGO_WEB_TOKEN"
+
+func webFlags(fs *flag.FlagSet, c *cli) {
+	fs.StringVar(&c.webAddr, "listen", "127.0.0.1:8765", "address to serve the Foxglove WebSocket gateway on (a warning when it is not loopback)")
+	fs.BoolVar(&c.allowPublish, "allow-publish", false, "let clients advertise channels and publish on them (Foxglove clientPublish)")
+	fs.StringVar(&c.token, "token", "", "access token clients must give (?token=T or Authorization: Bearer T); default: $"+envWebToken+", else none")
+	var origins stringList
+	fs.Var(&origins, "allow-origin", "a browser origin (scheme://host[:port], * for any) allowed besides the gateway's own; repeatable")
+	c.origins = &origins
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint([]string(*l)) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// runWeb serves the node's network to Foxglove, Lichtblick and browsers
+// until interrupted.
+func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
+	if len(args) != 0 {
+		return usageErr("web takes no arguments")
+	}
+	host, _, err := net.SplitHostPort(c.webAddr)
+	if err != nil {
+		return usageErr("--listen %q: %v", c.webAddr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		fmt.Fprintf(c.stderr, "colugo web: warning: listening on %s, beyond this host: anyone who reaches it sees the network", c.webAddr)
+		if c.token == "" && os.Getenv(envWebToken) == "" {
+			fmt.Fprint(c.stderr, " (and no --token is set)")
+		}
+		fmt.Fprintln(c.stderr)
+	}
+	token := c.token
+	if token == "" {
+		token = os.Getenv(envWebToken)
+	}
+	n, err := c.node()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	opts := []foxglove.Option{foxglove.WithAllowPublish(c.allowPublish)}
+	if token != "" {
+		opts = append(opts, foxglove.WithToken(token))
+	}
+	if c.origins != nil && len(*c.origins) > 0 {
+		opts = append(opts, foxglove.WithAllowedOrigins(*c.origins...))
+	}
+	g, err := foxglove.New(n, opts...)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	ln, err := net.Listen("tcp", c.webAddr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(c.stderr, "colugo web: serving ws://%s (in Foxglove or Lichtblick: Open connection, Foxglove WebSocket, that URL)\n", ln.Addr())
+	select {
+	case err = <-served:
+		return err
+	case <-c.ctx.Done():
+	}
+	// Interrupted: the normal way to stop. Clients are closed by g.Close.
+	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = g.Close() // first: hijacked WebSocket connections are not Shutdown's
+	if err := srv.Shutdown(shut); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
