@@ -553,6 +553,15 @@ func (n *Node) deliverHistory(s *subCore, ph *pubHistory, r wire.HistoryReply, r
 		// moment: live messages come in order.
 		ph.pending, ph.pendingFirst = &r, first
 		ph.pendingTimer = time.AfterFunc(liveGrace, func() {
+			// Counted like the node's goroutines, so that Close waits for
+			// it; after Close it does nothing (the subscription is gone).
+			n.reqMu.Lock()
+			started := n.startLocked()
+			n.reqMu.Unlock()
+			if !started {
+				return
+			}
+			defer n.wg.Done()
 			sh.mu.Lock()
 			n.releasePendingLocked(s, ph)
 			sh.mu.Unlock()
@@ -848,8 +857,7 @@ func (sh *subHistory) counts() (replayed, recovered uint64) {
 
 // copyMessage is a copy of msg that owns its payload.
 func copyMessage(msg *transport.Message) *transport.Message {
-	m := &transport.Message{Name: msg.Name, Header: msg.Header, Payload: append([]byte(nil), msg.Payload...), Exclusive: true}
-	return m
+	return &transport.Message{Name: msg.Name, Header: msg.Header, Payload: append([]byte(nil), msg.Payload...), Exclusive: true}
 }
 
 // notePeerLocked tells s of p when p publishes s's topic; n.mu is held.

@@ -91,7 +91,9 @@ class Reader:
         return s
 
 
-def parse_header(b):
+def parse_header(b, ext=False):
+    # ext: the header may carry extensions (flags bit 2): the rest of the
+    # frame, (uvarint type, uvarint length, value) entries, in h["ext"].
     r = Reader(b)
     h = {"magic": r.byte(), "kind": r.byte(), "flags": r.byte(), "status": r.byte()}
     h["codec"] = r.string(64).decode()
@@ -102,11 +104,16 @@ def parse_header(b):
     h["request_id"] = r.uvarint()
     h["deadline"] = r.varint()
     h["error"] = r.string(4096).decode()
+    h["ext"] = []
+    if ext and h["flags"] & 4:
+        while r.i < len(b):
+            typ = r.uvarint()
+            h["ext"].append((typ, r.string(4096)))
     if r.i != len(b):
         fail("trailing bytes after the header:", b[r.i:])
     if h["magic"] != MAGIC:
         fail("magic", h["magic"])
-    if h["flags"] != 0:
+    if h["flags"] & ~(4 if ext else 0):
         fail("flags", h["flags"])
     return h
 
@@ -206,30 +213,6 @@ def dealer(addr, node_id):
     s.close()
 
 
-def parse_entry_header(b):
-    # A header as in parse_header, but with extensions (flags bit 2): the
-    # rest of the frame, (uvarint type, uvarint length, value) entries.
-    r = Reader(b)
-    h = {"magic": r.byte(), "kind": r.byte(), "flags": r.byte(), "status": r.byte()}
-    h["codec"] = r.string(64).decode()
-    h["type"] = r.string(255).decode()
-    h["sender"] = r.string(64).decode()
-    h["seq"] = r.uvarint()
-    h["send_time"] = r.varint()
-    h["request_id"] = r.uvarint()
-    h["deadline"] = r.varint()
-    h["error"] = r.string(4096).decode()
-    ext = []
-    if h["flags"] & 4:
-        while r.i < len(b):
-            typ = r.uvarint()
-            ext.append((typ, r.string(4096)))
-    if r.i != len(b) or h["flags"] & ~4:
-        fail("entry header: flags", h["flags"], "trailing", b[r.i:])
-    h["ext"] = ext
-    return h
-
-
 def history(addr, node_id, topic, want):
     # $history, as the README's wire section gives it: the newest `want`
     # messages the node keeps of topic.
@@ -246,7 +229,7 @@ def history(addr, node_id, topic, want):
     seqs, values = [], []
     while r.i < len(r.b):
         hb = r.string(1 << 20)
-        eh = parse_entry_header(hb)
+        eh = parse_header(hb, ext=True)
         body = r.string(64 << 20)
         if eh["kind"] != PUBLISH or eh["sender"] != node_id or (3, b"") not in eh["ext"]:
             fail("history: entry", eh)
