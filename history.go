@@ -154,6 +154,15 @@ func (h *history) reply(sender string, after uint64, limit int, latest func() ui
 	return buf, end - first
 }
 
+// historyAnswer is the $history answer of sender for this topic: what its
+// history holds (h.reply), or, without one, that it keeps none.
+func (q *pubSeq) historyAnswer(sender string, after uint64, limit int) ([]byte, int) {
+	if h := q.hist.Load(); h != nil {
+		return h.reply(sender, after, limit, q.Load)
+	}
+	return wire.AppendHistoryReplyStart(nil, false, 0, q.Load()), 0
+}
+
 // historyConfig is one publisher's WithHistory and WithHistoryBytes.
 type historyConfig struct{ depth, bytes int }
 
@@ -197,25 +206,20 @@ func (n *Node) serveHistory(msg *transport.Message, rw transport.ReplyWriter) {
 		n.replyError(rw, msg, CodeNotServed, "topic not published here")
 		return
 	}
-	var payload []byte
-	var served int
-	if h := q.hist.Load(); h != nil {
-		big := h.size() > smallHistory
-		if big {
-			select {
-			case historyBuilds <- struct{}{}:
-			default:
-				n.historyRefused.Add(1)
-				n.replyError(rw, msg, CodeUnavailable, "too many large history requests at once")
-				return
-			}
+	big := false
+	if h := q.hist.Load(); h != nil && h.size() > smallHistory {
+		select {
+		case historyBuilds <- struct{}{}:
+			big = true
+		default:
+			n.historyRefused.Add(1)
+			n.replyError(rw, msg, CodeUnavailable, "too many large history requests at once")
+			return
 		}
-		payload, served = h.reply(n.id, req.After, req.Max, q.Load)
-		if big {
-			<-historyBuilds
-		}
-	} else {
-		payload = wire.AppendHistoryReplyStart(nil, false, 0, q.Load())
+	}
+	payload, served := q.historyAnswer(n.id, req.After, req.Max)
+	if big {
+		<-historyBuilds
 	}
 	if c != nil {
 		c.historyServed.Add(uint64(served))
@@ -258,11 +262,7 @@ func (n *Node) fetchHistory(ctx context.Context, router, id, topic string, max i
 		if pc == nil {
 			return wire.HistoryReply{}, nil // no longer published here: nothing kept
 		}
-		if h := pc.seq.hist.Load(); h != nil {
-			payload, _ = h.reply(n.id, after, max, pc.seq.Load)
-		} else {
-			payload = wire.AppendHistoryReplyStart(nil, false, 0, pc.seq.Load())
-		}
+		payload, _ = pc.seq.historyAnswer(n.id, after, max)
 	} else {
 		seq := n.reqSeq.Add(1)
 		deadline, _ := ctx.Deadline()
