@@ -3,6 +3,9 @@
 package bench
 
 import (
+	"bytes"
+	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,6 +69,7 @@ func TestChildLifecycle(t *testing.T) {
 		if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
+		waitStopped(t, c.cmd.Process.Pid)
 		closed(t, c)
 		if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Errorf("child: %v, want killed", c.cmd.ProcessState)
@@ -78,4 +82,24 @@ func TestChildLifecycle(t *testing.T) {
 			t.Error("a child could start a child")
 		}
 	})
+}
+
+// waitStopped waits until the kernel reports pid stopped (state T in
+// /proc/pid/stat): kill(2) queues SIGSTOP, and a child that reads its
+// closed stdin before the stop takes effect would exit by itself.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Skipf("no /proc to see the child stopped: %v", err)
+		}
+		// The state follows the command name in parentheses.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'T' || b[i+2] == 't') {
+			return
+		}
+		time.Sleep(time.Millisecond) // polling the kernel's state, with a deadline
+	}
+	t.Fatalf("child %d not stopped after SIGSTOP", pid)
 }
