@@ -50,6 +50,7 @@ func TestDependencies(t *testing.T) {
 		{"./record", [][]ban{banTestOnly}},
 		{"./cmd/colugo", [][]ban{banTestOnly, banOptional[3:5]}},       // it decodes protobuf from $describe schemas, records and serves the web gateway (websocket)
 		{"./gateway/foxglove", [][]ban{banTestOnly, banOptional[3:5]}}, // a node's gateway to browsers: websocket, no tracing SDK or NATS
+		{"./gateway/webui", [][]ban{banTestOnly, banOptional, {{"github.com/colugo-go/colugo", "the page is static files: it reaches the network through the gateway"}}}},
 	} {
 		t.Run(strings.TrimPrefix(tc.pkg, "./"), func(t *testing.T) {
 			t.Parallel()

@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/colugo-go/colugo/gateway/foxglove"
+	"github.com/colugo-go/colugo/gateway/webui"
 )
 
 // envWebToken gives colugo web its access token without putting it on
@@ -74,10 +76,10 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: webHandler(g, webui.Handler()), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(c.stderr, "colugo web: serving ws://%s (in Foxglove or Lichtblick: Open connection, Foxglove WebSocket, that URL)\n", ln.Addr())
+	fmt.Fprintf(c.stderr, "colugo web: serving http://%s (the live view) and ws://%s (in Foxglove or Lichtblick: Open connection, Foxglove WebSocket, that URL)\n", ln.Addr(), ln.Addr())
 	select {
 	case err = <-served:
 		return err
@@ -91,4 +93,16 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	return nil
+}
+
+// webHandler sends WebSocket upgrades, on any path, to the gateway and
+// everything else to the page.
+func webHandler(gateway, page http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			gateway.ServeHTTP(w, r)
+			return
+		}
+		page.ServeHTTP(w, r)
+	})
 }
