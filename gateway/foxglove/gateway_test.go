@@ -127,6 +127,7 @@ func (tc *tclient) next(what string, ok func(tframe) bool) tframe {
 			if !open {
 				tc.t.Fatalf("connection closed waiting for %s", what)
 			}
+			tc.note(f)
 			if ok(f) {
 				return f
 			}
@@ -160,23 +161,28 @@ func (tc *tclient) sendRaw(text bool, b []byte) {
 	}
 }
 
-// channel waits for an advertised channel of topic and returns it.
-func (tc *tclient) channel(topic string) map[string]any {
-	tc.t.Helper()
+// note keeps the channels an advertise frame read by next names, for
+// channel, whatever next was waiting for.
+func (tc *tclient) note(f tframe) {
+	if f.op != "advertise" {
+		return
+	}
 	if tc.seen == nil {
 		tc.seen = map[string]map[string]any{}
 	}
+	for _, c := range f.m["channels"].([]any) {
+		ch := c.(map[string]any)
+		tc.seen[ch["topic"].(string)] = ch
+	}
+}
+
+// channel waits for an advertised channel of topic and returns it.
+func (tc *tclient) channel(topic string) map[string]any {
+	tc.t.Helper()
 	if ch, ok := tc.seen[topic]; ok {
 		return ch
 	}
 	tc.next("advertise of "+topic, func(f tframe) bool {
-		if f.op != "advertise" {
-			return false
-		}
-		for _, c := range f.m["channels"].([]any) {
-			ch := c.(map[string]any)
-			tc.seen[ch["topic"].(string)] = ch
-		}
 		_, ok := tc.seen[topic]
 		return ok
 	})
