@@ -72,6 +72,7 @@ type tclient struct {
 	frames chan tframe
 	seen   map[string]map[string]any // advertised channels by topic, from frames channel read
 	start  chan struct{}             // closed: a client dialled not reading starts reading
+	tap    func(tframe)              // if set, sees every frame next reads
 }
 
 func (r *rig) dial(protocols []string, read bool) *tclient {
@@ -128,6 +129,9 @@ func (tc *tclient) next(what string, ok func(tframe) bool) tframe {
 				tc.t.Fatalf("connection closed waiting for %s", what)
 			}
 			tc.note(f)
+			if tc.tap != nil {
+				tc.tap(f)
+			}
 			if ok(f) {
 				return f
 			}

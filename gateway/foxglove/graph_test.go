@@ -166,6 +166,10 @@ func drain(tc *tclient, f func(tframe)) {
 			if !ok {
 				return
 			}
+			tc.note(fr)
+			if tc.tap != nil {
+				tc.tap(fr)
+			}
 			f(fr)
 		default:
 			return
