@@ -43,7 +43,7 @@ func main() {
 	defer stop()
 	pb := colugo.WithCodec(protobuf.Codec{})
 
-	node, err := colugo.NewNode("protobuf-"+role, examples.Discovery(*lan))
+	node, err := colugo.NewNode("protobuf-"+role, examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		log.Fatal(err)
 	}
