@@ -34,7 +34,7 @@ try {
   await page.waitForSelector('#conn[data-state="up"]');
 
   // The graph: the example nodes and their topics and service.
-  for (const n of ['publisher', 'subscriber', 'server', 'protobuf-pub']) await page.waitForSelector(`svg.graph [data-node="${n}"]`);
+  for (const n of ['publisher', 'subscriber', 'server', 'protobuf-pub', 'protobuf-serve']) await page.waitForSelector(`svg.graph [data-node="${n}"]`);
   for (const t of ['robot/pose', 'robot/pose.pb']) await page.waitForSelector(`svg.graph [data-topic="${t}"]`);
   await page.waitForSelector('svg.graph [data-service="math/add"]');
   results.checks.graph = await page.$$eval('svg.graph [data-node]', (es) => es.map((e) => e.dataset.node));
@@ -64,6 +64,20 @@ try {
   await page.click(`${form} button[type="submit"]`);
   await page.waitForFunction((sel) => /"sum"\s*:\s*5\b/.test(document.querySelector(sel)?.textContent || ''), `${form} .result`);
   results.checks.add = await page.textContent(`${form} .result .tree`);
+
+  // math/add.pb: the request encoded to protobuf by the page, the reply decoded.
+  const pform = '.service[data-service="math/add.pb"]';
+  await page.waitForSelector(pform);
+  results.checks.addPBPrefill = await page.inputValue(`${pform} textarea`);
+  await page.fill(`${pform} textarea`, '{"a": 2, "b": "3"}');
+  await page.click(`${pform} button[type="submit"]`);
+  await page.waitForFunction((sel) => /"sum"\s*:\s*5\b/.test(document.querySelector(sel)?.textContent || ''), `${pform} .result`);
+  results.checks.addPB = await page.textContent(`${pform} .result .tree`);
+  // A field the request does not have is refused by the page.
+  await page.fill(`${pform} textarea`, '{"c": 1}');
+  await page.click(`${pform} button[type="submit"]`);
+  await page.waitForSelector(`${pform} .result [data-role="failure"]`);
+  results.checks.addPBBad = await page.textContent(`${pform} .result`);
 
   await page.click('button.topic[data-topic="robot/pose"]');
   await page.waitForSelector(latest);

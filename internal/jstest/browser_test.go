@@ -21,7 +21,11 @@ type browserResults struct {
 		PoseRate string `json:"poseRate"`
 		PosePB   string `json:"posePB"`
 		Add      string `json:"add"`
-		Phone    struct {
+		AddPB    string `json:"addPB"`
+		// AddPBPrefill is the form's request made from the protobuf schema.
+		AddPBPrefill string `json:"addPBPrefill"`
+		AddPBBad     string `json:"addPBBad"`
+		Phone        struct {
 			ScrollWidth int      `json:"scrollWidth"`
 			ClientWidth int      `json:"clientWidth"`
 			Columns     int      `json:"columns"`
@@ -45,6 +49,7 @@ func TestBrowserPage(t *testing.T) {
 	n.start("subscriber")
 	n.start("server")
 	n.start("protobuf", "pub")
+	n.start("protobuf", "serve")
 	addr, _ := n.web()
 
 	shots := os.Getenv("COLUGO_ARTIFACTS")
@@ -62,7 +67,7 @@ func TestBrowserPage(t *testing.T) {
 		t.Logf("screenshot: %s", p)
 	}
 	c := r.Checks
-	for _, want := range []string{"publisher", "subscriber", "server", "protobuf-pub"} {
+	for _, want := range []string{"publisher", "subscriber", "server", "protobuf-pub", "protobuf-serve"} {
 		if !contains(c.Graph, want) {
 			t.Errorf("graph nodes %q lack %s", c.Graph, want)
 		}
@@ -88,6 +93,15 @@ func TestBrowserPage(t *testing.T) {
 	}
 	if !strings.Contains(c.Add, `"sum": 5`) {
 		t.Errorf("math/add {a:2,b:3} shown as %q", c.Add)
+	}
+	if !strings.Contains(c.AddPB, `"sum": 5`) {
+		t.Errorf("math/add.pb {a:2,b:\"3\"} shown as %q", c.AddPB)
+	}
+	if !strings.Contains(c.AddPBPrefill, `"a": 0`) || !strings.Contains(c.AddPBPrefill, `"b": 0`) {
+		t.Errorf("math/add.pb form prefilled with %q, want its fields a and b", c.AddPBPrefill)
+	}
+	if !strings.Contains(c.AddPBBad, "no field c") {
+		t.Errorf("math/add.pb {c:1} shown as %q, want a refusal", c.AddPBBad)
 	}
 	if p := c.Phone; p.ScrollWidth > p.ClientWidth || p.Columns != 1 || len(p.Small) > 0 {
 		t.Errorf("phone layout: %+v", p)
