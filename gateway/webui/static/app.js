@@ -380,10 +380,16 @@ function renderMessages() {
       const when = new Date(Number(m.t / 1000000n));
       const body = messageView(ch, m.data, ch.registry);
       const summary = el('summary', {}, el('span', { text: i === 0 ? 'latest' : `${i} before` }),
-        el('span', { class: 'when', text: `sent ${when.toLocaleTimeString()}.${String(when.getMilliseconds()).padStart(3, '0')} · ${fmtBytes(m.data.length)}` }));
+        el('span', { class: 'when', text: `sent ${clock(when)} · ${fmtBytes(m.data.length)}` }));
       box.append(el('details', { class: 'msg', open: i === 0, 'data-role': i === 0 ? 'latest' : 'older' }, summary, body));
     });
   }
+}
+
+// clock is a time of day to the millisecond, as a log shows it.
+function clock(d) {
+  const p = (n, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
 // ---- services
@@ -514,7 +520,7 @@ function renderStatuses() {
   const levels = ['info', 'warning', 'error'];
   for (const s of state.statuses) {
     const item = el('div', { class: 'status s-' + (levels[s.level] || 'info'), 'data-status-id': s.id ?? '' },
-      el('span', { class: 'when', text: s.at.toLocaleTimeString() }), el('span', { text: s.message }),
+      el('span', { class: 'when', text: clock(s.at).slice(0, 8) }), el('span', { text: s.message }),
       el('button', { type: 'button', class: 'x', 'aria-label': 'dismiss', text: '×', onclick: () => { state.statuses = state.statuses.filter((x) => x !== s); renderStatuses(); } }));
     box.append(item);
   }

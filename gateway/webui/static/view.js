@@ -133,7 +133,8 @@ export function messageView(ch, bytes, registry) {
 
 export function fmtRate(hz) {
   if (!hz) return '0 Hz';
-  return hz >= 100 ? `${hz.toFixed(0)} Hz` : hz >= 10 ? `${hz.toFixed(1)} Hz` : `${hz.toFixed(2)} Hz`;
+  // Tiers on the rounded value, so 9.999 reads 10.0, not 10.00.
+  return hz >= 99.95 ? `${hz.toFixed(0)} Hz` : hz >= 9.995 ? `${hz.toFixed(1)} Hz` : `${hz.toFixed(2)} Hz`;
 }
 
 export function fmtBytes(n) {
