@@ -79,6 +79,57 @@ try {
   await page.waitForSelector(`${pform} .result [data-role="failure"]`);
   results.checks.addPBBad = await page.textContent(`${pform} .result`);
 
+  // The protobuf decoder and encoder on a schema with every kind of field,
+  // run in the page (its module, its browser). The descriptors are written
+  // by hand: descriptor.proto field numbers.
+  results.checks.protobuf = await page.evaluate(async () => {
+    const pb = await import('/protobuf.js');
+    const enc = new TextEncoder();
+    const cat = (...a) => { const n = a.reduce((s, x) => s + x.length, 0); const o = new Uint8Array(n); let i = 0; for (const x of a) { o.set(x, i); i += x.length; } return o; };
+    const varint = (v) => { v = BigInt(v); const o = []; do { let b = Number(v & 0x7fn); v >>= 7n; if (v) b |= 0x80; o.push(b); } while (v); return Uint8Array.from(o); };
+    const tag = (f, w) => varint((f << 3) | w);
+    const ld = (f, b) => cat(tag(f, 2), varint(b.length), b);
+    const s = (f, str) => ld(f, enc.encode(str));
+    const vi = (f, v) => cat(tag(f, 0), varint(v));
+    // FieldDescriptorProto: name 1, number 3, label 4, type 5, type_name 6, options 8 (packed 2).
+    const field = (name, no, type, { label = 1, typeName, packed } = {}) => cat(s(1, name), vi(3, no), vi(4, label), vi(5, type),
+      typeName ? s(6, typeName) : new Uint8Array(), packed === undefined ? new Uint8Array() : ld(8, vi(2, packed ? 1 : 0)));
+    const entry = cat(s(1, 'MEntry'), ld(2, field('key', 1, 9)), ld(2, field('value', 2, 5)), ld(7, vi(7, 1)));
+    const msg = cat(s(1, 'T'),
+      ld(2, field('s', 1, 17)), ld(2, field('l', 2, 18)), ld(2, field('p', 3, 5, { label: 3 })),
+      ld(2, field('u', 4, 5, { label: 3, packed: false })), ld(2, field('m', 5, 11, { label: 3, typeName: '.t.T.MEntry' })),
+      ld(2, field('e', 6, 14, { typeName: '.t.E' })), ld(2, field('child', 7, 11, { typeName: '.t.T' })),
+      ld(2, field('f32', 8, 7)), ld(2, field('sf', 9, 16)), ld(2, field('fl', 10, 2)), ld(2, field('b', 11, 12)),
+      ld(2, field('ok', 12, 8)), ld(2, field('big', 13, 4)), ld(2, field('d', 14, 1)), ld(2, field('str', 15, 9)),
+      ld(3, entry));
+    const en = cat(s(1, 'E'), ld(2, cat(s(1, 'ZERO'), vi(2, 0))), ld(2, cat(s(1, 'TWO'), vi(2, 2))));
+    const file = cat(s(1, 't.proto'), s(2, 't'), ld(4, msg), ld(5, en), s(12, 'proto3'));
+    const reg = pb.Registry.fromSet(ld(1, file));
+    const out = {};
+    const v = { s: -3, l: '-9007199254740993', p: [1, -1, 300], u: [7, 8], m: { a: 1, b: -2 }, e: 'TWO',
+      child: { s: 1, str: 'ü' }, f32: 4294967295, sf: -5, fl: 1.5, b: 'AAH/', ok: true, big: '18446744073709551615', d: -0.25, str: 'x"<b>' };
+    const bytes = reg.encode('t.T', v);
+    out.roundTrip = JSON.stringify(reg.decode('t.T', bytes));
+    out.want = JSON.stringify(v);
+    // sint32 -3 is zigzag 5; field u unpacked, p packed, as written.
+    out.zigzag = Array.from(bytes.subarray(0, 2)).join(',');
+    // The reverse of what the schema says is read too: p unpacked, u packed.
+    out.bothWays = JSON.stringify(reg.decode('t.T', cat(vi(3, 5), vi(3, 6), ld(4, cat(varint(1), varint(2))))));
+    out.enumUnknown = JSON.stringify(reg.decode('t.T', vi(6, 9)));
+    out.unknown = JSON.stringify(reg.decode('t.T', cat(vi(99, 1), ld(98, Uint8Array.from([1, 2])))));
+    const errs = [];
+    for (const bad of [cat(tag(15, 2), varint(10), enc.encode('abc')), Uint8Array.from([0x80]), Uint8Array.from([0x0f]), Uint8Array.from([0x00, 0x01])]) {
+      try { reg.decode('t.T', bad); errs.push('no error'); } catch (e) { errs.push(e.message); }
+    }
+    let deep = new Uint8Array(); // a child 100 levels down
+    for (let i = 0; i < 100; i++) deep = ld(7, deep);
+    try { reg.decode('t.T', deep); errs.push('no error'); } catch (e) { errs.push(e.message); }
+    try { reg.encode('t.T', { nope: 1 }); errs.push('no error'); } catch (e) { errs.push(e.message); }
+    try { reg.encode('t.T', { s: 'x' }); errs.push('no error'); } catch (e) { errs.push(e.message); }
+    out.errors = errs;
+    return out;
+  });
+
   await page.click('button.topic[data-topic="robot/pose"]');
   await page.waitForSelector(latest);
   await page.evaluate(() => window.scrollTo(0, 0));
@@ -113,6 +164,13 @@ try {
   const p = results.checks.phone;
   const problems = [];
   if (first === second) problems.push('robot/pose did not change');
+  const pbc = results.checks.protobuf;
+  if (pbc.roundTrip !== pbc.want) problems.push('protobuf round trip: ' + pbc.roundTrip);
+  if (pbc.zigzag !== '8,5') problems.push('protobuf sint32 -3 written as ' + pbc.zigzag);
+  if (pbc.bothWays !== '{"p":[5,6],"u":[1,2]}') problems.push('protobuf packed/unpacked: ' + pbc.bothWays);
+  if (pbc.enumUnknown !== '{"e":9}') problems.push('protobuf unknown enum value: ' + pbc.enumUnknown);
+  if (pbc.unknown !== '{"[unknown fields]":[{"field":99,"varint":1},{"field":98,"bytes":"0102"}]}') problems.push('protobuf unknown fields: ' + pbc.unknown);
+  if (pbc.errors.includes('no error')) problems.push('protobuf bad data accepted: ' + pbc.errors.join('; '));
   if (p.scrollWidth > p.clientWidth) problems.push(`phone: horizontal scroll (${p.scrollWidth} > ${p.clientWidth})`);
   if (p.columns !== 1) problems.push(`phone: ${p.columns} columns`);
   if (p.small.length) problems.push('phone: small tap targets: ' + p.small.join(', '));
