@@ -253,6 +253,7 @@ function render() {
 }
 
 let graphWidth = 0;
+let nodesOpen = false;
 function renderGraph() {
   const box = $('graph');
   graphWidth = box.clientWidth;
@@ -272,7 +273,10 @@ function renderGraph() {
       cell('Publishes', n.pub), cell('Subscribes', n.sub), cell('Serves', n.svc)));
   }
   table.append(tb);
-  nodes.append(table);
+  // Closed by default: the graph says the same; kept open across updates.
+  const det = el('details', { class: 'nodelist', open: nodesOpen, ontoggle: (e) => { nodesOpen = e.target.open; } },
+    el('summary', { text: `${byNode.size} nodes as a table` }), table);
+  nodes.append(det);
 }
 
 function graphFromChannels() {
