@@ -1,5 +1,5 @@
 // browser.mjs drives colugo web's page in headless Chromium:
-//   node browser.mjs <page url> <screenshot dir>
+//   node browser.mjs <page url> <screenshot dir> [hostile topic]
 // It checks the graph, a JSON topic's updates, a protobuf topic's decoding,
 // a service call and the phone layout, prints the results as one JSON
 // object on stdout (browser_test.go checks them too) and exits non-zero
@@ -7,7 +7,7 @@
 import { chromium } from 'playwright-core';
 import path from 'node:path';
 
-const [url, shots] = process.argv.slice(2);
+const [url, shots, hostile] = process.argv.slice(2);
 if (!url || !shots) {
   console.error('usage: node browser.mjs <page url> <screenshot dir>');
   process.exit(2);
@@ -132,6 +132,20 @@ try {
 
   await page.click('button.topic[data-topic="robot/pose"]');
   await page.waitForSelector(latest);
+  // A topic whose name and payload are markup: shown as text, never run.
+  if (hostile) {
+    await page.waitForFunction((name) => [...document.querySelectorAll('button.topic')].some((b) => b.dataset.topic === name), hostile);
+    await page.evaluate((name) => [...document.querySelectorAll('button.topic')].find((b) => b.dataset.topic === name).click(), hostile);
+    await page.waitForFunction(() => /script/.test(document.querySelector('#messages details[data-role="latest"] .tree')?.textContent || ''));
+    results.checks.hostile = await page.evaluate((name) => ({
+      xss: window.__xss ?? null,
+      elements: document.querySelectorAll('main img, main script, main b, svg.graph img').length,
+      shown: [...document.querySelectorAll('.tname .name')].some((e) => e.textContent === name),
+      inGraph: [...document.querySelectorAll('svg.graph [data-topic]')].some((e) => e.dataset.topic === name),
+    }), hostile);
+  }
+  await page.click('button.topic[data-topic="robot/pose"]');
+  await page.waitForSelector(latest);
   await page.evaluate(() => window.scrollTo(0, 0));
   const desk = path.join(shots, 'web-desktop.png');
   await page.screenshot({ path: desk });
@@ -164,6 +178,8 @@ try {
   const p = results.checks.phone;
   const problems = [];
   if (first === second) problems.push('robot/pose did not change');
+  const h = results.checks.hostile;
+  if (hostile && (h.xss !== null || h.elements !== 0 || !h.shown || !h.inGraph)) problems.push('hostile topic: ' + JSON.stringify(h));
   const pbc = results.checks.protobuf;
   if (pbc.roundTrip !== pbc.want) problems.push('protobuf round trip: ' + pbc.roundTrip);
   if (pbc.zigzag !== '8,5') problems.push('protobuf sint32 -3 written as ' + pbc.zigzag);

@@ -25,7 +25,13 @@ type browserResults struct {
 		// AddPBPrefill is the form's request made from the protobuf schema.
 		AddPBPrefill string `json:"addPBPrefill"`
 		AddPBBad     string `json:"addPBBad"`
-		Phone        struct {
+		Hostile      struct {
+			XSS      any  `json:"xss"`
+			Elements int  `json:"elements"`
+			Shown    bool `json:"shown"`
+			InGraph  bool `json:"inGraph"`
+		} `json:"hostile"`
+		Phone struct {
 			ScrollWidth int      `json:"scrollWidth"`
 			ClientWidth int      `json:"clientWidth"`
 			Columns     int      `json:"columns"`
@@ -50,6 +56,10 @@ func TestBrowserPage(t *testing.T) {
 	n.start("server")
 	n.start("protobuf", "pub")
 	n.start("protobuf", "serve")
+	// A topic whose name and payload are markup: the page must show it as
+	// text (browser.mjs checks nothing of it runs or becomes an element).
+	const hostile = `<img src=x onerror="window.__xss=1">`
+	n.start("colugo", "pub", "--count", "0", "--rate", "10", hostile, `{"<b>k</b>":"<script>window.__xss=2</script>"}`)
 	addr, _ := n.web()
 
 	shots := os.Getenv("COLUGO_ARTIFACTS")
@@ -58,7 +68,7 @@ func TestBrowserPage(t *testing.T) {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out := n.node(45*time.Second, "browser.mjs", "http://"+addr+"/", shots)
+	out := n.node(45*time.Second, "browser.mjs", "http://"+addr+"/", shots, hostile)
 	var r browserResults
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("browser.mjs output: %v\n%s", err, out)
@@ -102,6 +112,9 @@ func TestBrowserPage(t *testing.T) {
 	}
 	if !strings.Contains(c.AddPBBad, "no field c") {
 		t.Errorf("math/add.pb {c:1} shown as %q, want a refusal", c.AddPBBad)
+	}
+	if h := c.Hostile; h.XSS != nil || h.Elements != 0 || !h.Shown || !h.InGraph {
+		t.Errorf("hostile topic: %+v", h)
 	}
 	if p := c.Phone; p.ScrollWidth > p.ClientWidth || p.Columns != 1 || len(p.Small) > 0 {
 		t.Errorf("phone layout: %+v", p)
