@@ -67,6 +67,13 @@ type webSample struct {
 	Pad string `json:"pad"`
 }
 
+// webSampleOf is message seq of a JSON stream of size bytes, its Pad cut
+// from pad (at least size bytes long): {"seq":N,"pad":"…"} is 17 bytes
+// besides N's digits and the pad.
+func webSampleOf(seq int64, size int, pad string) webSample {
+	return webSample{Seq: seq, Pad: pad[:max(0, size-17-len(strconv.FormatInt(seq, 10)))]}
+}
+
 const (
 	roleWebPub = "webpub"
 	webTopic   = "bench/web"
@@ -81,7 +88,6 @@ type WebRecv struct {
 	Missing  int     // measured messages never received
 	Rate     float64 // Hz: (Got-1) over the span from the first arrival to the last
 	P50, P99 time.Duration
-	Warm     bool // it received a warm-up message: it was subscribed before the measured ones
 }
 
 // WebResult is one run of a stream.
@@ -113,10 +119,10 @@ func (r WebResult) AddedP50() time.Duration {
 type webPub struct{ Stream WebStream }
 
 // webDone is the publisher child's account of a "G" ("D" line): it
-// published seqs First..Last, the first Warm of them warm-up.
+// published seqs First..Last.
 type webDone struct {
-	First, Last, Warm   int64
-	FirstSend, LastSend int64 // Unix ns of the first and last measured sends
+	First, Last         int64
+	FirstSend, LastSend int64 // Unix ns
 	MaxLag              time.Duration
 }
 
@@ -142,9 +148,9 @@ func webNode(dir, name string) (*colugo.Node, error) {
 // webPubChild is the paced publisher. Protocol, after spawn's
 // configuration line and "ready": parent "C {webPub}": make the node and
 // publisher, child "C"; parent "W n": wait (15 s at most) for n
-// subscriber nodes, child "W"; parent "G warm count": publish warm+count
-// messages at the stream's rate from now on, child "D {webDone}"; EOF:
-// close and exit.
+// subscriber nodes, child "W"; parent "G count": publish count messages
+// at the stream's rate from now on, child "D {webDone}"; EOF: close and
+// exit.
 func webPubChild() error {
 	in := bufio.NewScanner(os.Stdin)
 	if !in.Scan() {
@@ -200,11 +206,11 @@ func webPubChild() error {
 			}
 			out.printf("W")
 		case "G":
-			var warm, count int64
-			if _, err := fmt.Sscan(arg, &warm, &count); err != nil || publish == nil {
+			count, err := strconv.ParseInt(arg, 10, 64)
+			if err != nil || publish == nil {
 				return fmt.Errorf("bad line %q", in.Text())
 			}
-			d, err := pace(publish, &seq, warm, count, stream.Rate)
+			d, err := pace(publish, &seq, count, stream.Rate)
 			if err != nil {
 				return err
 			}
@@ -249,22 +255,20 @@ func webPublisher(n *colugo.Node, s WebStream) (publish func(int64) error, wait 
 		}
 		pad := strings.Repeat("x", s.Size)
 		return func(seq int64) error {
-			// {"seq":N,"pad":"…"}: 17 bytes besides N's digits and the pad.
-			k := max(0, s.Size-17-len(strconv.FormatInt(seq, 10)))
-			return p.Publish(ctx, webSample{Seq: seq, Pad: pad[:k]})
+			return p.Publish(ctx, webSampleOf(seq, s.Size, pad))
 		}, waitFn(p), nil
 	}
 	return nil, nil, fmt.Errorf("stream %s: unknown codec %q", s.Name, s.Codec)
 }
 
-// pace publishes warm+count messages at rate, message i at start+i/rate
-// (an absolute schedule: a late message does not shift the later ones),
+// pace publishes count messages at rate, message i at start+i/rate (an
+// absolute schedule: a late message does not shift the later ones),
 // numbering them from *seq on.
-func pace(publish func(int64) error, seq *int64, warm, count int64, rate int) (webDone, error) {
-	d := webDone{First: *seq, Warm: warm}
+func pace(publish func(int64) error, seq *int64, count int64, rate int) (webDone, error) {
+	d := webDone{First: *seq}
 	period := time.Second / time.Duration(rate)
 	start := time.Now()
-	for i := range warm + count {
+	for i := range count {
 		at := start.Add(time.Duration(i) * period)
 		if w := time.Until(at); w > 0 {
 			time.Sleep(w)
@@ -276,7 +280,7 @@ func pace(publish func(int64) error, seq *int64, warm, count int64, rate int) (w
 		if err := publish(*seq); err != nil {
 			return d, err
 		}
-		if i == warm {
+		if i == 0 {
 			d.FirstSend = now.UnixNano()
 		}
 		d.LastSend = now.UnixNano()
@@ -328,8 +332,9 @@ func (l *recvLog) reset() {
 	l.mu.Unlock()
 }
 
-// waitFor waits until seq last arrived, or nothing arrived for webQuiet.
-func (l *recvLog) waitFor(last int64) {
+// waitFor waits until seq last arrived, or nothing arrived for webQuiet,
+// and reports whether it arrived.
+func (l *recvLog) waitFor(last int64) bool {
 	t := time.NewTimer(webQuiet)
 	defer t.Stop()
 	for l.maxSeq.Load() < last {
@@ -337,14 +342,14 @@ func (l *recvLog) waitFor(last int64) {
 		case <-l.notify:
 			t.Reset(webQuiet)
 		case <-t.C:
-			return
+			return false
 		}
 	}
+	return true
 }
 
-// summary is the receiver's account of seqs first..last, warm-up seqs
-// from warm0 on.
-func (l *recvLog) summary(warm0, first, last int64) WebRecv {
+// summary is the receiver's account of seqs first..last.
+func (l *recvLog) summary(first, last int64) WebRecv {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var r WebRecv
@@ -352,9 +357,6 @@ func (l *recvLog) summary(warm0, first, last int64) WebRecv {
 	var t0, t1 int64
 	seen := map[int64]bool{}
 	for _, a := range l.got {
-		if a.seq >= warm0 && a.seq < first {
-			r.Warm = true
-		}
 		if a.seq < first || a.seq > last || seen[a.seq] {
 			continue
 		}
@@ -387,7 +389,6 @@ type WebRig struct {
 	dlog    *recvLog
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	runs    int
 }
 
 // NewWebRig sets s up, ready for Run.
@@ -432,7 +433,46 @@ func NewWebRig(s WebStream) (_ *WebRig, err error) {
 	if _, err := r.pub.expect("W", setupTimeout+time.Second); err != nil {
 		return r, err
 	}
-	return r, nil
+	return r, r.warmUp()
+}
+
+// warmUp publishes short bursts at the stream's rate until every receiver
+// got the last message of one: each is subscribed (the publisher counts
+// the gateway's subscription once, however many clients share it).
+func (r *WebRig) warmUp() error {
+	deadline := time.Now().Add(setupTimeout)
+	for time.Now().Before(deadline) {
+		done, err := r.publish(int64(max(2, r.s.Rate/20))) // 50 ms
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(r.logs(), func(l *recvLog) bool { return !l.waitFor(done.Last) }) {
+			return nil
+		}
+	}
+	return errors.New("a receiver got no warm-up message within the set-up timeout")
+}
+
+func (r *WebRig) logs() []*recvLog {
+	logs := []*recvLog{r.dlog}
+	for _, c := range r.clients {
+		logs = append(logs, c.log)
+	}
+	return logs
+}
+
+// publish has the child publish count messages at the stream's rate.
+func (r *WebRig) publish(count int64) (webDone, error) {
+	var done webDone
+	if err := r.pub.send("G %d", count); err != nil {
+		return done, err
+	}
+	d := time.Duration(count) * time.Second / time.Duration(r.s.Rate)
+	line, err := r.pub.expect("D ", d+setupTimeout)
+	if err != nil {
+		return done, err
+	}
+	return done, json.Unmarshal([]byte(strings.TrimPrefix(line, "D ")), &done)
 }
 
 func startWebPub(dir string, s WebStream) (*child, error) {
@@ -480,49 +520,27 @@ func (r *WebRig) subscribeDirect(ctx context.Context) error {
 	return nil
 }
 
-// webWarm is the warm-up of a rig's first run: messages published before
-// the measured ones, so that every client's subscription is in place.
-const webWarm = 300 * time.Millisecond
-
-// Run publishes count measured messages (after a warm-up on the rig's
-// first run) and reports what each receiver got.
+// Run publishes count messages and reports what each receiver got.
 func (r *WebRig) Run(count int) (WebResult, error) {
-	warm := int64(2)
-	if r.runs == 0 {
-		warm = max(warm, int64(webWarm)*int64(r.s.Rate)/int64(time.Second))
-	}
-	r.runs++
-	logs := []*recvLog{r.dlog}
-	for _, c := range r.clients {
-		logs = append(logs, c.log)
-	}
+	logs := r.logs()
 	for _, l := range logs {
 		l.reset()
 	}
 	st0, nd0 := r.gw.g.Stats(), r.gw.node.Stats().Topics[webTopic]
-	if err := r.pub.send("G %d %d", warm, count); err != nil {
-		return WebResult{}, err
-	}
-	d := time.Duration(warm+int64(count)) * time.Second / time.Duration(r.s.Rate)
-	line, err := r.pub.expect("D ", d+setupTimeout)
+	done, err := r.publish(int64(count))
 	if err != nil {
-		return WebResult{}, err
-	}
-	var done webDone
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "D ")), &done); err != nil {
 		return WebResult{}, err
 	}
 	for _, l := range logs {
 		l.waitFor(done.Last)
 	}
-	first := done.First + done.Warm
-	res := WebResult{Stream: r.s, Published: int(done.Last - first + 1), PubLag: done.MaxLag}
+	res := WebResult{Stream: r.s, Published: int(done.Last - done.First + 1), PubLag: done.MaxLag}
 	if res.Published > 1 && done.LastSend > done.FirstSend {
 		res.PubRate = float64(res.Published-1) / (float64(done.LastSend-done.FirstSend) / 1e9)
 	}
-	res.Direct = r.dlog.summary(done.First, first, done.Last)
+	res.Direct = r.dlog.summary(done.First, done.Last)
 	for _, c := range r.clients {
-		res.Clients = append(res.Clients, c.log.summary(done.First, first, done.Last))
+		res.Clients = append(res.Clients, c.log.summary(done.First, done.Last))
 	}
 	st1, nd1 := r.gw.g.Stats(), r.gw.node.Stats().Topics[webTopic]
 	res.GatewayDropped, res.NodeDropped = st1.Dropped-st0.Dropped, nd1.Dropped-nd0.Dropped
