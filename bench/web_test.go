@@ -23,7 +23,9 @@ const webMinMetrics = 20
 // Metrics (with at least webMinMetrics ops): hz, the slowest client's
 // rate; missing, measured messages some client never got; ws-p50-ms,
 // ws-p99-ms, the slowest client's latencies; direct-p50-ms, the direct
-// colugo subscriber's; added-p50-ms, the difference of the p50s; for
+// colugo subscriber's; added-p50-ms, the difference of the p50s;
+// paired-p50-ms, the p50 of a message's arrival at the slowest client
+// minus at the direct subscriber; for
 // starts, advertise-ms, discovery-ms and over-discovery-ms (medians).
 func BenchmarkWeb(b *testing.B) {
 	for _, s := range []WebStream{WebProto, WebJSON} {
@@ -54,6 +56,7 @@ func BenchmarkWeb(b *testing.B) {
 			b.ReportMetric(msOf(p99), "ws-p99-ms")
 			b.ReportMetric(msOf(res.Direct.P50), "direct-p50-ms")
 			b.ReportMetric(msOf(res.AddedP50()), "added-p50-ms")
+			b.ReportMetric(msOf(res.PairedP50), "paired-p50-ms")
 		})
 	}
 	b.Run("start", func(b *testing.B) {
@@ -138,20 +141,24 @@ func TestRecvLogSummary(t *testing.T) {
 	t.Parallel()
 	l := newRecvLog()
 	at := int64(1_000_000_000)
-	for _, a := range []arrival{
+	l.got = []arrival{
 		{seq: 10, at: at - 100}, // before the run: ignored
 		{seq: 12, latency: time.Millisecond, at: at + 1e6},
 		{seq: 13, latency: 2 * time.Millisecond, at: at + 11e6},
 		{seq: 13, latency: 9 * time.Second, at: at + 12e6}, // a duplicate
 		{seq: 15, latency: 3 * time.Millisecond, at: at + 21e6},
 		{seq: 20, at: at + 30e6}, // after the run
-	} {
-		l.got = append(l.got, a)
 	}
 	got := l.summary(12, 16)
 	want := WebRecv{Got: 3, Missing: 2, Rate: 100, P50: 2 * time.Millisecond, P99: 3 * time.Millisecond}
 	if got != want {
 		t.Errorf("summary = %+v, want %+v", got, want)
+	}
+	base := newRecvLog()
+	base.got = []arrival{{seq: 12, at: at}, {seq: 13, at: at + 12e6}, {seq: 14, at: at}, {seq: 15, at: at + 20e6}, {seq: 20, at: 0}}
+	// 12: +1 ms, 13: -1 ms (its first arrival), 15: +1 ms; 14 and 20 not both in the run.
+	if p := l.paired(base, 12, 16); p != time.Millisecond {
+		t.Errorf("paired = %v, want 1ms", p)
 	}
 }
 

@@ -161,7 +161,8 @@ func stream(out io.Writer, t *targets, s bench.WebStream, n int, d time.Duration
 	}
 	gwDrop := median(mapf(runs, func(r bench.WebResult) uint64 { return r.GatewayDropped }))
 	ndDrop := median(mapf(runs, func(r bench.WebResult) uint64 { return r.NodeDropped }))
-	fmt.Fprintf(out, "\nGateway drops (client queues) %d, gateway node drops (its colugo subscription) %d; latency: arrival in the receiving goroutine minus the publisher's send time.\n\n", gwDrop, ndDrop)
+	fmt.Fprintf(out, "\nGateway drops (client queues) %d, gateway node drops (its colugo subscription) %d; latency: arrival in the receiving goroutine minus the publisher's send time;"+
+		" paired p50 (slowest client): per message, its arrival at the client minus at the direct subscriber, %s ms.\n\n", gwDrop, ndDrop, ms(median(mapf(runs, func(r bench.WebResult) time.Duration { return r.PairedP50 }))))
 
 	switch s.Name {
 	case bench.WebProto.Name:
@@ -171,7 +172,8 @@ func stream(out io.Writer, t *targets, s bench.WebStream, n int, d time.Duration
 			each(runs, func(r bench.WebResult) string { return fmt.Sprintf("%.2f Hz", r.Clients[0].Rate) }), c.Rate >= 29)
 		added := median(mapf(runs, bench.WebResult.AddedP50))
 		t.add(fmt.Sprintf("%s: ≤ 5 ms added p50 over a direct subscriber", s.Name),
-			fmt.Sprintf("added p50 %s ms (WebSocket p50 %s / p99 %s ms; direct p50 %s / p99 %s ms)", ms(added), ms(c.P50), ms(c.P99), ms(direct.P50), ms(direct.P99)),
+			fmt.Sprintf("added p50 %s ms (WebSocket p50 %s / p99 %s ms; direct p50 %s / p99 %s ms; paired p50 %s ms)", ms(added), ms(c.P50), ms(c.P99), ms(direct.P50), ms(direct.P99),
+				ms(median(mapf(runs, func(r bench.WebResult) time.Duration { return r.PairedP50 })))),
 			each(runs, func(r bench.WebResult) string { return ms(r.AddedP50()) + " ms" }), added <= 5*time.Millisecond)
 	case bench.WebJSON.Name:
 		ok := true
@@ -181,7 +183,8 @@ func stream(out io.Writer, t *targets, s bench.WebStream, n int, d time.Duration
 			ok = ok && c.Rate >= 0.99*float64(s.Rate) && c.Missing == 0
 		}
 		t.add(fmt.Sprintf("%s at full rate to %d clients (each ≥ 99 %% of %d Hz, none missing)", s.Name, s.Clients, s.Rate),
-			strings.Join(figs, "; ")+fmt.Sprintf("; gateway drops %d; added p50 %s ms", gwDrop, ms(median(mapf(runs, bench.WebResult.AddedP50)))),
+			strings.Join(figs, "; ")+fmt.Sprintf("; gateway drops %d; added p50 %s ms (paired %s ms)", gwDrop, ms(median(mapf(runs, bench.WebResult.AddedP50))),
+				ms(median(mapf(runs, func(r bench.WebResult) time.Duration { return r.PairedP50 })))),
 			each(runs, func(r bench.WebResult) string {
 				return "min " + fmt.Sprintf("%.1f Hz", slices.Min(mapf(r.Clients, func(c bench.WebRecv) float64 { return c.Rate })))
 			}), ok)
