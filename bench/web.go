@@ -799,34 +799,17 @@ func (s *WebStartRig) Close() {
 // Start measures one fresh node's discovery, then one gateway's start.
 func (s *WebStartRig) Start() (WebStart, error) {
 	var res WebStart
-	t0 := time.Now()
-	n, err := webNode(s.dir, "web-fresh")
-	if err != nil {
+	var err error
+	if res.Discovery, err = discover(s.dir, webTopic, setupTimeout); err != nil {
 		return res, err
 	}
-	// Peers() is read on each of the node's events (a peer becomes visible
-	// with its Joined event), not polled: a sleep under a millisecond
-	// rounds up to about one here.
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	evs := n.Events(ctx)
-	for !publishes(n.Peers(), webTopic) {
-		if _, ok := <-evs; !ok {
-			cancel()
-			_ = n.Close()
-			return res, errors.New("a fresh node did not see the publisher within the set-up timeout")
-		}
-	}
-	cancel()
-	res.Discovery = time.Since(t0)
-	_ = n.Close()
-
-	t0 = time.Now()
+	ctx := context.Background()
+	t0 := time.Now()
 	gw, err := startGateway(s.dir)
 	if err != nil {
 		return res, err
 	}
 	defer gw.close()
-	ctx = context.Background()
 	c, err := dialGateway(ctx, gw.url, setupTimeout)
 	if err != nil {
 		return res, err
@@ -837,6 +820,29 @@ func (s *WebStartRig) Start() (WebStart, error) {
 	}
 	res.Advertise = time.Since(t0)
 	return res, nil
+}
+
+// discover times a fresh node on the registry in dir, from NewNode until
+// its Peers() holds a publisher of topic (at most d).
+func discover(dir, topic string, d time.Duration) (time.Duration, error) {
+	t0 := time.Now()
+	n, err := webNode(dir, "web-fresh")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = n.Close() }()
+	// Peers() is read on each of the node's events (a peer becomes visible
+	// with its Joined event), not polled: a sleep under a millisecond
+	// rounds up to about one here.
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	evs := n.Events(ctx)
+	for !publishes(n.Peers(), topic) {
+		if _, ok := <-evs; !ok {
+			return 0, fmt.Errorf("a fresh node did not see a publisher of %s within %v", topic, d)
+		}
+	}
+	return time.Since(t0), nil
 }
 
 func publishes(peers []colugo.PeerInfo, topic string) bool {

@@ -155,10 +155,11 @@ func TestRecvLogSummary(t *testing.T) {
 		t.Errorf("summary = %+v, want %+v", got, want)
 	}
 	base := newRecvLog()
-	base.got = []arrival{{seq: 12, at: at}, {seq: 13, at: at + 12e6}, {seq: 14, at: at}, {seq: 15, at: at + 20e6}, {seq: 20, at: 0}}
-	// 12: +1 ms, 13: -1 ms (its first arrival), 15: +1 ms; 14 and 20 not both in the run.
-	if p := l.paired(base, 12, 16); p != time.Millisecond {
-		t.Errorf("paired = %v, want 1ms", p)
+	base.got = []arrival{{seq: 12, at: at}, {seq: 13, at: at + 12e6}, {seq: 14, at: at}, {seq: 15, at: at + 26e6}, {seq: 20, at: 0}}
+	// 12: +1 ms, 13: -1 ms (its first arrival only), 15: -5 ms; 14 and 20
+	// not both in the run.
+	if p := l.paired(base, 12, 16); p != -time.Millisecond {
+		t.Errorf("paired = %v, want -1ms", p)
 	}
 }
 
@@ -218,5 +219,9 @@ func TestWebStart(t *testing.T) {
 	}
 	if slices.ContainsFunc(got, func(s WebStart) bool { return s.Discovery <= 0 || s.Advertise <= 0 }) {
 		t.Errorf("starts %+v: want positive durations", got)
+	}
+	// Discovery waits for the topic's publisher: nobody publishes this one.
+	if d, err := discover(rig.dir, "bench/nobody", 300*time.Millisecond); err == nil {
+		t.Errorf("discovery of a topic nobody publishes took %v, want an error", d)
 	}
 }
