@@ -9,12 +9,18 @@
 //	go run ./examples/client            # calls math/add
 //	go run ./examples/protobuf sub      # the same pub/sub with protobuf (-count N after the role)
 //	go run ./examples/protobuf pub
+//	go run ./examples/protobuf serve    # serves math/add.pb (protobuf); call calls it
 //	go run ./examples/description pub   # publishes the robot description once and keeps it (WithHistory)
 //	go run ./examples/description sub   # started later, gets it at once (WithLastValue); or: latest (Latest)
 //	go run ./examples/demo              # two processes that find each other and talk, then exit
 package examples
 
 import (
+	"errors"
+	"fmt"
+	"log"
+	"sync"
+
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
@@ -48,4 +54,30 @@ func Discovery(lan bool) colugo.NodeOption {
 		return colugo.WithDiscovery(discovery.Multi(local.New(), mdns.New()))
 	}
 	return colugo.WithDiscovery(local.New())
+}
+
+// Errors makes a node report its non-terminal errors on stderr (the
+// library is silent by default): a message that does not decode, or whose
+// codec or type differs from the subscriber's (a publisher of the same
+// topic with another codec), once per topic, sender, codec and type, and
+// every other error as it comes (slow consumers are reported once per
+// episode already).
+func Errors() colugo.NodeOption {
+	var mu sync.Mutex
+	seen := map[colugo.DecodeError]bool{}
+	return colugo.WithErrorHandler(func(err error) {
+		var de *colugo.DecodeError
+		if errors.As(err, &de) {
+			k := colugo.DecodeError{Topic: de.Topic, Sender: de.Sender, Codec: de.Codec, Type: de.Type}
+			mu.Lock()
+			first := !seen[k]
+			seen[k] = true
+			mu.Unlock()
+			if !first {
+				return
+			}
+			err = fmt.Errorf("%w (reported once for this topic, sender, codec and type)", err)
+		}
+		log.Print(err)
+	})
 }

@@ -436,6 +436,29 @@ func TestProtobuf(t *testing.T) {
 	checkRegistryEmpty(t, reg)
 }
 
+func TestProtobufService(t *testing.T) {
+	t.Parallel()
+	env, reg := registry(t)
+	server := start(t, env, childTimeout, "protobuf", "serve")
+	if _, ok := server.waitLine(t, regexp.MustCompile(`^serving math/add.pb`)); !ok {
+		return
+	}
+	client := start(t, env, childTimeout, "protobuf", "call", "-count", "3")
+	clientOK := client.waitExit(t)
+	want := []string{"0 + 40 = 40", "1 + 40 = 41", "2 + 40 = 42"}
+	if got := client.allLines(); !slices.Equal(got, want) {
+		t.Errorf("client printed %q, want %q", got, want)
+	}
+	server.interrupt(t)
+	if !server.waitExit(t) || !clientOK {
+		return
+	}
+	if got, want := server.lines("add "), []string{"add 0 + 40", "add 1 + 40", "add 2 + 40"}; !slices.Equal(got, want) {
+		t.Errorf("server printed %q, want %q", got, want)
+	}
+	checkRegistryEmpty(t, reg)
+}
+
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	env, reg := registry(t)

@@ -10,8 +10,8 @@
 //     characters replaced by '-', cut to fit one 63-byte label) + "-" + the
 //     node ID (16 hex digits for Node IDs; 8 hex digits of a hash for other
 //     IDs), for example "camera-3f9c0a1b2c3d4e5f";
-//   - the ID suffix is always there, not only "on collision" (DESIGN.md
-//     §4): zeroconf v2.2.0 cannot detect a collision. It probes without
+//   - the ID suffix is always there, not only "on collision":
+//     zeroconf v2.2.0 cannot detect a collision. It probes without
 //     listening for answers and ignores other nodes' probes, so two nodes
 //     called "camera" would both keep the name, and its browsers would
 //     report only the one heard first. Browsing for the name before

@@ -23,7 +23,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("client", examples.Discovery(*lan))
+	node, err := colugo.NewNode("client", examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		log.Fatal(err)
 	}

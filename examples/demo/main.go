@@ -47,7 +47,7 @@ func main() {
 }
 
 func alice(ctx context.Context) error {
-	node, err := colugo.NewNode("alice", examples.Discovery(*lan))
+	node, err := colugo.NewNode("alice", examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func alice(ctx context.Context) error {
 }
 
 func bob(ctx context.Context) error {
-	node, err := colugo.NewNode("bob", examples.Discovery(*lan))
+	node, err := colugo.NewNode("bob", examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		return err
 	}

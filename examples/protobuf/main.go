@@ -1,7 +1,15 @@
-// Command protobuf publishes or prints poses encoded with protobuf:
+// Command protobuf publishes or prints poses encoded with protobuf, and
+// serves or calls a protobuf service, math/add.pb (posepb.AddRequest to
+// posepb.AddReply):
 //
 //	go run ./examples/protobuf sub
 //	go run ./examples/protobuf pub
+//	go run ./examples/protobuf serve
+//	go run ./examples/protobuf call -count 3
+//
+// Tools decode both without these types: colugo echo robot/pose.pb,
+// colugo call math/add.pb '{"a":2,"b":40}' (from the descriptors the
+// nodes advertise).
 package main
 
 import (
@@ -26,7 +34,7 @@ func main() {
 	count := fs.Int("count", 0, "stop after this many poses (0: until interrupted)")
 	lan := fs.Bool("lan", false, "also find peers on the LAN with mDNS")
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: protobuf pub|sub [-count N]")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	role := os.Args[1]
@@ -35,7 +43,7 @@ func main() {
 	defer stop()
 	pb := colugo.WithCodec(protobuf.Codec{})
 
-	node, err := colugo.NewNode("protobuf-"+role, examples.Discovery(*lan))
+	node, err := colugo.NewNode("protobuf-"+role, examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -71,8 +79,33 @@ func main() {
 				return
 			}
 		}
+	case "serve":
+		_, err := colugo.Serve(node, "math/add.pb", func(_ context.Context, r *posepb.AddRequest) (*posepb.AddReply, error) {
+			fmt.Printf("add %d + %d\n", r.A, r.B)
+			return &posepb.AddReply{Sum: r.A + r.B}, nil
+		}, pb)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("serving math/add.pb")
+		<-ctx.Done()
+	case "call":
+		if err := node.WaitServers(ctx, "math/add.pb", 1); err != nil {
+			log.Fatal(err)
+		}
+		for i := 0; *count == 0 || i < *count; i++ {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			r, err := colugo.Request[*posepb.AddRequest, *posepb.AddReply](cctx, node, "math/add.pb", &posepb.AddRequest{A: int64(i), B: 40}, pb)
+			cancel()
+			if err != nil {
+				log.Fatal(err)
+			}
+			fmt.Printf("%d + 40 = %d\n", i, r.Sum)
+		}
 	default:
-		fmt.Fprintln(os.Stderr, "usage: protobuf pub|sub [-count N]")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 }
+
+const usage = "usage: protobuf pub|sub|serve|call [-count N]"

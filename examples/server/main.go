@@ -18,7 +18,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("server", examples.Discovery(*lan))
+	node, err := colugo.NewNode("server", examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		log.Fatal(err)
 	}

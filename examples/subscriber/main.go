@@ -20,7 +20,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	node, err := colugo.NewNode("subscriber", examples.Discovery(*lan), colugo.WithErrorHandler(func(err error) { log.Print(err) }))
+	node, err := colugo.NewNode("subscriber", examples.Discovery(*lan), examples.Errors())
 	if err != nil {
 		log.Fatal(err)
 	}
