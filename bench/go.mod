@@ -3,12 +3,14 @@ module github.com/colugo-go/colugo/bench
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.14
 	github.com/colugo-go/colugo v0.0.0
 	github.com/go-zeromq/zmq4 v0.17.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	go.uber.org/goleak v1.3.0
 	gonum.org/v1/plot v0.17.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
