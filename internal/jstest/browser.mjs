@@ -132,6 +132,18 @@ try {
 
   await page.click('button.topic[data-topic="robot/pose"]');
   await page.waitForSelector(latest);
+  // Live off: the page unsubscribes (rates say so, counts stop); on again: it resubscribes.
+  await page.uncheck('#live');
+  await page.waitForFunction(() => document.querySelector('button.topic[data-topic="robot/pose"] .rate')?.textContent === 'not live');
+  const count = () => page.evaluate(() => document.querySelector('#msg-meta .chip')?.textContent);
+  await page.click('button.topic[data-topic="robot/pose"]');
+  const off1 = await count();
+  await page.waitForTimeout(600); // no event marks an absence: the page refreshes every 250 ms
+  const off2 = await count();
+  await page.check('#live');
+  await page.waitForFunction((c) => document.querySelector('#msg-meta .chip')?.textContent !== c, off2);
+  results.checks.liveToggle = { off1, off2, on: await count() };
+
   // A topic whose name and payload are markup: shown as text, never run.
   if (hostile) {
     await page.waitForFunction((name) => [...document.querySelectorAll('button.topic')].some((b) => b.dataset.topic === name), hostile);
@@ -178,6 +190,8 @@ try {
   const p = results.checks.phone;
   const problems = [];
   if (first === second) problems.push('robot/pose did not change');
+  const lt = results.checks.liveToggle;
+  if (lt.off1 !== lt.off2) problems.push('live off: messages still counted: ' + JSON.stringify(lt));
   const h = results.checks.hostile;
   if (hostile && (h.xss !== null || h.elements !== 0 || !h.shown || !h.inGraph)) problems.push('hostile topic: ' + JSON.stringify(h));
   const pbc = results.checks.protobuf;
