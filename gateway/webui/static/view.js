@@ -57,7 +57,7 @@ function node(v, depth, budget) {
       const s = v.length > maxString ? JSON.stringify(v.slice(0, maxString)).slice(0, -1) + `…" (${v.length} characters)` : JSON.stringify(v);
       return el('span', { class: 'j-str', text: s });
     }
-    case 'number': return el('span', { class: 'j-num', text: Number.isFinite(v) ? String(v) : String(v) });
+    case 'number': return el('span', { class: 'j-num', text: String(v) });
     case 'boolean': return el('span', { class: 'j-bool', text: String(v) });
     case 'object': break;
     default: return el('span', { text: String(v) });
