@@ -36,8 +36,8 @@ type Bridge struct {
 	running  bool
 	closed   bool
 	runDone  chan struct{}
-	wg       sync.WaitGroup                // goroutines Run started
-	exported map[string]bool               // topics with an export subscription
+	wg       sync.WaitGroup                  // goroutines Run started
+	exported map[string]bool                 // topics with an export subscription
 	expSvc   map[string][]*nats.Subscription // exported services' queue subscriptions
 	pubs     map[pubKey]*colugo.Publisher[[]byte]
 	servers  []*colugo.Server
@@ -298,8 +298,8 @@ const (
 // Stats is a snapshot of a bridge's counters.
 type Stats struct {
 	Link        LinkState
-	Reconnects  uint64 // times the link came back after a loss
-	Disconnects uint64 // times it was lost
+	Reconnects  uint64    // times the link came back after a loss
+	Disconnects uint64    // times it was lost
 	Export      Direction // from the local network to NATS
 	Import      Direction // from NATS to the local network
 }
@@ -326,7 +326,7 @@ type Drops struct {
 }
 
 type dirCounters struct {
-	messages, bytes, requests, requestErrors                              atomic.Uint64
+	messages, bytes, requests, requestErrors                        atomic.Uint64
 	rate, payload, link, loop, badSubject, badHeader, limit, failed atomic.Uint64
 }
 

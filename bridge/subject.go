@@ -130,8 +130,8 @@ func decodeTokens(tokens string) (string, error) {
 				return "", errSubject
 			}
 			v := byte(hi<<4 | lo)
-			if keep(v) || v == '_' || v == 0 {
-				return "", errSubject // not canonical, or NUL (never in a name)
+			if keep(v) || v == '_' || v == '/' || v == 0 {
+				return "", errSubject // not canonical ('/' separates tokens), or NUL
 			}
 			out = append(out, v)
 			j += 2
