@@ -187,6 +187,9 @@ func (c Config) normalize() (Config, error) {
 		}
 		return p, nil
 	}
+	if _, err := prefix("default", ""); err != nil {
+		return c, err
+	}
 	var err error
 	for _, l := range []*Lists{&c.Export, &c.Import} {
 		l.Topics = append([]Topic(nil), l.Topics...)

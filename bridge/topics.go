@@ -64,6 +64,11 @@ type incoming struct {
 // number, metadata the library would refuse (with mdOrigin added).
 func parseHeader(h nats.Header) (incoming, bool) {
 	var in incoming
+	for _, f := range []string{hCodec, hType, hSender, hOrigin, hBridge} {
+		if len(h[f]) > 1 {
+			return in, false
+		}
+	}
 	in.codec = h.Get(hCodec)
 	in.typ = h.Get(hType)
 	if in.codec == "" || len(in.codec) > 64 || len(in.typ) > maxHeaderValue || len(h.Get(hSender)) > maxHeaderValue {
