@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -105,8 +104,7 @@ func cfgFor(s *server.Server, site string) bridge.Config {
 	return bridge.Config{Site: site, NATS: bridge.NATS{URLs: []string{s.ClientURL()}}}
 }
 
-// until publishes v() on pub every few milliseconds until got reports
-// success, for links whose subscriptions are being set up (a message
+// until calls publish every 20ms or so until got reports success, for links whose subscriptions are being set up (a message
 // published before they are lost, at most once).
 func until(t *testing.T, what string, publish func(), got func(time.Duration) bool) {
 	t.Helper()
@@ -141,5 +139,3 @@ func recv[T any](ch <-chan T, ok func(T) bool) func(time.Duration) bool {
 		}
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
