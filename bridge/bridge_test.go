@@ -557,3 +557,43 @@ func TestConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSameSiteBridges: of two bridges of one site, the one importing a
+// topic that the other exports never brings the site's own messages back.
+func TestSameSiteBridges(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	c1, c2, cb := cfgFor(srv, "a"), cfgFor(srv, "a"), cfgFor(srv, "b")
+	c1.Export.Topics = []bridge.Topic{{Name: "x"}}
+	c2.Import.Topics = []bridge.Topic{{Name: "x"}}
+	cb.Import.Topics = []bridge.Topic{{Name: "x"}}
+	runBridge(t, a, c1)
+	a2, _ := runBridge(t, a, c2)
+	runBridge(t, b, cb)
+	ctx := t.Context()
+	local, _ := colugo.Subscribe[int](ctx, a.NewNode("sub-a"), "x", colugo.WithBuffer(1024))
+	remote, _ := colugo.Subscribe[int](ctx, b.NewNode("sub-b"), "x")
+	pub, _ := colugo.NewPublisher[int](a.NewNode("pub"), "x")
+	until(t, "x on site b", func() { _ = pub.Publish(ctx, 0) }, recv(remote, func(int) bool { return true }))
+	until(t, "x on site a", func() { _ = pub.Publish(ctx, 0) }, recv(local, func(int) bool { return true }))
+	before := a2.Stats().Import.Drops.Loop
+	const n = 10
+	for i := 1; i <= n; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	testwait.Until(t, "a2 refuses the site's own", func() bool { return a2.Stats().Import.Drops.Loop >= before+n })
+	seen := map[int]int{}
+	for len(seen) < n || seen[n] == 0 {
+		if v := colugotest.Next(t, local, wait); v > 0 {
+			seen[v]++
+		}
+	}
+	for i := 1; i <= n; i++ {
+		if seen[i] != 1 {
+			t.Errorf("site a got %d %d times", i, seen[i])
+		}
+	}
+	if st := a2.Stats(); st.Import.Messages != 0 {
+		t.Errorf("a2 imported %d of its site's messages", st.Import.Messages)
+	}
+}

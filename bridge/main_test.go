@@ -3,7 +3,9 @@ package bridge_test
 import (
 	"context"
 	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 func TestMain(m *testing.M) {
@@ -138,4 +141,47 @@ func recv[T any](ch <-chan T, ok func(T) bool) func(time.Duration) bool {
 			}
 		}
 	}
+}
+
+// natsCluster starts n embedded NATS servers on 127.0.0.1 routed to one
+// another (cluster ports on loopback, nothing advertised), stopped when the
+// test ends, and waits until every route is up.
+func natsCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	var servers []*server.Server
+	var seed *url.URL
+	for i := range n {
+		o := &server.Options{
+			ServerName: "s" + strconv.Itoa(i),
+			Host:       "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+			Cluster:               server.ClusterOpts{Name: "bridge-test", Host: "127.0.0.1", Port: server.RANDOM_PORT, NoAdvertise: true},
+			LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
+			DisableShortFirstPing: true,
+		}
+		if seed != nil {
+			o.Routes = []*url.URL{seed}
+		}
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(wait) {
+			t.Fatal("nats-server did not start")
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		if seed == nil {
+			seed = &url.URL{Scheme: "nats", Host: s.ClusterAddr().String()}
+		}
+		servers = append(servers, s)
+	}
+	testwait.Until(t, "cluster routes", func() bool {
+		for _, s := range servers {
+			if s.NumRoutes() < n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	return servers
 }
