@@ -597,3 +597,57 @@ func TestSameSiteBridges(t *testing.T) {
 		t.Errorf("a2 imported %d of its site's messages", st.Import.Messages)
 	}
 }
+
+// TestServiceShared: two sites exporting one service share its requests
+// (one NATS queue group per service).
+func TestServiceShared(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b, c := colugotest.NewNetwork(t), colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	var exporters []*bridge.Bridge
+	for _, s := range []struct {
+		net  *colugotest.Network
+		site string
+	}{{a, "a"}, {c, "c"}} {
+		cfg := cfgFor(srv, s.site)
+		cfg.Export.Services = []bridge.Service{{Name: "who"}}
+		br, _ := runBridge(t, s.net, cfg)
+		exporters = append(exporters, br)
+		site := s.site
+		if _, err := colugo.Serve(s.net.NewNode("server"), "who", func(context.Context, string) (string, error) { return site, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cb := cfgFor(srv, "b")
+	cb.Import.Services = []bridge.Service{{Name: "who"}}
+	runBridge(t, b, cb)
+	cli := b.NewNode("client")
+	wctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if err := cli.WaitServers(wctx, "who", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Until both sites have answered: each has its share, whichever
+	// subscribed first.
+	seen := map[string]int{}
+	sent := 0
+	testwait.Until(t, "answers from both sites", func() bool {
+		sent++
+		got, err := colugo.Request[string, string](t.Context(), cli, "who", "?")
+		if err == nil {
+			seen[got]++
+		}
+		return seen["a"] > 0 && seen["c"] > 0
+	})
+	// Each request went to one site only: the exporters forwarded as many
+	// as were sent, not one per site.
+	forwarded := func() (n uint64) {
+		for _, e := range exporters {
+			n += e.Stats().Export.Requests
+		}
+		return n
+	}
+	testwait.Until(t, "forwarded requests counted", func() bool { return forwarded() >= uint64(sent) })
+	if n := forwarded(); n != uint64(sent) {
+		t.Errorf("%d requests forwarded by the two sites for %d sent", n, sent)
+	}
+}
