@@ -175,9 +175,9 @@ func (b *Bridge) importService(ctx context.Context, r Service) {
 		wait = min(2*wait, 2*time.Second)
 	}
 	subj := subject(b.cfg.Root, kindService, global)
-	srv, err := colugo.Serve(b.node, r.Name, func(hctx context.Context, req []byte) ([]byte, error) {
+	srv, err := colugo.Serve(b.node, r.Name, func(hctx context.Context, req []byte) (replyBytes, error) {
 		return b.forward(hctx, subj, r, info, req)
-	}, colugo.WithCodec(codec.PassthroughSchema(info.Codec, info.Type, info.Schema)))
+	}, colugo.WithCodec(serviceCodec(info)))
 	if err != nil {
 		b.st.imp.failed.Add(1)
 		return
@@ -194,7 +194,7 @@ func (b *Bridge) importService(ctx context.Context, r Service) {
 
 // forward sends a local request to NATS and turns the reply back into the
 // handler's result.
-func (b *Bridge) forward(ctx context.Context, subj string, r Service, info colugo.TopicInfo, req []byte) ([]byte, error) {
+func (b *Bridge) forward(ctx context.Context, subj string, r Service, info colugo.TopicInfo, req []byte) (replyBytes, error) {
 	md := colugo.IncomingMetadata(ctx)
 	if md[mdOrigin] != "" {
 		b.st.imp.loop.Add(1)
