@@ -15,6 +15,9 @@
 //	defer node.Close()
 //	defer b.Close()
 //
+// ParseConfig and LoadConfig read a Config from YAML; see ParseConfig for
+// an example file.
+//
 // # Topics and services
 //
 // An exported topic is subscribed on the site (as bytes, whatever its
