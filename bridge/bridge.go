@@ -322,6 +322,7 @@ type Drops struct {
 	BadSubject uint64 // a subject that is no escaped colugo name (import)
 	BadHeader  uint64 // missing or malformed headers (import; requests from NATS)
 	Limit      uint64 // past MaxImportTopics or MaxInflight, or a NATS slow-consumer drop
+	Queue      uint64 // an exported topic's local queue was full (QueueBytes): the oldest went
 	Failed     uint64 // the local publish failed
 }
 
@@ -356,6 +357,11 @@ func (b *Bridge) Stats() Stats {
 	default:
 		s.Link = LinkDown
 	}
+	for _, ss := range b.node.Stats().Subscriptions {
+		if b.isExported(ss.Topic) {
+			s.Export.Drops.Queue += ss.Dropped
+		}
+	}
 	b.mu.Lock()
 	for _, sub := range b.subs {
 		if n, err := sub.Dropped(); err == nil && n > 0 {
@@ -364,6 +370,12 @@ func (b *Bridge) Stats() Stats {
 	}
 	b.mu.Unlock()
 	return s
+}
+
+func (b *Bridge) isExported(topic string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.exported[topic]
 }
 
 // limiter downsamples to one value per interval, keeping the newest: the

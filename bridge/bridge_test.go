@@ -651,3 +651,38 @@ func TestServiceShared(t *testing.T) {
 		t.Errorf("%d requests forwarded by the two sites for %d sent", n, sent)
 	}
 }
+
+// TestQueueDrops: a burst faster than NATS publishing fills the exported
+// topic's bounded queue; what it dropped is counted, so that every message
+// the site published is either sent or counted.
+func TestQueueDrops(t *testing.T) {
+	srv := natsServer(t, 0)
+	a := colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.QueueBytes = 1 // the channel (64) and one value
+	ca.Export.Topics = []bridge.Topic{{Name: "burst"}}
+	ba, na := runBridge(t, a, ca)
+	pub, _ := colugo.NewPublisher[[]byte](a.NewNode("robot"), "burst", colugo.WithCodec(codec.Raw{}))
+	wctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if err := pub.WaitSubscribers(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	payload := make([]byte, 1024)
+	for range n {
+		_ = pub.Publish(t.Context(), payload)
+	}
+	testwait.Until(t, "every message sent or counted", func() bool {
+		st := ba.Stats()
+		return st.Export.Messages+st.Export.Drops.Queue == n
+	})
+	var dropped uint64
+	for _, ss := range na.Stats().Subscriptions {
+		dropped += ss.Dropped
+	}
+	if st := ba.Stats(); st.Export.Drops.Queue != dropped {
+		t.Errorf("queue drops %d, the node's subscription dropped %d", st.Export.Drops.Queue, dropped)
+	}
+	t.Logf("%+v", ba.Stats().Export)
+}

@@ -37,6 +37,11 @@ type Config struct {
 	// so that a flood of new names from NATS cannot grow it without bound;
 	// messages of further topics are dropped (Stats: Limit). Default: 1024.
 	MaxImportTopics int `yaml:"max_import_topics" toml:"max_import_topics"`
+	// QueueBytes bounds the queue of each exported topic's local
+	// subscription (colugo.WithQueueBytes), where messages wait while NATS
+	// publishing lags behind the site; past it the oldest are dropped
+	// (Stats: Queue). Default: 4 MiB.
+	QueueBytes int `yaml:"queue_bytes" toml:"queue_bytes"`
 	// MaxInflight bounds the requests the bridge forwards at once in each
 	// direction; further ones are refused with CodeUnavailable. Default: 256.
 	MaxInflight int `yaml:"max_inflight" toml:"max_inflight"`
@@ -168,6 +173,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.MaxImportTopics <= 0 {
 		c.MaxImportTopics = 1024
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 4 << 20
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 256

@@ -114,8 +114,8 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	b.exported[name] = true
 	b.mu.Unlock()
 	// A bounded queue: when NATS is slower than the site, the subscription
-	// drops its oldest (counted in the node's Stats) instead of growing.
-	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(4<<20))
+	// drops its oldest (Stats: Queue) instead of growing.
+	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes))
 	if err != nil {
 		return err
 	}
