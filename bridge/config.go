@@ -1,0 +1,241 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrConfig is wrapped by New's error for an invalid Config.
+var ErrConfig = errors.New("bridge: invalid config")
+
+// Config is a bridge's configuration. The tags name its fields in a YAML
+// or TOML file (the file is read by the caller; this package parses none).
+// Nothing crosses unless an Export or Import entry lists it.
+type Config struct {
+	// Site names this colugo network (one host or LAN) on NATS: every
+	// message the bridge exports carries it as its origin. Required:
+	// 1 to 64 bytes of letters, digits, '-', '_' and '.'.
+	Site string `yaml:"site" toml:"site"`
+	// NATS says how to reach NATS.
+	NATS NATS `yaml:"nats" toml:"nats"`
+	// Root is the first token of every subject the bridge uses (see the
+	// package documentation). Default: "colugo".
+	Root string `yaml:"root" toml:"root"`
+	// Prefix is the default namespace of the entries that give none:
+	// a local name n is prefix/n on NATS. Default: none (names are the
+	// same on NATS as locally).
+	Prefix string `yaml:"prefix" toml:"prefix"`
+	// Export lists what goes from the local network to NATS, Import what
+	// comes from NATS to the local network.
+	Export Lists `yaml:"export" toml:"export"`
+	Import Lists `yaml:"import" toml:"import"`
+	// MaxImportTopics bounds how many topics the bridge publishes locally
+	// for imports (one publisher each, made at a topic's first message),
+	// so that a flood of new names from NATS cannot grow it without bound;
+	// messages of further topics are dropped (Stats: Limit). Default: 1024.
+	MaxImportTopics int `yaml:"max_import_topics" toml:"max_import_topics"`
+	// QueueBytes bounds the queue of each exported topic's local
+	// subscription (colugo.WithQueueBytes), where messages wait while NATS
+	// publishing lags behind the site; past it the oldest are dropped
+	// (Stats: Queue). Default: 4 MiB.
+	QueueBytes int `yaml:"queue_bytes" toml:"queue_bytes"`
+	// MaxInflight bounds the requests the bridge forwards at once in each
+	// direction; further ones are refused with CodeUnavailable. Default: 256.
+	MaxInflight int `yaml:"max_inflight" toml:"max_inflight"`
+}
+
+// NATS is how the bridge connects to NATS.
+type NATS struct {
+	// URLs of NATS servers, e.g. "nats://127.0.0.1:4222". Required.
+	URLs []string `yaml:"urls" toml:"urls"`
+	// User and Password, Token, CredsFile (a JWT and nkey seed, as nsc
+	// writes) or NKeyFile (an nkey seed file): at most one way of
+	// authenticating, or none.
+	User      string `yaml:"user" toml:"user"`
+	Password  string `yaml:"password" toml:"password"`
+	Token     string `yaml:"token" toml:"token"`
+	CredsFile string `yaml:"creds_file" toml:"creds_file"`
+	NKeyFile  string `yaml:"nkey_file" toml:"nkey_file"`
+	// TLS: CA verifies the server; Cert and Key (both or neither) are the
+	// client's certificate. Files in PEM.
+	TLS TLS `yaml:"tls" toml:"tls"`
+	// ReconnectBuffer bounds, in bytes, what the bridge holds for NATS
+	// while the link is down; beyond it messages are dropped (Stats: Link).
+	// Default: 8 MiB. Negative: hold nothing.
+	ReconnectBuffer int `yaml:"reconnect_buffer" toml:"reconnect_buffer"`
+	// ReconnectWait is the pause between reconnection attempts (nats.go
+	// adds jitter). Default: 1s. The bridge retries for ever.
+	ReconnectWait time.Duration `yaml:"reconnect_wait" toml:"reconnect_wait"`
+}
+
+// TLS holds the paths of PEM files for the NATS connection.
+type TLS struct {
+	CA   string `yaml:"ca" toml:"ca"`
+	Cert string `yaml:"cert" toml:"cert"`
+	Key  string `yaml:"key" toml:"key"`
+}
+
+// Lists are the topic and service entries of one direction.
+type Lists struct {
+	Topics   []Topic   `yaml:"topics" toml:"topics"`
+	Services []Service `yaml:"services" toml:"services"`
+}
+
+// Topic is an export or import entry for topics.
+type Topic struct {
+	// Name is a local topic name or pattern ("*": one segment, "**": one or
+	// more).
+	Name string `yaml:"name" toml:"name"`
+	// Prefix, when set, replaces Config.Prefix for this entry: the topic n
+	// is prefix/n on NATS (added on export, stripped on import).
+	Prefix string `yaml:"prefix" toml:"prefix"`
+	// MaxRate, when positive, downsamples each matching topic to at most
+	// MaxRate messages per second: of the messages of one interval, the
+	// newest is sent at its end and the others are dropped (Stats: Rate).
+	MaxRate float64 `yaml:"max_rate" toml:"max_rate"`
+	// MaxPayload, when positive, drops messages whose payload is longer,
+	// in bytes (Stats: Payload).
+	MaxPayload int `yaml:"max_payload" toml:"max_payload"`
+}
+
+// Service is an export or import entry for services.
+type Service struct {
+	// Name is a local service name; on export also a pattern. An import
+	// entry must be literal: the importer must know the name to serve it.
+	Name string `yaml:"name" toml:"name"`
+	// Prefix, as for Topic.
+	Prefix string `yaml:"prefix" toml:"prefix"`
+	// MaxPayload, when positive, refuses requests longer than it, in
+	// bytes, with CodeInvalidArgument (Stats: Payload).
+	MaxPayload int `yaml:"max_payload" toml:"max_payload"`
+}
+
+// checkName checks a name or, with wild, a pattern, as an entry's Name.
+func checkName(what, n string, wild bool) error {
+	if n == "" || len(n) > maxName || !utf8.ValidString(n) || strings.IndexByte(n, 0) >= 0 || n[0] == '$' {
+		return fmt.Errorf("%w: %s %q: must be 1-255 bytes of UTF-8, no NUL, not starting with $", ErrConfig, what, n)
+	}
+	if !wild && isPattern(n) {
+		return fmt.Errorf("%w: %s %q: must be literal (no * or ** segment)", ErrConfig, what, n)
+	}
+	return nil
+}
+
+func checkToken(what, v string) error {
+	if v == "" || len(v) > 64 {
+		return fmt.Errorf("%w: %s %q: 1 to 64 bytes", ErrConfig, what, v)
+	}
+	for i := 0; i < len(v); i++ {
+		b := v[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_') {
+			return fmt.Errorf("%w: %s %q: letters, digits, '-' and '_' only", ErrConfig, what, v)
+		}
+	}
+	return nil
+}
+
+// normalize checks c and fills in its defaults.
+func (c Config) normalize() (Config, error) {
+	if err := checkToken("site", strings.ReplaceAll(c.Site, ".", "_")); err != nil {
+		return c, err
+	}
+	if c.Root == "" {
+		c.Root = "colugo"
+	}
+	for _, tok := range strings.Split(c.Root, ".") {
+		if err := checkToken("root", tok); err != nil {
+			return c, err
+		}
+	}
+	if len(c.NATS.URLs) == 0 {
+		return c, fmt.Errorf("%w: no NATS URL", ErrConfig)
+	}
+	auth := 0
+	for _, set := range []bool{c.NATS.User != "" || c.NATS.Password != "", c.NATS.Token != "", c.NATS.CredsFile != "", c.NATS.NKeyFile != ""} {
+		if set {
+			auth++
+		}
+	}
+	if auth > 1 {
+		return c, fmt.Errorf("%w: more than one NATS authentication (user/password, token, creds_file, nkey_file)", ErrConfig)
+	}
+	if (c.NATS.TLS.Cert == "") != (c.NATS.TLS.Key == "") {
+		return c, fmt.Errorf("%w: TLS cert and key go together", ErrConfig)
+	}
+	if c.NATS.ReconnectBuffer == 0 {
+		c.NATS.ReconnectBuffer = 8 << 20
+	}
+	if c.NATS.ReconnectWait <= 0 {
+		c.NATS.ReconnectWait = time.Second
+	}
+	if c.MaxImportTopics <= 0 {
+		c.MaxImportTopics = 1024
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 4 << 20
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 256
+	}
+	prefix := func(what, p string) (string, error) {
+		if p == "" {
+			p = c.Prefix
+		}
+		if p == "" {
+			return "", nil
+		}
+		if err := checkName(what+" prefix", p, false); err != nil {
+			return "", err
+		}
+		if strings.HasSuffix(p, "/") || len(p)+2 > maxName {
+			return "", fmt.Errorf("%w: %s prefix %q: must not end with /", ErrConfig, what, p)
+		}
+		return p, nil
+	}
+	if _, err := prefix("default", ""); err != nil {
+		return c, err
+	}
+	var err error
+	for _, l := range []*Lists{&c.Export, &c.Import} {
+		l.Topics = append([]Topic(nil), l.Topics...)
+		for i := range l.Topics {
+			t := &l.Topics[i]
+			if err = checkName("topic", t.Name, true); err != nil {
+				return c, err
+			}
+			if t.Prefix, err = prefix("topic "+t.Name, t.Prefix); err != nil {
+				return c, err
+			}
+			if t.MaxRate < 0 || t.MaxPayload < 0 {
+				return c, fmt.Errorf("%w: topic %q: negative max_rate or max_payload", ErrConfig, t.Name)
+			}
+		}
+		l.Services = append([]Service(nil), l.Services...)
+		for i := range l.Services {
+			s := &l.Services[i]
+			if err = checkName("service", s.Name, l == &c.Export); err != nil {
+				return c, err
+			}
+			if s.Prefix, err = prefix("service "+s.Name, s.Prefix); err != nil {
+				return c, err
+			}
+			if s.MaxPayload < 0 {
+				return c, fmt.Errorf("%w: service %q: negative max_payload", ErrConfig, s.Name)
+			}
+		}
+	}
+	// A service both imported and exported by one bridge would send
+	// requests in a circle: its exporter's Request can pick its own
+	// importing server.
+	for _, im := range c.Import.Services {
+		for _, ex := range c.Export.Services {
+			if match(ex.Name, im.Name) {
+				return c, fmt.Errorf("%w: service %q is both imported and exported (export %q)", ErrConfig, im.Name, ex.Name)
+			}
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,87 @@
+// Package bridge joins colugo networks (sites: one host or one LAN each)
+// through NATS: a Bridge is a colugo node on its site and a NATS client,
+// and forwards the topics and services its Config lists, and nothing
+// else, both ways. It is a module of its own so that NATS stays out of the
+// library's dependencies.
+//
+//	node, _ := colugo.NewNode("bridge")
+//	b, err := bridge.New(node, bridge.Config{
+//		Site: "lab",
+//		NATS: bridge.NATS{URLs: []string{"nats://127.0.0.1:4222"}},
+//		Export: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/*/pose", MaxRate: 10}}},
+//		Import: bridge.Lists{Services: []bridge.Service{{Name: "planner/plan"}}},
+//	})
+//	go b.Run(ctx)
+//	defer node.Close()
+//	defer b.Close()
+//
+// ParseConfig and LoadConfig read a Config from YAML; see ParseConfig for
+// an example file.
+//
+// # Topics and services
+//
+// An exported topic is subscribed on the site (as bytes, whatever its
+// codec) and each message is published on NATS with its codec, type,
+// sender, sequence number, send time and metadata (trace context included)
+// in NATS headers. An imported topic is subscribed on NATS and each message
+// is published on the site by the bridge's node with its original codec and
+// type (codec.Passthrough), so that subscribers decode it as if its
+// publisher were local.
+//
+// An exported service, while some node of the site serves it, gets a NATS
+// queue subscription (queue group named after its subject: the sites that
+// export one service share its requests); each request is sent to a local
+// server with the remaining deadline, and the reply, or the error's code
+// and message, goes back in the NATS reply. An imported service is served
+// by the bridge's node (so it answers $describe with it) once an exporter
+// on NATS has described it (codec, types, schemas); each request goes to
+// NATS with the caller's remaining deadline. A remote handler's error
+// reaches the caller as a *colugo.RemoteError with its code and message.
+// No exporter on NATS ("no responders"), or a remote site where nobody
+// serves it any more, gives colugo.CodeUnavailable: a handler cannot send
+// CodeNotServed, which colugo keeps for itself.
+//
+// # Names and subjects
+//
+// A colugo name n under a namespace prefix p (Config.Prefix, or an entry's
+// own: added on export, stripped on import) is the name p/n on NATS, and
+// travels on the subject
+//
+//	root.kind.token.token...
+//
+// where root is Config.Root ("colugo"), kind is "t" for topics, "s" for
+// service requests and "i" for service descriptions, and each
+// '/'-separated segment of the name is one token: ASCII letters, digits
+// and "-+=,@:~" stand for themselves, '_' is written "__", every other byte
+// (including '.', '*', '>', space, control bytes and each byte of non-ASCII
+// UTF-8) is '_' followed by its two lowercase hex digits, and an empty
+// segment is the token "_". So "robot/front camera/image_raw" is
+// colugo.t.robot.front_20camera.image__raw. The mapping is reversible and
+// every subject it makes is a literal NATS subject (no wildcard, no empty
+// token); a subject that is not exactly what it makes is refused.
+//
+// Entries name topics and services with patterns of segments: "*" matches
+// one segment, "**" one or more; other segments match themselves. Export
+// patterns are matched against the topics and services the site's nodes
+// announce; import patterns become NATS wildcard subscriptions.
+//
+// # Loops and isolation
+//
+// Nothing crosses unless an entry lists it. Every message and request a
+// bridge puts on NATS carries its site (Colugo-Origin) and its id
+// (Colugo-Bridge), and what it injects into its site carries the metadata
+// key "colugo.bridge.origin". A bridge never exports what did not
+// originate on its site (a message from its own node or carrying that
+// key), never imports what came from its own site or bridge, and refuses a
+// service both exported and imported by itself. So two sites (or several
+// bridges of one site) that export and import the same topic deliver each
+// message once.
+//
+// # Intermittent links
+//
+// The bridge reconnects for ever. While NATS is unreachable the site runs
+// on unaffected: what goes to NATS is held up to NATS.ReconnectBuffer bytes,
+// then dropped and counted (Stats: Drops.Link), imported services fail at
+// their callers' deadlines, and Stats says the link is down. When the link
+// returns, subscriptions are restored and traffic resumes by itself.
+package bridge

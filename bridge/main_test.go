@@ -1,0 +1,187 @@
+package bridge_test
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/bridge"
+	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testwait"
+)
+
+func TestMain(m *testing.M) {
+	// Safety net: nothing here may reach beyond the host.
+	if os.Getenv(colugo.EnvDiscovery) == "" {
+		os.Setenv(colugo.EnvDiscovery, "local")
+	}
+	goleak.VerifyTestMain(m)
+}
+
+const wait = 10 * time.Second
+
+// natsServer starts an embedded NATS server on 127.0.0.1 (port 0: any),
+// advertising nothing, stopped when the test ends.
+func natsServer(t *testing.T, port int) *server.Server {
+	t.Helper()
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		Cluster:               server.ClusterOpts{NoAdvertise: true},
+		LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
+		DisableShortFirstPing: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(wait) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// freePort returns a loopback port free a moment ago, for a server that
+// must come back on the same one.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// natsClient is a raw NATS client of the test, on s only.
+func natsClient(t *testing.T, s *server.Server) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), nats.IgnoreDiscoveredServers(), nats.NoReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// runBridge makes a bridge node on net, runs a bridge with cfg on it and
+// stops both when the test ends.
+func runBridge(t *testing.T, net *colugotest.Network, cfg bridge.Config) (*bridge.Bridge, *colugo.Node) {
+	t.Helper()
+	node := net.NewNode("bridge-" + cfg.Site)
+	if cfg.NATS.ReconnectWait == 0 {
+		cfg.NATS.ReconnectWait = 20 * time.Millisecond
+	}
+	b, err := bridge.New(node, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := b.Run(context.Background()); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		b.Close()
+		wg.Wait()
+	})
+	return b, node
+}
+
+// cfgFor is a config for site on s.
+func cfgFor(s *server.Server, site string) bridge.Config {
+	return bridge.Config{Site: site, NATS: bridge.NATS{URLs: []string{s.ClientURL()}}}
+}
+
+// until calls publish every 20ms or so until got reports success, for links whose subscriptions are being set up (a message
+// published before they are lost, at most once).
+func until(t *testing.T, what string, publish func(), got func(time.Duration) bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		publish()
+		if got(20 * time.Millisecond) {
+			return
+		}
+	}
+	t.Fatalf("timed out: %s", what)
+}
+
+// recv returns a func for until that waits d for a value from ch
+// satisfying ok.
+func recv[T any](ch <-chan T, ok func(T) bool) func(time.Duration) bool {
+	return func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		for {
+			select {
+			case v, open := <-ch:
+				if !open {
+					return false
+				}
+				if ok(v) {
+					return true
+				}
+			case <-t.C:
+				return false
+			}
+		}
+	}
+}
+
+// natsCluster starts n embedded NATS servers on 127.0.0.1 routed to one
+// another (cluster ports on loopback, nothing advertised), stopped when the
+// test ends, and waits until every route is up.
+func natsCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	var servers []*server.Server
+	var seed *url.URL
+	for i := range n {
+		o := &server.Options{
+			ServerName: "s" + strconv.Itoa(i),
+			Host:       "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+			Cluster:               server.ClusterOpts{Name: "bridge-test", Host: "127.0.0.1", Port: server.RANDOM_PORT, NoAdvertise: true},
+			LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
+			DisableShortFirstPing: true,
+		}
+		if seed != nil {
+			o.Routes = []*url.URL{seed}
+		}
+		s, err := server.NewServer(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(wait) {
+			t.Fatal("nats-server did not start")
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		if seed == nil {
+			seed = &url.URL{Scheme: "nats", Host: s.ClusterAddr().String()}
+		}
+		servers = append(servers, s)
+	}
+	testwait.Until(t, "cluster routes", func() bool {
+		for _, s := range servers {
+			if s.NumRoutes() < n-1 {
+				return false
+			}
+		}
+		return true
+	})
+	return servers
+}

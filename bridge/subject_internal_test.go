@@ -1,0 +1,128 @@
+package bridge
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// validName reports whether n is a colugo topic or service name.
+func validName(n string) bool {
+	return n != "" && len(n) <= maxName && utf8.ValidString(n) && !strings.Contains(n, "\x00")
+}
+
+func TestSubjectExamples(t *testing.T) {
+	for name, want := range map[string]string{
+		"robot/pose":                   "colugo.t.robot.pose",
+		"robot/front camera/image_raw": "colugo.t.robot.front_20camera.image__raw",
+		"a.b/*/>":                      "colugo.t.a_2eb._2a._3e",
+		"/x//":                         "colugo.t._.x._._",
+		"_":                            "colugo.t.__",
+		"é":                            "colugo.t._c3_a9",
+		"tab\tand\nnewline":            "colugo.t.tab_09and_0anewline",
+		"$sys/x-y+z=1,2@h:p~q":         "colugo.t._24sys.x-y+z=1,2@h:p~q",
+	} {
+		got := subject("colugo", kindTopic, name)
+		if got != want {
+			t.Errorf("subject(%q) = %q, want %q", name, got, want)
+		}
+		if !server.IsValidLiteralSubject(got) {
+			t.Errorf("subject(%q) = %q: not a literal NATS subject", name, got)
+		}
+		if back, err := nameOf("colugo", kindTopic, got); err != nil || back != name {
+			t.Errorf("nameOf(%q) = %q, %v; want %q", got, back, err, name)
+		}
+	}
+}
+
+func TestSubjectRefused(t *testing.T) {
+	for _, s := range []string{
+		"colugo.t.",                            // no token
+		"colugo.t.a..b",                        // empty token
+		"colugo.t._",                           // a name of one empty segment: ""
+		"colugo.t.a_",                          // dangling escape
+		"colugo.t.a_4",                         // short escape
+		"colugo.t.a_4G",                        // not hex
+		"colugo.t.a_2E",                        // uppercase hex: not canonical
+		"colugo.t._61",                         // 'a' escaped: not canonical
+		"colugo.t._5f",                         // '_' escaped as hex: not canonical ("__")
+		"colugo.t._00",                         // NUL
+		"colugo.t._ff",                         // not UTF-8
+		"colugo.t.a*b",                         // '*' unescaped
+		"colugo.t.a b",                         // space
+		"colugo.s.a",                           // another kind
+		"other.t.a",                            // another root
+		"colugo.t." + strings.Repeat("a", 256), // too long a name
+	} {
+		if n, err := nameOf("colugo", kindTopic, s); err == nil {
+			t.Errorf("nameOf(%q) = %q, want an error", s, n)
+		}
+	}
+}
+
+// FuzzSubject checks that every name has a literal NATS subject that
+// decodes back to it, and that every token string that decodes is the
+// one encoding of its name.
+func FuzzSubject(f *testing.F) {
+	for _, s := range []string{"robot/pose", "a.b/*/>", "/", "_x_", "é/ü", "a\x01b", "$x", "__", "_2e", "_2f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if validName(s) {
+			subj := subject("colugo", kindService, s)
+			if !server.IsValidLiteralSubject(subj) {
+				t.Fatalf("subject(%q) = %q: not a literal NATS subject", s, subj)
+			}
+			back, err := nameOf("colugo", kindService, subj)
+			if err != nil || back != s {
+				t.Fatalf("nameOf(subject(%q)) = %q, %v", s, back, err)
+			}
+		}
+		if n, err := decodeTokens(s); err == nil {
+			if !validName(n) {
+				t.Fatalf("decodeTokens(%q) = %q: not a valid name", s, n)
+			}
+			if enc := string(encodeName(nil, n)); enc != s {
+				t.Fatalf("decodeTokens(%q) = %q, which encodes to %q", s, n, enc)
+			}
+		}
+	})
+}
+
+func TestMatch(t *testing.T) {
+	for _, c := range []struct {
+		p, n string
+		want bool
+	}{
+		{"robot/pose", "robot/pose", true},
+		{"robot/pose", "robot/pose/x", false},
+		{"robot/*/pose", "robot/r1/pose", true},
+		{"robot/*/pose", "robot/pose", false},
+		{"robot/*/pose", "robot/a/b/pose", false},
+		{"robot/**", "robot/a", true},
+		{"robot/**", "robot/a/b/c", true},
+		{"robot/**", "robot", false},
+		{"**/pose", "a/b/pose", true},
+		{"a/**/z", "a/z", false},
+		{"a/**/z", "a/b/c/z", true},
+		{"*", "a", true},
+		{"*", "a/b", false},
+	} {
+		if got := match(c.p, c.n); got != c.want {
+			t.Errorf("match(%q, %q) = %v", c.p, c.n, got)
+		}
+	}
+	for p, want := range map[string]string{
+		"robot/pose":   "colugo.t.robot.pose",
+		"robot/*/pose": "colugo.t.robot.*.pose",
+		"robot/**":     "colugo.t.robot.>",
+		"a/**/z":       "colugo.t.a.>",
+		"a.b/*":        "colugo.t.a_2eb.*",
+	} {
+		if got := patternSubject("colugo", kindTopic, p); got != want || !server.IsValidSubject(got) {
+			t.Errorf("patternSubject(%q) = %q, want %q", p, got, want)
+		}
+	}
+}

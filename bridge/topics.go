@@ -1,0 +1,269 @@
+package bridge
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/codec"
+)
+
+// NATS header fields. A message's colugo metadata travels as one field per
+// entry, hMeta followed by its key.
+const (
+	hCodec    = "Colugo-Codec"     // codec name: required
+	hType     = "Colugo-Type"      // type name
+	hSender   = "Colugo-Sender"    // publishing (requesting) node's id
+	hSeq      = "Colugo-Seq"       // the publisher's sequence number, decimal
+	hSendTime = "Colugo-Send-Time" // publisher's clock, Unix nanoseconds, decimal
+	hTimeout  = "Colugo-Timeout"   // a request's remaining time, nanoseconds, decimal
+	hOrigin   = "Colugo-Origin"    // site the message entered NATS from
+	hBridge   = "Colugo-Bridge"    // id of the bridge that put it on NATS
+	hStatus   = "Colugo-Status"    // a reply's colugo.Code, decimal; absent or 0: success
+	hError    = "Colugo-Error"     // a failed reply's message
+	hMeta     = "Colugo-Md-"
+)
+
+// mdOrigin is the metadata key a bridge adds to what it injects into its
+// site (imported messages, requests from NATS): "site bridge-id" of the
+// bridge that put it on NATS. Other bridges of the site see it and never
+// export it back.
+const mdOrigin = "colugo.bridge.origin"
+
+// maxHeaderValue bounds the codec, type and sender fields a bridge accepts.
+const maxHeaderValue = 255
+
+// header returns the header fields common to what a bridge sends.
+func (b *Bridge) header(codecName, typ, sender string, md colugo.Metadata) nats.Header {
+	h := nats.Header{hCodec: {codecName}, hOrigin: {b.cfg.Site}, hBridge: {b.id}}
+	if typ != "" {
+		h[hType] = []string{typ}
+	}
+	if sender != "" {
+		h[hSender] = []string{sender}
+	}
+	for k, v := range md {
+		h[hMeta+k] = []string{v}
+	}
+	return h
+}
+
+// incoming is what a bridge reads from a NATS message's header.
+type incoming struct {
+	codec, typ string
+	md         colugo.Metadata
+	origin     string // site and bridge, for mdOrigin
+}
+
+// parseHeader checks h and returns its fields, or false for a message to
+// drop: no or an oversized codec, oversized type or sender, a malformed
+// number, metadata the library would refuse (with mdOrigin added).
+func parseHeader(h nats.Header) (incoming, bool) {
+	var in incoming
+	for _, f := range []string{hCodec, hType, hSender, hOrigin, hBridge} {
+		if len(h[f]) > 1 {
+			return in, false
+		}
+	}
+	in.codec = h.Get(hCodec)
+	in.typ = h.Get(hType)
+	if in.codec == "" || len(in.codec) > 64 || len(in.typ) > maxHeaderValue || len(h.Get(hSender)) > maxHeaderValue {
+		return in, false
+	}
+	for _, f := range []string{hSeq, hSendTime, hTimeout} {
+		if v, ok := h[f]; ok {
+			if len(v) != 1 {
+				return in, false
+			}
+			if _, err := strconv.ParseInt(v[0], 10, 64); err != nil {
+				return in, false
+			}
+		}
+	}
+	origin, bridge := h.Get(hOrigin), h.Get(hBridge)
+	if origin == "" || bridge == "" {
+		return in, false
+	}
+	in.origin = origin + " " + bridge
+	in.md = colugo.Metadata{mdOrigin: in.origin}
+	for k, v := range h {
+		if key, ok := strings.CutPrefix(k, hMeta); ok {
+			if len(v) != 1 || key == mdOrigin {
+				return in, false
+			}
+			in.md[key] = v[0]
+		}
+	}
+	if colugo.OutgoingMetadata(colugo.WithMetadata(context.Background(), in.md)) == nil {
+		return in, false // out of the library's bounds
+	}
+	return in, true
+}
+
+// exportTopic forwards the local topic name to NATS by rule r.
+func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
+	b.mu.Lock()
+	if b.exported[name] {
+		b.mu.Unlock()
+		return nil
+	}
+	b.exported[name] = true
+	b.mu.Unlock()
+	// A bounded queue: when NATS is slower than the site, the subscription
+	// drops its oldest (Stats: Queue) instead of growing.
+	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes))
+	if err != nil {
+		return err
+	}
+	subj := subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name))
+	send := func(m colugo.Received[[]byte]) { b.publishNATS(subj, m) }
+	var lim *limiter[colugo.Received[[]byte]]
+	if r.MaxRate > 0 {
+		lim = newLimiter(r.MaxRate, send, func() { b.st.exp.rate.Add(1) })
+		b.mu.Lock()
+		b.stops = append(b.stops, lim.stop)
+		b.mu.Unlock()
+	}
+	if !b.goRun(func() {
+		for m := range ch {
+			// Only what originated here leaves: not the bridge's own
+			// imports, nor another bridge's.
+			if m.Sender == b.id || m.Metadata[mdOrigin] != "" {
+				b.st.exp.loop.Add(1)
+				continue
+			}
+			if r.MaxPayload > 0 && len(m.Value) > r.MaxPayload {
+				b.st.exp.payload.Add(1)
+				continue
+			}
+			if lim != nil {
+				lim.offer(m)
+			} else {
+				send(m)
+			}
+		}
+	}) {
+		for range ch { // drain: ctx has ended, the channel closes
+		}
+	}
+	return nil
+}
+
+func (b *Bridge) publishNATS(subj string, m colugo.Received[[]byte]) {
+	h := b.header(m.Codec, m.Type, m.Sender, m.Metadata)
+	h[hSeq] = []string{strconv.FormatUint(m.Seq, 10)}
+	h[hSendTime] = []string{strconv.FormatInt(m.SendTime.UnixNano(), 10)}
+	if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: m.Value, Header: h}); err != nil {
+		b.st.exp.link.Add(1)
+		return
+	}
+	b.st.exp.messages.Add(1)
+	b.st.exp.bytes.Add(uint64(len(m.Value)))
+}
+
+// importTopics subscribes to the NATS subjects of rule r.
+func (b *Bridge) importTopics(r Topic) error {
+	type msg struct {
+		local string
+		in    incoming
+		data  []byte
+	}
+	deliver := func(m msg) { b.publishLocal(m.local, m.in, m.data) }
+	var lims map[string]*limiter[msg] // per topic; only the subscription's goroutine uses the map
+	if r.MaxRate > 0 {
+		lims = map[string]*limiter[msg]{}
+	}
+	root := b.cfg.Root
+	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), func(nm *nats.Msg) {
+		global, err := nameOf(root, kindTopic, nm.Subject)
+		if err != nil {
+			b.st.imp.badSubject.Add(1)
+			return
+		}
+		local, ok := stripPrefix(r.Prefix, global)
+		if !ok || !match(r.Name, local) {
+			return // in the subscription's superset, not in the pattern
+		}
+		if nm.Header.Get(hBridge) == b.id || nm.Header.Get(hOrigin) == b.cfg.Site {
+			b.st.imp.loop.Add(1) // the site has it already
+			return
+		}
+		in, ok := parseHeader(nm.Header)
+		if !ok {
+			b.st.imp.badHeader.Add(1)
+			return
+		}
+		if r.MaxPayload > 0 && len(nm.Data) > r.MaxPayload {
+			b.st.imp.payload.Add(1)
+			return
+		}
+		m := msg{local, in, nm.Data}
+		if lims == nil {
+			deliver(m)
+			return
+		}
+		lim := lims[local]
+		if lim == nil {
+			if len(lims) >= b.cfg.MaxImportTopics {
+				b.st.imp.limit.Add(1)
+				return
+			}
+			lim = newLimiter(r.MaxRate, deliver, func() { b.st.imp.rate.Add(1) })
+			lims[local] = lim
+			b.mu.Lock()
+			b.stops = append(b.stops, lim.stop)
+			b.mu.Unlock()
+		}
+		lim.offer(m)
+	})
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.subs = append(b.subs, sub)
+	b.mu.Unlock()
+	return nil
+}
+
+// publishLocal publishes an imported message on the site, as the bridge's
+// node, with the original codec and type.
+func (b *Bridge) publishLocal(topic string, in incoming, data []byte) {
+	k := pubKey{topic, in.codec, in.typ}
+	b.mu.Lock()
+	ctx := b.ctx
+	p := b.pubs[k]
+	if p == nil {
+		if len(b.pubs) >= b.cfg.MaxImportTopics || ctx.Err() != nil {
+			b.mu.Unlock()
+			b.st.imp.limit.Add(1)
+			return
+		}
+		var err error
+		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ))); err != nil {
+			b.mu.Unlock()
+			b.st.imp.failed.Add(1)
+			return
+		}
+		b.pubs[k] = p
+	}
+	b.mu.Unlock()
+	if err := p.Publish(colugo.WithMetadata(ctx, in.md), data); err != nil {
+		b.st.imp.failed.Add(1)
+		return
+	}
+	b.st.imp.messages.Add(1)
+	b.st.imp.bytes.Add(uint64(len(data)))
+}
+
+// deadline returns the request timeout a header gives, 0 for none.
+func deadline(h nats.Header) time.Duration {
+	v, err := strconv.ParseInt(h.Get(hTimeout), 10, 64)
+	if err != nil || v <= 0 {
+		return 0
+	}
+	return time.Duration(v)
+}
