@@ -144,6 +144,11 @@ func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 	fs.SetOutput(out)
 }
 
+// usageLine points at the help after a usage error.
+func usageLine(w io.Writer, cmd *command) {
+	fmt.Fprintf(w, "usage: colugo %s %s (colugo %s --help for the flags)\n", cmd.name, cmd.args, cmd.name)
+}
+
 func findCommand(name string) *command {
 	for i := range commands {
 		if commands[i].name == name {
@@ -166,11 +171,9 @@ func newFlagSet(cmd *command, c *cli, stderr io.Writer) *flag.FlagSet {
 	if cmd.flags != nil {
 		cmd.flags(fs, c)
 	}
-	// On a flag error, flag prints the problem then calls Usage: one line
-	// pointing at the help, which -h prints in full on stdout.
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: colugo %s %s (colugo %s --help for the flags)\n", cmd.name, cmd.args, cmd.name)
-	}
+	// flag calls Usage on -h too, where run prints the full help on
+	// stdout; run prints the usage line after a flag error instead.
+	fs.Usage = func() {}
 	return fs
 }
 
@@ -213,7 +216,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	if err != nil {
-		return exitUsage // flag has printed the problem and the usage line
+		usageLine(stderr, cmd) // after the problem, which flag has printed
+		return exitUsage
 	}
 	if c.timeout <= 0 || c.wait < 0 {
 		fmt.Fprintf(stderr, "colugo %s: --timeout must be positive and --wait not negative\n", cmd.name)
@@ -229,7 +233,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "colugo %s: %v\n", cmd.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		if errors.Is(err, errUsage) {
-			fs.Usage()
+			usageLine(stderr, cmd)
 			return exitUsage
 		}
 		return exitFail
