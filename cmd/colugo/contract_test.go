@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -144,5 +149,48 @@ func TestJSONSchema(t *testing.T) {
 	}
 	if d := ps["duration_s"].(float64); d <= 0 || d > 5 {
 		t.Errorf("duration_s %v, want seconds", d)
+	}
+}
+
+// TestPlayLoopInterrupted: play --loop stopped with SIGINT prints its
+// summary (and exits 0).
+func TestPlayLoopInterrupted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	graph(t, dir)
+	file := filepath.Join(dir, "loop.mcap")
+	if r := runCLI(t, dir, "record", "-o", file, "--for", "300ms", "--every", "0", "robot/pose"); r.code != 0 {
+		t.Fatalf("record: exit %d", r.code)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binPath, "play", file, "--loop", "--rate", "1", "--wait", "0s", "--every", "50ms", "--json")
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "COLUGO_DISCOVERY=local")
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the second pass has begun: the loop is running.
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "pass 2: ") {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("play --loop interrupted: %v (stdout %q)", err, out.String())
+	}
+	var ps playSummary
+	if err := json.Unmarshal(out.Bytes(), &ps); err != nil || ps.Pass < 2 || ps.Total == 0 || ps.File != file {
+		t.Fatalf("summary %q: %+v %v", out.String(), ps, err)
 	}
 }
