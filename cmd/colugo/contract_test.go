@@ -69,6 +69,9 @@ func TestContract(t *testing.T) {
 			`(?m)^TOPIC +CODEC +TYPE +HISTORY +PUBLISHERS +SUBSCRIBERS\n(.*\n)*robot/pose +json +main\.pose +- +camera +viewer$`, 5 * time.Second},
 		{"services columns", []string{"services", "--wait", "300ms"}, 0, "^$",
 			`(?m)^SERVICE +CODEC +REQUEST-TYPE +REPLY-TYPE +SERVERS\nmath/add +json +main\.addReq +main\.addResp +calc$`, 5 * time.Second},
+		{"call with a field the request type lacks", []string{"call", "math/add", `{"A":2,"C":3}`}, 2,
+			`VALUE does not match main\.addReq \(the server's JSON Schema\): unknown field "C"`, "^$", 5 * time.Second},
+		{"call with known fields, any case", []string{"call", "math/add", `{"a":2,"B":3}`}, 0, "^$", `^\{"Sum":5\}\n$`, 5 * time.Second},
 		{"no progress line without a terminal", []string{"echo", "no/such", "--timeout", "1500ms"}, 1,
 			`^colugo echo: no publisher of topic "no/such" found within 1.5s \(published topics: robot/log, robot/pose\)\n$`, "^$", 5 * time.Second},
 	}

@@ -242,6 +242,12 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 			}
 		}
 	}
+	if server.Codec == "json" && typ == server.Type && len(server.JSONSchema) > 0 {
+		// encoding/json on the server would drop a field its type lacks.
+		if f := unknownFields(server.JSONSchema, []byte(args[1])); f != "" {
+			return usageErr("VALUE does not match %s (the server's JSON Schema): unknown field %q", typ, f)
+		}
+	}
 	payload, err := encodeValue(server.Codec, typ, schema, args[1])
 	if err != nil {
 		if errors.Is(err, errNoSchema) {
