@@ -24,7 +24,7 @@ import (
 
 func echoFlags(fs *flag.FlagSet, c *cli) {
 	fs.IntVar(&c.count, "count", 0, "stop after N messages (0: until interrupted)")
-	fs.StringVar(&c.codec, "codec", "", "print only messages of this codec (json, raw, protobuf), and do not wait for a publisher")
+	fs.StringVar(&c.codec, "codec", "", "print only messages of this codec (json, raw, protobuf), waiting for a publisher that uses it")
 	fs.DurationVar(&c.duration, "for", 0, "stop after this long (0: until interrupted)")
 	fs.DurationVar(&c.since, "since", 0, "print only messages sent at most this long before they arrived (by the publisher's send time; 0: all)")
 	fs.BoolVar(&c.last, "last", false, "print the topic's latest value that its publishers keep (colugo.WithHistory) and exit; not with --count, --for, --since, --codec")
@@ -32,7 +32,7 @@ func echoFlags(fs *flag.FlagSet, c *cli) {
 
 func rateFlags(fs *flag.FlagSet, c *cli) {
 	fs.IntVar(&c.count, "count", 0, "stop after N reports (0: until interrupted)")
-	fs.StringVar(&c.codec, "codec", "", "count only messages of this codec, and do not wait for a publisher")
+	fs.StringVar(&c.codec, "codec", "", "count only messages of this codec (json, raw, protobuf), waiting for a publisher that uses it")
 	fs.DurationVar(&c.every, "every", time.Second, "report period: each report covers the messages received in it")
 	fs.DurationVar(&c.duration, "for", 0, "stop after this long (0: until interrupted)")
 }
@@ -49,17 +49,19 @@ type received struct {
 	data   []byte
 }
 
-// publishers waits up to --timeout for a peer publishing topic and returns
-// the topic as each distinct codec publishes it.
+// publishers waits up to --timeout for a peer publishing topic (in
+// --codec, when given) and returns the topic as each distinct codec
+// publishes it.
 func (c *cli) publishers(n *colugo.Node, topic string) ([]colugo.TopicInfo, error) {
-	if c.codec != "" {
-		return []colugo.TopicInfo{{Name: topic, Codec: c.codec}}, nil
-	}
 	var found []colugo.TopicInfo
+	stop := c.waiting(fmt.Sprintf("a publisher of topic %q", topic))
 	ok := until(c.ctx, c.timeout, func() bool {
-		found = publishing(n.Peers(), topic)
+		found = slices.DeleteFunc(publishing(n.Peers(), topic), func(t colugo.TopicInfo) bool {
+			return c.codec != "" && t.Codec != c.codec
+		})
 		return len(found) > 0
 	})
+	stop()
 	if err := c.ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -98,6 +100,9 @@ func (c *cli) noPublisher(n *colugo.Node, topic string) error {
 	if len(known) > 0 {
 		k = strings.Join(known, ", ")
 	}
+	if c.codec != "" {
+		return fmt.Errorf("no publisher of topic %q with codec %s found within %v (published topics: %s)", topic, c.codec, c.timeout, k)
+	}
 	return fmt.Errorf("no publisher of topic %q found within %v (published topics: %s)", topic, c.timeout, k)
 }
 
@@ -107,13 +112,11 @@ func subscribeAll(ctx context.Context, n *colugo.Node, topic string, buffer int)
 	return colugo.SubscribeReceived[[]byte](ctx, n, topic, colugo.WithAnyCodec(), colugo.WithBuffer(buffer))
 }
 
-// stream subscribes to topic and calls f with each message (of --codec,
+// stream waits for a publisher of topic (see publishers), calls found (if
+// not nil), subscribes to topic and calls f with each message (of --codec,
 // if given) until ctx ends, --for passes, or f returns false. f gets the
 // node too, for what peers advertise.
-func (c *cli) stream(topic string, f func(*colugo.Node, received) bool) error {
-	if topic == "" {
-		return usageErr("a topic is needed")
-	}
+func (c *cli) stream(topic string, found func(), f func(*colugo.Node, received) bool) error {
 	n, err := c.node()
 	if err != nil {
 		return err
@@ -121,6 +124,9 @@ func (c *cli) stream(topic string, f func(*colugo.Node, received) bool) error {
 	defer n.Close()
 	if _, err := c.publishers(n, topic); err != nil {
 		return err
+	}
+	if found != nil {
+		found()
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
@@ -198,6 +204,12 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 		return usageErr("--since must not be negative")
 	}
 	topic := args[0]
+	if err := checkName("topic", topic); err != nil {
+		return err
+	}
+	if err := checkCodec(c.codec); err != nil && !c.last {
+		return err
+	}
 	if c.last {
 		return c.echoLast(topic)
 	}
@@ -205,7 +217,7 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 	var werr error
 	var dec decoder
 	warned := map[string]bool{}
-	err := c.stream(topic, func(n *colugo.Node, m received) bool {
+	err := c.stream(topic, nil, func(n *colugo.Node, m received) bool {
 		if c.since > 0 && m.at.Sub(m.sent) > c.since {
 			stale++
 			return true
@@ -246,7 +258,9 @@ func (c *cli) echoLast(topic string) error {
 	defer n.Close()
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
+	stop := c.waiting(fmt.Sprintf("the latest value of topic %q", topic))
 	m, err := colugo.LatestReceived[[]byte](ctx, n, topic, colugo.WithAnyCodec())
+	stop()
 	switch {
 	case errors.Is(err, colugo.ErrNoValue):
 		return fmt.Errorf("no publisher of topic %q keeps a value (%s); a publisher keeps its latest with colugo.WithHistory",
@@ -530,6 +544,12 @@ func (c *cli) rates(args []string, hz bool) error {
 		return usageErr("--every must be positive")
 	}
 	topic := args[0]
+	if err := checkName("topic", topic); err != nil {
+		return err
+	}
+	if err := checkCodec(c.codec); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	w := newWindow(time.Now())
 	reports := 0
@@ -538,7 +558,7 @@ func (c *cli) rates(args []string, hz bool) error {
 	var werr error
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
-	go func() {
+	report := func() {
 		defer close(done)
 		t := time.NewTicker(c.every)
 		defer t.Stop()
@@ -572,17 +592,29 @@ func (c *cli) rates(args []string, hz bool) error {
 				}
 			}
 		}
-	}()
+	}
 	c2 := *c
 	c2.ctx = ctx
-	err := c2.stream(topic, func(_ *colugo.Node, m received) bool {
+	started := false
+	// The reports start once a publisher is found: a topic nobody
+	// publishes fails after --timeout, as with echo, whatever --count.
+	found := func() {
+		mu.Lock()
+		w = newWindow(time.Now())
+		mu.Unlock()
+		started = true
+		go report()
+	}
+	err := c2.stream(topic, found, func(_ *colugo.Node, m received) bool {
 		mu.Lock()
 		w.add(m)
 		mu.Unlock()
 		return true
 	})
 	close(stop)
-	<-done
+	if started {
+		<-done
+	}
 	if werr != nil {
 		return werr
 	}

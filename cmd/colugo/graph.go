@@ -75,6 +75,10 @@ func runNodes(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return nil
 	}
+	if len(peers) == 0 {
+		fmt.Fprintf(c.stderr, "colugo nodes: no nodes found within %v (--wait; discovery %s)\n", c.wait, discoveryName())
+		return nil
+	}
 	var tb table
 	tb.add("NAME", "ID", "ROUTER", "PUB", "PUBLISHES", "HISTORY", "SUBSCRIBES", "SERVES")
 	for _, p := range peers {
@@ -165,6 +169,28 @@ func topicRows(peers []colugo.PeerInfo) []*topicRow {
 	return rows
 }
 
+// codecsTypes summarises the codecs and the types of endpoints, as two
+// cells: "json", "main.Pose" (several: "json | raw").
+func codecsTypes(es []endpoint) (string, string) {
+	var cs, ts []string
+	for _, e := range es {
+		c, t := e.Codec, e.Type
+		if c == "*" {
+			c, t = "any", "-"
+		}
+		if !slices.Contains(cs, c) {
+			cs = append(cs, c)
+		}
+		if !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	if len(cs) == 0 {
+		return "-", "-"
+	}
+	return strings.Join(cs, " | "), strings.Join(ts, " | ")
+}
+
 // kinds summarises the codecs and types of endpoints: "json main.Pose".
 func kinds(es []endpoint) string {
 	var out []string
@@ -230,25 +256,29 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return nil
 	}
+	if len(rows) == 0 {
+		fmt.Fprintf(c.stderr, "colugo topics: no topics found within %v (--wait; discovery %s)\n", c.wait, discoveryName())
+		return nil
+	}
 	var tb table
 	if c.measure {
-		tb.add("TOPIC", "CODEC TYPE", "RATE", "HISTORY", "PUBLISHERS", "SUBSCRIBERS")
+		tb.add("TOPIC", "CODEC", "TYPE", "RATE", "HISTORY", "PUBLISHERS", "SUBSCRIBERS")
 	} else {
-		tb.add("TOPIC", "CODEC TYPE", "HISTORY", "PUBLISHERS", "SUBSCRIBERS")
+		tb.add("TOPIC", "CODEC", "TYPE", "HISTORY", "PUBLISHERS", "SUBSCRIBERS")
 	}
 	for _, r := range rows {
-		k := kinds(r.Publishers)
+		kc, kt := codecsTypes(r.Publishers)
 		if len(r.Publishers) == 0 {
-			k = kinds(r.Subscribers)
+			kc, kt = codecsTypes(r.Subscribers)
 		}
 		if c.measure {
 			rate := "-"
 			if r.Rate != nil {
 				rate = hzString(*r.Rate) + " Hz"
 			}
-			tb.add(r.Name, k, rate, historyCell(r), nodeNames(r.Publishers), nodeNames(r.Subscribers))
+			tb.add(r.Name, kc, kt, rate, historyCell(r), nodeNames(r.Publishers), nodeNames(r.Subscribers))
 		} else {
-			tb.add(r.Name, k, historyCell(r), nodeNames(r.Publishers), nodeNames(r.Subscribers))
+			tb.add(r.Name, kc, kt, historyCell(r), nodeNames(r.Publishers), nodeNames(r.Subscribers))
 		}
 	}
 	return tb.write(c.stdout)
@@ -366,14 +396,19 @@ func runServices(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 		return nil
 	}
+	if len(rows) == 0 {
+		fmt.Fprintf(c.stderr, "colugo services: no services found within %v (--wait; discovery %s)\n", c.wait, discoveryName())
+		return nil
+	}
 	var tb table
-	tb.add("SERVICE", "CODEC REQUEST-TYPE", "REPLY-TYPE", "SERVERS")
+	tb.add("SERVICE", "CODEC", "REQUEST-TYPE", "REPLY-TYPE", "SERVERS")
 	for _, r := range rows {
 		reply := "-"
 		if len(r.Servers) > 0 && r.Servers[0].Reply != "" {
 			reply = r.Servers[0].Reply
 		}
-		tb.add(r.Name, kinds(r.Servers), reply, nodeNames(r.Servers))
+		kc, kt := codecsTypes(r.Servers)
+		tb.add(r.Name, kc, kt, reply, nodeNames(r.Servers))
 	}
 	return tb.write(c.stdout)
 }
@@ -413,7 +448,13 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 		case err != nil:
 			add("problem", "discovery", "host registry %s unreadable: %v", dir, err)
 		default:
-			add("ok", "discovery", "host registry %s: %d entries", dir, len(entries))
+			nodes := 0 // each node has <id>.json and <id>.lock there
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".json") {
+					nodes++
+				}
+			}
+			add("ok", "discovery", "host registry %s: %d nodes announced", dir, nodes)
 		}
 	}
 	if strings.Contains(mech, "mdns") {

@@ -17,11 +17,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/transport/wire"
 )
 
 func main() {
@@ -52,6 +56,7 @@ type cli struct {
 	timeout   time.Duration
 	wait      time.Duration
 	verbose   bool
+	tty       bool // stderr is a terminal: progress lines while waiting
 
 	// Flags of some commands.
 	count       int
@@ -79,6 +84,7 @@ type cli struct {
 
 type command struct {
 	name, args, help string
+	example          string // shown by colugo help COMMAND and COMMAND --help
 	run              func(c *cli, fs *flag.FlagSet, args []string) error
 	flags            func(fs *flag.FlagSet, c *cli)
 }
@@ -87,72 +93,131 @@ var commands []command // set by init: usage refers to it
 
 func init() {
 	commands = []command{
-		{name: "nodes", help: "list the nodes on the network", run: runNodes},
-		{name: "topics", help: "list topics with their rate, publishers and subscribers", run: runTopics, flags: topicsFlags},
-		{name: "services", help: "list services with their servers", run: runServices},
-		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC (--last: the latest kept)", run: runEcho, flags: echoFlags},
-		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags},
-		{name: "bw", args: "TOPIC", help: "print the bandwidth of TOPIC", run: runBw, flags: rateFlags},
-		{name: "pub", args: "TOPIC VALUE", help: "publish the JSON VALUE on TOPIC", run: runPub, flags: pubFlags},
-		{name: "call", args: "SERVICE VALUE", help: "call SERVICE with the JSON VALUE, print the reply", run: runCall, flags: callFlags},
-		{name: "doctor", help: "check discovery, peers, codec and type agreement, losses", run: runDoctor, flags: doctorFlags},
-		{name: "record", args: "-o FILE.mcap [TOPIC...]", help: "record topics (default: all) to an MCAP file", run: runRecord, flags: recordFlags},
-		{name: "play", args: "FILE.mcap", help: "publish a recording again", run: runPlay, flags: playFlags},
-		{name: "web", help: "serve the network to Foxglove, Lichtblick and browsers (Foxglove WebSocket)", run: runWeb, flags: webFlags},
+		{name: "nodes", help: "list the nodes on the network", run: runNodes,
+			example: "colugo nodes --wait 100ms"},
+		{name: "topics", help: "list topics with their rate, publishers and subscribers", run: runTopics, flags: topicsFlags,
+			example: "colugo topics --json"},
+		{name: "services", help: "list services with their servers", run: runServices,
+			example: "colugo services"},
+		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC (--last: the latest kept)", run: runEcho, flags: echoFlags,
+			example: "colugo echo robot/pose --count 2\n  colugo echo robot/description --last --json"},
+		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags,
+			example: "colugo hz robot/pose --count 3 --every 2s"},
+		{name: "bw", args: "TOPIC", help: "print the bandwidth of TOPIC", run: runBw, flags: rateFlags,
+			example: "colugo bw robot/pose --count 1"},
+		{name: "pub", args: "TOPIC VALUE", help: "publish the JSON VALUE on TOPIC", run: runPub, flags: pubFlags,
+			example: "colugo pub robot/cmd '{\"x\":1}' --rate 10 --count 50"},
+		{name: "call", args: "SERVICE VALUE", help: "call SERVICE with the JSON VALUE, print the reply", run: runCall, flags: callFlags,
+			example: "colugo call math/add '{\"a\":2,\"b\":3}' --timeout 2s"},
+		{name: "doctor", help: "check discovery, peers, codec and type agreement, losses", run: runDoctor, flags: doctorFlags,
+			example: "colugo doctor --listen 0s"},
+		{name: "record", args: "-o FILE.mcap [TOPIC...]", help: "record topics (default: all) to an MCAP file", run: runRecord, flags: recordFlags,
+			example: "colugo record -o /tmp/run.mcap --for 10s robot/pose"},
+		{name: "play", args: "FILE.mcap", help: "publish a recording again", run: runPlay, flags: playFlags,
+			example: "colugo play /tmp/run.mcap --rate 2 --topics 'pose' --remap robot/pose=replay/pose"},
+		{name: "web", help: "serve the network to Foxglove, Lichtblick and browsers (Foxglove WebSocket)", run: runWeb, flags: webFlags,
+			example: "colugo web --listen 127.0.0.1:8765"},
 	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: colugo COMMAND [ARGS] [FLAGS]")
 	fmt.Fprintln(w)
+	var tb table
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-9s %-28s %s\n", c.name, c.args, c.help)
+		tb.add(" ", c.name, c.args, c.help)
 	}
+	_ = tb.write(w)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Flags of every command: --discovery MECH (local, mdns, local,mdns, static:host:port,..., none; within what COLUGO_DISCOVERY allows),")
-	fmt.Fprintln(w, "--json (machine-readable output), --timeout D, --wait D, -v. Run colugo COMMAND -h for its flags.")
+	fmt.Fprintln(w, "--json (machine-readable output), --timeout D, --wait D, -v.")
+	fmt.Fprintln(w, "colugo help COMMAND (or colugo COMMAND --help) shows a command's flags and an example; colugo --version the build.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 the operation failed (nothing found, remote error, timeout), 2 usage error.")
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	var cmd *command
+// commandHelp prints cmd's usage, an example and its flags.
+func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: colugo %s %s [FLAGS]\n  %s\n\nexample:\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.help, cmd.example)
+	out := fs.Output()
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(out)
+}
+
+// usageLine points at the help after a usage error.
+func usageLine(w io.Writer, cmd *command) {
+	fmt.Fprintf(w, "usage: colugo %s %s (colugo %s --help for the flags)\n", cmd.name, cmd.args, cmd.name)
+}
+
+func findCommand(name string) *command {
 	for i := range commands {
-		if commands[i].name == args[0] {
-			cmd = &commands[i]
+		if commands[i].name == name {
+			return &commands[i]
 		}
 	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "colugo: unknown command %q\n\n", args[0])
-		usage(stderr)
-		return exitUsage
-	}
-	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, cmd: cmd.name}
+	return nil
+}
+
+// newFlagSet makes cmd's flag set, with the flags of every command, bound
+// to c.
+func newFlagSet(cmd *command, c *cli, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("colugo "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.discovery, "discovery", "", "discovery mechanisms, as in COLUGO_DISCOVERY, and no wider than it when it is set (default: the environment's, else local,mdns)")
 	fs.BoolVar(&c.json, "json", false, "print JSON (one object per line) instead of text")
-	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "the longest to wait for what the command needs (a topic's publisher, a server, a reply)")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "the longest to wait for what the command needs (a topic's publisher, a server and its reply); then exit 1")
 	fs.DurationVar(&c.wait, "wait", 500*time.Millisecond, "discovery window: how long to listen for peers before answering")
 	fs.BoolVar(&c.verbose, "v", false, "log the node's lifecycle to stderr")
 	if cmd.flags != nil {
 		cmd.flags(fs, c)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: colugo %s %s\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.help)
-		fs.PrintDefaults()
+	// flag calls Usage on -h too, where run prints the full help on
+	// stdout; run prints the usage line after a flag error instead.
+	fs.Usage = func() {}
+	return fs
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
 	}
+	switch args[0] {
+	case "-h", "--help", "-help":
+		usage(stdout)
+		return exitOK
+	case "--version", "-version", "version":
+		return printVersion(stdout, slices.Contains(args[1:], "--json"))
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return exitOK
+		}
+		cmd := findCommand(args[1])
+		if cmd == nil || len(args) > 2 {
+			fmt.Fprintf(stderr, "colugo help: unknown command %q\n\n", strings.Join(args[1:], " "))
+			usage(stderr)
+			return exitUsage
+		}
+		commandHelp(stdout, cmd, newFlagSet(cmd, &cli{}, stderr))
+		return exitOK
+	}
+	cmd := findCommand(args[0])
+	if cmd == nil {
+		fmt.Fprintf(stderr, "colugo: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	c := &cli{ctx: ctx, stdout: stdout, stderr: stderr, cmd: cmd.name, tty: stderrIsTerminal(stderr)}
+	fs := newFlagSet(cmd, c, stderr)
 	pos, err := parseInterspersed(fs, args[1:])
 	if errors.Is(err, flag.ErrHelp) {
+		commandHelp(stdout, cmd, fs)
 		return exitOK
 	}
 	if err != nil {
-		return exitUsage // flag has printed the problem and the usage
+		usageLine(stderr, cmd) // after the problem, which flag has printed
+		return exitUsage
 	}
 	if c.timeout <= 0 || c.wait < 0 {
 		fmt.Fprintf(stderr, "colugo %s: --timeout must be positive and --wait not negative\n", cmd.name)
@@ -168,12 +233,114 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "colugo %s: %v\n", cmd.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		if errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "usage: colugo %s %s (colugo %s -h for the flags)\n", cmd.name, cmd.args, cmd.name)
+			usageLine(stderr, cmd)
 			return exitUsage
 		}
 		return exitFail
 	}
 	return exitOK
+}
+
+// printVersion prints the module's version and the VCS state the binary
+// was built from, as the Go toolchain recorded them.
+func printVersion(w io.Writer, asJSON bool) int {
+	v := versionInfo{Module: "github.com/colugo-go/colugo", Version: "unknown"}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v.Module, v.Version, v.Go = bi.Main.Path, bi.Main.Version, bi.GoVersion
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs":
+				v.VCS = s.Value
+			case "vcs.revision":
+				v.Revision = s.Value
+			case "vcs.time":
+				v.Time = s.Value
+			case "vcs.modified":
+				v.Modified = s.Value == "true"
+			}
+		}
+	}
+	if asJSON {
+		_ = writeJSON(w, v)
+		return exitOK
+	}
+	line := fmt.Sprintf("colugo %s %s", v.Module, v.Version)
+	if v.Revision != "" {
+		line += fmt.Sprintf(" (%s %s %s", v.VCS, v.Revision, v.Time)
+		if v.Modified {
+			line += ", modified"
+		}
+		line += ")"
+	}
+	if v.Go != "" {
+		line += " " + v.Go
+	}
+	fmt.Fprintln(w, line)
+	return exitOK
+}
+
+type versionInfo struct {
+	Module   string `json:"module"`
+	Version  string `json:"version"` // "(devel)" for a build from a work tree
+	VCS      string `json:"vcs,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Time     string `json:"time,omitempty"` // of the commit, RFC 3339
+	Modified bool   `json:"modified,omitempty"`
+	Go       string `json:"go,omitempty"`
+}
+
+// stderrIsTerminal reports whether w is a terminal, where progress lines
+// help a person and would only clutter a log or a pipe.
+func stderrIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f.Fd())
+}
+
+// checkName validates a topic or service name the way the library does
+// (wire.CheckName, which NewPublisher, Subscribe and Serve apply), so every
+// command refuses the same names with the same words, before any network
+// activity.
+func checkName(kind, name string) error {
+	if err := wire.CheckName(name); err != nil {
+		return usageErr("invalid %s name %q: %s", kind, name, strings.TrimPrefix(err.Error(), wire.ErrName.Error()+": "))
+	}
+	return nil
+}
+
+// codecs are the codec names the CLI reads and writes.
+var codecs = []string{"json", "protobuf", "raw"}
+
+// checkCodec refuses a --codec the CLI does not know; "" (the topic's) is
+// fine.
+func checkCodec(name string) error {
+	if name != "" && !slices.Contains(codecs, name) {
+		return usageErr("unknown codec %q (--codec takes %s)", name, strings.Join(codecs, ", "))
+	}
+	return nil
+}
+
+// waiting prints, on a terminal only, a line on stderr when a wait for
+// what has lasted a second, so a person knows the command is not stuck.
+// The returned stop ends the wait; call it before printing anything else.
+func (c *cli) waiting(what string) (stop func()) {
+	if !c.tty {
+		return func() {}
+	}
+	var mu sync.Mutex
+	stopped := false
+	t := time.AfterFunc(time.Second, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			fmt.Fprintf(c.stderr, "colugo %s: waiting up to %v for %s (--timeout)...\n", c.cmd, c.timeout, what)
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
 }
 
 // parseInterspersed parses flags that come before, between or after the

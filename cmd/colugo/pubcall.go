@@ -100,6 +100,12 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 		return usageErr("pub takes a topic and a value")
 	}
 	topic := args[0]
+	if err := checkName("topic", topic); err != nil {
+		return err
+	}
+	if err := checkCodec(c.codec); err != nil {
+		return err
+	}
 	if c.codec != "raw" {
 		if _, err := parseJSON(args[1]); err != nil {
 			return err
@@ -194,6 +200,9 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 		return usageErr("call takes a service and a value")
 	}
 	service := args[0]
+	if err := checkName("service", service); err != nil {
+		return err
+	}
 	if _, err := parseJSON(args[1]); err != nil {
 		return err
 	}
@@ -205,6 +214,8 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	defer n.Close()
 	var server colugo.TopicInfo
+	stop := c.waiting(fmt.Sprintf("a server of %q and its reply", service))
+	defer stop()
 	found := until(ctx, c.timeout, func() bool {
 		for _, p := range n.Peers() {
 			for _, s := range p.Services {
@@ -231,6 +242,12 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 			}
 		}
 	}
+	if server.Codec == "json" && typ == server.Type && len(server.JSONSchema) > 0 {
+		// encoding/json on the server would drop a field its type lacks.
+		if f := unknownFields(server.JSONSchema, []byte(args[1])); f != "" {
+			return usageErr("VALUE does not match %s (the server's JSON Schema): unknown field %q", typ, f)
+		}
+	}
 	payload, err := encodeValue(server.Codec, typ, schema, args[1])
 	if err != nil {
 		if errors.Is(err, errNoSchema) {
@@ -239,6 +256,7 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	resp, err := colugo.Request[[]byte, []byte](ctx, n, service, payload, colugo.WithCodec(codec.Passthrough(server.Codec, typ)))
+	stop()
 	var re *colugo.RemoteError
 	switch {
 	case errors.As(err, &re):

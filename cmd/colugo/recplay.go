@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +25,11 @@ func (r *remaps) Set(s string) error {
 	from, to, ok := strings.Cut(s, "=")
 	if !ok || from == "" || to == "" {
 		return fmt.Errorf("want FROM=TO, not %q", s)
+	}
+	for _, name := range []string{from, to} {
+		if err := checkName("topic", name); err != nil {
+			return errors.New(strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		}
 	}
 	*r = append(*r, [2]string{from, to})
 	return nil
@@ -46,6 +53,11 @@ func playFlags(fs *flag.FlagSet, c *cli) {
 func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 	if c.output == "" {
 		return usageErr("-o FILE.mcap is required")
+	}
+	for _, t := range topics {
+		if err := checkName("topic", t); err != nil {
+			return err
+		}
 	}
 	f, err := os.Create(c.output)
 	if err != nil {
@@ -82,6 +94,17 @@ func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 	fmt.Fprintf(c.stderr, "recording %s to %s (Ctrl-C to stop)\n", what, c.output)
 	start := time.Now()
 	var wg sync.WaitGroup
+	if len(topics) > 0 {
+		// Named topics of which no publisher appears within --timeout end
+		// the recording: there would be nothing to record.
+		wg.Go(func() {
+			stop := c.waiting("a publisher of " + what)
+			defer stop()
+			if !until(ctx, c.timeout, func() bool { return len(rec.Progress()) > 0 }) && ctx.Err() == nil {
+				cancel()
+			}
+		})
+	}
 	if c.every > 0 {
 		wg.Go(func() {
 			t := time.NewTicker(c.every)
@@ -105,15 +128,22 @@ func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 	}
 	prog := rec.Progress()
 	c.progress(prog, time.Since(start), true)
-	for _, t := range topics {
-		if !slicesContainsTopic(prog, t) {
-			fmt.Fprintf(c.stderr, "warning: topic %q: no publisher found, nothing recorded\n", t)
-		}
-	}
-	if runErr != nil {
+	if runErr != nil && !(errors.Is(runErr, context.Canceled) || errors.Is(runErr, context.DeadlineExceeded)) {
 		return runErr
 	}
-	return closeErr
+	if closeErr != nil {
+		return closeErr
+	}
+	var missing []string
+	for _, t := range topics {
+		if !slicesContainsTopic(prog, t) {
+			missing = append(missing, fmt.Sprintf("%q", t))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("no publisher of topic %s found, nothing recorded of it (%s written with the rest)", strings.Join(missing, ", "), c.output)
+	}
+	return c.ctx.Err()
 }
 
 func slicesContainsTopic(ps []record.TopicProgress, t string) bool {
@@ -125,13 +155,43 @@ func slicesContainsTopic(ps []record.TopicProgress, t string) bool {
 	return false
 }
 
+// recordTopic is one topic of record's --json summary.
+type recordTopic struct {
+	Topic      string   `json:"topic"`
+	Codecs     []string `json:"codecs"`
+	Publishers int      `json:"publishers"`
+	Messages   uint64   `json:"messages"`
+	Bytes      uint64   `json:"bytes"`
+	Dropped    uint64   `json:"dropped"`
+	Gaps       uint64   `json:"gaps"`
+	History    int      `json:"history"`
+}
+
+// recordSummary is record's --json output: one line at the end.
+type recordSummary struct {
+	File     string        `json:"file"`
+	Duration float64       `json:"duration_s"`
+	Messages uint64        `json:"messages"`
+	Bytes    uint64        `json:"bytes"`
+	Dropped  uint64        `json:"dropped"`
+	Gaps     uint64        `json:"gaps"`
+	Topics   []recordTopic `json:"topics"`
+}
+
 // progress prints per-topic counts on stderr; the summary at the end goes
 // to stdout as data (JSON with --json).
 func (c *cli) progress(ps []record.TopicProgress, el time.Duration, final bool) {
+	slices.SortFunc(ps, func(a, b record.TopicProgress) int { return strings.Compare(a.Topic, b.Topic) })
 	if final && c.json {
+		sum := recordSummary{File: c.output, Duration: el.Seconds(), Topics: []recordTopic{}}
 		for _, p := range ps {
-			_ = writeJSON(c.stdout, p)
+			sum.Topics = append(sum.Topics, recordTopic{p.Topic, p.Codecs, p.Publishers, p.Messages, p.Bytes, p.Dropped, p.Gaps, p.History})
+			sum.Messages += p.Messages
+			sum.Bytes += p.Bytes
+			sum.Dropped += p.Dropped
+			sum.Gaps += p.Gaps
 		}
+		_ = writeJSON(c.stdout, sum)
 		return
 	}
 	out := c.stderr
@@ -153,6 +213,22 @@ func (c *cli) progress(ps []record.TopicProgress, el time.Duration, final bool) 
 	_ = tb.write(out)
 }
 
+// mcapMagic starts every MCAP file.
+const mcapMagic = "\x89MCAP0\r\n"
+
+// playSummary is play's --json output: one line at the end, also when
+// interrupted.
+type playSummary struct {
+	File      string  `json:"file"`
+	Pass      int     `json:"pass"`
+	Messages  uint64  `json:"messages"` // published in this pass
+	Total     uint64  `json:"total"`    // to publish in one pass
+	Bytes     uint64  `json:"bytes"`
+	Position  float64 `json:"position_s"` // of the last message published, from the recording's start
+	Duration  float64 `json:"duration_s"` // of the recording
+	LastTopic string  `json:"last_topic,omitempty"`
+}
+
 func runPlay(c *cli, _ *flag.FlagSet, args []string) error {
 	if len(args) != 1 {
 		return usageErr("play takes one file")
@@ -164,21 +240,49 @@ func runPlay(c *cli, _ *flag.FlagSet, args []string) error {
 	if c.loop {
 		opts = append(opts, record.Loop())
 	}
+	var filter *regexp.Regexp
 	if c.topics != "" {
 		re, err := regexp.Compile(c.topics)
 		if err != nil {
 			return usageErr("--topics: %v", err)
 		}
+		filter = re
 		opts = append(opts, record.TopicFilter(re))
 	}
 	for _, r := range c.remap {
 		opts = append(opts, record.Remap(r[0], r[1]))
 	}
-	f, err := record.Open(args[0]) // a FIFO or a device: an error, not a hang
+	file := args[0]
+	f, err := record.Open(file) // a FIFO or a device: an error, not a hang
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	var magic [len(mcapMagic)]byte
+	if n, _ := io.ReadFull(f, magic[:]); string(magic[:n]) != mcapMagic {
+		return fmt.Errorf("%s is not an MCAP file (it does not start with the MCAP magic)", file)
+	}
+	if filter != nil {
+		// Play scans the file anyway; this scan first names what there is
+		// when nothing matches, before a node starts.
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		sum, err := record.Scan(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+		var all []string
+		for _, ch := range sum.Channels {
+			if !slices.Contains(all, ch.Topic) {
+				all = append(all, ch.Topic)
+			}
+		}
+		if !slices.ContainsFunc(all, filter.MatchString) {
+			slices.Sort(all)
+			return fmt.Errorf("no topic of %s matches --topics %q (its topics: %s)", file, c.topics, strings.Join(all, ", "))
+		}
+	}
 	n, err := c.node()
 	if err != nil {
 		return err
@@ -192,20 +296,28 @@ func runPlay(c *cli, _ *flag.FlagSet, args []string) error {
 		last = time.Now()
 		c.playProgress(p)
 	}))
-	fmt.Fprintf(c.stderr, "playing %s at rate %g\n", args[0], c.rate)
+	fmt.Fprintf(c.stderr, "playing %s at rate %g\n", file, c.rate)
 	p, err := record.Play(c.ctx, n, f, opts...)
 	if errors.Is(err, record.ErrCorrupt) {
-		return fmt.Errorf("%s: %w", args[0], err)
+		return fmt.Errorf("%s: %w", file, err)
 	}
-	if err != nil {
+	interrupted := err != nil && c.ctx.Err() != nil
+	if err != nil && !interrupted {
 		return err
+	}
+	if p.Pass == 0 {
+		return err // interrupted before the first message (while waiting for subscribers)
 	}
 	c.playProgress(p)
 	if c.json {
-		return writeJSON(c.stdout, p)
+		if werr := writeJSON(c.stdout, playSummary{file, p.Pass, p.Messages, p.Total, p.Bytes,
+			p.Position.Seconds(), p.Duration.Seconds(), p.LastTopic}); werr != nil {
+			return werr
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "played %d messages (%s) in pass %d\n", p.Messages, size(float64(p.Bytes)), p.Pass)
 	}
-	fmt.Fprintf(c.stdout, "played %d messages (%s) in pass %d\n", p.Messages, size(float64(p.Bytes)), p.Pass)
-	return nil
+	return err
 }
 
 func (c *cli) playProgress(p record.PlayProgress) {
