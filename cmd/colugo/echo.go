@@ -138,8 +138,16 @@ func (c *cli) stream(topic string, found func(), f func(*colugo.Node, received) 
 	if err != nil {
 		return fmt.Errorf("subscribing to %q: %w", topic, err)
 	}
+	skipped := map[[3]string]bool{}
 	for m := range ch {
 		if c.codec != "" && m.Codec != c.codec {
+			// Said once per sender, codec and type: otherwise a person sees
+			// nothing arrive and no reason.
+			if k := [3]string{m.Sender, m.Codec, m.Type}; !skipped[k] {
+				skipped[k] = true
+				fmt.Fprintf(c.stderr, "colugo %s: skipping %s messages from %s in codec %s (type %s): --codec %s\n",
+					c.cmd, topic, senderName(n, m.Sender), m.Codec, m.Type, c.codec)
+			}
 			continue
 		}
 		if !f(n, received{at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, codec: m.Codec, typ: m.Type, data: m.Value}) {
@@ -666,4 +674,15 @@ func size(b float64) string {
 		return fmt.Sprintf("%.2f KiB", b/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", b)
+}
+
+// senderName is the name of the peer whose node id is id, with the id, or
+// the id alone when the peer is not known.
+func senderName(n *colugo.Node, id string) string {
+	for _, p := range n.Peers() {
+		if p.ID == id {
+			return p.Name + " (" + id + ")"
+		}
+	}
+	return id
 }

@@ -127,6 +127,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		tb.add(" ", c.name, c.args, c.help)
 	}
+	tb.add(" ", "bridge", "--config FILE", "join sites through NATS (runs the colugo-bridge program)")
 	_ = tb.write(w)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Flags of every command: --discovery MECH (local, mdns, local,mdns, static:host:port,..., none; within what COLUGO_DISCOVERY allows),")
@@ -188,6 +189,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "--version", "-version", "version":
 		return printVersion(stdout, slices.Contains(args[1:], "--json"))
+	case "bridge":
+		return runBridge(ctx, args[1:], stdout, stderr)
 	case "help":
 		if len(args) == 1 {
 			usage(stdout)
@@ -408,11 +411,39 @@ func (c *cli) node() (*colugo.Node, error) {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
-	n, err := colugo.NewNode("colugo-"+c.cmd, colugo.WithLogger(log))
+	n, err := colugo.NewNode("colugo-"+c.cmd, colugo.WithLogger(log), colugo.WithErrorHandler(c.reportOnce()))
 	if err != nil {
 		return nil, fmt.Errorf("starting a node: %w", err)
 	}
 	return n, nil
+}
+
+// reportOnce is the node's error handler: a message that does not decode,
+// or comes in another codec or type than the command takes, is said on
+// stderr once per topic, sender, codec and type (a person would otherwise
+// see nothing arrive and no reason); a slow consumer once per episode, as
+// the library reports it.
+func (c *cli) reportOnce() func(error) {
+	var mu sync.Mutex
+	seen := map[colugo.DecodeError]bool{}
+	return func(err error) {
+		var de *colugo.DecodeError
+		if errors.As(err, &de) {
+			k := colugo.DecodeError{Topic: de.Topic, Sender: de.Sender, Codec: de.Codec, Type: de.Type}
+			mu.Lock()
+			first := !seen[k]
+			seen[k] = true
+			mu.Unlock()
+			if !first {
+				return
+			}
+			fmt.Fprintf(c.stderr, "colugo %s: %v (said once for this topic, sender, codec and type)\n", c.cmd, err)
+			return
+		}
+		if errors.Is(err, colugo.ErrSlowConsumer) {
+			fmt.Fprintf(c.stderr, "colugo %s: %v\n", c.cmd, err)
+		}
+	}
 }
 
 // discoveryName is what discovery the node uses, for people.
