@@ -44,16 +44,17 @@ type client struct {
 	// Under g.mu.
 	subs     map[uint32]uint32 // subscription id -> channel id
 	chanSubs map[uint32]uint32 // channel id -> subscription id
+	graphSub bool              // subscribed to connectionGraph updates
 
 	// Reader goroutine only.
-	pubs  map[uint32]*colugo.Publisher[[]byte]
+	pubs  map[uint32]clientPub
 	calls chan struct{} // semaphore of calls in flight
 }
 
 func (g *Gateway) serve(conn *websocket.Conn) {
 	c := &client{g: g, conn: conn, wake: make(chan struct{}, 1),
 		subs: map[uint32]uint32{}, chanSubs: map[uint32]uint32{},
-		pubs: map[uint32]*colugo.Publisher[[]byte]{}, calls: make(chan struct{}, maxCalls)}
+		pubs: map[uint32]clientPub{}, calls: make(chan struct{}, maxCalls)}
 	ctx, cancel := context.WithCancel(g.ctx)
 	defer cancel()
 	g.mu.Lock()
@@ -62,7 +63,7 @@ func (g *Gateway) serve(conn *websocket.Conn) {
 		conn.CloseNow()
 		return
 	}
-	caps := []string{"services"}
+	caps := []string{"services", "connectionGraph"}
 	if g.cfg.allowPublish {
 		caps = append(caps, "clientPublish")
 	}
@@ -93,8 +94,8 @@ func (g *Gateway) serve(conn *websocket.Conn) {
 		conn.CloseNow()
 		<-writerDone
 		calls.Wait()
-		for _, p := range c.pubs {
-			_ = p.Close()
+		for id := range c.pubs {
+			c.unadvertise(id)
 		}
 		g.mu.Lock()
 		for cid := range c.chanSubs {
@@ -104,6 +105,9 @@ func (g *Gateway) serve(conn *websocket.Conn) {
 		g.connected.Add(-1)
 		g.gone.Add(c.dropped.Load())
 		g.mu.Unlock()
+		if len(c.pubs) > 0 {
+			g.sync() // its channels go
+		}
 	}()
 	for {
 		typ, data, err := conn.Read(ctx)
@@ -136,7 +140,7 @@ func (c *client) handle(ctx context.Context, o *op, calls *sync.WaitGroup) {
 	switch o.Op {
 	case "subscribe":
 		g.mu.Lock()
-		var errs []string
+		var errs, start []string
 		for _, s := range o.Subscriptions {
 			ch, ok := g.chanByID[s.ChannelID]
 			switch {
@@ -147,14 +151,21 @@ func (c *client) handle(ctx context.Context, o *op, calls *sync.WaitGroup) {
 			case hasKey(c.chanSubs, s.ChannelID):
 				errs = append(errs, fmt.Sprintf("subscribe: channel %d already subscribed", s.ChannelID))
 			default:
-				if err := g.subscribeTopicLocked(ch.key.topic); err != nil {
-					errs = append(errs, fmt.Sprintf("subscribe: %s: %v", ch.key.topic, err))
-					continue
+				if g.acquireTopicLocked(ch.key.topic) {
+					start = append(start, ch.key.topic)
 				}
 				c.subs[s.ID], c.chanSubs[s.ChannelID] = s.ChannelID, s.ID
 			}
 		}
+		if len(start) > 0 {
+			g.graphChangedLocked()
+		}
 		g.mu.Unlock()
+		for _, topic := range start {
+			if err := g.startTopic(topic); err != nil {
+				errs = append(errs, fmt.Sprintf("subscribe: %s: %v", topic, err))
+			}
+		}
 		c.refuseAll(errs)
 	case "unsubscribe":
 		g.mu.Lock()
@@ -180,17 +191,23 @@ func (c *client) handle(ctx context.Context, o *op, calls *sync.WaitGroup) {
 				errs = append(errs, fmt.Sprintf("advertise %d (%s): %v", ch.ID, truncate(ch.Topic, 128), err))
 			}
 		}
+		if len(errs) < len(o.Channels) {
+			g.sync() // the other clients see the new channels
+		}
 		c.refuseAll(errs)
 	case "unadvertise":
 		if !g.cfg.allowPublish {
 			c.refuse("unadvertise: client publishing is not allowed")
 			return
 		}
+		gone := 0
 		for _, id := range o.ChannelIDs {
-			if p, ok := c.pubs[id]; ok {
-				_ = p.Close()
-				delete(c.pubs, id)
+			if c.unadvertise(id) {
+				gone++
 			}
+		}
+		if gone > 0 {
+			g.sync()
 		}
 	case nameClientMessageData:
 		if !g.cfg.allowPublish {
@@ -202,11 +219,22 @@ func (c *client) handle(ctx context.Context, o *op, calls *sync.WaitGroup) {
 			c.refuse(fmt.Sprintf("clientMessageData: no client channel %d", o.ID))
 			return
 		}
-		if err := p.Publish(ctx, o.Payload); err != nil {
+		if err := p.pub.Publish(ctx, o.Payload); err != nil {
 			c.refuse(fmt.Sprintf("clientMessageData: %v", err))
 		}
 	case nameServiceCallRequest:
 		c.call(ctx, o, calls)
+	case "subscribeConnectionGraph":
+		g.mu.Lock()
+		if !c.graphSub {
+			c.graphSub = true
+			c.sendGraphLocked()
+		}
+		g.mu.Unlock()
+	case "unsubscribeConnectionGraph":
+		g.mu.Lock()
+		c.graphSub = false
+		g.mu.Unlock()
 	}
 }
 
@@ -251,8 +279,43 @@ func (c *client) advertise(ch clientChannel) error {
 	if err != nil {
 		return err
 	}
-	c.pubs[ch.ID] = p
+	k := chanKey{ch.Topic, ch.Encoding, typ}
+	c.pubs[ch.ID] = clientPub{pub: p, key: k}
+	g := c.g
+	g.mu.Lock()
+	if o, ok := g.own[k]; ok {
+		o.refs++
+	} else {
+		g.own[k] = &ownPub{info: colugo.TopicInfo{Name: ch.Topic, Codec: ch.Encoding, Type: typ, Schema: schema}, refs: 1}
+	}
+	g.mu.Unlock()
 	return nil
+}
+
+// clientPub is a channel a client advertised: the node's publisher for it.
+type clientPub struct {
+	pub *colugo.Publisher[[]byte]
+	key chanKey
+}
+
+// unadvertise closes the client's channel id, if it has one, and reports
+// whether it had.
+func (c *client) unadvertise(id uint32) bool {
+	p, ok := c.pubs[id]
+	if !ok {
+		return false
+	}
+	_ = p.pub.Close()
+	delete(c.pubs, id)
+	g := c.g
+	g.mu.Lock()
+	if o := g.own[p.key]; o != nil {
+		if o.refs--; o.refs <= 0 {
+			delete(g.own, p.key)
+		}
+	}
+	g.mu.Unlock()
+	return true
 }
 
 func (c *client) call(ctx context.Context, o *op, calls *sync.WaitGroup) {
@@ -319,7 +382,7 @@ func (c *client) dropChannelLocked(cid uint32) {
 	delete(c.chanSubs, cid)
 	delete(c.subs, sid)
 	if ch, ok := c.g.chanByID[cid]; ok {
-		c.g.unsubscribeTopicLocked(ch.key.topic)
+		c.g.releaseTopicLocked(ch.key.topic)
 	}
 }
 

@@ -145,7 +145,7 @@ type service struct {
 // topicSub is the one colugo subscription of a topic, shared by all
 // clients subscribed to any of its channels.
 type topicSub struct {
-	cancel context.CancelFunc
+	cancel context.CancelFunc // nil while startTopic makes it
 	refs   int
 }
 
@@ -166,6 +166,9 @@ type Gateway struct {
 	services  map[chanKey]*service
 	svcByID   map[uint32]*service
 	topics    map[string]*topicSub
+	own       map[chanKey]*ownPub // topics clients publish through this node
+	peers     []colugo.PeerInfo   // as last synced
+	graph     graph               // as last sent to graph subscribers
 	nextChan  uint32
 	nextSvc   uint32
 	sent      atomic.Uint64
@@ -191,7 +194,8 @@ func New(node *colugo.Node, opts ...Option) (*Gateway, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{node: node, cfg: cfg, ctx: ctx, cancel: cancel,
 		clients: map[*client]struct{}{}, channels: map[chanKey]*channel{}, chanByID: map[uint32]*channel{},
-		services: map[chanKey]*service{}, svcByID: map[uint32]*service{}, topics: map[string]*topicSub{}}
+		services: map[chanKey]*service{}, svcByID: map[uint32]*service{}, topics: map[string]*topicSub{},
+		own: map[chanKey]*ownPub{}}
 	events := node.Events(ctx)
 	g.sync()
 	g.wg.Add(1)
@@ -311,6 +315,14 @@ func (g *Gateway) sync() {
 	if g.closed {
 		return
 	}
+	g.peers = peers
+	// What clients publish through this node is a channel for the other
+	// clients too (Peers does not list the node itself).
+	for k, o := range g.own {
+		if _, ok := wantCh[k]; !ok {
+			wantCh[k] = o.info
+		}
+	}
 	var added []map[string]any
 	var removed []uint32
 	for k, ch := range g.channels {
@@ -364,6 +376,7 @@ func (g *Gateway) sync() {
 			c.sendJSONLocked(map[string]any{"op": "advertiseServices", "services": svcAdded})
 		}
 	}
+	g.graphChangedLocked()
 }
 
 // encodingOf is the Foxglove encoding of a colugo codec.
@@ -412,20 +425,54 @@ func newService(id uint32, k chanKey, t colugo.TopicInfo) *service {
 	return &service{id: id, key: k, info: t, adv: adv, requestEncoding: encodingOf(t.Codec)}
 }
 
-// subscribeTopicLocked takes a reference on topic's colugo subscription,
-// making it on the first.
-func (g *Gateway) subscribeTopicLocked(topic string) error {
+// acquireTopicLocked takes a reference on topic's colugo subscription
+// and reports whether the caller must make it (startTopic, after
+// unlocking): making one announces the node's catalog, which must not
+// hold up every topic's fan-out under g.mu.
+func (g *Gateway) acquireTopicLocked(topic string) (start bool) {
 	if ts, ok := g.topics[topic]; ok {
 		ts.refs++
+		return false
+	}
+	g.topics[topic] = &topicSub{refs: 1}
+	return true
+}
+
+// startTopic makes topic's colugo subscription for the entry that
+// acquireTopicLocked made, unless that entry is gone by then (every client
+// left it, or the gateway closed). A failure ends every client's
+// subscription of the topic and is returned.
+func (g *Gateway) startTopic(topic string) error {
+	g.mu.RLock()
+	ts := g.topics[topic]
+	g.mu.RUnlock()
+	if ts == nil {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(g.ctx)
 	msgs, err := colugo.SubscribeReceived[[]byte](ctx, g.node, topic, colugo.WithAnyCodec())
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if err != nil {
 		cancel()
+		if g.topics[topic] == ts {
+			for c := range g.clients {
+				for cid := range c.chanSubs {
+					if ch, ok := g.chanByID[cid]; ok && ch.key.topic == topic {
+						c.dropChannelLocked(cid)
+					}
+				}
+			}
+			delete(g.topics, topic)
+			g.graphChangedLocked()
+		}
 		return err
 	}
-	g.topics[topic] = &topicSub{cancel: cancel, refs: 1}
+	if g.closed || g.topics[topic] != ts {
+		cancel() // left while it was being made
+		return nil
+	}
+	ts.cancel = cancel
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
@@ -436,16 +483,19 @@ func (g *Gateway) subscribeTopicLocked(topic string) error {
 	return nil
 }
 
-// unsubscribeTopicLocked drops a reference on topic's subscription,
-// ending it on the last.
-func (g *Gateway) unsubscribeTopicLocked(topic string) {
+// releaseTopicLocked drops a reference on topic's subscription, ending it
+// on the last.
+func (g *Gateway) releaseTopicLocked(topic string) {
 	ts, ok := g.topics[topic]
 	if !ok {
 		return
 	}
 	if ts.refs--; ts.refs <= 0 {
-		ts.cancel()
+		if ts.cancel != nil {
+			ts.cancel()
+		} // else startTopic sees the entry gone and ends what it makes
 		delete(g.topics, topic)
+		g.graphChangedLocked()
 	}
 }
 

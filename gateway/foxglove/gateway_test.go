@@ -72,6 +72,7 @@ type tclient struct {
 	frames chan tframe
 	seen   map[string]map[string]any // advertised channels by topic, from frames channel read
 	start  chan struct{}             // closed: a client dialled not reading starts reading
+	tap    func(tframe)              // if set, sees every frame next reads
 }
 
 func (r *rig) dial(protocols []string, read bool) *tclient {
@@ -127,6 +128,10 @@ func (tc *tclient) next(what string, ok func(tframe) bool) tframe {
 			if !open {
 				tc.t.Fatalf("connection closed waiting for %s", what)
 			}
+			tc.note(f)
+			if tc.tap != nil {
+				tc.tap(f)
+			}
 			if ok(f) {
 				return f
 			}
@@ -160,23 +165,28 @@ func (tc *tclient) sendRaw(text bool, b []byte) {
 	}
 }
 
-// channel waits for an advertised channel of topic and returns it.
-func (tc *tclient) channel(topic string) map[string]any {
-	tc.t.Helper()
+// note keeps the channels an advertise frame read by next names, for
+// channel, whatever next was waiting for.
+func (tc *tclient) note(f tframe) {
+	if f.op != "advertise" {
+		return
+	}
 	if tc.seen == nil {
 		tc.seen = map[string]map[string]any{}
 	}
+	for _, c := range f.m["channels"].([]any) {
+		ch := c.(map[string]any)
+		tc.seen[ch["topic"].(string)] = ch
+	}
+}
+
+// channel waits for an advertised channel of topic and returns it.
+func (tc *tclient) channel(topic string) map[string]any {
+	tc.t.Helper()
 	if ch, ok := tc.seen[topic]; ok {
 		return ch
 	}
 	tc.next("advertise of "+topic, func(f tframe) bool {
-		if f.op != "advertise" {
-			return false
-		}
-		for _, c := range f.m["channels"].([]any) {
-			ch := c.(map[string]any)
-			tc.seen[ch["topic"].(string)] = ch
-		}
 		_, ok := tc.seen[topic]
 		return ok
 	})

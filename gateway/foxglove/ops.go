@@ -70,7 +70,7 @@ func decodeOp(text bool, data []byte) (*op, error) {
 		switch o.Op {
 		case "":
 			return nil, fmt.Errorf("%w: no \"op\" field", errBadOp)
-		case "subscribe", "unsubscribe", "advertise", "unadvertise":
+		case "subscribe", "unsubscribe", "advertise", "unadvertise", "subscribeConnectionGraph", "unsubscribeConnectionGraph":
 		default:
 			return nil, fmt.Errorf("%w: unsupported op %q", errBadOp, truncate(o.Op, 64))
 		}
