@@ -27,6 +27,7 @@ var subprotocols = []string{"foxglove.sdk.v1", "foxglove.websocket.v1"}
 // reaches a colugo subscriber when allowed and only then.
 func TestFoxgloveClientConformance(t *testing.T) {
 	needJS(t, false)
+	deadline := time.Now().Add(55 * time.Second) // the whole test's bound
 	n := newNetwork(t)
 	n.start("publisher")
 	n.start("protobuf", "pub")
@@ -59,14 +60,14 @@ func TestFoxgloveClientConformance(t *testing.T) {
 				// A control: the subscriber receives what a colugo
 				// publisher sends, so its silence below means something.
 				ctl := sub.start("colugo", "pub", topic, `{"control":true}`, "--codec", "json", "--rate", "20", "--wait", "1s")
-				if !testwait.For(15*time.Second, func() bool { return len(echoed(received)) > 0 }) {
-					t.Fatalf("the subscriber of %s printed nothing of colugo pub's messages within 15 s", topic)
+				if !testwait.For(10*time.Second, func() bool { return len(echoed(received)) > 0 }) {
+					t.Fatalf("the subscriber of %s printed nothing of colugo pub's messages within 10 s", topic)
 				}
 				ctl.stop()
 			}
 			ackDir := t.TempDir()
 			stopAck := acknowledge(received, ackDir)
-			out := sub.node(50*time.Second, "conformance.mjs", "ws://"+addr, "--publish", mode, "--topic", topic, "--ack-dir", ackDir)
+			out := sub.node(time.Until(deadline), "conformance.mjs", "ws://"+addr, "--publish", mode, "--topic", topic, "--ack-dir", ackDir)
 			stopAck()
 
 			var sum summary
