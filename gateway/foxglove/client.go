@@ -257,9 +257,13 @@ func (c *client) advertise(ch clientChannel) error {
 	if len(c.pubs) >= maxClientChannels {
 		return fmt.Errorf("more than %d client channels", maxClientChannels)
 	}
-	var schema []byte
+	var schema, jsonSchema []byte
 	switch ch.Encoding {
 	case "json":
+		// A client's JSON Schema is the channel's for the other clients.
+		if ch.SchemaEncoding == "jsonschema" && ch.Schema != "" && json.Valid([]byte(ch.Schema)) {
+			jsonSchema = []byte(ch.Schema)
+		}
 	case "protobuf":
 		if ch.Schema != "" {
 			b, err := base64.StdEncoding.DecodeString(ch.Schema)
@@ -286,7 +290,7 @@ func (c *client) advertise(ch clientChannel) error {
 	if o, ok := g.own[k]; ok {
 		o.refs++
 	} else {
-		g.own[k] = &ownPub{info: colugo.TopicInfo{Name: ch.Topic, Codec: ch.Encoding, Type: typ, Schema: schema}, refs: 1}
+		g.own[k] = &ownPub{info: colugo.TopicInfo{Name: ch.Topic, Codec: ch.Encoding, Type: typ, Schema: schema, JSONSchema: jsonSchema}, refs: 1}
 	}
 	g.mu.Unlock()
 	return nil

@@ -419,9 +419,11 @@ func newService(id uint32, k chanKey, t colugo.TopicInfo) *service {
 		s, enc := schemaOf(t.Codec, schema, jsonSchema)
 		return map[string]any{"encoding": encodingOf(t.Codec), "schemaName": typ, "schemaEncoding": enc, "schema": s}
 	}
-	adv := map[string]any{"id": id, "name": t.Name, "type": t.Type,
-		"request":  desc(t.Type, t.Schema, t.JSONSchema),
-		"response": desc(t.ReplyType, t.ReplySchema, t.ReplyJSONSchema)}
+	req, resp := desc(t.Type, t.Schema, t.JSONSchema), desc(t.ReplyType, t.ReplySchema, t.ReplyJSONSchema)
+	// requestSchema and responseSchema are the older spec's fields, which
+	// older clients read; newer ones read request and response.
+	adv := map[string]any{"id": id, "name": t.Name, "type": t.Type, "request": req, "response": resp,
+		"requestSchema": req["schema"], "responseSchema": resp["schema"]}
 	return &service{id: id, key: k, info: t, adv: adv, requestEncoding: encodingOf(t.Codec)}
 }
 

@@ -350,6 +350,10 @@ func TestServiceCalls(t *testing.T) {
 	if svc["name"] != "math/add" || req["encoding"] != "json" || !strings.Contains(req["schema"].(string), `"A"`) {
 		t.Errorf("service %v", svc)
 	}
+	// The older spec's fields, for older clients.
+	if svc["requestSchema"] != req["schema"] || svc["responseSchema"] != svc["response"].(map[string]any)["schema"] {
+		t.Errorf("requestSchema/responseSchema %v", svc)
+	}
 	call := func(callID uint32, enc, body string) {
 		b := binary.LittleEndian.AppendUint32([]byte{2}, id(svc["id"]))
 		b = binary.LittleEndian.AppendUint32(b, callID)

@@ -185,10 +185,12 @@ func TestClientPublishedChannelAndGraph(t *testing.T) {
 	b := r.dial([]string{foxglove.SubprotocolSDK}, true)
 	var g graphState
 	b.send(map[string]any{"op": "subscribeConnectionGraph"})
-	a.send(map[string]any{"op": "advertise", "channels": []any{map[string]any{"id": 1, "topic": "cmd/vel", "encoding": "json", "schemaName": "Twist"}}})
+	a.send(map[string]any{"op": "advertise", "channels": []any{map[string]any{"id": 1, "topic": "cmd/vel", "encoding": "json", "schemaName": "Twist",
+		"schemaEncoding": "jsonschema", "schema": `{"type":"object","properties":{"x":{"type":"number"}}}`}}})
 	b.waitGraph(&g, "pub cmd/vel [gateway]; ")
 	ch := b.channel("cmd/vel")
-	if ch["encoding"] != "json" || ch["schemaName"] != "Twist" {
+	if ch["encoding"] != "json" || ch["schemaName"] != "Twist" || ch["schemaEncoding"] != "jsonschema" ||
+		ch["schema"] != `{"type":"object","properties":{"x":{"type":"number"}}}` {
 		t.Errorf("channel %v", ch)
 	}
 	b.send(map[string]any{"op": "subscribe", "subscriptions": []any{map[string]any{"id": 3, "channelId": ch["id"]}}})

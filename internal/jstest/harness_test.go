@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // bin holds the binaries TestMain built: colugo and the examples.
@@ -48,9 +50,10 @@ func TestMain(m *testing.M) {
 			jsMissing = "no node_modules (run npm ci in internal/jstest)"
 		}
 	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // needJS skips the test when node, its packages or (browser) chromium are
