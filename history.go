@@ -454,6 +454,33 @@ func (n *Node) startRecovery(s *subCore, ph *pubHistory, after uint64) {
 	}()
 }
 
+// fetchRecovery is fetchHistory for a recovery, which runs when a
+// publisher's live messages show a loss: usually just as its connection
+// comes back after a cut, when the request path to it may still be
+// redialling. A request the transport could not carry is tried again,
+// with a growing pause, for up to historyTimeout in all; an answer, even
+// a refusal, is final.
+func (n *Node) fetchRecovery(router, id, topic string, max int, after uint64) (wire.HistoryReply, error) {
+	start := time.Now()
+	pause := 20 * time.Millisecond
+	for {
+		r, err := n.fetchHistory(n.ctx, router, id, topic, max, after)
+		var re *RemoteError
+		if err == nil || errors.Is(err, errOldPeer) || errors.Is(err, wire.ErrHistory) || errors.As(err, &re) ||
+			n.ctx.Err() != nil || time.Since(start)+pause >= historyTimeout {
+			return r, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return r, err
+		}
+		pause *= 2
+	}
+}
+
 // runHistoryFetch fetches ph's history for s until complete, delivering
 // each part, then releases the live messages held meanwhile. A first
 // fetch (after 0) takes the newest limit messages; a recovery everything
@@ -483,7 +510,7 @@ func (n *Node) runHistoryFetch(s *subCore, ph *pubHistory, limit int, after uint
 		if after == 0 {
 			r, err = n.fetchShared(router, ph.id, s.info.Name, ask)
 		} else {
-			r, err = n.fetchHistory(n.ctx, router, ph.id, s.info.Name, ask, after)
+			r, err = n.fetchRecovery(router, ph.id, s.info.Name, ask, after)
 		}
 		if err == nil && len(r.Entries) > 0 && r.Latest < known {
 			err = fmt.Errorf("%w: latest %d, but %d was received from it", wire.ErrHistory, r.Latest, known)
