@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
@@ -34,6 +35,23 @@ func waitSubscribed[T any](t *testing.T, pub *colugo.Publisher[T], want int) {
 	defer cancel()
 	if err := pub.WaitSubscribers(ctx, want); err != nil {
 		t.Fatalf("%s: waiting for %d subscribers: %v", pub.Topic(), want, err)
+	}
+}
+
+// drainClosed reads ch until it is closed, failing the test after wait.
+func drainClosed[T any](t *testing.T, ch <-chan T) {
+	t.Helper()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			t.Fatal("the channel did not close")
+		}
 	}
 }
 
@@ -309,8 +327,7 @@ func TestSubscribePatternEnd(t *testing.T) {
 				waitSubscribed(t, p, 1)
 			}
 			cancel()
-			for range ch { // drains, then closes
-			}
+			drainClosed(t, ch)
 			if s := cli.Stats().Subscriptions; len(s) != 0 {
 				t.Fatalf("subscriptions left: %+v", s)
 			}
@@ -329,8 +346,7 @@ func TestSubscribePatternEnd(t *testing.T) {
 			if err := cli.Close(); err != nil {
 				t.Fatal(err)
 			}
-			for range ch {
-			}
+			drainClosed(t, ch)
 			if _, err := colugo.SubscribePattern[int](t.Context(), cli, "end/**"); !errors.Is(err, colugo.ErrClosed) {
 				t.Fatalf("after Close: %v", err)
 			}
