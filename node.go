@@ -34,7 +34,7 @@ const Version = "0.1.0"
 // catalog changed (targets, rr; then rotations is used). The locks, in the order they may be taken (a lock is never taken while
 // one below it is held):
 //
-//  1. mu guards the catalog and the peer table: subs, pubs, seqs,
+//  1. mu guards the catalog and the peer table: subs, patterns, pubs, seqs,
 //     services, counters, svcStats, peers, rr, changed, catalog, watchers,
 //     targets, and the replacement of recv and served. It is held briefly
 //     and never across a transport call that can wait, a handler, or a
@@ -96,9 +96,10 @@ type Node struct {
 	fetches                       singleflight.Group // first history fetches in flight (fetchShared)
 
 	mu       sync.Mutex
-	subs     map[string][]*subCore // local subscriptions by topic
-	pubs     map[string]*pubCount  // local publishers by topic
-	seqs     map[string]*pubSeq    // sequence per topic, outliving its publishers
+	subs     map[string][]*subCore    // local subscriptions by topic
+	patterns map[*patternSub]struct{} // SubscribePattern subscriptions (their topics' are in subs)
+	pubs     map[string]*pubCount     // local publishers by topic
+	seqs     map[string]*pubSeq       // sequence per topic, outliving its publishers
 	services map[string]*serviceCore
 	counters map[string]*counters      // per topic
 	svcStats map[string]*counters      // per service
@@ -321,6 +322,10 @@ func (n *Node) Close() error {
 			all = append(all, ss...)
 		}
 		n.subs = map[string][]*subCore{}
+		for ps := range n.patterns { // their channels
+			all = append(all, ps.root)
+		}
+		n.patterns = nil
 		n.mu.Unlock()
 		for _, s := range all {
 			s.close()

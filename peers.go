@@ -299,6 +299,7 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 		}
 	}
 	if p.visible() {
+		n.matchPatternsLocked(p.desc.Topics) // before subscribing: its new topics are subscribed with the rest
 		// Before subscribing, as in addSub: the history subscriptions
 		// hold p's first live messages while they fetch its history.
 		for _, t := range p.desc.Topics {

@@ -178,6 +178,7 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 			node.notePublisherLocked(s, node.id, "", pc.info.History)
 		}
 	}
+	node.matchPatternsLocked([]TopicInfo{p.info}) // this node's pattern subscriptions match it
 	node.mu.Unlock()
 	node.catalogChanged()
 	return p, nil

@@ -92,9 +92,14 @@ type TopicStats struct {
 }
 
 // SubscriptionStats describes one subscription (one Subscribe or
-// SubscribeReceived call that has not ended).
+// SubscribeReceived call that has not ended), or one topic that a
+// SubscribePattern subscription matched: such a subscription has an entry
+// per matched topic, with Pattern set, whose counters are that topic's
+// share, and whose Queued and QueuedBytes are those of the queue its
+// topics share (the same in each entry).
 type SubscriptionStats struct {
 	Topic        string
+	Pattern      string     // the SubscribePattern pattern that matched Topic; "" for Subscribe
 	Policy       DropPolicy // its drop policy
 	Delivered    uint64     // values offered to its channel
 	Dropped      uint64     // values its policy discarded
@@ -266,7 +271,7 @@ func (n *Node) Stats() Stats {
 		for _, s := range n.subs[topic] {
 			q, qb := s.q.queued()
 			ss := SubscriptionStats{
-				Topic: topic, Policy: s.policy, Delivered: s.delivered.Load(), Dropped: s.dropped.Load(),
+				Topic: topic, Pattern: s.pattern, Policy: s.policy, Delivered: s.delivered.Load(), Dropped: s.dropped.Load(),
 				DecodeErrors: s.decodeErrors.Load(), Queued: q, QueuedBytes: qb, Slow: s.slow.Load(),
 			}
 			if s.hist != nil {

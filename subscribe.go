@@ -59,9 +59,12 @@ func Subscribe[T any](ctx context.Context, node *Node, topic string, opts ...Sub
 }
 
 // Received is a value with what its message's header said, as delivered by
-// SubscribeReceived.
+// SubscribeReceived and SubscribePatternReceived.
 type Received[T any] struct {
-	Value    T
+	Value T
+	// Topic is the message's topic: the subscription's own, or, for
+	// SubscribePatternReceived, the matched topic it came on.
+	Topic    string
 	Codec    string    // codec name the publisher used
 	Type     string    // type name the publisher gave
 	Sender   string    // publishing node's id
@@ -81,12 +84,16 @@ type Received[T any] struct {
 // SubscribeReceived is Subscribe with each value's metadata: for tools that
 // measure rates and latencies, record, or follow sequence numbers.
 func SubscribeReceived[T any](ctx context.Context, node *Node, topic string, opts ...SubscribeOption) (<-chan Received[T], error) {
-	return subscribe(ctx, node, topic, opts, true, func(v T, m *transport.Message, recv time.Time) Received[T] {
-		h := &m.Header
-		return Received[T]{Value: v, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
-			SendTime: time.Unix(0, h.SendTime), RecvTime: recv, Metadata: decodeMetadata(h.Ext),
-			Replayed: h.Flags&flagReplayed != 0}
-	})
+	return subscribe(ctx, node, topic, opts, true, received[T])
+}
+
+// received wraps a value with its message's header, for SubscribeReceived
+// and SubscribePatternReceived.
+func received[T any](v T, m *transport.Message, recv time.Time) Received[T] {
+	h := &m.Header
+	return Received[T]{Value: v, Topic: m.Name, Codec: h.Codec, Type: h.Type, Sender: h.Sender, Seq: h.Seq,
+		SendTime: time.Unix(0, h.SendTime), RecvTime: recv, Metadata: decodeMetadata(h.Ext),
+		Replayed: h.Flags&flagReplayed != 0}
 }
 
 // DefaultQueueBytes is a subscription's default queue bound (see
@@ -106,6 +113,7 @@ type subCore struct {
 	anyCodec bool // take every codec (WithAnyCodec)
 	c        *counters
 	slow     atomic.Bool // in a slow-consumer episode
+	pattern  string      // the SubscribePattern pattern that matched the topic; "" for Subscribe
 	// This subscription's share of the topic's counters (Stats().Subscriptions).
 	delivered, dropped, decodeErrors atomic.Uint64
 	q                                sink        // the channel and the queue in front of it
@@ -162,6 +170,29 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 	if err := wire.CheckName(topic); err != nil {
 		return nil, fmt.Errorf("%w: topic: %w", ErrInvalidOption, err)
 	}
+	s, k, err := newSub(ctx, node, topic, opts, stamp, wrap)
+	if err != nil {
+		return nil, err
+	}
+	if err := node.addSub(s); err != nil {
+		return nil, err
+	}
+	node.catalogChanged() // peers count subscribers
+	stop := context.AfterFunc(ctx, func() { node.removeSub(s) })
+	s.mu.Lock()
+	s.stop = stop
+	closed := s.closed
+	s.mu.Unlock()
+	if closed { // the node closed meanwhile
+		stop()
+	}
+	return k.ch, nil
+}
+
+// newSub checks opts and makes a subscription of name (a topic, or a
+// SubscribePattern's pattern) with its channel and queue, not yet
+// registered with the node.
+func newSub[T, V any](ctx context.Context, node *Node, name string, opts []SubscribeOption, stamp bool, wrap func(T, *transport.Message, time.Time) V) (*subCore, *chanSink[V], error) {
 	cfg := subConfig{topicConfig: topicConfig{codec: node.cfg.codec}, buffer: 64, policy: DropOldest, queueBytes: DefaultQueueBytes}
 	for _, o := range opts {
 		if o != nil {
@@ -169,24 +200,24 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 		}
 	}
 	if cfg.codec == nil || cfg.buffer < 1 || cfg.queueBytes < 0 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
-		return nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1, a queue bound of at least 0 and a positive Block duration", ErrInvalidOption)
+		return nil, nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1, a queue bound of at least 0 and a positive Block duration", ErrInvalidOption)
 	}
 	if cfg.history < 0 {
-		return nil, fmt.Errorf("%w: WithHistory takes 0 to %d", ErrInvalidOption, MaxHistory)
+		return nil, nil, fmt.Errorf("%w: WithHistory takes 0 to %d", ErrInvalidOption, MaxHistory)
 	}
 	c := cfg.codec
 	if cfg.anyCodec {
 		if _, ok := any(new(T)).(*[]byte); !ok {
-			return nil, fmt.Errorf("%w: WithAnyCodec needs T = []byte", ErrInvalidOption)
+			return nil, nil, fmt.Errorf("%w: WithAnyCodec needs T = []byte", ErrInvalidOption)
 		}
 		c = codec.Raw{}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_, strict := c.(codec.TypeNamer)
 	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec, done: make(chan struct{}),
-		info: TopicInfo{Name: topic, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)}}
+		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)}}
 	if cfg.anyCodec {
 		s.info.Codec, s.info.Type = "*", "*"
 	}
@@ -219,19 +250,7 @@ func subscribe[T, V any](ctx context.Context, node *Node, topic string, opts []S
 		return wrap(v, m, recv), nil
 	}
 	s.q = k
-	if err := node.addSub(s); err != nil {
-		return nil, err
-	}
-	node.catalogChanged() // peers count subscribers
-	stop := context.AfterFunc(ctx, func() { node.removeSub(s) })
-	s.mu.Lock()
-	s.stop = stop
-	closed := s.closed
-	s.mu.Unlock()
-	if closed { // the node closed meanwhile
-		stop()
-	}
-	return k.ch, nil
+	return s, k, nil
 }
 
 // chanSink is a subscription's channel with its queue.
@@ -487,8 +506,19 @@ func (n *Node) addSub(s *subCore) error {
 	if err := n.acceptingLocked(); err != nil {
 		return err
 	}
-	s.c = n.counterLocked(s.info.Name)
 	n.goLocked(s.q.feed) // the node is open: it starts, and Close waits for it
+	n.insertSubLocked(s)
+	n.publishRecvLocked()
+	for _, p := range n.peers {
+		n.syncPeerLocked(p)
+	}
+	return nil
+}
+
+// insertSubLocked adds s to the topic's subscriptions; the caller then
+// replaces the receive path's snapshot and syncs the peers. n.mu is held.
+func (n *Node) insertSubLocked(s *subCore) {
+	s.c = n.counterLocked(s.info.Name)
 	if s.hist != nil {
 		// Before the receive path sees it: a publisher known here is
 		// being fetched by the time its first live message arrives, so
@@ -501,11 +531,6 @@ func (n *Node) addSub(s *subCore) error {
 		}
 	}
 	n.subs[s.info.Name] = append(n.subs[s.info.Name], s)
-	n.publishRecvLocked()
-	for _, p := range n.peers {
-		n.syncPeerLocked(p)
-	}
-	return nil
 }
 
 func (n *Node) removeSub(s *subCore) {
