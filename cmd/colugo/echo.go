@@ -27,6 +27,7 @@ func echoFlags(fs *flag.FlagSet, c *cli) {
 	fs.StringVar(&c.codec, "codec", "", "print only messages of this codec (json, raw, protobuf), waiting for a publisher that uses it")
 	fs.DurationVar(&c.duration, "for", 0, "stop after this long (0: until interrupted)")
 	fs.DurationVar(&c.since, "since", 0, "print only messages sent at most this long before they arrived (by the publisher's send time; 0: all)")
+	fs.BoolVar(&c.literal, "literal", false, "take TOPIC as a name even if it has * segments (default: a TOPIC with a * or ** segment is a pattern)")
 	fs.BoolVar(&c.last, "last", false, "print the topic's latest value that its publishers keep (colugo.WithHistory) and exit; not with --count, --for, --since, --codec")
 }
 
@@ -39,6 +40,7 @@ func rateFlags(fs *flag.FlagSet, c *cli) {
 
 // received is one message as the CLI sees it.
 type received struct {
+	topic  string
 	at     time.Time // when this node received it
 	sent   time.Time // the publisher's send time (its clock)
 	sender string    // publishing node's id
@@ -150,7 +152,7 @@ func (c *cli) stream(topic string, found func(), f func(*colugo.Node, received) 
 			}
 			continue
 		}
-		if !f(n, received{at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, codec: m.Codec, typ: m.Type, data: m.Value}) {
+		if !f(n, received{topic: topic, at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, codec: m.Codec, typ: m.Type, data: m.Value}) {
 			return nil
 		}
 	}
@@ -218,14 +220,24 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 	if err := checkCodec(c.codec); err != nil && !c.last {
 		return err
 	}
+	pat, isPattern := pattern(topic, c.literal)
 	if c.last {
+		if isPattern {
+			return usageErr("--last takes one topic, not a pattern (%s)", topic)
+		}
 		return c.echoLast(topic)
 	}
 	seen, stale := 0, 0
 	var werr error
 	var dec decoder
 	warned := map[string]bool{}
-	err := c.stream(topic, nil, func(n *colugo.Node, m received) bool {
+	stream := c.stream
+	if isPattern {
+		stream = func(_ string, found func(), f func(*colugo.Node, received) bool) error {
+			return c.streamPattern(pat, found, f)
+		}
+	}
+	err := stream(topic, nil, func(n *colugo.Node, m received) bool {
 		if c.since > 0 && m.at.Sub(m.sent) > c.since {
 			stale++
 			return true
@@ -235,9 +247,12 @@ func runEcho(c *cli, _ *flag.FlagSet, args []string) error {
 			warned[m.typ] = true
 			fmt.Fprintf(c.stderr, "colugo echo: %s: cannot decode %s %s: %v (printing hex)\n", topic, m.codec, m.typ, derr)
 		}
-		if c.json {
-			werr = writeJSON(c.stdout, echoJSON(topic, m, v))
-		} else {
+		switch {
+		case c.json:
+			werr = writeJSON(c.stdout, echoJSON(m.topic, m, v))
+		case isPattern: // which topic it came on
+			_, werr = fmt.Fprintf(c.stdout, "%s: %s\n", m.topic, render(m, v))
+		default:
 			_, werr = fmt.Fprintln(c.stdout, render(m, v))
 		}
 		seen++
@@ -685,4 +700,70 @@ func senderName(n *colugo.Node, id string) string {
 		}
 	}
 	return id
+}
+
+// pattern reports whether name is a topic pattern (a "*" or "**" segment,
+// and not --literal), and compiles it.
+func pattern(name string, literal bool) (colugo.Pattern, bool) {
+	if literal || !slices.ContainsFunc(strings.Split(name, "/"), func(s string) bool { return s == "*" || s == "**" }) {
+		return colugo.Pattern{}, false
+	}
+	p, err := colugo.ParsePattern(name)
+	return p, err == nil
+}
+
+// streamPattern is stream for a pattern: it waits up to --timeout for a
+// peer publishing a matching topic (in --codec, when given), then
+// subscribes to every matching topic, now and as they appear.
+func (c *cli) streamPattern(pat colugo.Pattern, found func(), f func(*colugo.Node, received) bool) error {
+	n, err := c.node()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	stop := c.waiting(fmt.Sprintf("a publisher of a topic matching %q", pat))
+	ok := until(c.ctx, c.timeout, func() bool {
+		for _, p := range n.Peers() {
+			for _, t := range p.Topics {
+				if pat.Match(t.Name) && (c.codec == "" || t.Codec == c.codec) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	stop()
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	if !ok {
+		with := ""
+		if c.codec != "" {
+			with = " with codec " + c.codec
+		}
+		return fmt.Errorf("no publisher of a topic matching %q%s found within %v", pat, with, c.timeout)
+	}
+	if found != nil {
+		found()
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	if c.duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, c.duration)
+		defer cancel()
+	}
+	ch, err := colugo.SubscribePatternReceived[[]byte](ctx, n, pat.String(), colugo.WithAnyCodec(), colugo.WithBuffer(4096))
+	if err != nil {
+		return fmt.Errorf("subscribing to %q: %w", pat, err)
+	}
+	for m := range ch {
+		if c.codec != "" && m.Codec != c.codec {
+			continue
+		}
+		if !f(n, received{topic: m.Topic, at: m.RecvTime, sent: m.SendTime, sender: m.Sender, seq: m.Seq, replay: m.Replayed,
+			codec: m.Codec, typ: m.Type, data: m.Value}) {
+			return nil
+		}
+	}
+	return c.ctx.Err()
 }

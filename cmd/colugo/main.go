@@ -65,6 +65,7 @@ type cli struct {
 	duration    time.Duration
 	since       time.Duration
 	last        bool
+	literal     bool
 	measure     bool
 	rate        float64
 	typ         string
@@ -99,8 +100,8 @@ func init() {
 			example: "colugo topics --json"},
 		{name: "services", help: "list services with their servers", run: runServices,
 			example: "colugo services"},
-		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC (--last: the latest kept)", run: runEcho, flags: echoFlags,
-			example: "colugo echo robot/pose --count 2\n  colugo echo robot/description --last --json"},
+		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC, or on every topic a pattern matches (robot/*/pose, robot/**; --last: the latest kept)", run: runEcho, flags: echoFlags,
+			example: "colugo echo robot/pose --count 2\n  colugo echo 'robot/**' --json\n  colugo echo robot/description --last --json"},
 		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags,
 			example: "colugo hz robot/pose --count 3 --every 2s"},
 		{name: "bw", args: "TOPIC", help: "print the bandwidth of TOPIC", run: runBw, flags: rateFlags,
