@@ -70,14 +70,20 @@ func Errors() colugo.NodeOption {
 		if errors.As(err, &de) {
 			k := colugo.DecodeError{Topic: de.Topic, Sender: de.Sender, Codec: de.Codec, Type: de.Type}
 			mu.Lock()
-			first := !seen[k]
-			seen[k] = true
+			first, full := !seen[k], len(seen) >= maxReported
+			if first && !full {
+				seen[k] = true
+			}
 			mu.Unlock()
-			if !first {
-				return
+			if !first || full {
+				return // senders come from the network: what is remembered is bounded
 			}
 			err = fmt.Errorf("%w (reported once for this topic, sender, codec and type)", err)
 		}
 		log.Print(err)
 	})
 }
+
+// maxReported bounds the distinct (topic, sender, codec, type) mismatches
+// reported, and so remembered: a peer can forge any number of senders.
+const maxReported = 1024

@@ -432,11 +432,13 @@ func (c *cli) reportOnce() func(error) {
 		if errors.As(err, &de) {
 			k := colugo.DecodeError{Topic: de.Topic, Sender: de.Sender, Codec: de.Codec, Type: de.Type}
 			mu.Lock()
-			first := !seen[k]
-			seen[k] = true
+			first, full := !seen[k], len(seen) >= maxReported
+			if first && !full {
+				seen[k] = true
+			}
 			mu.Unlock()
-			if !first {
-				return
+			if !first || full {
+				return // senders come from the network: what is remembered is bounded
 			}
 			fmt.Fprintf(c.stderr, "colugo %s: %v (said once for this topic, sender, codec and type)\n", c.cmd, err)
 			return
@@ -482,3 +484,7 @@ func until(ctx context.Context, d time.Duration, cond func() bool) bool {
 		}
 	}
 }
+
+// maxReported bounds the distinct (topic, sender, codec, type) mismatches
+// reported, and so remembered: a peer can forge any number of senders.
+const maxReported = 1024
