@@ -505,10 +505,21 @@ func TestHistoryFromOlderNode(t *testing.T) {
 // publishes as fast as it can all get its history then its live messages,
 // each once and in order, and no answer is refused.
 func TestHistoryWhilePublishing(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { historyWhilePublishing(t, nil) })
+	// Sealed publishes are numbered on another path, which must keep the
+	// history in step with the seq an answer gives as its latest.
+	t.Run("key", func(t *testing.T) { historyWhilePublishing(t, []byte("colugo history test key, 32 B!!!")) })
+}
+
+func historyWhilePublishing(t *testing.T, key []byte) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	a, b := histNode(t, dir, "a", nil), histNode(t, dir, "b", nil)
+	var opts []NodeOption
+	if key != nil {
+		opts = append(opts, WithKey(key))
+	}
+	a, b := histNode(t, dir, "a", nil, opts...), histNode(t, dir, "b", nil, opts...)
 	pub, err := NewPublisher[int](a, "fast", WithHistory(50))
 	if err != nil {
 		t.Fatal(err)

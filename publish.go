@@ -318,11 +318,16 @@ func (p *Publisher[T]) publishSealed(ctx context.Context, msg *transport.Message
 	}
 	ext := msg.Header.Ext
 	p.seq.mu.Lock()
-	msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 	if h := p.seq.hist.Load(); h != nil { // kept in plaintext: a replay is sealed for the node that asks
+		// Numbered under the history's lock, as unsealed publishes are: an
+		// answer built meanwhile must not give a latest seq its entries do
+		// not reach yet (the asker would refuse it as out of place).
 		h.mu.Lock()
+		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 		h.appendLocked(&msg.Header, plain)
 		h.mu.Unlock()
+	} else {
+		msg.Header.Seq, msg.Header.SendTime = p.seq.Add(1), time.Now().UnixNano()
 	}
 	p.node.sealMsg(msg, binding{}) // a new buffer, handed over
 	res, err := p.node.tr.Publish(ctx, msg, opts)

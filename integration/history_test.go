@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,13 +50,22 @@ func TestHistoryRecoversAfterCut(t *testing.T) {
 }
 
 func recoveryRun(t *testing.T, total, depth int, key []byte) {
+	// The nodes' debug log, shown when the run fails: a failed history
+	// fetch says why only there.
+	var logBuf syncBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the nodes' log:\n%s", logBuf.String())
+		}
+	})
 	node := func(name string, d discovery.Discovery) *colugo.Node {
 		t.Helper()
 		tr, err := zmq.New(zmq.WithUnixSockets(false)) // TCP only, so through the proxy
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := []colugo.NodeOption{colugo.WithTransport(tr), colugo.WithDiscovery(d)}
+		opts := []colugo.NodeOption{colugo.WithTransport(tr), colugo.WithDiscovery(d), colugo.WithLogger(log)}
 		if key != nil {
 			opts = append(opts, colugo.WithKey(key))
 		}
@@ -230,4 +242,26 @@ func runs(got []colugo.Received[int]) string {
 		}
 	}
 	return s
+}
+
+// syncBuffer is a bytes.Buffer for several goroutines' writes, keeping
+// its first 64 KiB: enough for a failure, bounded whatever is logged.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 64<<10 - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
