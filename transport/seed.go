@@ -88,4 +88,11 @@ type SeedServeOptions struct {
 	// ErrorReply is the payload sent when the handler fails or overruns
 	// (default: empty). It must be valid UTF-8.
 	ErrorReply []byte
+	// MaxInFlight and MaxInFlightPerConn bound the requests being
+	// handled at once, by the server and on one connection: a request
+	// over either bound is answered at once with ErrorReply (and counted
+	// in Stats.SeedOverload), so a flood costs bounded memory and still
+	// gets answers. A seed client has one request in flight per
+	// connection, or a few with REQ_RELAXED. Zero means 256 and 16.
+	MaxInFlight, MaxInFlightPerConn int
 }

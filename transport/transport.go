@@ -241,6 +241,29 @@ type Stats struct {
 	// not decode them: an older colugo node or a foreign ZMTP peer. The
 	// message itself is delivered.
 	ExtStripped uint64
+	// Seed sockets (SeedTransport), counted apart from the node's own
+	// traffic above:
+	// SeedNotUTF8 counts payloads refused because they are not valid
+	// UTF-8, which the seed cannot receive: publishes, requests, and
+	// handler replies (answered with the error reply instead).
+	SeedNotUTF8 uint64
+	// SeedSendDropped counts messages not queued for a seed subscriber or
+	// seed request client whose queue was full.
+	SeedSendDropped uint64
+	// SeedRecvDropped counts what arrived from seed sockets and was
+	// dropped: publishes that are not one frame, requests without an
+	// empty delimiter frame (or with an envelope over 1 KiB), replies
+	// that are malformed or that no request waits for (late or duplicate).
+	SeedRecvDropped uint64
+	// SeedErrorReplies counts seed requests answered with the error
+	// reply: the handler failed, panicked, overran the budget or replied
+	// with non-UTF-8; the request's body was not one frame; or the
+	// request was over the in-flight bounds (also in SeedOverload).
+	SeedErrorReplies uint64
+	// SeedOverload counts seed requests refused (answered at once with the
+	// error reply) because their connection or server had the most
+	// requests in flight that SeedServeOptions allows.
+	SeedOverload uint64
 	// Subscribers describes this transport's subscriber connections (the
 	// peers subscribed to it), when it tracks them; nil otherwise.
 	Subscribers []SubscriberStats

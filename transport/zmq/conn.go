@@ -51,9 +51,15 @@ const (
 	roleRouterIn             // accepted on the ROUTER listener: a requester
 	roleDealer               // dialled: our requests to a router
 	roleSub                  // dialled: our subscriptions to a publisher
+
+	// The seed's roles (seed.go): one frame per message, REQ envelopes.
+	roleSeedPubIn    // accepted on a seed publisher's listener: a seed SUB
+	roleSeedRouterIn // accepted on a seed server's listener: a seed REQ
+	roleSeedDealer   // dialled: our requests to a seed REP
+	roleSeedSub      // dialled: our subscription to a seed PUB
 )
 
-var roleNames = [...]string{"pub-in", "router-in", "dealer", "sub"}
+var roleNames = [...]string{"pub-in", "router-in", "dealer", "sub", "seed-pub-in", "seed-router-in", "seed-dealer", "seed-sub"}
 
 func (r role) String() string { return roleNames[r] }
 
@@ -143,7 +149,8 @@ type conn struct {
 	lastData atomic.Int64
 	rp       routerPeer // the ReplyWriter of a roleRouterIn conn
 	pp       *pubPeer   // the subscriptions of a rolePubIn conn
-	dl       *dealer    // the requests of a roleDealer conn
+	dl       *dealer    // the requests of a roleDealer or roleSeedDealer conn
+	sc       *seedConn  // the seed state of a roleSeed* conn (seed.go)
 }
 
 func (t *Transport) newConn(nc net.Conn, addr string, r role) *conn {
@@ -213,7 +220,7 @@ func (c *conn) sideWrite(p []byte) error {
 // limits (makeRoomLocked); inbound connections only. It reuses the
 // reader's clock reading: no clock read per message.
 func (c *conn) noteData() {
-	if c.role == rolePubIn || c.role == roleRouterIn {
+	if c.role == rolePubIn || c.role == roleRouterIn || c.role == roleSeedPubIn || c.role == roleSeedRouterIn {
 		c.lastData.Store(max(c.live.last, 1))
 	}
 }

@@ -64,11 +64,11 @@ const (
 
 func (r role) socketType() string {
 	switch r {
-	case rolePubIn:
+	case rolePubIn, roleSeedPubIn:
 		return stPub
-	case roleRouterIn:
+	case roleRouterIn, roleSeedRouterIn:
 		return stRouter
-	case roleDealer:
+	case roleDealer, roleSeedDealer:
 		return stDealer
 	default:
 		return stSub
@@ -79,12 +79,16 @@ func (r role) socketType() string {
 // table, as zmq4 applies it).
 func (r role) peerTypes() []string {
 	switch r {
-	case rolePubIn:
+	case rolePubIn, roleSeedPubIn:
 		return []string{stSub, stXSub}
 	case roleRouterIn:
 		return []string{stReq, stDealer, stRouter}
+	case roleSeedRouterIn: // the seed's request clients are REQs; DEALERs speak the same envelopes
+		return []string{stReq, stDealer}
 	case roleDealer:
 		return []string{stRep, stDealer, stRouter}
+	case roleSeedDealer: // the seed's reply servers are REPs
+		return []string{stRep, stRouter}
 	default:
 		return []string{stPub, stXPub}
 	}

@@ -90,7 +90,7 @@ var errTooSlow = errors.New("message arriving slower than the minimum receive ra
 
 // frameLimit is the largest frame, and message, this connection accepts.
 func (c *conn) frameLimit() uint64 {
-	if c.role == rolePubIn {
+	if c.role == rolePubIn || c.role == roleSeedPubIn {
 		return subMaxFrame
 	}
 	return uint64(c.t.cfg.maxFrame)

@@ -19,6 +19,7 @@ import (
 type dealer struct {
 	t     *Transport
 	addr  string
+	seed  bool          // to a seed reply server (seed.go): in t.seedDealers
 	ready chan struct{} // closed once the dial is over
 	c     *conn         // set before ready closes; nil when the dial failed
 	err   error         // the dial's error, set before ready closes
@@ -75,8 +76,8 @@ func (d *dealer) forget(id uint64, cl *call) {
 }
 
 // deliver hands a reply to the request waiting for it; a reply to a request
-// that has ended is dropped, as libzmq would.
-func (d *dealer) deliver(msg *transport.Message) {
+// that has ended is dropped, as libzmq would, and deliver reports false.
+func (d *dealer) deliver(msg *transport.Message) bool {
 	id := msg.Header.RequestID
 	d.mu.Lock()
 	cl := d.pending[id]
@@ -85,6 +86,15 @@ func (d *dealer) deliver(msg *transport.Message) {
 	if cl != nil {
 		cl.ch <- result{msg: msg}
 	}
+	return cl != nil
+}
+
+// dealerMap is where dealers of d's kind are kept; t.mu is held.
+func (t *Transport) dealerMap(seed bool) map[string]*dealer {
+	if seed {
+		return t.seedDealers
+	}
+	return t.dealers
 }
 
 // fail ends every request in flight with err and refuses new ones.
@@ -102,17 +112,18 @@ func (d *dealer) fail(err error) {
 
 // dealerFor returns the connected dealer for addr, dialling it (bounded by
 // ctx) when there is none. Concurrent callers wait for one dial.
-func (t *Transport) dealerFor(ctx context.Context, addr string) (*dealer, error) {
+func (t *Transport) dealerFor(ctx context.Context, addr string, seed bool) (*dealer, error) {
 	for {
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
 			return nil, transport.ErrClosed
 		}
-		d := t.dealers[addr]
+		m := t.dealerMap(seed)
+		d := m[addr]
 		if d == nil {
-			d = &dealer{t: t, addr: addr, ready: make(chan struct{}), pending: make(map[uint64]*call)}
-			t.dealers[addr] = d
+			d = &dealer{t: t, addr: addr, seed: seed, ready: make(chan struct{}), pending: make(map[uint64]*call)}
+			m[addr] = d
 			t.mu.Unlock()
 			return d, t.dialDealer(ctx, d)
 		}
@@ -135,13 +146,18 @@ func (t *Transport) dealerFor(ctx context.Context, addr string) (*dealer, error)
 // dialDealer dials d and starts its goroutines, or records why not.
 func (t *Transport) dialDealer(ctx context.Context, d *dealer) error {
 	defer close(d.ready)
-	c, err := t.dial(ctx, d.addr, roleDealer)
+	r := roleDealer
+	if d.seed {
+		r = roleSeedDealer
+	}
+	c, err := t.dial(ctx, d.addr, r)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	m := t.dealerMap(d.seed)
 	switch {
 	case t.closed:
 		err = transport.ErrClosed
-	case t.dealers[d.addr] != d:
+	case m[d.addr] != d:
 		err = fmt.Errorf("%w: %s: disconnected", transport.ErrPeerLost, d.addr)
 	case err != nil && ctx.Err() != nil:
 		err = ctx.Err()
@@ -152,8 +168,8 @@ func (t *Transport) dialDealer(ctx context.Context, d *dealer) error {
 		if c != nil {
 			_ = c.nc.Close()
 		}
-		if t.dealers[d.addr] == d {
-			delete(t.dealers, d.addr)
+		if m[d.addr] == d {
+			delete(m, d.addr)
 		}
 		d.err = err
 		d.mu.Lock() // Close may be failing d's (empty) pending set right now
@@ -163,6 +179,9 @@ func (t *Transport) dialDealer(ctx context.Context, d *dealer) error {
 	}
 	d.c = c
 	c.dl = d
+	if d.seed {
+		c.sc = &seedConn{}
+	}
 	t.conns[c] = struct{}{}
 	t.wg.Go(c.writeLoop)
 	t.wg.Go(func() { t.runDealer(d, c) })
@@ -173,8 +192,8 @@ func (t *Transport) dialDealer(ctx context.Context, d *dealer) error {
 func (t *Transport) runDealer(d *dealer, c *conn) {
 	c.teardown(c.readLoop())
 	t.mu.Lock()
-	if t.dealers[d.addr] == d {
-		delete(t.dealers, d.addr)
+	if m := t.dealerMap(d.seed); m[d.addr] == d {
+		delete(m, d.addr)
 	}
 	h := t.h
 	t.mu.Unlock()
@@ -182,8 +201,8 @@ func (t *Transport) runDealer(d *dealer, c *conn) {
 	d.fail(err)
 	if !c.deliberate {
 		t.peersLost.Add(1)
-		t.log.Info("zmq router lost", keyPeer, d.addr, keyErr, c.closeErr)
-		if h != nil {
+		t.log.Info("zmq router lost", keyPeer, d.addr, keyRole, c.role.String(), keyErr, c.closeErr)
+		if h != nil && !d.seed { // seed servers come from the seed directory, which reports their loss
 			h.HandlePeerLost(d.addr, err)
 		}
 	}
@@ -218,7 +237,7 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	var waiting int
 	for {
 		var err error
-		if d, err = t.dealerFor(ctx, routerAddr); err != nil {
+		if d, err = t.dealerFor(ctx, routerAddr, false); err != nil {
 			callPool.Put(cl)
 			return nil, err
 		}

@@ -103,6 +103,13 @@ type Transport struct {
 	inByLn    []int                  // by index in lns
 	dealers   map[string]*dealer     // by router address
 	subs      map[string]*subscriber // by publisher address
+
+	// Seed sockets (seed.go): the owner of each listener in lns that
+	// belongs to a seed publisher or server (nil for the node's own), the
+	// connections to seed reply servers by address, and the counters.
+	lnSeed      []seedListener
+	seedDealers map[string]*dealer
+	seed        seedCounters
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -120,20 +127,21 @@ func New(opts ...Option) (*Transport, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Transport{
-		cfg:       cfg,
-		log:       cfg.log,
-		ping:      pingFrame(int((cfg.peerTimeout + 99*time.Millisecond) / (100 * time.Millisecond))),
-		ctx:       ctx,
-		cancel:    cancel,
-		closeDone: make(chan struct{}),
-		rbud:      newBudget(cfg.recvBudget, cfg.recvPerHost),
-		hbud:      newBudget(cfg.handlerBudget, cfg.handlerPerConn),
-		raw:       make(map[net.Conn]struct{}),
-		pendingBy: make(map[string]int),
-		inByAddr:  make(map[string]int),
-		conns:     make(map[*conn]struct{}),
-		dealers:   make(map[string]*dealer),
-		subs:      make(map[string]*subscriber),
+		cfg:         cfg,
+		log:         cfg.log,
+		ping:        pingFrame(int((cfg.peerTimeout + 99*time.Millisecond) / (100 * time.Millisecond))),
+		ctx:         ctx,
+		cancel:      cancel,
+		closeDone:   make(chan struct{}),
+		rbud:        newBudget(cfg.recvBudget, cfg.recvPerHost),
+		hbud:        newBudget(cfg.handlerBudget, cfg.handlerPerConn),
+		raw:         make(map[net.Conn]struct{}),
+		pendingBy:   make(map[string]int),
+		inByAddr:    make(map[string]int),
+		conns:       make(map[*conn]struct{}),
+		dealers:     make(map[string]*dealer),
+		subs:        make(map[string]*subscriber),
+		seedDealers: make(map[string]*dealer),
 	}, nil
 }
 
@@ -187,6 +195,7 @@ func (t *Transport) Listen(h transport.Handler) (transport.Endpoint, error) {
 		}
 	}
 	t.inByLn = make([]int, len(t.lns))
+	t.lnSeed = make([]seedListener, len(t.lns))
 	t.log.Info("zmq transport listening", keyEndpoint, t.ep.Router, "pub", t.ep.Pub)
 	return t.ep, nil
 }
@@ -391,6 +400,10 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 		err = errEvicted
 	}
 	var victims []*conn
+	seedL := t.lnSeed[in.ln]
+	if err == nil && !t.closed && seedL != nil && !seedL.openLocked() {
+		err = errSeedClosed // its seed publisher or server closed during the handshake
+	}
 	if err == nil && !t.closed {
 		victims, err = t.makeRoomLocked(in)
 	}
@@ -419,6 +432,9 @@ func (t *Transport) serveInbound(in *inbound, r role) {
 		// connection costs Publish nothing.
 		c.pp = &pubPeer{c: c, exact: make(map[string]int), other: make(map[string]int),
 			bpExact: make(map[string]int), bpOther: make(map[string]int)}
+	}
+	if seedL != nil {
+		seedL.attachLocked(c)
 	}
 	t.wg.Go(c.writeLoop)
 	t.mu.Unlock()
@@ -489,6 +505,8 @@ func (c *conn) readLoop() error {
 			if c.role == rolePubIn && (m.cmd == cmdSubscribe || m.cmd == cmdCancel) {
 				c.noteData()
 				c.pp.update(string(m.frames[0]), m.cmd == cmdSubscribe)
+			} else if c.role == roleSeedPubIn && m.cmd == cmdSubscribe {
+				c.noteData() // a seed SUB gets everything: its prefix does not matter
 			}
 			c.recvRelease()
 			continue // PING (already answered), PONG, others
@@ -502,6 +520,10 @@ func (c *conn) readLoop() error {
 func (c *conn) handle(frames [][]byte) {
 	t := c.t
 	c.noteData()
+	if c.role >= roleSeedPubIn {
+		c.handleSeed(frames)
+		return
+	}
 	if c.role == rolePubIn {
 		if len(frames) == 1 && len(frames[0]) > 0 && frames[0][0] <= 1 {
 			c.pp.update(string(frames[0][1:]), frames[0][0] == 1)
@@ -600,6 +622,9 @@ func (c *conn) teardown(readErr error) {
 	t.mu.Lock()
 	delete(t.conns, c)
 	t.unaccountLocked(c)
+	if c.sc != nil && c.sc.owner != nil {
+		c.sc.owner.detachLocked(c)
+	}
 	t.mu.Unlock()
 	if c.pp != nil {
 		c.pp.unindex()
@@ -1051,6 +1076,7 @@ func (t *Transport) Stats() transport.Stats {
 		PeersLost:    t.peersLost.Load(),
 		ConnsRefused: t.connsRefused.Load(),
 	}
+	t.seed.fill(&st)
 	t.mu.Lock()
 	for c := range t.conns {
 		if c.pp != nil {
@@ -1126,11 +1152,15 @@ func (t *Transport) Close() error {
 	for c := range t.conns {
 		conns = append(conns, c)
 	}
-	dealers := make([]*dealer, 0, len(t.dealers))
+	dealers := make([]*dealer, 0, len(t.dealers)+len(t.seedDealers))
 	for _, d := range t.dealers {
 		dealers = append(dealers, d)
 	}
+	for _, d := range t.seedDealers {
+		dealers = append(dealers, d)
+	}
 	clear(t.dealers)
+	clear(t.seedDealers)
 	clear(t.subs)
 	t.mu.Unlock()
 
