@@ -126,6 +126,8 @@ type Node struct {
 	reqMu    sync.Mutex
 	inflight map[inflightKey]*handlerCtx
 	watched  map[transport.ReplyWriter]bool // requester connections watched for loss
+
+	seed *seedNode // WithSeedCompat; nil without
 }
 
 // NewNode creates a node called name, binds its transport, announces it and
@@ -163,12 +165,13 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		inProcess = ip.InProcess()
 	}
 	var addrs addrCheck
+	scope := ScopeNone // an in-process transport reaches no network
 	if !inProcess {
-		d, scope, err := discoveryFromEnv(cfg.disc)
+		d, sc, err := discoveryFromEnv(cfg.disc)
 		if err != nil {
 			return nil, err
 		}
-		cfg.disc = d
+		cfg.disc, scope = d, sc
 		addrs = addrCheck{on: true, hostOnly: scope.HostOnly()}
 	}
 	if cfg.disc == nil {
@@ -225,6 +228,10 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		}
 		n.keys, n.guard = ring, guard
 	}
+	if err := n.setupSeed(scope); err != nil {
+		_ = cfg.tr.Close()
+		return nil, err
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	empty := map[string]*topicSubs{}
 	n.recv.Store(&empty)
@@ -242,9 +249,19 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		_ = n.tr.Close()
 		return nil, err
 	}
+	if n.seed != nil {
+		if err := n.seed.start(); err != nil {
+			n.cancel()
+			_ = n.tr.Close()
+			return nil, err
+		}
+	}
 	events, err := n.disc.Start(n.self())
 	if err != nil {
 		n.cancel()
+		if n.seed != nil {
+			_ = n.seed.close()
+		}
 		_ = n.tr.Close()
 		return nil, fmt.Errorf("colugo: discovery: %w", err)
 	}
@@ -316,6 +333,11 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		err = n.disc.Close()
 		n.cancel()
+		if n.seed != nil { // its deliveries end before the subscriptions close
+			if e := n.seed.close(); e != nil && err == nil {
+				err = e
+			}
+		}
 		n.mu.Lock()
 		var all []*subCore
 		for _, ss := range n.subs {

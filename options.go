@@ -136,6 +136,7 @@ type nodeConfig struct {
 	key            []byte
 	prevKeys       [][]byte
 	sealing        sealingConfig
+	seed           *SeedConfig // WithSeedCompat
 }
 
 type topicConfig struct {
@@ -145,6 +146,7 @@ type topicConfig struct {
 	// history is WithHistory's depth: kept (publishers) or asked for
 	// (subscriptions); -1 when invalid. historyBytes is WithHistoryBytes.
 	history, historyBytes int
+	seedVisible           bool // publishers and servers: SeedVisible
 }
 
 type subConfig struct {

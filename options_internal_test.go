@@ -45,6 +45,8 @@ func TestOptionStrings(t *testing.T) {
 		"WithFailFast":       {WithFailFast(), "WithFailFast()"},
 		"WithAnyCodec":       {WithAnyCodec(), "WithAnyCodec()"},
 		"WithHistory":        {WithHistory(3), "WithHistory(3)"},
+		"WithSeedCompat":     {WithSeedCompat(SeedConfig{}), "WithSeedCompat(directory mDNS, reply budget 1.5s, plaintext allowed false)"},
+		"SeedVisible":        {SeedVisible(), "SeedVisible()"},
 		"WithLastValue":      {WithLastValue(), "WithLastValue()"},
 		"WithHistoryBytes":   {WithHistoryBytes(1024), "WithHistoryBytes(1024)"},
 		"WithTracer":         {WithTracer(nil), "WithTracer(...)"},

@@ -115,6 +115,7 @@ type Publisher[T any] struct {
 	handOver bool
 	maxWait  time.Duration // WithBackPressure; 0: Publish never waits
 	hist     historyConfig // WithHistory; depth 0: none
+	seed     *seedPub      // SeedVisible; nil without
 
 	closed atomic.Bool
 	// spare is a Message for the next Publish: neither local delivery nor
@@ -148,13 +149,29 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	if cfg.maxWait < 0 {
 		return nil, fmt.Errorf("%w: negative back-pressure wait", ErrInvalidOption)
 	}
-	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy, maxWait: cfg.maxWait,
+	var sp *seedPub
+	if cfg.seedVisible {
+		if node.seed == nil {
+			return nil, fmt.Errorf("%w: SeedVisible needs a node WithSeedCompat", ErrInvalidOption)
+		}
+		if err := checkSeedName(topic); err != nil {
+			return nil, err
+		}
+		var err error
+		if sp, err = node.seed.addPub(topic); err != nil {
+			return nil, err
+		}
+	}
+	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy, maxWait: cfg.maxWait, seed: sp,
 		hist: historyConfig{depth: cfg.history, bytes: cfg.historyBytes},
 		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec),
 			JSONSchema: jsonSchemaOf[T](cfg.codec)}}
 	node.mu.Lock()
 	if err := node.acceptingLocked(); err != nil {
 		node.mu.Unlock()
+		if sp != nil {
+			node.seed.releasePub(topic, sp)
+		}
 		return nil, err
 	}
 	pc := node.pubs[topic]
@@ -229,6 +246,9 @@ func (p *Publisher[T]) publish(ctx context.Context, v T) error {
 	payload, err := marshal(p.codec, v)
 	if err != nil {
 		return fmt.Errorf("colugo: encoding %q: %w", p.topic, err)
+	}
+	if p.seed != nil { // before any hand-over: the seed publisher keeps nothing of payload
+		p.node.seed.publish(p.seed, payload)
 	}
 	msg := p.spare.Swap(nil)
 	if msg == nil {
@@ -368,6 +388,9 @@ func (p *Publisher[T]) Close() error {
 		}
 	}
 	n.mu.Unlock()
+	if p.seed != nil {
+		n.seed.releasePub(p.topic, p.seed)
+	}
 	n.catalogChanged()
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 type target struct {
 	router string // "" for this node
 	local  *serviceCore
+	seed   string    // a seed reply server's address (WithSeedCompat); router is ""
 	info   *PeerInfo // who serves there
 }
 
@@ -135,6 +136,9 @@ func (n *Node) send(ctx context.Context, t target, name, codecName, typ string, 
 	if t.local != nil {
 		out, err = n.requestLocal(ctx, t.local, name, codecName, typ, payload, ext)
 		return out, t.local.info.Codec, t.local.info.ReplyType, false, err // the handler's bytes
+	}
+	if t.seed != "" {
+		return n.sendSeed(ctx, t.seed, codecName, payload)
 	}
 	dl, _ := ctx.Deadline()
 	seq := n.reqSeq.Add(1)
@@ -293,7 +297,7 @@ func decodeReply[Resp any](c codec.Codec, name, codecName, typ string, out []byt
 		var zero Resp
 		return zero, &DecodeError{Topic: name, Codec: codecName, Type: typ, Err: fmt.Errorf("%w: reply codec %s, request codec %s", ErrCodecMismatch, codecName, c.Name())}
 	}
-	if _, strict := c.(codec.TypeNamer); strict && !isBytes[Resp]() {
+	if _, strict := c.(codec.TypeNamer); strict && !isBytes[Resp]() && typ != seedReplyType {
 		if want := typeName[Resp](c); typ != want {
 			var zero Resp
 			return zero, &DecodeError{Topic: name, Codec: codecName, Type: typ, Err: fmt.Errorf("%w: reply type %q, caller expects %s", ErrCodecMismatch, typ, want)}
@@ -448,5 +452,9 @@ func (n *Node) targetsLocked(name string) []target {
 		}
 	}
 	slices.SortFunc(remote, func(a, b target) int { return strings.Compare(a.router, b.router) })
-	return append(ts, remote...)
+	ts = append(ts, remote...)
+	if n.seed != nil {
+		ts = append(ts, n.seed.seedTargets(name)...)
+	}
+	return ts
 }

@@ -26,6 +26,7 @@ type inflightKey struct {
 type Server struct {
 	node *Node
 	core *serviceCore
+	seed *seedServer // SeedVisible; nil without
 }
 
 // serviceCore is the untyped half of a served service.
@@ -61,6 +62,14 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	}
 	if cfg.codec == nil {
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
+	}
+	if cfg.seedVisible {
+		if node.seed == nil {
+			return nil, fmt.Errorf("%w: SeedVisible needs a node WithSeedCompat", ErrInvalidOption)
+		}
+		if err := checkSeedName(name); err != nil {
+			return nil, err
+		}
 	}
 	c := cfg.codec
 	_, strict := c.(codec.TypeNamer)
@@ -102,8 +111,17 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	node.publishServedLocked()
 	node.notifyChangedLocked() // wakes requests and WaitServers waiting for a server
 	node.mu.Unlock()
+	srv := &Server{node: node, core: core}
+	if cfg.seedVisible {
+		ss, err := node.seed.serve(core)
+		if err != nil {
+			_ = srv.Close()
+			return nil, err
+		}
+		srv.seed = ss
+	}
 	node.catalogChanged()
-	return &Server{node: node, core: core}, nil
+	return srv, nil
 }
 
 // Close stops serving; requests already running finish. Idempotent.
@@ -118,6 +136,9 @@ func (s *Server) Close() error {
 	}
 	n.mu.Unlock()
 	if removed {
+		if s.seed != nil {
+			s.seed.close()
+		}
 		n.catalogChanged()
 	}
 	return nil

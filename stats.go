@@ -73,6 +73,9 @@ type Stats struct {
 	// node, or sent a malformed reply): the subscription went on with live
 	// messages.
 	HistoryFailed uint64
+	// Seed counts seed compatibility's traffic (WithSeedCompat); zero
+	// without it.
+	Seed SeedStats
 }
 
 // TopicStats counts one topic's traffic on one node.
@@ -261,6 +264,9 @@ func (n *Node) Stats() Stats {
 	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
 		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load(), EventsDropped: n.eventsDrops.Load(),
 		HistoryRefused: n.historyRefused.Load(), HistoryFailed: n.historyFailed.Load()}
+	if n.seed != nil {
+		st.Seed = n.seed.stats()
+	}
 	for name, c := range n.svcStats {
 		st.Services[name] = ServiceStats{
 			Requests: c.requests.Load(), Failed: c.failed.Load(), Served: c.served.Load(),

@@ -502,8 +502,8 @@ func (k *chanSink[V]) shut() {
 
 func (n *Node) addSub(s *subCore) error {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if err := n.acceptingLocked(); err != nil {
+		n.mu.Unlock()
 		return err
 	}
 	n.goLocked(s.q.feed) // the node is open: it starts, and Close waits for it
@@ -511,6 +511,10 @@ func (n *Node) addSub(s *subCore) error {
 	n.publishRecvLocked()
 	for _, p := range n.peers {
 		n.syncPeerLocked(p)
+	}
+	n.mu.Unlock()
+	if n.seed != nil {
+		n.seed.syncTopic(s.info.Name) // its seed publishers
 	}
 	return nil
 }
@@ -551,6 +555,9 @@ func (n *Node) removeSub(s *subCore) {
 		}
 	}
 	n.mu.Unlock()
+	if n.seed != nil {
+		n.seed.syncTopic(s.info.Name)
+	}
 	s.close()
 	n.catalogChanged()
 }
