@@ -32,5 +32,12 @@
 // payload. Subscribers subscribe to the prefix topic+"\x00", so "a" never
 // matches "ab".
 //
+// [Transport] also speaks the frames of the Python colugo (the seed;
+// transport.SeedTransport, seed.go): seed publishers and reply servers
+// listen on ports of their own on the same host, one frame is one message
+// (the payload alone), requests carry REQ envelopes ([id, "", body]), and
+// seed connections get the same handshake, limits and heartbeats as the
+// node's own.
+//
 // No zmq4 type appears in this package's API.
 package zmq

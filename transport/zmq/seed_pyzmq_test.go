@@ -499,3 +499,38 @@ func TestSeedRequestPyzmq(t *testing.T) {
 		}
 	})
 }
+
+// TestSeedIdlePyzmq: seed connections idle for longer than the peer
+// timeout stay up, both ways, because libzmq answers the transport's
+// PINGs: a seed REQ keeps its one connection (a reconnect would lose what
+// it has in flight) and the connection to a seed REP is not lost.
+func TestSeedIdlePyzmq(t *testing.T) {
+	t.Parallel()
+	tr, _ := listen(t, &nopHandler{}, WithHeartbeatInterval(50*time.Millisecond), WithPeerTimeout(300*time.Millisecond))
+	srv, err := tr.SeedServe(seedEchoHandler, transport.SeedServeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := tr.accepted.Load()
+	req := startPy(t, "req-idle", seedAddr(srv.Port()))
+	rep := startPy(t, "rep", "echo")
+	addr := rep.port(t)
+	for _, body := range []string{"before", "after"} {
+		r, err := tr.SeedRequest(t.Context(), addr, []byte(body))
+		if err != nil || string(r) != "echo:"+body {
+			t.Fatalf("%s: %q, %v", body, r, err)
+		}
+		if body == "before" {
+			<-time.After(time.Second) // idle: what is tested, not a synchronisation
+		}
+	}
+	if l := req.line(t); l != "idle ok" {
+		t.Fatalf("python: %q\n%s", l, req.stderr.String())
+	}
+	if n := tr.accepted.Load() - before; n != 1 {
+		t.Errorf("the seed REQ connected %d times, want 1", n)
+	}
+	if lost := tr.Stats().PeersLost; lost != 0 {
+		t.Errorf("PeersLost = %d: the seed REP's connection was lost while idle", lost)
+	}
+}

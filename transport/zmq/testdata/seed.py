@@ -19,6 +19,7 @@ SNDTIMEO=1000, then waits 2 s for each reply. These peers do the same.
                               late: a ROUTER answering after 300 ms
     seed.py req ADDR N        a seed REQ: N requests "r <i>", one at a time,
                               each answer "echo:r <i>" within 2 s
+    seed.py req-idle ADDR     a seed REQ: a request, 1 s idle, a request
     seed.py req-cases ADDR    a seed REQ: "fail", "slow", "panic", "bin" must
                               each get "ERR" within 2 s (elapsed printed);
                               then two pipelined requests (REQ_RELAXED): the
@@ -153,6 +154,14 @@ def main():
                 fail("req: %d: got %r" % (i, m))
         el = time.monotonic() - start
         print("req ok %d/%d %.0f req/s" % (n, n, n / max(el, 1e-6)), flush=True)
+    elif mode == "req-idle":
+        s = seed_req(ctx, sys.argv[2])
+        for body in (b"before", b"after"):
+            s.send(body)
+            if recv_within(s, 2000) != [b"echo:" + body]:
+                fail("req-idle: no answer to " + body.decode())
+            time.sleep(1.0)  # idle, longer than the Go side's peer timeout
+        print("idle ok", flush=True)
     elif mode == "req-cases":
         s = seed_req(ctx, sys.argv[2])
         for body in (b"fail", b"slow", b"panic", b"bin", b"ok"):
