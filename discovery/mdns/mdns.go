@@ -74,9 +74,11 @@ type counters struct {
 
 // Stats counts what a [Discovery] ignored or did since [New].
 type Stats struct {
-	// Ignored counts instances seen in responses that were not usable
-	// colugo announcements: TXT without v=1 or without a valid id, a bad port or
-	// pub, a cat longer than 64 bytes, no IPv4 address.
+	// Ignored counts instances of colugo-go's service type seen in
+	// responses that were not usable colugo announcements: TXT without v=1
+	// or without a valid id, a bad port or pub, a cat longer than 64 bytes,
+	// no IPv4 address. Instances of other types (the Python colugo's
+	// _colugo._tcp among them) are not ours and not counted.
 	Ignored uint64
 	// BadPackets counts mDNS packets (of any service) that did not parse.
 	BadPackets uint64
