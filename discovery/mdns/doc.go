@@ -91,6 +91,16 @@
 // ignored. The Peer reported has Router and Pub as "ipv4:port", with the
 // announced address on one of our subnets when there is one.
 //
+// # Seed nodes
+//
+// [SeedDirectory] is the other side of the separate service type: for a
+// node in seed compatibility mode it browses the seed's _colugo._tcp,
+// reports the seed's publishers and reply servers as
+// [discovery.SeedSocket]s, and announces seed-style records (one instance
+// _<name>._<uuid> per seed-visible socket) for names that pass
+// [CheckSeedName]. A Discovery never reads seed records, and a
+// SeedDirectory never reads colugo-go's.
+//
 // # Traffic
 //
 // An idle node sends one query per refresh interval (IPv4 only, when a

@@ -255,7 +255,7 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	obs := make(chan observation, 32)
 	kick := make(chan struct{}, 1)
 	b := &browser{
-		ifaces: ifaces, refresh: d.cfg.refresh, kick: kick,
+		service: serviceType, ifaces: ifaces, refresh: d.cfg.refresh, kick: kick,
 		wg: &d.wg, log: log, rounds: &d.stats.rounds,
 	}
 	c := newCore(d.cfg, self.ID, strings.ToLower(ann.instance), nets, d.events, kick, &d.stats)
