@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,8 +20,11 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/discovery/mdns"
 	"github.com/colugo-go/colugo/internal/netns"
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/internal/zmtptest"
 )
 
 // The seed is the Python colugo (pickledgator/colugo at c2756d4, MIT),
@@ -126,17 +130,23 @@ type seedProc struct {
 
 // startSeed runs testdata/seed/seednode.py with args on host h (made by
 // netns.NewHosts inside netns.Run), after checking that h's only
-// interfaces are lo and its veth, and stops it at cleanup: it closes its
-// stdin (a publisher then stops, sending goodbyes), then kills it by its
-// pid if it is still running after 5 s.
+// interfaces are lo and its veth, or, when h is nil, in netns.Run's own
+// namespace (whose only interface Run checked to be lo). At cleanup it
+// closes the process's stdin (a publisher then stops, sending goodbyes),
+// then kills it by its pid if it is still running after 5 s.
 func startSeed(t *testing.T, h *netns.Host, dir, name string, args ...string) *seedProc {
 	t.Helper()
 	if !netns.Inside() {
 		t.Fatal("the seed sends mDNS: run it only inside netns.Run")
 	}
-	checkHostInterfaces(t, h)
-	argv := append([]string{"netns", "exec", h.Name, seedPython, filepath.Join(dir, "seednode.py")}, args...)
-	cmd := exec.Command("ip", argv...)
+	argv := append([]string{filepath.Join(dir, "seednode.py")}, args...)
+	cmd := exec.Command(seedPython, argv...)
+	if h != nil {
+		checkHostInterfaces(t, h)
+		cmd = exec.Command("ip", append([]string{"netns", "exec", h.Name, seedPython}, argv...)...)
+	} else {
+		netns.CheckInterfaces(t, "lo")
+	}
 	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(dir, "seed-colugo"), "PYTHONUNBUFFERED=1")
 	cmd.Stderr = &seedLog{t: t, prefix: name + " stderr: "}
 	stdin, err := cmd.StdinPipe()
@@ -484,4 +494,175 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// TestSeedDirectory: mdns.SeedDirectory against real seed nodes, in a
+// private network namespace (lo only). A seed publisher is reported
+// Joined with its address and kept while it lives, Left at its goodbye; a
+// restarted one (new uuid, new port) is a new Joined; one killed (no
+// goodbye) is Left when its records expire; a seed reply server is a
+// SeedRep; and a seed subscriber finds
+// the record Announce makes for a Go PUB socket and receives from it.
+func TestSeedDirectory(t *testing.T) {
+	needSeed(t)
+	netns.Run(t, func(t *testing.T) {
+		netns.CheckInterfaces(t, "lo")
+		dir := prepareSeed(t)
+		const expiry = 3 * time.Second
+		d := mdns.NewSeedDirectory(mdns.WithInterfaces("lo"), mdns.WithRefreshInterval(500*time.Millisecond), mdns.WithExpiry(expiry))
+		events, err := d.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := d.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+		next := func(kind discovery.EventKind, within time.Duration) discovery.SeedSocket {
+			t.Helper()
+			select {
+			case ev := <-events:
+				if ev.Kind != kind {
+					t.Fatalf("seed event %v %+v, want %v", ev.Kind, ev.Socket, kind)
+				}
+				return ev.Socket
+			case <-time.After(within):
+				t.Fatalf("no %v seed event within %v", kind, within)
+			}
+			panic("unreachable")
+		}
+		quiet := func(within time.Duration) {
+			t.Helper()
+			select {
+			case ev := <-events:
+				t.Fatalf("unexpected seed event %v %+v", ev.Kind, ev.Socket)
+			case <-time.After(within):
+			}
+		}
+
+		const topic = "dir.topic"
+		began := time.Now()
+		pub := startSeed(t, nil, dir, "seed-pub", "pub", topic, "100")
+		s := next(discovery.Joined, wait)
+		t.Logf("seed publisher Joined %v after its process started", time.Since(began).Round(time.Millisecond))
+		port := strings.TrimPrefix(pub.expect(t, "READY ", wait), "READY ")
+		if s.Kind != discovery.SeedPub || s.Topic != topic || s.Addr != "127.0.0.1:"+port || s.Instance != "_"+topic+"._"+s.UUID {
+			t.Fatalf("seed publisher %+v (port %s)", s, port)
+		}
+		quiet(2*expiry + time.Second) // browse rounds keep a live seed socket
+		began = time.Now()
+		pub.stop(t) // stdin closed: Node.stop, goodbyes
+		if left := next(discovery.Left, wait); left != s {
+			t.Fatalf("Left %+v, want %+v", left, s)
+		}
+		el := time.Since(began)
+		t.Logf("seed publisher Left %v after its stdin closed", el.Round(time.Millisecond))
+		if el > expiry/2 {
+			t.Errorf("Left %v after the seed stopped: its goodbye was missed (expiry %v)", el, expiry)
+		}
+
+		pub2 := startSeed(t, nil, dir, "seed-pub-2", "pub", topic, "100")
+		s2 := next(discovery.Joined, wait)
+		if s2.UUID == s.UUID || s2.Instance == s.Instance || s2.Topic != topic {
+			t.Fatalf("restarted seed publisher %+v, first %+v", s2, s)
+		}
+		t.Logf("restarted seed publisher: %s, then %s", s.Addr, s2.Addr)
+		began = time.Now()
+		if err := pub2.cmd.Process.Kill(); err != nil { // a crash: no goodbye
+			t.Fatal(err)
+		}
+		if left := next(discovery.Left, expiry+wait); left != s2 {
+			t.Fatalf("Left %+v, want %+v", left, s2)
+		}
+		t.Logf("killed seed publisher Left %v after SIGKILL (expiry %v)", time.Since(began).Round(time.Millisecond), expiry)
+
+		// A seed reply server is a SeedRep socket.
+		rep := startSeed(t, nil, dir, "seed-rep", "rep", "dir.svc")
+		r := next(discovery.Joined, wait)
+		rport := strings.TrimPrefix(rep.expect(t, "READY ", wait), "READY ")
+		if r.Kind != discovery.SeedRep || r.Topic != "dir.svc" || r.Addr != "127.0.0.1:"+rport {
+			t.Fatalf("seed reply server %+v (port %s)", r, rport)
+		}
+		rep.stop(t)
+		if left := next(discovery.Left, wait); left != r {
+			t.Fatalf("Left %+v, want %+v", left, r)
+		}
+
+		// A Go PUB socket announced seed-style: a seed subscriber finds it.
+		gport := rawPub(t, "go-pub")
+		withdraw, err := d.Announce("go.topic", discovery.SeedPub, gport)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := startSeed(t, nil, dir, "seed-sub", "sub", "go.topic", "20", "15")
+		first := sub.expect(t, "FIRST ", 20*time.Second)
+		sub.expect(t, "DONE ", 20*time.Second)
+		t.Logf("seed subscriber of a Go PUB announced by Announce: %s s", strings.TrimPrefix(first, "FIRST "))
+		quiet(200 * time.Millisecond) // never our own record
+		if err := withdraw(); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []*seedProc{pub, pub2, rep, sub} {
+			if ex := p.exceptions(); len(ex) > 0 {
+				t.Errorf("%s: %q", p.name, ex)
+			}
+		}
+		t.Logf("seed directory stats: %+v", d.Stats())
+	})
+}
+
+// rawPub listens on 127.0.0.1 as a ZMTP 3.0 PUB socket written by hand
+// (zmtptest): to every subscriber that connects it sends one-frame
+// messages "<prefix> N" every 10 ms, as a seed publisher does, until the
+// test ends. It returns the port.
+func rawPub(t *testing.T, prefix string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		_ = ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return // closed at cleanup
+			}
+			wg.Go(func() {
+				defer nc.Close()
+				stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
+				defer stop()
+				if _, err := nc.Write(append(zmtptest.Greeting(), zmtptest.Ready("PUB")...)); err != nil {
+					return
+				}
+				p := zmtptest.NewPeer(nc)
+				if _, err := io.ReadFull(p.R, make([]byte, 64)); err != nil {
+					return
+				}
+				if fl, _, err := p.Frame(); err != nil || fl&zmtptest.Command == 0 {
+					return // no READY
+				}
+				tick := time.NewTicker(10 * time.Millisecond)
+				defer tick.Stop()
+				for n := 0; ; n++ {
+					select {
+					case <-ctx.Done():
+						return
+					case <-tick.C:
+						if _, err := nc.Write(zmtptest.Msg([]byte(fmt.Sprintf("%s %d", prefix, n)))); err != nil {
+							return
+						}
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
 }

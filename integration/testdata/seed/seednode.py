@@ -4,10 +4,11 @@ Run it only inside the test's private network namespace: the seed sends mDNS.
 PYTHONPATH must hold a patched copy of seed-colugo (see seed-colugo/README.md).
 
     seednode.py pub TOPIC PERIOD_MS     publish "seed-pub N" every PERIOD_MS until SIGINT or stdin closes
+    seednode.py rep TOPIC               reply "seed-echo:<request>" until SIGINT or stdin closes
     seednode.py sub TOPIC COUNT LIMIT_S subscribe; exit after COUNT messages, or after LIMIT_S seconds
 
 Lines on stdout (flushed), for the test to wait on:
-    READY <port>              pub: the publisher is bound and registered
+    READY <port>              pub, rep: the socket is bound and registered
     BROWSED <seconds> <name>  the seed's browser handled <name>, which took <seconds> (resolution included)
     FIRST <seconds>           sub: first message, <seconds> after the Node was made (its discovery time)
     DONE <n>                  sub: n messages received
@@ -76,6 +77,21 @@ class Pub(Node):
         self.loop.add_callback(self.stop)
 
 
+class Rep(Node):
+    def __init__(self, topic):
+        super().__init__("seedrep")
+        self.rep = self.add_reply_server(topic, self.serve)
+        say("READY", self.rep.port)
+        threading.Thread(target=self.watch_stdin, daemon=True).start()
+
+    def serve(self, message, reply):
+        reply("seed-echo:" + message)
+
+    def watch_stdin(self):
+        sys.stdin.read()
+        self.loop.add_callback(self.stop)
+
+
 class Sub(Node):
     def __init__(self, topic, count, limit_s):
         self.began = time.monotonic()
@@ -102,6 +118,8 @@ def main():
     role, topic = sys.argv[1], sys.argv[2]
     if role == "pub":
         node = Pub(topic, int(sys.argv[3]))
+    elif role == "rep":
+        node = Rep(topic)
     elif role == "sub":
         node = Sub(topic, int(sys.argv[3]), float(sys.argv[4]))
     else:
