@@ -325,6 +325,19 @@ func TestSeedDirectoryHostile(t *testing.T) {
 			in.send(t, seedResponse(t, 120, s))
 		}
 		testwait.Until(t, "5 refused records", func() bool { return d.d.Stats().Refused >= uint64(len(bad)) })
+		// An instance of 64 labels (over 255 bytes: no packer writes it, a
+		// hostile host may): the packet does not parse, and is counted.
+		raw := []byte{0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+		for i := range 64 {
+			l := fmt.Sprintf("_l%d", i)
+			raw = append(append(raw, byte(len(l))), l...)
+		}
+		for _, l := range []string{"_colugo", "_tcp", "local"} {
+			raw = append(append(raw, byte(len(l))), l...)
+		}
+		raw = append(raw, 0, 0, byte(dns.TypeSRV), 0x80, 1, 0, 0, 0, 120, 0, 7, 0, 0, 0, 0, 0x27, 0x11, 0)
+		in.send(t, raw)
+		testwait.Until(t, "the 64-label packet counted", func() bool { return d.d.Stats().BadPackets >= 1 })
 		noSeedEvent(t, d, 200*time.Millisecond)
 
 		// 1100 distinct sockets, 10 per packet, each packet sent once the
