@@ -145,7 +145,7 @@ func TestInteropAvahi(t *testing.T) {
 		go func() { wg.Wait(); close(lines) }()
 		var joined, withdrawn, left time.Time
 		listed := false
-		wantBrowse := fmt.Sprintf("AVAHI =;v2;IPv4;h1-%s;_colugo._tcp;local;colugo-%s.local;10.77.0.1;7000;", id, id)
+		wantBrowse := fmt.Sprintf("AVAHI =;v2;IPv4;h1-%s;_colugo-go._tcp;local;colugo-%s.local;10.77.0.1;7000;", id, id)
 		for l := range lines { // bounded: both children exit
 			t.Logf("%s: %s", l.host, l.text)
 			switch {
@@ -233,7 +233,7 @@ func runAvahi(t *testing.T) {
 	if !testwait.For(timeout, func() bool { _, err := os.Stat("/run/avahi-daemon/socket"); return err == nil }) {
 		t.Fatal("avahi-daemon did not start")
 	}
-	pub := daemon(t, busEnv, "avahi-publish", "-s", "avahi-node-avahiid1", "_colugo._tcp", "7601",
+	pub := daemon(t, busEnv, "avahi-publish", "-s", "avahi-node-avahiid1", "_colugo-go._tcp", "7601",
 		"v=1", "id=avahiid1", "pub=7602", "cat=avcat")
 	began := time.Now()
 	// Browse until avahi lists the Go node resolved (it probes and
@@ -243,7 +243,7 @@ func runAvahi(t *testing.T) {
 	var out []byte
 	for attempt := 0; attempt < 50 && time.Now().Before(deadline); attempt++ {
 		bctx, bcancel := context.WithDeadline(t.Context(), deadline)
-		browse := exec.CommandContext(bctx, "avahi-browse", "-rpt", "_colugo._tcp")
+		browse := exec.CommandContext(bctx, "avahi-browse", "-rpt", "_colugo-go._tcp")
 		browse.Env = append(os.Environ(), busEnv...)
 		browse.Stderr = &tlog{t: t}
 		var err error

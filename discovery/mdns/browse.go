@@ -37,6 +37,7 @@ const (
 // round's query: the passive listener reads the answers (and those Browse
 // drops for a record it cannot parse).
 type browser struct {
+	service string // the type browsed: serviceType, or the seed's
 	ifaces  []net.Interface
 	refresh time.Duration
 	kick    <-chan struct{} // the core asks for a round now
@@ -96,7 +97,7 @@ func (b *browser) session(ctx context.Context) {
 	returned := make(chan struct{})
 	b.wg.Go(func() {
 		defer close(returned)
-		err := zeroconf.Browse(ctx, serviceType, domain, ch,
+		err := zeroconf.Browse(ctx, b.service, domain, ch,
 			zeroconf.SelectIfaces(b.ifaces), zeroconf.SelectIPTraffic(zeroconf.IPv4))
 		if err != nil {
 			b.log.DebugContext(ctx, "mdns: browse failed", slog.Any(logKeyErr, err))

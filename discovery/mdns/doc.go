@@ -4,9 +4,18 @@
 //
 // # What is announced
 //
-// One DNS-SD instance per node, of type _colugo._tcp in local.:
+// One DNS-SD instance per node, of type _colugo-go._tcp in local.:
 //
-//   - instance name: the node name (dots, backslashes and control
+//   - the type is not _colugo._tcp, the type of the Python colugo (the
+//     seed) that colugo-go rebuilds: seed nodes resolve every instance of
+//     their type one at a time and wait 1 s for each one they cannot
+//     read, so every colugo-go node on the LAN delayed their discovery by
+//     a second, and a name with '_' could kill their browser thread. On a
+//     type of its own colugo-go is invisible to them (measured by
+//     integration's TestSeedDoNoHarm). colugo-go releases that announced
+//     _colugo._tcp and those that announce _colugo-go._tcp do not find
+//     each other over mDNS;
+//   - instance name: the node name (dots, backslashes, '_' and control
 //     characters replaced by '-', cut to fit one 63-byte label) + "-" + the
 //     node ID (16 hex digits for Node IDs; 8 hex digits of a hash for other
 //     IDs), for example "camera-3f9c0a1b2c3d4e5f";
@@ -73,11 +82,24 @@
 // 0.47 and avahi 0.8: each lists our instance with its port and TXT, and
 // our node finds, keeps and drops (on goodbye) the instances they publish.
 //
+// Records of other service types, the seed's _colugo._tcp included, are
+// not colugo-go announcements: they are neither read as peers nor counted.
+//
 // Entries that are not usable colugo announcements (TXT without v=1 or
 // without a valid id, bad ports, no IPv4 address) are ignored, logged at
 // debug level and counted ([Discovery.Stats]); unknown TXT keys are
 // ignored. The Peer reported has Router and Pub as "ipv4:port", with the
 // announced address on one of our subnets when there is one.
+//
+// # Seed nodes
+//
+// [SeedDirectory] is the other side of the separate service type: for a
+// node in seed compatibility mode it browses the seed's _colugo._tcp,
+// reports the seed's publishers and reply servers as
+// [discovery.SeedSocket]s, and announces seed-style records (one instance
+// _<name>._<uuid> per seed-visible socket) for names that pass
+// [CheckSeedName]. A Discovery never reads seed records, and a
+// SeedDirectory never reads colugo-go's.
 //
 // # Traffic
 //

@@ -57,7 +57,7 @@ func packets(t testing.TB, a announcement, ip net.IP) [][]byte {
 }
 
 // FuzzObservePacket feeds the passive listener's decoder (dns.Msg.Unpack,
-// then observe) arbitrary packets: it must never panic, and every
+// else unpackLenient, then observe) arbitrary packets: it must never panic, and every
 // observation names a colugo instance in lowercase with a known kind, and
 // carries exactly the id parseTXT reads from that instance's TXT. Seeds are
 // packets as zeroconf sends them for real announcements.
@@ -71,12 +71,23 @@ func FuzzObservePacket(f *testing.F) {
 			f.Add(b)
 		}
 	}
+	// Real python-zeroconf answers (ours, and the seed's own type) and
+	// hostile seed-looking records.
+	f.Add(pyAnswer(f))
+	f.Add(seedAnswer(f))
+	for _, b := range hostileSeedPackets(f) {
+		f.Add(b)
+	}
 	f.Add([]byte{})
 	f.Add(make([]byte, 12))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var m dns.Msg
 		if err := m.Unpack(data); err != nil {
-			return
+			lm, _, err := unpackLenient(data)
+			if err != nil {
+				return
+			}
+			m = *lm
 		}
 		for _, o := range observe(&m) {
 			if o.kind < obsGoodbye || o.kind > obsText {
@@ -174,7 +185,7 @@ func FuzzInstanceName(f *testing.F) {
 		if len(inst) > maxLabel {
 			t.Fatalf("instanceName(%q, %q) = %q: %d bytes", name, id, inst, len(inst))
 		}
-		if strings.ContainsAny(inst, ".\\\x00") {
+		if strings.ContainsAny(inst, "._\\\x00") {
 			t.Fatalf("instanceName(%q, %q) = %q", name, id, inst)
 		}
 		if utf8.ValidString(name) && !utf8.ValidString(inst) {
@@ -187,7 +198,7 @@ func FuzzInstanceName(f *testing.F) {
 		if name != "" && utf8.ValidString(name) && !strings.ContainsAny(name, ".\\") && back != "colugo" && !strings.HasPrefix(name, back) {
 			var clean strings.Builder
 			for _, r := range name {
-				if r < 0x20 || r == 0x7f {
+				if r < 0x20 || r == 0x7f || r == '_' {
 					r = '-'
 				}
 				clean.WriteRune(r)

@@ -113,7 +113,7 @@ func unpackRecord(msg []byte, off int) (dns.RR, int, error) {
 
 // entriesOf returns the colugo instances a response announces, as
 // zeroconf's Browse would report them from the same packet: one entry per
-// SRV record of a _colugo._tcp instance with a live TTL, with the TXT of
+// SRV record of a _colugo-go._tcp instance with a live TTL, with the TXT of
 // that instance and the IPv4 addresses of the SRV target found in the
 // packet. An entry without an address is left out (Browse requires one
 // too); an entry without TXT is kept, and the core ignores it. Queries

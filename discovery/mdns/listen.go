@@ -28,11 +28,14 @@ var mdnsGroup = net.IPv4(224, 0, 0, 251)
 type obsKind uint8
 
 const (
-	obsGoodbye obsKind = iota + 1 // the instance withdrew its records
-	obsProbe                      // a node is about to announce this instance
-	obsText                       // a live TXT record was announced
-	obsEntry                      // an instance's SRV, TXT and address: like a browse result
-	obsAlive                      // a live record of an instance, not a full entry
+	obsGoodbye   obsKind = iota + 1 // the instance withdrew its records
+	obsProbe                        // a node is about to announce this instance
+	obsText                         // a live TXT record was announced
+	obsEntry                        // an instance's SRV, TXT and address: like a browse result
+	obsAlive                        // a live record of an instance, not a full entry
+	obsSeedEntry                    // a seed instance's SRV, TXT and address (SeedDirectory)
+	obsSeedGone                     // a seed instance withdrew its records
+	obsSeedAlive                    // a live record of a seed instance, not a full entry
 )
 
 // observation is one fact the listener read from a packet.
@@ -42,6 +45,7 @@ type observation struct {
 	id       string // from the TXT record in the same packet, if any
 	txt      txtFields
 	entry    *zeroconf.ServiceEntry // obsEntry only
+	seed     *seedEntry             // obsSeedEntry only
 }
 
 // listener owns the passive socket.
@@ -52,6 +56,9 @@ type listener struct {
 	// skipped counts records left out of a packet read leniently; set
 	// after listen, nil means not counted.
 	skipped func(int)
+	// decode turns a parsed packet into observations: colugoObservations
+	// unless set after listen (the SeedDirectory reads seed records).
+	decode func(*dns.Msg) []observation
 }
 
 // listen opens the passive socket: UDP 5353 on the wildcard address (Go
@@ -75,7 +82,7 @@ func listen(ifaces []net.Interface, log *slog.Logger, bad func()) (*listener, er
 		_ = c.Close()
 		return nil, fmt.Errorf("%s could not join %v on any of the interfaces", errPrefix, mdnsGroup)
 	}
-	return &listener{conn: pc, log: log, bad: bad}, nil
+	return &listener{conn: pc, log: log, bad: bad, decode: colugoObservations}, nil
 }
 
 // close unblocks run.
@@ -105,9 +112,10 @@ func (l *listener) run(ctx context.Context, out chan<- observation) {
 	}
 }
 
-// read parses one packet and returns what it shows: the colugo instances
-// it announces (as entries, which refresh peers like a browse result),
-// then goodbyes, probes and TXT announcements. A packet that miekg/dns
+// read parses one packet and returns what it shows (see decode): for a
+// Discovery, the colugo instances it announces (as entries, which refresh
+// peers like a browse result), then goodbyes, probes and TXT
+// announcements. A packet that miekg/dns
 // rejects is read again leniently, without the records that do not parse
 // (python-zeroconf 0.47's NSEC); one that does not parse even so is
 // counted and ignored.
@@ -126,6 +134,13 @@ func (l *listener) read(ctx context.Context, pkt []byte) []observation {
 		l.log.DebugContext(ctx, "mdns: read packet without its bad records", slog.Int("skipped", skipped), slog.Any(logKeyErr, err))
 		m = lm
 	}
+	return l.decode(m)
+}
+
+// colugoObservations returns what a packet shows of colugo-go instances:
+// the instances it announces (as entries), those it shows alive, then
+// goodbyes, probes and TXT announcements.
+func colugoObservations(m *dns.Msg) []observation {
 	var obs []observation
 	entries := entriesOf(m)
 	for _, e := range entries {

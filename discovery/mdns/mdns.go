@@ -74,9 +74,11 @@ type counters struct {
 
 // Stats counts what a [Discovery] ignored or did since [New].
 type Stats struct {
-	// Ignored counts instances seen in responses that were not usable
-	// colugo announcements: TXT without v=1 or without a valid id, a bad port or
-	// pub, a cat longer than 64 bytes, no IPv4 address.
+	// Ignored counts instances of colugo-go's service type seen in
+	// responses that were not usable colugo announcements: TXT without v=1
+	// or without a valid id, a bad port or pub, a cat longer than 64 bytes,
+	// no IPv4 address. Instances of other types (the Python colugo's
+	// _colugo._tcp among them) are not ours and not counted.
 	Ignored uint64
 	// BadPackets counts mDNS packets (of any service) that did not parse.
 	BadPackets uint64
@@ -253,7 +255,7 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	obs := make(chan observation, 32)
 	kick := make(chan struct{}, 1)
 	b := &browser{
-		ifaces: ifaces, refresh: d.cfg.refresh, kick: kick,
+		service: serviceType, ifaces: ifaces, refresh: d.cfg.refresh, kick: kick,
 		wg: &d.wg, log: log, rounds: &d.stats.rounds,
 	}
 	c := newCore(d.cfg, self.ID, strings.ToLower(ann.instance), nets, d.events, kick, &d.stats)

@@ -300,7 +300,7 @@ func rawServer(t *testing.T, instance string, port int, txt []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := zeroconf.RegisterProxy(instance, "_colugo._tcp", "local.", port, "raw-"+instance, []string{"127.0.0.1"}, txt, []net.Interface{*lo})
+	s, err := zeroconf.RegisterProxy(instance, "_colugo-go._tcp", "local.", port, "raw-"+instance, []string{"127.0.0.1"}, txt, []net.Interface{*lo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -557,7 +557,7 @@ func TestNoGoroutineLeft(t *testing.T) {
 // pyPeer runs testdata/pyzc.py (python3-zeroconf, Debian package
 // python3-zeroconf, run with /usr/bin/python3) inside the namespace: it
 // registers instance "py-node-<id>" on port 7501 with pub 7502 and cat
-// pycat, browses _colugo._tcp and prints what it finds, and unregisters
+// pycat, browses _colugo-go._tcp and prints what it finds, and unregisters
 // after life. It returns its stdout lines; the channel closes when python
 // has exited (its exit status is checked at cleanup).
 func pyPeer(t *testing.T, id string, life time.Duration) <-chan string {
@@ -666,7 +666,7 @@ func TestInteropPython(t *testing.T) {
 			// 2023) gives nothing to skip.
 			t.Logf("no record skipped: this python-zeroconf writes a valid NSEC")
 		}
-		wantFound := fmt.Sprintf("FOUND go-node-%s._colugo._tcp.local. 7001 cat=gocat,id=%s,pub=7002,v=1", self.ID, self.ID)
+		wantFound := fmt.Sprintf("FOUND go-node-%s._colugo-go._tcp.local. 7001 cat=gocat,id=%s,pub=7002,v=1", self.ID, self.ID)
 		if !slices.Contains(pyLines, wantFound) {
 			t.Errorf("python never printed %q; it printed %q", wantFound, pyLines)
 		}

@@ -14,9 +14,14 @@ import (
 )
 
 const (
-	serviceType   = "_colugo._tcp"
+	// serviceType is not the Python colugo's _colugo._tcp: seed nodes
+	// resolve every instance of their type, serially, and wait 1 s for each
+	// one that is not theirs, and a name they cannot parse kills their
+	// browser thread. A type of our own keeps colugo-go records out of their
+	// browsers entirely (issue 17, measured by TestSeedDoNoHarm).
+	serviceType   = "_colugo-go._tcp"
 	domain        = "local."
-	serviceFQDN   = serviceType + "." + domain // "_colugo._tcp.local."
+	serviceFQDN   = serviceType + "." + domain // "_colugo-go._tcp.local."
 	txtVersion    = "1"
 	maxLabel      = 63 // DNS label limit, in bytes
 	shortIDLen    = 8
@@ -78,7 +83,9 @@ func isLowerAlnum(s string) bool {
 }
 
 // instanceName is name + "-" + shortID(id), with the name cleaned (no dots,
-// which would split the label, no backslashes or control characters) and
+// which would split the label, no backslashes or control characters, no
+// '_', which browsers that split names on it, like the Python colugo's,
+// misread) and
 // cut at a rune boundary so the whole fits one 63-byte label. The ID suffix
 // keeps two nodes with the same name apart: zeroconf has no conflict
 // resolution, and its browsers report only the first of two equal names.
@@ -86,7 +93,7 @@ func instanceName(name, id string) string {
 	var b strings.Builder
 	for _, r := range name {
 		switch {
-		case r == '.' || r == '\\' || r < 0x20 || r == 0x7f || r == utf8.RuneError:
+		case r == '.' || r == '\\' || r == '_' || r < 0x20 || r == 0x7f || r == utf8.RuneError:
 			r = '-'
 		}
 		b.WriteRune(r)

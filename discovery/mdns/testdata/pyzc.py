@@ -1,7 +1,7 @@
 """Interop peer for the mdns tests (python3-zeroconf, Debian package).
 
 Runs only inside the test's private network namespace, on lo. It browses
-_colugo._tcp.local., prints one line per resolved instance:
+_colugo-go._tcp.local. (colugo-go's type), prints one line per resolved instance:
     FOUND <instance> <port> <key=value,...>
 registers one colugo-compatible instance (id from argv[1]), prints READY,
 and exits after argv[2] seconds (unregistering: goodbye).
@@ -12,7 +12,7 @@ import time
 
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
 
-TYPE = "_colugo._tcp.local."
+TYPE = "_colugo-go._tcp.local."
 
 
 class Listener:
