@@ -140,6 +140,13 @@ func TestEmptyGraph(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd, r.code, r.stdout, r.stderr)
 		}
 	}
+	// What chose the discovery: the flag, else the variable.
+	if r := runCLI(t, dir, "nodes", "--wait", "100ms", "--discovery", "none"); !strings.Contains(r.stderr, "(--wait; discovery none (--discovery))") {
+		t.Errorf("nodes --discovery none: stderr %q", r.stderr)
+	}
+	if r := runCLI(t, dir, "services", "--wait", "100ms"); !strings.Contains(r.stderr, "(--wait; discovery local (COLUGO_DISCOVERY))") {
+		t.Errorf("services: stderr %q", r.stderr)
+	}
 	r := runCLI(t, dir, "doctor", "--listen", "0s", "--wait", "100ms")
 	if !strings.Contains(r.stdout, "0 nodes announced") && !strings.Contains(r.stdout, "does not exist yet") {
 		t.Errorf("doctor: %q", r.stdout)

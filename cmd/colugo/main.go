@@ -489,8 +489,12 @@ func (c *cli) reportOnce() func(error) {
 	}
 }
 
-// discoveryName is what discovery the node uses, for people.
-func discoveryName() string {
+// discoveryName is what discovery the node uses, for people, and what
+// chose it.
+func (c *cli) discoveryName() string {
+	if c.discovery != "" {
+		return c.discovery + " (--discovery)"
+	}
 	if v := strings.TrimSpace(os.Getenv(colugo.EnvDiscovery)); v != "" {
 		return v + " (" + colugo.EnvDiscovery + ")"
 	}
