@@ -80,10 +80,40 @@ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LI
 	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 }
 
-// TestBashCompletion drives the bash script as bash does on TAB:
+// zshDriver types a line and TAB in an interactive zsh (on a zpty) with
+// the script loaded, and prints OK once the screen shows the pattern: zle
+// draws the completed line. The caller's timeout bounds the waits.
+const zshDriver = `zmodload zsh/zpty || exit 3
+zpty z zsh -f -i
+zpty -w z "PS1='%% '; autoload -Uz compinit; compinit -u -D; source ${(q)1}; print RE''ADY"
+zpty -r z out '*READY*' || exit 4
+zpty -w -n z "$2"$'\t'
+zpty -r z out "*${~3}*" || exit 5
+print -r -- OK
+zpty -d z
+`
+
+// zshComplete reports whether completing line in zsh shows want (a zsh
+// pattern), within 10 s; it skips the test when zsh has no zpty.
+func zshComplete(t *testing.T, dir, script, line, want string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "zsh", "-f", "-c", zshDriver, "zsh", script, line, want)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "COLUGO_DISCOVERY=local", "PATH="+filepath.Dir(binPath)+":"+os.Getenv("PATH"))
+	out, err := cmd.Output()
+	if cmd.ProcessState != nil && cmd.ProcessState.ExitCode() == 3 {
+		t.Skip("zsh has no zsh/zpty module")
+	}
+	return err == nil && string(out) == "OK\n"
+}
+
+// TestCompletion drives the bash script as bash does on TAB:
 // subcommands, flags per subcommand, flag values, and topic and service
-// names from running example programs.
-func TestBashCompletion(t *testing.T) {
+// names from running example programs; then the zsh script, in zsh on a
+// pseudo-terminal, for a few of the same (when zsh is installed).
+func TestCompletion(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash is not installed")
@@ -144,6 +174,25 @@ func TestBashCompletion(t *testing.T) {
 	} {
 		if got := bashComplete(t, dir, script, c.words...); !slices.Equal(got, c.want) {
 			t.Errorf("colugo %s<TAB>: %q, want %q", strings.Join(c.words, " "), got, c.want)
+		}
+	}
+
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Log("zsh is not installed: its script's completions are not tried")
+		return
+	}
+	zscript := completionScript(t, dir, "zsh")
+	for _, c := range []struct{ line, want string }{
+		{"colugo ec", "colugo echo"},
+		{"colugo echo --cod", "colugo echo --codec"}, // zle draws "=" apart
+		{"colugo echo --codec ", "json*protobuf*raw"},
+		{"colugo completion ", "bash*zsh"},
+		{"colugo echo ", "colugo echo robot/pose"},
+		{"colugo echo --count 2 ", "colugo echo --count 2 robot/pose"},
+		{"colugo call ", "colugo call math/add"},
+	} {
+		if !zshComplete(t, dir, zscript, c.line, c.want) {
+			t.Errorf("zsh: %s<TAB> did not show %q", c.line, c.want)
 		}
 	}
 }
