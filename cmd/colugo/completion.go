@@ -72,7 +72,7 @@ func runCompletion(c *cli, _ *flag.FlagSet, args []string) error {
 		_, err := io.WriteString(c.stdout, zshCompletion())
 		return err
 	}
-	return usageErr("completion: unknown shell %q (bash or zsh)", args[0])
+	return usageErr("unknown shell %q (bash or zsh)", args[0])
 }
 
 // completed is a command as the scripts see it.

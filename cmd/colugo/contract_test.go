@@ -91,7 +91,7 @@ func TestContract(t *testing.T) {
 		{"help completion", []string{"help", "completion"}, 0, "^$",
 			`(?s)^usage: colugo completion bash\|zsh\n.*example:\n  source <\(colugo completion bash\)`, 3 * time.Second},
 		{"completion --help", []string{"completion", "--help"}, 0, "^$", `^usage: colugo completion bash\|zsh\n`, 3 * time.Second},
-		{"completion of an unknown shell", []string{"completion", "fish"}, 2, `colugo completion: completion: unknown shell "fish" \(bash or zsh\)`, "^$", 3 * time.Second},
+		{"completion of an unknown shell", []string{"completion", "fish"}, 2, `^colugo completion: unknown shell "fish" \(bash or zsh\)\nusage: colugo completion bash\|zsh \(`, "^$", 3 * time.Second},
 		{"no progress line without a terminal", []string{"echo", "no/such", "--timeout", "1500ms"}, 1,
 			`^colugo echo: no publisher of topic "no/such" found within 1.5s \(published topics: robot/log, robot/pose\)\n$`, "^$", 5 * time.Second},
 	}

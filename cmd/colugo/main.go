@@ -126,6 +126,7 @@ func init() {
 			example: "colugo play /tmp/run.mcap --rate 2 --topics 'pose' --remap robot/pose=replay/pose"},
 		{name: "web", help: "serve the network to Foxglove, Lichtblick and browsers (Foxglove WebSocket)", run: runWeb, flags: webFlags,
 			example: "colugo web --listen 127.0.0.1:8765\n  COLUGO_WEB_TOKEN=s3cret colugo web --listen 0.0.0.0:8765 --allow-publish"},
+		// No run: run hands bridge's arguments, unparsed, to runBridge.
 		{name: "bridge", args: "--config FILE", help: "join sites through NATS (runs the colugo-bridge program, with these arguments)", flags: bridgeFlags, bare: true,
 			example: "colugo bridge --config lab.yaml --stats 10s"},
 		{name: "completion", args: "bash|zsh", help: "print the shell completion script", run: runCompletion, bare: true, operands: []string{"shell"},
