@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +73,25 @@ func TestContract(t *testing.T) {
 		{"call with a field the request type lacks", []string{"call", "math/add", `{"A":2,"C":3}`}, 2,
 			`VALUE does not match main\.addReq \(the server's JSON Schema\): unknown field "C"`, "^$", 5 * time.Second},
 		{"call with known fields, any case", []string{"call", "math/add", `{"a":2,"B":3}`}, 0, "^$", `^\{"Sum":5\}\n$`, 5 * time.Second},
+		{"web bad --listen", []string{"web", "--listen", "no-port"}, 2,
+			`colugo web: --listen "no-port": address no-port: missing port in address\nusage: colugo web \(`, "^$", 3 * time.Second},
+		{"web --listen port out of range", []string{"web", "--listen", "127.0.0.1:70000"}, 2,
+			`colugo web: --listen "127\.0\.0\.1:70000": the port must be a number from 0 to 65535`, "^$", 3 * time.Second},
+		{"web bad flag", []string{"web", "--bogus"}, 2, `flag provided but not defined: -bogus\nusage: colugo web \(colugo web --help`, "^$", 3 * time.Second},
+		{"web with an argument", []string{"web", "extra"}, 2, `web takes no arguments`, "^$", 3 * time.Second},
+		// 192.0.2.1 (TEST-NET-1) is no interface's: the warning, then the
+		// bind fails at once, before any node starts; nothing is sent.
+		{"web --listen not loopback warns", []string{"web", "--listen", "192.0.2.1:0"}, 1,
+			`^colugo web: warning: listening on 192\.0\.2\.1:0, beyond this host: anyone who reaches it sees the network \(and no --token is set\)\n` +
+				`colugo web: listen tcp 192\.0\.2\.1:0: bind: cannot assign requested address\n$`, "^$", 3 * time.Second},
+		{"web --help", []string{"web", "--help"}, 0, "^$",
+			`(?s)^usage: colugo web \[FLAGS\]\n.*example:\n  colugo web --listen 127\.0\.0\.1:8765\n.*-allow-publish.*-listen string`, 3 * time.Second},
+		{"help bridge", []string{"help", "bridge"}, 0, "^$",
+			`(?s)^usage: colugo bridge --config FILE \[FLAGS\]\n.*example:\n  colugo bridge --config lab\.yaml --stats 10s\n.*-config string.*-stats duration`, 3 * time.Second},
+		{"help completion", []string{"help", "completion"}, 0, "^$",
+			`(?s)^usage: colugo completion bash\|zsh\n.*example:\n  source <\(colugo completion bash\)`, 3 * time.Second},
+		{"completion --help", []string{"completion", "--help"}, 0, "^$", `^usage: colugo completion bash\|zsh\n`, 3 * time.Second},
+		{"completion of an unknown shell", []string{"completion", "fish"}, 2, `^colugo completion: unknown shell "fish" \(bash or zsh\)\nusage: colugo completion bash\|zsh \(`, "^$", 3 * time.Second},
 		{"no progress line without a terminal", []string{"echo", "no/such", "--timeout", "1500ms"}, 1,
 			`^colugo echo: no publisher of topic "no/such" found within 1.5s \(published topics: robot/log, robot/pose\)\n$`, "^$", 5 * time.Second},
 	}
@@ -81,6 +101,9 @@ func TestContract(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
+			if strings.Contains(c.name, "not loopback") && !testNetUnassigned(t) {
+				t.Skip("192.0.2.1 can be bound here (an interface has it, or net.ipv4.ip_nonlocal_bind is 1)")
+			}
 			r := runCLI(t, dir, c.args...)
 			if r.code != c.code {
 				t.Errorf("exit %d, want %d", r.code, c.code)
@@ -116,6 +139,13 @@ func TestEmptyGraph(t *testing.T) {
 		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "colugo "+cmd+": no "+cmd+" found within 100ms") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd, r.code, r.stdout, r.stderr)
 		}
+	}
+	// What chose the discovery: the flag, else the variable.
+	if r := runCLI(t, dir, "nodes", "--wait", "100ms", "--discovery", "none"); !strings.Contains(r.stderr, "(--wait; discovery none (--discovery))") {
+		t.Errorf("nodes --discovery none: stderr %q", r.stderr)
+	}
+	if r := runCLI(t, dir, "services", "--wait", "100ms"); !strings.Contains(r.stderr, "(--wait; discovery local (COLUGO_DISCOVERY))") {
+		t.Errorf("services: stderr %q", r.stderr)
 	}
 	r := runCLI(t, dir, "doctor", "--listen", "0s", "--wait", "100ms")
 	if !strings.Contains(r.stdout, "0 nodes announced") && !strings.Contains(r.stdout, "does not exist yet") {
@@ -196,4 +226,24 @@ func TestPlayLoopInterrupted(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &ps); err != nil || ps.Pass < 2 || ps.Total == 0 || ps.File != file {
 		t.Fatalf("summary %q: %+v %v", out.String(), ps, err)
 	}
+}
+
+// testNetUnassigned reports whether binding 192.0.2.1 fails here, as it
+// does on a host none of whose interfaces has it (RFC 5737) and that
+// does not allow binding foreign addresses.
+func testNetUnassigned(t *testing.T) bool {
+	t.Helper()
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_nonlocal_bind"); err != nil || strings.TrimSpace(string(b)) != "0" {
+		return false
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok && p.IP.Equal(net.IPv4(192, 0, 2, 1)) {
+			return false
+		}
+	}
+	return true
 }

@@ -76,7 +76,7 @@ func runNodes(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	if len(peers) == 0 {
-		fmt.Fprintf(c.stderr, "colugo nodes: no nodes found within %v (--wait; discovery %s)\n", c.wait, discoveryName())
+		fmt.Fprintf(c.stderr, "colugo nodes: no nodes found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
 		return nil
 	}
 	var tb table
@@ -257,7 +257,7 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(c.stderr, "colugo topics: no topics found within %v (--wait; discovery %s)\n", c.wait, discoveryName())
+		fmt.Fprintf(c.stderr, "colugo topics: no topics found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
 		return nil
 	}
 	var tb table
@@ -397,7 +397,7 @@ func runServices(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(c.stderr, "colugo services: no services found within %v (--wait; discovery %s)\n", c.wait, discoveryName())
+		fmt.Fprintf(c.stderr, "colugo services: no services found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
 		return nil
 	}
 	var tb table
@@ -437,7 +437,7 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 	if c.discovery != "" {
 		_ = os.Setenv(colugo.EnvDiscovery, c.discovery)
 	}
-	mech := discoveryName()
+	mech := c.discoveryName()
 	add("info", "discovery", "mechanisms: %s", mech)
 	if strings.Contains(mech, "local") {
 		dir := registryDir()

@@ -1,7 +1,8 @@
 // Command colugo inspects and drives a colugo system from the shell: the
 // live graph (nodes, topics, services), echo, hz and bw of a topic, pub and
-// call, doctor, MCAP record and play, and a Foxglove WebSocket gateway
-// (web). It uses only colugo's public API.
+// call, doctor, MCAP record and play, a Foxglove WebSocket gateway (web),
+// and bash and zsh completion scripts (completion). It uses only colugo's
+// public API.
 //
 // Data goes to stdout, logs and progress to stderr. Exit status: 0 on
 // success, 1 on a failure (unknown topic, no server, corrupt file,
@@ -88,6 +89,13 @@ type command struct {
 	example          string // shown by colugo help COMMAND and COMMAND --help
 	run              func(c *cli, fs *flag.FlagSet, args []string) error
 	flags            func(fs *flag.FlagSet, c *cli)
+
+	// operands name what each positional argument is, for completion:
+	// "topic", "service", "file", "shell", "command", or "value" (free);
+	// a trailing "..." repeats the last.
+	operands []string
+	bare     bool // takes none of the flags of every command
+	hidden   bool // not listed by usage or offered by completion
 }
 
 var commands []command // set by init: usage refers to it
@@ -100,24 +108,31 @@ func init() {
 			example: "colugo topics --json"},
 		{name: "services", help: "list services with their servers", run: runServices,
 			example: "colugo services"},
-		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC, or on every topic a pattern matches (robot/*/pose, robot/**; --last: the latest kept)", run: runEcho, flags: echoFlags,
+		{name: "echo", args: "TOPIC", help: "print the messages published on TOPIC, or on every topic a pattern matches (robot/*/pose, robot/**; --last: the latest kept)", run: runEcho, flags: echoFlags, operands: []string{"topic"},
 			example: "colugo echo robot/pose --count 2\n  colugo echo 'robot/**' --json\n  colugo echo robot/description --last --json"},
-		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags,
+		{name: "hz", args: "TOPIC", help: "print the rate of TOPIC", run: runHz, flags: rateFlags, operands: []string{"topic"},
 			example: "colugo hz robot/pose --count 3 --every 2s"},
-		{name: "bw", args: "TOPIC", help: "print the bandwidth of TOPIC", run: runBw, flags: rateFlags,
+		{name: "bw", args: "TOPIC", help: "print the bandwidth of TOPIC", run: runBw, flags: rateFlags, operands: []string{"topic"},
 			example: "colugo bw robot/pose --count 1"},
-		{name: "pub", args: "TOPIC VALUE", help: "publish the JSON VALUE on TOPIC", run: runPub, flags: pubFlags,
+		{name: "pub", args: "TOPIC VALUE", help: "publish the JSON VALUE on TOPIC", run: runPub, flags: pubFlags, operands: []string{"topic", "value"},
 			example: "colugo pub robot/cmd '{\"x\":1}' --rate 10 --count 50"},
-		{name: "call", args: "SERVICE VALUE", help: "call SERVICE with the JSON VALUE, print the reply", run: runCall, flags: callFlags,
+		{name: "call", args: "SERVICE VALUE", help: "call SERVICE with the JSON VALUE, print the reply", run: runCall, flags: callFlags, operands: []string{"service", "value"},
 			example: "colugo call math/add '{\"a\":2,\"b\":3}' --timeout 2s"},
 		{name: "doctor", help: "check discovery, peers, codec and type agreement, losses", run: runDoctor, flags: doctorFlags,
 			example: "colugo doctor --listen 0s"},
-		{name: "record", args: "-o FILE.mcap [TOPIC...]", help: "record topics (default: all) to an MCAP file", run: runRecord, flags: recordFlags,
+		{name: "record", args: "-o FILE.mcap [TOPIC...]", help: "record topics (default: all) to an MCAP file", run: runRecord, flags: recordFlags, operands: []string{"topic..."},
 			example: "colugo record -o /tmp/run.mcap --for 10s robot/pose"},
-		{name: "play", args: "FILE.mcap", help: "publish a recording again", run: runPlay, flags: playFlags,
+		{name: "play", args: "FILE.mcap", help: "publish a recording again", run: runPlay, flags: playFlags, operands: []string{"file"},
 			example: "colugo play /tmp/run.mcap --rate 2 --topics 'pose' --remap robot/pose=replay/pose"},
 		{name: "web", help: "serve the network to Foxglove, Lichtblick and browsers (Foxglove WebSocket)", run: runWeb, flags: webFlags,
-			example: "colugo web --listen 127.0.0.1:8765"},
+			example: "colugo web --listen 127.0.0.1:8765\n  COLUGO_WEB_TOKEN=s3cret colugo web --listen 0.0.0.0:8765 --allow-publish"},
+		// No run: run hands bridge's arguments, unparsed, to runBridge.
+		{name: "bridge", args: "--config FILE", help: "join sites through NATS (runs the colugo-bridge program, with these arguments)", flags: bridgeFlags, bare: true,
+			example: "colugo bridge --config lab.yaml --stats 10s"},
+		{name: "completion", args: "bash|zsh", help: "print the shell completion script", run: runCompletion, bare: true, operands: []string{"shell"},
+			example: "source <(colugo completion bash)     # in ~/.bashrc\n  colugo completion zsh > \"${fpath[1]}/_colugo\""},
+		{name: "__complete", args: "topics|services", help: "print the names on the network, one a line, for the completion scripts",
+			run: runComplete, flags: completeFlags, hidden: true},
 	}
 }
 
@@ -126,12 +141,13 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	var tb table
 	for _, c := range commands {
-		tb.add(" ", c.name, c.args, c.help)
+		if !c.hidden {
+			tb.add(" ", c.name, c.args, c.help)
+		}
 	}
-	tb.add(" ", "bridge", "--config FILE", "join sites through NATS (runs the colugo-bridge program)")
 	_ = tb.write(w)
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Flags of every command: --discovery MECH (local, mdns, local,mdns, static:host:port,..., none; within what COLUGO_DISCOVERY allows),")
+	fmt.Fprintln(w, "Flags of every command but bridge and completion: --discovery MECH (local, mdns, local,mdns, static:host:port,..., none; within what COLUGO_DISCOVERY allows),")
 	fmt.Fprintln(w, "--json (machine-readable output), --timeout D, --wait D, -v.")
 	fmt.Fprintln(w, "colugo help COMMAND (or colugo COMMAND --help) shows a command's flags and an example; colugo --version the build.")
 	fmt.Fprintln(w, "Exit status: 0 success, 1 the operation failed (nothing found, remote error, timeout), 2 usage error.")
@@ -139,7 +155,25 @@ func usage(w io.Writer) {
 
 // commandHelp prints cmd's usage, an example and its flags.
 func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: colugo %s %s [FLAGS]\n  %s\n\nexample:\n  %s\n\nflags:\n", cmd.name, cmd.args, cmd.help, cmd.example)
+	flags := 0
+	fs.VisitAll(func(*flag.Flag) { flags++ })
+	line := "colugo " + cmd.name
+	if cmd.args != "" {
+		line += " " + cmd.args
+	}
+	if flags > 0 {
+		line += " [FLAGS]"
+	}
+	fmt.Fprintf(w, "usage: %s\n  %s\n\nexample:\n  %s\n", line, cmd.help, cmd.example)
+	if flags == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	if cmd.name == "bridge" {
+		fmt.Fprintf(w, "flags (%s's; colugo bridge --help prints them when it is installed):\n", bridgeProgram)
+	} else {
+		fmt.Fprintln(w, "flags:")
+	}
 	out := fs.Output()
 	fs.SetOutput(w)
 	fs.PrintDefaults()
@@ -148,7 +182,7 @@ func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 
 // usageLine points at the help after a usage error.
 func usageLine(w io.Writer, cmd *command) {
-	fmt.Fprintf(w, "usage: colugo %s %s (colugo %s --help for the flags)\n", cmd.name, cmd.args, cmd.name)
+	fmt.Fprintf(w, "usage: %s (colugo %s --help for the flags)\n", strings.TrimSpace("colugo "+cmd.name+" "+cmd.args), cmd.name)
 }
 
 func findCommand(name string) *command {
@@ -165,6 +199,13 @@ func findCommand(name string) *command {
 func newFlagSet(cmd *command, c *cli, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("colugo "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if cmd.bare {
+		if cmd.flags != nil {
+			cmd.flags(fs, c)
+		}
+		fs.Usage = func() {}
+		return fs
+	}
 	fs.StringVar(&c.discovery, "discovery", "", "discovery mechanisms, as in COLUGO_DISCOVERY, and no wider than it when it is set (default: the environment's, else local,mdns)")
 	fs.BoolVar(&c.json, "json", false, "print JSON (one object per line) instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "the longest to wait for what the command needs (a topic's publisher, a server and its reply); then exit 1")
@@ -223,7 +264,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		usageLine(stderr, cmd) // after the problem, which flag has printed
 		return exitUsage
 	}
-	if c.timeout <= 0 || c.wait < 0 {
+	if !cmd.bare && (c.timeout <= 0 || c.wait < 0) {
 		fmt.Fprintf(stderr, "colugo %s: --timeout must be positive and --wait not negative\n", cmd.name)
 		return exitUsage
 	}
@@ -449,8 +490,12 @@ func (c *cli) reportOnce() func(error) {
 	}
 }
 
-// discoveryName is what discovery the node uses, for people.
-func discoveryName() string {
+// discoveryName is what discovery the node uses, for people, and what
+// chose it.
+func (c *cli) discoveryName() string {
+	if c.discovery != "" {
+		return c.discovery + " (--discovery)"
+	}
 	if v := strings.TrimSpace(os.Getenv(colugo.EnvDiscovery)); v != "" {
 		return v + " (" + colugo.EnvDiscovery + ")"
 	}

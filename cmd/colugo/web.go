@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,9 +41,12 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 	if len(args) != 0 {
 		return usageErr("web takes no arguments")
 	}
-	host, _, err := net.SplitHostPort(c.webAddr)
+	host, port, err := net.SplitHostPort(c.webAddr)
 	if err != nil {
 		return usageErr("--listen %q: %v", c.webAddr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return usageErr("--listen %q: the port must be a number from 0 to 65535", c.webAddr)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		fmt.Fprintf(c.stderr, "colugo web: warning: listening on %s, beyond this host: anyone who reaches it sees the network", c.webAddr)
@@ -55,6 +59,13 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 	if token == "" {
 		token = os.Getenv(envWebToken)
 	}
+	// Listen first: an address in use, or not this host's, fails before
+	// the node joins the network.
+	ln, err := net.Listen("tcp", c.webAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	n, err := c.node()
 	if err != nil {
 		return err
@@ -72,10 +83,6 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer g.Close()
-	ln, err := net.Listen("tcp", c.webAddr)
-	if err != nil {
-		return err
-	}
 	srv := &http.Server{Handler: webHandler(g, webui.Handler()), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

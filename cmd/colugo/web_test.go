@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -110,5 +111,16 @@ func TestWebUsage(t *testing.T) {
 	}
 	if r := runCLI(t, dir, "web", "--listen", "no-port"); r.code != exitUsage || !strings.Contains(r.stderr, "--listen") {
 		t.Errorf("web --listen no-port: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// An address in use fails before the node starts: -v logs nothing of
+	// a node.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	want := "colugo web: listen tcp " + ln.Addr().String() + ": bind: address already in use\n"
+	if r := runCLI(t, dir, "web", "-v", "--listen", ln.Addr().String()); r.code != exitFail || r.stderr != want {
+		t.Errorf("web --listen in use: exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}
 }
