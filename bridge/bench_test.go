@@ -50,6 +50,8 @@ type meter struct {
 	warm  chan struct{} // a warm-up message arrived
 	each  chan struct{} // paced: a counted message arrived
 
+	report func(*testing.B) // more metrics, at the end
+
 	mu   sync.Mutex
 	n    uint64
 	last time.Time
@@ -132,6 +134,7 @@ func flood(b *testing.B, m *meter, publish func([]byte) error) {
 	p := make([]byte, benchPayload)
 	m.warmUp(b, publish)
 	b.ResetTimer()
+	cpu0 := processCPU()
 	start := time.Now()
 	for i := range b.N {
 		stamp(p, uint64(i))
@@ -148,16 +151,26 @@ func flood(b *testing.B, m *meter, publish func([]byte) error) {
 		}
 	}
 	b.StopTimer()
+	cpu := processCPU() - cpu0
 	n, last := m.snapshot()
 	m.mu.Lock()
 	lats := slices.Clone(m.lats)
 	m.mu.Unlock()
 	if n > 0 {
 		b.ReportMetric(float64(n)/last.Sub(start).Seconds(), "msgs/s")
+		if cpu > 0 {
+			// The whole process's (NATS's server included), per
+			// message delivered: what the path costs, whatever its
+			// stages' parallelism.
+			b.ReportMetric(us(cpu)/float64(n), "cpu-µs/msg")
+		}
 	}
 	b.ReportMetric(us(percentile(lats, 0.5)), "p50-µs")
 	b.ReportMetric(us(percentile(lats, 0.99)), "p99-µs")
 	b.ReportMetric(100*float64(n)/float64(b.N), "delivered-%")
+	if m.report != nil {
+		m.report(b)
+	}
 }
 
 // paced publishes one message at a time, each once the one before has
@@ -206,7 +219,7 @@ func benchSite(b *testing.B) func(name string) *colugo.Node {
 
 // benchBridge runs a bridge on a new node of site, until the benchmark
 // ends.
-func benchBridge(b *testing.B, site func(string) *colugo.Node, cfg bridge.Config) {
+func benchBridge(b *testing.B, site func(string) *colugo.Node, cfg bridge.Config) *bridge.Bridge {
 	br, err := bridge.New(site("bridge-"+cfg.Site), cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -219,6 +232,7 @@ func benchBridge(b *testing.B, site func(string) *colugo.Node, cfg bridge.Config
 			b.Errorf("Run: %v", err)
 		}
 	})
+	return br
 }
 
 // bridgedPubSub sets up site a → NATS → site b for topic bench/data and
@@ -227,14 +241,22 @@ func bridgedPubSub(b *testing.B, srv *server.Server, m *meter) func([]byte) erro
 	siteA, siteB := benchSite(b), benchSite(b)
 	ca := cfgFor(srv, "a")
 	ca.Export.Topics = []bridge.Topic{{Name: "bench/data"}}
-	benchBridge(b, siteA, ca)
+	ba := benchBridge(b, siteA, ca)
 	cb := cfgFor(srv, "b")
 	cb.Import.Topics = ca.Export.Topics
-	benchBridge(b, siteB, cb)
+	bb := benchBridge(b, siteB, cb)
+	m.report = func(b *testing.B) {
+		// Where the losses were: site a's bridge's local queue (oldest
+		// dropped), NATS (slow consumer), site b's local publish.
+		ex, im := ba.Stats().Export.Drops, bb.Stats().Import.Drops
+		b.ReportMetric(float64(ex.Queue+ex.Link), "drops-export")
+		b.ReportMetric(float64(im.Limit+im.Failed), "drops-import")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	b.Cleanup(func() { cancel(); wg.Wait() })
-	ch, err := colugo.Subscribe[[]byte](ctx, siteB("sub"), "bench/data", colugo.WithCodec(codec.Raw{}))
+	subNode := siteB("sub")
+	ch, err := colugo.Subscribe[[]byte](ctx, subNode, "bench/data", colugo.WithCodec(codec.Raw{}))
 	if err != nil {
 		b.Fatal(err)
 	}

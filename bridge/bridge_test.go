@@ -686,3 +686,40 @@ func TestQueueDrops(t *testing.T) {
 	}
 	t.Logf("%+v", ba.Stats().Export)
 }
+
+// TestMetadataPerMessage: each exported message carries its own metadata,
+// none when it has none, whatever the message before it had.
+func TestMetadataPerMessage(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "m"}}
+	runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = ca.Export.Topics
+	runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.SubscribeReceived[int](ctx, b.NewNode("viewer"), "m", colugo.WithBuffer(64))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "m")
+	until(t, "m on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(r colugo.Received[int]) bool { return r.Value == 0 }))
+	want := []string{"v1", "", "", "v2", "v3", ""}
+	for i, v := range want {
+		mctx := ctx
+		if v != "" {
+			mctx = colugo.WithMetadata(ctx, colugo.Metadata{"k": v})
+		}
+		if err := pub.Publish(mctx, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < len(want); {
+		r := colugotest.Next(t, got, wait)
+		if r.Value == 0 {
+			continue // warm-up
+		}
+		if r.Value != i+1 || r.Metadata["k"] != want[i] {
+			t.Errorf("message %d: value %d, metadata %v; want k=%q", i+1, r.Value, r.Metadata, want[i])
+		}
+		i++
+	}
+}
