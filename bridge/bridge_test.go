@@ -542,6 +542,12 @@ func TestConfigRefused(t *testing.T) {
 		"pattern import":   func(c *bridge.Config) { c.Import.Services = []bridge.Service{{Name: "a/*"}} },
 		"prefix pattern":   func(c *bridge.Config) { c.Prefix = "a/*" },
 		"prefix slash":     func(c *bridge.Config) { c.Prefix = "a/" },
+		"unbounded stream": func(c *bridge.Config) {
+			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxAge: time.Hour}}}
+		},
+		"negative stream bound": func(c *bridge.Config) {
+			c.Import.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: -1}}}
+		},
 		"both ways": func(c *bridge.Config) {
 			c.Export.Services = []bridge.Service{{Name: "s/**"}}
 			c.Import.Services = []bridge.Service{{Name: "s/x"}}

@@ -146,7 +146,7 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	if err != nil {
 		return err
 	}
-	x := &exporter{b: b, subj: subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name))}
+	x := &exporter{b: b, subj: subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name)), js: r.JetStream != nil}
 	send := x.publish
 	var lim *limiter[colugo.Received[[]byte]]
 	if r.MaxRate > 0 {
@@ -193,7 +193,9 @@ type exporter struct {
 	h                  nats.Header
 	codec, typ, sender string
 	seq, sendTime      []string
-	md                 bool // h holds metadata fields
+	js                 bool     // a JetStream entry's: each message has its id
+	msgID              []string // hMsgID's, when js
+	md                 bool     // h holds metadata fields
 }
 
 func (x *exporter) publish(m colugo.Received[[]byte]) {
@@ -204,9 +206,18 @@ func (x *exporter) publish(m colugo.Received[[]byte]) {
 		x.codec, x.typ, x.sender, x.md = m.Codec, m.Type, m.Sender, len(m.Metadata) > 0
 		x.seq, x.sendTime = []string{""}, []string{""}
 		x.h[hSeq], x.h[hSendTime] = x.seq, x.sendTime
+		if x.js {
+			x.msgID = []string{""}
+			x.h[hMsgID] = x.msgID
+		}
 	}
 	x.seq[0] = strconv.FormatUint(m.Seq, 10)
 	x.sendTime[0] = strconv.FormatInt(m.SendTime.UnixNano(), 10)
+	if x.js {
+		// The stream keeps one copy of a message that reaches it twice
+		// (within its duplicate window): sender and seq name it.
+		x.msgID[0] = m.Sender + "-" + x.seq[0]
+	}
 	err := b.nc.PublishMsg(&nats.Msg{Subject: x.subj, Data: m.Value, Header: x.h})
 	x.mu.Unlock()
 	if err != nil {
@@ -218,13 +229,14 @@ func (x *exporter) publish(m colugo.Received[[]byte]) {
 }
 
 // importTopics subscribes to the NATS subjects of rule r.
-func (b *Bridge) importTopics(r Topic) error {
+func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 	type msg struct {
 		local string
 		in    incoming
 		data  []byte
 	}
-	deliver := func(m msg) { b.publishLocal(m.local, m.in, m.data) }
+	durable := r.JetStream != nil
+	deliver := func(m msg) { b.publishLocal(m.local, m.in, m.data, durable) }
 	var lims map[string]*limiter[msg] // per topic; only the subscription's goroutine uses the map
 	if r.MaxRate > 0 {
 		lims = map[string]*limiter[msg]{}
@@ -234,7 +246,7 @@ func (b *Bridge) importTopics(r Topic) error {
 	// topic at a time, whose name need not be decoded again. Only the
 	// subscription's goroutine uses it.
 	var lastSubj, lastLocal string
-	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), func(nm *nats.Msg) {
+	handle := func(nm *nats.Msg) {
 		local := lastLocal
 		if nm.Subject != lastSubj || lastSubj == "" {
 			global, err := nameOf(root, kindTopic, nm.Subject)
@@ -279,7 +291,12 @@ func (b *Bridge) importTopics(r Topic) error {
 			b.mu.Unlock()
 		}
 		lim.offer(m)
-	})
+	}
+	if r.JetStream != nil {
+		b.goRun(func() { b.consume(ctx, b.js, r, handle) })
+		return nil
+	}
+	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), handle)
 	if err != nil {
 		return err
 	}
@@ -290,13 +307,17 @@ func (b *Bridge) importTopics(r Topic) error {
 }
 
 // publishLocal publishes an imported message on the site, as the bridge's
-// node, with the original codec and type.
-func (b *Bridge) publishLocal(topic string, in incoming, data []byte) {
+// node, with the original codec and type. For a durable (JetStream)
+// entry, a topic's first message waits (5 s at most) for the publisher to
+// reach the site's subscribers that the catalog shows: a backlog caught up
+// at once must not go before anyone is connected to receive it.
+func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bool) {
 	k := pubKey{topic, in.codec, in.typ}
 	b.mu.Lock()
 	ctx := b.ctx
 	p := b.pubs[k]
-	if p == nil {
+	fresh := p == nil
+	if fresh {
 		if len(b.pubs) >= b.cfg.MaxImportTopics || ctx.Err() != nil {
 			b.mu.Unlock()
 			b.st.imp.limit.Add(1)
@@ -311,6 +332,9 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte) {
 		b.pubs[k] = p
 	}
 	b.mu.Unlock()
+	if fresh && durable {
+		b.awaitSubscribers(ctx, p, topic)
+	}
 	if err := p.Publish(colugo.WithMetadata(ctx, in.md), data); err != nil {
 		if errors.Is(err, colugo.ErrInvalidMetadata) {
 			b.st.imp.badHeader.Add(1)
@@ -321,6 +345,26 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte) {
 	}
 	b.st.imp.messages.Add(1)
 	b.st.imp.bytes.Add(uint64(len(data)))
+}
+
+// awaitSubscribers waits, 5 s at most, until p reaches as many subscribers
+// as the site's catalog lists for topic.
+func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byte], topic string) {
+	want := 0
+	for _, peer := range b.node.Peers() {
+		for _, s := range peer.Subscriptions {
+			if s.Name == topic {
+				want++
+				break
+			}
+		}
+	}
+	if want == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = p.WaitSubscribers(wctx, want)
 }
 
 // deadline returns the request timeout a header gives, 0 for none.
