@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/colugo-go/colugo"
 )
@@ -24,6 +25,7 @@ type Bridge struct {
 	cfg  Config
 	id   string // the bridge id: its node's id
 	nc   *nats.Conn
+	js   jetstream.JetStream // nil unless an entry has JetStream
 
 	st counters
 
@@ -109,6 +111,16 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 	if b.nc, err = nats.Connect(url, opts...); err != nil {
 		return nil, fmt.Errorf("bridge: connecting to NATS: %w", err)
 	}
+	for _, l := range []Lists{cfg.Export, cfg.Import} {
+		for _, t := range l.Topics {
+			if t.JetStream != nil && b.js == nil {
+				if b.js, err = jetstream.New(b.nc); err != nil {
+					b.nc.Close()
+					return nil, fmt.Errorf("bridge: JetStream: %w", err)
+				}
+			}
+		}
+	}
 	return b, nil
 }
 
@@ -149,8 +161,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 // start sets up the imports and exports.
 func (b *Bridge) start(ctx context.Context) error {
 	for _, r := range b.cfg.Import.Topics {
-		if err := b.importTopics(r); err != nil {
+		if err := b.importTopics(ctx, r); err != nil {
 			return err
+		}
+	}
+	for _, r := range b.cfg.Export.Topics {
+		if r.JetStream != nil {
+			b.goRun(func() { b.ensureStream(ctx, b.js, r) })
 		}
 	}
 	for _, r := range b.cfg.Import.Services {
@@ -298,10 +315,15 @@ const (
 // Stats is a snapshot of a bridge's counters.
 type Stats struct {
 	Link        LinkState
-	Reconnects  uint64    // times the link came back after a loss
-	Disconnects uint64    // times it was lost
-	Export      Direction // from the local network to NATS
-	Import      Direction // from NATS to the local network
+	Reconnects  uint64 // times the link came back after a loss
+	Disconnects uint64 // times it was lost
+	// JetStreamErrors counts the failed attempts at making the streams of
+	// exported JetStream entries and the consumers of imported ones (each
+	// retried until it succeeds: the link may be down, or the exporter not
+	// there yet).
+	JetStreamErrors uint64
+	Export          Direction // from the local network to NATS
+	Import          Direction // from NATS to the local network
 }
 
 // Direction counts one direction's traffic.
@@ -324,30 +346,33 @@ type Drops struct {
 	Limit      uint64 // past MaxImportTopics or MaxInflight, or a NATS slow-consumer drop
 	Queue      uint64 // an exported topic's local queue was full (QueueBytes): the oldest went
 	Failed     uint64 // the local publish failed
+	Duplicate  uint64 // a JetStream redelivery of a message the site had (import)
 }
 
 type dirCounters struct {
 	messages, bytes, requests, requestErrors                        atomic.Uint64
 	rate, payload, link, loop, badSubject, badHeader, limit, failed atomic.Uint64
+	duplicate                                                       atomic.Uint64
 }
 
 type counters struct {
-	reconnects, disconnects atomic.Uint64
-	exp, imp                dirCounters
+	reconnects, disconnects, streamErrors atomic.Uint64
+	exp, imp                              dirCounters
 }
 
 func (d *dirCounters) snapshot() Direction {
 	return Direction{
 		Messages: d.messages.Load(), Bytes: d.bytes.Load(), Requests: d.requests.Load(), RequestErrors: d.requestErrors.Load(),
 		Drops: Drops{Rate: d.rate.Load(), Payload: d.payload.Load(), Link: d.link.Load(), Loop: d.loop.Load(),
-			BadSubject: d.badSubject.Load(), BadHeader: d.badHeader.Load(), Limit: d.limit.Load(), Failed: d.failed.Load()},
+			BadSubject: d.badSubject.Load(), BadHeader: d.badHeader.Load(), Limit: d.limit.Load(), Failed: d.failed.Load(),
+			Duplicate: d.duplicate.Load()},
 	}
 }
 
 // Stats returns the bridge's counters and link state. Safe at any time,
 // also after Close.
 func (b *Bridge) Stats() Stats {
-	s := Stats{Reconnects: b.st.reconnects.Load(), Disconnects: b.st.disconnects.Load(),
+	s := Stats{Reconnects: b.st.reconnects.Load(), Disconnects: b.st.disconnects.Load(), JetStreamErrors: b.st.streamErrors.Load(),
 		Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
 	switch b.nc.Status() {
 	case nats.CONNECTED:

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -542,6 +543,12 @@ func TestConfigRefused(t *testing.T) {
 		"pattern import":   func(c *bridge.Config) { c.Import.Services = []bridge.Service{{Name: "a/*"}} },
 		"prefix pattern":   func(c *bridge.Config) { c.Prefix = "a/*" },
 		"prefix slash":     func(c *bridge.Config) { c.Prefix = "a/" },
+		"unbounded stream": func(c *bridge.Config) {
+			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxAge: time.Hour}}}
+		},
+		"negative stream bound": func(c *bridge.Config) {
+			c.Import.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: -1}}}
+		},
 		"both ways": func(c *bridge.Config) {
 			c.Export.Services = []bridge.Service{{Name: "s/**"}}
 			c.Import.Services = []bridge.Service{{Name: "s/x"}}
@@ -685,4 +692,158 @@ func TestQueueDrops(t *testing.T) {
 		t.Errorf("queue drops %d, the node's subscription dropped %d", st.Export.Drops.Queue, dropped)
 	}
 	t.Logf("%+v", ba.Stats().Export)
+}
+
+// TestMetadataPerMessage: each exported message carries its own metadata,
+// none when it has none, whatever the message before it had.
+func TestMetadataPerMessage(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "m"}}
+	runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = ca.Export.Topics
+	runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.SubscribeReceived[int](ctx, b.NewNode("viewer"), "m", colugo.WithBuffer(64))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "m")
+	until(t, "m on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(r colugo.Received[int]) bool { return r.Value == 0 }))
+	want := []string{"v1", "", "", "v2", "v3", ""}
+	for i, v := range want {
+		mctx := ctx
+		if v != "" {
+			mctx = colugo.WithMetadata(ctx, colugo.Metadata{"k": v})
+		}
+		if err := pub.Publish(mctx, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < len(want); {
+		r := colugotest.Next(t, got, wait)
+		if r.Value == 0 {
+			continue // warm-up
+		}
+		if r.Value != i+1 || r.Metadata["k"] != want[i] {
+			t.Errorf("message %d: value %d, metadata %v; want k=%q", i+1, r.Value, r.Metadata, want[i])
+		}
+		i++
+	}
+}
+
+// TestBadInputServices: an imported service whose exporter on NATS answers
+// with malformed replies gives its local callers clear errors, counted; a
+// request above a service's max_payload is refused, both ways.
+func TestBadInputServices(t *testing.T) {
+	srv := natsServer(t, 0)
+	b := colugotest.NewNetwork(t)
+	cb := cfgFor(srv, "b")
+	cb.Import.Services = []bridge.Service{{Name: "far", MaxPayload: 10}}
+	cb.Export.Services = []bridge.Service{{Name: "near", MaxPayload: 10}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	raw := colugo.WithCodec(codec.Raw{})
+
+	// The description a real server of far would give, from a network of
+	// its own.
+	other := colugotest.NewNetwork(t)
+	if _, err := colugo.Serve(other.NewNode("model"), "far", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }, raw); err != nil {
+		t.Fatal(err)
+	}
+	var info colugo.TopicInfo
+	look := other.NewNode("look")
+	testwait.Until(t, "far described", func() bool {
+		for _, p := range look.Peers() {
+			for _, s := range p.Services {
+				if s.Name == "far" {
+					info = s
+					return true
+				}
+			}
+		}
+		return false
+	})
+	infoJSON, _ := json.Marshal(info)
+	// A fake exporter of far on NATS: its replies are what the request asks.
+	nc := natsClient(t, srv)
+	if _, err := nc.Subscribe("colugo.i.far", func(m *nats.Msg) { _ = m.Respond(infoJSON) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe("colugo.s.far", func(m *nats.Msg) {
+		r := nats.NewMsg(m.Reply)
+		r.Header.Set("Colugo-Codec", info.Codec)
+		switch string(m.Data) {
+		case "status":
+			r.Header.Set("Colugo-Status", "x")
+		case "big":
+			r.Header.Set("Colugo-Status", "999")
+		case "codec":
+			r.Header.Set("Colugo-Codec", "other")
+		}
+		r.Data = m.Data
+		_ = m.RespondMsg(r)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cli := b.NewNode("client")
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := cli.WaitServers(wctx, "far", 1); err != nil {
+		t.Fatal(err)
+	}
+	call := func(req string) (string, error) {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		got, err := colugo.Request[[]byte, []byte](rctx, cli, "far", []byte(req), raw)
+		return string(got), err
+	}
+	if got, err := call("ok"); err != nil || got != "ok" {
+		t.Fatalf("far(ok) = %q, %v", got, err)
+	}
+	before := bb.Stats().Import.Drops
+	for req, want := range map[string]colugo.Code{
+		"status":            colugo.CodeUnknown,
+		"big":               colugo.CodeUnknown,
+		"codec":             colugo.CodeCodecMismatch,
+		"far above the cap": colugo.CodeInvalidArgument,
+	} {
+		if _, err := call(req); colugo.CodeOf(err) != want {
+			t.Errorf("far(%q): %v; want %v", req, err, want)
+		}
+	}
+	after := bb.Stats().Import.Drops
+	if d := after.BadHeader - before.BadHeader; d != 3 {
+		t.Errorf("bad reply headers counted %d, want 3", d)
+	}
+	if d := after.Payload - before.Payload; d != 1 {
+		t.Errorf("payload refusals counted %d, want 1", d)
+	}
+
+	// From NATS: a request to near above its cap is refused with
+	// CodeInvalidArgument, a small one served.
+	if _, err := colugo.Serve(b.NewNode("server"), "near", func(_ context.Context, p []byte) ([]byte, error) { return p, nil }, raw); err != nil {
+		t.Fatal(err)
+	}
+	req := func(data string) *nats.Msg {
+		m := nats.NewMsg("colugo.s.near")
+		m.Header.Set("Colugo-Codec", info.Codec)
+		if info.Type != "" {
+			m.Header.Set("Colugo-Type", info.Type)
+		}
+		m.Header.Set("Colugo-Origin", "x")
+		m.Header.Set("Colugo-Bridge", "bx")
+		m.Data = []byte(data)
+		return m
+	}
+	testwait.Until(t, "near exported", func() bool {
+		r, err := nc.RequestMsg(req("hi"), time.Second)
+		return err == nil && r.Header.Get("Colugo-Status") == "" && string(r.Data) == "hi"
+	})
+	r, err := nc.RequestMsg(req(strings.Repeat("x", 11)), time.Second)
+	if err != nil || r.Header.Get("Colugo-Status") != fmt.Sprint(int(colugo.CodeInvalidArgument)) {
+		t.Errorf("near above its cap: %v, %v; want status invalid_argument", r, err)
+	}
+	if d := bb.Stats().Export.Drops.Payload; d != 1 {
+		t.Errorf("export payload refusals %d, want 1", d)
+	}
 }

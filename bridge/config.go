@@ -99,6 +99,26 @@ type Topic struct {
 	// MaxPayload, when positive, drops messages whose payload is longer,
 	// in bytes (Stats: Payload).
 	MaxPayload int `yaml:"max_payload" toml:"max_payload"`
+	// JetStream, when set, makes the entry's topics store-and-forward
+	// through a bounded JetStream stream (see the package documentation):
+	// on an export entry, the bridge creates the stream, and its messages
+	// go into it; on an import entry, the bridge reads the stream through a
+	// durable consumer of its site instead of a plain subscription, so that
+	// what was published while the site was offline arrives when it comes
+	// back. The importer's entry must name the same topic or pattern on
+	// NATS (prefix included) as the exporter's.
+	JetStream *JetStream `yaml:"jetstream" toml:"jetstream"`
+}
+
+// JetStream bounds the stream of a store-and-forward topic entry; past a
+// bound the oldest messages are discarded. At least one of MaxMsgs and
+// MaxBytes is required (a stream without bounds would grow for as long as
+// a site stays away). Only the exporter's bounds count: an importer
+// waits for the stream the exporter made.
+type JetStream struct {
+	MaxMsgs  int64         `yaml:"max_msgs" toml:"max_msgs"`   // messages kept at most
+	MaxBytes int64         `yaml:"max_bytes" toml:"max_bytes"` // bytes kept at most
+	MaxAge   time.Duration `yaml:"max_age" toml:"max_age"`     // age after which a message is dropped; 0: none
 }
 
 // Service is an export or import entry for services.
@@ -211,6 +231,16 @@ func (c Config) normalize() (Config, error) {
 			}
 			if t.MaxRate < 0 || t.MaxPayload < 0 {
 				return c, fmt.Errorf("%w: topic %q: negative max_rate or max_payload", ErrConfig, t.Name)
+			}
+			if js := t.JetStream; js != nil {
+				if js.MaxMsgs < 0 || js.MaxBytes < 0 || js.MaxAge < 0 {
+					return c, fmt.Errorf("%w: topic %q: negative jetstream bound", ErrConfig, t.Name)
+				}
+				if l == &c.Export && js.MaxMsgs == 0 && js.MaxBytes == 0 {
+					return c, fmt.Errorf("%w: topic %q: jetstream needs max_msgs or max_bytes", ErrConfig, t.Name)
+				}
+				j := *js // the caller's stays the caller's
+				t.JetStream = &j
 			}
 		}
 		l.Services = append([]Service(nil), l.Services...)

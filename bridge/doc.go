@@ -84,4 +84,26 @@
 // then dropped and counted (Stats: Drops.Link), imported services fail at
 // their callers' deadlines, and Stats says the link is down. When the link
 // returns, subscriptions are restored and traffic resumes by itself.
+//
+// # Store-and-forward
+//
+// A topic entry with JetStream set goes through a JetStream stream (the
+// NATS server must have JetStream enabled). An exporting bridge creates
+// the stream over the entry's subjects, named after them ("colugo_",
+// the subject's letters and digits, a hash), with the entry's bounds (the
+// oldest messages are discarded past them), and gives each message the
+// id Nats-Msg-Id = sender-seq, so that the stream keeps one copy of a
+// message sent twice. An importing bridge reads the stream through a
+// durable consumer named after its site and the stream (the bridges of
+// one site share it), acking each message once published on the site, so
+// that what was published while the site was offline, its link cut or its
+// bridge down, arrives when it is back; a message sent to a bridge that
+// went away unacked comes again after 5 s. Redeliveries of messages the
+// site had lately (by exporting bridge, sender, subject and seq) are
+// dropped (Stats: Duplicate). On a topic's first message the importer
+// waits, 5 s at most, until its publisher reaches the site's subscribers
+// of the topic, so that a backlog does not go before they are connected.
+// The stream covers the importing side's absences: while the exporter's
+// own link is down, its messages wait in its reconnect buffer
+// (NATS.ReconnectBuffer) and are dropped beyond it, as for other topics.
 package bridge

@@ -27,6 +27,7 @@ import (
 //	export:
 //	  topics:
 //	    - {name: "robot/*/pose", max_rate: 10}
+//	    - {name: robot/log, jetstream: {max_msgs: 100000, max_bytes: 67108864, max_age: 24h}}
 //	  services:
 //	    - {name: robot/status}
 //	import:

@@ -21,11 +21,13 @@ prefix: lab
 export:
   topics:
     - {name: "robot/*/pose", max_rate: 10, max_payload: 4096}
+    - {name: robot/log, jetstream: {max_msgs: 100000, max_bytes: 67108864, max_age: 24h}}
   services:
     - {name: robot/status}
 import:
   topics:
     - {name: "cmd/**", prefix: control}
+    - {name: cmd/mission, prefix: control, jetstream: {}}
   services:
     - {name: plan, prefix: cloud, max_payload: 1024}
 `))
@@ -36,8 +38,11 @@ import:
 		Site:   "lab",
 		NATS:   bridge.NATS{URLs: []string{"nats://127.0.0.1:4222"}, Token: "s3cret", ReconnectWait: 250 * time.Millisecond, TLS: bridge.TLS{CA: "ca.pem"}},
 		Prefix: "lab",
-		Export: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/*/pose", MaxRate: 10, MaxPayload: 4096}}, Services: []bridge.Service{{Name: "robot/status"}}},
-		Import: bridge.Lists{Topics: []bridge.Topic{{Name: "cmd/**", Prefix: "control"}}, Services: []bridge.Service{{Name: "plan", Prefix: "cloud", MaxPayload: 1024}}},
+		Export: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/*/pose", MaxRate: 10, MaxPayload: 4096},
+			{Name: "robot/log", JetStream: &bridge.JetStream{MaxMsgs: 100000, MaxBytes: 64 << 20, MaxAge: 24 * time.Hour}}},
+			Services: []bridge.Service{{Name: "robot/status"}}},
+		Import: bridge.Lists{Topics: []bridge.Topic{{Name: "cmd/**", Prefix: "control"}, {Name: "cmd/mission", Prefix: "control", JetStream: &bridge.JetStream{}}},
+			Services: []bridge.Service{{Name: "plan", Prefix: "cloud", MaxPayload: 1024}}},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)

@@ -32,7 +32,7 @@ const wait = 10 * time.Second
 
 // natsServer starts an embedded NATS server on 127.0.0.1 (port 0: any),
 // advertising nothing, stopped when the test ends.
-func natsServer(t *testing.T, port int) *server.Server {
+func natsServer(t testing.TB, port int) *server.Server {
 	t.Helper()
 	if port == 0 {
 		port = server.RANDOM_PORT
@@ -67,7 +67,7 @@ func freePort(t *testing.T) int {
 }
 
 // natsClient is a raw NATS client of the test, on s only.
-func natsClient(t *testing.T, s *server.Server) *nats.Conn {
+func natsClient(t testing.TB, s *server.Server) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(s.ClientURL(), nats.IgnoreDiscoveredServers(), nats.NoReconnect())
 	if err != nil {

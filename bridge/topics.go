@@ -2,9 +2,12 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -98,10 +101,34 @@ func parseHeader(h nats.Header) (incoming, bool) {
 			in.md[key] = v[0]
 		}
 	}
-	if colugo.OutgoingMetadata(colugo.WithMetadata(context.Background(), in.md)) == nil {
+	if !validMetadata(in.md) {
 		return in, false // out of the library's bounds
 	}
 	return in, true
+}
+
+// validMetadata reports whether md is within colugo.Metadata's documented
+// bounds, without encoding it (WithMetadata will, once, to send it; a
+// refusal there is counted too).
+func validMetadata(md colugo.Metadata) bool {
+	if len(md) > colugo.MaxMetadataEntries {
+		return false
+	}
+	total := 0
+	for k, v := range md {
+		if len(k) == 0 || len(k) > colugo.MaxMetadataKey || len(v) > colugo.MaxMetadataValue || !utf8.ValidString(v) {
+			return false
+		}
+		for i := range len(k) {
+			switch c := k[i]; {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+			default:
+				return false
+			}
+		}
+		total += len(k) + len(v)
+	}
+	return total <= colugo.MaxMetadataBytes
 }
 
 // exportTopic forwards the local topic name to NATS by rule r.
@@ -119,8 +146,8 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	if err != nil {
 		return err
 	}
-	subj := subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name))
-	send := func(m colugo.Received[[]byte]) { b.publishNATS(subj, m) }
+	x := &exporter{b: b, subj: subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name)), js: r.JetStream != nil}
+	send := x.publish
 	var lim *limiter[colugo.Received[[]byte]]
 	if r.MaxRate > 0 {
 		lim = newLimiter(r.MaxRate, send, func() { b.st.exp.rate.Add(1) })
@@ -153,11 +180,47 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	return nil
 }
 
-func (b *Bridge) publishNATS(subj string, m colugo.Received[[]byte]) {
-	h := b.header(m.Codec, m.Type, m.Sender, m.Metadata)
-	h[hSeq] = []string{strconv.FormatUint(m.Seq, 10)}
-	h[hSendTime] = []string{strconv.FormatInt(m.SendTime.UnixNano(), 10)}
-	if err := b.nc.PublishMsg(&nats.Msg{Subject: subj, Data: m.Value, Header: h}); err != nil {
+// exporter publishes one exported topic's messages on NATS.
+type exporter struct {
+	b    *Bridge
+	subj string
+
+	// The header of the last message, reused: most fields stay the same
+	// from one message to the next, and PublishMsg encodes the header
+	// before it returns. mu orders the export goroutine and a limiter's
+	// timer.
+	mu                 sync.Mutex
+	h                  nats.Header
+	codec, typ, sender string
+	seq, sendTime      []string
+	js                 bool     // a JetStream entry's: each message has its id
+	msgID              []string // hMsgID's, when js
+	md                 bool     // h holds metadata fields
+}
+
+func (x *exporter) publish(m colugo.Received[[]byte]) {
+	b := x.b
+	x.mu.Lock()
+	if x.h == nil || x.md || len(m.Metadata) > 0 || m.Codec != x.codec || m.Type != x.typ || m.Sender != x.sender {
+		x.h = b.header(m.Codec, m.Type, m.Sender, m.Metadata)
+		x.codec, x.typ, x.sender, x.md = m.Codec, m.Type, m.Sender, len(m.Metadata) > 0
+		x.seq, x.sendTime = []string{""}, []string{""}
+		x.h[hSeq], x.h[hSendTime] = x.seq, x.sendTime
+		if x.js {
+			x.msgID = []string{""}
+			x.h[hMsgID] = x.msgID
+		}
+	}
+	x.seq[0] = strconv.FormatUint(m.Seq, 10)
+	x.sendTime[0] = strconv.FormatInt(m.SendTime.UnixNano(), 10)
+	if x.js {
+		// The stream keeps one copy of a message that reaches it twice
+		// (within its duplicate window): sender and seq name it.
+		x.msgID[0] = m.Sender + "-" + x.seq[0]
+	}
+	err := b.nc.PublishMsg(&nats.Msg{Subject: x.subj, Data: m.Value, Header: x.h})
+	x.mu.Unlock()
+	if err != nil {
 		b.st.exp.link.Add(1)
 		return
 	}
@@ -166,27 +229,36 @@ func (b *Bridge) publishNATS(subj string, m colugo.Received[[]byte]) {
 }
 
 // importTopics subscribes to the NATS subjects of rule r.
-func (b *Bridge) importTopics(r Topic) error {
+func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 	type msg struct {
 		local string
 		in    incoming
 		data  []byte
 	}
-	deliver := func(m msg) { b.publishLocal(m.local, m.in, m.data) }
+	durable := r.JetStream != nil
+	deliver := func(m msg) { b.publishLocal(m.local, m.in, m.data, durable) }
 	var lims map[string]*limiter[msg] // per topic; only the subscription's goroutine uses the map
 	if r.MaxRate > 0 {
 		lims = map[string]*limiter[msg]{}
 	}
 	root := b.cfg.Root
-	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), func(nm *nats.Msg) {
-		global, err := nameOf(root, kindTopic, nm.Subject)
-		if err != nil {
-			b.st.imp.badSubject.Add(1)
-			return
-		}
-		local, ok := stripPrefix(r.Prefix, global)
-		if !ok || !match(r.Name, local) {
-			return // in the subscription's superset, not in the pattern
+	// The last subject's local name: a subscription mostly carries one
+	// topic at a time, whose name need not be decoded again. Only the
+	// subscription's goroutine uses it.
+	var lastSubj, lastLocal string
+	handle := func(nm *nats.Msg) {
+		local := lastLocal
+		if nm.Subject != lastSubj || lastSubj == "" {
+			global, err := nameOf(root, kindTopic, nm.Subject)
+			if err != nil {
+				b.st.imp.badSubject.Add(1)
+				return
+			}
+			l, ok := stripPrefix(r.Prefix, global)
+			if !ok || !match(r.Name, l) {
+				return // in the subscription's superset, not in the pattern
+			}
+			lastSubj, lastLocal, local = nm.Subject, l, l
 		}
 		if nm.Header.Get(hBridge) == b.id || nm.Header.Get(hOrigin) == b.cfg.Site {
 			b.st.imp.loop.Add(1) // the site has it already
@@ -219,7 +291,12 @@ func (b *Bridge) importTopics(r Topic) error {
 			b.mu.Unlock()
 		}
 		lim.offer(m)
-	})
+	}
+	if r.JetStream != nil {
+		b.goRun(func() { b.consume(ctx, b.js, r, handle) })
+		return nil
+	}
+	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), handle)
 	if err != nil {
 		return err
 	}
@@ -230,13 +307,17 @@ func (b *Bridge) importTopics(r Topic) error {
 }
 
 // publishLocal publishes an imported message on the site, as the bridge's
-// node, with the original codec and type.
-func (b *Bridge) publishLocal(topic string, in incoming, data []byte) {
+// node, with the original codec and type. For a durable (JetStream)
+// entry, a topic's first message waits (5 s at most) for the publisher to
+// reach the site's subscribers that the catalog shows: a backlog caught up
+// at once must not go before anyone is connected to receive it.
+func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bool) {
 	k := pubKey{topic, in.codec, in.typ}
 	b.mu.Lock()
 	ctx := b.ctx
 	p := b.pubs[k]
-	if p == nil {
+	fresh := p == nil
+	if fresh {
 		if len(b.pubs) >= b.cfg.MaxImportTopics || ctx.Err() != nil {
 			b.mu.Unlock()
 			b.st.imp.limit.Add(1)
@@ -251,12 +332,39 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte) {
 		b.pubs[k] = p
 	}
 	b.mu.Unlock()
+	if fresh && durable {
+		b.awaitSubscribers(ctx, p, topic)
+	}
 	if err := p.Publish(colugo.WithMetadata(ctx, in.md), data); err != nil {
-		b.st.imp.failed.Add(1)
+		if errors.Is(err, colugo.ErrInvalidMetadata) {
+			b.st.imp.badHeader.Add(1)
+		} else {
+			b.st.imp.failed.Add(1)
+		}
 		return
 	}
 	b.st.imp.messages.Add(1)
 	b.st.imp.bytes.Add(uint64(len(data)))
+}
+
+// awaitSubscribers waits, 5 s at most, until p reaches as many subscribers
+// as the site's catalog lists for topic.
+func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byte], topic string) {
+	want := 0
+	for _, peer := range b.node.Peers() {
+		for _, s := range peer.Subscriptions {
+			if s.Name == topic {
+				want++
+				break
+			}
+		}
+	}
+	if want == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_ = p.WaitSubscribers(wctx, want)
 }
 
 // deadline returns the request timeout a header gives, 0 for none.

@@ -102,4 +102,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 func report(w io.Writer, s bridge.Stats) {
 	fmt.Fprintf(w, "colugo-bridge: link %s (%d reconnects); export %d messages, %d requests, drops %+v; import %d messages, %d requests, drops %+v\n",
 		s.Link, s.Reconnects, s.Export.Messages, s.Export.Requests, s.Export.Drops, s.Import.Messages, s.Import.Requests, s.Import.Drops)
+	if s.JetStreamErrors > 0 {
+		fmt.Fprintf(w, "colugo-bridge: %d failed JetStream set-ups (streams, consumers), retried\n", s.JetStreamErrors)
+	}
 }

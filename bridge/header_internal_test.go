@@ -1,0 +1,76 @@
+package bridge
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/colugo-go/colugo"
+)
+
+// FuzzParseHeader checks that parseHeader never panics, and that the
+// metadata of a header it accepts is metadata the library sends: its own
+// bounds check (validMetadata) agrees with colugo.WithMetadata's, so that
+// an accepted message is never refused at its local publish.
+func FuzzParseHeader(f *testing.F) {
+	f.Add("json", "int", "7", "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "x", "b1", 1)
+	f.Add("", "", "x", "BAD", "v", "x", "", 1)
+	f.Add("raw", "", "-1", "k.a-b_c", strings.Repeat("v", 1025), "site", "b", 16)
+	f.Add("c", "t", "1e9", "colugo.bridge.origin", "forged", "s", "b", 2)
+	f.Add("c", "t", "1", "k", "\xff", "s", "b", 1)
+	f.Fuzz(func(t *testing.T, codecName, typ, seq, key, value, origin, bridgeID string, copies int) {
+		h := nats.Header{}
+		h.Set(hCodec, codecName)
+		h.Set(hType, typ)
+		h.Set(hSeq, seq)
+		h.Set(hOrigin, origin)
+		h.Set(hBridge, bridgeID)
+		copies = min(max(copies, 0), 40)
+		for i := range copies {
+			k := key
+			if i > 0 {
+				k = key + strings.Repeat("x", i)
+			}
+			h[hMeta+k] = []string{value}
+		}
+		in, ok := parseHeader(h)
+		if !ok {
+			return
+		}
+		if in.codec == "" || in.md[mdOrigin] != origin+" "+bridgeID {
+			t.Fatalf("accepted %v as %+v", h, in)
+		}
+		if colugo.OutgoingMetadata(colugo.WithMetadata(context.Background(), in.md)) == nil {
+			t.Fatalf("accepted metadata %v that colugo refuses", in.md)
+		}
+	})
+}
+
+// TestValidMetadata: validMetadata refuses what colugo refuses, at each
+// bound.
+func TestValidMetadata(t *testing.T) {
+	many := colugo.Metadata{}
+	for i := range colugo.MaxMetadataEntries + 1 {
+		many[string(rune('a'+i))] = "v"
+	}
+	for _, md := range []colugo.Metadata{
+		{"": "v"},
+		{"K": "v"},
+		{strings.Repeat("k", colugo.MaxMetadataKey+1): "v"},
+		{"k": strings.Repeat("v", colugo.MaxMetadataValue+1)},
+		{"k": "\xff"},
+		{"a": strings.Repeat("v", 1000), "b": strings.Repeat("v", 1000), "c": strings.Repeat("v", 1000), "d": strings.Repeat("v", 100)},
+		many,
+	} {
+		lib := colugo.OutgoingMetadata(colugo.WithMetadata(context.Background(), md)) != nil
+		if got := validMetadata(md); got || lib {
+			t.Errorf("%.60v: validMetadata %v, colugo accepts %v; want both false", md, got, lib)
+		}
+	}
+	ok := colugo.Metadata{"traceparent": "00-x", strings.Repeat("k", colugo.MaxMetadataKey): strings.Repeat("v", colugo.MaxMetadataValue)}
+	if !validMetadata(ok) {
+		t.Errorf("validMetadata refuses %v", ok)
+	}
+}

@@ -1,0 +1,186 @@
+package bridge
+
+import (
+	"context"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// hMsgID is JetStream's de-duplication header: the stream keeps one
+// message per id within its duplicate window.
+const hMsgID = "Nats-Msg-Id"
+
+// streamName names the stream of the entry whose NATS subject (a literal
+// or a wildcard subject) is subj: readable, and the same for every bridge
+// that derives it from the same subject. JetStream names may hold no '.',
+// '*', '>' or space; the hash tells apart subjects that read alike.
+func streamName(subj string) string {
+	h := fnv.New64a()
+	h.Write([]byte(subj))
+	var b strings.Builder
+	b.WriteString("colugo_")
+	for i := 0; i < len(subj) && b.Len() < 48; i++ {
+		switch c := subj[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	b.WriteByte('_')
+	b.WriteString(strconv.FormatUint(h.Sum64(), 16))
+	return b.String()
+}
+
+// durableName names a site's consumer of a stream: the bridges of one
+// site share it, so that the site gets each message once.
+func durableName(site, stream string) string {
+	return strings.ReplaceAll(site, ".", "_") + "_" + strings.TrimPrefix(stream, "colugo_")
+}
+
+// retry calls f until it succeeds or ctx ends, pausing longer and longer
+// (up to 2 s) in between: JetStream may be unreachable, or the stream not
+// made yet.
+func retry(ctx context.Context, f func(context.Context) error) bool {
+	wait := 50 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f(cctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// ensureStream makes (or updates) the stream of export entry r, until it
+// succeeds or ctx ends.
+func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Topic) {
+	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
+	cfg := jetstream.StreamConfig{
+		Name:        streamName(subj),
+		Description: "colugo bridge: topic " + joinPrefix(r.Prefix, r.Name),
+		Subjects:    []string{subj},
+		MaxMsgs:     r.JetStream.MaxMsgs,
+		MaxBytes:    r.JetStream.MaxBytes,
+		MaxAge:      r.JetStream.MaxAge,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = -1
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = -1
+	}
+	retry(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err != nil {
+			b.st.streamErrors.Add(1)
+		}
+		return err
+	})
+}
+
+// consume reads import entry r's stream through the site's durable
+// consumer until ctx ends, handing each message to handle (as a plain
+// subscription would) unless it is one the site had already: a
+// redelivery, when an ack was lost with the link.
+func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg)) {
+	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
+	stream := streamName(subj)
+	var cons jetstream.Consumer
+	if !retry(ctx, func(ctx context.Context) error {
+		var err error
+		cons, err = js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:       durableName(b.cfg.Site, stream),
+			Description:   "colugo bridge: site " + b.cfg.Site,
+			FilterSubject: subj,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			MaxAckPending: 1024,
+			// What was sent to a bridge that went away unacked comes
+			// again after this: short, as a site's catch-up waits on it.
+			AckWait: ackWait,
+		})
+		if err != nil {
+			b.st.streamErrors.Add(1) // the exporter has not made the stream yet, or the link is down
+		}
+		return err
+	}) {
+		return
+	}
+	// The messages the site had lately, by exporting bridge, sender,
+	// subject and sequence number: a redelivery (its ack lost with the
+	// link, or late) or a second copy in the stream comes again with the
+	// same. Bounded: the oldest are forgotten first.
+	seen := newRecent(recentMax)
+	var mu sync.Mutex // handle's state is one subscription's: one message at a time
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		h := m.Headers()
+		if seq := h.Get(hSeq); seq != "" {
+			if !seen.add(h.Get(hBridge) + " " + h.Get(hSender) + " " + m.Subject() + " " + seq) {
+				b.st.imp.duplicate.Add(1)
+				_ = m.Ack()
+				return
+			}
+		}
+		handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()})
+		_ = m.Ack()
+	}, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
+	if err != nil {
+		b.st.streamErrors.Add(1)
+		return
+	}
+	<-ctx.Done()
+	cc.Stop()
+	<-cc.Closed()
+}
+
+// ackWait is the durable consumers' ack wait: how long a message sent to
+// a bridge is left unacked before JetStream sends it again.
+const ackWait = 5 * time.Second
+
+// recentMax bounds the messages a consumer remembers, for duplicates.
+const recentMax = 8192
+
+// recent is a bounded set of strings, forgetting the oldest first.
+type recent struct {
+	set  map[string]struct{}
+	ring []string
+	next int
+}
+
+func newRecent(n int) *recent {
+	return &recent{set: make(map[string]struct{}, n), ring: make([]string, n)}
+}
+
+// add adds k and reports whether it was new.
+func (r *recent) add(k string) bool {
+	if _, ok := r.set[k]; ok {
+		return false
+	}
+	if old := r.ring[r.next]; old != "" {
+		delete(r.set, old)
+	}
+	r.ring[r.next] = k
+	r.next = (r.next + 1) % len(r.ring)
+	r.set[k] = struct{}{}
+	return true
+}

@@ -1,0 +1,242 @@
+package bridge_test
+
+import (
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/bridge"
+	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testwait"
+)
+
+// natsServerJS starts an embedded NATS server with JetStream (its store in
+// a temporary directory) on 127.0.0.1, advertising nothing.
+func natsServerJS(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir(),
+		Cluster:               server.ClusterOpts{NoAdvertise: true},
+		LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
+		DisableShortFirstPing: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(wait) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// TestJetStreamCatchUp: site b's link is cut (the proxy of TestLinkCut)
+// while site a publishes; a JetStream topic's messages of the cut reach
+// site b once it is back, each once, in order; a plain topic's, published
+// alongside, are lost (the control).
+func TestJetStreamCatchUp(t *testing.T) {
+	srv := natsServerJS(t)
+	px := newCutProxy(t, srv.Addr().String())
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a") // site a's link stays up
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000, MaxAge: time.Hour}}, {Name: "live"}}
+	ba, _ := runBridge(t, a, ca)
+	cb := bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{px.URL()}}}
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}, {Name: "live"}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	const n = 1000
+	viewer := b.NewNode("viewer")
+	logs, _ := colugo.Subscribe[int](ctx, viewer, "log", colugo.WithBuffer(4*n))
+	lives, _ := colugo.Subscribe[int](ctx, viewer, "live", colugo.WithBuffer(4*n))
+	robot := a.NewNode("robot")
+	logPub, _ := colugo.NewPublisher[int](robot, "log")
+	livePub, _ := colugo.NewPublisher[int](robot, "live")
+	until(t, "log on site b", func() { _ = logPub.Publish(ctx, -1) }, recv(logs, func(v int) bool { return v == -1 }))
+	until(t, "live on site b", func() { _ = livePub.Publish(ctx, -1) }, recv(lives, func(v int) bool { return v == -1 }))
+
+	px.Cut()
+	testwait.Until(t, "site b's link down", func() bool { return bb.Stats().Link == bridge.LinkDown })
+	before := ba.Stats().Export.Messages
+	for i := 1; i <= n; i++ {
+		if err := logPub.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+		if err := livePub.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.Until(t, "site a exported the cut's messages", func() bool { return ba.Stats().Export.Messages >= before+2*n })
+	px.Restore()
+	back := time.Now()
+
+	// Until the fence, published after the return: before it, each of the
+	// cut's log messages once and in order, warm-ups aside.
+	got := make([]int, 0, n)
+	fence := n + 1
+	fenceSent := false
+	deadline := time.After(wait)
+	var caughtUp time.Duration
+	for done := false; !done; {
+		select {
+		case v := <-logs:
+			switch {
+			case v == fence:
+				done = true
+			case v > 0:
+				got = append(got, v)
+				if len(got) == n {
+					caughtUp = time.Since(back)
+				}
+				if len(got) == n && !fenceSent {
+					_ = logPub.Publish(ctx, fence)
+					fenceSent = true
+				}
+			}
+		case <-deadline:
+			t.Fatalf("site b got %d of the cut's %d log messages within %v of the link's return; %+v", len(got), n, wait, bb.Stats())
+		}
+	}
+	dup, lost, disorder := 0, 0, 0
+	seen := map[int]int{}
+	for i, v := range got {
+		seen[v]++
+		if i > 0 && v < got[i-1] {
+			disorder++
+		}
+	}
+	for i := 1; i <= n; i++ {
+		switch seen[i] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	if dup != 0 || lost != 0 || disorder != 0 {
+		t.Errorf("log across the cut: %d lost, %d duplicated, %d out of order of %d", lost, dup, disorder, n)
+	}
+	// The control: live's messages of the cut had nobody to go to.
+	live := 0
+	for drained := false; !drained; {
+		select {
+		case v := <-lives:
+			if v > 0 {
+				live++
+			}
+		default:
+			drained = true
+		}
+	}
+	t.Logf("the cut's %d log messages reached site b %v after the link's return (%d lost, %d duplicated; redeliveries dropped %d); of live's, %d arrived",
+		n, caughtUp, lost, dup, bb.Stats().Import.Drops.Duplicate, live)
+}
+
+// TestJetStreamDuplicates: a message the stream holds twice (published
+// twice with different ids, as a redelivery would bring it again) reaches
+// the importing site once.
+func TestJetStreamDuplicates(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 100}}}
+	ba, _ := runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	got, _ := colugo.Subscribe[int](t.Context(), b.NewNode("viewer"), "log", colugo.WithBuffer(64))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(t.Context(), 0) }, recv(got, func(v int) bool { return v == 0 }))
+	if st := ba.Stats(); st.JetStreamErrors != 0 {
+		t.Logf("site a: %d JetStream errors before the stream was made", st.JetStreamErrors)
+	}
+	nc := natsClient(t, srv)
+	msg := func(seq, id string, v int) *nats.Msg {
+		m := nats.NewMsg("colugo.t.log")
+		m.Header.Set("Colugo-Codec", "json")
+		m.Header.Set("Colugo-Origin", "x")
+		m.Header.Set("Colugo-Bridge", "bx")
+		m.Header.Set("Colugo-Sender", "sx")
+		m.Header.Set("Colugo-Seq", seq)
+		m.Header.Set("Nats-Msg-Id", id)
+		m.Data = []byte(strconv.Itoa(v))
+		return m
+	}
+	for _, m := range []*nats.Msg{msg("5", "i1", 5), msg("5", "i2", 5), msg("6", "i3", 6), msg("6", "i3", 66) /* one id: the stream keeps the first */, msg("7", "i4", 7)} {
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var vals []int
+	for len(vals) == 0 || vals[len(vals)-1] != 7 {
+		if v := colugotest.Next(t, got, wait); v != 0 {
+			vals = append(vals, v)
+		}
+	}
+	if !slices.Equal(vals, []int{5, 6, 7}) {
+		t.Errorf("site b got %v, want [5 6 7]", vals)
+	}
+	if d := bb.Stats().Import.Drops.Duplicate; d != 1 {
+		t.Errorf("duplicates dropped: %d, want 1", d)
+	}
+}
+
+// TestJetStreamRestart: a site whose bridge was down (closed, not cut)
+// gets, from its new bridge, what was published meanwhile and only that:
+// its durable consumer remembers what it had.
+func TestJetStreamRestart(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	ba, _ := runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	for i := 1; i <= 10; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	for v := 0; v != 10; {
+		v = colugotest.Next(t, got, wait)
+	}
+	bb.Close() // site b's bridge goes away
+	const n = 100
+	before := ba.Stats().Export.Messages
+	for i := 11; i <= 10+n; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	testwait.Until(t, "exported", func() bool { return ba.Stats().Export.Messages >= before+n })
+	bb2, _ := runBridge(t, b, cb) // and comes back
+	var vals []int
+	timeout := time.After(wait + 5*time.Second) // the ack wait's 5 s included
+	for len(vals) < n {
+		select {
+		case v := <-got:
+			vals = append(vals, v)
+		case <-timeout:
+			t.Fatalf("site b's new bridge brought %d values %v; %+v", len(vals), vals, bb2.Stats())
+		}
+	}
+	// Each once; not necessarily in order: what JetStream sent to the
+	// old bridge as it went comes again after the ack wait.
+	want := make([]int, 0, n)
+	for i := 11; i <= 10+n; i++ {
+		want = append(want, i)
+	}
+	slices.Sort(vals)
+	if !slices.Equal(vals, want) {
+		t.Errorf("site b's new bridge brought %d values %v..., want 11 to %d once each", len(vals), vals[:min(len(vals), 12)], 10+n)
+	}
+}
