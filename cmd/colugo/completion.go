@@ -248,7 +248,8 @@ _colugo() {
     done
     local -a ops=($operands)
     local kind=${ops[n]}
-    if [[ -z $kind && ${#ops[@]} -gt 0 && ${ops[-1]} == *... ]]; then kind=${ops[-1]}; fi
+    # The last operand repeats when it ends in "..." (no ${ops[-1]}: bash 4.3).
+    if [[ -z $kind && ${#ops[@]} -gt 0 && ${ops[${#ops[@]} - 1]} == *... ]]; then kind=${ops[${#ops[@]} - 1]}; fi
     case ${kind%...} in
     topic) _colugo_live topics ;;
     service) _colugo_live services ;;

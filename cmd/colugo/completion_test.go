@@ -113,8 +113,10 @@ func zshComplete(t *testing.T, dir, script, line, want string) bool {
 // subcommands, flags per subcommand, flag values, and topic and service
 // names from running example programs; then the zsh script, in zsh on a
 // pseudo-terminal, for a few of the same (when zsh is installed).
+//
+// Not parallel, as TestREADMESession: the builds, example programs and
+// shells it runs would load the machine while the rate tests measure.
 func TestCompletion(t *testing.T) {
-	t.Parallel()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash is not installed")
 	}
