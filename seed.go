@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/discovery/mdns"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/wire"
 )
@@ -183,11 +184,6 @@ type seedPub struct {
 // announces.
 const maxSeedSockets = 4096
 
-// newSeedDirectory makes the default SeedDirectory; set by the file that
-// knows discovery/mdns' (a variable, so that tests of the node's logic
-// need no multicast).
-var newSeedDirectory func(ifaces []string, log *slog.Logger) discovery.SeedDirectory
-
 // setupSeed checks seed compatibility's configuration and makes its
 // state; the node has its transport, key and discovery scope.
 func (n *Node) setupSeed(scope Scope) error {
@@ -215,10 +211,7 @@ func (n *Node) setupSeed(scope Scope) error {
 		if scope != ScopeNetwork || !envAllowsMDNS() {
 			return fmt.Errorf("%w: seed compatibility finds seed nodes with mDNS, but %s keeps this node off the network: give SeedConfig.Directory", ErrInvalidOption, EnvDiscovery)
 		}
-		if newSeedDirectory == nil {
-			return fmt.Errorf("%w: seed compatibility: no default directory", ErrInvalidOption)
-		}
-		dir = newSeedDirectory(cfg.Interfaces, n.log)
+		dir = mdns.NewSeedDirectory(mdns.WithInterfaces(cfg.Interfaces...), mdns.WithLogger(n.log))
 	}
 	n.seed = &seedNode{n: n, cfg: cfg, dir: dir, tr: tr, sockets: make(map[string]discovery.SeedSocket),
 		conns: make(map[string]seedConn), pubs: make(map[string]*seedPub), stopped: make(chan struct{})}
@@ -276,6 +269,10 @@ func (sn *seedNode) close() error {
 func (sn *seedNode) apply(ev discovery.SeedEvent) {
 	s := ev.Socket
 	n := sn.n
+	if s.Colugo { // a colugo-go node's: reached on colugo's own wire
+		n.log.Debug("seed socket of a colugo-go node ignored", slog.String("instance", s.Instance))
+		return
+	}
 	sn.mu.Lock()
 	_, known := sn.sockets[s.Instance]
 	switch {

@@ -37,6 +37,11 @@ type SeedSocket struct {
 	UUID string
 	// Addr is where the socket listens ("ip:port", IPv4).
 	Addr string
+	// Colugo marks the seed-style record of a colugo-go node's
+	// seed-visible topic or service (its TXT has colugo-go=1): a node in
+	// seed compatibility mode ignores these, since it reaches that node on
+	// colugo's own wire, where its messages would otherwise arrive twice.
+	Colugo bool
 }
 
 // SeedEvent reports a seed socket that appeared (Joined) or went (Left:

@@ -136,10 +136,17 @@ type seedProc struct {
 // then kills it by its pid if it is still running after 5 s.
 func startSeed(t *testing.T, h *netns.Host, dir, name string, args ...string) *seedProc {
 	t.Helper()
+	return startSeedScript(t, h, dir, "seednode.py", name, args...)
+}
+
+// startSeedScript is startSeed for another Python program of
+// testdata/seed (script is its path there).
+func startSeedScript(t *testing.T, h *netns.Host, dir, script, name string, args ...string) *seedProc {
+	t.Helper()
 	if !netns.Inside() {
 		t.Fatal("the seed sends mDNS: run it only inside netns.Run")
 	}
-	argv := append([]string{filepath.Join(dir, "seednode.py")}, args...)
+	argv := append([]string{filepath.Join(dir, script)}, args...)
 	cmd := exec.Command(seedPython, argv...)
 	if h != nil {
 		checkHostInterfaces(t, h)

@@ -214,7 +214,9 @@ func (d *SeedDirectory) isOwn(inst string) bool {
 // _<name>._<uuid>._colugo._tcp.local. with a fresh random uuid (version 4
 // text, so a new instance after any change or restart, which seed clients
 // connect to: they ignore updates), TXT exactly topic=<name>,
-// socket_type=<kind>, node_uuid=<uuid> in that order, an SRV with port on
+// socket_type=<kind>, node_uuid=<uuid> in that order, then colugo-go=1
+// (which the seed ignores, and which other colugo-go nodes' directories
+// report as SeedSocket.Colugo), an SRV with port on
 // a host name of its own, and one A record (the seed reads only the first
 // address): on each chosen interface, that interface's first IPv4
 // address. The socket must listen on port on those addresses.
@@ -246,7 +248,7 @@ func (d *SeedDirectory) Announce(name string, kind discovery.SeedKind, port int)
 	uuid := newSeedUUID()
 	rec := &seedRecord{instance: "_" + name + "._" + uuid}
 	host := "colugo-seed-" + strings.ReplaceAll(uuid, "-", "")
-	txt := []string{"topic=" + name, "socket_type=" + strconv.Itoa(int(kind)), "node_uuid=" + uuid}
+	txt := []string{"topic=" + name, "socket_type=" + strconv.Itoa(int(kind)), "node_uuid=" + uuid, colugoTXT}
 	d.ownMu.Lock()
 	d.own[strings.ToLower(rec.instance)] = true // before the first packet of it can arrive
 	d.ownMu.Unlock()

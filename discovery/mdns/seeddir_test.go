@@ -82,7 +82,7 @@ func TestSeedDirectoryAnnounce(t *testing.T) {
 		}
 		s := waitSeed(t, b, discovery.Joined, "go.topic", timeout)
 		t.Logf("Joined %v after Announce", time.Since(began))
-		if s.Kind != discovery.SeedPub || !seedUUID.MatchString(s.UUID) || s.Instance != "_go.topic._"+s.UUID || s.Addr != "127.0.0.1:7700" {
+		if s.Kind != discovery.SeedPub || !seedUUID.MatchString(s.UUID) || s.Instance != "_go.topic._"+s.UUID || s.Addr != "127.0.0.1:7700" || !s.Colugo {
 			t.Fatalf("socket %+v", s)
 		}
 		noSeedEvent(t, a, 300*time.Millisecond) // never its own record

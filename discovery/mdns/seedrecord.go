@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -133,6 +134,11 @@ func seedTXT(txt []string) (topic, socketType, uuid string, ok [3]bool) {
 	return topic, socketType, uuid, ok
 }
 
+// colugoTXT is the TXT entry Announce adds after the seed's three: it
+// marks the seed-style records of colugo-go nodes (SeedSocket.Colugo),
+// and the seed ignores it (it reads its keys by name).
+const colugoTXT = "colugo-go=1"
+
 // seedSocketFrom turns a seed record into a SeedSocket, or reports why it
 // is not one (wrapping errMalformed): the instance must be
 // _<topic>._<uuid> with TXT topic and node_uuid equal to those, a
@@ -169,6 +175,7 @@ func seedSocketFrom(inst string, port int, txt []string, v4 []net.IP, local []*n
 		Kind:     kind,
 		UUID:     uuid,
 		Addr:     net.JoinHostPort(ip.String(), strconv.Itoa(port)),
+		Colugo:   slices.ContainsFunc(txt, func(s string) bool { return strings.EqualFold(s, colugoTXT) }),
 	}, nil
 }
 
