@@ -398,6 +398,11 @@ func TestSeedDoNoHarm(t *testing.T) {
 		if ex := pub.exceptions(); len(ex) > 0 {
 			t.Errorf("seed publisher: %q", ex)
 		}
+		for _, l := range pub.output() { // the publisher's browser saw every round
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "BROWSED" && !strings.HasPrefix(f[2], "_"+topic+"._") {
+				foreign = append(foreign, "publisher: "+l)
+			}
+		}
 		if len(foreign) > 0 {
 			t.Errorf("the seed's browser handled records that are not seed records (%d):\n%s", len(foreign), strings.Join(foreign, "\n"))
 		}
