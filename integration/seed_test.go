@@ -405,6 +405,11 @@ func TestSeedDoNoHarm(t *testing.T) {
 		if ex := pub.exceptions(); len(ex) > 0 {
 			t.Errorf("seed publisher: %q", ex)
 		}
+		for _, l := range pub.output() { // the publisher's browser saw every round
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "BROWSED" && !strings.HasPrefix(f[2], "_"+topic+"._") {
+				foreign = append(foreign, "publisher: "+l)
+			}
+		}
 		if len(foreign) > 0 {
 			t.Errorf("the seed's browser handled records that are not seed records (%d):\n%s", len(foreign), strings.Join(foreign, "\n"))
 		}
@@ -597,7 +602,7 @@ func TestSeedDirectory(t *testing.T) {
 		}
 
 		// A Go PUB socket announced seed-style: a seed subscriber finds it.
-		gport := rawPub(t, "go-pub")
+		gport := rawPub(t, "127.0.0.1", "go-pub")
 		withdraw, err := d.Announce("go.topic", discovery.SeedPub, gport)
 		if err != nil {
 			t.Fatal(err)
@@ -619,13 +624,13 @@ func TestSeedDirectory(t *testing.T) {
 	})
 }
 
-// rawPub listens on 127.0.0.1 as a ZMTP 3.0 PUB socket written by hand
+// rawPub listens on ip as a ZMTP 3.0 PUB socket written by hand
 // (zmtptest): to every subscriber that connects it sends one-frame
 // messages "<prefix> N" every 10 ms, as a seed publisher does, until the
 // test ends. It returns the port.
-func rawPub(t *testing.T, prefix string) int {
+func rawPub(t *testing.T, ip, prefix string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,4 +677,52 @@ func rawPub(t *testing.T, prefix string) int {
 		}
 	})
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestSeedDirectoryAcrossHosts: the same across simulated hosts, as on a
+// LAN: a seed publisher on h1 is reported with h1's address, and a seed
+// subscriber on h2 receives from a Go PUB socket that the directory (on
+// the bridge, 10.77.0.254) announces.
+func TestSeedDirectoryAcrossHosts(t *testing.T) {
+	needSeed(t)
+	netns.Run(t, func(t *testing.T) {
+		hosts := seedHosts(t, 2)
+		netns.IP(t, "addr", "add", "10.77.0.254/24", "dev", "br0")
+		netns.CheckInterfaces(t, "lo", "br0", "v1p", "v2p")
+		dir := prepareSeed(t)
+		d := mdns.NewSeedDirectory(mdns.WithInterfaces("br0"))
+		events, err := d.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := d.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+		pub := startSeed(t, hosts[0], dir, "seed-pub", "pub", "far.topic", "100")
+		port := strings.TrimPrefix(pub.expect(t, "READY ", wait), "READY ")
+		select {
+		case ev := <-events:
+			if ev.Kind != discovery.Joined || ev.Socket.Topic != "far.topic" || ev.Socket.Addr != hosts[0].IP+":"+port {
+				t.Fatalf("seed event %v %+v, want Joined far.topic at %s:%s", ev.Kind, ev.Socket, hosts[0].IP, port)
+			}
+		case <-time.After(wait):
+			t.Fatal("no Joined for the seed publisher on h1")
+		}
+
+		gport := rawPub(t, "10.77.0.254", "go-pub")
+		if _, err := d.Announce("go.topic", discovery.SeedPub, gport); err != nil {
+			t.Fatal(err)
+		}
+		sub := startSeed(t, hosts[1], dir, "seed-sub", "sub", "go.topic", "20", "15")
+		first := sub.expect(t, "FIRST ", 20*time.Second)
+		sub.expect(t, "DONE ", 20*time.Second)
+		t.Logf("seed subscriber on h2 of a Go PUB announced from the bridge: %s s", strings.TrimPrefix(first, "FIRST "))
+		for _, p := range []*seedProc{pub, sub} {
+			if ex := p.exceptions(); len(ex) > 0 {
+				t.Errorf("%s: %q", p.name, ex)
+			}
+		}
+	})
 }

@@ -84,7 +84,7 @@ func (o refreshOption) String() string {
 // recovery and more packets: each round's session queries at its start
 // and, if it lives that long, 4 s later, and every node answers every
 // query (see the package documentation). Must be at least 100 ms, or
-// Start fails.
+// Start fails. A [SeedDirectory] asks, the same way, for every seed socket.
 // Default: 10 s.
 func WithRefreshInterval(d time.Duration) Option { return refreshOption(d) }
 
@@ -99,5 +99,7 @@ func (o expiryOption) String() string {
 // before it is reported Left. A peer that closes cleanly sends a goodbye
 // and is reported Left about 1 s later whatever this value; expiry covers
 // peers that crash or vanish. It must be longer than the refresh interval,
-// or Start fails. Default: 3 × the refresh interval + 2 s (32 s).
+// or Start fails. Default: 3 × the refresh interval + 2 s (32 s); for a
+// [SeedDirectory], the TTL of the seed socket's SRV and A records (120 s
+// from the seed) after it was last seen.
 func WithExpiry(d time.Duration) Option { return expiryOption(d) }

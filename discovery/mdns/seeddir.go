@@ -34,12 +34,12 @@ const maxSeedSockets = 1024
 // dot in the topic is a label boundary) whose TXT holds topic= and
 // node_uuid= equal to those and socket_type= 1 (PUB) or 4 (REP), with an
 // SRV port and an A record; anything else of that type is refused and
-// counted ([SeedStats].Refused). A socket is reported Joined when first
+// counted (Refused in [SeedStats]). A socket is reported Joined when first
 // seen, and Left on its goodbye or when its records expire: the SRV and A
 // records' TTL (120 s from the seed) after it was last seen, or
 // [WithExpiry] when given. A socket seen again with another address is
 // reported Left, then Joined. At most 1024 sockets are tracked; more are
-// counted ([SeedStats].Overflow) and not reported. This directory's own
+// counted (Overflow in [SeedStats]) and not reported. This directory's own
 // records are never reported.
 //
 // Announcing: see [SeedDirectory.Announce].
