@@ -3,6 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -411,4 +415,75 @@ func publishUntil(t *testing.T, p *seedProc, want string, publish func()) {
 	}) {
 		t.Fatalf("%s never printed %q; it printed %q", p.name, want, p.output())
 	}
+}
+
+// TestSeedCLI: the colugo command with --seed against real seed nodes, on
+// two simulated hosts (the CLI's mDNS needs an interface other than lo):
+// echo and topics see a seed publisher, call reaches a seed reply server,
+// pub reaches a seed subscriber.
+func TestSeedCLI(t *testing.T) {
+	needSeed(t)
+	netns.Run(t, func(t *testing.T) {
+		hosts := seedHosts(t, 2)
+		dir := prepareSeed(t)
+		bin := filepath.Join(t.TempDir(), "colugo")
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/colugo-go/colugo/cmd/colugo").CombinedOutput(); err != nil {
+			t.Fatalf("go build cmd/colugo: %v\n%s", err, out)
+		}
+		checkHostInterfaces(t, hosts[1])
+		cli := func(t *testing.T, args ...string) (string, string, error) {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", hosts[1].Name, bin}, args...)...)
+			// Inside the namespace only: its hosts' veths reach nothing else.
+			cmd.Env = append(os.Environ(), colugo.EnvDiscovery+"=mdns")
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			t.Logf("colugo %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+			return stdout.String(), stderr.String(), err
+		}
+
+		pub := startSeedScript(t, hosts[0], dir, "seedapp.py", "seed-pub", "pub", "cli.topic", "1")
+		pub.expect(t, "READY", wait)
+		rep := startSeedScript(t, hosts[0], dir, "seedapp.py", "seed-rep", "rep", "cli.echo")
+		rep.expect(t, "READY", wait)
+
+		t.Run("echo", func(t *testing.T) {
+			out, _, err := cli(t, "echo", "cli.topic", "--seed", "--count", "3", "--timeout", "20s")
+			if err != nil || out != "warm\nwarm\nwarm\n" {
+				t.Errorf("echo: %q, %v; want three warm lines", out, err)
+			}
+		})
+		t.Run("topics", func(t *testing.T) {
+			out, _, err := cli(t, "topics", "--seed", "--wait", "3s")
+			if err != nil || !regexp.MustCompile(`(?m)^cli\.topic\s.*\bseed\b`).MatchString(out) {
+				t.Errorf("topics: %q, %v; want cli.topic published by seed", out, err)
+			}
+		})
+		t.Run("services", func(t *testing.T) {
+			out, _, err := cli(t, "services", "--seed", "--wait", "3s")
+			if err != nil || !regexp.MustCompile(`(?m)^cli\.echo\s.*\bseed\b`).MatchString(out) {
+				t.Errorf("services: %q, %v; want cli.echo served by seed", out, err)
+			}
+		})
+		t.Run("call", func(t *testing.T) {
+			out, _, err := cli(t, "call", "cli.echo", `"hi"`, "--seed", "--timeout", "20s")
+			if err != nil || out != "seed-echo:hi\n" {
+				t.Errorf("call: %q, %v; want seed-echo:hi", out, err)
+			}
+		})
+		t.Run("pub", func(t *testing.T) {
+			sub := startSeedScript(t, hosts[0], dir, "seedapp.py", "seed-sub", "sub", "cli.in", "1")
+			_, _, err := cli(t, "pub", "cli.in", `"m 0"`, "--seed", "--count", "40", "--rate", "10")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.expect(t, "GOT 1", wait)
+		})
+		checkNoExceptions(t, pub, rep)
+	})
 }

@@ -130,7 +130,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"c"}, []string{"call", "completion"}},
 		{[]string{"--v"}, []string{"--version"}},
 		{[]string{"echo", "--co"}, []string{"--codec", "--count"}},
-		{[]string{"record", "-"}, []string{"--compression", "--discovery", "--every", "--for", "--json", "-o", "--timeout", "-v", "--wait", "--help"}},
+		{[]string{"record", "-"}, []string{"--compression", "--discovery", "--every", "--for", "--json", "-o", "--seed", "--timeout", "-v", "--wait", "--help"}},
 		{[]string{"echo", "--codec", ""}, []string{"json", "protobuf", "raw"}},
 		{[]string{"echo", "--codec", "=", "p"}, []string{"protobuf"}},
 		{[]string{"record", "--compression", ""}, []string{"zstd", "lz4", "none"}},

@@ -58,7 +58,7 @@ func (c *cli) publishers(n *colugo.Node, topic string) ([]colugo.TopicInfo, erro
 	var found []colugo.TopicInfo
 	stop := c.waiting(fmt.Sprintf("a publisher of topic %q", topic))
 	ok := until(c.ctx, c.timeout, func() bool {
-		found = slices.DeleteFunc(publishing(n.Peers(), topic), func(t colugo.TopicInfo) bool {
+		found = slices.DeleteFunc(publishing(append(n.Peers(), seedPeers(n)...), topic), func(t colugo.TopicInfo) bool {
 			return c.codec != "" && t.Codec != c.codec
 		})
 		return len(found) > 0

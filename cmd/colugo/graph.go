@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/discovery"
 )
 
 // graph starts a node, listens for the discovery window and returns the
@@ -30,7 +31,35 @@ func (c *cli) graph() ([]colugo.PeerInfo, *colugo.Node, error) {
 		_ = n.Close()
 		return nil, nil, err
 	}
-	return others(n.Peers()), n, nil
+	return append(others(n.Peers()), seedPeers(n)...), n, nil
+}
+
+// seedPeers lists the seed nodes that --seed found as peers named "seed"
+// (id seed:<node uuid>), one per seed node: their publishers as topics,
+// their reply servers as services, codec raw (the seed's frames name
+// none) and no type.
+func seedPeers(n *colugo.Node) []colugo.PeerInfo {
+	var out []colugo.PeerInfo
+	at := map[string]int{}
+	for _, s := range n.SeedSockets() {
+		i, ok := at[s.UUID]
+		if !ok {
+			i = len(out)
+			at[s.UUID] = i
+			out = append(out, colugo.PeerInfo{ID: "seed:" + s.UUID, Name: "seed"})
+		}
+		p := &out[i]
+		t := colugo.TopicInfo{Name: s.Topic, Codec: "raw"}
+		switch s.Kind {
+		case discovery.SeedPub:
+			p.Topics = append(p.Topics, t)
+			p.Pub = s.Addr
+		case discovery.SeedRep:
+			p.Services = append(p.Services, t)
+			p.Router = s.Addr
+		}
+	}
+	return out
 }
 
 // others drops the nodes of other colugo CLI invocations that only look:
@@ -242,7 +271,7 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	rows := topicRows(others(n.Peers()))
+	rows := topicRows(append(others(n.Peers()), seedPeers(n)...))
 	for _, r := range rows {
 		if v, ok := rates[r.Name]; ok && v > 0 {
 			r.Rate = &v

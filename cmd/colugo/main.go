@@ -53,6 +53,7 @@ type cli struct {
 	cmd            string
 
 	discovery string
+	seed      bool // --seed: seed compatibility (colugo.WithSeedCompat)
 	json      bool
 	timeout   time.Duration
 	wait      time.Duration
@@ -207,6 +208,7 @@ func newFlagSet(cmd *command, c *cli, stderr io.Writer) *flag.FlagSet {
 		return fs
 	}
 	fs.StringVar(&c.discovery, "discovery", "", "discovery mechanisms, as in COLUGO_DISCOVERY, and no wider than it when it is set (default: the environment's, else local,mdns)")
+	fs.BoolVar(&c.seed, "seed", false, "also see and reach nodes of the Python colugo (the seed), found with mDNS on its _colugo._tcp (COLUGO_DISCOVERY or --discovery must include mdns); pub and call then send VALUE's text as the seed does")
 	fs.BoolVar(&c.json, "json", false, "print JSON (one object per line) instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "the longest to wait for what the command needs (a topic's publisher, a server and its reply); then exit 1")
 	fs.DurationVar(&c.wait, "wait", 500*time.Millisecond, "discovery window: how long to listen for peers before answering")
@@ -453,7 +455,14 @@ func (c *cli) node() (*colugo.Node, error) {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
-	n, err := colugo.NewNode("colugo-"+c.cmd, colugo.WithLogger(log), colugo.WithErrorHandler(c.reportOnce()))
+	opts := []colugo.NodeOption{colugo.WithLogger(log), colugo.WithErrorHandler(c.reportOnce())}
+	if c.seed && !slices.Contains(strings.Split(strings.ReplaceAll(os.Getenv(colugo.EnvDiscovery), " ", ""), ","), "mdns") && os.Getenv(colugo.EnvDiscovery) != "" {
+		return nil, fmt.Errorf("--seed finds seed nodes with mDNS, but %s=%q (or --discovery) has no mdns", colugo.EnvDiscovery, os.Getenv(colugo.EnvDiscovery))
+	}
+	if c.seed {
+		opts = append(opts, colugo.WithSeedCompat(colugo.SeedConfig{}))
+	}
+	n, err := colugo.NewNode("colugo-"+c.cmd, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("starting a node: %w", err)
 	}

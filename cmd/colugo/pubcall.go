@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/colugo-go/colugo"
@@ -42,6 +43,18 @@ func parseJSON(value string) ([]byte, error) {
 
 // encodeValue returns the payload of value under codecName. For protobuf,
 // value is JSON encoded through the descriptor set schema of type typ.
+// seedValue is VALUE as the frame for a seed socket: a JSON string's
+// text (the seed's messages are strings: '"Message 1"' sends Message 1),
+// any other JSON value as written ('{"a":1}' for a seed program that reads
+// JSON).
+func seedValue(value string) []byte {
+	var s string
+	if json.Unmarshal([]byte(value), &s) == nil {
+		return []byte(s)
+	}
+	return []byte(strings.TrimSpace(value))
+}
+
 func encodeValue(codecName, typ string, schema []byte, value string) ([]byte, error) {
 	switch codecName {
 	case "json":
@@ -132,6 +145,9 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 	codecName := c.codec
 	if codecName == "" {
 		codecName = "json"
+		if c.seed {
+			codecName = "raw" // the seed's messages are text
+		}
 		if len(eps) > 0 {
 			codecName = eps[0].Codec
 		}
@@ -152,6 +168,9 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 	}
 	payload, err := encodeValue(codecName, typ, schema, args[1])
+	if c.seed && codecName == "raw" {
+		payload, err = seedValue(args[1]), nil
+	}
 	if err != nil {
 		return err
 	}
@@ -161,7 +180,11 @@ func runPub(c *cli, _ *flag.FlagSet, args []string) error {
 			typ = "[]uint8"
 		}
 	}
-	pub, err := colugo.NewPublisher[[]byte](n, topic, colugo.WithCodec(codec.PassthroughSchema(codecName, typ, schema)))
+	popts := []colugo.PublisherOption{colugo.WithCodec(codec.PassthroughSchema(codecName, typ, schema))}
+	if c.seed { // seed subscribers of topic get it too
+		popts = append(popts, colugo.SeedVisible())
+	}
+	pub, err := colugo.NewPublisher[[]byte](n, topic, popts...)
 	if err != nil {
 		return err
 	}
@@ -214,13 +237,14 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	defer n.Close()
 	var server colugo.TopicInfo
+	seed := false // a seed reply server: VALUE's text is the frame
 	stop := c.waiting(fmt.Sprintf("a server of %q and its reply", service))
 	defer stop()
 	found := until(ctx, c.timeout, func() bool {
-		for _, p := range n.Peers() {
+		for _, p := range append(n.Peers(), seedPeers(n)...) {
 			for _, s := range p.Services {
 				if s.Name == service {
-					server = s
+					server, seed = s, strings.HasPrefix(p.ID, "seed:")
 					return true
 				}
 			}
@@ -249,6 +273,9 @@ func runCall(c *cli, _ *flag.FlagSet, args []string) error {
 		}
 	}
 	payload, err := encodeValue(server.Codec, typ, schema, args[1])
+	if seed {
+		payload, err = seedValue(args[1]), nil
+	}
 	if err != nil {
 		if errors.Is(err, errNoSchema) {
 			return fmt.Errorf("%s: the server advertises no descriptor for %s: %w", service, typ, err)
