@@ -676,3 +676,26 @@ func TestSeedStartOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSeedReplyTooLarge: a seed server whose reply exceeds the frame
+// limit loses its connection (counted in SeedRecvDropped): the request
+// fails with ErrPeerLost at once rather than at its deadline.
+func TestSeedReplyTooLarge(t *testing.T) {
+	t.Parallel()
+	tr, _ := listen(t, &nopHandler{}, WithMaxFrameSize(4096))
+	ln, accept := rawServer(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.SeedRequest(t.Context(), ln.Addr().String(), []byte("q"))
+		errc <- err
+	}()
+	p := accept("REP")
+	m := p.Msg(t)
+	p.Write(t, zmtptest.Msg(m[0], nil, bytes.Repeat([]byte("r"), 8192)))
+	if err := <-errc; !errors.Is(err, transport.ErrPeerLost) {
+		t.Fatalf("oversized reply: %v, want ErrPeerLost", err)
+	}
+	if st := tr.Stats(); st.SeedRecvDropped != 1 || st.RecvDropped != 0 {
+		t.Errorf("SeedRecvDropped %d, RecvDropped %d; want 1, 0", st.SeedRecvDropped, st.RecvDropped)
+	}
+}
