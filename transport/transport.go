@@ -253,7 +253,9 @@ type Stats struct {
 	// SeedRecvDropped counts what arrived from seed sockets and was
 	// dropped: publishes that are not one frame, requests without an
 	// empty delimiter frame (or with an envelope over 1 KiB), replies
-	// that are malformed or that no request waits for (late or duplicate).
+	// that are malformed or that no request waits for (late or
+	// duplicate), and messages over the transport's limits (oversized,
+	// too many frames, too slow), which also close their connection.
 	SeedRecvDropped uint64
 	// SeedErrorReplies counts seed requests answered with the error
 	// reply: the handler failed, panicked, overran the budget or replied

@@ -611,3 +611,91 @@ func TestSeedGoToGo(t *testing.T) {
 		t.Errorf("SeedRequest: %q, %v", r, err)
 	}
 }
+
+// TestSeedStartOrder: a SeedSubscribe made before its publisher listens
+// keeps redialling (with the backoff) and subscribes once it does; a
+// SeedRequest to a server not yet listening fails with ErrPeerLost, and
+// the next one, once it listens, dials again.
+func TestSeedStartOrder(t *testing.T) {
+	t.Parallel()
+	tr, _ := listen(t, &nopHandler{})
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	_ = free.Close() // nobody listens there now
+	got := make(chan string, 1)
+	stop, err := tr.SeedSubscribe(addr, func(p []byte) { got <- string(p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if _, err := tr.SeedRequest(t.Context(), addr, []byte("q")); !errors.Is(err, transport.ErrPeerLost) {
+		t.Fatalf("request to nobody: %v, want ErrPeerLost", err)
+	}
+	<-time.After(300 * time.Millisecond) // let a few dials fail: what is tested, not a synchronisation
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the port was taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	accept := func(st string) *zmtptest.Peer {
+		t.Helper()
+		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(testWait))
+		nc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = nc.Close() })
+		p := zmtptest.NewPeer(nc)
+		p.Handshake(t, st)
+		return p
+	}
+	pub := accept("PUB")
+	if m := pub.Msg(t); !msgEqual(m, "\x01") {
+		t.Fatalf("subscription %q", m)
+	}
+	pub.Write(t, zmtptest.Msg([]byte("late publisher")))
+	if m := <-got; m != "late publisher" {
+		t.Fatalf("got %q", m)
+	}
+	stop() // frees the port's listener for the REP below
+	errc := make(chan error, 1)
+	go func() {
+		r, err := tr.SeedRequest(t.Context(), addr, []byte("q2"))
+		if err == nil && string(r) != "a2" {
+			err = fmt.Errorf("reply %q", r)
+		}
+		errc <- err
+	}()
+	rep := accept("REP")
+	m := rep.Msg(t)
+	rep.Write(t, zmtptest.Msg(m[0], nil, []byte("a2")))
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSeedReplyTooLarge: a seed server whose reply exceeds the frame
+// limit loses its connection (counted in SeedRecvDropped): the request
+// fails with ErrPeerLost at once rather than at its deadline.
+func TestSeedReplyTooLarge(t *testing.T) {
+	t.Parallel()
+	tr, _ := listen(t, &nopHandler{}, WithMaxFrameSize(4096))
+	ln, accept := rawServer(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.SeedRequest(t.Context(), ln.Addr().String(), []byte("q"))
+		errc <- err
+	}()
+	p := accept("REP")
+	m := p.Msg(t)
+	p.Write(t, zmtptest.Msg(m[0], nil, bytes.Repeat([]byte("r"), 8192)))
+	if err := <-errc; !errors.Is(err, transport.ErrPeerLost) {
+		t.Fatalf("oversized reply: %v, want ErrPeerLost", err)
+	}
+	if st := tr.Stats(); st.SeedRecvDropped != 1 || st.RecvDropped != 0 {
+		t.Errorf("SeedRecvDropped %d, RecvDropped %d; want 1, 0", st.SeedRecvDropped, st.RecvDropped)
+	}
+}

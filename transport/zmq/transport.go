@@ -614,7 +614,11 @@ func (c *conn) decode(frames [][]byte) (transport.Message, error) {
 func (c *conn) teardown(readErr error) {
 	t := c.t
 	if errors.Is(readErr, errFrameTooLarge) || errors.Is(readErr, errTooManyFrames) || errors.Is(readErr, errBadFlags) || errors.Is(readErr, errTooSlow) {
-		t.recvDropped.Add(1)
+		if c.role >= roleSeedPubIn {
+			t.seed.recvDropped.Add(1)
+		} else {
+			t.recvDropped.Add(1)
+		}
 	}
 	c.close(lossCause(readErr, t.cfg.peerTimeout), false)
 	c.recvRelease()
