@@ -14,8 +14,10 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
+	"github.com/colugo-go/colugo/codec/protobuf"
 	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/mdns"
+	"github.com/colugo-go/colugo/examples/posepb"
 	"github.com/colugo-go/colugo/internal/netns"
 	"github.com/colugo-go/colugo/internal/testwait"
 )
@@ -87,6 +89,7 @@ func TestSeedCompat(t *testing.T) {
 			t.Run("seed-req-to-go-server/"+order(goFirst), func(t *testing.T) { seedReqToGo(t, dir, fmt.Sprintf("g.add%d", i), goFirst) })
 			t.Run("go-req-to-seed-rep/"+order(goFirst), func(t *testing.T) { goReqToSeed(t, dir, fmt.Sprintf("s.echo%d", i), goFirst) })
 		}
+		t.Run("seed-protobuf-to-go", func(t *testing.T) { seedProtobufToGo(t, dir) })
 		t.Run("seed-examples", func(t *testing.T) { seedExamples(t, dir) })
 	})
 }
@@ -98,7 +101,9 @@ func seedPubToGo(t *testing.T, dir, topic string, goFirst bool) {
 	var node *colugo.Node
 	var msgs <-chan []byte
 	var made time.Time
+	var seedSub *seedProc // a seed subscriber made with the Go one: the seed's own discovery time
 	subscribe := func() {
+		seedSub = startSeedScript(t, nil, dir, "seedapp.py", "seed-sub", "sub", topic, strconv.Itoa(seedCount))
 		made = time.Now()
 		node = seedCompatNode(t, "go-sub")
 		var err error
@@ -115,7 +120,10 @@ func seedPubToGo(t *testing.T, dir, topic string, goFirst bool) {
 		subscribe()
 	}
 	first := nextRaw(t, msgs, 2*wait)
-	t.Logf("first message %q %v after the Go node was made", first, time.Since(made).Round(time.Millisecond))
+	goFirstAt := time.Since(made)
+	seedFirst := seedSub.expect(t, "FIRST", 2*wait)
+	t.Logf("first message %q %v after the Go node was made; a seed subscriber started with it: %s s after its Node was made",
+		first, goFirstAt.Round(time.Millisecond), strings.TrimPrefix(seedFirst, "FIRST "))
 	if _, err := pub.stdin.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +138,8 @@ func seedPubToGo(t *testing.T, dir, topic string, goFirst bool) {
 		}
 	}
 	t.Logf("%d/%d messages from the seed publisher in %v", seedCount, seedCount, time.Since(start).Round(time.Millisecond))
-	checkNoExceptions(t, pub)
+	seedSub.expect(t, "GOT", wait) // the seed's own subscriber got them all too
+	checkNoExceptions(t, pub, seedSub)
 
 	// Restart: the goodbye disconnects, the new publisher (new uuid, new
 	// port) is found and joins the same subscription.
@@ -308,6 +317,28 @@ func goReqToSeed(t *testing.T, dir, name string, goFirst bool) {
 	}
 	t.Logf("%d/%d requests to the seed reply server in %v", seedCount, seedCount, time.Since(start).Round(time.Millisecond))
 	checkNoExceptions(t, rep)
+}
+
+// seedProtobufToGo: a seed publisher's serialized protobuf (send(bytes),
+// as pub_proto.py does; here AddRequest{A: 200, B: 3}, whose varint 200
+// is not valid UTF-8, which the seed could not receive but can send)
+// decodes in a typed protobuf subscription.
+func seedProtobufToGo(t *testing.T, dir string) {
+	node := seedCompatNode(t, "go-sub")
+	msgs, err := colugo.Subscribe[*posepb.AddRequest](t.Context(), node, "seed.proto", colugo.WithCodec(protobuf.Codec{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startSeedScript(t, nil, dir, "seedapp.py", "seed-pubbytes", "pubbytes", "seed.proto", "08c8011003")
+	select {
+	case m := <-msgs:
+		if m.GetA() != 200 || m.GetB() != 3 {
+			t.Errorf("got %v, want a:200 b:3", m)
+		}
+	case <-time.After(2 * wait):
+		t.Fatalf("no protobuf message from the seed publisher; it printed %q", p.output())
+	}
+	checkNoExceptions(t, p)
 }
 
 // seedExample is the JSON the seed's pub_json.py sends.

@@ -13,6 +13,9 @@ PYTHONPATH must hold a patched copy of seed-colugo (see seed-colugo/README.md).
                                  other (each sent when the previous is answered, a 2 s timeout
                                  each, the seed's default); FIRST <s> <reply> at the first reply,
                                  REPLIES k TIMEOUTS t when done; run until stdin closes
+    seedapp.py pubbytes TOPIC HEX
+                                 publish the bytes HEX every 10 ms (send(bytes), as the seed's
+                                 pub_proto.py sends a serialized message); READY <port>
     seedapp.py rep TOPIC         reply "seed-echo:<request>" until stdin closes; READY <port>
 
 Lines on stdout are flushed. EXCEPTION <where> <what>: an exception escaped a thread or
@@ -80,6 +83,14 @@ class Pub(App):
         for i in range(self.n):
             self.pub.send("m %d" % i)
         say("SENT", self.n)
+
+
+class PubBytes(App):
+    def __init__(self, topic, data):
+        super().__init__("seedapp-pubbytes")
+        self.pub = self.add_publisher(topic)
+        say("READY", self.pub.port)
+        self.tick = self.add_repeater(10, lambda: self.pub.send(data))
 
 
 class Sub(App):
@@ -154,6 +165,8 @@ def main():
     mode, topic = sys.argv[1], sys.argv[2]
     if mode == "pub":
         node = Pub(topic, int(sys.argv[3]))
+    elif mode == "pubbytes":
+        node = PubBytes(topic, bytes.fromhex(sys.argv[3]))
     elif mode == "sub":
         node = Sub(topic, int(sys.argv[3]))
     elif mode == "req":
