@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
@@ -238,5 +239,80 @@ func TestJetStreamRestart(t *testing.T) {
 	slices.Sort(vals)
 	if !slices.Equal(vals, want) {
 		t.Errorf("site b's new bridge brought %d values %v..., want 11 to %d once each", len(vals), vals[:min(len(vals), 12)], 10+n)
+	}
+}
+
+// TestJetStreamConsumerDeleted: a durable consumer deleted under a running
+// bridge is made again, from the message after the last the site had:
+// what follows arrives, once, and nothing before it comes again.
+func TestJetStreamConsumerDeleted(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	for i := 1; i <= 10; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	for v := 0; v != 10; {
+		v = colugotest.Next(t, got, wait)
+	}
+
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for name := range js.StreamNames(ctx).Name() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range s.ConsumerNames(ctx).Name() {
+			if err := s.DeleteConsumer(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			deleted++
+		}
+	}
+	if deleted != 1 {
+		t.Fatalf("deleted %d consumers, want site b's one", deleted)
+	}
+	errsBefore := bb.Stats().JetStreamErrors
+	testwait.Until(t, "the consumer made again", func() bool {
+		for name := range js.StreamNames(ctx).Name() {
+			s, _ := js.Stream(ctx, name)
+			if s != nil {
+				for range s.ConsumerNames(ctx).Name() {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	const n = 50
+	for i := 11; i <= 10+n; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	var vals []int
+	for len(vals) == 0 || vals[len(vals)-1] != 10+n {
+		vals = append(vals, colugotest.Next(t, got, wait))
+	}
+	want := make([]int, 0, n)
+	for i := 11; i <= 10+n; i++ {
+		want = append(want, i)
+	}
+	if !slices.Equal(vals, want) {
+		t.Errorf("after the consumer's deletion site b got %v, want 11 to %d once each", vals, 10+n)
+	}
+	if e := bb.Stats().JetStreamErrors; e == 0 {
+		t.Errorf("JetStream errors %d (%d before the deletion): the stopped consumption not counted", e, errsBefore)
 	}
 }
