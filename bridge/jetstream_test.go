@@ -38,18 +38,20 @@ func natsServerJS(t *testing.T) *server.Server {
 	return s
 }
 
-// TestJetStreamCatchUp: site b's link is cut (the proxy of TestLinkCut)
-// while site a publishes; a JetStream topic's messages of the cut reach
-// site b once it is back, each once, in order; a plain topic's, published
-// alongside, are lost (the control).
+// TestJetStreamCatchUp: the links are cut (proxies as in TestLinkCut)
+// while site a publishes: first site b's alone, then both. A JetStream
+// topic's messages of each cut reach site b once it is back, each once, in
+// order (with both cut, from site a's reconnect buffer into the stream); a
+// plain topic's, published alongside, are lost while site b is away (the
+// control).
 func TestJetStreamCatchUp(t *testing.T) {
 	srv := natsServerJS(t)
-	px := newCutProxy(t, srv.Addr().String())
+	pxA, pxB := newCutProxy(t, srv.Addr().String()), newCutProxy(t, srv.Addr().String())
 	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a") // site a's link stays up
+	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{pxA.URL()}}}
 	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000, MaxAge: time.Hour}}, {Name: "live"}}
 	ba, _ := runBridge(t, a, ca)
-	cb := bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{px.URL()}}}
+	cb := bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{pxB.URL()}}}
 	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}, {Name: "live"}}
 	bb, _ := runBridge(t, b, cb)
 	ctx := t.Context()
@@ -63,82 +65,88 @@ func TestJetStreamCatchUp(t *testing.T) {
 	until(t, "log on site b", func() { _ = logPub.Publish(ctx, -1) }, recv(logs, func(v int) bool { return v == -1 }))
 	until(t, "live on site b", func() { _ = livePub.Publish(ctx, -1) }, recv(lives, func(v int) bool { return v == -1 }))
 
-	px.Cut()
-	testwait.Until(t, "site b's link down", func() bool { return bb.Stats().Link == bridge.LinkDown })
-	before := ba.Stats().Export.Messages
-	for i := 1; i <= n; i++ {
-		if err := logPub.Publish(ctx, i); err != nil {
-			t.Fatal(err)
+	// phase publishes base+1 to base+n during a cut of the given proxies.
+	phase := func(name string, base int, cut ...*cutProxy) {
+		for _, px := range cut {
+			px.Cut()
 		}
-		if err := livePub.Publish(ctx, i); err != nil {
-			t.Fatal(err)
+		testwait.Until(t, name+": site b's link down", func() bool { return bb.Stats().Link == bridge.LinkDown })
+		before := ba.Stats().Export.Messages
+		for i := base + 1; i <= base+n; i++ {
+			if err := logPub.Publish(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+			if err := livePub.Publish(ctx, i); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	testwait.Until(t, "site a exported the cut's messages", func() bool { return ba.Stats().Export.Messages >= before+2*n })
-	px.Restore()
-	back := time.Now()
+		testwait.Until(t, name+": site a exported the cut's messages (or buffered them)", func() bool {
+			return ba.Stats().Export.Messages >= before+2*n
+		})
+		for _, px := range cut {
+			px.Restore()
+		}
+		back := time.Now()
 
-	// Until the fence, published after the return: before it, each of the
-	// cut's log messages once and in order, warm-ups aside.
-	got := make([]int, 0, n)
-	fence := n + 1
-	fenceSent := false
-	deadline := time.After(wait)
-	var caughtUp time.Duration
-	for done := false; !done; {
-		select {
-		case v := <-logs:
-			switch {
-			case v == fence:
-				done = true
-			case v > 0:
-				got = append(got, v)
-				if len(got) == n {
-					caughtUp = time.Since(back)
+		// Until the fence, published after the return: before it, each
+		// of the cut's log messages once and in order, warm-ups aside.
+		got := make([]int, 0, n)
+		fence := base + n + 1
+		deadline := time.After(wait)
+		var caughtUp time.Duration
+		for done := false; !done; {
+			select {
+			case v := <-logs:
+				switch {
+				case v == fence:
+					done = true
+				case v > base:
+					got = append(got, v)
+					if len(got) == n {
+						caughtUp = time.Since(back)
+						_ = logPub.Publish(ctx, fence)
+					}
 				}
-				if len(got) == n && !fenceSent {
-					_ = logPub.Publish(ctx, fence)
-					fenceSent = true
+			case <-deadline:
+				t.Fatalf("%s: site b got %d of the cut's %d log messages within %v of the link's return; a %+v; b %+v", name, len(got), n, wait, ba.Stats(), bb.Stats())
+			}
+		}
+		dup, lost, disorder := 0, 0, 0
+		seen := map[int]int{}
+		for i, v := range got {
+			seen[v]++
+			if i > 0 && v < got[i-1] {
+				disorder++
+			}
+		}
+		for i := base + 1; i <= base+n; i++ {
+			switch seen[i] {
+			case 0:
+				lost++
+			case 1:
+			default:
+				dup++
+			}
+		}
+		if dup != 0 || lost != 0 || disorder != 0 {
+			t.Errorf("%s: log across the cut: %d lost, %d duplicated, %d out of order of %d", name, lost, dup, disorder, n)
+		}
+		live := 0
+		for drained := false; !drained; {
+			select {
+			case v := <-lives:
+				if v > base {
+					live++
 				}
+			default:
+				drained = true
 			}
-		case <-deadline:
-			t.Fatalf("site b got %d of the cut's %d log messages within %v of the link's return; %+v", len(got), n, wait, bb.Stats())
 		}
+		t.Logf("%s: the cut's %d log messages reached site b %v after the links' return (%d lost, %d duplicated; redeliveries dropped %d); of live's, %d arrived",
+			name, n, caughtUp, lost, dup, bb.Stats().Import.Drops.Duplicate, live)
 	}
-	dup, lost, disorder := 0, 0, 0
-	seen := map[int]int{}
-	for i, v := range got {
-		seen[v]++
-		if i > 0 && v < got[i-1] {
-			disorder++
-		}
-	}
-	for i := 1; i <= n; i++ {
-		switch seen[i] {
-		case 0:
-			lost++
-		case 1:
-		default:
-			dup++
-		}
-	}
-	if dup != 0 || lost != 0 || disorder != 0 {
-		t.Errorf("log across the cut: %d lost, %d duplicated, %d out of order of %d", lost, dup, disorder, n)
-	}
-	// The control: live's messages of the cut had nobody to go to.
-	live := 0
-	for drained := false; !drained; {
-		select {
-		case v := <-lives:
-			if v > 0 {
-				live++
-			}
-		default:
-			drained = true
-		}
-	}
-	t.Logf("the cut's %d log messages reached site b %v after the link's return (%d lost, %d duplicated; redeliveries dropped %d); of live's, %d arrived",
-		n, caughtUp, lost, dup, bb.Stats().Import.Drops.Duplicate, live)
+	phase("site b cut", 0, pxB)
+	phase("both cut", 10000, pxA, pxB)
 }
 
 // TestJetStreamDuplicates: a message the stream holds twice (published
