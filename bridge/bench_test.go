@@ -27,8 +27,8 @@ import (
 // on 127.0.0.1. All of it shares the machine's cores, so only ratios
 // within one run mean much.
 //
-//	go test -run '^$' -bench . -benchtime 100000x   # pub/sub floods: b.N messages each
-//	go test -run '^$' -bench 'Latency|Request' -benchtime 5000x
+//	go test -run '^$' -bench PubSub -benchtime 20000x -count 5   # floods of b.N messages (20 MB: within the publisher's 64 MiB queue)
+//	go test -run '^$' -bench 'Latency|Request' -benchtime 20000x -count 3
 
 // benchPayload is the pub/sub payload size: the 1 KiB.
 const benchPayload = 1024
