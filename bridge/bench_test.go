@@ -27,8 +27,8 @@ import (
 // on 127.0.0.1. All of it shares the machine's cores, so only ratios
 // within one run mean much.
 //
-//	go test -run '^$' -bench . -benchtime 100000x   # pub/sub floods: b.N messages each
-//	go test -run '^$' -bench 'Latency|Request' -benchtime 5000x
+//	go test -run '^$' -bench PubSub -benchtime 20000x -count 5   # floods of b.N messages (20 MB: within the publisher's 64 MiB queue)
+//	go test -run '^$' -bench 'Latency|Request' -benchtime 20000x -count 3
 
 // benchPayload is the pub/sub payload size: the 1 KiB.
 const benchPayload = 1024
@@ -306,10 +306,59 @@ func colugoPubSub(b *testing.B, _ *server.Server, m *meter) func([]byte) error {
 	return func(p []byte) error { return pub.Publish(ctx, p) }
 }
 
+// exportHalf: site a → its bridge → NATS → a NATS subscriber: the first
+// half of the bridged path, the part that runs on site a's host.
+func exportHalf(b *testing.B, srv *server.Server, m *meter) func([]byte) error {
+	site := benchSite(b)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "bench/data"}}
+	benchBridge(b, site, ca)
+	sub := natsClient(b, srv)
+	if _, err := sub.Subscribe("colugo.t.bench.data", func(msg *nats.Msg) { m.arrive(msg.Data) }); err != nil {
+		b.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	pub, err := colugo.NewPublisher[[]byte](site("pub"), "bench/data", colugo.WithCodec(codec.Raw{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return func(p []byte) error { return pub.Publish(ctx, p) }
+}
+
+// importHalf: a NATS publisher (with a bridge's headers) → NATS → site
+// b's bridge → site b: the second half, on site b's host.
+func importHalf(b *testing.B, srv *server.Server, m *meter) func([]byte) error {
+	site := benchSite(b)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "bench/data"}}
+	benchBridge(b, site, cb)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	ch, err := colugo.Subscribe[[]byte](ctx, site("sub"), "bench/data", colugo.WithCodec(codec.Raw{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	wg.Go(func() {
+		for p := range ch {
+			m.arrive(p)
+		}
+	})
+	pub := natsClient(b, srv)
+	h := nats.Header{"Colugo-Codec": {"raw"}, "Colugo-Origin": {"a"}, "Colugo-Bridge": {"ba"}, "Colugo-Sender": {"sa"}}
+	return func(p []byte) error {
+		return pub.PublishMsg(&nats.Msg{Subject: "colugo.t.bench.data", Header: h, Data: p})
+	}
+}
+
 var pubSubRigs = []struct {
 	name string
 	rig  func(*testing.B, *server.Server, *meter) func([]byte) error
-}{{"bridged", bridgedPubSub}, {"nats", natsPubSub}, {"colugo", colugoPubSub}}
+}{{"bridged", bridgedPubSub}, {"nats", natsPubSub}, {"colugo", colugoPubSub}, {"export-half", exportHalf}, {"import-half", importHalf}}
 
 // BenchmarkPubSub1KiB: b.N × 1 KiB published as fast as Publish returns;
 // what arrives is counted.

@@ -847,3 +847,41 @@ func TestBadInputServices(t *testing.T) {
 		t.Errorf("export payload refusals %d, want 1", d)
 	}
 }
+
+// TestOriginPerMessage: messages of one topic from two sites, interleaved,
+// each carry their own origin on the importing site.
+func TestOriginPerMessage(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b, c := colugotest.NewNetwork(t), colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ctx := t.Context()
+	pubs := map[string]*colugo.Publisher[string]{}
+	for site, net := range map[string]*colugotest.Network{"a": a, "c": c} {
+		cfg := cfgFor(srv, site)
+		cfg.Export.Topics = []bridge.Topic{{Name: "x"}}
+		runBridge(t, net, cfg)
+		pubs[site], _ = colugo.NewPublisher[string](net.NewNode("pub-"+site), "x")
+	}
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "x"}}
+	runBridge(t, b, cb)
+	got, _ := colugo.SubscribeReceived[string](ctx, b.NewNode("viewer"), "x", colugo.WithBuffer(256))
+	for _, site := range []string{"a", "c"} {
+		until(t, "x from "+site, func() { _ = pubs[site].Publish(ctx, "warm-"+site) },
+			recv(got, func(r colugo.Received[string]) bool { return r.Value == "warm-"+site }))
+	}
+	const n = 50
+	for i := range n {
+		_ = pubs["a"].Publish(ctx, fmt.Sprint("a", i))
+		_ = pubs["c"].Publish(ctx, fmt.Sprint("c", i))
+	}
+	for seen := 0; seen < 2*n; {
+		r := colugotest.Next(t, got, wait)
+		if strings.HasPrefix(r.Value, "warm") {
+			continue
+		}
+		seen++
+		if o := r.Metadata["colugo.bridge.origin"]; !strings.HasPrefix(o, r.Value[:1]+" ") {
+			t.Errorf("%s arrived with origin %q", r.Value, o)
+		}
+	}
+}

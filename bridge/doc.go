@@ -98,7 +98,9 @@
 // one site share it), acking each message once published on the site, so
 // that what was published while the site was offline, its link cut or its
 // bridge down, arrives when it is back; a message sent to a bridge that
-// went away unacked comes again after 5 s. Redeliveries of messages the
+// went away unacked comes again after 5 s, and a durable deleted under a
+// running bridge is made again from the message after the last the site
+// had. Redeliveries of messages the
 // site had lately (by exporting bridge, sender, subject and seq) are
 // dropped (Stats: Duplicate). On a topic's first message the importer
 // waits, 5 s at most, until its publisher reaches the site's subscribers

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -103,36 +104,30 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg)) {
 	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
 	stream := streamName(subj)
-	var cons jetstream.Consumer
-	if !retry(ctx, func(ctx context.Context) error {
-		var err error
-		cons, err = js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-			Durable:       durableName(b.cfg.Site, stream),
-			Description:   "colugo bridge: site " + b.cfg.Site,
-			FilterSubject: subj,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			MaxAckPending: 1024,
-			// What was sent to a bridge that went away unacked comes
-			// again after this: short, as a site's catch-up waits on it.
-			AckWait: ackWait,
-		})
-		if err != nil {
-			b.st.streamErrors.Add(1) // the exporter has not made the stream yet, or the link is down
-		}
-		return err
-	}) {
-		return
+	cfg := jetstream.ConsumerConfig{
+		Durable:       durableName(b.cfg.Site, stream),
+		Description:   "colugo bridge: site " + b.cfg.Site,
+		FilterSubject: subj,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1024,
+		// What was sent to a bridge that went away unacked comes again
+		// after this: short, as a site's catch-up waits on it.
+		AckWait: ackWait,
 	}
 	// The messages the site had lately, by exporting bridge, sender,
 	// subject and sequence number: a redelivery (its ack lost with the
 	// link, or late) or a second copy in the stream comes again with the
 	// same. Bounded: the oldest are forgotten first.
 	seen := newRecent(recentMax)
-	var mu sync.Mutex // handle's state is one subscription's: one message at a time
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	var mu sync.Mutex  // handle's state is one subscription's: one message at a time
+	var lastSeq uint64 // the stream sequence of the last message handled, under mu
+	onMsg := func(m jetstream.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
+		if md, err := m.Metadata(); err == nil {
+			lastSeq = max(lastSeq, md.Sequence.Stream)
+		}
 		h := m.Headers()
 		if seq := h.Get(hSeq); seq != "" {
 			if !seen.add(h.Get(hBridge) + " " + h.Get(hSender) + " " + m.Subject() + " " + seq) {
@@ -143,14 +138,43 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		}
 		handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()})
 		_ = m.Ack()
-	}, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
-	if err != nil {
-		b.st.streamErrors.Add(1)
-		return
 	}
-	<-ctx.Done()
-	cc.Stop()
-	<-cc.Closed()
+	for ctx.Err() == nil {
+		var cc jetstream.ConsumeContext
+		if !retry(ctx, func(ctx context.Context) error {
+			// The site's durable if it exists; else a new one, from the
+			// message after the last this bridge handled (its durable was
+			// deleted under it) or, at first, from the stream's start.
+			cons, err := js.Consumer(ctx, stream, cfg.Durable)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				c := cfg
+				mu.Lock()
+				if lastSeq > 0 {
+					c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, lastSeq+1
+				}
+				mu.Unlock()
+				cons, err = js.CreateConsumer(ctx, stream, c)
+			}
+			if err == nil {
+				cc, err = cons.Consume(onMsg, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
+			}
+			if err != nil {
+				b.st.streamErrors.Add(1) // the exporter has not made the stream yet, or the link is down
+			}
+			return err
+		}) {
+			return
+		}
+		// Until Run ends or the consuming stops by itself (its durable
+		// deleted): then again.
+		select {
+		case <-ctx.Done():
+		case <-cc.Closed():
+			b.st.streamErrors.Add(1)
+		}
+		cc.Stop()
+		<-cc.Closed()
+	}
 }
 
 // ackWait is the durable consumers' ack wait: how long a message sent to

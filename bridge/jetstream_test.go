@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
@@ -37,18 +38,20 @@ func natsServerJS(t *testing.T) *server.Server {
 	return s
 }
 
-// TestJetStreamCatchUp: site b's link is cut (the proxy of TestLinkCut)
-// while site a publishes; a JetStream topic's messages of the cut reach
-// site b once it is back, each once, in order; a plain topic's, published
-// alongside, are lost (the control).
+// TestJetStreamCatchUp: the links are cut (proxies as in TestLinkCut)
+// while site a publishes: first site b's alone, then both. A JetStream
+// topic's messages of each cut reach site b once it is back, each once, in
+// order (with both cut, from site a's reconnect buffer into the stream); a
+// plain topic's, published alongside, are lost while site b is away (the
+// control).
 func TestJetStreamCatchUp(t *testing.T) {
 	srv := natsServerJS(t)
-	px := newCutProxy(t, srv.Addr().String())
+	pxA, pxB := newCutProxy(t, srv.Addr().String()), newCutProxy(t, srv.Addr().String())
 	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a") // site a's link stays up
+	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{pxA.URL()}}}
 	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000, MaxAge: time.Hour}}, {Name: "live"}}
 	ba, _ := runBridge(t, a, ca)
-	cb := bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{px.URL()}}}
+	cb := bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{pxB.URL()}}}
 	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}, {Name: "live"}}
 	bb, _ := runBridge(t, b, cb)
 	ctx := t.Context()
@@ -62,82 +65,88 @@ func TestJetStreamCatchUp(t *testing.T) {
 	until(t, "log on site b", func() { _ = logPub.Publish(ctx, -1) }, recv(logs, func(v int) bool { return v == -1 }))
 	until(t, "live on site b", func() { _ = livePub.Publish(ctx, -1) }, recv(lives, func(v int) bool { return v == -1 }))
 
-	px.Cut()
-	testwait.Until(t, "site b's link down", func() bool { return bb.Stats().Link == bridge.LinkDown })
-	before := ba.Stats().Export.Messages
-	for i := 1; i <= n; i++ {
-		if err := logPub.Publish(ctx, i); err != nil {
-			t.Fatal(err)
+	// phase publishes base+1 to base+n during a cut of the given proxies.
+	phase := func(name string, base int, cut ...*cutProxy) {
+		for _, px := range cut {
+			px.Cut()
 		}
-		if err := livePub.Publish(ctx, i); err != nil {
-			t.Fatal(err)
+		testwait.Until(t, name+": site b's link down", func() bool { return bb.Stats().Link == bridge.LinkDown })
+		before := ba.Stats().Export.Messages
+		for i := base + 1; i <= base+n; i++ {
+			if err := logPub.Publish(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+			if err := livePub.Publish(ctx, i); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	testwait.Until(t, "site a exported the cut's messages", func() bool { return ba.Stats().Export.Messages >= before+2*n })
-	px.Restore()
-	back := time.Now()
+		testwait.Until(t, name+": site a exported the cut's messages (or buffered them)", func() bool {
+			return ba.Stats().Export.Messages >= before+2*n
+		})
+		for _, px := range cut {
+			px.Restore()
+		}
+		back := time.Now()
 
-	// Until the fence, published after the return: before it, each of the
-	// cut's log messages once and in order, warm-ups aside.
-	got := make([]int, 0, n)
-	fence := n + 1
-	fenceSent := false
-	deadline := time.After(wait)
-	var caughtUp time.Duration
-	for done := false; !done; {
-		select {
-		case v := <-logs:
-			switch {
-			case v == fence:
-				done = true
-			case v > 0:
-				got = append(got, v)
-				if len(got) == n {
-					caughtUp = time.Since(back)
+		// Until the fence, published after the return: before it, each
+		// of the cut's log messages once and in order, warm-ups aside.
+		got := make([]int, 0, n)
+		fence := base + n + 1
+		deadline := time.After(wait)
+		var caughtUp time.Duration
+		for done := false; !done; {
+			select {
+			case v := <-logs:
+				switch {
+				case v == fence:
+					done = true
+				case v > base:
+					got = append(got, v)
+					if len(got) == n {
+						caughtUp = time.Since(back)
+						_ = logPub.Publish(ctx, fence)
+					}
 				}
-				if len(got) == n && !fenceSent {
-					_ = logPub.Publish(ctx, fence)
-					fenceSent = true
+			case <-deadline:
+				t.Fatalf("%s: site b got %d of the cut's %d log messages within %v of the link's return; a %+v; b %+v", name, len(got), n, wait, ba.Stats(), bb.Stats())
+			}
+		}
+		dup, lost, disorder := 0, 0, 0
+		seen := map[int]int{}
+		for i, v := range got {
+			seen[v]++
+			if i > 0 && v < got[i-1] {
+				disorder++
+			}
+		}
+		for i := base + 1; i <= base+n; i++ {
+			switch seen[i] {
+			case 0:
+				lost++
+			case 1:
+			default:
+				dup++
+			}
+		}
+		if dup != 0 || lost != 0 || disorder != 0 {
+			t.Errorf("%s: log across the cut: %d lost, %d duplicated, %d out of order of %d", name, lost, dup, disorder, n)
+		}
+		live := 0
+		for drained := false; !drained; {
+			select {
+			case v := <-lives:
+				if v > base {
+					live++
 				}
+			default:
+				drained = true
 			}
-		case <-deadline:
-			t.Fatalf("site b got %d of the cut's %d log messages within %v of the link's return; %+v", len(got), n, wait, bb.Stats())
 		}
+		t.Logf("%s: the cut's %d log messages reached site b %v after the links' return (%d lost, %d duplicated; redeliveries dropped %d); of live's, %d arrived",
+			name, n, caughtUp, lost, dup, bb.Stats().Import.Drops.Duplicate, live)
 	}
-	dup, lost, disorder := 0, 0, 0
-	seen := map[int]int{}
-	for i, v := range got {
-		seen[v]++
-		if i > 0 && v < got[i-1] {
-			disorder++
-		}
-	}
-	for i := 1; i <= n; i++ {
-		switch seen[i] {
-		case 0:
-			lost++
-		case 1:
-		default:
-			dup++
-		}
-	}
-	if dup != 0 || lost != 0 || disorder != 0 {
-		t.Errorf("log across the cut: %d lost, %d duplicated, %d out of order of %d", lost, dup, disorder, n)
-	}
-	// The control: live's messages of the cut had nobody to go to.
-	live := 0
-	for drained := false; !drained; {
-		select {
-		case v := <-lives:
-			if v > 0 {
-				live++
-			}
-		default:
-			drained = true
-		}
-	}
-	t.Logf("the cut's %d log messages reached site b %v after the link's return (%d lost, %d duplicated; redeliveries dropped %d); of live's, %d arrived",
-		n, caughtUp, lost, dup, bb.Stats().Import.Drops.Duplicate, live)
+	phase("site b cut", 0, pxB)
+	phase("both cut", 10000, pxA, pxB)
 }
 
 // TestJetStreamDuplicates: a message the stream holds twice (published
@@ -238,5 +247,80 @@ func TestJetStreamRestart(t *testing.T) {
 	slices.Sort(vals)
 	if !slices.Equal(vals, want) {
 		t.Errorf("site b's new bridge brought %d values %v..., want 11 to %d once each", len(vals), vals[:min(len(vals), 12)], 10+n)
+	}
+}
+
+// TestJetStreamConsumerDeleted: a durable consumer deleted under a running
+// bridge is made again, from the message after the last the site had:
+// what follows arrives, once, and nothing before it comes again.
+func TestJetStreamConsumerDeleted(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	for i := 1; i <= 10; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	for v := 0; v != 10; {
+		v = colugotest.Next(t, got, wait)
+	}
+
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for name := range js.StreamNames(ctx).Name() {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range s.ConsumerNames(ctx).Name() {
+			if err := s.DeleteConsumer(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			deleted++
+		}
+	}
+	if deleted != 1 {
+		t.Fatalf("deleted %d consumers, want site b's one", deleted)
+	}
+	errsBefore := bb.Stats().JetStreamErrors
+	testwait.Until(t, "the consumer made again", func() bool {
+		for name := range js.StreamNames(ctx).Name() {
+			s, _ := js.Stream(ctx, name)
+			if s != nil {
+				for range s.ConsumerNames(ctx).Name() {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	const n = 50
+	for i := 11; i <= 10+n; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	var vals []int
+	for len(vals) == 0 || vals[len(vals)-1] != 10+n {
+		vals = append(vals, colugotest.Next(t, got, wait))
+	}
+	want := make([]int, 0, n)
+	for i := 11; i <= 10+n; i++ {
+		want = append(want, i)
+	}
+	if !slices.Equal(vals, want) {
+		t.Errorf("after the consumer's deletion site b got %v, want 11 to %d once each", vals, 10+n)
+	}
+	if e := bb.Stats().JetStreamErrors; e == 0 {
+		t.Errorf("JetStream errors %d (%d before the deletion): the stopped consumption not counted", e, errsBefore)
 	}
 }

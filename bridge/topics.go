@@ -59,7 +59,8 @@ func (b *Bridge) header(codecName, typ, sender string, md colugo.Metadata) nats.
 type incoming struct {
 	codec, typ string
 	md         colugo.Metadata
-	origin     string // site and bridge, for mdOrigin
+	origin     string          // site and bridge, for mdOrigin
+	mctx       context.Context // when set, Run's ctx with md on it (colugo.WithMetadata), made already
 }
 
 // parseHeader checks h and returns its fields, or false for a message to
@@ -246,6 +247,9 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 	// topic at a time, whose name need not be decoded again. Only the
 	// subscription's goroutine uses it.
 	var lastSubj, lastLocal string
+	// Likewise the last message's metadata, when it was its origin alone.
+	var lastOrigin string
+	var lastMctx context.Context
 	handle := func(nm *nats.Msg) {
 		local := lastLocal
 		if nm.Subject != lastSubj || lastSubj == "" {
@@ -268,6 +272,12 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 		if !ok {
 			b.st.imp.badHeader.Add(1)
 			return
+		}
+		if len(in.md) == 1 { // mdOrigin alone, as most messages: the same as the last's, mostly
+			if in.origin != lastOrigin || lastMctx == nil {
+				lastOrigin, lastMctx = in.origin, colugo.WithMetadata(ctx, in.md)
+			}
+			in.mctx = lastMctx
 		}
 		if r.MaxPayload > 0 && len(nm.Data) > r.MaxPayload {
 			b.st.imp.payload.Add(1)
@@ -335,7 +345,11 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 	if fresh && durable {
 		b.awaitSubscribers(ctx, p, topic)
 	}
-	if err := p.Publish(colugo.WithMetadata(ctx, in.md), data); err != nil {
+	mctx := in.mctx
+	if mctx == nil {
+		mctx = colugo.WithMetadata(ctx, in.md)
+	}
+	if err := p.Publish(mctx, data); err != nil {
 		if errors.Is(err, colugo.ErrInvalidMetadata) {
 			b.st.imp.badHeader.Add(1)
 		} else {
