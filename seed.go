@@ -208,8 +208,12 @@ func (n *Node) setupSeed(scope Scope) error {
 	cfg.ErrorReply = slices.Clone(cfg.ErrorReply)
 	dir := cfg.Directory
 	if dir == nil {
-		if scope != ScopeNetwork || !envAllowsMDNS() {
-			return fmt.Errorf("%w: seed compatibility finds seed nodes with mDNS, but %s keeps this node off the network: give SeedConfig.Directory", ErrInvalidOption, EnvDiscovery)
+		if !envAllowsMDNS() {
+			return fmt.Errorf("%w: seed compatibility finds seed nodes with mDNS, but %s=%q has no mdns (or give SeedConfig.Directory)",
+				ErrInvalidOption, EnvDiscovery, os.Getenv(EnvDiscovery))
+		}
+		if scope != ScopeNetwork {
+			return fmt.Errorf("%w: seed compatibility finds seed nodes with mDNS, but this node's discovery keeps it off the network: give SeedConfig.Directory", ErrInvalidOption)
 		}
 		dir = mdns.NewSeedDirectory(mdns.WithInterfaces(cfg.Interfaces...), mdns.WithLogger(n.log))
 	}
@@ -359,14 +363,14 @@ func (n *Node) receiveSeed(topic, sender string, payload []byte) {
 	}
 	n.seed.received.Add(1)
 	ts.c.received.Add(1)
-	now := time.Now().UnixNano()
+	m := transport.Message{Name: topic, Header: wire.Header{Kind: transport.KindPublish, Sender: sender, SendTime: time.Now().UnixNano()},
+		Payload: payload}
 	for _, s := range ts.subs {
-		m := transport.Message{Name: topic, Header: wire.Header{Kind: transport.KindPublish, Codec: s.info.Codec,
-			Type: s.info.Type, Sender: sender, SendTime: now}, Payload: payload}
+		m.Header.Codec, m.Header.Type = s.info.Codec, s.info.Type
 		if s.anyCodec { // tools: the seed's frames are bytes, usually text
 			m.Header.Codec, m.Header.Type = rawName, ""
 		}
-		s.offerChecked(&m, false, false, pubWait{})
+		s.offerChecked(&m, false, false, pubWait{}) // keeps nothing of m
 	}
 }
 

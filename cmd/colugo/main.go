@@ -456,13 +456,13 @@ func (c *cli) node() (*colugo.Node, error) {
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	opts := []colugo.NodeOption{colugo.WithLogger(log), colugo.WithErrorHandler(c.reportOnce())}
-	if c.seed && !slices.Contains(strings.Split(strings.ReplaceAll(os.Getenv(colugo.EnvDiscovery), " ", ""), ","), "mdns") && os.Getenv(colugo.EnvDiscovery) != "" {
-		return nil, fmt.Errorf("--seed finds seed nodes with mDNS, but %s=%q (or --discovery) has no mdns", colugo.EnvDiscovery, os.Getenv(colugo.EnvDiscovery))
-	}
 	if c.seed {
 		opts = append(opts, colugo.WithSeedCompat(colugo.SeedConfig{}))
 	}
 	n, err := colugo.NewNode("colugo-"+c.cmd, opts...)
+	if err != nil && c.seed && errors.Is(err, colugo.ErrInvalidOption) {
+		return nil, fmt.Errorf("starting a node with --seed (it needs mdns in %s or --discovery): %w", colugo.EnvDiscovery, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("starting a node: %w", err)
 	}

@@ -108,12 +108,7 @@ func New(opts ...Option) *Discovery {
 	if cfg.expiry == 0 {
 		d.cfg.expiry = expiryFor(cfg.refresh)
 	}
-	switch {
-	case cfg.refresh < minGap:
-		d.cfgErr = fmt.Errorf("%s invalid option %v: at least %v", errPrefix, refreshOption(cfg.refresh), minGap)
-	case d.cfg.expiry <= cfg.refresh:
-		d.cfgErr = fmt.Errorf("%s invalid option %v: must exceed the refresh interval %v", errPrefix, expiryOption(d.cfg.expiry), cfg.refresh)
-	}
+	d.cfgErr = checkTimes(cfg.refresh, d.cfg.expiry)
 	return d
 }
 

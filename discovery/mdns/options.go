@@ -103,3 +103,15 @@ func (o expiryOption) String() string {
 // [SeedDirectory], the TTL of the seed socket's SRV and A records (120 s
 // from the seed) after it was last seen.
 func WithExpiry(d time.Duration) Option { return expiryOption(d) }
+
+// checkTimes refuses a refresh interval below minGap and an expiry (0:
+// none given) that does not exceed it.
+func checkTimes(refresh, expiry time.Duration) error {
+	switch {
+	case refresh < minGap:
+		return fmt.Errorf("%s invalid option %v: at least %v", errPrefix, refreshOption(refresh), minGap)
+	case expiry != 0 && expiry <= refresh:
+		return fmt.Errorf("%s invalid option %v: must exceed the refresh interval %v", errPrefix, expiryOption(expiry), refresh)
+	}
+	return nil
+}

@@ -107,12 +107,7 @@ func NewSeedDirectory(opts ...Option) *SeedDirectory {
 	if cfg.logger == nil {
 		d.cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case cfg.refresh < minGap:
-		d.cfgErr = fmt.Errorf("%s invalid option %v: at least %v", errPrefix, refreshOption(cfg.refresh), minGap)
-	case cfg.expiry != 0 && cfg.expiry <= cfg.refresh:
-		d.cfgErr = fmt.Errorf("%s invalid option %v: must exceed the refresh interval %v", errPrefix, expiryOption(cfg.expiry), cfg.refresh)
-	}
+	d.cfgErr = checkTimes(cfg.refresh, cfg.expiry) // no expiry: the records' TTL
 	return d
 }
 

@@ -233,27 +233,9 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 	}
 	id := t.nextID.Add(1)
 	cl := callPool.Get().(*call)
-	var d *dealer
-	var waiting int
-	for {
-		var err error
-		if d, err = t.dealerFor(ctx, routerAddr, false); err != nil {
-			callPool.Put(cl)
-			return nil, err
-		}
-		waiting, err = d.register(id, cl)
-		if err == nil {
-			break
-		}
-		// The connection died between lookup and registration; nothing
-		// was sent, so dial again unless we are done.
-		if errors.Is(err, transport.ErrClosed) || ctx.Err() != nil {
-			callPool.Put(cl)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
+	d, waiting, err := t.registerCall(ctx, routerAddr, false, id, cl)
+	if err != nil {
+		return nil, err
 	}
 	h := msg.Header
 	h.RequestID = id
@@ -288,6 +270,32 @@ func (t *Transport) Request(ctx context.Context, routerAddr string, msg *transpo
 		}
 		_ = d.c.sendNow(appendPrefix(scratch[:0], msg.Name, &ch, transport.KindCancel, 0, false), nil)
 		return nil, ctx.Err()
+	}
+}
+
+// registerCall registers cl under id with the dealer of addr (seed: a
+// seed reply server's), dialling when there is none, and returns it with
+// the number of calls now waiting on it. A connection that dies between
+// lookup and registration has sent nothing, so it dials again unless ctx
+// ended or the transport closed; on error cl is back in callPool.
+func (t *Transport) registerCall(ctx context.Context, addr string, seed bool, id uint64, cl *call) (*dealer, int, error) {
+	for {
+		d, err := t.dealerFor(ctx, addr, seed)
+		if err != nil {
+			callPool.Put(cl)
+			return nil, 0, err
+		}
+		waiting, err := d.register(id, cl)
+		if err == nil {
+			return d, waiting, nil
+		}
+		if errors.Is(err, transport.ErrClosed) || ctx.Err() != nil {
+			callPool.Put(cl)
+			if ctx.Err() != nil {
+				return nil, 0, ctx.Err()
+			}
+			return nil, 0, err
+		}
 	}
 }
 

@@ -369,39 +369,22 @@ func (s *seedSub) stop() {
 // runSeedSub dials, subscribes, reads, and again after a loss, until
 // s.ctx ends.
 func (t *Transport) runSeedSub(s *seedSub) {
-	backoff := minBackoff
-	for s.ctx.Err() == nil {
-		c, err := t.dial(s.ctx, s.addr, roleSeedSub)
-		if err != nil {
-			t.log.Debug("zmq seed subscribe: dial failed", keyPeer, s.addr, keyErr, err)
-		} else {
-			began := time.Now()
-			c.sc = &seedConn{deliver: s.deliver}
-			if !t.startSeedSub(s, c) {
-				return
-			}
-			c.teardown(c.readLoop())
-			s.mu.Lock()
-			s.c = nil
-			s.mu.Unlock()
-			if c.deliberate || s.ctx.Err() != nil {
-				return
-			}
-			t.peersLost.Add(1)
-			t.log.Info("zmq seed publisher lost", keyPeer, s.addr, keyErr, c.closeErr)
-			if time.Since(began) > maxBackoff {
-				backoff = minBackoff
-			}
+	t.redial(s.ctx, s.addr, roleSeedSub, "seed subscribe", func(c *conn) bool {
+		c.sc = &seedConn{deliver: s.deliver}
+		if !t.startSeedSub(s, c) {
+			return false
 		}
-		timer := time.NewTimer(backoff)
-		select {
-		case <-timer.C:
-		case <-s.ctx.Done():
-			timer.Stop()
-			return
+		c.teardown(c.readLoop())
+		s.mu.Lock()
+		s.c = nil
+		s.mu.Unlock()
+		if c.deliberate || s.ctx.Err() != nil {
+			return false
 		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+		t.peersLost.Add(1)
+		t.log.Info("zmq seed publisher lost", keyPeer, s.addr, keyErr, c.closeErr)
+		return true
+	})
 }
 
 // startSeedSub makes c the subscription's connection, queues the
@@ -734,24 +717,9 @@ func (t *Transport) SeedRequest(ctx context.Context, addr string, payload []byte
 	}
 	id := t.nextID.Add(1)
 	cl := callPool.Get().(*call)
-	var d *dealer
-	var waiting int
-	for {
-		var err error
-		if d, err = t.dealerFor(ctx, addr, true); err != nil {
-			callPool.Put(cl)
-			return nil, err
-		}
-		if waiting, err = d.register(id, cl); err == nil {
-			break
-		}
-		if errors.Is(err, transport.ErrClosed) || ctx.Err() != nil {
-			callPool.Put(cl)
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, err
-		}
+	d, waiting, err := t.registerCall(ctx, addr, true, id, cl)
+	if err != nil {
+		return nil, err
 	}
 	var scratch [32]byte
 	pre := appendFrameHeader(scratch[:0], flagMore, 8)

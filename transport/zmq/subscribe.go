@@ -160,26 +160,39 @@ func (t *Transport) Unsubscribe(pubAddr, topic string) error {
 // runSub is the goroutine of one subscriber: dial, subscribe, read, and
 // again after a loss, until s.ctx ends.
 func (t *Transport) runSub(s *subscriber) {
+	t.redial(s.ctx, s.addr, roleSub, "subscribe", func(c *conn) bool {
+		if !t.startSub(s, c) {
+			return false
+		}
+		c.teardown(c.readLoop())
+		s.mu.Lock()
+		s.c = nil
+		s.mu.Unlock()
+		if c.deliberate || s.ctx.Err() != nil {
+			return false
+		}
+		t.peersLost.Add(1)
+		t.log.Info("zmq publisher lost", keyPeer, s.addr, keyErr, c.closeErr)
+		t.h.HandlePeerLost(s.addr, c.lostErr())
+		return true
+	})
+}
+
+// redial dials addr as r until ctx ends, hands each connection to serve,
+// which runs it until it ends and says whether to dial again, and backs
+// off between attempts (doubling to maxBackoff; a connection that lived
+// longer than that starts again at minBackoff).
+func (t *Transport) redial(ctx context.Context, addr string, r role, what string, serve func(*conn) bool) {
 	backoff := minBackoff
-	for s.ctx.Err() == nil {
-		c, err := t.dial(s.ctx, s.addr, roleSub)
+	for ctx.Err() == nil {
+		c, err := t.dial(ctx, addr, r)
 		if err != nil {
-			t.log.Debug("zmq subscribe: dial failed", keyPeer, s.addr, keyErr, err)
+			t.log.Debug("zmq "+what+": dial failed", keyPeer, addr, keyErr, err)
 		} else {
 			began := time.Now()
-			if !t.startSub(s, c) {
+			if !serve(c) {
 				return
 			}
-			c.teardown(c.readLoop())
-			s.mu.Lock()
-			s.c = nil
-			s.mu.Unlock()
-			if c.deliberate || s.ctx.Err() != nil {
-				return
-			}
-			t.peersLost.Add(1)
-			t.log.Info("zmq publisher lost", keyPeer, s.addr, keyErr, c.closeErr)
-			t.h.HandlePeerLost(s.addr, c.lostErr())
 			if time.Since(began) > maxBackoff {
 				backoff = minBackoff
 			}
@@ -187,7 +200,7 @@ func (t *Transport) runSub(s *subscriber) {
 		timer := time.NewTimer(backoff)
 		select {
 		case <-timer.C:
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			timer.Stop()
 			return
 		}

@@ -12,16 +12,11 @@ import sys
 import threading
 
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s")
+import seedlog  # noqa: E402,F401  EXCEPTION lines; after basicConfig, whose handler shows the log
+
+logging.getLogger().setLevel(logging.INFO)  # seedlog keeps the seed programs' at WARNING
 for noisy in ("Socket", "Discovery"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def on_thread_exception(args):
-    print("EXCEPTION", "thread=" + (args.thread.name if args.thread else "?"),
-          "%s: %s" % (args.exc_type.__name__, args.exc_value), flush=True)
-
-
-threading.excepthook = on_thread_exception
 
 
 def stop_when_stdin_closes():

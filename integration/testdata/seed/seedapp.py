@@ -21,7 +21,6 @@ PYTHONPATH must hold a patched copy of seed-colugo (see seed-colugo/README.md).
 Lines on stdout are flushed. EXCEPTION <where> <what>: an exception escaped a thread or
 was logged (the seed's callbacks).
 """
-import logging
 import sys
 import threading
 import time
@@ -29,26 +28,7 @@ import time
 import zmq
 
 from colugo.py.node import Node
-
-
-def say(*words):
-    print(*words, flush=True)
-
-
-def on_thread_exception(args):
-    say("EXCEPTION", "thread=" + (args.thread.name if args.thread else "?"),
-        "%s: %s" % (args.exc_type.__name__, args.exc_value))
-
-
-class Errors(logging.Handler):
-    def emit(self, record):
-        if record.levelno >= logging.ERROR:
-            say("EXCEPTION", "log=" + record.name, record.getMessage().replace("\n", " "))
-
-
-threading.excepthook = on_thread_exception
-logging.getLogger().addHandler(Errors())
-logging.getLogger().setLevel(logging.WARNING)
+from seedlog import say
 
 
 class App(Node):

@@ -15,35 +15,14 @@ Lines on stdout (flushed), for the test to wait on:
     TIMEOUT <n>               sub: LIMIT_S passed with n messages
     EXCEPTION <where> <what>  an exception escaped a thread (the zeroconf browser's, say) or was logged
 """
-import logging
 import sys
 import threading
 import time
 
 from colugo.py.discovery import Discovery
 from colugo.py.node import Node
+from seedlog import say
 
-
-def say(*words):
-    print(*words, flush=True)
-
-
-def on_thread_exception(args):
-    say("EXCEPTION", "thread=" + (args.thread.name if args.thread else "?"),
-        "%s: %s" % (args.exc_type.__name__, args.exc_value))
-
-
-class Errors(logging.Handler):
-    """Reports every logged error (tornado and pyzmq log the exceptions of callbacks)."""
-
-    def emit(self, record):
-        if record.levelno >= logging.ERROR:
-            say("EXCEPTION", "log=" + record.name, record.getMessage().replace("\n", " "))
-
-
-threading.excepthook = on_thread_exception
-logging.getLogger().addHandler(Errors())
-logging.getLogger().setLevel(logging.WARNING)  # the seed logs every message at DEBUG
 
 _add_service = Discovery.add_service
 
