@@ -175,6 +175,9 @@ func goPubToSeed(t *testing.T, dir, topic string, goFirst bool) {
 	}
 	sub := startSeedScript(t, nil, dir, "seedapp.py", "seed-sub", "sub", topic, strconv.Itoa(seedCount))
 	if !goFirst {
+		// Seed first means subscribed first: the seed drops a publisher it
+		// resolves while its Node is still being made (seedapp.py, Sub).
+		sub.expect(t, "READY", wait)
 		publisher()
 	}
 	// Warm until the seed subscriber has a first message: it has no other
@@ -260,6 +263,7 @@ func seedReqToGo(t *testing.T, dir, name string, goFirst bool) {
 	}
 	req := startSeedScript(t, nil, dir, "seedapp.py", "seed-req", "req", name, strconv.Itoa(seedCount), `{"A": 2, "B": 3}`)
 	if !goFirst {
+		req.expect(t, "READY", wait) // as in goPubToSeed
 		serve()
 	}
 	first := req.expect(t, "FIRST", 2*wait)
@@ -509,6 +513,7 @@ func TestSeedCLI(t *testing.T) {
 		})
 		t.Run("pub", func(t *testing.T) {
 			sub := startSeedScript(t, hosts[0], dir, "seedapp.py", "seed-sub", "sub", "cli.in", "1")
+			sub.expect(t, "READY", wait)
 			_, _, err := cli(t, "pub", "cli.in", `"m 0"`, "--seed", "--count", "40", "--rate", "10")
 			if err != nil {
 				t.Fatal(err)

@@ -5,12 +5,12 @@ PYTHONPATH must hold a patched copy of seed-colugo (see seed-colugo/README.md).
 
     seedapp.py pub TOPIC N       publish "warm" every 10 ms until a line "go" on stdin, then
                                  "m 0".."m N-1" at full rate; SENT N; run until stdin closes
-    seedapp.py sub TOPIC N       subscribe; FIRST <s> at the first message (s after the Node was
-                                 made), GOT N once "m 0".."m N-1" arrived in order (other
+    seedapp.py sub TOPIC N       subscribe; READY once subscribed, FIRST <s> at the first
+                                 message (s after the Node was made), GOT N once "m 0".."m N-1" arrived in order (other
                                  messages ignored), AGAIN at the first "again" after that; run
                                  until stdin closes
-    seedapp.py req TOPIC N BODY  a request client: once connected, N requests BODY one after the
-                                 other (each sent when the previous is answered, a 2 s timeout
+    seedapp.py req TOPIC N BODY  a request client (READY once made): once connected, N
+                                 requests BODY one after the other (each sent when the previous is answered, a 2 s timeout
                                  each, the seed's default); FIRST <s> <reply> at the first reply,
                                  REPLIES k TIMEOUTS t when done; run until stdin closes
     seedapp.py pubbytes TOPIC HEX
@@ -80,6 +80,9 @@ class Sub(App):
         self.want = 0
         self.first = self.again = False
         self.sub = self.add_subscriber(topic, self.got)
+        # The seed connects a subscriber only to publishers it resolves after
+        # add_subscriber: one resolved while the Node was being made is lost.
+        say("READY")
 
     def got(self, message):
         if not self.first:
@@ -103,6 +106,7 @@ class Req(App):
         self.sent = self.replies = self.timeouts = 0
         self.started = False
         self.client = self.add_request_client(topic, self.connected)
+        say("READY")  # as Sub: servers resolved before this line are lost
 
     def connected(self):
         # On the zeroconf browser's thread: start on the loop, once.

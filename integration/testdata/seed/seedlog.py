@@ -23,3 +23,6 @@ class Errors(logging.Handler):
 threading.excepthook = on_thread_exception
 logging.getLogger().addHandler(Errors())
 logging.getLogger().setLevel(logging.WARNING)  # the seed logs every message at DEBUG
+# The seed's discovery says which services it resolved (Service added) and
+# which it lost: few lines, and the evidence when a test finds nothing.
+logging.getLogger("Discovery").setLevel(logging.DEBUG)
