@@ -259,7 +259,9 @@ func TestReplyErrors(t *testing.T) {
 // both directions outlive several peer timeouts.
 func TestHeartbeatKeepsIdleLinks(t *testing.T) {
 	t.Parallel()
-	opts := []Option{WithHeartbeatInterval(20 * time.Millisecond), WithPeerTimeout(100 * time.Millisecond)}
+	// A timeout of 10 intervals: a loaded CI machine delayed a 20 ms
+	// heartbeat past a 100 ms timeout once.
+	opts := []Option{WithHeartbeatInterval(100 * time.Millisecond), WithPeerTimeout(time.Second)}
 	srvRec := transporttest.NewRecorder()
 	srvRec.SetOnRequest(echo)
 	srv, _ := listen(t, srvRec, opts...)
@@ -271,7 +273,7 @@ func TestHeartbeatKeepsIdleLinks(t *testing.T) {
 	if _, err := cli.Request(ctx, srv.ep.Router, &transport.Message{Name: "svc"}); err != nil {
 		t.Fatal(err)
 	}
-	<-time.After(500 * time.Millisecond) // an idle period of 5 peer timeouts, not synchronisation
+	<-time.After(3 * time.Second) // an idle period of 3 peer timeouts, not synchronisation
 	if st := cli.Stats(); st.PeersLost != 0 {
 		t.Fatalf("idle links lost: %+v", st)
 	}
