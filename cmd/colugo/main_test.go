@@ -644,18 +644,30 @@ func TestHzSendTimes(t *testing.T) {
 		pub, _ := colugo.NewPublisher[int](n, "two/tick")
 		publishEvery(t, pub, 10*time.Millisecond, func(i int) int { return i })
 	}
-	r := runCLI(t, dir, "hz", "two/tick", "--count", "2", "--json")
+	// Windows after the first (which may start mid-stream); one of them
+	// within bounds is enough: a loaded machine can stall the publishers
+	// for a whole window, but an hz that counted one publisher (100 Hz)
+	// or both twice (400 Hz) is wrong in every window.
+	r := runCLI(t, dir, "hz", "two/tick", "--count", "4", "--json")
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if r.code != 0 || len(lines) != 2 {
+	if r.code != 0 || len(lines) != 4 {
 		t.Fatalf("hz: %d", r.code)
 	}
-	var rep hzReport
-	if err := json.Unmarshal([]byte(lines[1]), &rep); err != nil {
-		t.Fatal(err)
+	var reps []hzReport
+	good := false
+	for _, l := range lines[1:] {
+		var rep hzReport
+		if err := json.Unmarshal([]byte(l), &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Publishers != 2 || rep.Min <= 0 || rep.Max < rep.Min {
+			t.Fatalf("report %+v, want 2 publishers and min ≤ max", rep)
+		}
+		reps = append(reps, rep)
+		good = good || rep.Rate >= 170 && rep.Rate <= 230 && rep.RecvRate >= 150 && rep.RecvRate <= 250
 	}
-	if rep.Publishers != 2 || rep.Rate < 170 || rep.Rate > 230 || rep.RecvRate < 150 || rep.RecvRate > 250 ||
-		rep.Min <= 0 || rep.Max < rep.Min {
-		t.Fatalf("report %+v, want 200 Hz ±15%% from 2 publishers", rep)
+	if !good {
+		t.Fatalf("reports %+v, want one at 200 Hz ±15%% from 2 publishers", reps)
 	}
 	r = runCLI(t, dir, "hz", "two/tick", "--count", "1")
 	if r.code != 0 || !strings.Contains(r.stdout, "(2 publishers)") || !strings.Contains(r.stdout, "| arrivals ") {
