@@ -165,6 +165,14 @@ func lanRole(t *testing.T, role string) {
 			}
 		}
 		say("rejoined h1")
+		// Joined is discovery's word; a request goes to the servers the
+		// node has taken in, which WaitServers waits for (a loaded machine
+		// once sent all 4 to h2 between the two).
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := node.WaitServers(wctx, "lan/who", 2); err != nil {
+			t.Fatalf("h1's service after its restart: %v", err)
+		}
+		wcancel()
 		got := map[string]bool{}
 		for range 4 {
 			got[who()] = true
