@@ -84,8 +84,8 @@ func (seedOption) String() string              { return "record.WithSeed()" }
 
 // WithSeed also records the topics of the seed publishers (nodes of the
 // Python colugo) that the recorder's node finds, which needs a node with
-// colugo.WithSeedCompat: Run looks at Node.SeedSockets every
-// SeedPollInterval and subscribes to each new wanted topic as it does to a
+// colugo.WithSeedCompat: Run looks at Node.SeedSockets every 100 ms and
+// subscribes to each new wanted topic as it does to a
 // colugo topic. (Without WithSeed, a seed publisher of a topic that a
 // colugo node publishes is recorded anyway: it joins that topic's
 // subscription.) The seed's wire names no codec, type, sequence number or
@@ -94,9 +94,10 @@ func (seedOption) String() string              { return "record.WithSeed()" }
 // and publish time, and count no gaps. Default: off.
 func WithSeed() RecordOption { return seedOption{} }
 
-// SeedPollInterval is how often a recorder WithSeed looks for new seed
-// publishers: the seed's own discovery takes 10 ms to 1 s.
-const SeedPollInterval = 100 * time.Millisecond
+// seedPoll is how often a recorder WithSeed looks for new seed
+// publishers: the node has no event for them, and the seed's own
+// discovery takes 10 ms to 1 s.
+const seedPoll = 100 * time.Millisecond
 
 type bufferOption int
 
@@ -160,10 +161,11 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 // first error writing the file. It subscribes to each wanted topic once,
 // whatever codecs its publishers use (colugo.WithAnyCodec), as soon as a
 // publisher is discovered (node's Events; WithSeed: and the node's seed
-// publishers), so topics that appear later are recorded too. Each message is written with its publisher's codec and
-// type names, the receive time as log time and the publisher's send time
-// as publish time; protobuf channels get the FileDescriptorSet that the
-// publishers advertise as their MCAP schema. A topic whose publishers
+// publishers), so topics that appear later are recorded too. Each message
+// is written with its publisher's codec and type names, the receive time
+// as log time and the publisher's send time as publish time; protobuf
+// channels get the FileDescriptorSet that the publishers advertise as
+// their MCAP schema. A topic whose publishers
 // offer history (colugo.TopicInfo.History) is marked so on its channels
 // (MetaHistory: the greatest depth offered so far), and when its first
 // publisher offers some, the subscription asks for that much
@@ -225,7 +227,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	events := r.node.Events(ctx)
 	var seedTick <-chan time.Time
 	if r.cfg.seed {
-		t := time.NewTicker(SeedPollInterval)
+		t := time.NewTicker(seedPoll)
 		defer t.Stop()
 		seedTick = t.C
 	}
