@@ -188,6 +188,26 @@ func TestRecorderWithSeed(t *testing.T) {
 	if _, ok := meta["topic.other.publishers"]; ok {
 		t.Errorf("metadata %v: the unmatched seed topic was recorded", meta)
 	}
+
+	// With no topic or pattern given: every seed topic.
+	w, err = record.NewWriter(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = record.NewRecorder(rec, w, record.WithSeed()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(t.Context())
+	go func() { done <- r.Run(ctx) }()
+	testwait.Until(t, "every seed topic in the recording", func() bool {
+		warm()
+		return recorded("seed/a") && recorded("seed/b") && recorded("other")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
 }
 
 // TestRecorderPatterns: Patterns (with or without Topics) records the
