@@ -99,10 +99,14 @@ func (p Pattern) Match(topic string) bool {
 // this one included. Names given to Subscribe stay literal ("*" is an
 // ordinary character there); only SubscribePattern reads wildcards.
 //
-// The topics are those this node learns of: its own publishers', and
-// those of its peers' $describe (as they join and as their catalogs
-// change). Each matching topic is subscribed to as Subscribe would, as
-// soon as the node learns of it, so a publisher that appears later joins
+// The topics are those this node learns of: its own publishers', those
+// of its peers' $describe (as they join and as their catalogs change),
+// and, on a node with WithSeedCompat, those of the seed publishers it
+// finds (nodes of the Python colugo, as their records appear; a seed
+// publisher joins a matched topic as it joins Subscribe of that topic,
+// and leaves it when its record goes). Each matching topic is
+// subscribed to as Subscribe would, as soon as the node learns of it,
+// so a publisher that appears later joins
 // the channel without any call; a topic, once matched, stays subscribed
 // until the subscription ends, even when nobody publishes it any more (a
 // publisher that comes back is heard again). A topic nobody publishes is
@@ -197,9 +201,13 @@ func (n *Node) addPattern(ps *patternSub) error {
 			}
 		}
 	}
+	if n.seed != nil {
+		known = append(known, n.seed.pubTopics()...)
+	}
 	added := n.matchLocked(ps, known)
 	n.mu.Unlock()
-	if added {
+	if len(added) > 0 {
+		n.syncSeedTopics(added)
 		n.catalogChanged() // peers count subscribers
 	}
 	return nil
@@ -219,17 +227,20 @@ func (n *Node) matchPatternsLocked(topics []TopicInfo) {
 	}
 	added := false
 	for ps := range n.patterns {
-		added = n.matchLocked(ps, names) || added
+		added = len(n.matchLocked(ps, names)) > 0 || added
 	}
 	if added {
+		// Seed publishers need no sync here: a seed topic known before
+		// the pattern was matched when the pattern began, and one found
+		// after is synced as it is found (seedNode.apply).
 		n.goLocked(n.catalogChanged) // not under n.mu: it announces
 	}
 }
 
 // matchLocked adds to ps the topics among names that match it and it does
-// not have yet, and reports whether it added any. n.mu is held.
-func (n *Node) matchLocked(ps *patternSub, names []string) bool {
-	added := false
+// not have yet, and returns them. n.mu is held.
+func (n *Node) matchLocked(ps *patternSub, names []string) []string {
+	var added []string
 	for _, t := range names {
 		if ps.topics[t] != nil || !ps.pat.Match(t) {
 			continue
@@ -237,15 +248,27 @@ func (n *Node) matchLocked(ps *patternSub, names []string) bool {
 		s := ps.root.forTopic(t)
 		ps.topics[t] = s
 		n.insertSubLocked(s)
-		added = true
+		added = append(added, t)
 	}
-	if added {
+	if len(added) > 0 {
 		n.publishRecvLocked()
 		for _, p := range n.peers {
 			n.syncPeerLocked(p)
 		}
 	}
 	return added
+}
+
+// syncSeedTopics connects the subscriptions of these topics to their seed
+// publishers, or disconnects them (WithSeedCompat; nothing without). n.mu
+// is not held.
+func (n *Node) syncSeedTopics(topics []string) {
+	if n.seed == nil {
+		return
+	}
+	for _, t := range topics {
+		n.seed.syncTopic(t)
+	}
 }
 
 // forTopic makes the subscription of one topic that a pattern matched:
@@ -266,6 +289,7 @@ func (root *subCore) forTopic(topic string) *subCore {
 func (n *Node) removePattern(ps *patternSub) {
 	n.mu.Lock()
 	var ended []*subCore
+	var topics []string
 	if _, ok := n.patterns[ps]; ok {
 		delete(n.patterns, ps)
 		for t, s := range ps.topics {
@@ -279,6 +303,7 @@ func (n *Node) removePattern(ps *patternSub) {
 				}
 			}
 			ended = append(ended, s)
+			topics = append(topics, t)
 		}
 		if len(ended) > 0 {
 			n.publishRecvLocked()
@@ -290,6 +315,7 @@ func (n *Node) removePattern(ps *patternSub) {
 		}
 	}
 	n.mu.Unlock()
+	n.syncSeedTopics(topics) // before the close: a seed connection's deliveries end first
 	for _, s := range ended {
 		s.close()
 	}

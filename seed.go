@@ -299,6 +299,14 @@ func (sn *seedNode) apply(ev discovery.SeedEvent) {
 		slog.String("kind", s.Kind.String()), slog.String("addr", s.Addr))
 	switch s.Kind {
 	case discovery.SeedPub:
+		if ev.Kind == discovery.Joined {
+			// A topic the node learns of, as from a peer's $describe: the
+			// pattern subscriptions it matches subscribe to it (and the
+			// syncTopic below connects them all to this publisher).
+			n.mu.Lock()
+			n.matchPatternsLocked([]TopicInfo{{Name: s.Topic}})
+			n.mu.Unlock()
+		}
 		sn.syncTopic(s.Topic)
 	case discovery.SeedRep:
 		if ev.Kind == discovery.Left {
@@ -483,6 +491,22 @@ func (sn *seedNode) seedTargets(name string) []target {
 		}
 	}
 	slices.SortFunc(ts, func(a, b target) int { return strings.Compare(a.seed, b.seed) })
+	return ts
+}
+
+// pubTopics lists the topics of the seed publishers known (each once),
+// for the pattern subscriptions to match. n.mu may be held.
+func (sn *seedNode) pubTopics() []string {
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	seen := make(map[string]bool)
+	var ts []string
+	for _, s := range sn.sockets {
+		if s.Kind == discovery.SeedPub && !seen[s.Topic] {
+			seen[s.Topic] = true
+			ts = append(ts, s.Topic)
+		}
+	}
 	return ts
 }
 

@@ -1,6 +1,7 @@
 // Package record records colugo topics to MCAP files and plays them back.
 //
-// A [Recorder] subscribes a node to topics (all of them, or a list) as
+// A [Recorder] subscribes a node to topics (all of them, or a list and
+// patterns; with [WithSeed], those of the Python colugo's seed nodes too) as
 // their publishers are discovered, once per topic whatever codecs its
 // publishers use, and writes every message it receives to a [Writer]: one
 // MCAP channel per topic, codec and type (and history depth, see History),
@@ -45,6 +46,11 @@
 // the time the recorder's node received the message; publish time is the
 // publisher's send time from the message header (the publisher's clock).
 // Per-channel sequence numbers count the messages written on that channel.
+// A seed publisher's messages (a seed publisher of a recorded topic, or
+// any with [WithSeed]) are its frames' bytes, with codec raw and no type:
+// the seed's wire names neither, nor a send time (publish time is the
+// receive time) or sequence numbers (no gaps are counted); the sender is
+// "seed:<its node uuid>".
 // At the end of a recording a metadata record "colugo.recording" holds,
 // per topic: "received", "dropped" (by the recording subscription: the
 // writer did not keep up) and "decode_errors" as the recording node's

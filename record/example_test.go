@@ -90,3 +90,78 @@ func written(rec *record.Recorder) uint64 {
 	}
 	return n
 }
+
+// Record the topics a pattern matches, as their publishers appear.
+func ExamplePatterns() {
+	dir, err := os.MkdirTemp("", "record-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	disc := func() colugo.NodeOption { return colugo.WithDiscovery(local.New(local.WithDir(dir))) }
+
+	robot, err := colugo.NewNode("robot", disc())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer robot.Close()
+	var pubs []*colugo.Publisher[int]
+	for _, topic := range []string{"robot/arm/pose", "robot/base/pose", "robot/arm/status"} {
+		p, err := colugo.NewPublisher[int](robot, topic)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pubs = append(pubs, p)
+	}
+
+	recNode, err := colugo.NewNode("recorder", disc())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer recNode.Close()
+	var file bytes.Buffer
+	w, err := record.NewWriter(&file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	rec, err := record.NewRecorder(recNode, w, record.Patterns("robot/*/pose"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	running := make(chan error, 1)
+	go func() { running <- rec.Run(ctx) }()
+
+	// The two pose publishers get a subscriber; the status one never does.
+	for _, p := range pubs[:2] {
+		if err := p.WaitSubscribers(ctx, 1); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		for _, p := range pubs {
+			_ = p.Publish(ctx, i)
+		}
+	}
+	for written(rec) < 6 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond) // a program would print progress here
+	}
+	stop()
+	if err := <-running; err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	sum, err := record.Scan(bytes.NewReader(file.Bytes()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, ch := range sum.Channels {
+		fmt.Println(ch.Topic, sum.Counts[ch.Topic])
+	}
+	// Unordered output:
+	// robot/arm/pose 3
+	// robot/base/pose 3
+}

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/discovery"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -17,9 +19,20 @@ import (
 type RecordOption interface{ applyRecord(*recordConfig) }
 
 type recordConfig struct {
-	topics map[string]bool // nil: all
-	buffer int
-	block  time.Duration
+	topics   map[string]bool // nil (and no patterns): all
+	patterns []colugo.Pattern
+	buffer   int
+	block    time.Duration
+	seed     bool
+	err      error // an option's, returned by NewRecorder
+}
+
+// wants reports whether the recording takes topic.
+func (c *recordConfig) wants(topic string) bool {
+	if c.topics == nil && c.patterns == nil {
+		return true
+	}
+	return c.topics[topic] || slices.ContainsFunc(c.patterns, func(p colugo.Pattern) bool { return p.Match(topic) })
 }
 
 type topicsOption []string
@@ -34,9 +47,57 @@ func (o topicsOption) applyRecord(c *recordConfig) {
 }
 func (o topicsOption) String() string { return fmt.Sprintf("record.Topics(%q)", []string(o)) }
 
-// Topics limits a recording to these topics. Default: every topic any
-// discovered node publishes.
+// Topics limits a recording to these topics (with Patterns: to these and
+// the topics the patterns match). Default: every topic any discovered node
+// publishes.
 func Topics(names ...string) RecordOption { return topicsOption(names) }
+
+type patternsOption []string
+
+func (o patternsOption) applyRecord(c *recordConfig) {
+	if c.patterns == nil {
+		c.patterns = []colugo.Pattern{}
+	}
+	for _, s := range o {
+		p, err := colugo.ParsePattern(s)
+		if err != nil {
+			c.err = cmp.Or(c.err, err)
+			continue
+		}
+		c.patterns = append(c.patterns, p)
+	}
+}
+func (o patternsOption) String() string { return fmt.Sprintf("record.Patterns(%q)", []string(o)) }
+
+// Patterns limits a recording to the topics that match these patterns
+// (colugo.ParsePattern's syntax: "robot/*/pose", "robot/**"), matched
+// against each topic as its publishers are discovered; with Topics, to
+// those topics too. NewRecorder returns an invalid pattern's error
+// (colugo.ErrInvalidOption). Each matching topic is subscribed to on its
+// own, as a topic named with Topics is. Default: every topic.
+func Patterns(patterns ...string) RecordOption { return patternsOption(patterns) }
+
+type seedOption struct{}
+
+func (seedOption) applyRecord(c *recordConfig) { c.seed = true }
+func (seedOption) String() string              { return "record.WithSeed()" }
+
+// WithSeed also records the topics of the seed publishers (nodes of the
+// Python colugo) that the recorder's node finds, which needs a node with
+// colugo.WithSeedCompat: Run looks at Node.SeedSockets every 100 ms and
+// subscribes to each new wanted topic as it does to a
+// colugo topic. (Without WithSeed, a seed publisher of a topic that a
+// colugo node publishes is recorded anyway: it joins that topic's
+// subscription.) The seed's wire names no codec, type, sequence number or
+// send time, so its messages are written with codec raw (their bytes, as
+// colugo echo --seed shows them), no type, the receive time as both log
+// and publish time, and count no gaps. Default: off.
+func WithSeed() RecordOption { return seedOption{} }
+
+// seedPoll is how often a recorder WithSeed looks for new seed
+// publishers: the node has no event for them, and the seed's own
+// discovery takes 10 ms to 1 s.
+const seedPoll = 100 * time.Millisecond
 
 type bufferOption int
 
@@ -86,6 +147,9 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 			o.applyRecord(&cfg)
 		}
 	}
+	if cfg.err != nil {
+		return nil, fmt.Errorf("record: %w", cfg.err)
+	}
 	if cfg.buffer < 1 {
 		return nil, fmt.Errorf("%w: record buffer must be at least 1", colugo.ErrInvalidOption)
 	}
@@ -96,11 +160,12 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 // record and returns nil (the caller closes the Writer), or returns the
 // first error writing the file. It subscribes to each wanted topic once,
 // whatever codecs its publishers use (colugo.WithAnyCodec), as soon as a
-// publisher is discovered (node's Events), so topics that appear later are
-// recorded too. Each message is written with its publisher's codec and
-// type names, the receive time as log time and the publisher's send time
-// as publish time; protobuf channels get the FileDescriptorSet that the
-// publishers advertise as their MCAP schema. A topic whose publishers
+// publisher is discovered (node's Events; WithSeed: and the node's seed
+// publishers), so topics that appear later are recorded too. Each message
+// is written with its publisher's codec and type names, the receive time
+// as log time and the publisher's send time as publish time; protobuf
+// channels get the FileDescriptorSet that the publishers advertise as
+// their MCAP schema. A topic whose publishers
 // offer history (colugo.TopicInfo.History) is marked so on its channels
 // (MetaHistory: the greatest depth offered so far), and when its first
 // publisher offers some, the subscription asks for that much
@@ -115,7 +180,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 	r.started = time.Now()
 	r.mu.Unlock()
 	subscribe := func(t colugo.TopicInfo) {
-		if r.cfg.topics != nil && !r.cfg.topics[t.Name] {
+		if !r.cfg.wants(t.Name) {
 			return
 		}
 		r.mu.Lock()
@@ -159,9 +224,35 @@ func (r *Recorder) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	for ev := range r.node.Events(ctx) {
-		for _, t := range ev.Peer.Topics {
-			subscribe(t)
+	events := r.node.Events(ctx)
+	var seedTick <-chan time.Time
+	if r.cfg.seed {
+		t := time.NewTicker(seedPoll)
+		defer t.Stop()
+		seedTick = t.C
+	}
+	seedPubs := func() {
+		for _, s := range r.node.SeedSockets() {
+			if s.Kind == discovery.SeedPub {
+				subscribe(colugo.TopicInfo{Name: s.Topic, Codec: "raw"}) // a known topic: nothing happens
+			}
+		}
+	}
+	if r.cfg.seed {
+		seedPubs()
+	}
+loop:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				break loop // ctx ended or the node closed
+			}
+			for _, t := range ev.Peer.Topics {
+				subscribe(t)
+			}
+		case <-seedTick:
+			seedPubs()
 		}
 	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/record"
 )
 
@@ -73,9 +74,30 @@ func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 		return err
 	}
 	defer n.Close()
+	// A TOPIC with a * or ** segment is a pattern, as for echo (it matches
+	// the topic of its own name too, so no --literal is needed here).
+	var names []string
+	var pats []colugo.Pattern
+	for _, t := range topics {
+		if p, ok := pattern(t, false); ok {
+			pats = append(pats, p)
+		} else {
+			names = append(names, t)
+		}
+	}
 	var opts []record.RecordOption
-	if len(topics) > 0 {
-		opts = append(opts, record.Topics(topics...))
+	if len(names) > 0 {
+		opts = append(opts, record.Topics(names...))
+	}
+	if len(pats) > 0 {
+		ps := make([]string, len(pats))
+		for i, p := range pats {
+			ps[i] = p.String()
+		}
+		opts = append(opts, record.Patterns(ps...))
+	}
+	if c.seed { // the seed publishers' topics too, as --seed's other tools see them
+		opts = append(opts, record.WithSeed())
 	}
 	rec, err := record.NewRecorder(n, w, opts...)
 	if err != nil {
@@ -134,25 +156,28 @@ func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 	if closeErr != nil {
 		return closeErr
 	}
-	var missing []string
-	for _, t := range topics {
-		if !slicesContainsTopic(prog, t) {
+	var missing, missingPats []string
+	for _, t := range names {
+		if !slices.ContainsFunc(prog, func(p record.TopicProgress) bool { return p.Topic == t }) {
 			missing = append(missing, fmt.Sprintf("%q", t))
 		}
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("no publisher of topic %s found, nothing recorded of it (%s written with the rest)", strings.Join(missing, ", "), c.output)
-	}
-	return c.ctx.Err()
-}
-
-func slicesContainsTopic(ps []record.TopicProgress, t string) bool {
-	for _, p := range ps {
-		if p.Topic == t {
-			return true
+	for _, pat := range pats {
+		if !slices.ContainsFunc(prog, func(p record.TopicProgress) bool { return pat.Match(p.Topic) }) {
+			missingPats = append(missingPats, fmt.Sprintf("%q", pat.String()))
 		}
 	}
-	return false
+	var none []string
+	if len(missing) > 0 {
+		none = append(none, "topic "+strings.Join(missing, ", "))
+	}
+	if len(missingPats) > 0 {
+		none = append(none, "a topic matching "+strings.Join(missingPats, ", "))
+	}
+	if len(none) > 0 {
+		return fmt.Errorf("no publisher of %s found, nothing recorded of it (%s written with the rest)", strings.Join(none, " or of "), c.output)
+	}
+	return c.ctx.Err()
 }
 
 // recordTopic is one topic of record's --json summary.
