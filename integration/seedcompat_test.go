@@ -493,6 +493,12 @@ func TestSeedCLI(t *testing.T) {
 				t.Errorf("echo: %q, %v; want three warm lines", out, err)
 			}
 		})
+		t.Run("echo-pattern", func(t *testing.T) {
+			out, _, err := cli(t, "echo", "*", "--seed", "--count", "2", "--timeout", "20s")
+			if err != nil || out != "cli.topic: warm\ncli.topic: warm\n" {
+				t.Errorf("echo '*': %q, %v; want two cli.topic: warm lines", out, err)
+			}
+		})
 		t.Run("topics", func(t *testing.T) {
 			out, _, err := cli(t, "topics", "--seed", "--wait", "3s")
 			if err != nil || !regexp.MustCompile(`(?m)^cli\.topic\s.*\bseed\b`).MatchString(out) {

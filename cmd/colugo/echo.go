@@ -713,7 +713,8 @@ func pattern(name string, literal bool) (colugo.Pattern, bool) {
 }
 
 // streamPattern is stream for a pattern: it waits up to --timeout for a
-// peer publishing a matching topic (in --codec, when given), then
+// peer (or, with --seed, a seed node) publishing a matching topic (in
+// --codec, when given), then
 // subscribes to every matching topic, now and as they appear.
 func (c *cli) streamPattern(pat colugo.Pattern, found func(), f func(*colugo.Node, received) bool) error {
 	n, err := c.node()
@@ -723,7 +724,7 @@ func (c *cli) streamPattern(pat colugo.Pattern, found func(), f func(*colugo.Nod
 	defer n.Close()
 	stop := c.waiting(fmt.Sprintf("a publisher of a topic matching %q", pat))
 	ok := until(c.ctx, c.timeout, func() bool {
-		for _, p := range n.Peers() {
+		for _, p := range append(n.Peers(), seedPeers(n)...) {
 			for _, t := range p.Topics {
 				if pat.Match(t.Name) && (c.codec == "" || t.Codec == c.codec) {
 					return true
