@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,6 +56,29 @@ func TestRecordPattern(t *testing.T) {
 	for _, ch := range sc.Channels {
 		if ch.Topic != "robot/a/pose" && ch.Topic != "robot/b/pose" {
 			t.Errorf("channel of %s in the file", ch.Topic)
+		}
+	}
+}
+
+// A record that cannot start (a refused node, a bad --compression) leaves
+// an existing file as it was.
+func TestRecordRefusedKeepsFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "keep.mcap")
+	if err := os.WriteFile(file, []byte("an earlier recording"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"record", "-o", file, "--seed"}, // refused: COLUGO_DISCOVERY=local has no mdns
+		{"record", "-o", file, "--compression", "brotli"},
+	} {
+		r := runCLI(t, dir, args...)
+		if r.code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+		if b, err := os.ReadFile(file); err != nil || string(b) != "an earlier recording" {
+			t.Errorf("%v (exit %d, %q): the file now holds %q, %v", args, r.code, r.stderr, b, err)
 		}
 	}
 }

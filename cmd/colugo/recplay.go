@@ -60,6 +60,18 @@ func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 			return err
 		}
 	}
+	switch c.compression {
+	case "zstd", "lz4", "none":
+	default:
+		return usageErr("--compression %q: want zstd, lz4 or none", c.compression)
+	}
+	// The node before the file: a refused start (--seed without mdns, a
+	// bad COLUGO_DISCOVERY) must not truncate an existing recording.
+	n, err := c.node()
+	if err != nil {
+		return err
+	}
+	defer n.Close()
 	f, err := os.Create(c.output)
 	if err != nil {
 		return err
@@ -69,11 +81,6 @@ func runRecord(c *cli, _ *flag.FlagSet, topics []string) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	n, err := c.node()
-	if err != nil {
-		return err
-	}
-	defer n.Close()
 	// A TOPIC with a * or ** segment is a pattern, as for echo (it matches
 	// the topic of its own name too, so no --literal is needed here).
 	var names []string
