@@ -596,7 +596,9 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	peers := others(n.Peers())
-	if len(peers) == 0 {
+	if len(peers) == 0 && len(n.SeedSockets()) > 0 {
+		add("info", "peers", "no colugo peer found within %v (--wait); seed nodes only (below)", c.wait)
+	} else if len(peers) == 0 {
 		add("warn", "peers", "no peer found within %v (--wait): are nodes running, as the same user, with the same discovery?", c.wait)
 	} else {
 		var ps []string
