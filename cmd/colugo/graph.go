@@ -679,12 +679,13 @@ func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...an
 	} else {
 		add("warn", area, "%s: nothing crosses; what goes to NATS is held in the reconnect buffer, then dropped", link)
 	}
-	relayed := func(ts []colugo.TopicInfo, from bool) []string {
+	// What it imports now: its topics and services marked as relayed.
+	relayed := func(ts []colugo.TopicInfo) []string {
 		var out []string
 		for _, t := range ts {
 			switch r := t.Relay; {
 			case r == nil:
-			case from && r.Remote != "":
+			case r.Remote != "":
 				out = append(out, t.Name+" (from "+r.Remote+")")
 			default:
 				out = append(out, t.Name)
@@ -695,7 +696,7 @@ func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...an
 	add("info", area, "exports %s; exporting now: %s", rulesText(b.Export),
 		crossing(b.Exporting.Topics, b.Exporting.Services))
 	add("info", area, "imports %s; importing now: %s", rulesText(b.Import),
-		crossing(relayed(p.Topics, true), relayed(p.Services, true)))
+		crossing(relayed(p.Topics), relayed(p.Services)))
 	if b.Truncated {
 		add("info", area, "its status lists were cut to fit $describe")
 	}
