@@ -37,6 +37,10 @@ type PeerInfo struct {
 	// Drops is what the node had lost as a publisher when it was
 	// described, nil when nothing: for tools (colugo doctor).
 	Drops *PublisherDrops `json:"drops,omitempty"`
+	// Status holds the node's status documents (Node.SetStatus) by name,
+	// as they were when it was described; nil when it has none. A bridge
+	// tells its site, link and counts under "bridge".
+	Status map[string]json.RawMessage `json:"status,omitempty"`
 }
 
 // PublisherDrops is a publishing node's count of what its subscribers
@@ -77,6 +81,9 @@ type TopicInfo struct {
 	// for late subscribers (WithHistory; 0: none) and, for a subscription,
 	// how many it asked for.
 	History int `json:"history,omitempty"`
+	// Relay, when set, says the node relays the topic or service from or
+	// to another network (WithRelay): a bridge's imports and exports.
+	Relay *Relay `json:"relay,omitempty"`
 }
 
 // maxJSONSchema bounds a TopicInfo's JSONSchema (and ReplyJSONSchema), so
@@ -123,6 +130,9 @@ func (n *Node) catalogHashLocked() string {
 	}
 	for t, ss := range n.subs { // peers count subscribers (Publisher.Subscribers)
 		lines = append(lines, "u\x00"+t+"\x00"+strconv.Itoa(len(ss)))
+	}
+	for name := range n.status { // the names only: their contents change at will
+		lines = append(lines, "x\x00"+name)
 	}
 	slices.Sort(lines)
 	h := sha256.New()
@@ -175,6 +185,7 @@ type description struct {
 // describeJSON is the payload of this node's $describe reply.
 func (n *Node) describeJSON() ([]byte, error) {
 	d := description{PeerInfo: n.describe()}
+	d.Status = n.statusDocs() // not under n.mu: the status functions may use the node
 	if n.keys != nil {
 		n.mu.Lock()
 		seqs := maps.Clone(n.seqs)
@@ -252,6 +263,10 @@ func decodeDescription(b []byte) (*PeerInfo, error) {
 	boundJSONSchemas(info.Topics)
 	boundJSONSchemas(info.Subscriptions)
 	boundJSONSchemas(info.Services)
+	boundRelays(info.Topics)
+	boundRelays(info.Subscriptions)
+	boundRelays(info.Services)
+	boundStatus(&info)
 	if info.Drops != nil && len(info.Drops.Subscribers) > maxDropRows {
 		info.Drops.Subscribers = info.Drops.Subscribers[:maxDropRows]
 	}

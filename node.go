@@ -35,7 +35,7 @@ const Version = "0.1.0"
 // one below it is held):
 //
 //  1. mu guards the catalog and the peer table: subs, patterns, pubs, seqs,
-//     services, counters, svcStats, peers, rr, changed, catalog, watchers,
+//     services, counters, svcStats, peers, rr, changed, catalog, status, watchers,
 //     targets, and the replacement of recv and served. It is held briefly
 //     and never across a transport call that can wait, a handler, or a
 //     channel send to a user.
@@ -107,6 +107,7 @@ type Node struct {
 	rr       map[string]*atomic.Uint64 // round-robin position per service
 	changed  chan struct{}             // closed and replaced when the peer catalog changes
 	catalog  string                    // hash of pubs and services
+	status   map[string]func() any     // SetStatus's documents
 	// announcing is set while a catalogChanged announces; announceAgain
 	// says the catalog changed since its last announcement began.
 	announcing, announceAgain atomic.Bool

@@ -146,7 +146,8 @@ type topicConfig struct {
 	// history is WithHistory's depth: kept (publishers) or asked for
 	// (subscriptions); -1 when invalid. historyBytes is WithHistoryBytes.
 	history, historyBytes int
-	seedVisible           bool // publishers and servers: SeedVisible
+	seedVisible           bool   // publishers and servers: SeedVisible
+	relay                 *Relay // WithRelay
 }
 
 type subConfig struct {

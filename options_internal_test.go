@@ -50,6 +50,7 @@ func TestOptionStrings(t *testing.T) {
 		"WithLastValue":      {WithLastValue(), "WithLastValue()"},
 		"WithHistoryBytes":   {WithHistoryBytes(1024), "WithHistoryBytes(1024)"},
 		"WithTracer":         {WithTracer(nil), "WithTracer(...)"},
+		"WithRelay":          {WithRelay(Relay{Via: "nats", Remote: "b", Name: "colugo.t.x"}), "WithRelay(nats b colugo.t.x)"},
 	}
 	for name, c := range cases {
 		s, ok := c.opt.(fmt.Stringer)

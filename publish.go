@@ -165,7 +165,7 @@ func NewPublisher[T any](node *Node, topic string, opts ...PublisherOption) (*Pu
 	p := &Publisher[T]{node: node, topic: topic, codec: cfg.codec, handOver: !raw || cfg.zeroCopy, maxWait: cfg.maxWait, seed: sp,
 		hist: historyConfig{depth: cfg.history, bytes: cfg.historyBytes},
 		info: TopicInfo{Name: topic, Codec: cfg.codec.Name(), Type: typeName[T](cfg.codec), Schema: schemaOf[T](cfg.codec),
-			JSONSchema: jsonSchemaOf[T](cfg.codec)}}
+			JSONSchema: jsonSchemaOf[T](cfg.codec), Relay: cfg.relay}}
 	node.mu.Lock()
 	if err := node.acceptingLocked(); err != nil {
 		node.mu.Unlock()

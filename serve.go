@@ -76,7 +76,7 @@ func Serve[Req, Resp any](node *Node, name string, handler func(context.Context,
 	core := &serviceCore{
 		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[Req](c), Schema: schemaOf[Req](c),
 			JSONSchema: jsonSchemaOf[Req](c), ReplyType: typeName[Resp](c), ReplySchema: schemaOf[Resp](c),
-			ReplyJSONSchema: jsonSchemaOf[Resp](c)},
+			ReplyJSONSchema: jsonSchemaOf[Resp](c), Relay: cfg.relay},
 		strict: strict,
 		call: func(ctx context.Context, payload []byte, owned bool) ([]byte, error) {
 			req, ok := rawValue[Req](c, payload, owned)

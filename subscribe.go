@@ -217,7 +217,7 @@ func newSub[T, V any](ctx context.Context, node *Node, name string, opts []Subsc
 	}
 	_, strict := c.(codec.TypeNamer)
 	s := &subCore{node: node, policy: cfg.policy, strict: strict, anyCodec: cfg.anyCodec, done: make(chan struct{}),
-		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c)}}
+		info: TopicInfo{Name: name, Codec: c.Name(), Type: typeName[T](c), Schema: schemaOf[T](c), Relay: cfg.relay}}
 	if cfg.anyCodec {
 		s.info.Codec, s.info.Type = "*", "*"
 	}

@@ -2,8 +2,12 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +47,7 @@ type Bridge struct {
 	expSvc   map[string][]*nats.Subscription // exported services' queue subscriptions
 	pubs     map[pubKey]*colugo.Publisher[[]byte]
 	servers  []*colugo.Server
+	imported []string             // names of the imported services served (servers')
 	subs     []*nats.Subscription // topic import subscriptions
 	stops    []func()             // limiters' stops
 }
@@ -121,6 +126,10 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 			}
 		}
 	}
+	if err := node.SetStatus(StatusName, func() any { return b.statusJSON() }); err != nil {
+		b.nc.Close()
+		return nil, fmt.Errorf("bridge: status: %w", err)
+	}
 	return b, nil
 }
 
@@ -147,6 +156,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer close(b.runDone)
 
 	err := b.start(rctx)
+	if err != nil && rctx.Err() != nil {
+		err = nil // ended during setup (Close, or ctx): as if after
+	}
 	if err == nil {
 		<-rctx.Done()
 	}
@@ -202,7 +214,7 @@ func (b *Bridge) stop() {
 	}
 	b.expSvc = map[string][]*nats.Subscription{}
 	servers := b.servers
-	b.servers = nil
+	b.servers, b.imported = nil, nil
 	b.mu.Unlock()
 	for _, s := range subs {
 		_ = s.Unsubscribe()
@@ -248,6 +260,7 @@ func (b *Bridge) Close() error {
 		cancel()
 		<-done
 	}
+	_ = b.node.SetStatus(StatusName, nil) // no longer a bridge
 	b.nc.Close()
 	return nil
 }
@@ -313,40 +326,41 @@ const (
 )
 
 // Stats is a snapshot of a bridge's counters.
+// The JSON names are those of the bridge's status document (Status).
 type Stats struct {
-	Link        LinkState
-	Reconnects  uint64 // times the link came back after a loss
-	Disconnects uint64 // times it was lost
+	Link        LinkState `json:"link"`
+	Reconnects  uint64    `json:"reconnects"`  // times the link came back after a loss
+	Disconnects uint64    `json:"disconnects"` // times it was lost
 	// JetStreamErrors counts the failed attempts at making the streams of
 	// exported JetStream entries and the consumers of imported ones (each
 	// retried until it succeeds: the link may be down, or the exporter not
 	// there yet).
-	JetStreamErrors uint64
-	Export          Direction // from the local network to NATS
-	Import          Direction // from NATS to the local network
+	JetStreamErrors uint64    `json:"jetstream_errors"`
+	Export          Direction `json:"export"` // from the local network to NATS
+	Import          Direction `json:"import"` // from NATS to the local network
 }
 
 // Direction counts one direction's traffic.
 type Direction struct {
-	Messages      uint64 // topic messages forwarded
-	Bytes         uint64 // their payload bytes
-	Requests      uint64 // requests forwarded
-	RequestErrors uint64 // of those, the ones that failed (answered with an error)
-	Drops         Drops
+	Messages      uint64 `json:"messages"`       // topic messages forwarded
+	Bytes         uint64 `json:"bytes"`          // their payload bytes
+	Requests      uint64 `json:"requests"`       // requests forwarded
+	RequestErrors uint64 `json:"request_errors"` // of those, the ones that failed (answered with an error)
+	Drops         Drops  `json:"drops"`
 }
 
 // Drops counts the messages (and requests) not forwarded, by reason.
 type Drops struct {
-	Rate       uint64 // downsampled away (max_rate)
-	Payload    uint64 // above max_payload
-	Link       uint64 // NATS unreachable and the reconnect buffer full, or the publish failed
-	Loop       uint64 // not from this site (export), or from this site or bridge (import)
-	BadSubject uint64 // a subject that is no escaped colugo name (import)
-	BadHeader  uint64 // missing or malformed headers (import; requests from NATS)
-	Limit      uint64 // past MaxImportTopics or MaxInflight, or a NATS slow-consumer drop
-	Queue      uint64 // an exported topic's local queue was full (QueueBytes): the oldest went
-	Failed     uint64 // the local publish failed
-	Duplicate  uint64 // a JetStream redelivery of a message the site had (import)
+	Rate       uint64 `json:"rate"`        // downsampled away (max_rate)
+	Payload    uint64 `json:"payload"`     // above max_payload
+	Link       uint64 `json:"link"`        // NATS unreachable and the reconnect buffer full, or the publish failed
+	Loop       uint64 `json:"loop"`        // not from this site (export), or from this site or bridge (import)
+	BadSubject uint64 `json:"bad_subject"` // a subject that is no escaped colugo name (import)
+	BadHeader  uint64 `json:"bad_header"`  // missing or malformed headers (import; requests from NATS)
+	Limit      uint64 `json:"limit"`       // past MaxImportTopics or MaxInflight, or a NATS slow-consumer drop
+	Queue      uint64 `json:"queue"`       // an exported topic's local queue was full (QueueBytes): the oldest went
+	Failed     uint64 `json:"failed"`      // the local publish failed
+	Duplicate  uint64 `json:"duplicate"`   // a JetStream redelivery of a message the site had (import)
 }
 
 type dirCounters struct {
@@ -467,4 +481,141 @@ func (l *limiter[T]) stop() {
 	}
 	l.pending = nil
 	l.mu.Unlock()
+}
+
+// StatusName is the name of the status document a bridge's node carries
+// in its $describe (colugo.PeerInfo.Status[StatusName]): a Status in
+// JSON, for tools (colugo nodes, colugo doctor), which read it without
+// this package. It is set by New and removed by Close.
+const StatusName = "bridge"
+
+// Status is what a bridge tells of itself in its node's $describe: its
+// site and id, its Config's entries, what it exports and imports at the
+// time, and its Stats. The lists are cut (Truncated) so that the document
+// stays within colugo.MaxStatusBytes.
+type Status struct {
+	Site string `json:"site"`
+	ID   string `json:"id"` // the bridge id (its node's), which its messages carry on NATS
+	// Server is the NATS server the link is up to, credentials redacted;
+	// "" while it is down.
+	Server string `json:"server,omitempty"`
+	// Export and Import are the Config's entries.
+	Export Rules `json:"export"`
+	Import Rules `json:"import"`
+	// Exporting lists the local topics the bridge forwards to NATS (a
+	// pattern's, once some node publishes a match) and the services it
+	// serves on NATS (while some node serves them); Importing, the
+	// imported services it serves on the site (once an exporter described
+	// them). Imported topics are the topics its node publishes: each
+	// carries a colugo.Relay (Via "nats", Remote the site of its first
+	// message, Name its subject) in the node's $describe.
+	Exporting Names `json:"exporting"`
+	Importing Names `json:"importing"`
+	Stats     Stats `json:"stats"`
+	Truncated bool  `json:"truncated,omitempty"` // lists were cut to fit
+}
+
+// Rules are a direction's Config entries, as Status shows them.
+type Rules struct {
+	Topics   []Rule `json:"topics,omitempty"`
+	Services []Rule `json:"services,omitempty"`
+}
+
+// Rule is one Config entry (Topic or Service), as Status shows it.
+type Rule struct {
+	Name       string  `json:"name"`
+	Prefix     string  `json:"prefix,omitempty"`
+	MaxRate    float64 `json:"max_rate,omitempty"`
+	MaxPayload int     `json:"max_payload,omitempty"`
+	JetStream  bool    `json:"jetstream,omitempty"`
+}
+
+// Names are topic and service names, sorted.
+type Names struct {
+	Topics   []string `json:"topics,omitempty"`
+	Services []string `json:"services,omitempty"`
+}
+
+// maxStatusNames bounds each list of a Status.
+const maxStatusNames = 64
+
+// Status returns the bridge's status, as its node's $describe tells it
+// (the lists bounded). Safe at any time, also after Close.
+func (b *Bridge) Status() Status {
+	rules := func(l Lists) Rules {
+		var r Rules
+		for _, t := range l.Topics {
+			r.Topics = append(r.Topics, Rule{Name: t.Name, Prefix: t.Prefix, MaxRate: t.MaxRate, MaxPayload: t.MaxPayload, JetStream: t.JetStream != nil})
+		}
+		for _, s := range l.Services {
+			r.Services = append(r.Services, Rule{Name: s.Name, Prefix: s.Prefix, MaxPayload: s.MaxPayload})
+		}
+		return r
+	}
+	s := Status{Site: b.cfg.Site, ID: b.id, Export: rules(b.cfg.Export), Import: rules(b.cfg.Import), Stats: b.Stats()}
+	if s.Stats.Link == LinkUp {
+		s.Server = b.nc.ConnectedUrlRedacted()
+	}
+	b.mu.Lock()
+	s.Exporting.Topics = slices.Sorted(maps.Keys(b.exported))
+	s.Exporting.Services = slices.Sorted(maps.Keys(b.expSvc))
+	s.Importing.Services = slices.Sorted(slices.Values(b.imported))
+	b.mu.Unlock()
+	for _, l := range []*[]Rule{&s.Export.Topics, &s.Export.Services, &s.Import.Topics, &s.Import.Services} {
+		if len(*l) > maxStatusNames {
+			*l, s.Truncated = (*l)[:maxStatusNames], true
+		}
+	}
+	for _, l := range []*[]string{&s.Exporting.Topics, &s.Exporting.Services, &s.Importing.Services} {
+		if len(*l) > maxStatusNames {
+			*l, s.Truncated = (*l)[:maxStatusNames], true
+		}
+	}
+	return s
+}
+
+// statusJSON is the node's status document: Status, its lists halved
+// until it fits colugo.MaxStatusBytes (names are up to 255 bytes each).
+func (b *Bridge) statusJSON() json.RawMessage {
+	s := b.Status()
+	for {
+		out, err := json.Marshal(s)
+		if err != nil {
+			return nil
+		}
+		if len(out) <= colugo.MaxStatusBytes {
+			return out
+		}
+		cut := false
+		for _, l := range []*[]Rule{&s.Export.Topics, &s.Export.Services, &s.Import.Topics, &s.Import.Services} {
+			if len(*l) > 0 {
+				*l, cut = (*l)[:len(*l)/2], true
+			}
+		}
+		for _, l := range []*[]string{&s.Exporting.Topics, &s.Exporting.Services, &s.Importing.Services} {
+			if len(*l) > 0 {
+				*l, cut = (*l)[:len(*l)/2], true
+			}
+		}
+		if !cut {
+			return nil
+		}
+		s.Truncated = true
+	}
+}
+
+// importRelay is what the bridge's publisher of an imported topic says in
+// $describe: the remote site of its first message (origin is "site
+// bridge-id") and the topic's subject, by the first import entry that
+// matches it.
+func (b *Bridge) importRelay(topic, origin string) colugo.Relay {
+	site, _, _ := strings.Cut(origin, " ")
+	r := colugo.Relay{Via: "nats", Remote: site}
+	for _, t := range b.cfg.Import.Topics {
+		if match(t.Name, topic) {
+			r.Name = subject(b.cfg.Root, kindTopic, joinPrefix(t.Prefix, topic))
+			break
+		}
+	}
+	return r
 }

@@ -108,4 +108,15 @@
 // The stream covers the importing side's absences: while the exporter's
 // own link is down, its messages wait in its reconnect buffer
 // (NATS.ReconnectBuffer) and are dropped beyond it, as for other topics.
+//
+// # Introspection
+//
+// A bridge's node carries a status document in its $describe, named
+// StatusName: Status as JSON (site, bridge id, link state and server, the
+// Config's entries, what crosses now, Stats), computed each time the node
+// is described; moving counters do not make peers describe it again. The
+// publishers of imported topics, the servers of imported services and the
+// subscriptions of exported topics carry a colugo.Relay (Via "nats",
+// Remote the other site when known, Name the subject), so that tools tell
+// them from the site's own. colugo nodes and colugo doctor show both.
 package bridge

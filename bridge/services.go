@@ -45,7 +45,12 @@ func (b *Bridge) describe(name string, m *nats.Msg) {
 			if s.Name == name {
 				data, err := json.Marshal(s)
 				if err == nil {
-					_ = m.Respond(data)
+					// The site, so the importer's $describe can say where
+					// the service is from.
+					r := nats.NewMsg(m.Reply)
+					r.Header.Set(hOrigin, b.cfg.Site)
+					r.Data = data
+					_ = m.RespondMsg(r)
 					return
 				}
 			}
@@ -153,11 +158,13 @@ func (b *Bridge) importService(ctx context.Context, r Service) {
 	isubj := subject(b.cfg.Root, kindInfo, global)
 	wait := 50 * time.Millisecond
 	var info colugo.TopicInfo
+	var remote string // the describing exporter's site ("" from an older bridge)
 	for {
 		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		m, err := b.nc.RequestWithContext(qctx, isubj, nil)
 		cancel()
 		if err == nil && m.Header.Get(hStatus) == "" && json.Unmarshal(m.Data, &info) == nil && info.Codec != "" {
+			remote = m.Header.Get(hOrigin)
 			break
 		}
 		if ctx.Err() != nil {
@@ -177,7 +184,7 @@ func (b *Bridge) importService(ctx context.Context, r Service) {
 	subj := subject(b.cfg.Root, kindService, global)
 	srv, err := colugo.Serve(b.node, r.Name, func(hctx context.Context, req []byte) (replyBytes, error) {
 		return b.forward(hctx, subj, r, info, req)
-	}, colugo.WithCodec(serviceCodec(info)))
+	}, colugo.WithCodec(serviceCodec(info)), colugo.WithRelay(colugo.Relay{Via: "nats", Remote: remote, Name: subj}))
 	if err != nil {
 		b.st.imp.failed.Add(1)
 		return
@@ -189,6 +196,7 @@ func (b *Bridge) importService(ctx context.Context, r Service) {
 		return
 	}
 	b.servers = append(b.servers, srv)
+	b.imported = append(b.imported, r.Name)
 	b.mu.Unlock()
 }
 

@@ -143,11 +143,13 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	b.mu.Unlock()
 	// A bounded queue: when NATS is slower than the site, the subscription
 	// drops its oldest (Stats: Queue) instead of growing.
-	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes))
+	subj := subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name))
+	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes),
+		colugo.WithRelay(colugo.Relay{Via: "nats", Name: subj})) // $describe: exported, on subj
 	if err != nil {
 		return err
 	}
-	x := &exporter{b: b, subj: subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name)), js: r.JetStream != nil}
+	x := &exporter{b: b, subj: subj, js: r.JetStream != nil}
 	send := x.publish
 	var lim *limiter[colugo.Received[[]byte]]
 	if r.MaxRate > 0 {
@@ -334,7 +336,8 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 			return
 		}
 		var err error
-		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ))); err != nil {
+		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ)),
+			colugo.WithRelay(b.importRelay(topic, in.origin))); err != nil {
 			b.mu.Unlock()
 			b.st.imp.failed.Add(1)
 			return

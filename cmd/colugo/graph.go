@@ -108,12 +108,103 @@ func runNodes(c *cli, _ *flag.FlagSet, args []string) error {
 		fmt.Fprintf(c.stderr, "colugo nodes: no nodes found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
 		return nil
 	}
+	// A BRIDGE column when some node is one: its site and link state.
+	bridges := slices.ContainsFunc(peers, func(p colugo.PeerInfo) bool { return p.Status[bridgeStatusName] != nil })
 	var tb table
-	tb.add("NAME", "ID", "ROUTER", "PUB", "PUBLISHES", "HISTORY", "SUBSCRIBES", "SERVES")
+	head := []any{"NAME", "ID", "ROUTER", "PUB", "PUBLISHES", "HISTORY", "SUBSCRIBES", "SERVES"}
+	if bridges {
+		head = append(head, "BRIDGE")
+	}
+	tb.add(head...)
 	for _, p := range peers {
-		tb.add(p.Name, p.ID, p.Router, p.Pub, names(p.Topics), kept(p.Topics), names(p.Subscriptions), names(p.Services))
+		row := []any{p.Name, p.ID, p.Router, p.Pub, names(p.Topics), kept(p.Topics), names(p.Subscriptions), names(p.Services)}
+		if bridges {
+			row = append(row, bridgeCell(p))
+		}
+		tb.add(row...)
 	}
 	return tb.write(c.stdout)
+}
+
+// bridgeCell is a node's BRIDGE cell: "site lab, link up"; "-" for a node
+// that is no bridge.
+func bridgeCell(p colugo.PeerInfo) string {
+	b, err := bridgeOf(p)
+	switch {
+	case err != nil:
+		return "unreadable status"
+	case b == nil:
+		return "-"
+	}
+	return "site " + b.Site + ", link " + b.Stats.Link
+}
+
+// bridgeStatusName is the name of a bridge's status document in its
+// node's $describe (bridge.StatusName; this binary does not link the
+// bridge module, which brings NATS).
+const bridgeStatusName = "bridge"
+
+// bridgeStatus is what the CLI reads of a bridge's status document: the
+// parts of bridge.Status that nodes and doctor show (JSON names as there;
+// TestBridgeStatusMirror keeps them in step).
+type bridgeStatus struct {
+	Site      string      `json:"site"`
+	ID        string      `json:"id"`
+	Server    string      `json:"server"`
+	Export    bridgeRules `json:"export"`
+	Import    bridgeRules `json:"import"`
+	Exporting bridgeNames `json:"exporting"`
+	Importing bridgeNames `json:"importing"`
+	Stats     struct {
+		Link            string          `json:"link"`
+		Reconnects      uint64          `json:"reconnects"`
+		Disconnects     uint64          `json:"disconnects"`
+		JetStreamErrors uint64          `json:"jetstream_errors"`
+		Export          bridgeDirection `json:"export"`
+		Import          bridgeDirection `json:"import"`
+	} `json:"stats"`
+	Truncated bool `json:"truncated"`
+}
+
+type bridgeRules struct {
+	Topics   []bridgeRule `json:"topics"`
+	Services []bridgeRule `json:"services"`
+}
+
+type bridgeRule struct {
+	Name       string  `json:"name"`
+	Prefix     string  `json:"prefix"`
+	MaxRate    float64 `json:"max_rate"`
+	MaxPayload int     `json:"max_payload"`
+	JetStream  bool    `json:"jetstream"`
+}
+
+type bridgeNames struct {
+	Topics   []string `json:"topics"`
+	Services []string `json:"services"`
+}
+
+type bridgeDirection struct {
+	Messages      uint64 `json:"messages"`
+	Requests      uint64 `json:"requests"`
+	RequestErrors uint64 `json:"request_errors"`
+	// Drops by reason (bridge.Drops), kept as a map so that reasons a
+	// newer bridge adds are shown too.
+	Drops map[string]uint64 `json:"drops"`
+}
+
+// bridgeOf decodes p's bridge status: nil, nil for a node that is no
+// bridge.
+func bridgeOf(p colugo.PeerInfo) (*bridgeStatus, error) {
+	doc := p.Status[bridgeStatusName]
+	if doc == nil {
+		return nil, nil
+	}
+	var b bridgeStatus
+	if err := json.Unmarshal(doc, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
 
 // kept lists the published topics a node keeps history for, with the
@@ -505,7 +596,9 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	peers := others(n.Peers())
-	if len(peers) == 0 {
+	if len(peers) == 0 && len(n.SeedSockets()) > 0 {
+		add("info", "peers", "no colugo peer found within %v (--wait); seed nodes only (below)", c.wait)
+	} else if len(peers) == 0 {
 		add("warn", "peers", "no peer found within %v (--wait): are nodes running, as the same user, with the same discovery?", c.wait)
 	} else {
 		var ps []string
@@ -525,6 +618,10 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	for _, p := range peers {
 		publisherDrops(p, add)
+		checkBridge(p, add)
+	}
+	if c.seed {
+		checkSeeds(c, n, add)
 	}
 	if c.listen > 0 {
 		listen(c, n, peers, add)
@@ -554,6 +651,165 @@ func publisherDrops(p colugo.PeerInfo, add func(level, area, format string, a ..
 		}
 		add("warn", "publisher "+p.Name, "subscriber connection %s missed %d messages (%s; %d topics, %d with back-pressure, %d queued)",
 			s.Remote, s.Dropped, state, s.Topics, s.BackPressure, s.Queued)
+	}
+}
+
+// checkBridge reports a bridge node, as its status document says: site and
+// link (down: a warning), what it exports and imports (entries, and what
+// crosses now), and its drop counts (each non-zero reason a finding: a
+// warning, or information for the drops that its config or the topology
+// makes on purpose: downsampling, loops cut, JetStream redeliveries).
+func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...any)) {
+	b, err := bridgeOf(p)
+	if b == nil && err == nil {
+		return
+	}
+	area := "bridge " + p.Name
+	if err != nil {
+		add("warn", area, "unreadable bridge status in $describe: %v", err)
+		return
+	}
+	link := fmt.Sprintf("site %s, bridge id %s: link %s", b.Site, b.ID, b.Stats.Link)
+	if b.Server != "" {
+		link += " to " + b.Server
+	}
+	link += fmt.Sprintf(" (%d disconnects, %d reconnects)", b.Stats.Disconnects, b.Stats.Reconnects)
+	if b.Stats.Link == "up" {
+		add("ok", area, "%s", link)
+	} else {
+		add("warn", area, "%s: nothing crosses; what goes to NATS is held in the reconnect buffer, then dropped", link)
+	}
+	// What it imports now: its topics and services marked as relayed.
+	relayed := func(ts []colugo.TopicInfo) []string {
+		var out []string
+		for _, t := range ts {
+			switch r := t.Relay; {
+			case r == nil:
+			case r.Remote != "":
+				out = append(out, t.Name+" (from "+r.Remote+")")
+			default:
+				out = append(out, t.Name)
+			}
+		}
+		return out
+	}
+	add("info", area, "exports %s; exporting now: %s", rulesText(b.Export),
+		crossing(b.Exporting.Topics, b.Exporting.Services))
+	add("info", area, "imports %s; importing now: %s", rulesText(b.Import),
+		crossing(relayed(p.Topics), relayed(p.Services)))
+	if b.Truncated {
+		add("info", area, "its status lists were cut to fit $describe")
+	}
+	if b.Stats.JetStreamErrors > 0 {
+		add("warn", area, "%d failed attempts at making JetStream streams or consumers (retried until they succeed)", b.Stats.JetStreamErrors)
+	}
+	for _, d := range []struct {
+		name string
+		dir  bridgeDirection
+	}{{"export", b.Stats.Export}, {"import", b.Stats.Import}} {
+		if d.dir.RequestErrors > 0 {
+			add("info", area, "%s: %d of %d requests failed (answered with an error)", d.name, d.dir.RequestErrors, d.dir.Requests)
+		}
+		var warn, info []string
+		for _, reason := range slices.Sorted(maps.Keys(d.dir.Drops)) {
+			v := d.dir.Drops[reason]
+			if v == 0 {
+				continue
+			}
+			e := fmt.Sprintf("%s %d", reason, v)
+			if expectedDrop[reason] {
+				info = append(info, e)
+			} else {
+				warn = append(warn, e)
+			}
+		}
+		if len(warn) > 0 {
+			add("warn", area, "%s drops: %s (of %d forwarded)", d.name, strings.Join(append(warn, info...), ", "), d.dir.Messages)
+		} else if len(info) > 0 {
+			add("info", area, "%s drops: %s (of %d forwarded; by its config or the topology)", d.name, strings.Join(info, ", "), d.dir.Messages)
+		}
+	}
+}
+
+// expectedDrop names the drop reasons of a bridge that are its config's
+// or the topology's doing, not a loss: downsampling (max_rate), loops cut,
+// JetStream redeliveries of what the site had.
+var expectedDrop = map[string]bool{"rate": true, "loop": true, "duplicate": true}
+
+// rulesText lists a bridge's entries: "topics robot/** (prefix lab, 10 Hz,
+// jetstream); services math/add"; "nothing" for none.
+func rulesText(r bridgeRules) string {
+	one := func(x bridgeRule) string {
+		var o []string
+		if x.Prefix != "" {
+			o = append(o, "prefix "+x.Prefix)
+		}
+		if x.MaxRate > 0 {
+			o = append(o, strconv.FormatFloat(x.MaxRate, 'g', -1, 64)+" Hz")
+		}
+		if x.MaxPayload > 0 {
+			o = append(o, "max "+strconv.Itoa(x.MaxPayload)+" B")
+		}
+		if x.JetStream {
+			o = append(o, "jetstream")
+		}
+		if len(o) == 0 {
+			return x.Name
+		}
+		return x.Name + " (" + strings.Join(o, ", ") + ")"
+	}
+	var out []string
+	for _, l := range []struct {
+		kind  string
+		rules []bridgeRule
+	}{{"topics", r.Topics}, {"services", r.Services}} {
+		if len(l.rules) == 0 {
+			continue
+		}
+		var rs []string
+		for _, x := range l.rules {
+			rs = append(rs, one(x))
+		}
+		out = append(out, l.kind+" "+strings.Join(rs, ", "))
+	}
+	if len(out) == 0 {
+		return "nothing"
+	}
+	return strings.Join(out, "; ")
+}
+
+// crossing lists the topics and services crossing a bridge: "topics a, b;
+// services c"; "none".
+func crossing(topics, services []string) string {
+	var out []string
+	if len(topics) > 0 {
+		out = append(out, "topics "+strings.Join(topics, ", "))
+	}
+	if len(services) > 0 {
+		out = append(out, "services "+strings.Join(services, ", "))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, "; ")
+}
+
+// checkSeeds reports the seed sockets --seed found (doctor's other checks
+// are of colugo nodes, whose $describe the seed has no equivalent of):
+// how many, of how many seed nodes, and each node's.
+func checkSeeds(c *cli, n *colugo.Node, add func(level, area, format string, a ...any)) {
+	seeds := seedPeers(n)
+	if len(seeds) == 0 {
+		add("warn", "seed", "no seed socket found within %v (--wait): are seed nodes running, on a network this host's mDNS reaches?", c.wait)
+		return
+	}
+	add("ok", "seed", "%d seed sockets of %d seed nodes", len(n.SeedSockets()), len(seeds))
+	for _, s := range n.SeedSockets() {
+		kind := "publishes"
+		if s.Kind == discovery.SeedRep {
+			kind = "serves"
+		}
+		add("info", "seed "+s.UUID, "%s %s at %s", kind, s.Topic, s.Addr)
 	}
 }
 
