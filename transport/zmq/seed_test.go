@@ -321,13 +321,17 @@ func TestSeedSlowSubscriber(t *testing.T) {
 	testwait.Until(t, "two subscribers", func() bool { return pub.Subscribers() == 2 })
 	const n = 1000
 	payload := bytes.Repeat([]byte("x"), 16<<10)
-	var dropped int
+	var dropped, slow int
 	var slowest time.Duration
 	for i := range n {
 		copy(payload, strconv.Itoa(i))
 		t0 := time.Now()
 		_, d, err := pub.Publish(payload)
-		slowest = max(slowest, time.Since(t0))
+		took := time.Since(t0)
+		slowest = max(slowest, took)
+		if took > 50*time.Millisecond {
+			slow++
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -346,8 +350,11 @@ func TestSeedSlowSubscriber(t *testing.T) {
 	if dropped == 0 || uint64(dropped) != st.SeedSendDropped {
 		t.Errorf("dropped %d, SeedSendDropped %d", dropped, st.SeedSendDropped)
 	}
-	if slowest > 100*time.Millisecond {
-		t.Errorf("a Publish took %v", slowest)
+	// A Publish that waited for the stalled subscriber would be slow every
+	// time once its queue is full (hundreds of times); a loaded machine
+	// stalls a few (one took 213 ms under a full race run).
+	if slow > 10 {
+		t.Errorf("%d Publish calls took over 50 ms (the slowest %v)", slow, slowest)
 	}
 }
 
