@@ -291,13 +291,21 @@ func TestHistoryRecoversWhatWasLost(t *testing.T) {
 			for next().Value != 15 {
 			}
 			want := 1
+			var early uint64 // 1 to 4 replayed
 			for _, r := range got {
 				if r.Value < want {
 					t.Fatalf("out of order or twice: %v in %+v", r.Value, got)
 				}
 				want = r.Value + 1
-				if r.Replayed != (r.Value >= 5 && r.Value <= 14) {
+				// 1 to 4 come live, or replayed when the subscription's
+				// first history answer overtook their live copies (a
+				// loaded machine delays that answer: 3 and 4 did once);
+				// the lost ones can only be replayed, 15 only live.
+				if lost := r.Value >= 5 && r.Value <= 14; lost && !r.Replayed || r.Value == 15 && r.Replayed {
 					t.Errorf("value %d: Replayed %v", r.Value, r.Replayed)
+				}
+				if r.Value < 5 && r.Replayed {
+					early++
 				}
 			}
 			if n := uint64(len(got)); n != 5+tt.wantRecovered {
@@ -308,8 +316,8 @@ func TestHistoryRecoversWhatWasLost(t *testing.T) {
 			if ts.Recovered != tt.wantRecovered || ts.Gaps != 10-tt.wantRecovered {
 				t.Fatalf("topic stats %+v, want %d recovered, %d gaps", ts, tt.wantRecovered, 10-tt.wantRecovered)
 			}
-			if ss := st.Subscriptions[0]; ss.Recovered != tt.wantRecovered || ss.Replayed != tt.wantRecovered || ss.History != 1 {
-				t.Fatalf("subscription stats %+v", ss)
+			if ss := st.Subscriptions[0]; ss.Recovered != tt.wantRecovered || ss.Replayed != tt.wantRecovered+early || ss.History != 1 {
+				t.Fatalf("subscription stats %+v (%d of 1 to 4 replayed)", ss, early)
 			}
 		})
 	}
