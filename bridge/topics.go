@@ -366,7 +366,10 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 			return
 		}
 		var err error
-		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ))); err != nil {
+		// WithZeroCopy: data is nats.go's copy of each message, which
+		// nothing touches after this publish, so colugo may keep it rather
+		// than copy it again when its send queue grows.
+		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ)), colugo.WithZeroCopy()); err != nil {
 			b.mu.Unlock()
 			b.st.imp.failed.Add(1)
 			return
