@@ -44,18 +44,27 @@ const (
 	NATS         System = "nats"          // nats.go clients of an embedded nats-server
 	ColugoInproc System = "colugo-inproc" // colugo on transport/inproc: the in-process ceiling
 	TCP          System = "tcp"           // requests only: length-prefixed echo over plain TCP, the floor
+	// Bridge: two colugo sites joined by colugo's NATS bridge, site a,
+	// its bridge, nats-server, site b's bridge and site b each in a
+	// process of its own (sys_bridge.go); Bridged workloads only.
+	Bridge System = "bridge"
 )
 
 // Systems lists every system, colugo first. TCP runs the request
 // workloads only.
-var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc, TCP}
+var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc, TCP, Bridge}
 
 // Supports reports whether sys runs w: TCP runs requests with one
 // replier only, and colugo-inproc runs requests with one replier only
 // (its seed discovery knows one server) and nothing across processes;
 // two-process workloads are one to one; JSON workloads run on colugo and
-// NATS.
+// NATS; Bridged workloads run on Bridge, NATS and colugo only, and Bridge
+// runs nothing else.
 func Supports(sys System, w Workload) bool {
+	if w.Bridged || sys == Bridge {
+		// The bridge's rows, next to direct NATS and colugo's own hop.
+		return w.Bridged && (sys == Bridge || sys == NATS || sys == Colugo)
+	}
 	if w.twoProc() && (sys == ColugoInproc || w.Pubs > 1 || w.Subs > 1 || w.topics() > 1 || w.repliers() > 1) {
 		return false // two-process rigs are one to one
 	}
@@ -126,6 +135,12 @@ type Workload struct {
 	// its history-off twin (same name without the -hist suffix) with that
 	// option only.
 	History, SubHistory int
+	// Bridged marks the bridge's workloads (issue 18): two-process, one
+	// to one, run on Bridge (colugo → bridge → NATS → bridge → colugo, five
+	// processes) and, for comparison in the same run, direct NATS (its
+	// server in a third process) and colugo (one hop between two
+	// processes).
+	Bridged bool
 }
 
 func (w Workload) history() bool { return w.History > 0 || w.SubHistory > 0 }
@@ -173,6 +188,12 @@ var Workloads = []Workload{
 	// without, at 64 B), the subscriber asking for none.
 	{Name: "2p-burst-64B-hist1", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Burst: 100_000, Procs: 2, History: 1},
 	{Name: "2p-pubsub-64B-hist1", Kind: PubSub, Size: 64, Pubs: 1, Subs: 1, Procs: 2, History: 1},
+	// Across two sites through NATS (issue 18): 20,000 × 1 KiB published as
+	// fast as Publish returns (what arrives is counted), one 1 KiB message
+	// at a time on an idle path, serial requests.
+	{Name: "bridge-pubsub-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Burst: 20_000, Procs: 2, Bridged: true},
+	{Name: "bridge-latency-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Pace: 200 * time.Microsecond, Procs: 2, Bridged: true},
+	{Name: "bridge-request-64B-serial", Kind: ReqSerial, Size: 64, Procs: 2, Bridged: true},
 }
 
 // Limits bounds a run: it stops after N messages (per publisher, or
@@ -220,8 +241,8 @@ type Result struct {
 	// system itself counted.
 	Sent  int64
 	Drops Drops
-	// Procs is the number of processes the run used (1 or 2; a NATS
-	// server process is not counted).
+	// Procs is the number of processes the run used (1 or 2, 4 for
+	// Bridge; a NATS server process is not counted).
 	Procs int
 }
 
@@ -281,6 +302,9 @@ func Run(sys System, w Workload, lim Limits) (Result, error) {
 		err = fmt.Errorf("unknown workload kind %d", w.Kind)
 	}
 	r.System, r.Workload, r.Procs = sys, w.Name, max(w.Procs, 1)
+	if sys == Bridge {
+		r.Procs = 4 // two sites, two bridges (and NATS's server)
+	}
 	if err != nil {
 		return r, fmt.Errorf("%s/%s: %w", sys, w.Name, err)
 	}

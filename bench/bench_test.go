@@ -30,7 +30,7 @@ const competitorLimit = 20 * time.Second
 // colugo (zmq transport) is the timed part (ns/op, allocs/op and B/op are colugo's, one op being one message
 // per publisher or one request); raw zmq4, NATS and colugo in process then
 // run the same workload for b.N messages, and the ratios are computed from
-// this one run. Metrics: msgs/s counts deliveries; latencies are one way
+// this one run (for the bridge- rows: the bridged path and direct NATS). Metrics: msgs/s counts deliveries; latencies are one way
 // for pub/sub (a sample of messages) and round trips for requests;
 // allocs/msg and B/msg count the whole process per delivery.
 func BenchmarkSuite(b *testing.B) {
@@ -67,7 +67,7 @@ func report(b *testing.B, w Workload, res map[System]Result) {
 	b.ReportMetric(us(c.P999), "p999-µs")
 	b.ReportMetric(c.AllocsPerMsg, "allocs/msg")
 	b.ReportMetric(c.BytesPerMsg, "B/msg")
-	for _, sys := range []System{ZMQ4, NATS, ColugoInproc, TCP} {
+	for _, sys := range []System{ZMQ4, NATS, ColugoInproc, TCP, Bridge} {
 		r, ok := res[sys]
 		if !ok {
 			continue
@@ -79,7 +79,7 @@ func report(b *testing.B, w Workload, res map[System]Result) {
 	if w.Burst > 0 {
 		// Loss is the figure of a burst, not a failure.
 		b.ReportMetric(c.DeliveredPct(), "delivered-%")
-		for _, sys := range []System{ZMQ4, NATS, ColugoInproc} {
+		for _, sys := range []System{ZMQ4, NATS, ColugoInproc, Bridge} {
 			if r, ok := res[sys]; ok {
 				b.ReportMetric(r.DeliveredPct(), string(sys)+"-delivered-%")
 			}
@@ -97,6 +97,14 @@ func report(b *testing.B, w Workload, res map[System]Result) {
 			continue
 		}
 		b.ReportMetric(c.MsgsPerSec()/r.MsgsPerSec(), "x-"+string(sys))
+	}
+	if r, n := res[Bridge], res[NATS]; r.Msgs > 0 && n.Msgs > 0 {
+		// The bridged path against direct NATS (issue 18's targets).
+		if w.LatencyBound() {
+			b.ReportMetric(us(r.P50)/us(n.P50), "bridge-p50-vs-nats")
+		} else {
+			b.ReportMetric(r.MsgsPerSec()/n.MsgsPerSec(), "bridge-x-nats")
+		}
 	}
 }
 
@@ -242,5 +250,28 @@ func TestSampleSize(t *testing.T) {
 	q := s.payload(make([]byte, 64))
 	if q[8] != 3 || q[9] != flagWarm || stampOf(q) != 0 {
 		t.Errorf("header not carried: % x", q[:10])
+	}
+}
+
+// TestBridgeSupports: the bridge's workloads run on the bridge, direct
+// NATS and colugo only, and the bridge runs nothing else.
+func TestBridgeSupports(t *testing.T) {
+	n := 0
+	for _, w := range Workloads {
+		for _, sys := range Systems {
+			if sys != Bridge && !w.Bridged {
+				continue // the other rows: not this test's
+			}
+			want := w.Bridged && (sys == Bridge || sys == NATS || sys == Colugo)
+			if got := Supports(sys, w); got != want {
+				t.Errorf("Supports(%s, %s) = %v", sys, w.Name, got)
+			}
+			if sys == Bridge && Supports(sys, w) {
+				n++
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("bridge runs %d workloads, want 3", n)
 	}
 }

@@ -28,6 +28,7 @@ import (
 //	child → parent: "ready [address]" when set up, "S"; for a subscriber
 //	  "W" (a warm-up message arrived), "P n" (n messages so far, every
 //	  step messages) and "D {childReport}"; for a server "A mallocs bytes".
+//	  A bridge child answers "B" with "B {bridgeDrops}".
 //
 // A child exits when its stdin closes (the parent closed it or died), when
 // its own time bound (childConfig.Limit) passes, and on Linux when its
@@ -40,6 +41,7 @@ const (
 	roleSub    = "sub"    // a pub/sub workload's subscriber
 	roleServer = "server" // a request workload's server
 	roleNATS   = "nats"   // a nats-server on 127.0.0.1
+	// roleBridge (sys_bridge.go): a colugo site's bridge to NATS
 )
 
 // childConfig tells a child what to run.
@@ -53,6 +55,8 @@ type childConfig struct {
 	// processes read the same wall clock.
 	Base int64
 	Step int // subscriber: report progress every Step messages
+	// Bridge: a bridge child's site and what it carries.
+	Bridge *bridgeRole `json:",omitempty"`
 	// Limit bounds the child's life.
 	Limit time.Duration
 }
@@ -135,6 +139,8 @@ func runChild(role string, stdin io.Reader, stdout io.Writer) error {
 		}
 	case roleSub:
 		return subChild(cfg, lines, out)
+	case roleBridge:
+		return bridgeChild(cfg, lines, out)
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}

@@ -22,6 +22,8 @@ func natsServer() (*server.Server, error) {
 	s, err := server.NewServer(&server.Options{
 		Host:                  "127.0.0.1",
 		Port:                  server.RANDOM_PORT,
+		Cluster:               server.ClusterOpts{NoAdvertise: true}, // no gossiped address points off the host
+		LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
 		NoLog:                 true,
 		NoSigs:                true,
 		MaxPayload:            8 << 20,
@@ -79,7 +81,7 @@ func (r *natsRig) start(url string) error {
 }
 
 func (r *natsRig) connect(errs *atomic.Int64) (*nats.Conn, error) {
-	nc, err := nats.Connect(r.url, nats.NoReconnect(),
+	nc, err := nats.Connect(r.url, nats.NoReconnect(), nats.IgnoreDiscoveredServers(),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) { errs.Add(1) }))
 	if err != nil {
 		return nil, err

@@ -44,6 +44,18 @@ func runPubSub2(sys System, w Workload, lim Limits) (_ Result, err error) {
 			k.Close()
 		}
 	}()
+	// The subscriber's system and registry: for a Bridge run, colugo on
+	// site b, while this process publishes on site a.
+	subSys, subDir := sys, h.dir
+	var br *bridgeRig
+	if sys == Bridge {
+		if br, err = newBridgeRig(w, lim, false); err != nil {
+			return Result{}, err
+		}
+		defer br.Close()
+		h.dir, subSys, subDir = br.dirA, Colugo, br.dirB
+		sys = Colugo // this process's half: a colugo publisher
+	}
 	if sys == NATS {
 		k, url, err := spawn(roleNATS, childConfig{Limit: childLimit(lim)})
 		if err != nil {
@@ -56,7 +68,7 @@ func runPubSub2(sys System, w Workload, lim Limits) (_ Result, err error) {
 		return Result{}, err
 	}
 	defer rig.Close()
-	cfg := childConfig{Sys: sys, W: w, Dir: h.dir, URL: h.url, Base: time.Now().UnixNano(),
+	cfg := childConfig{Sys: subSys, W: w, Dir: subDir, URL: h.url, Base: time.Now().UnixNano(),
 		Step: max(1, win/8), Limit: childLimit(lim)}
 	if z, ok := rig.(*zmq4PubSub); ok {
 		cfg.Addr = z.addr()
@@ -145,6 +157,17 @@ func runPubSub2(sys System, w Workload, lim Limits) (_ Result, err error) {
 	}
 	pd := rig.Drops()
 	d := Drops{Pub: pd.Pub + rep.Drops.Pub, Sub: pd.Sub + rep.Drops.Sub, Gaps: pd.Gaps + rep.Drops.Gaps}
+	if br != nil {
+		// What the bridges dropped: site a's export (its local queue, the
+		// link) with the publisher's, site b's import with the
+		// subscriber's.
+		bd, err := br.drops()
+		if err != nil {
+			return Result{}, err
+		}
+		d.Pub += bd.Export
+		d.Sub += bd.Import
+	}
 	if !burst && rep.Got < sent {
 		return Result{}, fmt.Errorf("received %d of %d messages (drops %+v)", rep.Got, sent, d)
 	}
@@ -165,6 +188,7 @@ type req2 struct {
 	cli  reqRig
 	kids []*child
 	dir  string
+	dirs []string // a Bridge run's two sites'
 }
 
 func (r *req2) Request(i int, p []byte) ([]byte, error) { return r.cli.Request(i, p) }
@@ -202,8 +226,10 @@ func (r *req2) Close() {
 	for _, k := range slices.Backward(r.kids) {
 		k.Close()
 	}
-	if r.dir != "" {
-		_ = os.RemoveAll(r.dir)
+	for _, d := range append(r.dirs, r.dir) {
+		if d != "" {
+			_ = os.RemoveAll(d)
+		}
 	}
 }
 
@@ -226,6 +252,28 @@ func newReq2(sys System, w Workload, workers int, lim Limits) (_ *req2, err erro
 		return addr, nil
 	}
 	switch sys {
+	case Bridge:
+		// The server on site a, spawned last (kids' last is the server),
+		// the client on site b, in this process.
+		br, err := newBridgeRig(w, lim, true)
+		if err != nil {
+			return nil, err
+		}
+		r.kids = append(r.kids, br.kids...) // r closes them, and removes the directories
+		r.dirs = append(r.dirs, br.dirA, br.dirB)
+		cfg.Sys, cfg.Dir = Colugo, br.dirA
+		if _, err := server(); err != nil {
+			return nil, err
+		}
+		m, err := newNodeMaker(false, br.dirB)
+		if err != nil {
+			return nil, err
+		}
+		c := &colugoReq{m: m}
+		r.cli = c
+		if err := c.client(w, workers, 1); err != nil {
+			return nil, err
+		}
 	case Colugo:
 		if r.dir, err = os.MkdirTemp("", "colugo-bench-*"); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 
@@ -20,6 +21,7 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add("raw", "", "-1", "k.a-b_c", strings.Repeat("v", 1025), "site", "b", 16)
 	f.Add("c", "t", "1e9", "colugo.bridge.origin", "forged", "s", "b", 2)
 	f.Add("c", "t", "1", "k", "\xff", "s", "b", 1)
+	f.Add("raw", "", "1", "k", "v", "site-a", "b1", 0) // no metadata fields: parseHeaderLast reuses
 	f.Fuzz(func(t *testing.T, codecName, typ, seq, key, value, origin, bridgeID string, copies int) {
 		h := nats.Header{}
 		h.Set(hCodec, codecName)
@@ -36,6 +38,18 @@ func FuzzParseHeader(f *testing.F) {
 			h[hMeta+k] = []string{value}
 		}
 		in, ok := parseHeader(h)
+		// What a subscription's goroutine sees: the header after another
+		// origin's and after its own (reusing last's), alike.
+		last := lastOrigin{}
+		if _, ok := parseHeaderLast(nats.Header{hCodec: {"raw"}, hOrigin: {"other"}, hBridge: {"b0"}}, &last); !ok {
+			t.Fatal("refused a plain header")
+		}
+		for i := range 2 {
+			in2, ok2 := parseHeaderLast(h, &last)
+			if ok2 != ok || ok && (in2.codec != in.codec || in2.typ != in.typ || in2.origin != in.origin || !maps.Equal(in2.md, in.md)) {
+				t.Fatalf("parseHeaderLast (%d) of %v: %+v, %v; parseHeader: %+v, %v", i, h, in2, ok2, in, ok)
+			}
+		}
 		if !ok {
 			return
 		}

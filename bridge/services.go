@@ -21,7 +21,8 @@ import (
 func (b *Bridge) exportService(name string, r Service) ([]*nats.Subscription, error) {
 	global := joinPrefix(r.Prefix, name)
 	subj := subject(b.cfg.Root, kindService, global)
-	req, err := b.nc.QueueSubscribe(subj, subj, func(m *nats.Msg) { b.serveNATS(name, r, m) })
+	var last lastRequest // only the subscription's goroutine uses it
+	req, err := b.nc.QueueSubscribe(subj, subj, func(m *nats.Msg) { b.serveNATS(name, r, m, &last) })
 	if err != nil {
 		return nil, err
 	}
@@ -61,14 +62,27 @@ func (b *Bridge) describe(name string, m *nats.Msg) {
 	_ = m.RespondMsg(r)
 }
 
+// lastRequest keeps, for one exported service's NATS subscription, what
+// its last request needed that the next one mostly needs again: the
+// metadata context of the last origin (when the request carried nothing
+// but its origin) and the request options of the last codec and type.
+type lastRequest struct {
+	origin lastOrigin
+	parent context.Context // the ctx origin.mctx was made on
+
+	codec, typ string
+	opts       []colugo.RequestOption
+}
+
 // serveNATS forwards a request from NATS to a local server of name, with
-// the remaining deadline, and replies on NATS.
-func (b *Bridge) serveNATS(name string, r Service, m *nats.Msg) {
+// the remaining deadline, and replies on NATS. Only the subscription's
+// goroutine calls it, with that subscription's last.
+func (b *Bridge) serveNATS(name string, r Service, m *nats.Msg, last *lastRequest) {
 	if m.Reply == "" {
 		b.st.exp.badHeader.Add(1)
 		return
 	}
-	in, ok := parseHeader(m.Header)
+	in, ok := parseHeaderLast(m.Header, &last.origin)
 	if !ok {
 		b.st.exp.badHeader.Add(1)
 		b.replyError(m, "", colugo.CodeInvalidArgument, "bridge: malformed request header")
@@ -94,16 +108,32 @@ func (b *Bridge) serveNATS(name string, r Service, m *nats.Msg) {
 	b.mu.Lock()
 	parent := b.ctx
 	b.mu.Unlock()
+	// The request's metadata on the bridge's ctx: last's, when it is its
+	// origin alone (as most requests), else its own.
+	mctx := in.mctx
+	if mctx == nil || last.parent != parent {
+		mctx = colugo.WithMetadata(parent, in.md)
+		if len(in.md) == 1 {
+			last.origin.mctx, last.parent = mctx, parent
+		}
+	}
+	if last.opts == nil || in.codec != last.codec || in.typ != last.typ {
+		last.codec, last.typ = in.codec, in.typ
+		last.opts = []colugo.RequestOption{colugo.WithCodec(codec.Passthrough(in.codec, in.typ)), colugo.WithFailFast()}
+	}
+	opts := last.opts
 	if !b.goRun(func() {
 		defer func() { <-b.inflightExp }()
-		ctx, cancel := context.WithCancel(parent)
+		var ctx context.Context
+		var cancel context.CancelFunc
 		if d := deadline(m.Header); d > 0 {
-			ctx, cancel = context.WithTimeout(parent, d)
+			ctx, cancel = context.WithTimeout(mctx, d)
+		} else {
+			ctx, cancel = context.WithCancel(mctx)
 		}
 		defer cancel()
 		b.st.exp.requests.Add(1)
-		resp, err := colugo.Request[[]byte, []byte](colugo.WithMetadata(ctx, in.md), b.node, name, m.Data,
-			colugo.WithCodec(codec.Passthrough(in.codec, in.typ)), colugo.WithFailFast())
+		resp, err := colugo.Request[[]byte, []byte](ctx, b.node, name, m.Data, opts...)
 		if err != nil {
 			b.st.exp.requestErrors.Add(1)
 			code, msg := codeOf(err)

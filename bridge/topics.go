@@ -66,9 +66,25 @@ type incoming struct {
 // parseHeader checks h and returns its fields, or false for a message to
 // drop: no or an oversized codec, oversized type or sender, a malformed
 // number, metadata the library would refuse (with mdOrigin added).
-func parseHeader(h nats.Header) (incoming, bool) {
+func parseHeader(h nats.Header) (incoming, bool) { return parseHeaderLast(h, nil) }
+
+// lastOrigin keeps what parseHeaderLast made for the last message's
+// origin, for the next one of one goroutine's: a subscription's messages
+// mostly come from one bridge, and each would otherwise allocate the same
+// origin string, metadata map and context again.
+type lastOrigin struct {
+	site, bridge string
+	origin       string
+	md           colugo.Metadata // {mdOrigin: origin} alone: shared, never written
+	mctx         context.Context // colugo.WithMetadata(ctx, md), made by the caller; nil until then
+}
+
+// parseHeaderLast is parseHeader, reusing last's origin and metadata when
+// the message has the same origin and no metadata fields (and updating
+// last when it has a new origin). A nil last reuses nothing.
+func parseHeaderLast(h nats.Header, last *lastOrigin) (incoming, bool) {
 	var in incoming
-	for _, f := range []string{hCodec, hType, hSender, hOrigin, hBridge} {
+	for _, f := range [...]string{hCodec, hType, hSender, hOrigin, hBridge} {
 		if len(h[f]) > 1 {
 			return in, false
 		}
@@ -78,7 +94,7 @@ func parseHeader(h nats.Header) (incoming, bool) {
 	if in.codec == "" || len(in.codec) > 64 || len(in.typ) > maxHeaderValue || len(h.Get(hSender)) > maxHeaderValue {
 		return in, false
 	}
-	for _, f := range []string{hSeq, hSendTime, hTimeout} {
+	for _, f := range [...]string{hSeq, hSendTime, hTimeout} {
 		if v, ok := h[f]; ok {
 			if len(v) != 1 {
 				return in, false
@@ -92,8 +108,27 @@ func parseHeader(h nats.Header) (incoming, bool) {
 	if origin == "" || bridge == "" {
 		return in, false
 	}
+	fields := 0
+	for k := range h {
+		if strings.HasPrefix(k, hMeta) {
+			fields++
+		}
+	}
+	if fields == 0 && last != nil {
+		if last.md == nil || last.site != origin || last.bridge != bridge {
+			o := origin + " " + bridge
+			*last = lastOrigin{site: origin, bridge: bridge, origin: o, md: colugo.Metadata{mdOrigin: o}}
+			if !validMetadata(last.md) {
+				*last = lastOrigin{}
+				return in, false
+			}
+		}
+		in.origin, in.md, in.mctx = last.origin, last.md, last.mctx
+		return in, true
+	}
 	in.origin = origin + " " + bridge
-	in.md = colugo.Metadata{mdOrigin: in.origin}
+	in.md = make(colugo.Metadata, fields+1)
+	in.md[mdOrigin] = in.origin
 	for k, v := range h {
 		if key, ok := strings.CutPrefix(k, hMeta); ok {
 			if len(v) != 1 || key == mdOrigin {
@@ -250,8 +285,7 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 	// subscription's goroutine uses it.
 	var lastSubj, lastLocal string
 	// Likewise the last message's metadata, when it was its origin alone.
-	var lastOrigin string
-	var lastMctx context.Context
+	var last lastOrigin
 	handle := func(nm *nats.Msg) {
 		local := lastLocal
 		if nm.Subject != lastSubj || lastSubj == "" {
@@ -270,16 +304,14 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 			b.st.imp.loop.Add(1) // the site has it already
 			return
 		}
-		in, ok := parseHeader(nm.Header)
+		in, ok := parseHeaderLast(nm.Header, &last)
 		if !ok {
 			b.st.imp.badHeader.Add(1)
 			return
 		}
-		if len(in.md) == 1 { // mdOrigin alone, as most messages: the same as the last's, mostly
-			if in.origin != lastOrigin || lastMctx == nil {
-				lastOrigin, lastMctx = in.origin, colugo.WithMetadata(ctx, in.md)
-			}
-			in.mctx = lastMctx
+		if in.mctx == nil && len(in.md) == 1 { // mdOrigin alone, as most messages: last's from now on
+			last.mctx = colugo.WithMetadata(ctx, in.md)
+			in.mctx = last.mctx
 		}
 		if r.MaxPayload > 0 && len(nm.Data) > r.MaxPayload {
 			b.st.imp.payload.Add(1)
@@ -336,8 +368,11 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 			return
 		}
 		var err error
+		// WithZeroCopy: data is nats.go's copy of each message, which
+		// nothing touches after this publish, so colugo may keep it rather
+		// than copy it again when its send queue grows.
 		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ)),
-			colugo.WithRelay(b.importRelay(topic, in.origin))); err != nil {
+			colugo.WithRelay(b.importRelay(topic, in.origin)), colugo.WithZeroCopy()); err != nil {
 			b.mu.Unlock()
 			b.st.imp.failed.Add(1)
 			return

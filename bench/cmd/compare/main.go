@@ -10,6 +10,7 @@
 //	go run ./cmd/compare -w '^(pubsub-64B|request-64B-serial)$|burst|2p-|json' -n 3
 //	                                                # the burst, two-process and JSON rows, their Raw
 //	                                                # counterparts and a table of issue 12's targets
+//	go run ./cmd/compare -w '^bridge-' -n 3        # the bridge's rows (issue 18) and its targets
 //
 // Every run is bounded by -d (and the whole command by -timeout); traffic
 // stays on 127.0.0.1 and colugo's abstract Unix sockets.
@@ -137,6 +138,7 @@ func printTable(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 		printBursts(out, bursts, ss, runs)
 	}
 	printTargets(out, ws, runs)
+	printBridgeTargets(out, ws, runs)
 }
 
 // printTargets prints issue 12's targets for the rows of this run that
@@ -158,7 +160,7 @@ func printTargets(out io.Writer, ws []bench.Workload, runs map[string][]bench.Re
 		rows = append(rows, [3]string{target, figure, map[bool]string{true: "yes", false: "no"}[met]})
 	}
 	for _, w := range ws {
-		if w.Burst == 0 || w.JSON {
+		if w.Burst == 0 || w.JSON || w.Bridged {
 			continue
 		}
 		if c, ok := get(w.Name, bench.Colugo); ok {
@@ -209,6 +211,59 @@ func printTargets(out io.Writer, ws []bench.Workload, runs map[string][]bench.Re
 	}
 }
 
+// printBridgeTargets prints issue 18's targets for the bridge's rows of
+// this run (nothing if it has none): each bridged figure against direct
+// NATS (and colugo's own hop) measured in the same run.
+func printBridgeTargets(out io.Writer, ws []bench.Workload, runs map[string][]bench.Result) {
+	byName := map[string]bench.Workload{}
+	for _, w := range ws {
+		byName[w.Name] = w
+	}
+	get := func(name string, ss ...bench.System) ([]bench.Result, bool) {
+		w, ok := byName[name]
+		var rs []bench.Result
+		for _, s := range ss {
+			if !ok || len(runs[name+"/"+string(s)]) == 0 {
+				return nil, false
+			}
+			rs = append(rs, bench.Median(w, runs[name+"/"+string(s)]))
+		}
+		return rs, true
+	}
+	var rows [][3]string
+	add := func(target, figure string, met bool) {
+		rows = append(rows, [3]string{target, figure, map[bool]string{true: "yes", false: "no"}[met]})
+	}
+	if rs, ok := get("bridge-pubsub-1KiB", bench.Bridge, bench.NATS); ok {
+		b, n := rs[0], rs[1]
+		x := b.MsgsPerSec() / n.MsgsPerSec()
+		add("bridge-pubsub-1KiB ≥ 0.5× direct NATS msgs/s (delivered)",
+			fmt.Sprintf("%.2f× (%s vs %s msgs/s; %.1f %% vs %.1f %% delivered)", x, bench.SI(b.MsgsPerSec()), bench.SI(n.MsgsPerSec()),
+				b.DeliveredPct(), n.DeliveredPct()), x >= 0.5)
+	}
+	if rs, ok := get("bridge-latency-1KiB", bench.Bridge, bench.NATS); ok {
+		b, n := rs[0], rs[1]
+		added := b.P50 - n.P50
+		add("bridge-latency-1KiB: added p50 (bridged − NATS) ≤ 2× NATS's own hop",
+			fmt.Sprintf("%s µs added (%s vs %s µs): %.2f× NATS's hop", us(added), us(b.P50), us(n.P50), float64(added)/float64(n.P50)),
+			added <= 2*n.P50)
+	}
+	if rs, ok := get("bridge-request-64B-serial", bench.Bridge, bench.NATS, bench.Colugo); ok {
+		b, n, c := rs[0], rs[1], rs[2]
+		bound := n.P50 + 2*c.P50
+		add("bridge-request-64B-serial p50 ≤ NATS p50 + 2 colugo round trips",
+			fmt.Sprintf("%s vs %s µs (NATS %s + 2 × colugo %s)", us(b.P50), us(bound), us(n.P50), us(c.P50)), b.P50 <= bound)
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nTargets (issue 18, the bridge), from the tables above:")
+	fmt.Fprintln(out, "\n| target | this run | met? |\n|---|---|---|")
+	for _, r := range rows {
+		fmt.Fprintf(out, "| %s | %s | %s |\n", r[0], r[1], r[2])
+	}
+}
+
 func us(t time.Duration) string { return fmt.Sprintf("%.1f", float64(t)/float64(time.Microsecond)) }
 
 // medians picks each system's median result of w.
@@ -253,7 +308,8 @@ func printBursts(out io.Writer, ws []bench.Workload, ss []bench.System, runs map
 		" in a buffer of its own, every system with its defaults; the subscriber counts until it has all or nothing arrived"+
 		" for 1 s. msgs/s is of what was delivered, up to the last arrival; latency (one way, a sample) includes the queueing"+
 		" of the burst; drops are what each system counted (colugo: the publisher's SendDropped, per-connection or topic"+
-		" Dropped, whichever is largest, the subscriber's Dropped and Gaps; NATS: slow-consumer errors and Dropped; raw zmq4 counts nothing); ÷ NATS: delivered msgs/s.")
+		" Dropped, whichever is largest, the subscriber's Dropped and Gaps; NATS: slow-consumer errors and Dropped; raw zmq4 counts nothing;"+
+		" bridge: also site a's bridge's export drops in pub drops and site b's bridge's import drops in sub drops); ÷ NATS: delivered msgs/s.")
 }
 
 func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[string][]bench.Result) {
@@ -277,8 +333,11 @@ func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 				continue
 			}
 			rz, rn := "", ""
-			if s == bench.Colugo || s == bench.ColugoInproc {
+			switch s {
+			case bench.Colugo, bench.ColugoInproc:
 				rz, rn = ratio(r, bench.ZMQ4), ratio(r, bench.NATS)
+			case bench.Bridge:
+				rn = ratio(r, bench.NATS)
 			}
 			fmt.Fprintf(out, "| %s | %s | %s | %.1f | %s | %s | %s | %.1f | %.0f | %s | %s |\n",
 				w.Name, s, bench.SI(r.MsgsPerSec()), r.MBPerSec(), us(r.P50), us(r.P99), us(r.P999),
@@ -289,7 +348,9 @@ func printPaced(out io.Writer, ws []bench.Workload, ss []bench.System, runs map[
 		" (publish to the subscriber's goroutine, a sample of messages, window queueing included) for pub/sub and round trips"+
 		" for requests; allocs/msg and B/msg are the whole process's (NATS: its server's included) per delivery; 2p- rows:"+
 		" publisher | subscriber and client | server in two processes (NATS: its server in a third), allocations of both"+
-		" (not of the NATS server's process); json- rows: colugo's default codec, NATS with encoding/json;"+
+		" (not of the NATS server's process); bridge- rows: bridge is colugo site a → its bridge → NATS → site b's bridge"+
+		" → site b, five processes, allocations of site a's and site b's (not of the bridges' or NATS's), next to direct NATS"+
+		" (three processes) and colugo (two); json- rows: colugo's default codec, NATS with encoding/json;"+
 		" ÷ columns: colugo's figure over the other's (msgs/s; p50 round trip for serial requests, lower is better).")
 }
 
