@@ -212,11 +212,31 @@ func b2i(b bool) int {
 	return 0
 }
 
-// report waits until every subscription has its value or d has passed.
+// report waits until every subscription has its value and every node has
+// seen the publisher's Joined event, or d has passed: a node's events come
+// on a channel of their own, which can lag behind its subscriptions'
+// values.
 func (l *lateNodes) report(d time.Duration) lateReport {
+	deadline := time.After(d)
 	select {
 	case <-l.all:
-	case <-time.After(d):
+	case <-deadline:
+	}
+	for tick := time.NewTicker(time.Millisecond); ; {
+		l.mu.Lock()
+		known := !slices.Contains(l.rep.Known, 0)
+		l.mu.Unlock()
+		if known {
+			tick.Stop()
+			break
+		}
+		select {
+		case <-tick.C:
+			continue
+		case <-deadline:
+			tick.Stop()
+		}
+		break
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
