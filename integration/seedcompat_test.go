@@ -353,8 +353,8 @@ type seedExample struct {
 }
 
 // seedExamples runs the seed's own example programs (1 Hz) once each
-// against Go: pub.py, pub_json.py and rep.py serve Go; sub.py, sub_json.py
-// and req.py are served by Go.
+// against Go: pub.py, pub_json.py, pub_proto.py and rep.py serve Go;
+// sub.py, sub_json.py, sub_proto.py and req.py are served by Go.
 func seedExamples(t *testing.T, dir string) {
 	example := func(name string) *seedProc {
 		return startSeedScript(t, nil, dir, "runexample.py", name, dir+"/seed-colugo/examples/py/"+name)
@@ -434,6 +434,7 @@ func seedExamples(t *testing.T, dir string) {
 		p.stop(t)
 		checkNoExceptions(t, p)
 	})
+	t.Run("proto", func(t *testing.T) { seedProtoExamples(t, dir, example) })
 }
 
 // publishUntil calls publish until p prints a line containing want.

@@ -35,7 +35,16 @@ class App(Node):
     def __init__(self, name):
         self.began = time.monotonic()
         super().__init__(name)
+
+    def start(self):
+        # Not in __init__: starting a thread there gives the seed's browser,
+        # started by Node.__init__, time to resolve a service before the
+        # subclass adds its socket, and the seed connects a client only to
+        # services resolved after it was added (go-first runs lost the Go
+        # record that way: 2 of 5 on a busy host). The examples, too, add
+        # their sockets right after Node.__init__.
         threading.Thread(target=self.watch_stdin, daemon=True).start()
+        super().start()
 
     def watch_stdin(self):
         for line in sys.stdin:
