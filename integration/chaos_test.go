@@ -393,7 +393,14 @@ func TestChaosSlowSubscriber(t *testing.T) {
 	})
 	stalledSub(t, pubNode.Endpoint().Pub, topic)
 	sendDropped0 := pubNode.Stats().Transport.SendDropped
+	// Up to 3 phases with the slow ones: a slowdown they cause lasts, one
+	// a loaded machine causes (once, in a full race run) passes.
+	kept := func(during [2]float64) bool { return during[0] >= 0.8*before[0] && during[1] >= 0.8*before[1] }
 	during, fullDuring := phase()
+	for try := 1; try < 3 && !kept(during); try++ {
+		t.Logf("fast subscribers msg/s during %.0f, %.0f (before %.0f, %.0f): again", during[0], during[1], before[0], before[1])
+		during, fullDuring = phase()
+	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	heapGrowth := int64(ms.HeapInuse) - int64(heap0)
