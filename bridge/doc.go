@@ -97,10 +97,12 @@
 // durable consumer named after its site and the stream (the bridges of
 // one site share it), acking each message once published on the site, so
 // that what was published while the site was offline, its link cut or its
-// bridge down, arrives when it is back; a message sent to a bridge that
-// went away unacked comes again after 5 s, and a durable deleted under a
-// running bridge is made again from the message after the last the site
-// had. Redeliveries of messages the
+// bridge down, arrives when it is back, in stream order: a bridge that
+// stops gives back (Nak) what it was sent and had not handed on, and a
+// bridge that starts where its predecessor left messages unacked (a
+// crash: JetStream sends them again after 5 s) holds newer ones until
+// those come, 6 s at most; a durable deleted under a running bridge is
+// made again from the message after the last the site had. Redeliveries of messages the
 // site had lately (by exporting bridge, sender, subject and seq) are
 // dropped (Stats: Duplicate). On a topic's first message the importer
 // waits, 5 s at most, until its publisher reaches the site's subscribers

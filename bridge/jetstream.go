@@ -122,9 +122,7 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 	seen := newRecent(recentMax)
 	var mu sync.Mutex  // handle's state is one subscription's: one message at a time
 	var lastSeq uint64 // the stream sequence of the last message handled, under mu
-	onMsg := func(m jetstream.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
+	deliver := func(m jetstream.Msg) {
 		if md, err := m.Metadata(); err == nil {
 			lastSeq = max(lastSeq, md.Sequence.Stream)
 		}
@@ -138,6 +136,35 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		}
 		handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()})
 		_ = m.Ack()
+	}
+	ord := &inOrder{held: map[uint64]jetstream.Msg{}, deliver: deliver}
+	ord.expire = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() == nil {
+			ord.timeout()
+		}
+	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		ord.stop()
+	}()
+	onMsg := func(m jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ctx.Err() != nil {
+			// Stopping: what the drain hands over goes back at once, for
+			// the site's next bridge, rather than after the ack wait.
+			_ = m.Nak()
+			return
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			deliver(m)
+			return
+		}
+		ord.add(m, md.Sequence.Stream)
 	}
 	for ctx.Err() == nil {
 		var cc jetstream.ConsumeContext
@@ -156,6 +183,16 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 				cons, err = js.CreateConsumer(ctx, stream, c)
 			}
 			if err == nil {
+				// What the bridge before this one was sent and did not
+				// ack comes again late: catch up on it in order.
+				info := cons.CachedInfo()
+				var first uint64
+				if st, err := js.Stream(ctx, stream); err == nil {
+					first = st.CachedInfo().State.FirstSeq
+				}
+				mu.Lock()
+				ord.begin(info.AckFloor.Stream, info.Delivered.Stream, first)
+				mu.Unlock()
 				cc, err = cons.Consume(onMsg, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
 			}
 			if err != nil {
@@ -169,10 +206,11 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		// deleted): then again.
 		select {
 		case <-ctx.Done():
+			cc.Drain() // what is buffered reaches onMsg, which gives it back
 		case <-cc.Closed():
 			b.st.streamErrors.Add(1)
+			cc.Stop()
 		}
-		cc.Stop()
 		<-cc.Closed()
 	}
 }
