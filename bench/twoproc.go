@@ -265,13 +265,7 @@ func newReq2(sys System, w Workload, workers int, lim Limits) (_ *req2, err erro
 		if _, err := server(); err != nil {
 			return nil, err
 		}
-		m, err := newNodeMaker(false, br.dirB)
-		if err != nil {
-			return nil, err
-		}
-		c := &colugoReq{m: m}
-		r.cli = c
-		if err := c.client(w, workers, 1); err != nil {
+		if r.cli, err = colugoClient(br.dirB, w, workers); err != nil {
 			return nil, err
 		}
 	case Colugo:
@@ -282,13 +276,7 @@ func newReq2(sys System, w Workload, workers int, lim Limits) (_ *req2, err erro
 		if _, err := server(); err != nil {
 			return nil, err
 		}
-		m, err := newNodeMaker(false, r.dir)
-		if err != nil {
-			return nil, err
-		}
-		c := &colugoReq{m: m}
-		r.cli = c
-		if err := c.client(w, workers, 1); err != nil {
+		if r.cli, err = colugoClient(r.dir, w, workers); err != nil {
 			return nil, err
 		}
 	case NATS:
@@ -375,4 +363,16 @@ func serveHalf(cfg childConfig) (func(), string, error) {
 		return r.Close, r.ln.Addr().String(), nil
 	}
 	return nil, "", fmt.Errorf("%s: no request server", cfg.Sys)
+}
+
+// colugoClient is a colugo request client on the registry in dir, with
+// workers in flight. When the client fails to start, what was made is
+// still returned, so that the rig's Close ends it.
+func colugoClient(dir string, w Workload, workers int) (reqRig, error) {
+	m, err := newNodeMaker(false, dir)
+	if err != nil {
+		return nil, err
+	}
+	c := &colugoReq{m: m}
+	return c, c.client(w, workers, 1)
 }
