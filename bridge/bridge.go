@@ -31,7 +31,8 @@ type Bridge struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream // nil unless an entry has JetStream
 
-	st counters
+	st   counters
+	link atomic.Pointer[linkInfo] // nil until New has read it once
 
 	inflightExp chan struct{} // requests from NATS being served locally
 	inflightImp chan struct{} // local requests being forwarded to NATS
@@ -53,6 +54,30 @@ type Bridge struct {
 }
 
 type pubKey struct{ topic, codec, typ string }
+
+// linkInfo is the NATS link's state and, when up, its server's URL
+// (credentials redacted).
+type linkInfo struct {
+	state  LinkState
+	server string
+}
+
+// setLink records the link's state; closed is final.
+func (b *Bridge) setLink(state LinkState, server string) {
+	next := &linkInfo{state, server}
+	for {
+		cur := b.link.Load()
+		if cur != nil && cur.state == LinkClosed {
+			return
+		}
+		if b.link.CompareAndSwap(cur, next) {
+			return
+		}
+	}
+}
+
+// linkUp records that nc has (re)connected.
+func (b *Bridge) linkUp(nc *nats.Conn) { b.setLink(LinkUp, nc.ConnectedUrlRedacted()) }
 
 // New returns a bridge for node (the bridge's node: it publishes imported
 // topics and serves imported services; the caller creates it, on the
@@ -84,8 +109,16 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.NATS.ReconnectWait),
 		nats.ReconnectBufSize(cfg.NATS.ReconnectBuffer),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.st.disconnects.Add(1) }),
-		nats.ReconnectHandler(func(*nats.Conn) { b.st.reconnects.Add(1) }),
+		nats.PingInterval(cfg.NATS.PingInterval),
+		nats.MaxPingsOutstanding(2),
+		nats.FlusherTimeout(cfg.NATS.WriteTimeout),
+		// The link state as the handlers tell it, not nc.Status(): that
+		// waits for nc's lock, which a write blocked on a silent link holds
+		// (for up to WriteTimeout), and Stats feeds the node's $describe.
+		nats.ConnectHandler(func(nc *nats.Conn) { b.linkUp(nc) }),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.st.disconnects.Add(1); b.setLink(LinkDown, "") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { b.st.reconnects.Add(1); b.linkUp(nc) }),
+		nats.ClosedHandler(func(*nats.Conn) { b.setLink(LinkClosed, "") }),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}), // slow consumers: counted per subscription (Dropped)
 	}
 	n := cfg.NATS
@@ -116,6 +149,12 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 	if b.nc, err = nats.Connect(url, opts...); err != nil {
 		return nil, fmt.Errorf("bridge: connecting to NATS: %w", err)
 	}
+	// The state Connect left, unless a handler has told a newer one.
+	first := &linkInfo{state: LinkDown}
+	if b.nc.Status() == nats.CONNECTED {
+		first = &linkInfo{LinkUp, b.nc.ConnectedUrlRedacted()}
+	}
+	b.link.CompareAndSwap(nil, first)
 	for _, l := range []Lists{cfg.Export, cfg.Import} {
 		for _, t := range l.Topics {
 			if t.JetStream != nil && b.js == nil {
@@ -262,6 +301,7 @@ func (b *Bridge) Close() error {
 	}
 	_ = b.node.SetStatus(StatusName, nil) // no longer a bridge
 	b.nc.Close()
+	b.setLink(LinkClosed, "")
 	return nil
 }
 
@@ -388,13 +428,9 @@ func (d *dirCounters) snapshot() Direction {
 func (b *Bridge) Stats() Stats {
 	s := Stats{Reconnects: b.st.reconnects.Load(), Disconnects: b.st.disconnects.Load(), JetStreamErrors: b.st.streamErrors.Load(),
 		Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
-	switch b.nc.Status() {
-	case nats.CONNECTED:
-		s.Link = LinkUp
-	case nats.CLOSED:
-		s.Link = LinkClosed
-	default:
-		s.Link = LinkDown
+	s.Link = LinkDown
+	if l := b.link.Load(); l != nil {
+		s.Link = l.state
 	}
 	for _, ss := range b.node.Stats().Subscriptions {
 		if b.isExported(ss.Topic) {
@@ -553,8 +589,8 @@ func (b *Bridge) Status() Status {
 		return r
 	}
 	s := Status{Site: b.cfg.Site, ID: b.id, Export: rules(b.cfg.Export), Import: rules(b.cfg.Import), Stats: b.Stats()}
-	if s.Stats.Link == LinkUp {
-		s.Server = b.nc.ConnectedUrlRedacted()
+	if l := b.link.Load(); l != nil && l.state == LinkUp {
+		s.Server = l.server
 	}
 	b.mu.Lock()
 	s.Exporting.Topics = slices.Sorted(maps.Keys(b.exported))

@@ -69,6 +69,19 @@ type NATS struct {
 	// ReconnectWait is the pause between reconnection attempts (nats.go
 	// adds jitter). Default: 1s. The bridge retries for ever.
 	ReconnectWait time.Duration `yaml:"reconnect_wait" toml:"reconnect_wait"`
+	// PingInterval is how often the bridge pings its server; two pings
+	// unanswered end the connection (the bridge reconnects, to another
+	// URL if it has several). It is how a link that goes silent, with no
+	// error (a radio out of range, packets dropped on the way), is found
+	// while little is sent: within about three intervals. Default: 5s
+	// (nats.go's is 2 minutes).
+	PingInterval time.Duration `yaml:"ping_interval" toml:"ping_interval"`
+	// WriteTimeout bounds one write to the server: a write still blocked
+	// after it ends the connection. It is how a silent link is found while
+	// much is sent (a full socket buffer stops the pings too). Raise it for
+	// links so slow that 32 KiB, or the largest message, takes longer.
+	// Default: 10s (nats.go's is a minute).
+	WriteTimeout time.Duration `yaml:"write_timeout" toml:"write_timeout"`
 }
 
 // TLS holds the paths of PEM files for the NATS connection.
@@ -190,6 +203,12 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.NATS.ReconnectWait <= 0 {
 		c.NATS.ReconnectWait = time.Second
+	}
+	if c.NATS.PingInterval <= 0 {
+		c.NATS.PingInterval = 5 * time.Second
+	}
+	if c.NATS.WriteTimeout <= 0 {
+		c.NATS.WriteTimeout = 10 * time.Second
 	}
 	if c.MaxImportTopics <= 0 {
 		c.MaxImportTopics = 1024

@@ -85,6 +85,14 @@
 // their callers' deadlines, and Stats says the link is down. When the link
 // returns, subscriptions are restored and traffic resumes by itself.
 //
+// A link can also go silent without failing (a radio out of range,
+// packets dropped on the way): no error comes, writes block once the
+// socket buffers are full. The bridge finds it within about three
+// NATS.PingInterval (two pings unanswered; 10–15 s by default) while
+// little is sent, or within NATS.WriteTimeout (10 s) of a write that stays
+// blocked, then reconnects as for a failed link (to another of its URLs,
+// if it has several). Stats and Status answer at once meanwhile.
+//
 // # Store-and-forward
 //
 // A topic entry with JetStream set goes through a JetStream stream (the

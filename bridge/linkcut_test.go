@@ -237,3 +237,137 @@ func TestLinkCut(t *testing.T) {
 		t.Errorf("after the cut: a %s (%d reconnects), b %s (%d reconnects)", stA.Link, stA.Reconnects, stB.Link, stB.Reconnects)
 	}
 }
+
+// stallDetect bounds the time from a link going silent to both bridges
+// saying it is down: two unanswered pings at the default PingInterval
+// (5 s), and the interval before the first.
+const stallDetect = 20 * time.Second
+
+// TestLinkStall: the link goes silent rather than failing (the proxy
+// passes no byte either way and closes nothing, as a radio out of range or
+// a middlebox dropping packets), while site a exports a bulky topic that
+// fills the socket buffers. Each site's own traffic goes on untouched, a
+// bridged request fails within its deadline, both bridges say the link is
+// down within stallDetect (with nats.go's defaults they said up for
+// minutes, each write blocked for up to a minute), and once bytes pass
+// again the same bridges carry topics and requests within recoverWithin.
+func TestLinkStall(t *testing.T) {
+	srv := natsServer(t, 0)
+	px := newCutProxy(t, srv.Addr().String())
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{px.URL()}}}
+	ca.Export = bridge.Lists{Topics: []bridge.Topic{{Name: "pose"}, {Name: "scan"}}, Services: []bridge.Service{{Name: "a/echo"}}}
+	ba, _ := runBridge(t, a, ca)
+	cb := bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{px.URL()}}}
+	cb.Import = ca.Export
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+
+	viewer := b.NewNode("viewer")
+	remote, _ := colugo.Subscribe[int](ctx, viewer, "pose", colugo.WithBuffer(8192))
+	scans, _ := colugo.Subscribe[[]byte](ctx, viewer, "scan")
+	robot := a.NewNode("robot")
+	pub, _ := colugo.NewPublisher[int](robot, "pose")
+	scanPub, _ := colugo.NewPublisher[[]byte](robot, "scan")
+	if _, err := colugo.Serve(robot, "a/echo", func(_ context.Context, r int) (int, error) { return -r, nil }); err != nil {
+		t.Fatal(err)
+	}
+	caller := b.NewNode("caller")
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := caller.WaitServers(wctx, "a/echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	bridged := func(v int) error {
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		got, err := colugo.Request[int, int](rctx, caller, "a/echo", v)
+		if err == nil && got != -v {
+			err = fmt.Errorf("a/echo(%d) = %d", v, got)
+		}
+		return err
+	}
+	until(t, "pose before the stall", func() { _ = pub.Publish(ctx, -1) }, recv(remote, func(v int) bool { return v == -1 }))
+	until(t, "scan before the stall", func() { _ = scanPub.Publish(ctx, []byte{1}) }, recv(scans, func([]byte) bool { return true }))
+	testwait.Until(t, "a/echo before the stall", func() bool { return bridged(1) == nil })
+
+	loadA := startLocalLoad(t, a, "a", "pose", "a/local", 2)
+	loadB := startLocalLoad(t, b, "b", "b/local", "b/svc", 1)
+	// 64 KiB scans at 200 Hz (12.5 MiB/s) for the bridge to send: more
+	// than the socket buffers hold within a second or two.
+	scanStop, scanDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(scanDone)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		scan := make([]byte, 64<<10)
+		for {
+			select {
+			case <-scanStop:
+				return
+			case <-tick.C:
+				_ = scanPub.Publish(ctx, scan)
+			}
+		}
+	}()
+	px.Stall()
+	stallAt := time.Now()
+	// A bridged request fails within its deadline instead of hanging,
+	// before and after the bridges see the stall.
+	for i := range 3 {
+		start := time.Now()
+		if err := bridged(10 + i); err == nil || time.Since(start) > 2*time.Second {
+			t.Errorf("bridged request %d during the stall: %v after %v; want an error within its 500ms", i, err, time.Since(start))
+		}
+	}
+	// Stats and Status (the node's $describe) answer at once throughout,
+	// also while a write to the silent link blocks.
+	var downA, downB, slowest time.Duration
+	deadline := stallAt.Add(stallDetect)
+	for (downA == 0 || downB == 0) && time.Now().Before(deadline) {
+		start := time.Now()
+		linkA, linkB := ba.Stats().Link, bb.Stats().Link
+		_, _ = ba.Status(), bb.Status()
+		slowest = max(slowest, time.Since(start))
+		if downA == 0 && linkA != bridge.LinkUp {
+			downA = time.Since(stallAt)
+		}
+		if downB == 0 && linkB != bridge.LinkUp {
+			downB = time.Since(stallAt)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	if slowest > time.Second {
+		t.Errorf("Stats and Status of both bridges took up to %v during the stall; want them at once", slowest)
+	}
+	t.Logf("link down after the stall: site a %v, site b %v (0: not within %v)", downA, downB, stallDetect)
+	if downA == 0 || downB == 0 {
+		t.Errorf("a silent link: site a's bridge says %s, site b's %s, %v after it went silent; want both down within %v",
+			ba.Stats().Link, bb.Stats().Link, time.Since(stallAt), stallDetect)
+	}
+	if err := bridged(20); err == nil {
+		t.Error("bridged request with the link down: no error")
+	}
+	close(scanStop)
+	<-scanDone
+	loadA.stopLoad(t)
+	loadB.stopLoad(t)
+	stA := ba.Stats()
+	t.Logf("after the stall: site a export %+v, disconnects %d; site b disconnects %d", stA.Export, stA.Disconnects, bb.Stats().Disconnects)
+	if d := stA.Export.Drops; d.Queue+d.Link == 0 {
+		t.Errorf("site a's export drops during the stall: %+v; want the scans it could not send counted", d)
+	}
+
+	px.Restore()
+	back := time.Now()
+	const mark = 1 << 20
+	i := mark
+	until(t, "pose after the stall", func() { i++; _ = pub.Publish(ctx, i) }, recv(remote, func(v int) bool { return v > mark }))
+	topicBack := time.Since(back)
+	testwait.Until(t, "a/echo after the stall", func() bool { return bridged(3) == nil })
+	reqBack := time.Since(back)
+	t.Logf("after the link's return: a topic crosses in %v, a bridged request in %v", topicBack, reqBack)
+	if topicBack > recoverWithin || reqBack > recoverWithin {
+		t.Errorf("recovery: topic %v, request %v; want both within %v", topicBack, reqBack, recoverWithin)
+	}
+}

@@ -15,10 +15,11 @@ type cutProxy struct {
 	l      net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	cut     bool
+	stalled chan struct{} // while not nil, nothing passes; closed by Restore
+	conns   map[net.Conn]bool
+	wg      sync.WaitGroup
 }
 
 // newCutProxy proxies to target (host:port), until the test ends.
@@ -69,7 +70,7 @@ func (p *cutProxy) accept() {
 		p.conns[c], p.conns[s] = true, true
 		p.mu.Unlock()
 		pipe := func(dst, src net.Conn) {
-			_, _ = io.Copy(dst, src)
+			_, _ = io.Copy(dst, gatedReader{p, src})
 			// One way ended: end both, as a cut link would.
 			_ = dst.Close()
 			_ = src.Close()
@@ -83,10 +84,14 @@ func (p *cutProxy) accept() {
 	}
 }
 
-// Cut drops every connection and refuses new ones.
+// Cut drops every connection and refuses new ones (ending a stall).
 func (p *cutProxy) Cut() {
 	p.mu.Lock()
 	p.cut = true
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
 	conns := p.conns
 	p.conns = map[net.Conn]bool{}
 	p.mu.Unlock()
@@ -95,9 +100,44 @@ func (p *cutProxy) Cut() {
 	}
 }
 
-// Restore accepts connections again.
+// Stall stops every byte, both ways, on the connections open and on new
+// ones, without closing any: a link that goes silent (a radio out of
+// range, a middlebox dropping packets) rather than one that fails. The
+// endpoints' socket buffers fill, then their writes block, until Restore.
+func (p *cutProxy) Stall() {
+	p.mu.Lock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// Restore ends a cut (connections are accepted again) or a stall (what
+// waited goes on).
 func (p *cutProxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
 	p.mu.Unlock()
+}
+
+// gatedReader reads from c, holding what it read while the proxy is
+// stalled: the proxy then reads no more, so the sender's buffers fill.
+type gatedReader struct {
+	p *cutProxy
+	c net.Conn
+}
+
+func (g gatedReader) Read(b []byte) (int, error) {
+	n, err := g.c.Read(b)
+	g.p.mu.Lock()
+	stalled := g.p.stalled
+	g.p.mu.Unlock()
+	if stalled != nil {
+		<-stalled
+	}
+	return n, err
 }
