@@ -144,6 +144,31 @@ func (l *localLoad) stopLoad(t *testing.T) {
 	}
 }
 
+// echoAcross serves a/echo on robot and returns a request to it from a
+// node of site b, once site b sees it: err unless it answers within 500 ms.
+func echoAcross(t *testing.T, robot *colugo.Node, b *colugotest.Network) func(v int) error {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := colugo.Serve(robot, "a/echo", func(_ context.Context, r int) (int, error) { return -r, nil }); err != nil {
+		t.Fatal(err)
+	}
+	caller := b.NewNode("caller")
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := caller.WaitServers(wctx, "a/echo", 1); err != nil {
+		t.Fatal(err)
+	}
+	return func(v int) error {
+		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		got, err := colugo.Request[int, int](rctx, caller, "a/echo", v)
+		if err == nil && got != -v {
+			err = fmt.Errorf("a/echo(%d) = %d", v, got)
+		}
+		return err
+	}
+}
+
 // TestLinkCut: both bridges' NATS connections go through a proxy that cuts
 // them (drops the connections, refuses new ones) for linkCut. Meanwhile
 // each site's own traffic goes on untouched (a local topic, the exported
@@ -174,24 +199,7 @@ func TestLinkCut(t *testing.T) {
 	remote, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "pose", colugo.WithBuffer(8192))
 	robot := a.NewNode("robot")
 	pub, _ := colugo.NewPublisher[int](robot, "pose")
-	if _, err := colugo.Serve(robot, "a/echo", func(_ context.Context, r int) (int, error) { return -r, nil }); err != nil {
-		t.Fatal(err)
-	}
-	caller := b.NewNode("caller")
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	if err := caller.WaitServers(wctx, "a/echo", 1); err != nil {
-		t.Fatal(err)
-	}
-	bridged := func(v int) error {
-		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		got, err := colugo.Request[int, int](rctx, caller, "a/echo", v)
-		if err == nil && got != -v {
-			err = fmt.Errorf("a/echo(%d) = %d", v, got)
-		}
-		return err
-	}
+	bridged := echoAcross(t, robot, b)
 	until(t, "pose before the cut", func() { _ = pub.Publish(ctx, -1) }, recv(remote, func(v int) bool { return v == -1 }))
 	testwait.Until(t, "a/echo before the cut", func() bool { return bridged(1) == nil })
 
@@ -269,24 +277,7 @@ func TestLinkStall(t *testing.T) {
 	robot := a.NewNode("robot")
 	pub, _ := colugo.NewPublisher[int](robot, "pose")
 	scanPub, _ := colugo.NewPublisher[[]byte](robot, "scan")
-	if _, err := colugo.Serve(robot, "a/echo", func(_ context.Context, r int) (int, error) { return -r, nil }); err != nil {
-		t.Fatal(err)
-	}
-	caller := b.NewNode("caller")
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	if err := caller.WaitServers(wctx, "a/echo", 1); err != nil {
-		t.Fatal(err)
-	}
-	bridged := func(v int) error {
-		rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		got, err := colugo.Request[int, int](rctx, caller, "a/echo", v)
-		if err == nil && got != -v {
-			err = fmt.Errorf("a/echo(%d) = %d", v, got)
-		}
-		return err
-	}
+	bridged := echoAcross(t, robot, b)
 	until(t, "pose before the stall", func() { _ = pub.Publish(ctx, -1) }, recv(remote, func(v int) bool { return v == -1 }))
 	until(t, "scan before the stall", func() { _ = scanPub.Publish(ctx, []byte{1}) }, recv(scans, func([]byte) bool { return true }))
 	testwait.Until(t, "a/echo before the stall", func() bool { return bridged(1) == nil })
