@@ -589,8 +589,12 @@ func (b *Bridge) Status() Status {
 		return r
 	}
 	s := Status{Site: b.cfg.Site, ID: b.id, Export: rules(b.cfg.Export), Import: rules(b.cfg.Import), Stats: b.Stats()}
-	if l := b.link.Load(); l != nil && l.state == LinkUp {
-		s.Server = l.server
+	// Link and server from one reading, so that they agree.
+	if l := b.link.Load(); l != nil {
+		s.Stats.Link = l.state
+		if l.state == LinkUp {
+			s.Server = l.server
+		}
 	}
 	b.mu.Lock()
 	s.Exporting.Topics = slices.Sorted(maps.Keys(b.exported))
