@@ -33,6 +33,10 @@ type Bridge struct {
 
 	st   counters
 	link atomic.Pointer[linkInfo] // nil until New has read it once
+	// The JetStream exports' own connection and its publisher (see
+	// jsexport.go); nil without JetStream exports.
+	jsnc  *nats.Conn
+	jsPub jetstream.JetStream
 
 	inflightExp chan struct{} // requests from NATS being served locally
 	inflightImp chan struct{} // local requests being forwarded to NATS
@@ -108,17 +112,9 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(cfg.NATS.ReconnectWait),
-		nats.ReconnectBufSize(cfg.NATS.ReconnectBuffer),
 		nats.PingInterval(cfg.NATS.PingInterval),
 		nats.MaxPingsOutstanding(2),
 		nats.FlusherTimeout(cfg.NATS.WriteTimeout),
-		// The link state as the handlers tell it, not nc.Status(): that
-		// waits for nc's lock, which a write blocked on a silent link holds
-		// (for up to WriteTimeout), and Stats feeds the node's $describe.
-		nats.ConnectHandler(func(nc *nats.Conn) { b.linkUp(nc) }),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.st.disconnects.Add(1); b.setLink(LinkDown, "") }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { b.st.reconnects.Add(1); b.linkUp(nc) }),
-		nats.ClosedHandler(func(*nats.Conn) { b.setLink(LinkClosed, "") }),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}), // slow consumers: counted per subscription (Dropped)
 	}
 	n := cfg.NATS
@@ -146,7 +142,25 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 	for _, u := range n.URLs[1:] {
 		url += "," + u
 	}
+	if cfg.exportsJetStream() {
+		b.jsnc, b.jsPub, err = newJSPublisher(url, append(opts[:len(opts):len(opts)],
+			nats.Name("colugo-bridge "+cfg.Site+" "+b.id+" jetstream")))
+		if err != nil {
+			return nil, fmt.Errorf("bridge: connecting to NATS: %w", err)
+		}
+	}
+	opts = append(opts,
+		nats.ReconnectBufSize(cfg.NATS.ReconnectBuffer),
+		// The link state as the handlers tell it, not nc.Status(): that
+		// waits for nc's lock, which a write blocked on a silent link holds
+		// (for up to WriteTimeout), and Stats feeds the node's $describe.
+		nats.ConnectHandler(func(nc *nats.Conn) { b.linkUp(nc) }),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.st.disconnects.Add(1); b.setLink(LinkDown, "") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { b.st.reconnects.Add(1); b.linkUp(nc) }),
+		nats.ClosedHandler(func(*nats.Conn) { b.setLink(LinkClosed, "") }),
+	)
 	if b.nc, err = nats.Connect(url, opts...); err != nil {
+		b.closeJS()
 		return nil, fmt.Errorf("bridge: connecting to NATS: %w", err)
 	}
 	// The state Connect left, unless a handler has told a newer one.
@@ -160,6 +174,7 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 			if t.JetStream != nil && b.js == nil {
 				if b.js, err = jetstream.New(b.nc); err != nil {
 					b.nc.Close()
+					b.closeJS()
 					return nil, fmt.Errorf("bridge: JetStream: %w", err)
 				}
 			}
@@ -167,9 +182,17 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 	}
 	if err := node.SetStatus(StatusName, func() any { return b.statusJSON() }); err != nil {
 		b.nc.Close()
+		b.closeJS()
 		return nil, fmt.Errorf("bridge: status: %w", err)
 	}
 	return b, nil
+}
+
+// closeJS closes the JetStream exports' publish connection, if any.
+func (b *Bridge) closeJS() {
+	if b.jsnc != nil {
+		b.jsnc.Close()
+	}
 }
 
 // ID returns the bridge's id, which its messages carry on NATS: its node's.
@@ -301,6 +324,7 @@ func (b *Bridge) Close() error {
 	}
 	_ = b.node.SetStatus(StatusName, nil) // no longer a bridge
 	b.nc.Close()
+	b.closeJS()
 	b.setLink(LinkClosed, "")
 	return nil
 }
@@ -361,7 +385,7 @@ type LinkState string
 // Link states.
 const (
 	LinkUp     LinkState = "up"     // connected
-	LinkDown   LinkState = "down"   // connecting or reconnecting: messages to NATS are held (ReconnectBuffer) or dropped
+	LinkDown   LinkState = "down"   // connecting or reconnecting: messages to NATS are held (ReconnectBuffer, JetStream.Spool) or dropped
 	LinkClosed LinkState = "closed" // the bridge is closed
 )
 
@@ -372,12 +396,15 @@ type Stats struct {
 	Reconnects  uint64    `json:"reconnects"`  // times the link came back after a loss
 	Disconnects uint64    `json:"disconnects"` // times it was lost
 	// JetStreamErrors counts the failed attempts at making the streams of
-	// exported JetStream entries and the consumers of imported ones (each
-	// retried until it succeeds: the link may be down, or the exporter not
-	// there yet).
-	JetStreamErrors uint64    `json:"jetstream_errors"`
-	Export          Direction `json:"export"` // from the local network to NATS
-	Import          Direction `json:"import"` // from NATS to the local network
+	// exported JetStream entries and the consumers of imported ones, and
+	// the failed rounds of publishing to those streams (each retried until
+	// it succeeds: the link may be down, or the exporter not there yet).
+	JetStreamErrors uint64 `json:"jetstream_errors"`
+	// Spooled is the number of exported JetStream messages held until
+	// their stream acks them (sent, or waiting to be: JetStream.Spool).
+	Spooled uint64    `json:"spooled"`
+	Export  Direction `json:"export"` // from the local network to NATS
+	Import  Direction `json:"import"` // from NATS to the local network
 }
 
 // Direction counts one direction's traffic.
@@ -393,7 +420,7 @@ type Direction struct {
 type Drops struct {
 	Rate       uint64 `json:"rate"`        // downsampled away (max_rate)
 	Payload    uint64 `json:"payload"`     // above max_payload
-	Link       uint64 `json:"link"`        // NATS unreachable and the reconnect buffer full, or the publish failed
+	Link       uint64 `json:"link"`        // NATS unreachable and the reconnect buffer (JetStream: the spool) full, or the publish failed
 	Loop       uint64 `json:"loop"`        // not from this site (export), or from this site or bridge (import)
 	BadSubject uint64 `json:"bad_subject"` // a subject that is no escaped colugo name (import)
 	BadHeader  uint64 `json:"bad_header"`  // missing or malformed headers (import; requests from NATS)
@@ -411,6 +438,7 @@ type dirCounters struct {
 
 type counters struct {
 	reconnects, disconnects, streamErrors atomic.Uint64
+	spooled                               atomic.Int64
 	exp, imp                              dirCounters
 }
 
@@ -427,7 +455,7 @@ func (d *dirCounters) snapshot() Direction {
 // also after Close.
 func (b *Bridge) Stats() Stats {
 	s := Stats{Reconnects: b.st.reconnects.Load(), Disconnects: b.st.disconnects.Load(), JetStreamErrors: b.st.streamErrors.Load(),
-		Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
+		Spooled: uint64(max(b.st.spooled.Load(), 0)), Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
 	s.Link = LinkDown
 	if l := b.link.Load(); l != nil {
 		s.Link = l.state

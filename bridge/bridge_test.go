@@ -549,6 +549,9 @@ func TestConfigRefused(t *testing.T) {
 		"negative stream bound": func(c *bridge.Config) {
 			c.Import.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: -1}}}
 		},
+		"negative spool": func(c *bridge.Config) {
+			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: 10, Spool: -1}}}
+		},
 		"both ways": func(c *bridge.Config) {
 			c.Export.Services = []bridge.Service{{Name: "s/**"}}
 			c.Import.Services = []bridge.Service{{Name: "s/x"}}

@@ -132,6 +132,11 @@ type JetStream struct {
 	MaxMsgs  int64         `yaml:"max_msgs" toml:"max_msgs"`   // messages kept at most
 	MaxBytes int64         `yaml:"max_bytes" toml:"max_bytes"` // bytes kept at most
 	MaxAge   time.Duration `yaml:"max_age" toml:"max_age"`     // age after which a message is dropped; 0: none
+	// Spool, on an export entry, bounds in bytes (payloads) what each of
+	// its topics keeps until the stream acks it: while the link is down,
+	// before the stream is made, after a refusal. Past it the oldest not
+	// sent are dropped (Stats: Link). Default 8 MiB.
+	Spool int `yaml:"spool" toml:"spool"`
 }
 
 // Service is an export or import entry for services.
@@ -252,13 +257,16 @@ func (c Config) normalize() (Config, error) {
 				return c, fmt.Errorf("%w: topic %q: negative max_rate or max_payload", ErrConfig, t.Name)
 			}
 			if js := t.JetStream; js != nil {
-				if js.MaxMsgs < 0 || js.MaxBytes < 0 || js.MaxAge < 0 {
+				if js.MaxMsgs < 0 || js.MaxBytes < 0 || js.MaxAge < 0 || js.Spool < 0 {
 					return c, fmt.Errorf("%w: topic %q: negative jetstream bound", ErrConfig, t.Name)
 				}
 				if l == &c.Export && js.MaxMsgs == 0 && js.MaxBytes == 0 {
 					return c, fmt.Errorf("%w: topic %q: jetstream needs max_msgs or max_bytes", ErrConfig, t.Name)
 				}
 				j := *js // the caller's stays the caller's
+				if j.Spool == 0 {
+					j.Spool = defaultSpool
+				}
 				t.JetStream = &j
 			}
 		}
@@ -287,4 +295,14 @@ func (c Config) normalize() (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// exportsJetStream reports whether an export entry has JetStream set.
+func (c Config) exportsJetStream() bool {
+	for _, t := range c.Export.Topics {
+		if t.JetStream != nil {
+			return true
+		}
+	}
+	return false
 }

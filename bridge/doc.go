@@ -115,9 +115,19 @@
 // dropped (Stats: Duplicate). On a topic's first message the importer
 // waits, 5 s at most, until its publisher reaches the site's subscribers
 // of the topic, so that a backlog does not go before they are connected.
-// The stream covers the importing side's absences: while the exporter's
-// own link is down, its messages wait in its reconnect buffer
-// (NATS.ReconnectBuffer) and are dropped beyond it, as for other topics.
+// The exporter publishes these messages with acks, on a NATS connection
+// of its own that has no reconnect buffer, and keeps each in the topic's
+// spool (JetStream.Spool, 8 MiB by default; past it the oldest not sent
+// are dropped, Stats: Link) until the stream has acked it: while its link
+// is down or silent (what sat in the socket buffers of a failed link is
+// sent again), before the stream is made, or after it was deleted (the
+// exporter makes it again, and the importer then reads it from its
+// start). On a failure it waits for every answer still due before it
+// sends again, from the first message not acked, so the stream stores
+// each message once and in order (a stream that refuses one message and
+// takes the next, as a JetStream cluster electing a leader can, stores
+// the refused one after it). Stats.Spooled counts what the spools hold;
+// a stopping bridge sends them for 2 s at most while its link is up.
 //
 // # Introspection
 //

@@ -101,7 +101,7 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 // consumer until ctx ends, handing each message to handle (as a plain
 // subscription would) unless it is one the site had already: a
 // redelivery, when an ack was lost with the link.
-func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg)) {
+func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg) (giveBack bool)) {
 	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
 	stream := streamName(subj)
 	cfg := jetstream.ConsumerConfig{
@@ -120,8 +120,9 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 	// link, or late) or a second copy in the stream comes again with the
 	// same. Bounded: the oldest are forgotten first.
 	seen := newRecent(recentMax)
-	var mu sync.Mutex  // handle's state is one subscription's: one message at a time
-	var lastSeq uint64 // the stream sequence of the last message handled, under mu
+	var mu sync.Mutex     // handle's state is one subscription's: one message at a time
+	var lastSeq uint64    // the stream sequence of the last message handled, under mu
+	var created time.Time // when the stream read last was made, under mu
 	deliver := func(m jetstream.Msg) {
 		if md, err := m.Metadata(); err == nil {
 			lastSeq = max(lastSeq, md.Sequence.Stream)
@@ -134,7 +135,11 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 				return
 			}
 		}
-		handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()})
+		if handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()}) {
+			// The bridge stops: the site's next bridge gets it at once.
+			_ = m.Nak()
+			return
+		}
 		_ = m.Ack()
 	}
 	ord := &inOrder{held: map[uint64]jetstream.Msg{}, deliver: deliver}
@@ -169,6 +174,21 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 	for ctx.Err() == nil {
 		var cc jetstream.ConsumeContext
 		if !retry(ctx, func(ctx context.Context) error {
+			// A stream made again (deleted under the bridges) numbers its
+			// messages from 1 again: all of it is new to the site.
+			st, err := js.Stream(ctx, stream)
+			if err != nil {
+				b.st.streamErrors.Add(1) // the exporter has not made the stream yet, or the link is down
+				return err
+			}
+			mu.Lock()
+			if c := st.CachedInfo().Created; !c.Equal(created) {
+				if !created.IsZero() {
+					lastSeq = 0
+				}
+				created = c
+			}
+			mu.Unlock()
 			// The site's durable if it exists; else a new one, from the
 			// message after the last this bridge handled (its durable was
 			// deleted under it) or, at first, from the stream's start.

@@ -14,6 +14,8 @@ import (
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/inproc"
 )
 
 // natsServerJS starts an embedded NATS server with JetStream (its store in
@@ -81,7 +83,8 @@ func TestJetStreamCatchUp(t *testing.T) {
 			}
 		}
 		testwait.Until(t, name+": site a exported the cut's messages (or buffered them)", func() bool {
-			return ba.Stats().Export.Messages >= before+2*n
+			st := ba.Stats()
+			return st.Export.Messages+st.Spooled >= before+2*n
 		})
 		for _, px := range cut {
 			px.Restore()
@@ -322,5 +325,148 @@ func TestJetStreamConsumerDeleted(t *testing.T) {
 	}
 	if e := bb.Stats().JetStreamErrors; e == 0 {
 		t.Errorf("JetStream errors %d (%d before the deletion): the stopped consumption not counted", e, errsBefore)
+	}
+}
+
+// noSubscribe is a transport whose subscriptions never connect: its node
+// lists them in its catalog and receives nothing.
+type noSubscribe struct{ transport.Transport }
+
+func (noSubscribe) Subscribe(string, string, transport.SubscribeOptions) error { return nil }
+
+// InProcess says, as the inproc transport it wraps does, that the node
+// reaches no network.
+func (noSubscribe) InProcess() bool { return true }
+
+// TestJetStreamGivenBackAtStop: a bridge that stops while a topic's first
+// message waits for the site's subscribers to be reached gives it back to
+// JetStream, and the site's next bridge delivers it: it was neither
+// published to nobody nor acked.
+func TestJetStreamGivenBackAtStop(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	// Site b's nodes on a transport network of the test's, for the one
+	// that never connects.
+	tb := inproc.NewNetwork()
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	runBridge(t, a, ca)
+	ctx := t.Context()
+	ghost := b.NewNode("ghost", colugo.WithTransport(noSubscribe{tb.New()}))
+	if _, err := colugo.Subscribe[int](ctx, ghost, "log"); err != nil {
+		t.Fatal(err)
+	}
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, bnode := runBridge(t, b, cb, colugo.WithTransport(tb.New()))
+	testwait.Until(t, "site b's bridge sees the ghost's subscription", func() bool {
+		for _, p := range bnode.Peers() {
+			for _, s := range p.Subscriptions {
+				if s.Name == "log" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	if err := pub.WaitSubscribers(ctx, 1); err != nil { // site a's bridge
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until site b's bridge holds it: sent to its consumer, not acked.
+	testwait.Until(t, "the message sent to site b's bridge", func() bool {
+		for name := range js.StreamNames(ctx).Name() {
+			s, err := js.Stream(ctx, name)
+			if err != nil {
+				return false
+			}
+			for c := range s.ListConsumers(ctx).Info() {
+				if c.NumAckPending == 1 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+	bb.Close()
+	if err := ghost.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer", colugo.WithTransport(tb.New())), "log")
+	bb2, _ := runBridge(t, b, cb, colugo.WithTransport(tb.New()))
+	select {
+	case v := <-got:
+		if v != 7 {
+			t.Errorf("site b got %d, want 7", v)
+		}
+	case <-time.After(wait):
+		t.Fatalf("the message held as site b's bridge stopped never arrived; first bridge %+v, second %+v", bb.Stats().Import, bb2.Stats().Import)
+	}
+}
+
+// TestJetStreamStreamDeleted: a stream deleted under running bridges is
+// made again by the exporter, which sends it what it could not store
+// meanwhile, and read again from its start by the importer: site b gets
+// every message, once and in order.
+func TestJetStreamStreamDeleted(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	ba, _ := runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	for i := 1; i <= 10; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	for v := 0; v != 10; {
+		v = colugotest.Next(t, got, wait)
+	}
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted := 0
+	for name := range js.StreamNames(ctx).Name() {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted != 1 {
+		t.Fatalf("deleted %d streams, want 1", deleted)
+	}
+	const n = 50
+	for i := 11; i <= 10+n; i++ {
+		_ = pub.Publish(ctx, i)
+	}
+	var vals []int
+	timeout := time.After(wait + 5*time.Second)
+	for len(vals) == 0 || vals[len(vals)-1] != 10+n {
+		select {
+		case v := <-got:
+			vals = append(vals, v)
+		case <-timeout:
+			t.Fatalf("after the stream's deletion site b got %v; a %+v; b %+v", vals, ba.Stats(), bb.Stats())
+		}
+	}
+	want := make([]int, 0, n)
+	for i := 11; i <= 10+n; i++ {
+		want = append(want, i)
+	}
+	if !slices.Equal(vals, want) {
+		t.Errorf("after the stream's deletion site b got %v, want 11 to %d once each", vals, 10+n)
 	}
 }

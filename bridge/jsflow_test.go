@@ -7,6 +7,7 @@ import (
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/internal/testwait"
 )
 
 // TestJetStreamRestartWhileFlowing: site b's bridge is closed while the
@@ -66,4 +67,136 @@ func TestJetStreamRestartWhileFlowing(t *testing.T) {
 		}
 	}
 	t.Logf("closed after %d; the new bridge brought %d to %d in order, in %v", last, last+1, n, time.Since(start).Round(time.Millisecond))
+}
+
+// TestJetStreamExportStall: site a's link goes silent while a JetStream
+// topic flows to it, and is then cut: site b still gets every message,
+// once and in order. What sat in the silent link's socket buffers is
+// sent again from site a's spool (before the spool, the 300 or so
+// messages published between the stall and its detection were lost, and
+// counted nowhere).
+func TestJetStreamExportStall(t *testing.T) {
+	srv := natsServerJS(t)
+	px := newCutProxy(t, srv.Addr().String())
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{px.URL()}, PingInterval: 100 * time.Millisecond, WriteTimeout: 500 * time.Millisecond}}
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 100000}}}
+	ba, _ := runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(8192))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	const n = 3000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(time.Millisecond) // a log's pace, for the stall to hold some
+		defer tick.Stop()
+		for i := 1; i <= n; i++ {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+			_ = pub.Publish(ctx, i)
+		}
+	}()
+	t.Cleanup(func() { <-done })
+	var vals []int
+	for len(vals) == 0 || vals[len(vals)-1] < n/4 {
+		if v := colugotest.Next(t, got, wait); v != 0 { // warm-up zeros aside
+			vals = append(vals, v)
+		}
+	}
+	px.Stall()
+	testwait.Until(t, "site a's link found silent", func() bool { return ba.Stats().Link == bridge.LinkDown })
+	px.Cut() // what the silent link held is gone
+	px.Restore()
+	timeout := time.After(wait + 10*time.Second)
+	for len(vals) == 0 || vals[len(vals)-1] != n {
+		select {
+		case v := <-got:
+			if v != 0 {
+				vals = append(vals, v)
+			}
+		case <-timeout:
+			t.Fatalf("site b got %d values, the last %v; a %+v; b %+v", len(vals), vals[max(0, len(vals)-5):], ba.Stats(), bb.Stats())
+		}
+	}
+	lost, dup, disorder := 0, 0, 0
+	seen := map[int]int{}
+	for i, v := range vals {
+		seen[v]++
+		if i > 0 && v < vals[i-1] {
+			disorder++
+		}
+	}
+	for i := vals[0]; i <= n; i++ {
+		switch seen[i] {
+		case 0:
+			lost++
+		case 1:
+		default:
+			dup++
+		}
+	}
+	if lost != 0 || dup != 0 || disorder != 0 {
+		t.Errorf("across the stall: %d lost, %d duplicated, %d out of order, of %d; a %+v", lost, dup, disorder, n-vals[0]+1, ba.Stats())
+	}
+	t.Logf("a %+v", ba.Stats())
+}
+
+// TestJetStreamSpoolBound: while site a's link is cut, a JetStream topic's
+// spool keeps its newest messages within JetStream.Spool and counts the
+// older ones dropped (Link); those it kept arrive once the link is back.
+func TestJetStreamSpoolBound(t *testing.T) {
+	srv := natsServerJS(t)
+	px := newCutProxy(t, srv.Addr().String())
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{px.URL()}}}
+	// Values 100 to 199 are 3 bytes of JSON each: room for 10.
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000, Spool: 30}}}
+	ba, _ := runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	testwait.Until(t, "the warm-up acked", func() bool { return ba.Stats().Spooled == 0 })
+	px.Cut()
+	testwait.Until(t, "site a's link down", func() bool { return ba.Stats().Link == bridge.LinkDown })
+	for i := 100; i < 200; i++ {
+		if err := pub.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.Until(t, "the cut's messages spooled or dropped", func() bool {
+		st := ba.Stats()
+		return st.Spooled+st.Export.Drops.Link >= 100
+	})
+	if st := ba.Stats(); st.Spooled != 10 || st.Export.Drops.Link != 90 {
+		t.Fatalf("spooled %d, dropped %d (Link); want 10 and 90", st.Spooled, st.Export.Drops.Link)
+	}
+	px.Restore()
+	var vals []int
+	for len(vals) < 10 {
+		if v := colugotest.Next(t, got, wait); v != 0 {
+			vals = append(vals, v)
+		}
+	}
+	for i, v := range vals {
+		if v != 190+i {
+			t.Fatalf("after the cut site b got %v, want 190 to 199", vals)
+		}
+	}
+	select {
+	case v := <-got:
+		t.Errorf("after 199, %d", v)
+	default:
+	}
 }

@@ -77,11 +77,11 @@ func natsClient(t testing.TB, s *server.Server) *nats.Conn {
 	return nc
 }
 
-// runBridge makes a bridge node on net, runs a bridge with cfg on it and
-// stops both when the test ends.
-func runBridge(t *testing.T, net *colugotest.Network, cfg bridge.Config) (*bridge.Bridge, *colugo.Node) {
+// runBridge makes a bridge node on net (with opts), runs a bridge with cfg
+// on it and stops both when the test ends.
+func runBridge(t *testing.T, net *colugotest.Network, cfg bridge.Config, opts ...colugo.NodeOption) (*bridge.Bridge, *colugo.Node) {
 	t.Helper()
-	node := net.NewNode("bridge-" + cfg.Site)
+	node := net.NewNode("bridge-"+cfg.Site, opts...)
 	if cfg.NATS.ReconnectWait == 0 {
 		cfg.NATS.ReconnectWait = 20 * time.Millisecond
 	}

@@ -184,7 +184,14 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	if err != nil {
 		return err
 	}
-	x := &exporter{b: b, subj: subj, js: r.JetStream != nil}
+	x := &exporter{b: b, subj: subj}
+	if r.JetStream != nil {
+		x.spool = newSpool(b, r.JetStream.Spool)
+		ensure := func(ctx context.Context) { b.ensureStream(ctx, b.js, r) }
+		if !b.goRun(func() { x.spool.run(ctx, b.jsPub, b.jsnc, ensure) }) {
+			x.spool.stopped = true // ctx has ended: nothing will run it
+		}
+	}
 	send := x.publish
 	var lim *limiter[colugo.Received[[]byte]]
 	if r.MaxRate > 0 {
@@ -231,9 +238,10 @@ type exporter struct {
 	h                  nats.Header
 	codec, typ, sender string
 	seq, sendTime      []string
-	js                 bool     // a JetStream entry's: each message has its id
-	msgID              []string // hMsgID's, when js
-	md                 bool     // h holds metadata fields
+	md                 bool // h holds metadata fields
+	// A JetStream entry's messages go through spool, each with its own
+	// header (kept until acked) holding its id.
+	spool *spool
 }
 
 func (x *exporter) publish(m colugo.Received[[]byte]) {
@@ -244,17 +252,21 @@ func (x *exporter) publish(m colugo.Received[[]byte]) {
 		x.codec, x.typ, x.sender, x.md = m.Codec, m.Type, m.Sender, len(m.Metadata) > 0
 		x.seq, x.sendTime = []string{""}, []string{""}
 		x.h[hSeq], x.h[hSendTime] = x.seq, x.sendTime
-		if x.js {
-			x.msgID = []string{""}
-			x.h[hMsgID] = x.msgID
-		}
 	}
 	x.seq[0] = strconv.FormatUint(m.Seq, 10)
 	x.sendTime[0] = strconv.FormatInt(m.SendTime.UnixNano(), 10)
-	if x.js {
+	if x.spool != nil {
+		h := make(nats.Header, len(x.h)+1)
+		for k, v := range x.h {
+			h[k] = v
+		}
+		h[hSeq], h[hSendTime] = []string{x.seq[0]}, []string{x.sendTime[0]}
 		// The stream keeps one copy of a message that reaches it twice
 		// (within its duplicate window): sender and seq name it.
-		x.msgID[0] = m.Sender + "-" + x.seq[0]
+		h[hMsgID] = []string{m.Sender + "-" + x.seq[0]}
+		x.mu.Unlock()
+		x.spool.add(&nats.Msg{Subject: x.subj, Data: m.Value, Header: h})
+		return
 	}
 	err := b.nc.PublishMsg(&nats.Msg{Subject: x.subj, Data: m.Value, Header: x.h})
 	x.mu.Unlock()
@@ -274,6 +286,7 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 		data  []byte
 	}
 	durable := r.JetStream != nil
+	// A limiter's: what it delays is acked already, as its drops are.
 	deliver := func(m msg) { b.publishLocal(m.local, m.in, m.data, durable) }
 	var lims map[string]*limiter[msg] // per topic; only the subscription's goroutine uses the map
 	if r.MaxRate > 0 {
@@ -286,28 +299,31 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 	var lastSubj, lastLocal string
 	// Likewise the last message's metadata, when it was its origin alone.
 	var last lastOrigin
-	handle := func(nm *nats.Msg) {
+	// handle reports whether a JetStream message should be given back for
+	// the site's next bridge: it could not be handed on as this one stops.
+	// Every other drop is counted and final.
+	handle := func(nm *nats.Msg) (giveBack bool) {
 		local := lastLocal
 		if nm.Subject != lastSubj || lastSubj == "" {
 			global, err := nameOf(root, kindTopic, nm.Subject)
 			if err != nil {
 				b.st.imp.badSubject.Add(1)
-				return
+				return false
 			}
 			l, ok := stripPrefix(r.Prefix, global)
 			if !ok || !match(r.Name, l) {
-				return // in the subscription's superset, not in the pattern
+				return false // in the subscription's superset, not in the pattern
 			}
 			lastSubj, lastLocal, local = nm.Subject, l, l
 		}
 		if nm.Header.Get(hBridge) == b.id || nm.Header.Get(hOrigin) == b.cfg.Site {
 			b.st.imp.loop.Add(1) // the site has it already
-			return
+			return false
 		}
 		in, ok := parseHeaderLast(nm.Header, &last)
 		if !ok {
 			b.st.imp.badHeader.Add(1)
-			return
+			return false
 		}
 		if in.mctx == nil && len(in.md) == 1 { // mdOrigin alone, as most messages: last's from now on
 			last.mctx = colugo.WithMetadata(context.WithoutCancel(ctx), in.md)
@@ -315,18 +331,17 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 		}
 		if r.MaxPayload > 0 && len(nm.Data) > r.MaxPayload {
 			b.st.imp.payload.Add(1)
-			return
+			return false
 		}
 		m := msg{local, in, nm.Data}
 		if lims == nil {
-			deliver(m)
-			return
+			return !b.publishLocal(m.local, m.in, m.data, durable)
 		}
 		lim := lims[local]
 		if lim == nil {
 			if len(lims) >= b.cfg.MaxImportTopics {
 				b.st.imp.limit.Add(1)
-				return
+				return false
 			}
 			lim = newLimiter(r.MaxRate, deliver, func() { b.st.imp.rate.Add(1) })
 			lims[local] = lim
@@ -335,12 +350,13 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 			b.mu.Unlock()
 		}
 		lim.offer(m)
+		return false
 	}
 	if r.JetStream != nil {
 		b.goRun(func() { b.consume(ctx, b.js, r, handle) })
 		return nil
 	}
-	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), handle)
+	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), func(nm *nats.Msg) { handle(nm) })
 	if err != nil {
 		return err
 	}
@@ -354,18 +370,25 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 // node, with the original codec and type. For a durable (JetStream)
 // entry, a topic's first message waits (5 s at most) for the publisher to
 // reach the site's subscribers that the catalog shows: a backlog caught up
-// at once must not go before anyone is connected to receive it.
-func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bool) {
+// at once must not go before anyone is connected to receive it. It
+// reports whether the message was published or dropped for good (and
+// counted): false only when the bridge is stopping, so that JetStream
+// gives it to the site's next bridge.
+func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bool) bool {
 	k := pubKey{topic, in.codec, in.typ}
 	b.mu.Lock()
 	ctx := b.ctx
 	p := b.pubs[k]
 	fresh := p == nil
 	if fresh {
-		if len(b.pubs) >= b.cfg.MaxImportTopics || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			b.mu.Unlock()
+			return false
+		}
+		if len(b.pubs) >= b.cfg.MaxImportTopics {
 			b.mu.Unlock()
 			b.st.imp.limit.Add(1)
-			return
+			return true
 		}
 		var err error
 		// WithZeroCopy: data is nats.go's copy of each message, which
@@ -374,14 +397,19 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ)),
 			colugo.WithRelay(b.importRelay(topic, in.origin)), colugo.WithZeroCopy()); err != nil {
 			b.mu.Unlock()
+			if errors.Is(err, colugo.ErrClosed) {
+				return false
+			}
 			b.st.imp.failed.Add(1)
-			return
+			return true
 		}
 		b.pubs[k] = p
 	}
 	b.mu.Unlock()
-	if fresh && durable {
-		b.awaitSubscribers(ctx, p, topic)
+	if fresh && durable && !b.awaitSubscribers(ctx, p, topic) && ctx.Err() != nil {
+		// Stopped before the site's subscribers were reached: published
+		// now, the message would reach none of them.
+		return false
 	}
 	// Not on Run's ctx itself: Publish refuses a cancelled ctx, and a
 	// JetStream message that reached here is acked once this returns, so
@@ -392,20 +420,24 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 		mctx = colugo.WithMetadata(context.WithoutCancel(ctx), in.md)
 	}
 	if err := p.Publish(mctx, data); err != nil {
-		if errors.Is(err, colugo.ErrInvalidMetadata) {
+		switch {
+		case errors.Is(err, colugo.ErrClosed):
+			return false
+		case errors.Is(err, colugo.ErrInvalidMetadata):
 			b.st.imp.badHeader.Add(1)
-		} else {
+		default:
 			b.st.imp.failed.Add(1)
 		}
-		return
+		return true
 	}
 	b.st.imp.messages.Add(1)
 	b.st.imp.bytes.Add(uint64(len(data)))
+	return true
 }
 
 // awaitSubscribers waits, 5 s at most, until p reaches as many subscribers
-// as the site's catalog lists for topic.
-func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byte], topic string) {
+// as the site's catalog lists for topic, and reports whether it does.
+func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byte], topic string) bool {
 	want := 0
 	for _, peer := range b.node.Peers() {
 		for _, s := range peer.Subscriptions {
@@ -416,11 +448,11 @@ func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byt
 		}
 	}
 	if want == 0 {
-		return
+		return true
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_ = p.WaitSubscribers(wctx, want)
+	return p.WaitSubscribers(wctx, want) == nil
 }
 
 // deadline returns the request timeout a header gives, 0 for none.

@@ -33,7 +33,7 @@ func fakeBridge(t *testing.T, dir string, link *atomic.Value) {
 				"services": []any{map[string]any{"name": "plan/route"}}},
 			"exporting": map[string]any{"topics": []string{"robot/pose"}, "services": []string{"math/add"}},
 			"importing": map[string]any{"services": []string{"plan/route"}},
-			"stats": map[string]any{"link": link.Load(), "reconnects": 1, "disconnects": 2,
+			"stats": map[string]any{"link": link.Load(), "reconnects": 1, "disconnects": 2, "spooled": 12,
 				"export": map[string]any{"messages": 1000, "drops": map[string]any{"queue": 3, "loop": 0, "rate": 7}},
 				"import": map[string]any{"messages": 50, "drops": map[string]any{"loop": 4, "duplicate": 0}}},
 		}
@@ -107,6 +107,7 @@ func TestNodesAndDoctorShowBridges(t *testing.T) {
 		`(?m)^INFO +bridge bridge-lab +imports topics fleet/\*\* \(prefix hq, jetstream\); services plan/route; importing now: topics fleet/goal \(from hq\); services plan/route \(from hq\)$`,
 		`(?m)^WARN +bridge bridge-lab +export drops: queue 3, rate 7 \(of 1000 forwarded\)$`,
 		`(?m)^INFO +bridge bridge-lab +import drops: loop 4 \(of 50 forwarded; by its config or the topology\)$`,
+		`(?m)^INFO +bridge bridge-lab +12 JetStream messages held until their stream has them \(spool\)$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(r.stdout) {
 			t.Errorf("doctor: no line matching %s", want)

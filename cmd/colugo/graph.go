@@ -160,6 +160,7 @@ type bridgeStatus struct {
 		Reconnects      uint64          `json:"reconnects"`
 		Disconnects     uint64          `json:"disconnects"`
 		JetStreamErrors uint64          `json:"jetstream_errors"`
+		Spooled         uint64          `json:"spooled"`
 		Export          bridgeDirection `json:"export"`
 		Import          bridgeDirection `json:"import"`
 	} `json:"stats"`
@@ -701,7 +702,10 @@ func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...an
 		add("info", area, "its status lists were cut to fit $describe")
 	}
 	if b.Stats.JetStreamErrors > 0 {
-		add("warn", area, "%d failed attempts at making JetStream streams or consumers (retried until they succeed)", b.Stats.JetStreamErrors)
+		add("warn", area, "%d failed attempts at making JetStream streams or consumers, or at storing in the streams (retried until they succeed)", b.Stats.JetStreamErrors)
+	}
+	if b.Stats.Spooled > 0 {
+		add("info", area, "%d JetStream messages held until their stream has them (spool)", b.Stats.Spooled)
 	}
 	for _, d := range []struct {
 		name string

@@ -1,0 +1,259 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A JetStream export topic's messages are published with acks, on a
+// connection of their own without a reconnect buffer, and each is kept
+// (in its spool, bounded by JetStream.Spool) until the stream has it. A
+// plain publish is lost when it goes before the stream is made, into a
+// stream that refuses it, or into a link that fails: what sat in the
+// socket buffers of a cut or silent link is gone, and nats.go does not
+// know. On a failure the spool stops sending, waits for every answer
+// still due (a cut fails them all at once), then sends again, in order,
+// from the first message not acked: the stream keeps one copy of one
+// sent twice (Nats-Msg-Id), so every message is stored once and in order.
+// Without a reconnect buffer nothing is stored behind the spool's back
+// while the link is down: a publish then fails at once and stays queued.
+// (A stream that refuses one message and takes the next, which a
+// JetStream cluster can do while it elects a leader, stores the refused
+// one after it.)
+
+const (
+	// jsWindow bounds the messages of one topic sent and not yet acked.
+	jsWindow = 256
+	// jsAckTimeout is how long an ack may take before the message counts
+	// as failed (and is sent again): a live link answers in milliseconds,
+	// and a dead one is found by the pings or the write timeout.
+	jsAckTimeout = 5 * time.Second
+	// jsStopGrace is how long a stopping bridge keeps sending what its
+	// spools hold, while the link is up.
+	jsStopGrace = 2 * time.Second
+	// defaultSpool is JetStream.Spool's default, as nats.go's reconnect
+	// buffer, which held these messages before.
+	defaultSpool = 8 << 20
+)
+
+// newJSPublisher connects the bridge's publish connection for JetStream
+// exports: opts (the main connection's, without its handlers) without a
+// reconnect buffer.
+func newJSPublisher(url string, opts []nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, append(opts, nats.ReconnectBufSize(-1))...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(jsAckTimeout), jetstream.WithPublishAsyncMaxPending(1<<16))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// spool holds one exported JetStream topic's messages until its stream
+// has acked them.
+type spool struct {
+	b     *Bridge
+	limit int           // bytes queued and in flight, at most
+	wake  chan struct{} // a message was queued
+
+	mu      sync.Mutex
+	queue   []*nats.Msg // not sent, or sent again next
+	bytes   int         // of queue and the messages in flight
+	stopped bool        // run has returned: add drops
+}
+
+func newSpool(b *Bridge, limit int) *spool {
+	return &spool{b: b, limit: limit, wake: make(chan struct{}, 1)}
+}
+
+// add queues m, dropping the oldest queued messages (Stats: Link) for
+// room; m itself when all room is in flight or the spool has stopped.
+func (s *spool) add(m *nats.Msg) {
+	n := len(m.Data)
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		s.b.st.exp.link.Add(1)
+		return
+	}
+	for s.bytes+n > s.limit && len(s.queue) > 0 {
+		s.bytes -= len(s.queue[0].Data)
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.b.st.spooled.Add(-1)
+		s.b.st.exp.link.Add(1)
+	}
+	if s.bytes+n > s.limit && s.bytes > 0 {
+		s.mu.Unlock()
+		s.b.st.exp.link.Add(1)
+		return
+	}
+	s.queue = append(s.queue, m)
+	s.bytes += n
+	s.b.st.spooled.Add(1)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the oldest queued message, nil if none.
+func (s *spool) next() *nats.Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return nil
+	}
+	m := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	return m
+}
+
+// requeue puts ms (oldest first) back before everything queued.
+func (s *spool) requeue(ms ...*nats.Msg) {
+	if len(ms) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.queue = append(ms[:len(ms):len(ms)], s.queue...)
+	s.mu.Unlock()
+}
+
+// acked counts m as exported and frees its room.
+func (s *spool) acked(m *nats.Msg) {
+	s.mu.Lock()
+	s.bytes -= len(m.Data)
+	s.b.st.spooled.Add(-1)
+	s.mu.Unlock()
+	s.b.st.exp.messages.Add(1)
+	s.b.st.exp.bytes.Add(uint64(len(m.Data)))
+}
+
+// dropped frees m's room, counting it with c.
+func (s *spool) dropped(m *nats.Msg, c interface{ Add(uint64) uint64 }) {
+	s.mu.Lock()
+	s.bytes -= len(m.Data)
+	s.b.st.spooled.Add(-1)
+	s.mu.Unlock()
+	c.Add(1)
+}
+
+type flight struct {
+	m *nats.Msg
+	f jetstream.PubAckFuture
+}
+
+// run sends the spool's messages on js until ctx ends, then for
+// jsStopGrace at most while there is something to send and the link is
+// up. What is left then is dropped (Stats: Link).
+// A stream missing (deleted under the bridge) is made again with ensure.
+func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, ensure func(context.Context)) {
+	var (
+		inflight []flight
+		failed   []*nats.Msg // of the failed round, in order: sent again first
+		holding  bool        // a round failed: nothing is sent until it is resolved and the pause is over
+		noStream bool        // the round failed for want of a stream
+		pause    = 50 * time.Millisecond
+		done     = ctx.Done()
+		grace    <-chan time.Time
+	)
+	defer func() {
+		s.mu.Lock()
+		s.stopped = true
+		left := len(s.queue) + len(inflight) + len(failed)
+		s.queue, s.bytes = nil, 0
+		s.b.st.spooled.Add(-int64(left))
+		s.mu.Unlock()
+		s.b.st.exp.link.Add(uint64(left))
+	}()
+	for {
+		for !holding && len(inflight) < jsWindow {
+			m := s.next()
+			if m == nil {
+				break
+			}
+			f, err := js.PublishMsgAsync(m)
+			if errors.Is(err, nats.ErrMaxPayload) {
+				s.dropped(m, &s.b.st.exp.payload) // larger than the server takes: never will
+				continue
+			}
+			if err != nil { // the link is down (no reconnect buffer), or closed
+				s.requeue(m)
+				holding = true
+				s.b.st.streamErrors.Add(1)
+				break
+			}
+			inflight = append(inflight, flight{m, f})
+		}
+		if holding && len(inflight) == 0 {
+			// The round is resolved: what failed goes first, after a pause.
+			s.requeue(failed...)
+			failed = nil
+			if grace != nil && !nc.IsConnected() {
+				return
+			}
+			if noStream {
+				noStream = false
+				ensure(ctx)
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-done:
+				t.Stop()
+				done, grace = nil, time.After(jsStopGrace)
+			case <-grace:
+				t.Stop()
+				return
+			}
+			pause = min(2*pause, 2*time.Second)
+			holding = false
+			continue
+		}
+		if len(inflight) == 0 {
+			if grace != nil {
+				return // all sent and acked
+			}
+			select {
+			case <-s.wake:
+			case <-done:
+				done, grace = nil, time.After(jsStopGrace)
+			}
+			continue
+		}
+		head := inflight[0]
+		select {
+		case <-head.f.Ok():
+			inflight = inflight[1:]
+			s.acked(head.m)
+			if !holding {
+				pause = 50 * time.Millisecond
+			}
+		case err := <-head.f.Err():
+			inflight = inflight[1:]
+			failed = append(failed, head.m)
+			if errors.Is(err, jetstream.ErrNoStreamResponse) {
+				noStream = true
+			}
+			if !holding {
+				holding = true
+				s.b.st.streamErrors.Add(1)
+			}
+		case <-s.wake:
+		case <-done:
+			done, grace = nil, time.After(jsStopGrace)
+		case <-grace:
+			return
+		}
+	}
+}
