@@ -238,12 +238,23 @@ func benchBridge(b *testing.B, site func(string) *colugo.Node, cfg bridge.Config
 // bridgedPubSub sets up site a → NATS → site b for topic bench/data and
 // returns the publish func (site a's publisher).
 func bridgedPubSub(b *testing.B, srv *server.Server, m *meter) func([]byte) error {
+	return bridgedRig(b, srv, m, nil, nil)
+}
+
+// bridgedJetStream is bridgedPubSub through a JetStream stream (on a
+// server of its own, with JetStream): acked publishes from site a's
+// spool, a durable consumer at site b.
+func bridgedJetStream(b *testing.B, _ *server.Server, m *meter) func([]byte) error {
+	return bridgedRig(b, natsServerJS(b), m, &bridge.JetStream{MaxBytes: 1 << 30}, &bridge.JetStream{})
+}
+
+func bridgedRig(b *testing.B, srv *server.Server, m *meter, exportJS, importJS *bridge.JetStream) func([]byte) error {
 	siteA, siteB := benchSite(b), benchSite(b)
 	ca := cfgFor(srv, "a")
-	ca.Export.Topics = []bridge.Topic{{Name: "bench/data"}}
+	ca.Export.Topics = []bridge.Topic{{Name: "bench/data", JetStream: exportJS}}
 	ba := benchBridge(b, siteA, ca)
 	cb := cfgFor(srv, "b")
-	cb.Import.Topics = ca.Export.Topics
+	cb.Import.Topics = []bridge.Topic{{Name: "bench/data", JetStream: importJS}}
 	bb := benchBridge(b, siteB, cb)
 	m.report = func(b *testing.B) {
 		// Where the losses were: site a's bridge's local queue (oldest
@@ -358,7 +369,8 @@ func importHalf(b *testing.B, srv *server.Server, m *meter) func([]byte) error {
 var pubSubRigs = []struct {
 	name string
 	rig  func(*testing.B, *server.Server, *meter) func([]byte) error
-}{{"bridged", bridgedPubSub}, {"nats", natsPubSub}, {"colugo", colugoPubSub}, {"export-half", exportHalf}, {"import-half", importHalf}}
+}{{"bridged", bridgedPubSub}, {"nats", natsPubSub}, {"colugo", colugoPubSub}, {"export-half", exportHalf}, {"import-half", importHalf},
+	{"bridged-jetstream", bridgedJetStream}}
 
 // BenchmarkPubSub1KiB: b.N × 1 KiB published as fast as Publish returns;
 // what arrives is counted.

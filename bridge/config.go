@@ -134,8 +134,10 @@ type JetStream struct {
 	MaxAge   time.Duration `yaml:"max_age" toml:"max_age"`     // age after which a message is dropped; 0: none
 	// Spool, on an export entry, bounds in bytes (payloads) what each of
 	// its topics keeps until the stream acks it: while the link is down,
-	// before the stream is made, after a refusal. Past it the oldest not
-	// sent are dropped (Stats: Link). Default 8 MiB.
+	// before the stream is made, after a refusal. A full spool that is
+	// sending holds the topic back (in its local queue, QueueBytes); one
+	// that cannot send drops its oldest not sent (Stats: Link). Default
+	// 8 MiB.
 	Spool int `yaml:"spool" toml:"spool"`
 }
 

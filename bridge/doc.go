@@ -117,8 +117,9 @@
 // of the topic, so that a backlog does not go before they are connected.
 // The exporter publishes these messages with acks, on a NATS connection
 // of its own that has no reconnect buffer, and keeps each in the topic's
-// spool (JetStream.Spool, 8 MiB by default; past it the oldest not sent
-// are dropped, Stats: Link) until the stream has acked it: while its link
+// spool (JetStream.Spool, 8 MiB by default: full, it holds the topic
+// back while it can send, and drops its oldest not sent while it cannot,
+// Stats: Link) until the stream has acked it: while its link
 // is down or silent (what sat in the socket buffers of a failed link is
 // sent again), before the stream is made, or after it was deleted (the
 // exporter makes it again, and the importer then reads it from its

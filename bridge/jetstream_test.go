@@ -20,7 +20,7 @@ import (
 
 // natsServerJS starts an embedded NATS server with JetStream (its store in
 // a temporary directory) on 127.0.0.1, advertising nothing.
-func natsServerJS(t *testing.T) *server.Server {
+func natsServerJS(t testing.TB) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
