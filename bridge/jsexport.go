@@ -106,6 +106,9 @@ func (s *spool) add(m *nats.Msg) {
 		s.b.st.exp.link.Add(1)
 		return
 	}
+	if s.holding {
+		signal(s.room) // a limiter's timer may wait too: it drops as well
+	}
 	for s.bytes+n > s.limit && len(s.queue) > 0 {
 		s.bytes -= len(s.queue[0].Data)
 		s.queue[0] = nil

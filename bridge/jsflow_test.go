@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/colugotest"
@@ -78,17 +80,10 @@ func TestJetStreamRestartWhileFlowing(t *testing.T) {
 func TestJetStreamExportStall(t *testing.T) {
 	srv := natsServerJS(t)
 	px := newCutProxy(t, srv.Addr().String())
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
 	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{px.URL()}, PingInterval: 100 * time.Millisecond, WriteTimeout: 500 * time.Millisecond}}
 	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 100000}}}
-	ba, _ := runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, _ := runBridge(t, b, cb)
+	ba, bb, got, pub := logSites(t, srv, ca)
 	ctx := t.Context()
-	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(8192))
-	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
-	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
 	const n = 3000
 	done := make(chan struct{})
 	go func() {
@@ -155,18 +150,11 @@ func TestJetStreamExportStall(t *testing.T) {
 func TestJetStreamSpoolBound(t *testing.T) {
 	srv := natsServerJS(t)
 	px := newCutProxy(t, srv.Addr().String())
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
 	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{px.URL()}}}
 	// Values 100 to 199 are 3 bytes of JSON each: room for 10.
 	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000, Spool: 30}}}
-	ba, _ := runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	runBridge(t, b, cb)
+	ba, _, got, pub := logSites(t, srv, ca)
 	ctx := t.Context()
-	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
-	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
-	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
 	testwait.Until(t, "the warm-up acked", func() bool { return ba.Stats().Spooled == 0 })
 	px.Cut()
 	testwait.Until(t, "site a's link down", func() bool { return ba.Stats().Link == bridge.LinkDown })
@@ -207,17 +195,10 @@ func TestJetStreamSpoolBound(t *testing.T) {
 // whole (the topic's local queue holds it meanwhile).
 func TestJetStreamSpoolHoldsBack(t *testing.T) {
 	srv := natsServerJS(t)
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
 	ca := cfgFor(srv, "a")
 	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000, Spool: 30}}} // 10 values of 100-999
-	ba, _ := runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	runBridge(t, b, cb)
+	ba, _, got, pub := logSites(t, srv, ca)
 	ctx := t.Context()
-	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
-	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
-	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
 	for i := 100; i < 200; i++ {
 		if err := pub.Publish(ctx, i); err != nil {
 			t.Fatal(err)
@@ -236,4 +217,22 @@ func TestJetStreamSpoolHoldsBack(t *testing.T) {
 	if d := ba.Stats().Export.Drops; d.Link != 0 || d.Queue != 0 {
 		t.Errorf("drops %+v, want none", d)
 	}
+}
+
+// logSites runs site a's bridge with ca, which exports "log" through
+// JetStream, and site b's, which imports it from srv; it returns them, a
+// subscription of site b's and a publisher of site a's, once a first
+// value (0) has crossed.
+func logSites(t *testing.T, srv *server.Server, ca bridge.Config) (ba, bb *bridge.Bridge, got <-chan int, pub *colugo.Publisher[int]) {
+	t.Helper()
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ba, _ = runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ = runBridge(t, b, cb)
+	ctx := t.Context()
+	got, _ = colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(8192))
+	pub, _ = colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
+	return ba, bb, got, pub
 }
