@@ -277,24 +277,38 @@ func (sn *seedNode) apply(ev discovery.SeedEvent) {
 		n.log.Debug("seed socket of a colugo-go node ignored", slog.String("instance", s.Instance))
 		return
 	}
+	// A reply server's change and the end of the request rotations that
+	// list it are one step under n.mu: once the socket is gone (as Stats
+	// or SeedSockets see it), no request picks it, lock-free or not.
+	rep := s.Kind == discovery.SeedRep
+	if rep {
+		n.mu.Lock()
+		n.clearTargetsLocked()
+	}
 	sn.mu.Lock()
 	_, known := sn.sockets[s.Instance]
 	switch {
-	case ev.Kind == discovery.Joined && !known:
-		if len(sn.sockets) >= maxSeedSockets {
-			sn.mu.Unlock()
-			n.log.Debug("seed socket ignored: too many known", slog.String("instance", s.Instance))
-			return
-		}
+	case ev.Kind == discovery.Joined && !known && len(sn.sockets) < maxSeedSockets:
 		sn.sockets[s.Instance] = s
 	case ev.Kind == discovery.Left && known:
 		s = sn.sockets[s.Instance]
 		delete(sn.sockets, s.Instance)
 	default:
+		full := ev.Kind == discovery.Joined && !known
 		sn.mu.Unlock()
+		if rep {
+			n.mu.Unlock()
+		}
+		if full {
+			n.log.Debug("seed socket ignored: too many known", slog.String("instance", s.Instance))
+		}
 		return
 	}
 	sn.mu.Unlock()
+	if rep {
+		n.notifyChangedLocked() // wakes the requests waiting for a server of s.Topic
+		n.mu.Unlock()
+	}
 	n.log.Debug("seed socket "+ev.Kind.String(), slog.String("instance", s.Instance), slog.String(keyTopic, s.Topic),
 		slog.String("kind", s.Kind.String()), slog.String("addr", s.Addr))
 	switch s.Kind {
@@ -312,9 +326,6 @@ func (sn *seedNode) apply(ev discovery.SeedEvent) {
 		if ev.Kind == discovery.Left {
 			sn.tr.SeedDisconnect(s.Addr)
 		}
-		n.mu.Lock()
-		n.notifyChangedLocked() // the servers of s.Topic changed; wakes requests waiting for one
-		n.mu.Unlock()
 	}
 }
 
