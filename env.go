@@ -286,6 +286,17 @@ func (o *optional) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	return ch, err
 }
 
+// Settled is the inner mechanism's when it is a Settler and runs; a
+// disabled one has nothing to find.
+func (o *optional) Settled() <-chan struct{} {
+	if st, ok := o.inner.(discovery.Settler); ok && o.idle == nil {
+		return st.Settled()
+	}
+	return settledAtOnce
+}
+
+var settledAtOnce = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 func (o *optional) Update(self discovery.Peer) error {
 	if o.idle != nil {
 		return nil

@@ -3,11 +3,13 @@ package colugo_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/discovery"
+	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/transport/inproc"
 )
 
@@ -274,4 +276,37 @@ func ExampleWithMetadata() {
 	}
 	fmt.Println(reply)
 	// Output: hello ada from tenant acme
+}
+
+func ExampleNode_WaitDiscovered() {
+	// Two nodes on this host, over TCP on loopback, in a registry of their
+	// own (a program would use the defaults: NewNode("bench-1")).
+	dir, err := os.MkdirTemp("", "colugo-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	onHost := func(name string) *colugo.Node {
+		node, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
+		if err != nil {
+			panic(err)
+		}
+		return node
+	}
+	bench := onHost("bench-1")
+	defer bench.Close()
+
+	// A console that starts when the lab is up, to list the network or act
+	// on all of it, first waits for its look at the network to be over.
+	console := onHost("console")
+	defer console.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := console.WaitDiscovered(ctx); err != nil {
+		panic(err)
+	}
+	for _, p := range console.Peers() {
+		fmt.Println(p.Name)
+	}
+	// Output: bench-1
 }

@@ -106,6 +106,7 @@ type Node struct {
 	peers    map[string]*peer          // by discovery key
 	rr       map[string]*atomic.Uint64 // round-robin position per service
 	changed  chan struct{}             // closed and replaced when the peer catalog changes
+	settled  chan struct{}             // closed once discovery's first look is applied (WaitDiscovered)
 	catalog  string                    // hash of pubs and services
 	status   map[string]func() any     // SetStatus's documents
 	// announcing is set while a catalogChanged announces; announceAgain
@@ -202,6 +203,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		peers:    make(map[string]*peer),
 		rr:       make(map[string]*atomic.Uint64),
 		changed:  make(chan struct{}),
+		settled:  make(chan struct{}),
 		inflight: make(map[inflightKey]*handlerCtx),
 		watched:  make(map[transport.ReplyWriter]bool),
 		watchers: make(map[*watcher]struct{}),
@@ -266,7 +268,13 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		_ = n.tr.Close()
 		return nil, fmt.Errorf("colugo: discovery: %w", err)
 	}
-	n.wg.Go(func() { n.runDiscovery(events) })
+	var settled <-chan struct{}
+	if st, ok := n.disc.(discovery.Settler); ok {
+		settled = st.Settled()
+	} else {
+		close(n.settled) // it cannot tell: what it reports is all there is
+	}
+	n.wg.Go(func() { n.runDiscovery(events, settled) })
 	n.log.Info("node started", slog.String(keyRouter, ep.Router), slog.String(keyPub, ep.Pub))
 	return n, nil
 }

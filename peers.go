@@ -37,6 +37,7 @@ type peer struct {
 	pubAddr    string    // where to subscribe
 	dialRouter string    // where to send requests: Router, or LocalRouter when reachable
 	describing bool
+	tried      bool            // a $describe of it has ended (answered or not)
 	again      bool            // describe again when the current one ends
 	down       bool            // a request to it failed; skipped until described again
 	self       bool            // a seed that turned out to be this node
@@ -75,8 +76,10 @@ func (n *Node) notifyChangedLocked() {
 }
 
 // runDiscovery applies discovery events and periodically re-describes peers
-// whose changes discovery cannot report.
-func (n *Node) runDiscovery(events <-chan discovery.Event) {
+// whose changes discovery cannot report. When settled (nil: no Settler)
+// closes, it applies the events discovery sent before, then closes
+// n.settled.
+func (n *Node) runDiscovery(events <-chan discovery.Event, settled <-chan struct{}) {
 	tick := time.NewTicker(refreshInterval)
 	defer tick.Stop()
 	tails := time.NewTicker(tailInterval)
@@ -88,6 +91,23 @@ func (n *Node) runDiscovery(events <-chan discovery.Event) {
 				return
 			}
 			n.onEvent(ev)
+		case <-settled:
+			settled = nil
+			for drained := false; !drained; {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						return
+					}
+					n.onEvent(ev)
+				default:
+					drained = true
+				}
+			}
+			n.mu.Lock()
+			close(n.settled)
+			n.notifyChangedLocked() // wakes WaitDiscovered
+			n.mu.Unlock()
 		case <-tick.C:
 			n.refresh()
 		case <-tails.C:
@@ -138,6 +158,62 @@ func (n *Node) onEvent(ev discovery.Event) {
 		}
 		n.removePeerLocked(p)
 		n.log.Info("peer left", slog.String(keyPeer, ev.Peer.Name), slog.String(keyRouter, ev.Peer.Router))
+	}
+}
+
+// WaitDiscovered waits until this node has looked once at the whole
+// network: its discovery has reported the nodes it found as it started,
+// and each of them (and any found since) has answered its $describe or
+// failed to (a failed one is asked again later, without holding this up).
+// From then on, [Node.Peers] and the node's subscriptions and requests
+// cover the nodes that were there when the node started. A tool that
+// lists the network or a bridge that delivers a backlog waits for it
+// first.
+//
+// How long the first look takes depends on the discovery: the host-local
+// registry's is one read of its directory (at once), static seeds' is
+// their list (at once), mDNS's is its first browse session (1 s), and a
+// Multi's is its slowest source's. A [discovery.Discovery] that is not a
+// [discovery.Settler] is taken as settled at once, so WaitDiscovered then
+// waits only for the nodes it has reported. The wait does not cover a
+// node's subscribers connecting to this node's publishers: for that, see
+// [Publisher.WaitSubscribers]. It returns nil, ctx's error, or ErrClosed
+// when the node closes. Safe for concurrent use.
+func (n *Node) WaitDiscovered(ctx context.Context) error {
+	for {
+		n.mu.Lock()
+		if n.closed.Load() {
+			n.mu.Unlock()
+			return ErrClosed
+		}
+		done := isClosed(n.settled)
+		for _, p := range n.peers {
+			if p.desc == nil && !p.tried {
+				done = false
+				break
+			}
+		}
+		changed := n.changed
+		n.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -199,6 +275,10 @@ func (n *Node) describeLocked(p *peer) {
 				n.log.Debug("describe failed", slog.String(keyRouter, router), slog.Any(keyError, err))
 			} else {
 				n.applyDescriptionLocked(p, info, local)
+			}
+			if !p.tried {
+				p.tried = true
+				n.notifyChangedLocked() // wakes WaitDiscovered
 			}
 			if !p.again || n.closed.Load() {
 				p.describing = false

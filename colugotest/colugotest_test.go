@@ -73,3 +73,21 @@ func TestNext(t *testing.T) {
 		t.Fatal("Next did not fail on a closed channel")
 	}
 }
+
+// TestWaitDiscovered: a node that joins a network knows its members once
+// WaitDiscovered returns.
+func TestWaitDiscovered(t *testing.T) {
+	t.Parallel()
+	net := colugotest.NewNetwork(t)
+	const members = 30
+	for i := range members {
+		net.NewNode(fmt.Sprint("m", i))
+	}
+	late := net.NewNode("late")
+	if err := late.WaitDiscovered(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(late.Peers()); got != members {
+		t.Errorf("after WaitDiscovered: %d peers, want %d", got, members)
+	}
+}

@@ -29,12 +29,19 @@ type memDiscovery struct {
 	closed  bool
 	out     chan discovery.Event
 	done    chan struct{}
+	// initial counts the Joined events of Start not yet sent; settled
+	// closes when it reaches 0.
+	initial int
+	settled chan struct{}
 }
 
-var _ discovery.Discovery = (*memDiscovery)(nil)
+var (
+	_ discovery.Discovery = (*memDiscovery)(nil)
+	_ discovery.Settler   = (*memDiscovery)(nil)
+)
 
 func (r *registry) newDiscovery() *memDiscovery {
-	d := &memDiscovery{reg: r, out: make(chan discovery.Event), done: make(chan struct{})}
+	d := &memDiscovery{reg: r, out: make(chan discovery.Event), done: make(chan struct{}), settled: make(chan struct{})}
 	d.cond = sync.NewCond(&d.mu)
 	return d
 }
@@ -53,6 +60,12 @@ func (d *memDiscovery) Start(self discovery.Peer) (<-chan discovery.Event, error
 		d.push(discovery.Event{Kind: discovery.Joined, Peer: p})
 		other.push(discovery.Event{Kind: discovery.Joined, Peer: self})
 	}
+	d.mu.Lock()
+	d.initial = len(d.queue) // first in the queue: nobody else knows d yet
+	if d.initial == 0 {
+		close(d.settled)
+	}
+	d.mu.Unlock()
 	d.reg.members[d] = self
 	d.reg.mu.Unlock()
 	go d.pump()
@@ -106,6 +119,9 @@ func (d *memDiscovery) Close() error {
 	return nil
 }
 
+// Settled is closed once the members present at Start have been sent.
+func (d *memDiscovery) Settled() <-chan struct{} { return d.settled }
+
 func (d *memDiscovery) push(ev discovery.Event) {
 	d.mu.Lock()
 	if !d.closed {
@@ -146,6 +162,11 @@ func (d *memDiscovery) pump() {
 		case d.out <- ev:
 		case <-stop:
 			return
+		}
+		if d.initial > 0 { // only the pump touches it after Start
+			if d.initial--; d.initial == 0 {
+				close(d.settled)
+			}
 		}
 	}
 }

@@ -89,6 +89,21 @@ type Discovery interface {
 	Close() error
 }
 
+// A Settler is a Discovery that can tell when its first look is over: when
+// it has reported every peer that it could find as it started. The Node
+// waits for it in [github.com/colugo-go/colugo.Node.WaitDiscovered], so
+// that a tool or bridge can act on the whole network rather than on
+// whichever peers answered first.
+type Settler interface {
+	// Settled returns a channel that is closed once every peer the first
+	// look found has been sent on Start's channel (events sent before it
+	// closes are in that channel, or were read from it). It is the same
+	// channel on every call and is never closed before Start succeeds; a
+	// Discovery whose Start failed or that was closed first may leave it
+	// open for ever.
+	Settled() <-chan struct{}
+}
+
 // Errors shared by implementations.
 var (
 	ErrClosed  = errors.New("colugo/discovery: closed")

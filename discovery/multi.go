@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Multi returns a Discovery that runs several at once (for example
@@ -24,12 +25,19 @@ import (
 // channel; it returns the sources' Close errors joined and is idempotent.
 // Start, Update and Close are safe for concurrent use. The ds slice is
 // copied; the sources belong to the Multi from then on.
+//
+// It is a [Settler]: it has settled once every source that is a Settler
+// has and the events each sent before that have been forwarded; a source
+// that is not a Settler counts as settled at once.
 func Multi(ds ...Discovery) Discovery {
-	return &multi{ds: append([]Discovery(nil), ds...)}
+	return &multi{ds: append([]Discovery(nil), ds...), settled: make(chan struct{})}
 }
 
 type multi struct {
-	ds []Discovery
+	ds      []Discovery
+	settled chan struct{} // closed when unsettled reaches 0
+	// unsettled counts the sources whose first look is not yet forwarded.
+	unsettled atomic.Int32
 
 	mu      sync.Mutex // serializes Start, Update and Close
 	started bool
@@ -66,21 +74,62 @@ func (m *multi) Start(self Peer) (<-chan Event, error) {
 	// without letting a lagging consumer hide behind a large queue.
 	m.out = make(chan Event, 16)
 	m.done = make(chan struct{})
-	for _, src := range srcs {
-		m.wg.Go(func() { m.forward(src) })
+	m.unsettled.Store(int32(len(srcs)))
+	if len(srcs) == 0 {
+		close(m.settled)
+	}
+	for i, src := range srcs {
+		var settled <-chan struct{} = closedChan
+		if st, ok := m.ds[i].(Settler); ok {
+			settled = st.Settled()
+		}
+		m.wg.Go(func() { m.forward(src, settled) })
 	}
 	return m.out, nil
 }
 
+// closedChan is the Settled of a source that cannot tell.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (m *multi) Settled() <-chan struct{} { return m.settled }
+
 // forward copies one source's events to the merged channel until the source
 // closes its channel. After Close has begun it keeps draining (and dropping)
 // so that the source's own goroutines never block on a send while it closes.
-func (m *multi) forward(src <-chan Event) {
-	for ev := range src {
+// When the source settles, what it sent before is forwarded first, so the
+// Multi settles after the events of every source's first look.
+func (m *multi) forward(src <-chan Event, settled <-chan struct{}) {
+	for {
 		select {
-		case m.out <- ev:
-		case <-m.done:
+		case ev, ok := <-src:
+			if !ok {
+				return
+			}
+			m.send(ev)
+		case <-settled:
+			settled = nil
+			for drained := false; !drained; {
+				select {
+				case ev, ok := <-src:
+					if !ok {
+						return
+					}
+					m.send(ev)
+				default:
+					drained = true
+				}
+			}
+			if m.unsettled.Add(-1) == 0 {
+				close(m.settled)
+			}
 		}
+	}
+}
+
+func (m *multi) send(ev Event) {
+	select {
+	case m.out <- ev:
+	case <-m.done:
 	}
 }
 

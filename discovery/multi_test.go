@@ -232,3 +232,107 @@ func TestMultiEmpty(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 }
+
+// settling is a Settler whose first look the test ends: events go into a
+// buffered channel, as a Settler's contract asks.
+type settling struct {
+	ch      chan discovery.Event
+	settled chan struct{}
+	once    sync.Once
+}
+
+func newSettling() *settling {
+	return &settling{ch: make(chan discovery.Event, 8), settled: make(chan struct{})}
+}
+
+func (s *settling) Start(discovery.Peer) (<-chan discovery.Event, error) { return s.ch, nil }
+func (s *settling) Update(discovery.Peer) error                          { return nil }
+func (s *settling) Close() error                                         { s.once.Do(func() { close(s.ch) }); return nil }
+func (s *settling) Settled() <-chan struct{}                             { return s.settled }
+
+// TestMultiSettled: a Multi settles once its last Settler source has, with
+// that source's events forwarded first; other sources do not hold it up.
+func TestMultiSettled(t *testing.T) {
+	t.Parallel()
+	slow := newSettling()
+	m := discovery.Multi(discovery.Static("127.0.0.1:1"), slow, newFake())
+	st, ok := m.(discovery.Settler)
+	if !ok {
+		t.Fatal("a Multi is not a Settler")
+	}
+	out, err := m.Start(peer("self"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	next(t, out) // the static seed's
+	select {
+	case <-st.Settled():
+		t.Fatal("settled before its slow source")
+	default:
+	}
+	slow.ch <- discovery.Event{Kind: discovery.Joined, Peer: peer("p2")}
+	close(slow.settled)
+	select {
+	case <-st.Settled():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not settled within 10s")
+	}
+	select {
+	case ev := <-out:
+		if ev.Peer.ID != "p2" {
+			t.Fatalf("got %+v, want p2's Joined", ev)
+		}
+	default:
+		t.Fatal("settled before the slow source's event was forwarded")
+	}
+
+	// A source that settled with more events unread than the Multi's
+	// channel holds: the Multi forwards them all before it settles.
+	const n = 64
+	early := &settling{ch: make(chan discovery.Event, n), settled: make(chan struct{})}
+	for i := range n {
+		early.ch <- discovery.Event{Kind: discovery.Joined, Peer: peer(fmt.Sprint("e", i))}
+	}
+	close(early.settled)
+	m2 := discovery.Multi(early)
+	out2, err := m2.Start(peer("self"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	got := 0
+	deadline := time.After(10 * time.Second)
+	for settled := false; !settled; {
+		select {
+		case <-out2:
+			got++
+		case <-m2.(discovery.Settler).Settled():
+			settled = true
+		case <-deadline:
+			t.Fatal("not settled within 10s")
+		}
+	}
+	for drained := false; !drained; {
+		select {
+		case <-out2:
+			got++
+		default:
+			drained = true
+		}
+	}
+	if got != n {
+		t.Errorf("settled with %d of %d events forwarded", got, n)
+	}
+
+	empty := discovery.Multi()
+	if _, err := empty.Start(peer("self")); err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	select {
+	case <-empty.(discovery.Settler).Settled():
+	default:
+		t.Error("a Multi of nothing has not settled at Start")
+	}
+}

@@ -25,12 +25,15 @@ var ErrInvalidAddress = errors.New("colugo/discovery: invalid address")
 // transport) nor [Updated]; it announces nothing, so Update does nothing.
 // Its events are buffered, so it starts no goroutine and never blocks.
 // Close closes the event channel. The addrs slice is copied.
+//
+// It is a [Settler]: it has settled once Start has returned.
 func Static(addrs ...string) Discovery {
-	return &static{addrs: append([]string(nil), addrs...)}
+	return &static{addrs: append([]string(nil), addrs...), settled: make(chan struct{})}
 }
 
 type static struct {
-	addrs []string
+	addrs   []string
+	settled chan struct{} // closed by Start
 
 	mu      sync.Mutex
 	started bool
@@ -65,8 +68,11 @@ func (s *static) Start(Peer) (<-chan Event, error) {
 		s.ch <- Event{Kind: Joined, Peer: Peer{Router: a}}
 	}
 	s.started = true
+	close(s.settled)
 	return s.ch, nil
 }
+
+func (s *static) Settled() <-chan struct{} { return s.settled }
 
 // checkAddr reports whether addr is a host:port a transport can dial.
 func checkAddr(addr string) error {

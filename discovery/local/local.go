@@ -83,6 +83,8 @@ type Registry struct {
 	events chan discovery.Event
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	settled chan struct{} // closed by the poller after its first poll
 }
 
 const (
@@ -99,7 +101,7 @@ func New(opts ...Option) *Registry {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	r := &Registry{cfg: cfg}
+	r := &Registry{cfg: cfg, settled: make(chan struct{})}
 	if cfg.poll <= 0 {
 		r.cfgErr = fmt.Errorf("%s invalid option %v: poll interval must be positive", errPrefix, pollOption(cfg.poll))
 	}
@@ -212,6 +214,7 @@ func (r *Registry) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 		log:        r.cfg.logger.With(slog.String(logKeyDir, dir)),
 		out:        r.events,
 		known:      make(map[string]*known),
+		settled:    r.settled,
 	}
 	r.cfg.logger.InfoContext(ctx, "local discovery started", slog.String(logKeyDir, dir), slog.String(logKeyPeer, self.ID))
 	r.wg.Go(func() { p.run(ctx, r.cfg.poll) })
@@ -338,7 +341,15 @@ func (r *Registry) Close() error {
 	return errors.Join(errs...)
 }
 
-var _ discovery.Discovery = (*Registry)(nil)
+// Settled returns a channel closed once the first poll of the directory,
+// at Start, has sent its Joined events: the nodes whose entries were there
+// then. It implements [discovery.Settler].
+func (r *Registry) Settled() <-chan struct{} { return r.settled }
+
+var (
+	_ discovery.Discovery = (*Registry)(nil)
+	_ discovery.Settler   = (*Registry)(nil)
+)
 
 // known is what the poller remembers about one other node's entry.
 type known struct {
@@ -358,8 +369,9 @@ type poller struct {
 	log        *slog.Logger
 	out        chan<- discovery.Event
 	known      map[string]*known
-	dirFailed  bool // the last ReadDir failed: warn once per episode
-	overfull   bool // the last poll found more than maxEntries entries: warn once per episode
+	dirFailed  bool          // the last ReadDir failed: warn once per episode
+	overfull   bool          // the last poll found more than maxEntries entries: warn once per episode
+	settled    chan struct{} // closed after the first poll; nil then
 }
 
 func (p *poller) run(ctx context.Context, every time.Duration) {
@@ -368,6 +380,10 @@ func (p *poller) run(ctx context.Context, every time.Duration) {
 	for {
 		if !p.poll(ctx) {
 			return
+		}
+		if p.settled != nil {
+			close(p.settled)
+			p.settled = nil
 		}
 		select {
 		case <-ctx.Done():

@@ -450,3 +450,51 @@ func TestOrphansRemoved(t *testing.T) {
 	}
 	quiet(t, ch)
 }
+
+// TestSettled: Settled closes once the first poll has sent the Joined
+// events of the entries already there, more than the channel holds.
+func TestSettled(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const others = 40
+	for i := range others {
+		start(t, dir, peer(fmt.Sprintf("a%d", i), ""))
+	}
+	// An hour between polls: only the first can report the others.
+	r := local.New(local.WithDir(dir), local.WithPollInterval(time.Hour))
+	select {
+	case <-r.Settled():
+		t.Fatal("settled before Start")
+	default:
+	}
+	ch, err := r.Start(peer("late", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	joined := 0
+	deadline := time.After(timeout)
+	for settled := false; !settled; {
+		select {
+		case ev := <-ch:
+			if ev.Kind == discovery.Joined {
+				joined++
+			}
+		case <-r.Settled():
+			settled = true
+		case <-deadline:
+			t.Fatalf("not settled within %v", timeout)
+		}
+	}
+	for drained := false; !drained; {
+		select {
+		case <-ch:
+			joined++
+		default:
+			drained = true
+		}
+	}
+	if joined != others {
+		t.Errorf("settled with %d of the %d Joined events sent", joined, others)
+	}
+}
