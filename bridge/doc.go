@@ -113,15 +113,18 @@
 // made again from the message after the last the site had. Redeliveries of messages the
 // site had lately (by exporting bridge, sender, subject and seq) are
 // dropped (Stats: Duplicate). On a topic's first message the importer
-// waits, 5 s at most, until its publisher reaches the site's subscribers
-// of the topic, so that a backlog does not go before they are connected.
+// waits, 5 s at most, until its node has looked at the whole site
+// (colugo's Node.WaitDiscovered: a bridge just started knows none of it)
+// and its publisher reaches the site's subscribers of the topic, so that
+// a backlog does not go before they are connected.
 // The exporter publishes these messages with acks, on a NATS connection
 // of its own that has no reconnect buffer, and keeps each in the topic's
 // spool (JetStream.Spool, 8 MiB by default: full, it holds the topic
 // back while it can send, and drops its oldest not sent while it cannot,
-// Stats: Link) until the stream has acked it: while its link
+// Stats: Link) until the stream has acked it: it sends nothing before it
+// has made the stream, and keeps them while its link
 // is down or silent (what sat in the socket buffers of a failed link is
-// sent again), before the stream is made, or after it was deleted (the
+// sent again) or after the stream was deleted (the
 // exporter makes it again, and the importer then reads it from its
 // start). On a failure it waits for every answer still due before it
 // sends again, from the first message not acked, so the stream stores

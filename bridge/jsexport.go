@@ -22,9 +22,11 @@ import (
 // sent twice (Nats-Msg-Id), so every message is stored once and in order.
 // Without a reconnect buffer nothing is stored behind the spool's back
 // while the link is down: a publish then fails at once and stays queued.
-// (A stream that refuses one message and takes the next, which a
-// JetStream cluster can do while it elects a leader, stores the refused
-// one after it.)
+// Each spool makes its stream before it sends anything. (A stream that
+// refuses one message and takes the next, which a JetStream cluster can
+// do while it elects a leader, or a stream deleted and made again by
+// another topic's spool while this one's messages are in flight, stores
+// the refused ones after it.)
 
 const (
 	// jsWindow bounds the messages of one topic sent and not yet acked:
@@ -190,7 +192,8 @@ type flight struct {
 // run sends the spool's messages on js until ctx ends, then for
 // jsStopGrace at most while there is something to send and the link is
 // up. What is left then is dropped (Stats: Link).
-// A stream missing (deleted under the bridge) is made again with ensure.
+// ensure makes the stream: first, and again when it is missing (deleted
+// under the bridge).
 func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, ensure func(context.Context)) {
 	var (
 		inflight []flight
@@ -201,6 +204,13 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 		done     = ctx.Done()
 		grace    <-chan time.Time
 	)
+	// Nothing goes before the stream exists: refused for want of it while
+	// the bridge makes it (at its start, in parallel), the first messages
+	// of a burst would be sent again after later ones it had taken, out of
+	// order. Meanwhile the spool holds (a full one drops its oldest).
+	s.setHolding(true)
+	ensure(ctx)
+	s.setHolding(false)
 	defer func() {
 		s.mu.Lock()
 		s.stopped = true

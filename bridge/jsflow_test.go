@@ -1,15 +1,20 @@
 package bridge_test
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/inproc"
 )
 
 // TestJetStreamRestartWhileFlowing: site b's bridge is closed while the
@@ -235,4 +240,109 @@ func logSites(t *testing.T, srv *server.Server, ca bridge.Config) (ba, bb *bridg
 	pub, _ = colugo.NewPublisher[int](a.NewNode("robot"), "log")
 	until(t, "log on site b", func() { _ = pub.Publish(ctx, 0) }, recv(got, func(v int) bool { return v == 0 }))
 	return ba, bb, got, pub
+}
+
+// TestJetStreamBacklogToFreshBridge: a burst published as the exporting
+// bridge starts is stored whole and in order (before, the messages the
+// stream refused while the bridge was making it were stored after later
+// ones), and a bridge started while the stream holds it delivers it
+// whole, its first message included, to the site's subscribers that were
+// there before it, even when they are slow to describe themselves to it
+// (before, the backlog's first messages went to nobody: the bridge
+// published before it knew them).
+func TestJetStreamBacklogToFreshBridge(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	ba, _ := runBridge(t, a, ca)
+	ctx := t.Context()
+	const n = 100
+	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
+	if err := pub.WaitSubscribers(ctx, 1); err != nil { // site a's bridge
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := pub.Publish(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.Until(t, "the backlog in the stream", func() bool { return ba.Stats().Export.Messages == n && ba.Stats().Spooled == 0 })
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for name := range js.StreamNames(ctx).Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(1); seq <= n; seq++ {
+			if m, err := st.GetMsg(ctx, seq); err != nil {
+				stored = append(stored, err.Error())
+			} else {
+				stored = append(stored, string(m.Data))
+			}
+		}
+	}
+	for i, v := range stored {
+		if v != strconv.Itoa(i) {
+			t.Fatalf("the stream holds %v, want 0 to %d in order", stored, n-1)
+		}
+	}
+
+	tb := inproc.NewNetwork()
+	const viewers = 3
+	var got []<-chan int
+	for i := range viewers {
+		v := b.NewNode(fmt.Sprint("viewer", i), colugo.WithTransport(slowDescribe{Transport: tb.New(), delay: 300 * time.Millisecond}))
+		ch, err := colugo.Subscribe[int](ctx, v, "log", colugo.WithBuffer(2*n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ch)
+	}
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb, colugo.WithTransport(tb.New()))
+	for i, ch := range got {
+		for want := range n {
+			select {
+			case v := <-ch:
+				if v != want {
+					t.Fatalf("viewer %d got %d, want %d (the backlog whole and in order)", i, v, want)
+				}
+			case <-time.After(wait):
+				t.Fatalf("viewer %d: %d of the backlog's %d within %v; site b's bridge %+v", i, want, n, wait, bb.Stats().Import)
+			}
+		}
+	}
+}
+
+// slowDescribe is a transport whose node answers $describe late, as a
+// busy or distant node would.
+type slowDescribe struct {
+	transport.Transport
+	delay time.Duration
+}
+
+func (s slowDescribe) Listen(h transport.Handler) (transport.Endpoint, error) {
+	return s.Transport.Listen(slowHandler{Handler: h, delay: s.delay})
+}
+
+// InProcess says, as the inproc transport it wraps does, that the node
+// reaches no network.
+func (slowDescribe) InProcess() bool { return true }
+
+type slowHandler struct {
+	transport.Handler
+	delay time.Duration
+}
+
+func (s slowHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWriter) {
+	if msg.Name == "$describe" {
+		time.Sleep(s.delay) // the slowness under test, not a synchronisation
+	}
+	s.Handler.HandleRequest(msg, rw)
 }

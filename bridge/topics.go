@@ -368,8 +368,9 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 
 // publishLocal publishes an imported message on the site, as the bridge's
 // node, with the original codec and type. For a durable (JetStream)
-// entry, a topic's first message waits (5 s at most) for the publisher to
-// reach the site's subscribers that the catalog shows: a backlog caught up
+// entry, a topic's first message waits (5 s at most) for the bridge's
+// node to have looked at the whole site and for the publisher to reach
+// the site's subscribers that the catalog then shows: a backlog caught up
 // at once must not go before anyone is connected to receive it. It
 // reports whether the message was published or dropped for good (and
 // counted): false only when the bridge is stopping, so that JetStream
@@ -435,9 +436,16 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 	return true
 }
 
-// awaitSubscribers waits, 5 s at most, until p reaches as many subscribers
-// as the site's catalog lists for topic, and reports whether it does.
+// awaitSubscribers waits, 5 s at most, until the bridge's node has looked
+// at the whole site (a bridge that has just started knows none of it yet)
+// and p reaches as many subscribers as the site's catalog then lists for
+// topic, and reports whether it does.
 func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byte], topic string) bool {
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if b.node.WaitDiscovered(wctx) != nil {
+		return false
+	}
 	want := 0
 	for _, peer := range b.node.Peers() {
 		for _, s := range peer.Subscriptions {
@@ -450,8 +458,6 @@ func (b *Bridge) awaitSubscribers(ctx context.Context, p *colugo.Publisher[[]byt
 	if want == 0 {
 		return true
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	return p.WaitSubscribers(wctx, want) == nil
 }
 
