@@ -45,6 +45,11 @@ type browser struct {
 	log     *slog.Logger
 	rounds  *atomic.Uint64
 	live    atomic.Int32
+	// firstOver, when not nil, is called once, by run, when the first
+	// round's session window is over: sessionLife after that session
+	// started, even if a triggered round cut the session itself short
+	// (the answers to its query still reach the passive listener).
+	firstOver func()
 }
 
 func (b *browser) run(ctx context.Context) {
@@ -56,11 +61,22 @@ func (b *browser) run(ctx context.Context) {
 	}()
 	timer := time.NewTimer(0) // the first round at once
 	defer timer.Stop()
+	var window *time.Timer // the first session's window, once it started
+	var windowC <-chan time.Time
+	defer func() {
+		if window != nil {
+			window.Stop()
+		}
+	}()
 	var last time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-windowC:
+			windowC = nil
+			b.firstOver()
+			continue
 		case <-timer.C:
 		case <-b.kick:
 			if wait := minGap - time.Since(last); wait > 0 {
@@ -76,6 +92,10 @@ func (b *browser) run(ctx context.Context) {
 		}
 		sctx, cancel := context.WithTimeout(ctx, sessionLife)
 		b.session(sctx)
+		if window == nil && b.firstOver != nil {
+			window = time.NewTimer(sessionLife)
+			windowC = window.C
+		}
 		if cancelPrev != nil {
 			cancelPrev()
 		}

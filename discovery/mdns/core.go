@@ -40,6 +40,10 @@ type core struct {
 	kick             chan<- struct{}
 	stats            *counters
 	expiry, grace    time.Duration
+	// settled is the Discovery's Settled channel: closed on obsSettled,
+	// after the events of every observation before it were sent on out;
+	// nil once closed.
+	settled chan<- struct{}
 
 	peers   map[string]*peerState // by ID
 	byInst  map[string]string     // instance -> ID
@@ -47,10 +51,10 @@ type core struct {
 	pending []time.Time           // scheduled rounds
 }
 
-func newCore(cfg config, selfID, selfInst string, local []*net.IPNet, out chan<- discovery.Event, kick chan<- struct{}, stats *counters) *core {
+func newCore(cfg config, selfID, selfInst string, local []*net.IPNet, out chan<- discovery.Event, kick chan<- struct{}, settled chan<- struct{}, stats *counters) *core {
 	return &core{
 		selfID: selfID, selfInst: selfInst, local: local, log: cfg.logger,
-		out: out, kick: kick, stats: stats, expiry: cfg.expiry, grace: cfg.grace,
+		out: out, kick: kick, settled: settled, stats: stats, expiry: cfg.expiry, grace: cfg.grace,
 		peers: map[string]*peerState{}, byInst: map[string]string{}, probed: map[string]time.Time{},
 	}
 }
@@ -63,19 +67,36 @@ func (c *core) run(ctx context.Context, obs <-chan observation) {
 		case <-ctx.Done():
 			return
 		case o := <-obs:
-			if o.kind == obsEntry {
+			switch o.kind {
+			case obsEntry:
 				if !c.entry(ctx, o.entry) {
 					return
 				}
-				continue
+			case obsSettled:
+				c.settle(ctx)
+			default:
+				c.observe(ctx, o)
 			}
-			c.observe(ctx, o)
 		case now := <-sweep.C:
 			if !c.sweep(ctx, now) {
 				return
 			}
 		}
 	}
+}
+
+// settle closes the Settled channel: the listener read every packet that
+// arrived during the first session's window before obsSettled, and the
+// Joined events of their entries have been sent (send returns once the
+// consumer's channel took the event), since the core handles observations
+// one at a time.
+func (c *core) settle(ctx context.Context) {
+	if c.settled == nil {
+		return
+	}
+	close(c.settled)
+	c.settled = nil
+	c.log.DebugContext(ctx, "mdns: settled: first browse session over", slog.Int("peers", len(c.peers)))
 }
 
 // requestRound asks the browser for a round now; requests coalesce.

@@ -76,7 +76,13 @@
 //   - a peer that answers no round for the expiry ([WithExpiry], 32 s) is
 //     reported Left. A node that crashes sends no goodbye, so this is slow
 //     on purpose: colugo Nodes detect a dead peer within seconds through
-//     heartbeats on their connections and need mDNS only to find peers.
+//     heartbeats on their connections and need mDNS only to find peers;
+//   - the first look is the first round's session, the settle window:
+//     1 s from its start (even when a triggered round ends the session
+//     sooner). Once it is over, the passive socket has read every packet
+//     that arrived in it and the Joined events those packets gave have
+//     been sent on the event channel, [Discovery.Settled] is closed
+//     ([discovery.Settler]; the Node waits for it in WaitDiscovered).
 //
 // Interoperability is tested in network namespaces with python3-zeroconf
 // 0.47 and avahi 0.8: each lists our instance with its port and TXT, and

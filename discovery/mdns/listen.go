@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/zeroconf/v2"
@@ -36,6 +38,7 @@ const (
 	obsSeedEntry                    // a seed instance's SRV, TXT and address (SeedDirectory)
 	obsSeedGone                     // a seed instance withdrew its records
 	obsSeedAlive                    // a live record of a seed instance, not a full entry
+	obsSettled                      // every packet received before the first session's window ended has been read
 )
 
 // observation is one fact the listener read from a packet.
@@ -51,6 +54,7 @@ type observation struct {
 // listener owns the passive socket.
 type listener struct {
 	conn *ipv4.PacketConn
+	raw  syscall.RawConn // the same socket, to ask how much is waiting; nil if unavailable
 	log  *slog.Logger
 	bad  func() // counts a packet that does not parse
 	// skipped counts records left out of a packet read leniently; set
@@ -59,6 +63,10 @@ type listener struct {
 	// decode turns a parsed packet into observations: colugoObservations
 	// unless set after listen (the SeedDirectory reads seed records).
 	decode func(*dns.Msg) []observation
+	// settleReq, when set after listen, is closed by settle; run then
+	// sends one obsSettled observation once it has read every packet
+	// received before (a Discovery's core closes Settled on it).
+	settleReq chan struct{}
 }
 
 // listen opens the passive socket: UDP 5353 on the wildcard address (Go
@@ -82,32 +90,72 @@ func listen(ifaces []net.Interface, log *slog.Logger, bad func()) (*listener, er
 		_ = c.Close()
 		return nil, fmt.Errorf("%s could not join %v on any of the interfaces", errPrefix, mdnsGroup)
 	}
-	return &listener{conn: pc, log: log, bad: bad, decode: colugoObservations}, nil
+	raw, err := c.SyscallConn()
+	if err != nil {
+		raw = nil
+	}
+	return &listener{conn: pc, raw: raw, log: log, bad: bad, decode: colugoObservations}, nil
 }
 
 // close unblocks run.
 func (l *listener) close() { _ = l.conn.Close() }
 
+// settle asks run for an obsSettled observation (see settleReq). It is
+// called once, and returns at once: the read deadline it sets wakes run
+// from a read that would wait.
+func (l *listener) settle() {
+	close(l.settleReq)
+	_ = l.conn.SetReadDeadline(time.Now())
+}
+
 // run reads packets until the socket is closed, sending what it observes
 // to out (or dropping it once ctx is done).
+//
+// Once settle has been called, run sends obsSettled after the
+// observations of every packet that had reached the socket by then: it
+// clears the read deadline settle set and keeps reading while the
+// socket's receive queue is not empty (a consumer that lags holds run up,
+// and packets wait there meanwhile).
 func (l *listener) run(ctx context.Context, out chan<- observation) {
 	buf := make([]byte, 9000) // mDNS packets fit a jumbo frame (RFC 6762 §17)
+	settle := l.settleReq     // nil once obsSettled is sent
 	for {
 		n, _, _, err := l.conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
+		switch {
+		case err == nil:
+			for _, o := range l.read(ctx, buf[:n]) {
+				select {
+				case out <- o:
+				case <-ctx.Done():
+					return
+				}
 			}
+		case ctx.Err() != nil || errors.Is(err, net.ErrClosed):
+			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// settle's wake-up (perhaps after obsSettled was sent).
+			_ = l.conn.SetReadDeadline(time.Time{})
+		default:
 			l.log.DebugContext(ctx, "mdns: listener read", slog.Any("err", err))
 			time.Sleep(10 * time.Millisecond) // no busy loop on a persistent error
+		}
+		if settle == nil {
 			continue
 		}
-		for _, o := range l.read(ctx, buf[:n]) {
-			select {
-			case out <- o:
-			case <-ctx.Done():
-				return
-			}
+		select {
+		case <-settle:
+		default:
+			continue
+		}
+		_ = l.conn.SetReadDeadline(time.Time{})
+		if unread(l.raw) {
+			continue // read what already arrived first
+		}
+		select {
+		case out <- observation{kind: obsSettled}:
+			settle = nil
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -49,6 +49,10 @@ const (
 // once, then [Discovery.Update] any number of times, then
 // [Discovery.Close]. Its methods are safe for concurrent use. The zero
 // value is not usable; call [New].
+//
+// It is a [discovery.Settler]: [Discovery.Settled] closes once the first
+// browse session after Start (1 s) is over and the Joined events of the
+// peers it found have been sent.
 type Discovery struct {
 	cfg    config
 	cfgErr error
@@ -65,6 +69,8 @@ type Discovery struct {
 	events chan discovery.Event
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	settled chan struct{} // made by New, closed by the core (see Settled)
 }
 
 // counters back [Stats].
@@ -101,7 +107,7 @@ func New(opts ...Option) *Discovery {
 	for _, o := range opts {
 		o.apply(&cfg)
 	}
-	d := &Discovery{cfg: cfg}
+	d := &Discovery{cfg: cfg, settled: make(chan struct{})}
 	if cfg.logger == nil {
 		d.cfg.logger = slog.New(slog.DiscardHandler)
 	}
@@ -190,7 +196,9 @@ func register(a announcement, ips []string, ifaces []net.Interface) (*zeroconf.S
 // the sockets and starts browsing, then returns; it blocks only for that
 // setup (milliseconds). The first browse round starts at once, so peers
 // already on the network are reported within milliseconds, and a peer
-// that starts later within about a second (usually much less).
+// that starts later within about a second (usually much less). About 1 s
+// after Start, once that round's session is over and its Joined events
+// are on the channel, [Discovery.Settled] is closed.
 //
 // self.ID must be 1 to 64 letters, digits, '-', '_' or '.'; self.Router
 // must be "host:port" (its port is announced, with the IPv4 addresses of
@@ -236,6 +244,7 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 		return nil, err
 	}
 	lis.skipped = func(n int) { d.stats.skippedRecords.Add(uint64(n)) }
+	lis.settleReq = make(chan struct{})
 	srv, err := register(ann, ips, ifaces)
 	if err != nil {
 		lis.close()
@@ -251,9 +260,9 @@ func (d *Discovery) Start(self discovery.Peer) (<-chan discovery.Event, error) {
 	kick := make(chan struct{}, 1)
 	b := &browser{
 		service: serviceType, ifaces: ifaces, refresh: d.cfg.refresh, kick: kick,
-		wg: &d.wg, log: log, rounds: &d.stats.rounds,
+		wg: &d.wg, log: log, rounds: &d.stats.rounds, firstOver: lis.settle,
 	}
-	c := newCore(d.cfg, self.ID, strings.ToLower(ann.instance), nets, d.events, kick, &d.stats)
+	c := newCore(d.cfg, self.ID, strings.ToLower(ann.instance), nets, d.events, kick, d.settled, &d.stats)
 	names := make([]string, len(ifaces))
 	for i, ifc := range ifaces {
 		names[i] = ifc.Name
@@ -339,4 +348,26 @@ func (d *Discovery) Close() error {
 	return nil
 }
 
-var _ discovery.Discovery = (*Discovery)(nil)
+// Settled returns a channel that is closed once the first look is over
+// (it implements [discovery.Settler]). The settle window is the first
+// browse session: the round Start begins at once, whose query every peer
+// already on the LAN answers within milliseconds, and which stays open for
+// 1 s (that long even when a triggered round ends the session itself
+// sooner). When the window is over, and the passive socket has read every
+// packet that arrived in it, the channel is closed, after the Joined
+// events for the peers those answers (and announcements) carried have
+// been sent on Start's channel: they are in it, or were read from it.
+// Peers that answer later, or start later, come after.
+//
+// It is the same channel on every call, made by [New]. It is closed at
+// most once, never before Start succeeds, and never by Close: after a
+// failed Start, or a Close within the window, it may stay open for ever.
+// The consumer must keep reading events meanwhile: the channel buffers
+// 16, and a first look that finds more waits for the consumer to read
+// them before Settled can close.
+func (d *Discovery) Settled() <-chan struct{} { return d.settled }
+
+var (
+	_ discovery.Discovery = (*Discovery)(nil)
+	_ discovery.Settler   = (*Discovery)(nil)
+)
