@@ -118,8 +118,11 @@ type Topic struct {
 	// go into it; on an import entry, the bridge reads the stream through a
 	// durable consumer of its site instead of a plain subscription, so that
 	// what was published while the site was offline arrives when it comes
-	// back. The importer's entry must name the same topic or pattern on
-	// NATS (prefix included) as the exporter's.
+	// back. The importer's entry names, on NATS (prefix included), the
+	// exporter's topic or pattern or part of it (a topic or a narrower
+	// pattern within an exported pattern: it reads that stream, through a
+	// consumer of its own); one wider than every exported pattern finds no
+	// stream (Stats: JetStreamErrors) and delivers nothing.
 	JetStream *JetStream `yaml:"jetstream" toml:"jetstream"`
 }
 

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"strings"
@@ -22,8 +23,6 @@ const hMsgID = "Nats-Msg-Id"
 // that derives it from the same subject. JetStream names may hold no '.',
 // '*', '>' or space; the hash tells apart subjects that read alike.
 func streamName(subj string) string {
-	h := fnv.New64a()
-	h.Write([]byte(subj))
 	var b strings.Builder
 	b.WriteString("colugo_")
 	for i := 0; i < len(subj) && b.Len() < 48; i++ {
@@ -35,8 +34,15 @@ func streamName(subj string) string {
 		}
 	}
 	b.WriteByte('_')
-	b.WriteString(strconv.FormatUint(h.Sum64(), 16))
+	b.WriteString(subjectHash(subj))
 	return b.String()
+}
+
+// subjectHash is a short hash of subj, in hex.
+func subjectHash(subj string) string {
+	h := fnv.New64a()
+	h.Write([]byte(subj))
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // durableName names a site's consumer of a stream: the bridges of one
@@ -103,9 +109,8 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 // redelivery, when an ack was lost with the link.
 func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg) (giveBack bool)) {
 	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
-	stream := streamName(subj)
+	var stream string // found in each round: the exporter's may be made later, or again
 	cfg := jetstream.ConsumerConfig{
-		Durable:       durableName(b.cfg.Site, stream),
 		Description:   "colugo bridge: site " + b.cfg.Site,
 		FilterSubject: subj,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -176,10 +181,17 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		if !retry(ctx, func(ctx context.Context) error {
 			// A stream made again (deleted under the bridges) numbers its
 			// messages from 1 again: all of it is new to the site.
-			st, err := js.Stream(ctx, stream)
+			st, err := findStream(ctx, js, subj)
 			if err != nil {
-				b.st.streamErrors.Add(1) // the exporter has not made the stream yet, or the link is down
+				// The exporter has not made the stream yet, the link is
+				// down, or the pattern is wider than the exports'.
+				b.st.streamErrors.Add(1)
 				return err
+			}
+			stream = st.CachedInfo().Config.Name
+			cfg.Durable = durableName(b.cfg.Site, stream)
+			if stream != streamName(subj) { // part of a wider export's stream: a consumer of this entry's own
+				cfg.Durable += "_" + strings.TrimPrefix(streamName(subj), "colugo_")
 			}
 			mu.Lock()
 			if c := st.CachedInfo().Created; !c.Equal(created) {
@@ -233,6 +245,62 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		}
 		<-cc.Closed()
 	}
+}
+
+// errStreamWider: the streams that hold an import's subjects hold each
+// only part of them.
+var errStreamWider = errors.New("the import's pattern is wider than any exported stream's: import each exported pattern, or a narrower one")
+
+// findStream finds the stream an import of subj reads: the one an export
+// of the same pattern makes, or else the one whose subjects hold all of
+// subj (an export of a wider pattern). JetStream lets no two streams of
+// an account share a subject, so there is at most one.
+func findStream(ctx context.Context, js jetstream.JetStream, subj string) (jetstream.Stream, error) {
+	st, err := js.Stream(ctx, streamName(subj))
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return st, err
+	}
+	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(subj))
+	wider := false
+	for name := range names.Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			continue // deleted since it was listed
+		}
+		for _, s := range st.CachedInfo().Config.Subjects {
+			if subjectWithin(subj, s) {
+				return st, nil
+			}
+		}
+		wider = true
+	}
+	if err := names.Err(); err != nil {
+		return nil, err
+	}
+	if wider {
+		return nil, fmt.Errorf("%w (%s)", errStreamWider, subj)
+	}
+	return nil, jetstream.ErrStreamNotFound
+}
+
+// subjectWithin reports whether every subject that matches NATS subject
+// pattern a also matches pattern b.
+func subjectWithin(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i, t := range bt {
+		switch {
+		case t == ">":
+			return len(at) > i // one token or more, whatever they are
+		case i >= len(at):
+			return false
+		case at[i] == ">":
+			return false
+		case t == "*":
+		case at[i] != t:
+			return false
+		}
+	}
+	return len(at) == len(bt)
 }
 
 // ackWait is the durable consumers' ack wait: how long a message sent to

@@ -346,3 +346,83 @@ func (s slowHandler) HandleRequest(msg *transport.Message, rw transport.ReplyWri
 	}
 	s.Handler.HandleRequest(msg, rw)
 }
+
+// TestJetStreamNarrowerImport: imports that name part of an exported
+// pattern (a topic, a narrower pattern) read the exporter's stream, each
+// through a consumer of its own, and get their topics' backlog whole and
+// in order, and nothing else; an import wider than every export's stream
+// finds none and counts it. The stream holds every topic's messages
+// (before, their ids were sender and seq alone: it kept one topic's).
+func TestJetStreamNarrowerImport(t *testing.T) {
+	srv := natsServerJS(t)
+	a, b, c := colugotest.NewNetwork(t), colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "robot/**", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	ba, _ := runBridge(t, a, ca)
+	ctx := t.Context()
+	robot := a.NewNode("robot")
+	logs, _ := colugo.NewPublisher[int](robot, "robot/7/log")
+	poses, _ := colugo.NewPublisher[int](robot, "robot/8/pose")
+	others, _ := colugo.NewPublisher[int](robot, "robot/9/log")
+	const n = 50
+	for _, p := range []*colugo.Publisher[int]{logs, poses, others} {
+		if err := p.WaitSubscribers(ctx, 1); err != nil { // site a's bridge
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		for j, p := range []*colugo.Publisher[int]{logs, poses, others} {
+			if err := p.Publish(ctx, 1000*j+i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testwait.Until(t, "the backlog in the stream", func() bool { return ba.Stats().Export.Messages == 3*n && ba.Stats().Spooled == 0 })
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range js.StreamNames(ctx).Name() {
+		// Each topic numbers its messages from 1: their ids must differ
+		// by topic too, or the stream keeps one topic's.
+		if st, err := js.Stream(ctx, name); err != nil || st.CachedInfo().State.Msgs != 3*n {
+			t.Fatalf("stream %s: %+v, %v: want %d messages, the three topics'", name, st.CachedInfo().State, err, 3*n)
+		}
+	}
+
+	viewer := b.NewNode("viewer")
+	gotLogs, _ := colugo.Subscribe[int](ctx, viewer, "robot/7/log", colugo.WithBuffer(2*n))
+	gotPoses, _ := colugo.Subscribe[int](ctx, viewer, "robot/8/pose", colugo.WithBuffer(2*n))
+	gotOthers, _ := colugo.Subscribe[int](ctx, viewer, "robot/9/log", colugo.WithBuffer(2*n))
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "robot/7/log", JetStream: &bridge.JetStream{}}, {Name: "robot/8/*", JetStream: &bridge.JetStream{}}}
+	bb, _ := runBridge(t, b, cb)
+	for j, ch := range []<-chan int{gotLogs, gotPoses} {
+		for i := range n {
+			select {
+			case v := <-ch:
+				if v != 1000*j+i {
+					t.Fatalf("import %d got %d, want %d (its backlog whole and in order)", j, v, 1000*j+i)
+				}
+			case <-time.After(wait):
+				t.Fatalf("import %d: %d of %d within %v; site b's bridge %+v", j, i, n, wait, bb.Stats())
+			}
+		}
+	}
+	select {
+	case v := <-gotOthers:
+		t.Errorf("site b got %d of robot/9/log, which it does not import", v)
+	default:
+	}
+
+	cc := cfgFor(srv, "c")
+	cc.Import.Topics = []bridge.Topic{{Name: "**", JetStream: &bridge.JetStream{}}}
+	bc, _ := runBridge(t, c, cc)
+	watcher, _ := colugo.Subscribe[int](ctx, c.NewNode("watcher"), "robot/7/log")
+	testwait.Until(t, "site c's wider import to fail", func() bool { return bc.Stats().JetStreamErrors >= 2 })
+	select {
+	case v := <-watcher:
+		t.Errorf("site c got %d through an import wider than the stream", v)
+	default:
+	}
+}

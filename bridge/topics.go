@@ -184,7 +184,7 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	if err != nil {
 		return err
 	}
-	x := &exporter{b: b, subj: subj}
+	x := &exporter{b: b, subj: subj, idTopic: "-" + subjectHash(subj)}
 	if r.JetStream != nil {
 		x.spool = newSpool(b, r.JetStream.Spool)
 		ensure := func(ctx context.Context) { b.ensureStream(ctx, b.js, r) }
@@ -242,6 +242,9 @@ type exporter struct {
 	// A JetStream entry's messages go through spool, each with its own
 	// header (kept until acked) holding its id.
 	spool *spool
+	// idTopic ends the message ids: seq numbers are per sender and topic,
+	// and a pattern's topics share one stream.
+	idTopic string
 }
 
 func (x *exporter) publish(m colugo.Received[[]byte]) {
@@ -262,8 +265,8 @@ func (x *exporter) publish(m colugo.Received[[]byte]) {
 		}
 		h[hSeq], h[hSendTime] = []string{x.seq[0]}, []string{x.sendTime[0]}
 		// The stream keeps one copy of a message that reaches it twice
-		// (within its duplicate window): sender and seq name it.
-		h[hMsgID] = []string{m.Sender + "-" + x.seq[0]}
+		// (within its duplicate window): sender, seq and topic name it.
+		h[hMsgID] = []string{m.Sender + "-" + x.seq[0] + x.idTopic}
 		x.mu.Unlock()
 		x.spool.add(&nats.Msg{Subject: x.subj, Data: m.Value, Header: h})
 		return
