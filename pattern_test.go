@@ -96,6 +96,16 @@ func TestSubscribePatternPeers(t *testing.T) {
 				}
 				next[r.Topic]++
 			}
+			// A value is counted as delivered just after it is handed on:
+			// the count can trail the channel by a moment.
+			testwait.Until(t, "3 delivered on each subscription", func() bool {
+				for _, s := range cli.Stats().Subscriptions {
+					if s.Delivered != 3 {
+						return false
+					}
+				}
+				return true
+			})
 			var pats []string
 			for _, s := range cli.Stats().Subscriptions {
 				if s.Pattern != "robot/*/pose" || s.Delivered != 3 {

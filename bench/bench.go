@@ -58,11 +58,15 @@ var Systems = []System{Colugo, ZMQ4, NATS, ColugoInproc, TCP, Bridge}
 // replier only, and colugo-inproc runs requests with one replier only
 // (its seed discovery knows one server) and nothing across processes;
 // two-process workloads are one to one; JSON workloads run on colugo and
-// NATS; Bridged workloads run on Bridge, NATS and colugo only, and Bridge
-// runs nothing else.
+// NATS; Bridged workloads run on Bridge, NATS and colugo only (JetStream
+// ones on Bridge only), and Bridge runs nothing else.
 func Supports(sys System, w Workload) bool {
 	if w.Bridged || sys == Bridge {
-		// The bridge's rows, next to direct NATS and colugo's own hop.
+		// The bridge's rows, next to direct NATS and colugo's own hop;
+		// the JetStream rows next to the bridge's plain ones.
+		if w.JetStream {
+			return sys == Bridge
+		}
 		return w.Bridged && (sys == Bridge || sys == NATS || sys == Colugo)
 	}
 	if w.twoProc() && (sys == ColugoInproc || w.Pubs > 1 || w.Subs > 1 || w.topics() > 1 || w.repliers() > 1) {
@@ -141,6 +145,11 @@ type Workload struct {
 	// server in a third process) and colugo (one hop between two
 	// processes).
 	Bridged bool
+	// JetStream (with Bridged) carries the topic through a JetStream
+	// entry instead (acked exports into a stream, a durable consumer on
+	// site b; the nats-server with JetStream on): run on Bridge only, its
+	// twin is the row without it.
+	JetStream bool
 }
 
 func (w Workload) history() bool { return w.History > 0 || w.SubHistory > 0 }
@@ -194,6 +203,9 @@ var Workloads = []Workload{
 	{Name: "bridge-pubsub-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Burst: 20_000, Procs: 2, Bridged: true},
 	{Name: "bridge-latency-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Pace: 200 * time.Microsecond, Procs: 2, Bridged: true},
 	{Name: "bridge-request-64B-serial", Kind: ReqSerial, Size: 64, Procs: 2, Bridged: true},
+	// The same topic rows through JetStream (store-and-forward).
+	{Name: "bridge-js-pubsub-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Burst: 20_000, Procs: 2, Bridged: true, JetStream: true},
+	{Name: "bridge-js-latency-1KiB", Kind: PubSub, Size: 1 << 10, Pubs: 1, Subs: 1, Pace: 200 * time.Microsecond, Procs: 2, Bridged: true, JetStream: true},
 }
 
 // Limits bounds a run: it stops after N messages (per publisher, or

@@ -113,7 +113,15 @@ func runChild(role string, stdin io.Reader, stdout io.Writer) error {
 	out := &lineWriter{w: stdout}
 	switch role {
 	case roleNATS:
-		srv, err := natsServer()
+		var store string
+		if cfg.W.JetStream {
+			var err error
+			if store, err = os.MkdirTemp("", "colugo-bench-js-*"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(store)
+		}
+		srv, err := natsServer(store)
 		if err != nil {
 			return err
 		}

@@ -47,7 +47,14 @@ func bridgeConfig(cfg childConfig) bridge.Config {
 	if cfg.Bridge.Service {
 		side.Services = []bridge.Service{{Name: service}}
 	} else {
-		side.Topics = []bridge.Topic{{Name: topicName(0, cfg.W.topics())}}
+		t := bridge.Topic{Name: topicName(0, cfg.W.topics())}
+		if cfg.W.JetStream {
+			t.JetStream = &bridge.JetStream{}
+			if cfg.Bridge.Export { // room for every run's messages
+				t.JetStream.MaxBytes = 1 << 30
+			}
+		}
+		side.Topics = []bridge.Topic{t}
 	}
 	return c
 }
@@ -135,7 +142,7 @@ func newBridgeRig(w Workload, lim Limits, service bool) (_ *bridgeRig, err error
 		}
 	}
 	limit := childLimit(lim)
-	k, url, err := spawn(roleNATS, childConfig{Limit: limit})
+	k, url, err := spawn(roleNATS, childConfig{W: w, Limit: limit})
 	if err != nil {
 		return nil, err
 	}

@@ -17,9 +17,11 @@ const (
 )
 
 // natsServer starts an embedded nats-server on 127.0.0.1 with a random
-// port.
-func natsServer() (*server.Server, error) {
+// port, with JetStream when storeDir is set (its store).
+func natsServer(storeDir string) (*server.Server, error) {
 	s, err := server.NewServer(&server.Options{
+		JetStream:             storeDir != "",
+		StoreDir:              storeDir,
 		Host:                  "127.0.0.1",
 		Port:                  server.RANDOM_PORT,
 		Cluster:               server.ClusterOpts{NoAdvertise: true}, // no gossiped address points off the host
@@ -73,7 +75,7 @@ func (r *natsRig) start(url string) error {
 		return nil
 	}
 	var err error
-	if r.srv, err = natsServer(); err != nil {
+	if r.srv, err = natsServer(""); err != nil {
 		return err
 	}
 	r.url = r.srv.ClientURL()
