@@ -79,7 +79,7 @@ func (m *multi) Start(self Peer) (<-chan Event, error) {
 		close(m.settled)
 	}
 	for i, src := range srcs {
-		var settled <-chan struct{} = closedChan
+		var settled <-chan struct{} // nil: the source cannot tell
 		if st, ok := m.ds[i].(Settler); ok {
 			settled = st.Settled()
 		}
@@ -88,17 +88,30 @@ func (m *multi) Start(self Peer) (<-chan Event, error) {
 	return m.out, nil
 }
 
-// closedChan is the Settled of a source that cannot tell.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
 func (m *multi) Settled() <-chan struct{} { return m.settled }
 
 // forward copies one source's events to the merged channel until the source
 // closes its channel. After Close has begun it keeps draining (and dropping)
 // so that the source's own goroutines never block on a send while it closes.
 // When the source settles, what it sent before is forwarded first, so the
-// Multi settles after the events of every source's first look.
+// Multi settles after the events of every source's first look. A source
+// whose channel closes before it settles counts as settled: it has nothing
+// more to find, and must not hold the others' WaitDiscovered up.
 func (m *multi) forward(src <-chan Event, settled <-chan struct{}) {
+	pending := true
+	defer func() {
+		if pending {
+			m.settleOne()
+		}
+	}()
+	if settled == nil {
+		// It cannot tell: what it holds now is its first look.
+		if !m.drain(src) {
+			return
+		}
+		pending = false
+		m.settleOne()
+	}
 	for {
 		select {
 		case ev, ok := <-src:
@@ -108,21 +121,33 @@ func (m *multi) forward(src <-chan Event, settled <-chan struct{}) {
 			m.send(ev)
 		case <-settled:
 			settled = nil
-			for drained := false; !drained; {
-				select {
-				case ev, ok := <-src:
-					if !ok {
-						return
-					}
-					m.send(ev)
-				default:
-					drained = true
-				}
+			if !m.drain(src) {
+				return
 			}
-			if m.unsettled.Add(-1) == 0 {
-				close(m.settled)
-			}
+			pending = false
+			m.settleOne()
 		}
+	}
+}
+
+// drain forwards the events src holds now. It reports false if src closed.
+func (m *multi) drain(src <-chan Event) bool {
+	for {
+		select {
+		case ev, ok := <-src:
+			if !ok {
+				return false
+			}
+			m.send(ev)
+		default:
+			return true
+		}
+	}
+}
+
+func (m *multi) settleOne() {
+	if m.unsettled.Add(-1) == 0 {
+		close(m.settled)
 	}
 }
 

@@ -336,3 +336,24 @@ func TestMultiSettled(t *testing.T) {
 		t.Error("a Multi of nothing has not settled at Start")
 	}
 }
+
+// TestMultiSettledSourceEnded: a Settler source whose channel closes before
+// it settles (it failed, or has nothing more to find) does not hold the
+// Multi's Settled up.
+func TestMultiSettledSourceEnded(t *testing.T) {
+	t.Parallel()
+	ended, waiting := newSettling(), newSettling()
+	m := discovery.Multi(ended, waiting)
+	if _, err := m.Start(peer("self")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	st := m.(discovery.Settler)
+	_ = ended.Close()
+	close(waiting.settled)
+	select {
+	case <-st.Settled():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a source that ended unsettled held the Multi up")
+	}
+}
