@@ -78,12 +78,18 @@ func (n *Node) notifyChangedLocked() {
 // runDiscovery applies discovery events and periodically re-describes peers
 // whose changes discovery cannot report. When settled (nil: no Settler)
 // closes, it applies the events discovery sent before, then closes
-// n.settled.
+// n.settled; a discovery whose channel ends first has nothing more to
+// find, so that closes n.settled too.
 func (n *Node) runDiscovery(events <-chan discovery.Event, settled <-chan struct{}) {
 	tick := time.NewTicker(refreshInterval)
 	defer tick.Stop()
 	tails := time.NewTicker(tailInterval)
 	defer tails.Stop()
+	defer func() {
+		if settled != nil {
+			n.markSettled()
+		}
+	}()
 	for {
 		select {
 		case ev, ok := <-events:
@@ -92,7 +98,6 @@ func (n *Node) runDiscovery(events <-chan discovery.Event, settled <-chan struct
 			}
 			n.onEvent(ev)
 		case <-settled:
-			settled = nil
 			for drained := false; !drained; {
 				select {
 				case ev, ok := <-events:
@@ -104,10 +109,8 @@ func (n *Node) runDiscovery(events <-chan discovery.Event, settled <-chan struct
 					drained = true
 				}
 			}
-			n.mu.Lock()
-			close(n.settled)
-			n.notifyChangedLocked() // wakes WaitDiscovered
-			n.mu.Unlock()
+			settled = nil
+			n.markSettled()
 		case <-tick.C:
 			n.refresh()
 		case <-tails.C:
@@ -116,6 +119,13 @@ func (n *Node) runDiscovery(events <-chan discovery.Event, settled <-chan struct
 			return
 		}
 	}
+}
+
+func (n *Node) markSettled() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.settled)
+	n.notifyChangedLocked() // wakes WaitDiscovered
 }
 
 func (n *Node) onEvent(ev discovery.Event) {
@@ -180,26 +190,48 @@ func (n *Node) onEvent(ev discovery.Event) {
 // [Publisher.WaitSubscribers]. It returns nil, ctx's error, or ErrClosed
 // when the node closes. Safe for concurrent use.
 func (n *Node) WaitDiscovered(ctx context.Context) error {
-	for {
-		n.mu.Lock()
-		if n.closed.Load() {
-			n.mu.Unlock()
-			return ErrClosed
+	return n.waitUntil(ctx, 0, func() bool {
+		if !isClosed(n.settled) {
+			return false
 		}
-		done := isClosed(n.settled)
+		n.mu.Lock()
+		defer n.mu.Unlock()
 		for _, p := range n.peers {
 			if p.desc == nil && !p.tried {
-				done = false
-				break
+				return false
 			}
 		}
+		return true
+	})
+}
+
+// waitUntil blocks until done reports true, checking it whenever the peer
+// catalog changes and, if poll > 0, every poll too (for what changes
+// without telling the node). It returns nil, ctx's error, or ErrClosed
+// when the node closes. done takes the locks it needs: it is called
+// without any.
+func (n *Node) waitUntil(ctx context.Context, poll time.Duration, done func() bool) error {
+	var tick <-chan time.Time
+	if poll > 0 {
+		t := time.NewTicker(poll)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		if n.closed.Load() {
+			return ErrClosed
+		}
+		// Taken before done looks, so a change made while it looks still
+		// wakes this wait.
+		n.mu.Lock()
 		changed := n.changed
 		n.mu.Unlock()
-		if done {
+		if done() {
 			return nil
 		}
 		select {
 		case <-changed:
+		case <-tick:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-n.ctx.Done():

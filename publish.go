@@ -443,25 +443,7 @@ func (p *Publisher[T]) Subscribers() int {
 // peer catalog changes and every few milliseconds, since a subscription
 // reaches the transport without telling the node.
 func (p *Publisher[T]) WaitSubscribers(ctx context.Context, want int) error {
-	n := p.node
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if p.Subscribers() >= want {
-			return nil
-		}
-		n.mu.Lock()
-		changed := n.changed
-		n.mu.Unlock()
-		select {
-		case <-changed:
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.ctx.Done():
-			return ErrClosed
-		}
-	}
+	return p.node.waitUntil(ctx, 5*time.Millisecond, func() bool { return p.Subscribers() >= want })
 }
 
 // typeName is T's name as carried in headers: the codec's name for it when

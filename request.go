@@ -329,30 +329,16 @@ func isBytes[T any]() bool {
 // whenever the peer catalog changes. It returns nil, ctx's error, or
 // ErrClosed when the node closes. Safe for concurrent use.
 func (n *Node) WaitServers(ctx context.Context, service string, want int) error {
-	for {
+	return n.waitUntil(ctx, 0, func() bool {
 		n.mu.Lock()
-		if n.closed.Load() {
-			n.mu.Unlock()
-			return ErrClosed
-		}
+		defer n.mu.Unlock()
 		ts, ok := n.targets[service]
 		if !ok {
 			ts = n.targetsLocked(service)
 			n.targets[service] = ts
 		}
-		changed := n.changed
-		n.mu.Unlock()
-		if len(ts) >= want {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.ctx.Done():
-			return ErrClosed
-		}
-	}
+		return len(ts) >= want
+	})
 }
 
 // pickTarget chooses the next server of name round robin, waiting within
