@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -155,8 +156,16 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		// waits for nc's lock, which a write blocked on a silent link holds
 		// (for up to WriteTimeout), and Stats feeds the node's $describe.
 		nats.ConnectHandler(func(nc *nats.Conn) { b.linkUp(nc) }),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { b.st.disconnects.Add(1); b.setLink(LinkDown, "") }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { b.st.reconnects.Add(1); b.linkUp(nc) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.st.disconnects.Add(1)
+			b.setLink(LinkDown, "")
+			b.cfg.Logger.Warn("bridge: NATS link lost; reconnecting", slog.Any("error", err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.st.reconnects.Add(1)
+			b.linkUp(nc)
+			b.cfg.Logger.Info("bridge: NATS link back", slog.String("server", nc.ConnectedUrlRedacted()))
+		}),
 		nats.ClosedHandler(func(*nats.Conn) { b.setLink(LinkClosed, "") }),
 	)
 	if b.nc, err = nats.Connect(url, opts...); err != nil {
@@ -379,6 +388,17 @@ func (b *Bridge) sync(ctx context.Context) {
 	}
 }
 
+// jsFailed counts a JetStream failure of what (an entry and a step) and
+// keeps it as the last; it logs it unless it is the last one again (a
+// retry loop would log every round).
+func (b *Bridge) jsFailed(what string, err error) {
+	b.st.streamErrors.Add(1)
+	msg := what + ": " + err.Error()
+	if prev := b.st.lastStreamError.Swap(&msg); prev == nil || *prev != msg {
+		b.cfg.Logger.Warn("bridge: JetStream: "+what+" failed; retrying", slog.Any("error", err))
+	}
+}
+
 // LinkState is the state of a bridge's NATS connection.
 type LinkState string
 
@@ -399,7 +419,11 @@ type Stats struct {
 	// exported JetStream entries and the consumers of imported ones, and
 	// the failed rounds of publishing to those streams (each retried until
 	// it succeeds: the link may be down, or the exporter not there yet).
+	// JetStreamError is the last of them: the entry, the step and the
+	// error, e.g. "import robot/**: stream: the import's pattern is wider
+	// than any exported stream's: ...".
 	JetStreamErrors uint64 `json:"jetstream_errors"`
+	JetStreamError  string `json:"jetstream_error,omitempty"`
 	// Spooled is the number of exported JetStream messages held until
 	// their stream acks them (sent, or waiting to be: JetStream.Spool).
 	Spooled uint64    `json:"spooled"`
@@ -438,6 +462,7 @@ type dirCounters struct {
 
 type counters struct {
 	reconnects, disconnects, streamErrors atomic.Uint64
+	lastStreamError                       atomic.Pointer[string]
 	spooled                               atomic.Int64
 	exp, imp                              dirCounters
 }
@@ -456,6 +481,9 @@ func (d *dirCounters) snapshot() Direction {
 func (b *Bridge) Stats() Stats {
 	s := Stats{Reconnects: b.st.reconnects.Load(), Disconnects: b.st.disconnects.Load(), JetStreamErrors: b.st.streamErrors.Load(),
 		Spooled: uint64(max(b.st.spooled.Load(), 0)), Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
+	if e := b.st.lastStreamError.Load(); e != nil {
+		s.JetStreamError = *e
+	}
 	s.Link = LinkDown
 	if l := b.link.Load(); l != nil {
 		s.Link = l.state

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,6 +46,11 @@ type Config struct {
 	// MaxInflight bounds the requests the bridge forwards at once in each
 	// direction; further ones are refused with CodeUnavailable. Default: 256.
 	MaxInflight int `yaml:"max_inflight" toml:"max_inflight"`
+	// Logger gets the bridge's warnings: the link lost and back, and the
+	// JetStream failures it retries (each distinct one once in a row, not
+	// every retry). Default: none (the bridge is silent, as a colugo node
+	// is); Stats counts what happens either way. Not in the file.
+	Logger *slog.Logger `yaml:"-" toml:"-"`
 }
 
 // NATS is how the bridge connects to NATS.
@@ -228,6 +234,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	prefix := func(what, p string) (string, error) {
 		if p == "" {

@@ -97,7 +97,7 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 	retry(ctx, func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateStream(ctx, cfg)
 		if err != nil {
-			b.st.streamErrors.Add(1)
+			b.jsFailed("export "+r.Name+": stream "+cfg.Name, err)
 		}
 		return err
 	})
@@ -185,7 +185,7 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 			if err != nil {
 				// The exporter has not made the stream yet, the link is
 				// down, or the pattern is wider than the exports'.
-				b.st.streamErrors.Add(1)
+				b.jsFailed("import "+r.Name+": stream", err)
 				return err
 			}
 			stream = st.CachedInfo().Config.Name
@@ -228,7 +228,7 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 				cc, err = cons.Consume(onMsg, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
 			}
 			if err != nil {
-				b.st.streamErrors.Add(1) // the exporter has not made the stream yet, or the link is down
+				b.jsFailed("import "+r.Name+": consumer "+cfg.Durable, err) // the exporter has not made the stream yet, or the link is down
 			}
 			return err
 		}) {
@@ -240,12 +240,16 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		case <-ctx.Done():
 			cc.Drain() // what is buffered reaches onMsg, which gives it back
 		case <-cc.Closed():
-			b.st.streamErrors.Add(1)
+			b.jsFailed("import "+r.Name+": consumer "+cfg.Durable, errConsumerGone)
 			cc.Stop()
 		}
 		<-cc.Closed()
 	}
 }
+
+// errConsumerGone: a consumer's Consume ended by itself (its durable was
+// deleted under it); the bridge makes it again.
+var errConsumerGone = errors.New("consuming stopped (the consumer was deleted?); made again")
 
 // errStreamWider: the streams that hold an import's subjects hold each
 // only part of them.

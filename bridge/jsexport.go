@@ -66,6 +66,7 @@ func newJSPublisher(url string, opts []nats.Option) (*nats.Conn, jetstream.JetSt
 // has acked them.
 type spool struct {
 	b     *Bridge
+	topic string        // the export entry's, for errors
 	limit int           // bytes queued and in flight, at most
 	wake  chan struct{} // a message was queued
 	room  chan struct{} // room was made, or the spool started holding or stopped
@@ -77,8 +78,8 @@ type spool struct {
 	stopped bool        // run has returned: add drops
 }
 
-func newSpool(b *Bridge, limit int) *spool {
-	return &spool{b: b, limit: limit, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+func newSpool(b *Bridge, limit int, topic string) *spool {
+	return &spool{b: b, topic: topic, limit: limit, wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
 func signal(c chan struct{}) {
@@ -236,7 +237,7 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 				s.requeue(m)
 				holding = true
 				s.setHolding(true)
-				s.b.st.streamErrors.Add(1)
+				s.b.jsFailed("export "+s.topic+": publish", err)
 				break
 			}
 			inflight = append(inflight, flight{m, f})
@@ -295,7 +296,7 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 			if !holding {
 				holding = true
 				s.setHolding(true)
-				s.b.st.streamErrors.Add(1)
+				s.b.jsFailed("export "+s.topic+": store", err)
 			}
 		case <-s.wake:
 		case <-done:

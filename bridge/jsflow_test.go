@@ -1,8 +1,12 @@
 package bridge_test
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -417,12 +421,39 @@ func TestJetStreamNarrowerImport(t *testing.T) {
 
 	cc := cfgFor(srv, "c")
 	cc.Import.Topics = []bridge.Topic{{Name: "**", JetStream: &bridge.JetStream{}}}
+	var logged logBuffer
+	cc.Logger = slog.New(slog.NewTextHandler(&logged, nil))
 	bc, _ := runBridge(t, c, cc)
 	watcher, _ := colugo.Subscribe[int](ctx, c.NewNode("watcher"), "robot/7/log")
-	testwait.Until(t, "site c's wider import to fail", func() bool { return bc.Stats().JetStreamErrors >= 2 })
+	testwait.Until(t, "site c's wider import to fail", func() bool { return bc.Stats().JetStreamErrors >= 3 })
+	// The status and the log say why, the log once for all the retries.
+	if e := bc.Stats().JetStreamError; !strings.HasPrefix(e, "import **: stream: ") || !strings.Contains(e, "wider") {
+		t.Errorf("JetStreamError %q, want the wider import named", e)
+	}
+	if n := strings.Count(logged.String(), "wider"); n != 1 {
+		t.Errorf("the wider import logged %d times, want once:\n%s", n, logged.String())
+	}
 	select {
 	case v := <-watcher:
 		t.Errorf("site c got %d through an import wider than the stream", v)
 	default:
 	}
+}
+
+// logBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }

@@ -186,7 +186,7 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	}
 	x := &exporter{b: b, subj: subj, idTopic: "-" + subjectHash(subj)}
 	if r.JetStream != nil {
-		x.spool = newSpool(b, r.JetStream.Spool)
+		x.spool = newSpool(b, r.JetStream.Spool, r.Name)
 		ensure := func(ctx context.Context) { b.ensureStream(ctx, b.js, r) }
 		if !b.goRun(func() { x.spool.run(ctx, b.jsPub, b.jsnc, ensure) }) {
 			x.spool.stopped = true // ctx has ended: nothing will run it

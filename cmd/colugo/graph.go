@@ -160,6 +160,7 @@ type bridgeStatus struct {
 		Reconnects      uint64          `json:"reconnects"`
 		Disconnects     uint64          `json:"disconnects"`
 		JetStreamErrors uint64          `json:"jetstream_errors"`
+		JetStreamError  string          `json:"jetstream_error"`
 		Spooled         uint64          `json:"spooled"`
 		Export          bridgeDirection `json:"export"`
 		Import          bridgeDirection `json:"import"`
@@ -703,6 +704,9 @@ func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...an
 	}
 	if b.Stats.JetStreamErrors > 0 {
 		add("warn", area, "%d failed attempts at making JetStream streams or consumers, or at storing in the streams (retried until they succeed)", b.Stats.JetStreamErrors)
+		if b.Stats.JetStreamError != "" {
+			add("warn", area, "last JetStream failure: %s", b.Stats.JetStreamError)
+		}
 	}
 	if b.Stats.Spooled > 0 {
 		add("info", area, "%d JetStream messages held until their stream has them (spool)", b.Stats.Spooled)

@@ -6,7 +6,9 @@
 // The file format is bridge.ParseConfig's (YAML). The bridge is a colugo
 // node on the site's default discovery (COLUGO_DISCOVERY chooses another);
 // it prints its link state and counts on stderr every --stats interval
-// and when it stops (Ctrl-C). `colugo bridge ARGS` runs this program.
+// and when it stops (Ctrl-C), and logs there the link lost and back and
+// the JetStream failures it retries. `colugo bridge ARGS` runs this
+// program.
 //
 // Exit codes: 0 stopped by a signal, 1 the bridge failed, 2 usage or
 // configuration error.
@@ -18,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -66,6 +69,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	defer node.Close()
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	b, err := bridge.New(node, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "colugo-bridge: %v\n", err)
@@ -103,6 +107,6 @@ func report(w io.Writer, s bridge.Stats) {
 	fmt.Fprintf(w, "colugo-bridge: link %s (%d reconnects); export %d messages, %d requests, drops %+v; import %d messages, %d requests, drops %+v\n",
 		s.Link, s.Reconnects, s.Export.Messages, s.Export.Requests, s.Export.Drops, s.Import.Messages, s.Import.Requests, s.Import.Drops)
 	if s.JetStreamErrors > 0 {
-		fmt.Fprintf(w, "colugo-bridge: %d failed JetStream set-ups (streams, consumers), retried\n", s.JetStreamErrors)
+		fmt.Fprintf(w, "colugo-bridge: %d failed JetStream attempts (streams, consumers, stores), retried; the last: %s\n", s.JetStreamErrors, s.JetStreamError)
 	}
 }
