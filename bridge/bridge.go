@@ -420,8 +420,8 @@ type Stats struct {
 	// the failed rounds of publishing to those streams (each retried until
 	// it succeeds: the link may be down, or the exporter not there yet).
 	// JetStreamError is the last of them: the entry, the step and the
-	// error, e.g. "import robot/**: stream: the import's pattern is wider
-	// than any exported stream's: ...".
+	// error, e.g. "import robot/**: stream: no stream holds its subjects
+	// yet (...)".
 	JetStreamErrors uint64 `json:"jetstream_errors"`
 	JetStreamError  string `json:"jetstream_error,omitempty"`
 	// Spooled is the number of exported JetStream messages held until

@@ -124,11 +124,12 @@ type Topic struct {
 	// go into it; on an import entry, the bridge reads the stream through a
 	// durable consumer of its site instead of a plain subscription, so that
 	// what was published while the site was offline arrives when it comes
-	// back. The importer's entry names, on NATS (prefix included), the
-	// exporter's topic or pattern or part of it (a topic or a narrower
-	// pattern within an exported pattern: it reads that stream, through a
-	// consumer of its own); one wider than every exported pattern finds no
-	// stream (Stats: JetStreamErrors) and delivers nothing.
+	// back. The importer's entry names, on NATS (prefix included), any
+	// topic or pattern: it reads every exported stream that holds some of
+	// its topics (the export of the same pattern, of a wider one, or the
+	// exports of narrower ones: robot/** reads robot/1/* and robot/2/*),
+	// each through a consumer of its own, and looks for new ones every
+	// 2 s. Until one exists it delivers nothing (Stats: JetStreamErrors).
 	JetStream *JetStream `yaml:"jetstream" toml:"jetstream"`
 }
 

@@ -101,11 +101,13 @@
 // the subject's letters and digits, a hash), with the entry's bounds (the
 // oldest messages are discarded past them), and gives each message the
 // id Nats-Msg-Id = sender-seq-topic hash, so that the stream keeps one
-// copy of a message sent twice. An importing bridge reads the stream that
-// holds its entry's subjects (the export's of the same pattern, or of a
-// wider one; an import wider than every export's finds none) through a
-// durable consumer named after its site, the stream and, for part of a
-// stream, its own subjects (the bridges of one site share it), acking each message once published on the site, so
+// copy of a message sent twice. An importing bridge reads each stream
+// that holds some of its entry's subjects (the export's of the same
+// pattern, of a wider one, or the exports of narrower ones, several sites'
+// perhaps; it looks for new ones every 2 s) through a durable consumer
+// named after its site, the stream and, unless it is the stream of its
+// own pattern, its own subjects (the bridges of one site share it),
+// acking each message once published on the site, so
 // that what was published while the site was offline, its link cut or its
 // bridge down, arrives when it is back, in stream order: a bridge that
 // stops gives back (Nak) what it was sent and had not handed on, and a

@@ -3,8 +3,9 @@ package bridge
 import (
 	"context"
 	"errors"
-	"fmt"
+
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,14 +104,97 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 	})
 }
 
-// consume reads import entry r's stream through the site's durable
-// consumer until ctx ends, handing each message to handle (as a plain
-// subscription would) unless it is one the site had already: a
-// redelivery, when an ack was lost with the link.
+// consume reads the streams that hold import entry r's subjects, each
+// through the site's durable consumer of it, until ctx ends, handing each
+// message to handle (as a plain subscription would) unless it is one the
+// site had already: a redelivery, when an ack was lost with the link. An
+// entry may span several streams (an import of robot/** with one robot
+// site exporting robot/1/** and another robot/2/**): it looks for them
+// again every streamRescan, so that a site that starts exporting later
+// is read too, and a stream deleted and made again is read anew.
 func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg) (giveBack bool)) {
-	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
-	var stream string // found in each round: the exporter's may be made later, or again
+	imp := &importReader{b: b, js: js, r: r, handle: handle,
+		subj: patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name)),
+		seen: newRecent(recentMax)}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	reading := map[string]bool{}
+	ended := make(chan string)
+	pause := 50 * time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case name := <-ended:
+			// Gone (deleted): looked for again soon, as it may be made
+			// again; the others are read on meanwhile.
+			delete(reading, name)
+			t.Reset(pause)
+			continue
+		case <-t.C:
+		}
+		names, err := findStreams(ctx, js, imp.subj)
+		if err == nil && len(names) == 0 && len(reading) == 0 {
+			err = errNoStream
+		}
+		if err != nil && ctx.Err() == nil {
+			b.jsFailed("import "+r.Name+": stream", err) // the exporters have not made theirs yet, or the link is down
+		}
+		for _, name := range names {
+			if !reading[name] {
+				reading[name] = true
+				wg.Go(func() {
+					imp.read(ctx, name)
+					select {
+					case ended <- name:
+					case <-ctx.Done():
+					}
+				})
+			}
+		}
+		if len(reading) == 0 {
+			t.Reset(pause)
+			pause = min(2*pause, 2*time.Second)
+		} else {
+			t.Reset(streamRescan)
+			pause = 50 * time.Millisecond
+		}
+	}
+}
+
+// streamRescan is how often an import entry looks for streams it does not
+// read yet.
+const streamRescan = 2 * time.Second
+
+// errNoStream: no stream holds any of an import's subjects yet.
+var errNoStream = errors.New("no stream holds its subjects yet (the exporting bridge has not made it, or exports no such pattern)")
+
+// importReader is one JetStream import entry's: what the consumers of its
+// streams share.
+type importReader struct {
+	b      *Bridge
+	js     jetstream.JetStream
+	r      Topic
+	subj   string
+	handle func(*nats.Msg) (giveBack bool)
+
+	// mu makes handle see one message at a time, as from one subscription.
+	mu sync.Mutex
+	// seen holds the messages the site had lately, by exporting bridge,
+	// sender, subject and sequence number: a redelivery (its ack lost
+	// with the link, or late) or a second copy in a stream comes again
+	// with the same. Bounded: the oldest are forgotten first. Under mu.
+	seen *recent
+}
+
+// read reads stream through the site's durable consumer of it until ctx
+// ends or the stream is gone.
+func (ir *importReader) read(ctx context.Context, stream string) {
+	b, js, subj, mu := ir.b, ir.js, ir.subj, &ir.mu
 	cfg := jetstream.ConsumerConfig{
+		Durable:       durableName(b.cfg.Site, stream),
 		Description:   "colugo bridge: site " + b.cfg.Site,
 		FilterSubject: subj,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -120,27 +204,24 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 		// after this: short, as a site's catch-up waits on it.
 		AckWait: ackWait,
 	}
-	// The messages the site had lately, by exporting bridge, sender,
-	// subject and sequence number: a redelivery (its ack lost with the
-	// link, or late) or a second copy in the stream comes again with the
-	// same. Bounded: the oldest are forgotten first.
-	seen := newRecent(recentMax)
-	var mu sync.Mutex     // handle's state is one subscription's: one message at a time
+	if stream != streamName(subj) { // not its own export's: a consumer of this entry's own
+		cfg.Durable += "_" + strings.TrimPrefix(streamName(subj), "colugo_")
+	}
 	var lastSeq uint64    // the stream sequence of the last message handled, under mu
-	var created time.Time // when the stream read last was made, under mu
+	var created time.Time // when the stream was made, as read last, under mu
 	deliver := func(m jetstream.Msg) {
 		if md, err := m.Metadata(); err == nil {
 			lastSeq = max(lastSeq, md.Sequence.Stream)
 		}
 		h := m.Headers()
 		if seq := h.Get(hSeq); seq != "" {
-			if !seen.add(h.Get(hBridge) + " " + h.Get(hSender) + " " + m.Subject() + " " + seq) {
+			if !ir.seen.add(h.Get(hBridge) + " " + h.Get(hSender) + " " + m.Subject() + " " + seq) {
 				b.st.imp.duplicate.Add(1)
 				_ = m.Ack()
 				return
 			}
 		}
-		if handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()}) {
+		if ir.handle(&nats.Msg{Subject: m.Subject(), Header: h, Data: m.Data()}) {
 			// The bridge stops: the site's next bridge gets it at once.
 			_ = m.Nak()
 			return
@@ -178,21 +259,19 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 	}
 	for ctx.Err() == nil {
 		var cc jetstream.ConsumeContext
+		gone := false
 		if !retry(ctx, func(ctx context.Context) error {
-			// A stream made again (deleted under the bridges) numbers its
-			// messages from 1 again: all of it is new to the site.
-			st, err := findStream(ctx, js, subj)
+			st, err := js.Stream(ctx, stream)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				gone = true
+				return nil
+			}
 			if err != nil {
-				// The exporter has not made the stream yet, the link is
-				// down, or the pattern is wider than the exports'.
-				b.jsFailed("import "+r.Name+": stream", err)
+				b.jsFailed("import "+ir.r.Name+": stream "+stream, err) // the link is down
 				return err
 			}
-			stream = st.CachedInfo().Config.Name
-			cfg.Durable = durableName(b.cfg.Site, stream)
-			if stream != streamName(subj) { // part of a wider export's stream: a consumer of this entry's own
-				cfg.Durable += "_" + strings.TrimPrefix(streamName(subj), "colugo_")
-			}
+			// A stream made again (deleted under the bridges) numbers its
+			// messages from 1 again: all of it is new to the site.
 			mu.Lock()
 			if c := st.CachedInfo().Created; !c.Equal(created) {
 				if !created.IsZero() {
@@ -228,19 +307,19 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 				cc, err = cons.Consume(onMsg, jetstream.ConsumeErrHandler(func(jetstream.ConsumeContext, error) {}))
 			}
 			if err != nil {
-				b.jsFailed("import "+r.Name+": consumer "+cfg.Durable, err) // the exporter has not made the stream yet, or the link is down
+				b.jsFailed("import "+ir.r.Name+": consumer "+cfg.Durable, err) // the stream went, or the link is down
 			}
 			return err
-		}) {
+		}) || gone {
 			return
 		}
 		// Until Run ends or the consuming stops by itself (its durable
-		// deleted): then again.
+		// deleted, or its stream): then again.
 		select {
 		case <-ctx.Done():
 			cc.Drain() // what is buffered reaches onMsg, which gives it back
 		case <-cc.Closed():
-			b.jsFailed("import "+r.Name+": consumer "+cfg.Durable, errConsumerGone)
+			b.jsFailed("import "+ir.r.Name+": consumer "+cfg.Durable, errConsumerGone)
 			cc.Stop()
 		}
 		<-cc.Closed()
@@ -251,60 +330,22 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 // deleted under it); the bridge makes it again.
 var errConsumerGone = errors.New("consuming stopped (the consumer was deleted?); made again")
 
-// errStreamWider: the streams that hold an import's subjects hold each
-// only part of them.
-var errStreamWider = errors.New("the import's pattern is wider than any exported stream's: import each exported pattern, or a narrower one")
-
-// findStream finds the stream an import of subj reads: the one an export
-// of the same pattern makes, or else the one whose subjects hold all of
-// subj (an export of a wider pattern). JetStream lets no two streams of
-// an account share a subject, so there is at most one.
-func findStream(ctx context.Context, js jetstream.JetStream, subj string) (jetstream.Stream, error) {
-	st, err := js.Stream(ctx, streamName(subj))
-	if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return st, err
-	}
+// findStreams lists the streams that hold some of the subjects subj
+// matches, sorted: an export of the same pattern's, of a wider one's, or
+// of narrower ones' (several sites exporting parts of an imported
+// pattern). JetStream lets no two streams of an account share a subject,
+// so each topic is in one of them at most.
+func findStreams(ctx context.Context, js jetstream.JetStream, subj string) ([]string, error) {
+	var out []string
 	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(subj))
-	wider := false
 	for name := range names.Name() {
-		st, err := js.Stream(ctx, name)
-		if err != nil {
-			continue // deleted since it was listed
-		}
-		for _, s := range st.CachedInfo().Config.Subjects {
-			if subjectWithin(subj, s) {
-				return st, nil
-			}
-		}
-		wider = true
+		out = append(out, name)
 	}
 	if err := names.Err(); err != nil {
 		return nil, err
 	}
-	if wider {
-		return nil, fmt.Errorf("%w (%s)", errStreamWider, subj)
-	}
-	return nil, jetstream.ErrStreamNotFound
-}
-
-// subjectWithin reports whether every subject that matches NATS subject
-// pattern a also matches pattern b.
-func subjectWithin(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i, t := range bt {
-		switch {
-		case t == ">":
-			return len(at) > i // one token or more, whatever they are
-		case i >= len(at):
-			return false
-		case at[i] == ">":
-			return false
-		case t == "*":
-		case at[i] != t:
-			return false
-		}
-	}
-	return len(at) == len(bt)
+	slices.Sort(out)
+	return out, nil
 }
 
 // ackWait is the durable consumers' ack wait: how long a message sent to

@@ -419,24 +419,103 @@ func TestJetStreamNarrowerImport(t *testing.T) {
 	default:
 	}
 
+	// Wider than the export: it reads the stream, through a consumer of
+	// its own, and gets every topic.
 	cc := cfgFor(srv, "c")
 	cc.Import.Topics = []bridge.Topic{{Name: "**", JetStream: &bridge.JetStream{}}}
+	runBridge(t, c, cc)
+	watcher, _ := colugo.Subscribe[int](ctx, c.NewNode("watcher"), "robot/9/log", colugo.WithBuffer(2*n))
+	for i := range n {
+		select {
+		case v := <-watcher:
+			if v != 2000+i {
+				t.Fatalf("site c got %d, want %d (the backlog whole and in order)", v, 2000+i)
+			}
+		case <-time.After(wait):
+			t.Fatalf("site c: %d of %d within %v", i, n, wait)
+		}
+	}
+}
+
+// TestJetStreamImportSpansStreams: an import wider than each export reads
+// every exported stream within it (a control room importing robot/** from
+// robots that each export their own robot/N/*), a site that starts
+// exporting later included; each topic's backlog arrives whole and in
+// order. The log names a failure once, however often it is retried.
+func TestJetStreamImportSpansStreams(t *testing.T) {
+	srv := natsServerJS(t)
+	ctx := t.Context()
+	const n = 40
+	// robotSite runs a site exporting robot/<id>/* to JetStream and
+	// publishes n messages on robot/<id>/pose, stored before it returns.
+	robotSite := func(id int) {
+		site := colugotest.NewNetwork(t)
+		cfg := cfgFor(srv, fmt.Sprint("robot", id))
+		cfg.Export.Topics = []bridge.Topic{{Name: fmt.Sprintf("robot/%d/*", id), JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+		b, _ := runBridge(t, site, cfg)
+		p, _ := colugo.NewPublisher[int](site.NewNode("robot"), fmt.Sprintf("robot/%d/pose", id))
+		if err := p.WaitSubscribers(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := p.Publish(ctx, 1000*id+i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		testwait.Until(t, "the backlog in the stream", func() bool { return b.Stats().Export.Messages == n && b.Stats().Spooled == 0 })
+	}
+	robotSite(1)
+	robotSite(2)
+
+	hq := colugotest.NewNetwork(t)
+	cfg := cfgFor(srv, "hq")
+	cfg.Import.Topics = []bridge.Topic{{Name: "robot/**", JetStream: &bridge.JetStream{}}}
 	var logged logBuffer
-	cc.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-	bc, _ := runBridge(t, c, cc)
-	watcher, _ := colugo.Subscribe[int](ctx, c.NewNode("watcher"), "robot/7/log")
-	testwait.Until(t, "site c's wider import to fail", func() bool { return bc.Stats().JetStreamErrors >= 3 })
-	// The status and the log say why, the log once for all the retries.
-	if e := bc.Stats().JetStreamError; !strings.HasPrefix(e, "import **: stream: ") || !strings.Contains(e, "wider") {
-		t.Errorf("JetStreamError %q, want the wider import named", e)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	viewer := hq.NewNode("viewer")
+	var got []<-chan int
+	for id := 1; id <= 3; id++ {
+		ch, _ := colugo.Subscribe[int](ctx, viewer, fmt.Sprintf("robot/%d/pose", id), colugo.WithBuffer(2*n))
+		got = append(got, ch)
 	}
-	if n := strings.Count(logged.String(), "wider"); n != 1 {
-		t.Errorf("the wider import logged %d times, want once:\n%s", n, logged.String())
+	bh, _ := runBridge(t, hq, cfg)
+	check := func(id int) {
+		t.Helper()
+		for i := range n {
+			select {
+			case v := <-got[id-1]:
+				if v != 1000*id+i {
+					t.Fatalf("robot %d: got %d, want %d (its backlog whole and in order)", id, v, 1000*id+i)
+				}
+			case <-time.After(wait):
+				t.Fatalf("robot %d: %d of %d within %v; hq's bridge %+v", id, i, n, wait, bh.Stats())
+			}
+		}
 	}
-	select {
-	case v := <-watcher:
-		t.Errorf("site c got %d through an import wider than the stream", v)
-	default:
+	check(1)
+	check(2)
+	robotSite(3) // a robot that comes online later
+	check(3)
+	if st := bh.Stats(); st.Import.Messages != 3*n || st.Import.Drops.Duplicate != 0 {
+		t.Errorf("hq's bridge imported %d (%d duplicates), want %d", st.Import.Messages, st.Import.Drops.Duplicate, 3*n)
+	}
+	if strings.Count(logged.String(), "level=WARN") > 1 {
+		t.Errorf("hq's bridge logged a retried failure more than once:\n%s", logged.String())
+	}
+
+	// An import that nothing exports: counted, named in Stats, logged once.
+	lonely := colugotest.NewNetwork(t)
+	cl := cfgFor(srv, "lonely")
+	cl.Import.Topics = []bridge.Topic{{Name: "drone/**", JetStream: &bridge.JetStream{}}}
+	var lonelyLog logBuffer
+	cl.Logger = slog.New(slog.NewTextHandler(&lonelyLog, nil))
+	bl, _ := runBridge(t, lonely, cl)
+	testwait.Until(t, "the missing stream retried", func() bool { return bl.Stats().JetStreamErrors >= 3 })
+	if e := bl.Stats().JetStreamError; !strings.HasPrefix(e, "import drone/**: stream: no stream holds its subjects") {
+		t.Errorf("JetStreamError %q, want the import and the missing stream named", e)
+	}
+	if k := strings.Count(lonelyLog.String(), "no stream holds"); k != 1 {
+		t.Errorf("the missing stream logged %d times, want once:\n%s", k, lonelyLog.String())
 	}
 }
 

@@ -126,30 +126,3 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
-
-func TestSubjectWithin(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want bool
-	}{
-		{"c.t.robot.1.log", "c.t.robot.1.log", true},
-		{"c.t.robot.1.log", "c.t.robot.>", true},
-		{"c.t.robot.*.log", "c.t.robot.>", true},
-		{"c.t.robot.>", "c.t.robot.>", true},
-		{"c.t.robot.1.>", "c.t.robot.>", true},
-		{"c.t.robot.*", "c.t.robot.*", true},
-		{"c.t.robot.1", "c.t.robot.*", true},
-		{"c.t.robot", "c.t.robot.>", false}, // '>' needs a token
-		{"c.t.robot.>", "c.t.robot.1.>", false},
-		{"c.t.robot.>", "c.t.robot.*", false},
-		{"c.t.robot.*", "c.t.robot.1", false},
-		{"c.t.robot.1.log", "c.t.robot.*", false},
-		{"c.t.robot.1", "c.t.robot.*.log", false},
-		{"c.t.robot.2.log", "c.t.robot.1.log", false},
-		{"c.t.robot.1.log", "c.t.robot.*.log", true},
-	} {
-		if got := subjectWithin(tc.a, tc.b); got != tc.want {
-			t.Errorf("subjectWithin(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
