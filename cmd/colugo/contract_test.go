@@ -140,15 +140,15 @@ func TestEmptyGraph(t *testing.T) {
 	dir := t.TempDir()
 	for _, cmd := range []string{"nodes", "topics", "services"} {
 		r := runCLI(t, dir, cmd, "--wait", "100ms")
-		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "colugo "+cmd+": no "+cmd+" found within 100ms") {
+		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "colugo "+cmd+": no "+cmd+" found (discovery local (COLUGO_DISCOVERY), --wait 100ms)") {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q", cmd, r.code, r.stdout, r.stderr)
 		}
 	}
 	// What chose the discovery: the flag, else the variable.
-	if r := runCLI(t, dir, "nodes", "--wait", "100ms", "--discovery", "none"); !strings.Contains(r.stderr, "(--wait; discovery none (--discovery))") {
+	if r := runCLI(t, dir, "nodes", "--wait", "100ms", "--discovery", "none"); !strings.Contains(r.stderr, "(discovery none (--discovery), --wait 100ms)") {
 		t.Errorf("nodes --discovery none: stderr %q", r.stderr)
 	}
-	if r := runCLI(t, dir, "services", "--wait", "100ms"); !strings.Contains(r.stderr, "(--wait; discovery local (COLUGO_DISCOVERY))") {
+	if r := runCLI(t, dir, "services", "--wait", "100ms"); !strings.Contains(r.stderr, "(discovery local (COLUGO_DISCOVERY), --wait 100ms)") {
 		t.Errorf("services: stderr %q", r.stderr)
 	}
 	r := runCLI(t, dir, "doctor", "--listen", "0s", "--wait", "100ms")

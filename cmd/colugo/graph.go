@@ -20,14 +20,14 @@ import (
 	"github.com/colugo-go/colugo/discovery"
 )
 
-// graph starts a node, listens for the discovery window and returns the
+// graph starts a node, waits for discovery (c.discover) and returns the
 // peers it found.
 func (c *cli) graph() ([]colugo.PeerInfo, *colugo.Node, error) {
 	n, err := c.node()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := sleep(c.ctx, c.wait); err != nil {
+	if err := c.discover(n); err != nil {
 		_ = n.Close()
 		return nil, nil, err
 	}
@@ -105,7 +105,7 @@ func runNodes(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	if len(peers) == 0 {
-		fmt.Fprintf(c.stderr, "colugo nodes: no nodes found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
+		fmt.Fprintf(c.stderr, "colugo nodes: no nodes found (discovery %s, --wait %v)\n", c.discoveryName(), c.wait)
 		return nil
 	}
 	// A BRIDGE column when some node is one: its site and link state.
@@ -358,7 +358,7 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 	var rates map[string]float64
 	if c.measure {
 		rates = measureRates(c.ctx, n, c.wait)
-	} else if err := sleep(c.ctx, c.wait); err != nil {
+	} else if err := c.discover(n); err != nil {
 		return err
 	}
 	if err := c.ctx.Err(); err != nil {
@@ -379,7 +379,7 @@ func runTopics(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(c.stderr, "colugo topics: no topics found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
+		fmt.Fprintf(c.stderr, "colugo topics: no topics found (discovery %s, --wait %v)\n", c.discoveryName(), c.wait)
 		return nil
 	}
 	var tb table
@@ -519,7 +519,7 @@ func runServices(c *cli, _ *flag.FlagSet, args []string) error {
 		return nil
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(c.stderr, "colugo services: no services found within %v (--wait; discovery %s)\n", c.wait, c.discoveryName())
+		fmt.Fprintf(c.stderr, "colugo services: no services found (discovery %s, --wait %v)\n", c.discoveryName(), c.wait)
 		return nil
 	}
 	var tb table
@@ -594,14 +594,14 @@ func runDoctor(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	defer n.Close()
 	add("ok", "node", "started %s on router %s, pub %s", n.Name(), n.Endpoint().Router, n.Endpoint().Pub)
-	if err := sleep(c.ctx, c.wait); err != nil {
+	if err := c.discover(n); err != nil {
 		return err
 	}
 	peers := others(n.Peers())
 	if len(peers) == 0 && len(n.SeedSockets()) > 0 {
-		add("info", "peers", "no colugo peer found within %v (--wait); seed nodes only (below)", c.wait)
+		add("info", "peers", "no colugo peer found (--wait %v); seed nodes only (below)", c.wait)
 	} else if len(peers) == 0 {
-		add("warn", "peers", "no peer found within %v (--wait): are nodes running, as the same user, with the same discovery?", c.wait)
+		add("warn", "peers", "no peer found (--wait %v): are nodes running, as the same user, with the same discovery?", c.wait)
 	} else {
 		var ps []string
 		for _, p := range peers {

@@ -211,7 +211,7 @@ func newFlagSet(cmd *command, c *cli, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.seed, "seed", false, "also see and reach nodes of the Python colugo (the seed), found with mDNS on its _colugo._tcp (COLUGO_DISCOVERY or --discovery must include mdns); pub and call then send VALUE's text as the seed does")
 	fs.BoolVar(&c.json, "json", false, "print JSON (one object per line) instead of text")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "the longest to wait for what the command needs (a topic's publisher, a server and its reply); then exit 1")
-	fs.DurationVar(&c.wait, "wait", 500*time.Millisecond, "discovery window: how long to listen for peers before answering")
+	fs.DurationVar(&c.wait, "wait", 500*time.Millisecond, "the longest to wait for discovery before answering (host-local: at once; mDNS: its first 1s browse), and for subscribers (pub, play)")
 	fs.BoolVar(&c.verbose, "v", false, "log the node's lifecycle to stderr")
 	if cmd.flags != nil {
 		cmd.flags(fs, c)
@@ -509,6 +509,22 @@ func (c *cli) discoveryName() string {
 		return v + " (" + colugo.EnvDiscovery + ")"
 	}
 	return "local,mdns (default)"
+}
+
+// discover waits until n has looked once at the whole network
+// (Node.WaitDiscovered), --wait at most: the host-local registry and
+// static seeds answer at once, mDNS after its first browse (1 s), a peer
+// slow to describe itself holds it up to --wait. With --seed it waits the
+// whole --wait: the seed's records have no end to wait for. It returns
+// c.ctx's error only.
+func (c *cli) discover(n *colugo.Node) error {
+	if c.seed {
+		return sleep(c.ctx, c.wait)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.wait)
+	defer cancel()
+	_ = n.WaitDiscovered(ctx) // an error is --wait's end, c.ctx's or the node closing: the caller answers with what it has
+	return c.ctx.Err()
 }
 
 // sleep waits d or until ctx ends.

@@ -73,7 +73,7 @@ func TestDoctorSeed(t *testing.T) {
 		out := doctor()
 		for _, want := range []string{
 			`(?m)^OK +seed +2 seed sockets of 1 seed nodes$`,
-			`(?m)^INFO +peers +no colugo peer found within 2s \(--wait\); seed nodes only \(below\)$`,
+			`(?m)^INFO +peers +no colugo peer found \(--wait 2s\); seed nodes only \(below\)$`,
 			`(?m)^INFO +seed ` + fakeSeedUUID + ` +publishes seed\.topic at 10\.77\.0\.1:45001$`,
 			`(?m)^INFO +seed ` + fakeSeedUUID + ` +serves seed\.echo at 10\.77\.0\.1:45002$`,
 		} {
