@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -172,6 +173,11 @@ type outbox struct {
 	bytes int          // of the messages, referred to or copied
 	priv  int64        // bytes copied for messages counted by the send budget
 	refs  []*sharedBuf // the payloads referred to
+	// grow's: the arrays it moved buf off (segments still point into
+	// them), and those reset kept for it to use again; moved counts the
+	// bytes left in the retired ones, copied into this outbox all the same.
+	retired, free [][]byte
+	moved         int
 }
 
 func (o *outbox) empty() bool { return len(o.buf) == 0 && len(o.segs) == 0 }
@@ -182,16 +188,23 @@ func (o *outbox) empty() bool { return len(o.buf) == 0 && len(o.segs) == 0 }
 // separate parameter so that escape analysis sees that it is not kept and
 // callers can encode it on the stack.
 func (o *outbox) add(pre []byte, p *payloadRef) {
-	o.buf = append(o.buf, pre...)
 	var payload []byte
 	if p != nil {
 		payload = p.b
 	}
+	n := len(payload)
+	refer := n >= refMin || (n >= shareMin && o.moved+len(o.buf)+len(pre)+n > copyBudget)
+	if refer {
+		o.grow(len(pre))
+	} else {
+		o.grow(len(pre) + n)
+	}
+	o.buf = append(o.buf, pre...)
 	counted := p != nil && p.held != nil
 	if counted {
 		o.priv += int64(len(pre))
 	}
-	if n := len(payload); n >= refMin || (n >= shareMin && len(o.buf)+n > copyBudget) {
+	if refer {
 		o.segs = append(o.segs, o.buf[o.mark:len(o.buf):len(o.buf)], p.private())
 		o.mark = len(o.buf)
 		if p.sh == nil {
@@ -206,8 +219,39 @@ func (o *outbox) add(pre []byte, p *payloadRef) {
 		}
 	}
 	o.msgs++
-	o.bytes += len(pre) + len(payload)
+	o.bytes += len(pre) + n
 }
+
+// grow makes room for n more bytes in buf when segments refer to its
+// start: only buf[mark:] moves, to an array of free or a new one at least
+// as large as buf's, as the segments keep the old one. (append would copy
+// all of buf, again at every growth, into an array past keepOutbox that
+// reset drops: a flood past copyBudget regrew it from nothing at each
+// batch, a third more copying than its payloads'.)
+func (o *outbox) grow(n int) {
+	if o.mark == 0 || cap(o.buf)-len(o.buf) >= n {
+		return
+	}
+	tail := o.buf[o.mark:]
+	need := len(tail) + n
+	var nb []byte
+	for len(o.free) > 0 && nb == nil {
+		f := o.free[len(o.free)-1]
+		o.free = o.free[:len(o.free)-1]
+		if cap(f) >= need {
+			nb = f[:0]
+		}
+	}
+	if nb == nil {
+		nb = make([]byte, 0, max(2*need, cap(o.buf), outboxGrowMin))
+	}
+	o.retired = append(o.retired, o.buf[:0])
+	o.moved += o.mark
+	o.buf, o.mark = append(nb, tail...), 0
+}
+
+// outboxGrowMin is the least a new array of grow's holds.
+const outboxGrowMin = 64 << 10
 
 // writeTo writes everything out, blocking: a batch of up to writeChunk
 // bytes in one call, a larger one in chunks of writeChunk bytes, calling
@@ -300,11 +344,28 @@ func (c *conn) roomMadeLocked() {
 
 // reset empties o for reuse, dropping references to written payloads.
 func (o *outbox) reset() {
-	if cap(o.buf) > keepOutbox {
-		o.buf = nil
-	} else {
-		o.buf = o.buf[:0]
+	// The largest array goes on as buf (the first of a batch past
+	// copyBudget holds its copied payloads, which the next batch copies
+	// again), the others to free for grow, keepOutbox in all at most.
+	arrays := append(append(o.retired, o.free...), o.buf[:0])
+	slices.SortFunc(arrays, func(a, b []byte) int { return cap(b) - cap(a) })
+	o.buf = nil
+	clear(o.free)
+	o.free = o.free[:0]
+	kept := 0
+	for _, a := range arrays {
+		if cap(a) == 0 || kept+cap(a) > keepOutbox {
+			continue
+		}
+		kept += cap(a)
+		if o.buf == nil {
+			o.buf = a
+		} else {
+			o.free = append(o.free, a)
+		}
 	}
+	clear(arrays)
+	o.retired = arrays[:0]
 	clear(o.segs[:cap(o.segs)])
 	o.segs = o.segs[:0]
 	for _, s := range o.refs {
@@ -312,7 +373,7 @@ func (o *outbox) reset() {
 	}
 	clear(o.refs)
 	o.refs = o.refs[:0]
-	o.mark, o.msgs, o.bytes, o.priv = 0, 0, 0, 0
+	o.mark, o.moved, o.msgs, o.bytes, o.priv = 0, 0, 0, 0, 0
 }
 
 // directWriter makes one non-blocking write and returns how much of b the

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +92,69 @@ func TestOutboxFrames(t *testing.T) {
 	}
 	if out.buf.Len() != 0 {
 		t.Fatalf("%d bytes left over", out.buf.Len())
+	}
+}
+
+// TestOutboxFlood: batches past copyBudget, most of their payloads
+// referred to, come out byte for byte as added, and the outbox keeps its
+// large array (and no more than keepOutbox) between them, so that a flood
+// does not regrow it from nothing at every batch (it did: the headers past
+// copyBudget pushed it over keepOutbox, and reset dropped it).
+func TestOutboxFlood(t *testing.T) {
+	const (
+		size  = 1 << 10
+		count = 16 << 10 // 16 MiB a batch: its headers alone take buf past keepOutbox
+	)
+	var o outbox
+	payload := make([]byte, size)
+	var want bytes.Buffer
+	var out sink
+	var ms runtime.MemStats
+	for batch := range 3 {
+		want.Reset()
+		out.buf.Reset()
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		for i := range count {
+			binary.BigEndian.PutUint64(payload, uint64(batch*count+i))
+			// A publish's header as a bridge sends it: some 100 bytes.
+			h := wire.Header{Codec: "json", Type: "[]uint8", Sender: "3f9a1c2e7b6d4a50", Seq: uint64(i), SendTime: time.Now().UnixNano(),
+				Ext: "colugo.bridge.origin=lab 3f9a1c2e7b6d4a51"}
+			var scratch [128]byte
+			pre := appendPrefix(scratch[:0], "robot/pose", &h, transport.KindPublish, size, true)
+			if i == 0 && batch == 0 {
+				t.Logf("headers of %d bytes", len(pre))
+			}
+			want.Write(pre)
+			want.Write(payload)
+			o.add(pre, &payloadRef{b: payload}) // referred ones are copied (private) as added: payload may change
+		}
+		runtime.ReadMemStats(&ms)
+		allocated := ms.TotalAlloc - before
+		if err := o.writeTo(&out, nil, new(net.Buffers), new(net.Buffers)); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.buf.Bytes(), want.Bytes()) {
+			t.Fatalf("batch %d: %d bytes written differ from the %d added", batch, out.buf.Len(), want.Len())
+		}
+		refs := len(o.refs)
+		if copied := count - refs; copied > copyBudget/size {
+			t.Fatalf("batch %d: %d payloads copied, past copyBudget (%d)", batch, copied, copyBudget/size)
+		}
+		o.reset()
+		kept := cap(o.buf)
+		for _, f := range o.free {
+			kept += cap(f)
+		}
+		if kept > keepOutbox || cap(o.buf) < copyBudget {
+			t.Fatalf("batch %d: reset kept %d bytes, buf %d: want at most %d, buf at least %d", batch, kept, cap(o.buf), keepOutbox, copyBudget)
+		}
+		// Beyond the private copies of the payloads referred to: a few
+		// arrays and the segments' and refs' slices (at the first batch,
+		// buf's growth too).
+		if extra := int64(allocated) - int64(refs*size); batch > 0 && extra > 4<<20 {
+			t.Errorf("batch %d: %d MiB allocated beyond the %d private copies, want at most 4", batch, extra>>20, refs)
+		}
 	}
 }
 
