@@ -16,6 +16,7 @@ import (
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/internal/testkit"
+	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport/inproc"
 	"github.com/colugo-go/colugo/transport/zmq"
 )
@@ -602,4 +603,81 @@ func zmqFlowNode(t *testing.T, dir, name string, opts []colugo.NodeOption, tro .
 	}
 	t.Cleanup(func() { _ = n.Close() })
 	return n
+}
+
+// TestQueueBudget: subscriptions sharing a QueueBudget hold no more than
+// it together (plus one value each), each dropping its own oldest at the
+// bound, and give it all back as they drain and end; a budget below one
+// byte is refused.
+func TestQueueBudget(t *testing.T) {
+	const size, topics, each = 64, 3, 40
+	entry := size + colugo.QueueEntryOverhead
+	n := colugotest.NewNode(t, "n")
+	budget := colugo.NewQueueBudget(10 * entry)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var chans []<-chan []byte
+	var pubs []*colugo.Publisher[[]byte]
+	for i := range topics {
+		name := fmt.Sprint("t", i)
+		// Each queue alone could hold every value: the budget is the bound.
+		ch, err := colugo.Subscribe[[]byte](ctx, n, name, colugo.WithCodec(codec.Raw{}), colugo.WithBuffer(1),
+			colugo.WithQueueBytes(each*entry), colugo.WithQueueBudget(budget))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := colugo.NewPublisher[[]byte](n, name, colugo.WithCodec(codec.Raw{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chans, pubs = append(chans, ch), append(pubs, pub)
+	}
+	maxUsed := 0
+	for i := range each {
+		for _, p := range pubs {
+			if err := p.Publish(ctx, testkit.Numbered(i, size)); err != nil {
+				t.Fatal(err)
+			}
+			maxUsed = max(maxUsed, budget.Used())
+		}
+	}
+	if limit := budget.Max() + topics*entry; maxUsed > limit {
+		t.Fatalf("the queues held %d bytes together, want at most %d (the budget and one value each)", maxUsed, limit)
+	}
+	var dropped uint64
+	for i := range topics {
+		dropped += n.Stats().Topics[fmt.Sprint("t", i)].Dropped
+	}
+	if dropped == 0 {
+		t.Fatal("nothing dropped at the budget")
+	}
+	for i, ch := range chans {
+		// In order, up to the newest (DropOldest: the newest stay).
+		for last := -1; last != each-1; {
+			seq := int(binary.BigEndian.Uint32(colugotest.Next(t, ch, wait)))
+			if seq <= last {
+				t.Fatalf("topic %d: %d after %d", i, seq, last)
+			}
+			last = seq
+		}
+	}
+	// The feeder lets go of a value's bytes just after handing it over.
+	testwait.Until(t, "drained queues to give the budget back", func() bool { return budget.Used() == 0 })
+	// Ending subscriptions with values queued gives their bytes back.
+	for _, p := range pubs {
+		for i := range 5 {
+			_ = p.Publish(ctx, testkit.Numbered(i, size))
+		}
+	}
+	if budget.Used() == 0 {
+		t.Fatal("nothing queued")
+	}
+	cancel()
+	testwait.Until(t, "the budget given back", func() bool { return budget.Used() == 0 })
+
+	for _, b := range []*colugo.QueueBudget{nil, colugo.NewQueueBudget(0)} {
+		if _, err := colugo.Subscribe[int](t.Context(), n, "x", colugo.WithQueueBudget(b)); !errors.Is(err, colugo.ErrInvalidOption) {
+			t.Errorf("WithQueueBudget(%v): %v, want ErrInvalidOption", b, err)
+		}
+	}
 }

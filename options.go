@@ -154,6 +154,8 @@ type subConfig struct {
 	topicConfig
 	buffer     int
 	queueBytes int
+	budget     *QueueBudget // WithQueueBudget
+	budgetSet  bool         // WithQueueBudget was given, nil or not
 	policy     DropPolicy
 	anyCodec   bool
 }

@@ -39,6 +39,7 @@ func TestOptionStrings(t *testing.T) {
 		"WithMaxHandlers":    {WithMaxHandlers(8), "WithMaxHandlers(8)"},
 		"WithBuffer":         {WithBuffer(8), "WithBuffer(8)"},
 		"WithQueueBytes":     {WithQueueBytes(1 << 20), "WithQueueBytes(1048576)"},
+		"WithQueueBudget":    {WithQueueBudget(NewQueueBudget(1 << 20)), "WithQueueBudget(NewQueueBudget(1048576))"},
 		"WithBackPressure":   {WithBackPressure(time.Second), "WithBackPressure(1s)"},
 		"WithDropPolicy":     {WithDropPolicy(Block(2 * time.Second)), "WithDropPolicy(Block(2s))"},
 		"WithZeroCopy":       {WithZeroCopy(), "WithZeroCopy()"},

@@ -202,6 +202,9 @@ func newSub[T, V any](ctx context.Context, node *Node, name string, opts []Subsc
 	if cfg.codec == nil || cfg.buffer < 1 || cfg.queueBytes < 0 || (cfg.policy.kind == dropBlock && cfg.policy.block <= 0) {
 		return nil, nil, fmt.Errorf("%w: subscription needs a codec, a buffer of at least 1, a queue bound of at least 0 and a positive Block duration", ErrInvalidOption)
 	}
+	if cfg.budgetSet && (cfg.budget == nil || cfg.budget.max < 1) {
+		return nil, nil, fmt.Errorf("%w: WithQueueBudget needs a budget of at least 1 byte (NewQueueBudget)", ErrInvalidOption)
+	}
 	if cfg.history < 0 {
 		return nil, nil, fmt.Errorf("%w: WithHistory takes 0 to %d", ErrInvalidOption, MaxHistory)
 	}
@@ -226,7 +229,7 @@ func newSub[T, V any](ctx context.Context, node *Node, name string, opts []Subsc
 		s.hist = &subHistory{depth: cfg.history, holdMax: min(max(cfg.queueBytes, 1<<20), maxHoldBytes), start: time.Now().UnixNano(),
 			pubs: make(map[string]*pubHistory)}
 	}
-	k := &chanSink[V]{s: s, ch: make(chan V, cfg.buffer), max: cfg.queueBytes, wake: make(chan struct{}, 1)}
+	k := &chanSink[V]{s: s, ch: make(chan V, cfg.buffer), max: cfg.queueBytes, budget: cfg.budget, wake: make(chan struct{}, 1)}
 	// scratch is decoded into under k.mu and copied out, so a delivery
 	// costs no allocation of its own beyond what the codec makes. (A Raw
 	// []byte takes an exclusive payload as it is: rawValue.)
@@ -258,6 +261,7 @@ type chanSink[V any] struct {
 	s      *subCore
 	ch     chan V
 	max    int                                                   // queue bound in bytes; 0: no queue
+	budget *QueueBudget                                          // shared with other subscriptions' queues, or nil
 	decode func(m *transport.Message, exclusive bool) (V, error) // under mu
 	wake   chan struct{}                                         // tells the feeder the queue is no longer empty
 
@@ -312,7 +316,7 @@ func (k *chanSink[V]) offer(m *transport.Message, exclusive, local bool, w pubWa
 	// A value larger than the whole bound still goes into an empty queue
 	// (the value being handed to the channel counts in bytes, not in n).
 room:
-	for k.bytes > 0 && k.bytes+size > k.max {
+	for k.bytes > 0 && (k.bytes+size > k.max || k.budget.over(size)) {
 		switch k.s.policy.kind {
 		case dropOldest:
 			if k.n == 0 {
@@ -320,6 +324,7 @@ room:
 			}
 			_, size := k.pop()
 			k.bytes -= size
+			k.budget.add(-size)
 			dropped++
 		case dropNewest:
 			return 1, nil
@@ -440,6 +445,7 @@ func (k *chanSink[V]) push(v V, size int) {
 	k.ring[(k.head+k.n)&(len(k.ring)-1)] = entry[V]{v, size}
 	k.n++
 	k.bytes += size
+	k.budget.add(size)
 }
 
 // pop takes the queue's head; its bytes stay counted until the caller
@@ -485,6 +491,7 @@ func (k *chanSink[V]) feed() {
 		}
 		k.mu.Lock()
 		k.bytes -= size
+		k.budget.add(-size)
 		if k.room != nil {
 			close(k.room)
 			k.room = nil
@@ -496,6 +503,7 @@ func (k *chanSink[V]) shut() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.closed = true
+	k.budget.add(-k.bytes)
 	k.ring, k.n, k.bytes = nil, 0, 0
 	close(k.ch)
 }
