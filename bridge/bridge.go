@@ -32,8 +32,9 @@ type Bridge struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream // nil unless an entry has JetStream
 
-	st   counters
-	link atomic.Pointer[linkInfo] // nil until New has read it once
+	st     counters
+	queued *colugo.QueueBudget      // the exported topics' queues', together
+	link   atomic.Pointer[linkInfo] // nil until New has read it once
 	// The JetStream exports' own connection and its publisher (see
 	// jsexport.go); nil without JetStream exports.
 	jsnc  *nats.Conn
@@ -99,7 +100,7 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{
-		node: node, cfg: cfg, id: node.ID(),
+		node: node, cfg: cfg, id: node.ID(), queued: colugo.NewQueueBudget(cfg.QueueBudget),
 		inflightExp: make(chan struct{}, cfg.MaxInflight),
 		inflightImp: make(chan struct{}, cfg.MaxInflight),
 		exported:    map[string]bool{},
@@ -426,9 +427,13 @@ type Stats struct {
 	JetStreamError  string `json:"jetstream_error,omitempty"`
 	// Spooled is the number of exported JetStream messages held until
 	// their stream acks them (sent, or waiting to be: JetStream.Spool).
-	Spooled uint64    `json:"spooled"`
-	Export  Direction `json:"export"` // from the local network to NATS
-	Import  Direction `json:"import"` // from NATS to the local network
+	Spooled uint64 `json:"spooled"`
+	// Queued is the bytes the exported topics' local queues hold now,
+	// waiting for NATS publishing (QueueBudget: at most that, plus one
+	// message per topic).
+	Queued uint64    `json:"queued"`
+	Export Direction `json:"export"` // from the local network to NATS
+	Import Direction `json:"import"` // from NATS to the local network
 }
 
 // Direction counts one direction's traffic.
@@ -480,7 +485,7 @@ func (d *dirCounters) snapshot() Direction {
 // also after Close.
 func (b *Bridge) Stats() Stats {
 	s := Stats{Reconnects: b.st.reconnects.Load(), Disconnects: b.st.disconnects.Load(), JetStreamErrors: b.st.streamErrors.Load(),
-		Spooled: uint64(max(b.st.spooled.Load(), 0)), Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
+		Spooled: uint64(max(b.st.spooled.Load(), 0)), Queued: uint64(b.queued.Used()), Export: b.st.exp.snapshot(), Import: b.st.imp.snapshot()}
 	if e := b.st.lastStreamError.Load(); e != nil {
 		s.JetStreamError = *e
 	}

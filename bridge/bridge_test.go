@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -695,6 +696,67 @@ func TestQueueDrops(t *testing.T) {
 		t.Errorf("queue drops %d, the node's subscription dropped %d", st.Export.Drops.Queue, dropped)
 	}
 	t.Logf("%+v", ba.Stats().Export)
+}
+
+// TestQueueBudget: the exported topics' queues share QueueBudget: a burst
+// on several topics that each queue alone would hold (QueueBytes) is cut
+// to the budget, each message sent or counted, and Stats().Queued stays
+// within the budget plus one message per topic.
+func TestQueueBudget(t *testing.T) {
+	srv := natsServer(t, 0)
+	a := colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.QueueBytes = 64 << 20 // a whole burst per topic
+	ca.QueueBudget = 1       // one message per topic, together
+	ca.Export.Topics = []bridge.Topic{{Name: "burst/*"}}
+	ba, _ := runBridge(t, a, ca)
+	robot := a.NewNode("robot")
+	const topics, n, size = 3, 5000, 1024
+	var pubs []*colugo.Publisher[[]byte]
+	for i := range topics {
+		pub, _ := colugo.NewPublisher[[]byte](robot, fmt.Sprint("burst/", i), colugo.WithCodec(codec.Raw{}))
+		wctx, cancel := context.WithTimeout(t.Context(), wait)
+		err := pub.WaitSubscribers(wctx, 1) // site a's bridge
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubs = append(pubs, pub)
+	}
+	payload := make([]byte, size)
+	var wg sync.WaitGroup
+	for _, pub := range pubs {
+		wg.Go(func() {
+			for range n {
+				_ = pub.Publish(t.Context(), payload)
+			}
+		})
+	}
+	var maxQueued uint64
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for busy := true; busy; {
+		select {
+		case <-done:
+			busy = false
+		default:
+			maxQueued = max(maxQueued, ba.Stats().Queued)
+			runtime.Gosched()
+		}
+	}
+	testwait.Until(t, "every message sent or counted", func() bool {
+		st := ba.Stats()
+		return st.Export.Messages+st.Export.Drops.Queue == topics*n
+	})
+	st := ba.Stats()
+	t.Logf("sent %d, dropped %d, at most %d bytes queued", st.Export.Messages, st.Export.Drops.Queue, maxQueued)
+	if st.Export.Drops.Queue == 0 {
+		t.Error("nothing dropped at the budget")
+	}
+	if limit := uint64(1 + topics*(size+colugo.QueueEntryOverhead)); maxQueued > limit {
+		t.Errorf("%d bytes queued, want at most %d", maxQueued, limit)
+	}
+	testwait.Until(t, "the queues drained", func() bool { return ba.Stats().Queued == 0 })
 }
 
 // TestMetadataPerMessage: each exported message carries its own metadata,

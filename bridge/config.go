@@ -43,6 +43,12 @@ type Config struct {
 	// publishing lags behind the site; past it the oldest are dropped
 	// (Stats: Queue). Default: 4 MiB.
 	QueueBytes int `yaml:"queue_bytes" toml:"queue_bytes"`
+	// QueueBudget bounds those queues all together (colugo.WithQueueBudget),
+	// so that a pattern export of many topics holds no more than this
+	// while NATS lags: at the budget each topic drops its own oldest
+	// (Stats: Queue), and a topic whose queue is empty still queues one
+	// message. Default: 64 MiB.
+	QueueBudget int `yaml:"queue_budget" toml:"queue_budget"`
 	// MaxInflight bounds the requests the bridge forwards at once in each
 	// direction; further ones are refused with CodeUnavailable. Default: 256.
 	MaxInflight int `yaml:"max_inflight" toml:"max_inflight"`
@@ -232,6 +238,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = 4 << 20
+	}
+	if c.QueueBudget <= 0 {
+		c.QueueBudget = 64 << 20
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 256

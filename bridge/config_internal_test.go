@@ -19,6 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"Root", c.Root, "colugo"},
 		{"MaxImportTopics", c.MaxImportTopics, 1024},
 		{"QueueBytes", c.QueueBytes, 4 << 20},
+		{"QueueBudget", c.QueueBudget, 64 << 20},
 		{"MaxInflight", c.MaxInflight, 256},
 		{"NATS.ReconnectBuffer", c.NATS.ReconnectBuffer, 8 << 20},
 		{"NATS.ReconnectWait", c.NATS.ReconnectWait, time.Second},

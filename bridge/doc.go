@@ -81,7 +81,10 @@
 //
 // The bridge reconnects for ever. While NATS is unreachable the site runs
 // on unaffected: what goes to NATS is held up to NATS.ReconnectBuffer bytes,
-// then dropped and counted (Stats: Drops.Link), imported services fail at
+// then dropped and counted (Stats: Drops.Link); what waits for publishing
+// meanwhile waits in the exported topics' queues, QueueBytes each and
+// QueueBudget together (their oldest dropped past them, Stats: Queue),
+// however many topics a pattern export matches; imported services fail at
 // their callers' deadlines, and Stats says the link is down. When the link
 // returns, subscriptions are restored and traffic resumes by itself.
 //

@@ -179,7 +179,7 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	// A bounded queue: when NATS is slower than the site, the subscription
 	// drops its oldest (Stats: Queue) instead of growing.
 	subj := subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name))
-	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes),
+	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes), colugo.WithQueueBudget(b.queued),
 		colugo.WithRelay(colugo.Relay{Via: "nats", Name: subj})) // $describe: exported, on subj
 	if err != nil {
 		return err

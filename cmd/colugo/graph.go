@@ -162,6 +162,7 @@ type bridgeStatus struct {
 		JetStreamErrors uint64          `json:"jetstream_errors"`
 		JetStreamError  string          `json:"jetstream_error"`
 		Spooled         uint64          `json:"spooled"`
+		Queued          uint64          `json:"queued"`
 		Export          bridgeDirection `json:"export"`
 		Import          bridgeDirection `json:"import"`
 	} `json:"stats"`
@@ -707,6 +708,9 @@ func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...an
 		if b.Stats.JetStreamError != "" {
 			add("warn", area, "last JetStream failure: %s", b.Stats.JetStreamError)
 		}
+	}
+	if b.Stats.Queued > 0 {
+		add("info", area, "%.1f KiB queued for export, waiting for NATS", float64(b.Stats.Queued)/1024)
 	}
 	if b.Stats.Spooled > 0 {
 		add("info", area, "%d JetStream messages held until their stream has them (spool)", b.Stats.Spooled)
