@@ -34,6 +34,7 @@ type Bridge struct {
 
 	st     counters
 	queued *colugo.QueueBudget      // the exported topics' queues', together
+	dialer *abortDialer             // of nc and jsnc
 	link   atomic.Pointer[linkInfo] // nil until New has read it once
 	// The JetStream exports' own connection and its publisher (see
 	// jsexport.go); nil without JetStream exports.
@@ -100,7 +101,7 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{
-		node: node, cfg: cfg, id: node.ID(), queued: colugo.NewQueueBudget(cfg.QueueBudget),
+		node: node, cfg: cfg, id: node.ID(), queued: colugo.NewQueueBudget(cfg.QueueBudget), dialer: newAbortDialer(),
 		inflightExp: make(chan struct{}, cfg.MaxInflight),
 		inflightImp: make(chan struct{}, cfg.MaxInflight),
 		exported:    map[string]bool{},
@@ -110,6 +111,7 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 	opts := []nats.Option{
 		nats.Name("colugo-bridge " + cfg.Site + " " + b.id),
 		nats.IgnoreDiscoveredServers(), // only the configured servers, never a gossiped address
+		nats.SetCustomDialer(b.dialer), // so that a stopping bridge need not wait out a silent link
 		nats.NoEcho(),                  // its own publishes never come back to it
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -235,7 +237,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		<-rctx.Done()
 	}
 	b.cancel()
+	abort := time.AfterFunc(b.stopWait(), b.dialer.abort)
 	b.stop()
+	abort.Stop()
 	if err == nil {
 		err = ctx.Err()
 	}
@@ -321,8 +325,12 @@ func (b *Bridge) goRun(f func()) bool {
 }
 
 // Close stops Run (waiting until it has undone everything) and closes the
-// NATS connection. The node is the caller's to close, after. Close is
-// idempotent and safe to call concurrently.
+// NATS connection. On a link gone silent, where every write blocks, it
+// gives up on the writes after 1 s, 3 s with JetStream exports (what was
+// not written is lost, as on a cut), rather than wait NATS.WriteTimeout
+// for each. The node is the
+// caller's to close, after. Close is idempotent and safe to call
+// concurrently.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
 	b.closed = true
@@ -332,9 +340,11 @@ func (b *Bridge) Close() error {
 		cancel()
 		<-done
 	}
-	_ = b.node.SetStatus(StatusName, nil) // no longer a bridge
+	_ = b.node.SetStatus(StatusName, nil)                 // no longer a bridge
+	abort := time.AfterFunc(b.stopWait(), b.dialer.abort) // the last flushes, on a silent link
 	b.nc.Close()
 	b.closeJS()
+	abort.Stop()
 	b.setLink(LinkClosed, "")
 	return nil
 }

@@ -362,3 +362,51 @@ func TestLinkStall(t *testing.T) {
 		t.Errorf("recovery: topic %v, request %v; want both within %v", topicBack, reqBack, recoverWithin)
 	}
 }
+
+// TestCloseOnSilentLink: a bridge closed while its link is silent and its
+// writes blocked (a radio gone out of range mid-burst) returns within a
+// few seconds, not after NATS.WriteTimeout for each write its shutdown
+// makes (unsubscribes, the final flush), and leaves no goroutine behind.
+func TestCloseOnSilentLink(t *testing.T) {
+	srv := natsServer(t, 0)
+	px := newCutProxy(t, srv.Addr().String())
+	a := colugotest.NewNetwork(t)
+	ca := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{px.URL()},
+		WriteTimeout: time.Minute, PingInterval: time.Minute}} // neither ends the wait
+	ca.Export = bridge.Lists{Topics: []bridge.Topic{{Name: "scan"}}}
+	node := a.NewNode("bridge-a")
+	ba, err := bridge.New(node, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- ba.Run(context.Background()) }()
+	ctx := t.Context()
+	pub, _ := colugo.NewPublisher[[]byte](a.NewNode("robot"), "scan")
+	if err := pub.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "the link up", func() bool { return ba.Stats().Link == bridge.LinkUp })
+	px.Stall()
+	// Scans until the bridge's writes block: its queue then fills.
+	scan := make([]byte, 64<<10)
+	testwait.Until(t, "the bridge's writes blocked", func() bool {
+		for range 16 {
+			_ = pub.Publish(ctx, scan)
+		}
+		return ba.Stats().Queued > 1<<20
+	})
+	start := time.Now()
+	if err := ba.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Close took %v on a silent link; want a few seconds", took)
+	} else {
+		t.Logf("Close took %v", took)
+	}
+	if err := <-ran; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	px.Restore()
+}
