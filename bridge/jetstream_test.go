@@ -22,22 +22,7 @@ import (
 // a temporary directory) on 127.0.0.1, advertising nothing.
 func natsServerJS(t testing.TB) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(),
-		Cluster:               server.ClusterOpts{NoAdvertise: true},
-		LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
-		DisableShortFirstPing: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(wait) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return startNATS(t, &server.Options{JetStream: true, StoreDir: t.TempDir()})
 }
 
 // TestJetStreamCatchUp: the links are cut (proxies as in TestLinkCut)

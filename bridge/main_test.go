@@ -37,12 +37,19 @@ func natsServer(t testing.TB, port int) *server.Server {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
-		Cluster:               server.ClusterOpts{NoAdvertise: true},
-		LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
-		DisableShortFirstPing: true,
-	})
+	return startNATS(t, &server.Options{Port: port})
+}
+
+// startNATS starts an embedded NATS server with o on 127.0.0.1, logging
+// nothing and advertising nothing, stopped when the test ends.
+func startNATS(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	o.Host, o.NoLog, o.NoSigs, o.DisableShortFirstPing = "127.0.0.1", true, true, true
+	o.Cluster.NoAdvertise, o.LeafNode.NoAdvertise = true, true
+	if o.Port == 0 {
+		o.Port = server.RANDOM_PORT
+	}
+	s, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}

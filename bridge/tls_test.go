@@ -37,21 +37,11 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		Cluster: server.ClusterOpts{NoAdvertise: true}, LeafNode: server.LeafNodeOpts{NoAdvertise: true},
+	s := startNATS(t, &server.Options{
 		TLS: true, TLSVerify: true, TLSTimeout: 2,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
 			MinVersion: tls.VersionTLS12},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(wait) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 
 	cfg := func(site string) bridge.Config {
 		return bridge.Config{Site: site, NATS: bridge.NATS{URLs: []string{"tls://" + s.Addr().String()},
