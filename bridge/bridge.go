@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -404,10 +405,27 @@ func (b *Bridge) sync(ctx context.Context) {
 // retry loop would log every round).
 func (b *Bridge) jsFailed(what string, err error) {
 	b.st.streamErrors.Add(1)
-	msg := what + ": " + err.Error()
+	msg := clip(what+": "+err.Error(), maxErrorText)
 	if prev := b.st.lastStreamError.Swap(&msg); prev == nil || *prev != msg {
 		b.cfg.Logger.Warn("bridge: JetStream: "+what+" failed; retrying", slog.Any("error", err))
 	}
+}
+
+// maxErrorText bounds the error Stats keeps: its text may come from the
+// NATS server, and it goes into the node's $describe.
+const maxErrorText = 512
+
+// clip returns s cut to at most n bytes, on a rune boundary, marked "…"
+// when cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // LinkState is the state of a bridge's NATS connection.

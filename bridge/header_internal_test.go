@@ -2,9 +2,12 @@ package bridge
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"maps"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 
@@ -86,5 +89,20 @@ func TestValidMetadata(t *testing.T) {
 	ok := colugo.Metadata{"traceparent": "00-x", strings.Repeat("k", colugo.MaxMetadataKey): strings.Repeat("v", colugo.MaxMetadataValue)}
 	if !validMetadata(ok) {
 		t.Errorf("validMetadata refuses %v", ok)
+	}
+}
+
+// TestJetStreamErrorClipped: the last JetStream error Stats keeps (text a
+// NATS server may send, bound for $describe) is cut to maxErrorText on a
+// rune boundary.
+func TestJetStreamErrorClipped(t *testing.T) {
+	b := &Bridge{cfg: Config{Logger: slog.New(slog.DiscardHandler)}}
+	b.jsFailed("import **: stream", errors.New(strings.Repeat("é", 100<<10)))
+	got := *b.st.lastStreamError.Load()
+	if len(got) > maxErrorText || !utf8.ValidString(got) || !strings.HasPrefix(got, "import **: stream: éé") || !strings.HasSuffix(got, "…") {
+		t.Errorf("kept %d bytes (valid UTF-8 %v): %.40q…", len(got), utf8.ValidString(got), got)
+	}
+	if clip("short", 10) != "short" {
+		t.Error("clip cut a short string")
 	}
 }
