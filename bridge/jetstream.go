@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"hash/fnv"
 	"slices"
@@ -143,6 +144,12 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 			b.jsFailed("import "+r.Name+": stream", err) // the exporters have not made theirs yet, or the link is down
 		}
 		for _, name := range names {
+			if !reading[name] && len(reading) >= maxImportStreams {
+				// A flood of streams on the account (made by anyone who
+				// may) must not start a consumer and a goroutine each.
+				b.jsFailed("import "+r.Name+": stream "+name, errTooManyStreams)
+				break
+			}
 			if !reading[name] {
 				reading[name] = true
 				wg.Go(func() {
@@ -167,6 +174,12 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 // streamRescan is how often an import entry looks for streams it does not
 // read yet.
 const streamRescan = 2 * time.Second
+
+// maxImportStreams bounds the streams one import entry reads at once.
+const maxImportStreams = 256
+
+// errTooManyStreams: an import's subjects are in more streams than it reads.
+var errTooManyStreams = fmt.Errorf("more than %d streams hold its subjects: the others are not read", maxImportStreams)
 
 // errNoStream: no stream holds any of an import's subjects yet.
 var errNoStream = errors.New("no stream holds its subjects yet (the exporting bridge has not made it, or exports no such pattern)")

@@ -536,3 +536,43 @@ func (l *logBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
+
+// TestJetStreamImportStreamFlood: streams made on the account by anyone
+// who may, each holding a subject of an import's, are read up to a bound
+// (a consumer and a goroutine each): the rest are counted and named.
+func TestJetStreamImportStreamFlood(t *testing.T) {
+	srv := natsServerJS(t)
+	ctx := t.Context()
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const streams = 300
+	for i := range streams {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: fmt.Sprint("flood", i), Subjects: []string{fmt.Sprintf("colugo.t.f.%d", i)},
+			Storage: jetstream.MemoryStorage, MaxMsgs: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := cfgFor(srv, "hq")
+	cfg.Import.Topics = []bridge.Topic{{Name: "f/*", JetStream: &bridge.JetStream{}}}
+	bh, _ := runBridge(t, colugotest.NewNetwork(t), cfg)
+	testwait.Until(t, "the flood named", func() bool { return strings.Contains(bh.Stats().JetStreamError, "more than 256 streams") })
+	consumers := func() int {
+		n := 0
+		for name := range js.StreamNames(ctx).Name() {
+			st, err := js.Stream(ctx, name)
+			if err == nil {
+				n += st.CachedInfo().State.Consumers
+			}
+		}
+		return n
+	}
+	testwait.Until(t, "256 consumers", func() bool { return consumers() >= 256 })
+	// A later look for streams reads no more of them either.
+	seen := bh.Stats().JetStreamErrors
+	testwait.Until(t, "another look for streams", func() bool { return bh.Stats().JetStreamErrors > seen })
+	if n := consumers(); n != 256 {
+		t.Errorf("%d consumers for the import, want 256", n)
+	}
+}
