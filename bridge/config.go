@@ -134,8 +134,9 @@ type Topic struct {
 	// topic or pattern: it reads every exported stream that holds some of
 	// its topics (the export of the same pattern, of a wider one, or the
 	// exports of narrower ones: robot/** reads robot/1/* and robot/2/*),
-	// each through a consumer of its own, and looks for new ones every
-	// 2 s. Until one exists it delivers nothing (Stats: JetStreamErrors).
+	// each through a consumer of its own (256 streams at most), and looks
+	// for new ones every 2 s. Until one exists it delivers nothing (Stats:
+	// JetStreamErrors).
 	JetStream *JetStream `yaml:"jetstream" toml:"jetstream"`
 }
 

@@ -107,7 +107,7 @@
 // copy of a message sent twice. An importing bridge reads each stream
 // that holds some of its entry's subjects (the export's of the same
 // pattern, of a wider one, or the exports of narrower ones, several sites'
-// perhaps; it looks for new ones every 2 s) through a durable consumer
+// perhaps, 256 at most; it looks for new ones every 2 s) through a durable consumer
 // named after its site, the stream and, unless it is the stream of its
 // own pattern, its own subjects (the bridges of one site share it),
 // acking each message once published on the site, so
