@@ -53,6 +53,8 @@ type Bridge struct {
 	runDone  chan struct{}
 	wg       sync.WaitGroup                  // goroutines Run started
 	exported map[string]bool                 // topics with an export subscription
+	matched  int                             // of those, pattern entries' (MaxExportTopics)
+	refused  map[string]bool                 // pattern matches past MaxExportTopics, maxRefused at most
 	expSvc   map[string][]*nats.Subscription // exported services' queue subscriptions
 	pubs     map[pubKey]*colugo.Publisher[[]byte]
 	servers  []*colugo.Server
@@ -106,6 +108,7 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		inflightExp: make(chan struct{}, cfg.MaxInflight),
 		inflightImp: make(chan struct{}, cfg.MaxInflight),
 		exported:    map[string]bool{},
+		refused:     map[string]bool{},
 		expSvc:      map[string][]*nats.Subscription{},
 		pubs:        map[pubKey]*colugo.Publisher[[]byte]{},
 	}
@@ -459,9 +462,13 @@ type Stats struct {
 	// Queued is the bytes the exported topics' local queues hold now,
 	// waiting for NATS publishing (QueueBudget: at most that, plus one
 	// message per topic).
-	Queued uint64    `json:"queued"`
-	Export Direction `json:"export"` // from the local network to NATS
-	Import Direction `json:"import"` // from NATS to the local network
+	Queued uint64 `json:"queued"`
+	// ExportRefused is how many topics matching an export pattern were
+	// not exported, MaxExportTopics being reached (distinct names, counted
+	// up to 4096).
+	ExportRefused uint64    `json:"export_refused"`
+	Export        Direction `json:"export"` // from the local network to NATS
+	Import        Direction `json:"import"` // from NATS to the local network
 }
 
 // Direction counts one direction's traffic.
@@ -532,6 +539,7 @@ func (b *Bridge) Stats() Stats {
 			s.Import.Drops.Limit += uint64(n)
 		}
 	}
+	s.ExportRefused = uint64(len(b.refused))
 	b.mu.Unlock()
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -757,6 +758,48 @@ func TestQueueBudget(t *testing.T) {
 		t.Errorf("%d bytes queued, want at most %d", maxQueued, limit)
 	}
 	testwait.Until(t, "the queues drained", func() bool { return ba.Stats().Queued == 0 })
+}
+
+// TestMaxExportTopics: a pattern export follows MaxExportTopics matches
+// at most (a subscription each); the others are counted, logged once, and
+// nothing of theirs crosses.
+func TestMaxExportTopics(t *testing.T) {
+	srv := natsServer(t, 0)
+	a := colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.MaxExportTopics = 2
+	ca.Export.Topics = []bridge.Topic{{Name: "t/*"}}
+	var logged logBuffer
+	ca.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	ba, _ := runBridge(t, a, ca)
+	robot := a.NewNode("robot")
+	const topics = 5
+	var pubs []*colugo.Publisher[int]
+	for i := range topics {
+		p, _ := colugo.NewPublisher[int](robot, fmt.Sprint("t/", i))
+		pubs = append(pubs, p)
+	}
+	testwait.Until(t, "three topics refused", func() bool { return ba.Stats().ExportRefused == topics-2 })
+	if st := ba.Status(); len(st.Exporting.Topics) != 2 {
+		t.Errorf("exporting %v, want 2 topics", st.Exporting.Topics)
+	}
+	subscribed := func() int {
+		n := 0
+		for _, p := range pubs {
+			if p.Subscribers() > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	testwait.Until(t, "the bridge subscribed to two topics", func() bool { return subscribed() == 2 })
+	for _, p := range pubs {
+		_ = p.Publish(t.Context(), 1)
+	}
+	testwait.Until(t, "the exported topics' messages sent", func() bool { return ba.Stats().Export.Messages == 2 })
+	if n := strings.Count(logged.String(), "MaxExportTopics reached"); n != 1 {
+		t.Errorf("the limit logged %d times, want once:\n%s", n, logged.String())
+	}
 }
 
 // TestMetadataPerMessage: each exported message carries its own metadata,

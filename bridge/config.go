@@ -38,6 +38,12 @@ type Config struct {
 	// so that a flood of new names from NATS cannot grow it without bound;
 	// messages of further topics are dropped (Stats: Limit). Default: 1024.
 	MaxImportTopics int `yaml:"max_import_topics" toml:"max_import_topics"`
+	// MaxExportTopics bounds how many topics the bridge exports for its
+	// pattern entries (a local subscription each, made when some node
+	// publishes a match), so that a flood of new names on the site cannot
+	// grow it without bound; further matches are not exported (Stats:
+	// ExportRefused), and the first is logged. Default: 1024.
+	MaxExportTopics int `yaml:"max_export_topics" toml:"max_export_topics"`
 	// QueueBytes bounds the queue of each exported topic's local
 	// subscription (colugo.WithQueueBytes), where messages wait while NATS
 	// publishing lags behind the site; past it the oldest are dropped
@@ -236,6 +242,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.MaxImportTopics <= 0 {
 		c.MaxImportTopics = 1024
+	}
+	if c.MaxExportTopics <= 0 {
+		c.MaxExportTopics = 1024
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = 4 << 20

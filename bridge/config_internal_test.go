@@ -18,6 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	}{
 		{"Root", c.Root, "colugo"},
 		{"MaxImportTopics", c.MaxImportTopics, 1024},
+		{"MaxExportTopics", c.MaxExportTopics, 1024},
 		{"QueueBytes", c.QueueBytes, 4 << 20},
 		{"QueueBudget", c.QueueBudget, 64 << 20},
 		{"MaxInflight", c.MaxInflight, 256},

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,6 +174,23 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	if b.exported[name] {
 		b.mu.Unlock()
 		return nil
+	}
+	if isPattern(r.Name) && b.matched >= b.cfg.MaxExportTopics {
+		// A flood of names on the site must not make a subscription and
+		// a goroutine each.
+		first := len(b.refused) == 0
+		if !b.refused[name] && len(b.refused) < maxRefused {
+			b.refused[name] = true
+		}
+		b.mu.Unlock()
+		if first {
+			b.cfg.Logger.Warn("bridge: MaxExportTopics reached: topics matching export patterns from now on are not exported",
+				slog.Int("max_export_topics", b.cfg.MaxExportTopics), slog.String("topic", name))
+		}
+		return nil
+	}
+	if isPattern(r.Name) {
+		b.matched++
 	}
 	b.exported[name] = true
 	b.mu.Unlock()
@@ -472,3 +490,6 @@ func deadline(h nats.Header) time.Duration {
 	}
 	return time.Duration(v)
 }
+
+// maxRefused bounds the names Stats.ExportRefused counts.
+const maxRefused = 4096

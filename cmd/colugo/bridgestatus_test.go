@@ -33,7 +33,7 @@ func fakeBridge(t *testing.T, dir string, link *atomic.Value) {
 				"services": []any{map[string]any{"name": "plan/route"}}},
 			"exporting": map[string]any{"topics": []string{"robot/pose"}, "services": []string{"math/add"}},
 			"importing": map[string]any{"services": []string{"plan/route"}},
-			"stats": map[string]any{"link": link.Load(), "reconnects": 1, "disconnects": 2, "spooled": 12, "queued": 3072,
+			"stats": map[string]any{"link": link.Load(), "reconnects": 1, "disconnects": 2, "spooled": 12, "queued": 3072, "export_refused": 9,
 				"jetstream_errors": 5, "jetstream_error": "import **: stream: too wide\x1b[2J",
 				"export": map[string]any{"messages": 1000, "drops": map[string]any{"queue": 3, "loop": 0, "rate": 7}},
 				"import": map[string]any{"messages": 50, "drops": map[string]any{"loop": 4, "duplicate": 0}}},
@@ -110,6 +110,7 @@ func TestNodesAndDoctorShowBridges(t *testing.T) {
 		`(?m)^INFO +bridge bridge-lab +import drops: loop 4 \(of 50 forwarded; by its config or the topology\)$`,
 		`(?m)^INFO +bridge bridge-lab +12 JetStream messages held until their stream has them \(spool\)$`,
 		`(?m)^INFO +bridge bridge-lab +3\.0 KiB queued for export, waiting for NATS$`,
+		`(?m)^WARN +bridge bridge-lab +9 topics matching its export patterns not exported: max_export_topics reached$`,
 		`(?m)^WARN +bridge bridge-lab +5 failed attempts at making JetStream streams or consumers, .*\(retried until they succeed\)$`,
 		`(?m)^WARN +bridge bridge-lab +last JetStream failure: import \*\*: stream: too wide\\x1b\[2J$`, // a peer's text, escaped
 	} {

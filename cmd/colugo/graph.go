@@ -163,6 +163,7 @@ type bridgeStatus struct {
 		JetStreamError  string          `json:"jetstream_error"`
 		Spooled         uint64          `json:"spooled"`
 		Queued          uint64          `json:"queued"`
+		ExportRefused   uint64          `json:"export_refused"`
 		Export          bridgeDirection `json:"export"`
 		Import          bridgeDirection `json:"import"`
 	} `json:"stats"`
@@ -708,6 +709,9 @@ func checkBridge(p colugo.PeerInfo, add func(level, area, format string, a ...an
 		if b.Stats.JetStreamError != "" {
 			add("warn", area, "last JetStream failure: %s", b.Stats.JetStreamError)
 		}
+	}
+	if b.Stats.ExportRefused > 0 {
+		add("warn", area, "%d topics matching its export patterns not exported: max_export_topics reached", b.Stats.ExportRefused)
 	}
 	if b.Stats.Queued > 0 {
 		add("info", area, "%.1f KiB queued for export, waiting for NATS", float64(b.Stats.Queued)/1024)
