@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -19,6 +20,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"Root", c.Root, "colugo"},
 		{"MaxImportTopics", c.MaxImportTopics, 1024},
 		{"MaxExportTopics", c.MaxExportTopics, 1024},
+		{"Logger (silent)", c.Logger.Handler(), slog.DiscardHandler},
 		{"QueueBytes", c.QueueBytes, 4 << 20},
 		{"QueueBudget", c.QueueBudget, 64 << 20},
 		{"MaxInflight", c.MaxInflight, 256},
