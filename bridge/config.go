@@ -158,9 +158,13 @@ type JetStream struct {
 	// Spool, on an export entry, bounds in bytes (payloads) what each of
 	// its topics keeps until the stream acks it: while the link is down,
 	// before the stream is made, after a refusal. A full spool that is
-	// sending holds the topic back (in its local queue, QueueBytes); one
-	// that cannot send drops its oldest not sent (Stats: Link). Default
-	// 8 MiB.
+	// sending (or making the stream) holds the topic back: in its local
+	// queue (QueueBytes), then in its publishers' send queues, as the
+	// bridge's subscription of a JetStream topic waits for room
+	// (colugo.Block, 2 s), so that a burst is stored whole; a publisher
+	// with colugo.WithBackPressure waits for it, and that publisher's other
+	// topics to the bridge wait meanwhile. One that cannot send drops its
+	// oldest not sent (Stats: Link). Default 8 MiB.
 	Spool int `yaml:"spool" toml:"spool"`
 }
 

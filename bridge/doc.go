@@ -127,8 +127,10 @@
 // The exporter publishes these messages with acks, on a NATS connection
 // of its own that has no reconnect buffer, and keeps each in the topic's
 // spool (JetStream.Spool, 8 MiB by default: full, it holds the topic
-// back while it can send, and drops its oldest not sent while it cannot,
-// Stats: Link) until the stream has acked it: it sends nothing before it
+// back while it can send, a burst then waiting in the topic's queue and
+// its publishers' send queues, as the bridge's subscription of the topic
+// waits for room, colugo.Block, 2 s; and it drops its oldest not sent
+// while it cannot, Stats: Link) until the stream has acked it: it sends nothing before it
 // has made the stream, and keeps them while its link
 // is down or silent (what sat in the socket buffers of a failed link is
 // sent again) or after the stream was deleted (the

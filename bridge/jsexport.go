@@ -41,6 +41,10 @@ const (
 	// jsStopGrace is how long a stopping bridge keeps sending what its
 	// spools hold, while the link is up.
 	jsStopGrace = 2 * time.Second
+	// jsBlock is how long a JetStream export's local subscription waits
+	// for room (colugo.Block) before it drops: room comes at the stream's
+	// pace, one message at a time, so only a stall lasts this long.
+	jsBlock = 2 * time.Second
 	// defaultSpool is JetStream.Spool's default, as nats.go's reconnect
 	// buffer, which held these messages before.
 	defaultSpool = 8 << 20
@@ -208,8 +212,11 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 	// Nothing goes before the stream exists: refused for want of it while
 	// the bridge makes it (at its start, in parallel), the first messages
 	// of a burst would be sent again after later ones it had taken, out of
-	// order. Meanwhile the spool holds (a full one drops its oldest).
-	s.setHolding(true)
+	// order. Meanwhile a full spool holds its adders back (a burst waits in
+	// the topic's queue, then in its publishers' send queues: colugo.Block),
+	// unless the link is down: then it drops its oldest, as while a failed
+	// round is resolved.
+	s.setHolding(!nc.IsConnected())
 	ensure(ctx)
 	s.setHolding(false)
 	defer func() {

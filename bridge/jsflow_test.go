@@ -15,6 +15,7 @@ import (
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/bridge"
+	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
@@ -574,5 +575,39 @@ func TestJetStreamImportStreamFlood(t *testing.T) {
 	testwait.Until(t, "another look for streams", func() bool { return bh.Stats().JetStreamErrors > seen })
 	if n := consumers(); n != 256 {
 		t.Errorf("%d consumers for the import, want 256", n)
+	}
+}
+
+// TestJetStreamBurstWhole: a burst on a JetStream export, far larger than
+// the topic's local queue and spool, published as fast as Publish returns
+// by a publisher with its defaults, is stored whole: the bridge's
+// subscription waits for room (colugo.Block) and the burst waits in the
+// publisher's send queue, instead of being dropped at the bridge.
+func TestJetStreamBurstWhole(t *testing.T) {
+	srv := natsServerJS(t)
+	a := colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.QueueBytes = 32 << 10
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 100000, Spool: 32 << 10}}}
+	ba, _ := runBridge(t, a, ca)
+	ctx := t.Context()
+	pub, _ := colugo.NewPublisher[[]byte](a.NewNode("robot"), "log", colugo.WithCodec(codec.Raw{}))
+	if err := pub.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 4000, 1024 // 4 MiB: 64 times the queue and spool together
+	payload := make([]byte, size)
+	for range n {
+		if err := pub.Publish(ctx, payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.Until(t, "the burst stored or counted", func() bool {
+		st := ba.Stats()
+		return st.Export.Messages+st.Export.Drops.Queue+st.Export.Drops.Link >= n && st.Spooled == 0
+	})
+	st := ba.Stats()
+	if st.Export.Messages != n {
+		t.Errorf("stored %d of %d (queue drops %d, link drops %d)", st.Export.Messages, n, st.Export.Drops.Queue, st.Export.Drops.Link)
 	}
 }

@@ -197,8 +197,15 @@ func (b *Bridge) exportTopic(ctx context.Context, name string, r Topic) error {
 	// A bounded queue: when NATS is slower than the site, the subscription
 	// drops its oldest (Stats: Queue) instead of growing.
 	subj := subject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, name))
-	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes), colugo.WithQueueBudget(b.queued),
-		colugo.WithRelay(colugo.Relay{Via: "nats", Name: subj})) // $describe: exported, on subj
+	opts := []colugo.SubscribeOption{colugo.WithAnyCodec(), colugo.WithQueueBytes(b.cfg.QueueBytes), colugo.WithQueueBudget(b.queued),
+		colugo.WithRelay(colugo.Relay{Via: "nats", Name: subj})} // $describe: exported, on subj
+	if r.JetStream != nil {
+		// Store-and-forward: a burst the spool and the queue cannot hold
+		// waits in the publisher's send queue (which a publisher with
+		// WithBackPressure waits for) rather than being dropped here.
+		opts = append(opts, colugo.WithDropPolicy(colugo.Block(jsBlock)))
+	}
+	ch, err := colugo.SubscribeReceived[[]byte](ctx, b.node, name, opts...)
 	if err != nil {
 		return err
 	}
