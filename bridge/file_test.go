@@ -18,6 +18,8 @@ nats:
   reconnect_wait: 250ms
   tls: {ca: ca.pem}
 prefix: lab
+queue_budget: 16777216
+max_export_topics: 64
 export:
   topics:
     - {name: "robot/*/pose", max_rate: 10, max_payload: 4096}
@@ -37,7 +39,7 @@ import:
 	want := bridge.Config{
 		Site:   "lab",
 		NATS:   bridge.NATS{URLs: []string{"nats://127.0.0.1:4222"}, Token: "s3cret", ReconnectWait: 250 * time.Millisecond, TLS: bridge.TLS{CA: "ca.pem"}},
-		Prefix: "lab",
+		Prefix: "lab", QueueBudget: 16 << 20, MaxExportTopics: 64,
 		Export: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/*/pose", MaxRate: 10, MaxPayload: 4096},
 			{Name: "robot/log", JetStream: &bridge.JetStream{MaxMsgs: 100000, MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, Spool: 1 << 20}}},
 			Services: []bridge.Service{{Name: "robot/status"}}},
