@@ -17,67 +17,24 @@ import (
 // joined through a NATS server: site a's bridge exports robot/pose, site
 // b's imports it, and a viewer on site b subscribes as to any topic.
 func Example() {
-	// An embedded NATS server on loopback, for the example; a fleet's
-	// bridges dial their NATS cluster or leaf node instead.
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		Cluster: server.ClusterOpts{NoAdvertise: true}, LeafNode: server.LeafNodeOpts{NoAdvertise: true}})
-	if err != nil {
-		panic(err)
-	}
-	go ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		panic("nats-server did not start")
-	}
+	natsURL, stopNATS := exampleNATS()
+	defer stopNATS()
+	siteA, closeA := exampleSite()
+	defer closeA()
+	siteB, closeB := exampleSite()
+	defer closeB()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	var defers []func() // run last first, as defer would
-	defer func() {
-		for i := len(defers) - 1; i >= 0; i-- {
-			defers[i]()
-		}
-	}()
-
-	// A site's nodes: a site is whatever its discovery reaches.
-	site := func(name string) func(string) *colugo.Node {
-		dir, err := os.MkdirTemp("", "colugo-"+name)
-		if err != nil {
-			panic(err)
-		}
-		defer func() { defers = append(defers, func() { _ = os.RemoveAll(dir) }) }()
-		return func(node string) *colugo.Node {
-			n, err := colugo.NewNode(node, colugo.WithDiscovery(local.New(local.WithDir(dir))))
-			if err != nil {
-				panic(err)
-			}
-			return n
-		}
-	}
-	siteA, siteB := site("a"), site("b")
-	robot, viewer := siteA("robot"), siteB("viewer")
-	defer robot.Close()
-	defer viewer.Close()
-
 	pose := bridge.Lists{Topics: []bridge.Topic{{Name: "robot/pose"}}}
-	run := func(node *colugo.Node, cfg bridge.Config) {
-		cfg.NATS = bridge.NATS{URLs: []string{ns.ClientURL()}}
-		b, err := bridge.New(node, cfg)
-		if err != nil {
-			panic(err)
-		}
-		ran := make(chan struct{})
-		go func() { _ = b.Run(ctx); close(ran) }()
-		defers = append(defers, func() { _ = b.Close(); <-ran; _ = node.Close() })
-	}
-	run(siteA("bridge"), bridge.Config{Site: "a", Export: pose}) // nothing crosses unless listed
-	run(siteB("bridge"), bridge.Config{Site: "b", Import: pose})
+	defer exampleBridge(siteA("bridge"), bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{natsURL}}, Export: pose})()
+	defer exampleBridge(siteB("bridge"), bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{natsURL}}, Import: pose})()
 
-	poses, err := colugo.Subscribe[string](ctx, viewer, "robot/pose")
+	poses, err := colugo.Subscribe[string](ctx, siteB("viewer"), "robot/pose")
 	if err != nil {
 		panic(err)
 	}
-	pub, err := colugo.NewPublisher[string](robot, "robot/pose")
+	pub, err := colugo.NewPublisher[string](siteA("robot"), "robot/pose")
 	if err != nil {
 		panic(err)
 	}
@@ -90,7 +47,6 @@ func Example() {
 		select {
 		case p := <-poses:
 			fmt.Println("site b got", p)
-			cancel()
 			return
 		case <-tick.C:
 		case <-ctx.Done():
@@ -99,4 +55,93 @@ func Example() {
 		}
 	}
 	// Output: site b got x=1.5 y=2
+}
+
+// A service of site a, called from site b: site b's bridge serves it on
+// site b (it answers $describe), forwarding each request over NATS with
+// the caller's remaining deadline; a remote error keeps its code.
+func Example_services() {
+	natsURL, stopNATS := exampleNATS()
+	defer stopNATS()
+	siteA, closeA := exampleSite()
+	defer closeA()
+	siteB, closeB := exampleSite()
+	defer closeB()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	planner := siteA("planner")
+	if _, err := colugo.Serve(planner, "plan/route", func(_ context.Context, to string) (string, error) {
+		if to == "" {
+			return "", colugo.Errorf(colugo.CodeInvalidArgument, "no destination")
+		}
+		return "dock -> hall -> " + to, nil
+	}); err != nil {
+		panic(err)
+	}
+	route := bridge.Lists{Services: []bridge.Service{{Name: "plan/route"}}}
+	defer exampleBridge(siteA("bridge"), bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{natsURL}}, Export: route})()
+	defer exampleBridge(siteB("bridge"), bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{natsURL}}, Import: route})()
+
+	robot := siteB("robot")
+	if err := robot.WaitServers(ctx, "plan/route", 1); err != nil { // site b's bridge, once it has asked NATS
+		panic(err)
+	}
+	r, err := colugo.Request[string, string](ctx, robot, "plan/route", "lab")
+	fmt.Println(r, err)
+	_, err = colugo.Request[string, string](ctx, robot, "plan/route", "")
+	fmt.Println(colugo.CodeOf(err))
+	// Output:
+	// dock -> hall -> lab <nil>
+	// invalid_argument
+}
+
+// exampleNATS starts an embedded NATS server on loopback, for the
+// examples; a fleet's bridges dial their NATS cluster or leaf node.
+func exampleNATS() (url string, stop func()) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
+		Cluster: server.ClusterOpts{NoAdvertise: true}, LeafNode: server.LeafNodeOpts{NoAdvertise: true}})
+	if err != nil {
+		panic(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		panic("nats-server did not start")
+	}
+	return ns.ClientURL(), func() { ns.Shutdown(); ns.WaitForShutdown() }
+}
+
+// exampleSite returns a maker of nodes of one site (a site is whatever its
+// discovery reaches: here a host-local registry of its own) and what
+// closes them.
+func exampleSite() (newNode func(name string) *colugo.Node, closeAll func()) {
+	dir, err := os.MkdirTemp("", "colugo-site")
+	if err != nil {
+		panic(err)
+	}
+	var nodes []*colugo.Node
+	return func(name string) *colugo.Node {
+			n, err := colugo.NewNode(name, colugo.WithDiscovery(local.New(local.WithDir(dir))))
+			if err != nil {
+				panic(err)
+			}
+			nodes = append(nodes, n)
+			return n
+		}, func() {
+			for _, n := range nodes {
+				_ = n.Close()
+			}
+			_ = os.RemoveAll(dir)
+		}
+}
+
+// exampleBridge runs a bridge with cfg on node until the returned stop.
+func exampleBridge(node *colugo.Node, cfg bridge.Config) (stop func()) {
+	b, err := bridge.New(node, cfg)
+	if err != nil {
+		panic(err)
+	}
+	ran := make(chan struct{})
+	go func() { _ = b.Run(context.Background()); close(ran) }()
+	return func() { _ = b.Close(); <-ran }
 }
