@@ -96,11 +96,80 @@ func Example_services() {
 	// invalid_argument
 }
 
+// Store-and-forward: site a's robot logs while site b is away (its bridge
+// not even started); when site b's bridge starts, its durable consumer
+// delivers the backlog, in order, to the subscribers already there.
+func Example_jetStream() {
+	natsURL, stopNATS := exampleNATSJetStream()
+	defer stopNATS()
+	siteA, closeA := exampleSite()
+	defer closeA()
+	siteB, closeB := exampleSite()
+	defer closeB()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	ba, stopA := exampleBridgeRunning(siteA("bridge"), bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{natsURL}},
+		Export: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/log", JetStream: &bridge.JetStream{MaxMsgs: 10000, MaxAge: 24 * time.Hour}}}}})
+	defer stopA()
+	log, err := colugo.NewPublisher[string](siteA("robot"), "robot/log")
+	if err != nil {
+		panic(err)
+	}
+	if err := log.WaitSubscribers(ctx, 1); err != nil { // site a's bridge
+		panic(err)
+	}
+	for _, line := range []string{"boot", "arm ready", "door open"} {
+		_ = log.Publish(ctx, line)
+	}
+	for st := ba.Stats(); st.Export.Messages < 3 || st.Spooled > 0; st = ba.Stats() { // stored, acked
+		if ctx.Err() != nil {
+			panic("not stored")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Site b comes back: a viewer, then its bridge.
+	lines, err := colugo.Subscribe[string](ctx, siteB("viewer"), "robot/log")
+	if err != nil {
+		panic(err)
+	}
+	defer exampleBridge(siteB("bridge"), bridge.Config{Site: "b", NATS: bridge.NATS{URLs: []string{natsURL}},
+		Import: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/log", JetStream: &bridge.JetStream{}}}}})()
+	for range 3 {
+		select {
+		case l := <-lines:
+			fmt.Println(l)
+		case <-ctx.Done():
+			fmt.Println("backlog incomplete:", ctx.Err())
+			return
+		}
+	}
+	// Output:
+	// boot
+	// arm ready
+	// door open
+}
+
 // exampleNATS starts an embedded NATS server on loopback, for the
 // examples; a fleet's bridges dial their NATS cluster or leaf node.
-func exampleNATS() (url string, stop func()) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-		Cluster: server.ClusterOpts{NoAdvertise: true}, LeafNode: server.LeafNodeOpts{NoAdvertise: true}})
+func exampleNATS() (url string, stop func()) { return exampleNATSWith(&server.Options{}) }
+
+// exampleNATSJetStream is exampleNATS with JetStream, its store in a
+// temporary directory.
+func exampleNATSJetStream() (url string, stop func()) {
+	dir, err := os.MkdirTemp("", "colugo-jetstream")
+	if err != nil {
+		panic(err)
+	}
+	url, stopServer := exampleNATSWith(&server.Options{JetStream: true, StoreDir: dir})
+	return url, func() { stopServer(); _ = os.RemoveAll(dir) }
+}
+
+func exampleNATSWith(o *server.Options) (url string, stop func()) {
+	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", server.RANDOM_PORT, true, true
+	o.Cluster.NoAdvertise, o.LeafNode.NoAdvertise = true, true
+	ns, err := server.NewServer(o)
 	if err != nil {
 		panic(err)
 	}
@@ -137,11 +206,16 @@ func exampleSite() (newNode func(name string) *colugo.Node, closeAll func()) {
 
 // exampleBridge runs a bridge with cfg on node until the returned stop.
 func exampleBridge(node *colugo.Node, cfg bridge.Config) (stop func()) {
+	_, stop = exampleBridgeRunning(node, cfg)
+	return stop
+}
+
+func exampleBridgeRunning(node *colugo.Node, cfg bridge.Config) (*bridge.Bridge, func()) {
 	b, err := bridge.New(node, cfg)
 	if err != nil {
 		panic(err)
 	}
 	ran := make(chan struct{})
 	go func() { _ = b.Run(context.Background()); close(ran) }()
-	return func() { _ = b.Close(); <-ran }
+	return b, func() { _ = b.Close(); <-ran }
 }
