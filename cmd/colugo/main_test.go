@@ -45,25 +45,31 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "cmd/colugo tests need COLUGO_DISCOVERY=local in the environment (they refuse to run without it)")
 		os.Exit(2)
 	}
-	dir, err := os.MkdirTemp("", "colugo-cli-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "colugo")
-	build := exec.Command("go", "build", "-o", binPath, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var dir string // the build's, removed at the end
+	build := exec.Command("true")
 	if b := os.Getenv("COLUGO_TEST_BIN"); b != "" {
 		// Another build (say main's) under these tests, to check that a new
-		// test fails without its feature.
-		binPath, build = b, exec.Command("true")
+		// test fails without its feature; also a netns child's, which must
+		// not build (nor leave a directory behind: it may exit early).
+		binPath = b
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp("", "colugo-cli-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		binPath = filepath.Join(dir, "colugo")
+		build = exec.Command("go", "build", "-o", binPath, ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	}
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building colugo: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		_ = os.RemoveAll(dir)
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
 		os.Exit(code)
 	}))
 }
