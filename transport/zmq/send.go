@@ -344,6 +344,15 @@ func (c *conn) roomMadeLocked() {
 
 // reset empties o for reuse, dropping references to written payloads.
 func (o *outbox) reset() {
+	if len(o.retired) == 0 { // no growth past a reference (every direct write)
+		if cap(o.buf) > keepOutbox-o.freeCap() {
+			o.buf = nil
+		} else {
+			o.buf = o.buf[:0]
+		}
+		o.resetRest()
+		return
+	}
 	// The largest array goes on as buf (the first of a batch past
 	// copyBudget holds its copied payloads, which the next batch copies
 	// again), the others to free for grow, keepOutbox in all at most.
@@ -366,6 +375,20 @@ func (o *outbox) reset() {
 	}
 	clear(arrays)
 	o.retired = arrays[:0]
+	o.resetRest()
+}
+
+// freeCap is what the arrays of free hold.
+func (o *outbox) freeCap() int {
+	n := 0
+	for _, f := range o.free {
+		n += cap(f)
+	}
+	return n
+}
+
+// resetRest is reset's but for the arrays.
+func (o *outbox) resetRest() {
 	clear(o.segs[:cap(o.segs)])
 	o.segs = o.segs[:0]
 	for _, s := range o.refs {
