@@ -332,9 +332,8 @@ func (b *Bridge) goRun(f func()) bool {
 // NATS connection. On a link gone silent, where every write blocks, it
 // gives up on the writes after 1 s, 3 s with JetStream exports (what was
 // not written is lost, as on a cut), rather than wait NATS.WriteTimeout
-// for each. The node is the
-// caller's to close, after. Close is idempotent and safe to call
-// concurrently.
+// for each. The node is the caller's to close, after. Close is idempotent
+// and safe to call concurrently.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
 	b.closed = true

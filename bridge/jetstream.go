@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"hash/fnv"
 	"slices"
 	"strconv"
