@@ -17,12 +17,8 @@ import (
 // joined through a NATS server: site a's bridge exports robot/pose, site
 // b's imports it, and a viewer on site b subscribes as to any topic.
 func Example() {
-	natsURL, stopNATS := exampleNATS()
-	defer stopNATS()
-	siteA, closeA := exampleSite()
-	defer closeA()
-	siteB, closeB := exampleSite()
-	defer closeB()
+	natsURL, siteA, siteB, done := exampleSites(exampleNATS)
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -61,12 +57,8 @@ func Example() {
 // site b (it answers $describe), forwarding each request over NATS with
 // the caller's remaining deadline; a remote error keeps its code.
 func Example_services() {
-	natsURL, stopNATS := exampleNATS()
-	defer stopNATS()
-	siteA, closeA := exampleSite()
-	defer closeA()
-	siteB, closeB := exampleSite()
-	defer closeB()
+	natsURL, siteA, siteB, done := exampleSites(exampleNATS)
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -100,12 +92,8 @@ func Example_services() {
 // not even started); when site b's bridge starts, its durable consumer
 // delivers the backlog, in order, to the subscribers already there.
 func Example_jetStream() {
-	natsURL, stopNATS := exampleNATSJetStream()
-	defer stopNATS()
-	siteA, closeA := exampleSite()
-	defer closeA()
-	siteB, closeB := exampleSite()
-	defer closeB()
+	natsURL, siteA, siteB, done := exampleSites(exampleNATSJetStream)
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -149,6 +137,16 @@ func Example_jetStream() {
 	// boot
 	// arm ready
 	// door open
+}
+
+// exampleSites starts a NATS server with start and two sites, each on a
+// host-local registry of its own, and returns the server's URL, makers of
+// each site's nodes and what stops all of them.
+func exampleSites(start func() (string, func())) (natsURL string, siteA, siteB func(string) *colugo.Node, done func()) {
+	natsURL, stopNATS := start()
+	siteA, closeA := exampleSite()
+	siteB, closeB := exampleSite()
+	return natsURL, siteA, siteB, func() { closeB(); closeA(); stopNATS() }
 }
 
 // exampleNATS starts an embedded NATS server on loopback, for the
