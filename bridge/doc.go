@@ -123,7 +123,12 @@
 // waits, 5 s at most, until its node has looked at the whole site
 // (colugo's Node.WaitDiscovered: a bridge just started knows none of it)
 // and its publisher reaches the site's subscribers of the topic, so that
-// a backlog does not go before they are connected.
+// a backlog does not go before they are connected; its publisher waits
+// (colugo.WithBackPressure, 2 s at most) for room for a site subscriber
+// with the Block policy before the message is acked, so such a subscriber
+// gets a backlog whole however slowly it reads. A bridge that crashes
+// (killed, not stopped) can deliver again after its restart what it had
+// handed on and not yet acked, and lose what its send queues still held.
 // The exporter publishes these messages with acks, on a NATS connection
 // of its own that has no reconnect buffer, and keeps each in the topic's
 // spool (JetStream.Spool, 8 MiB by default: full, it holds the topic

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -17,9 +18,11 @@ import (
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/inproc"
+	"github.com/colugo-go/colugo/transport/zmq"
 )
 
 // TestJetStreamRestartWhileFlowing: site b's bridge is closed while the
@@ -609,5 +612,82 @@ func TestJetStreamBurstWhole(t *testing.T) {
 	st := ba.Stats()
 	if st.Export.Messages != n {
 		t.Errorf("stored %d of %d (queue drops %d, link drops %d)", st.Export.Messages, n, st.Export.Drops.Queue, st.Export.Drops.Link)
+	}
+}
+
+// TestJetStreamSlowReliableSubscriber: a backlog that JetStream sends
+// faster than a site subscriber with the Block policy reads waits for it
+// (the importing bridge's publisher waits for room, and acks after), rather
+// than being dropped on the bridge's send queue to it and acked as handed on.
+func TestJetStreamSlowReliableSubscriber(t *testing.T) {
+	srv := natsServerJS(t)
+	a := colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000}}}
+	runBridge(t, a, ca)
+	// Site b on the zmq transport, whose send queues are bounded: the
+	// bridge's to the viewer holds 32 KiB.
+	dir := t.TempDir()
+	siteB := func(name string, opts ...zmq.Option) *colugo.Node {
+		tr, err := zmq.New(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := colugo.NewNode(name, colugo.WithTransport(tr), colugo.WithDiscovery(local.New(local.WithDir(dir))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		return n
+	}
+	cb := cfgFor(srv, "b")
+	cb.NATS.ReconnectWait = 20 * time.Millisecond
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	bb, err := bridge.New(siteB("bridge-b", zmq.WithSendQueueBytes(32<<10)), cb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- bb.Run(context.Background()) }()
+	t.Cleanup(func() {
+		_ = bb.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	ctx := t.Context()
+	got, err := colugo.Subscribe[[]byte](ctx, siteB("viewer"), "log", colugo.WithBuffer(1),
+		colugo.WithQueueBytes(8<<10), colugo.WithDropPolicy(colugo.Block(time.Minute)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := colugo.NewPublisher[[]byte](a.NewNode("robot"), "log")
+	payload := func(i int) []byte { return fmt.Appendf(bytes.Repeat([]byte{'x'}, 1024), "%d", i) }
+	until(t, "log on site b", func() { _ = pub.Publish(ctx, payload(0)) }, recv(got, func(v []byte) bool { return bytes.HasSuffix(v, []byte("x0")) }))
+	const n = 2000
+	for i := 1; i <= n; i++ {
+		if err := pub.Publish(ctx, payload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Read slowly at first: the backlog piles up in front of the viewer.
+	next := 1
+	timeout := time.After(30 * time.Second)
+	for next <= n {
+		select {
+		case v := <-got:
+			if bytes.HasSuffix(v, []byte("x0")) {
+				continue // warm-up
+			}
+			if want := payload(next); !bytes.Equal(v, want) {
+				t.Fatalf("got %q..., want message %d; %+v", v[len(v)-8:], next, bb.Stats())
+			}
+			if next < 200 {
+				time.Sleep(time.Millisecond) // a slow reader, not a synchronisation
+			}
+			next++
+		case <-timeout:
+			t.Fatalf("got %d of %d; %+v", next-1, n, bb.Stats())
+		}
 	}
 }

@@ -423,8 +423,16 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 		// WithZeroCopy: data is nats.go's copy of each message, which
 		// nothing touches after this publish, so colugo may keep it rather
 		// than copy it again when its send queue grows.
-		if p, err = colugo.NewPublisher[[]byte](b.node, topic, colugo.WithCodec(codec.Passthrough(in.codec, in.typ)),
-			colugo.WithRelay(b.importRelay(topic, in.origin)), colugo.WithZeroCopy()); err != nil {
+		opts := []colugo.PublisherOption{colugo.WithCodec(codec.Passthrough(in.codec, in.typ)),
+			colugo.WithRelay(b.importRelay(topic, in.origin)), colugo.WithZeroCopy()}
+		if durable {
+			// A durable message is acked once this publish returns: for a
+			// site subscriber that asked for reliable delivery (Block), it
+			// waits for room, as the stream holds the rest back meanwhile,
+			// rather than being dropped on a full send queue and acked.
+			opts = append(opts, colugo.WithBackPressure(jsBlock))
+		}
+		if p, err = colugo.NewPublisher[[]byte](b.node, topic, opts...); err != nil {
 			b.mu.Unlock()
 			if errors.Is(err, colugo.ErrClosed) {
 				return false
