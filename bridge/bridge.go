@@ -252,8 +252,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 // start sets up the imports and exports.
 func (b *Bridge) start(ctx context.Context) error {
-	for _, r := range b.cfg.Import.Topics {
-		if err := b.importTopics(ctx, r); err != nil {
+	for i := range b.cfg.Import.Topics {
+		if err := b.importTopics(ctx, i); err != nil {
 			return err
 		}
 	}

@@ -554,6 +554,21 @@ func TestConfigRefused(t *testing.T) {
 		"negative spool": func(c *bridge.Config) {
 			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: 10, Spool: -1}}}
 		},
+		"covered export topic": func(c *bridge.Config) {
+			c.Export.Topics = []bridge.Topic{{Name: "robot/**"}, {Name: "robot/1/log", JetStream: &bridge.JetStream{MaxMsgs: 10}}}
+		},
+		"covered import pattern": func(c *bridge.Config) {
+			c.Import.Topics = []bridge.Topic{{Name: "robot/*/log", Prefix: "x"}, {Name: "robot/a/log", Prefix: "x"}}
+		},
+		"covered by a wider pattern": func(c *bridge.Config) {
+			c.Import.Topics = []bridge.Topic{{Name: "*/*/*/**"}, {Name: "*/**/x/x"}}
+		},
+		"covered export service": func(c *bridge.Config) {
+			c.Export.Services = []bridge.Service{{Name: "arm/**"}, {Name: "arm/move"}}
+		},
+		"import service twice": func(c *bridge.Config) {
+			c.Import.Services = []bridge.Service{{Name: "arm/move", Prefix: "a"}, {Name: "arm/move", Prefix: "b"}}
+		},
 		"both ways": func(c *bridge.Config) {
 			c.Export.Services = []bridge.Service{{Name: "s/**"}}
 			c.Import.Services = []bridge.Service{{Name: "s/x"}}
@@ -990,6 +1005,47 @@ func TestOriginPerMessage(t *testing.T) {
 		seen++
 		if o := r.Metadata["colugo.bridge.origin"]; !strings.HasPrefix(o, r.Value[:1]+" ") {
 			t.Errorf("%s arrived with origin %q", r.Value, o)
+		}
+	}
+}
+
+// TestOverlappingEntries: of import entries that overlap, the first that
+// matches a topic takes it, so each message arrives once (before, each
+// entry's subscription published it: every message twice); entries that
+// overlap without one covering the other are accepted.
+func TestOverlappingEntries(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "robot/**"}}
+	runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "robot/*/log"}, {Name: "robot/1/**"}, {Name: "robot/**"}}
+	bb, _ := runBridge(t, b, cb)
+	viewer := b.NewNode("viewer")
+	robot := a.NewNode("robot")
+	topics := []string{"robot/1/log", "robot/1/pose", "robot/2/pose"}
+	got := make([]<-chan int, len(topics))
+	pubs := make([]*colugo.Publisher[int], len(topics))
+	for i, name := range topics {
+		got[i], _ = colugo.Subscribe[int](t.Context(), viewer, name, colugo.WithBuffer(1024))
+		pubs[i], _ = colugo.NewPublisher[int](robot, name)
+		until(t, name, func() { _ = pubs[i].Publish(t.Context(), 0) }, recv(got[i], func(v int) bool { return v == 0 }))
+	}
+	const n = 200
+	for v := 1; v <= n; v++ {
+		for _, p := range pubs {
+			_ = p.Publish(t.Context(), v)
+		}
+	}
+	for i, name := range topics {
+		seen := map[int]bool{}
+		for v := 0; v != n; {
+			v = colugotest.Next(t, got[i], wait)
+			if v > 0 && seen[v] {
+				t.Fatalf("%s: %d twice; %+v", name, v, bb.Stats().Import)
+			}
+			seen[v] = true
 		}
 	}
 }

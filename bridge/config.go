@@ -322,6 +322,33 @@ func (c Config) normalize() (Config, error) {
 			}
 		}
 	}
+	// The first entry of a list that matches a name takes it: a later one
+	// that an earlier one covers would take nothing, a mistake to report
+	// rather than run (say a JetStream entry under a wider plain one).
+	type entry struct{ what, name, prefix string } // prefix: an import topic's, under which it publishes
+	var lists [4][]entry
+	for _, t := range c.Export.Topics {
+		lists[0] = append(lists[0], entry{"export topic", t.Name, ""})
+	}
+	for _, t := range c.Import.Topics { // entries of two prefixes publish a name under two local names
+		lists[1] = append(lists[1], entry{"import topic", t.Name, t.Prefix})
+	}
+	for _, s := range c.Export.Services {
+		lists[2] = append(lists[2], entry{"export service", s.Name, ""})
+	}
+	for _, s := range c.Import.Services { // by the local names they serve
+		lists[3] = append(lists[3], entry{"import service", s.Name, ""})
+	}
+	for _, l := range lists {
+		for j, later := range l {
+			for _, e := range l[:j] {
+				if e.prefix == later.prefix && covers(e.name, later.name) {
+					return c, fmt.Errorf("%w: %s %q is never used: the earlier %q takes all it matches (list the narrower entry first)",
+						ErrConfig, later.what, later.name, e.name)
+				}
+			}
+		}
+	}
 	// A service both imported and exported by one bridge would send
 	// requests in a circle: its exporter's Request can pick its own
 	// importing server.

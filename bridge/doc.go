@@ -61,9 +61,15 @@
 // token); a subject that is not exactly what it makes is refused.
 //
 // Entries name topics and services with patterns of segments: "*" matches
-// one segment, "**" one or more; other segments match themselves. Export
+// one segment, "**" one or more (as NATS's '>'; colugo.SubscribePattern's
+// "**" is zero or more); other segments match themselves. Export
 // patterns are matched against the topics and services the site's nodes
-// announce; import patterns become NATS wildcard subscriptions.
+// announce; import patterns become NATS wildcard subscriptions. Of the
+// entries of one list that match a name, the first listed takes it (of
+// import entries, the first of those with the same prefix: entries of two
+// prefixes publish it under two local names), so a narrower entry
+// with settings of its own (JetStream, max_rate) goes before a wider one;
+// New refuses one that an earlier entry covers, which would take nothing.
 //
 // # Loops and isolation
 //

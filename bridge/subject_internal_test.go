@@ -126,3 +126,103 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// matchRef is match as it was: every split tried at every "**"
+// (exponential in their number), the reference for FuzzMatch.
+func matchRef(p, n []string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case "**":
+			for k := 1; k <= len(n); k++ {
+				if matchRef(p[1:], n[k:]) {
+					return true
+				}
+			}
+			return false
+		case "*":
+			if len(n) == 0 {
+				return false
+			}
+		default:
+			if len(n) == 0 || n[0] != p[0] {
+				return false
+			}
+		}
+		p, n = p[1:], n[1:]
+	}
+	return len(n) == 0
+}
+
+// FuzzMatch: the linear match agrees with the reference on patterns and
+// names of up to 8 segments.
+func FuzzMatch(f *testing.F) {
+	for _, c := range [][2]string{{"robot/**", "robot/a/b"}, {"**/a/**/b", "a/a/b/b"}, {"*/**/*", "a/b"}, {"a/**/**", "a/b"}} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, p, n string) {
+		ps, ns := strings.Split(p, "/"), strings.Split(n, "/")
+		if len(ps) > 8 || len(ns) > 8 {
+			return
+		}
+		if got, want := match(p, n), matchRef(ps, ns); got != want {
+			t.Fatalf("match(%q, %q) = %v, want %v", p, n, got, want)
+		}
+	})
+}
+
+// TestMatchLinear: many "**" against a long name that almost matches
+// cost a few microseconds, not the minutes of trying every split.
+func TestMatchLinear(t *testing.T) {
+	name := strings.Repeat("a/", 120) + "c"
+	p := strings.Repeat("**/a/", 20) + "**/b"
+	allocs := testing.AllocsPerRun(10, func() {
+		if match(p, name) {
+			t.Fatal("matched")
+		}
+	})
+	if allocs > 2 { // the two splits
+		t.Errorf("%v allocations", allocs)
+	}
+}
+
+// TestCovers checks covers against every name of up to 7 segments over
+// x, y and z for every pair of patterns of up to 4 segments over x, y, *
+// and **: a covers b exactly when every name b matches, a matches.
+func TestCovers(t *testing.T) {
+	var pats, names []string
+	var grow func(prefix []string, alphabet []string, max int, out *[]string)
+	grow = func(prefix []string, alphabet []string, max int, out *[]string) {
+		if len(prefix) > 0 {
+			*out = append(*out, strings.Join(prefix, "/"))
+		}
+		if len(prefix) == max {
+			return
+		}
+		for _, a := range alphabet {
+			grow(append(prefix, a), alphabet, max, out)
+		}
+	}
+	grow(nil, []string{"x", "y", "*", "**"}, 4, &pats)
+	grow(nil, []string{"x", "y", "z"}, 7, &names)
+	matches := make([][]bool, len(pats))
+	for i, p := range pats {
+		matches[i] = make([]bool, len(names))
+		for j, n := range names {
+			matches[i][j] = match(p, n)
+		}
+	}
+	for i, a := range pats {
+		for k, b := range pats {
+			want := true
+			for j := range names {
+				if matches[k][j] && !matches[i][j] {
+					want = false
+					break
+				}
+			}
+			if got := covers(a, b); got != want {
+				t.Errorf("covers(%q, %q) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+}

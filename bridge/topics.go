@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -306,8 +307,12 @@ func (x *exporter) publish(m colugo.Received[[]byte]) {
 	b.st.exp.bytes.Add(uint64(len(m.Value)))
 }
 
-// importTopics subscribes to the NATS subjects of rule r.
-func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
+// importTopics subscribes to the NATS subjects of import entry i, which
+// takes the names it matches that no earlier entry with its prefix (so
+// publishing them under the same local names) matches.
+func (b *Bridge) importTopics(ctx context.Context, i int) error {
+	r := b.cfg.Import.Topics[i]
+	earlier := b.cfg.Import.Topics[:i]
 	type msg struct {
 		local string
 		in    incoming
@@ -341,6 +346,9 @@ func (b *Bridge) importTopics(ctx context.Context, r Topic) error {
 			l, ok := stripPrefix(r.Prefix, global)
 			if !ok || !match(r.Name, l) {
 				return false // in the subscription's superset, not in the pattern
+			}
+			if slices.ContainsFunc(earlier, func(e Topic) bool { return e.Prefix == r.Prefix && match(e.Name, l) }) {
+				return false // an earlier entry's, which publishes it under this name too
 			}
 			lastSubj, lastLocal, local = nm.Subject, l, l
 		}
