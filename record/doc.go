@@ -53,7 +53,8 @@
 // "seed:<its node uuid>".
 // At the end of a recording a metadata record "colugo.recording" holds,
 // per topic: "received", "dropped" (by the recording subscription: the
-// writer did not keep up) and "decode_errors" as the recording node's
+// writer fell behind by more than the queues hold, see [WithQueueBudget])
+// and "decode_errors" as the recording node's
 // [colugo.Node.Stats] counted them; "gaps", the sequence numbers missing per
 // publisher (messages lost before they reached the recorder or dropped by
 // it); "publishers"; "history", the greatest depth its publishers

@@ -91,7 +91,8 @@ func written(rec *record.Recorder) uint64 {
 	return n
 }
 
-// Record the topics a pattern matches, as their publishers appear.
+// Record the topics a pattern matches, as their publishers appear, within
+// one memory budget for all of them (WithQueueBudget).
 func ExamplePatterns() {
 	dir, err := os.MkdirTemp("", "record-example-")
 	if err != nil {
@@ -124,7 +125,8 @@ func ExamplePatterns() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rec, err := record.NewRecorder(recNode, w, record.Patterns("robot/*/pose"))
+	rec, err := record.NewRecorder(recNode, w, record.Patterns("robot/*/pose"),
+		record.WithQueueBudget(32<<20)) // what all its topics queue while the file lags
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -23,6 +23,7 @@ type recordConfig struct {
 	patterns []colugo.Pattern
 	buffer   int
 	block    time.Duration
+	budget   int // bytes, shared by the subscriptions' queues
 	seed     bool
 	err      error // an option's, returned by NewRecorder
 }
@@ -105,16 +106,44 @@ func (o bufferOption) applyRecord(c *recordConfig) { c.buffer = int(o) }
 func (o bufferOption) String() string              { return "record.WithBuffer(" + strconv.Itoa(int(o)) + ")" }
 
 // WithBuffer sets each recording subscription's channel capacity. When it
-// is full, delivery waits up to 1s for the writer (colugo.Block), then drops
-// and counts. Default: 1024.
+// is full, messages wait in the subscription's queue (see WithQueueBudget).
+// Default: 1024.
 func WithBuffer(n int) RecordOption { return bufferOption(n) }
+
+type queueBudgetOption int
+
+func (o queueBudgetOption) applyRecord(c *recordConfig) { c.budget = int(o) }
+func (o queueBudgetOption) String() string {
+	return "record.WithQueueBudget(" + strconv.Itoa(int(o)) + ")"
+}
+
+// WithQueueBudget bounds, in bytes, what all of a recording's subscription
+// queues hold together while the Writer lags (one colugo.QueueBudget for
+// them; each also keeps its own bound, colugo.DefaultQueueBytes). When
+// a topic's message finds the budget (or its own bound) full, it waits up
+// to 1s for that topic's writes to make room (colugo.Block: the wait holds
+// up delivery from the message's node, whose topics so wait in turn), then
+// it and the topic's later messages are dropped and counted (Progress, the
+// "dropped" metadata) until the topic's queue has drained. A topic with
+// nothing queued still takes one message however full the budget is, so
+// the bound may be passed by one message per topic. Not counted: the up to
+// WithBuffer messages per topic in the subscriptions' channels. A value
+// below 1 makes NewRecorder fail (colugo.ErrInvalidOption). Default: 256
+// MiB.
+func WithQueueBudget(bytes int) RecordOption { return queueBudgetOption(bytes) }
+
+// defaultQueueBudget is four topics' colugo.DefaultQueueBytes: a recording
+// of a few topics keeps each one's whole bound, one of many topics is
+// bounded all the same.
+const defaultQueueBudget = 4 * colugo.DefaultQueueBytes
 
 // Recorder records topics from a node into a Writer. Create it with
 // NewRecorder and call Run.
 type Recorder struct {
-	node *colugo.Node
-	w    *Writer
-	cfg  recordConfig
+	node   *colugo.Node
+	w      *Writer
+	cfg    recordConfig
+	budget *colugo.QueueBudget // shared by all the subscriptions' queues
 
 	mu      sync.Mutex
 	topics  map[string]*topicState
@@ -141,7 +170,7 @@ type senderState struct {
 
 // NewRecorder returns a recorder of node's peers' topics into w.
 func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder, error) {
-	cfg := recordConfig{buffer: 1024, block: time.Second}
+	cfg := recordConfig{buffer: 1024, block: time.Second, budget: defaultQueueBudget}
 	for _, o := range opts {
 		if o != nil {
 			o.applyRecord(&cfg)
@@ -153,7 +182,11 @@ func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder,
 	if cfg.buffer < 1 {
 		return nil, fmt.Errorf("%w: record buffer must be at least 1", colugo.ErrInvalidOption)
 	}
-	return &Recorder{node: node, w: w, cfg: cfg, topics: map[string]*topicState{}, schemas: map[schemaRef][]byte{}}, nil
+	if cfg.budget < 1 {
+		return nil, fmt.Errorf("%w: record queue budget must be at least 1 byte", colugo.ErrInvalidOption)
+	}
+	return &Recorder{node: node, w: w, cfg: cfg, budget: colugo.NewQueueBudget(cfg.budget),
+		topics: map[string]*topicState{}, schemas: map[schemaRef][]byte{}}, nil
 }
 
 // Run records until ctx ends, then writes the "colugo.recording" metadata
@@ -195,7 +228,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 		st := &topicState{senders: map[string]*senderState{}, history: max(t.History, 0)}
 		r.topics[t.Name] = st
 		r.mu.Unlock()
-		opts := []colugo.SubscribeOption{colugo.WithAnyCodec(), colugo.WithBuffer(r.cfg.buffer), colugo.WithDropPolicy(colugo.Block(r.cfg.block))}
+		opts := []colugo.SubscribeOption{colugo.WithAnyCodec(), colugo.WithBuffer(r.cfg.buffer),
+			colugo.WithDropPolicy(colugo.Block(r.cfg.block)), colugo.WithQueueBudget(r.budget)}
 		if st.history > 0 {
 			// The recording starts with what the publisher keeps (a latched
 			// map, a configuration), which a replay can then latch in turn.
