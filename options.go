@@ -355,8 +355,9 @@ var (
 // Block asks for reliable delivery: when the subscription's queue
 // (WithQueueBytes) is full, an arriving message waits for room instead of
 // being dropped. For a publisher on another node, the wait lasts up to d
-// and holds up delivery from that publisher to this node (other
-// publishers and other nodes are not affected); the publisher's queue for
+// and holds up delivery from that publisher's node to this node, whose
+// connection its other publishers share (they wait too; other nodes are
+// not affected); the publisher's queue for
 // this node then fills, and a publisher with WithBackPressure waits for it
 // (the subscription asks publishers for back-pressure), while one without
 // drops for this node. For a publisher on this node, Publish waits only
