@@ -291,3 +291,39 @@ func dropCounts(node *colugo.Node, topics []string) map[string]uint64 {
 	}
 	return m
 }
+
+// TestCountsWhileStalled: Counts (so a recorder's Progress) answers while
+// a write waits for a stalled file.
+func TestCountsWhileStalled(t *testing.T) {
+	gw := newGateWriter()
+	w, err := NewWriter(gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.w.chunkSize = 1 // every message goes through to gw
+	if err := w.Write(Message{Topic: "a", Codec: "raw", Data: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	gw.hold()
+	defer gw.release()
+	wrote := make(chan error, 1)
+	go func() { wrote <- w.Write(Message{Topic: "a", Codec: "raw", Data: []byte("2")}) }()
+	<-gw.entered // the second write waits at the gate, holding the Writer
+	counted := make(chan []TopicCount, 1)
+	go func() { counted <- w.Counts() }()
+	select {
+	case c := <-counted:
+		if len(c) != 1 || c[0].Messages != 1 {
+			t.Errorf("Counts = %+v, want topic a with 1 message", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Counts waited for the stalled write")
+	}
+	gw.release()
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if c := w.Counts(); c[0].Messages != 2 {
+		t.Errorf("after the write: %+v", c)
+	}
+}

@@ -96,9 +96,14 @@ type Writer struct {
 	channels map[chanKey]uint16
 	schemas  map[schemaKey]uint16
 	seq      map[uint16]uint32
+	closed   bool
+
+	// countsMu guards counts and order, apart from mu, which a write holds
+	// while the file takes it: a disk that stalls must not stall Counts
+	// (a recorder's Progress) too. Taken under mu, never the other way.
+	countsMu sync.Mutex
 	counts   map[string]*TopicCount
 	order    []string
-	closed   bool
 }
 
 type chanKey struct {
@@ -149,6 +154,8 @@ func (w *Writer) Write(m Message) error {
 	if err := w.w.writeMessage(&mcapMessage{ChannelID: id, Sequence: w.seq[id], LogTime: logTime, PublishTime: pubTime, Data: m.Data}); err != nil {
 		return fmt.Errorf("record: writing a message of %q: %w", m.Topic, err)
 	}
+	w.countsMu.Lock()
+	defer w.countsMu.Unlock()
 	c := w.counts[m.Topic]
 	if c == nil {
 		c = &TopicCount{Topic: m.Topic}
@@ -271,8 +278,8 @@ func (w *Writer) AddMetadata(name string, kv map[string]string) error {
 // Counts returns what was written per topic, in the order topics first
 // appeared.
 func (w *Writer) Counts() []TopicCount {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.countsMu.Lock()
+	defer w.countsMu.Unlock()
 	out := make([]TopicCount, 0, len(w.order))
 	for _, t := range w.order {
 		out = append(out, *w.counts[t])
