@@ -94,7 +94,9 @@ func (b *Bridge) linkUp(nc *nats.Conn) { b.setLink(LinkUp, nc.ConnectedUrlRedact
 // site's discovery, and closes it after the bridge) with cfg, connected or
 // connecting to NATS: an unreachable server is not an error, the bridge
 // retries for ever (Stats tells the link state). Nothing crosses before
-// Run. Errors: an invalid cfg (ErrConfig), unreadable credential files.
+// Run. Errors: an invalid cfg, or a credential, key or certificate file it
+// names that is missing or not a regular file of at most 1 MiB
+// (ErrConfig); an nkey file nats.go cannot read.
 func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 	if node == nil {
 		return nil, fmt.Errorf("%w: nil node", ErrConfig)
@@ -126,6 +128,19 @@ func New(node *colugo.Node, cfg Config) (*Bridge, error) {
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}), // slow consumers: counted per subscription (Dropped)
 	}
 	n := cfg.NATS
+	for _, f := range []struct{ what, path string }{{"creds_file", n.CredsFile}, {"nkey_file", n.NKeyFile},
+		{"tls ca", n.TLS.CA}, {"tls cert", n.TLS.Cert}, {"tls key", n.TLS.Key}} {
+		what, path := f.what, f.path
+		if path == "" {
+			continue
+		}
+		if err := checkFile("nats "+what, path); err != nil {
+			if !errors.Is(err, ErrConfig) {
+				err = fmt.Errorf("%w: nats %s: %w", ErrConfig, what, err)
+			}
+			return nil, err
+		}
+	}
 	switch {
 	case n.User != "" || n.Password != "":
 		opts = append(opts, nats.UserInfo(n.User, n.Password))

@@ -51,11 +51,45 @@ func ParseConfig(data []byte) (Config, error) {
 	return c, nil
 }
 
-// LoadConfig reads the file at path with ParseConfig.
+// LoadConfig reads the file at path with ParseConfig. A path that is not
+// a regular file of at most 1 MiB is an error wrapping ErrConfig.
 func LoadConfig(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	if err := checkFile("config", path); err != nil {
+		return Config{}, err
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return Config{}, err
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return Config{}, err
+	}
+	if len(data) > maxFileBytes { // grew since checkFile looked
+		return Config{}, fmt.Errorf("%w: config %q: more than %d bytes", ErrConfig, path, maxFileBytes)
+	}
 	return ParseConfig(data)
+}
+
+// maxFileBytes bounds the files a bridge reads: its config, and the
+// credentials, keys and certificates that the config names.
+const maxFileBytes = 1 << 20
+
+// checkFile refuses a path that is not a regular file of at most
+// maxFileBytes: reading a FIFO waits for a writer (and nats.go reads
+// credentials again at every connect), a device such as /dev/zero fills
+// memory. A missing file is os.Stat's error, as is.
+func checkFile(what, path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s %q: not a regular file (%s)", ErrConfig, what, path, fi.Mode().Type())
+	}
+	if fi.Size() > maxFileBytes {
+		return fmt.Errorf("%w: %s %q: %d bytes, more than %d", ErrConfig, what, path, fi.Size(), maxFileBytes)
+	}
+	return nil
 }

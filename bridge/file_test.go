@@ -2,11 +2,14 @@ package bridge_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/colugo-go/colugo/bridge"
+	"github.com/colugo-go/colugo/colugotest"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -58,6 +61,66 @@ import:
 	} {
 		if _, err := bridge.ParseConfig([]byte(doc)); !errors.Is(err, bridge.ErrConfig) {
 			t.Errorf("%s: %v, want ErrConfig", name, err)
+		}
+	}
+}
+
+// TestFilesNotRegular: a config, credential, key or certificate path that
+// is a FIFO, a device, a directory or a file over 1 MiB is refused at
+// once (a FIFO used to hang the read, /dev/zero to fill memory), and a
+// missing credential file too.
+func TestFilesNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := mkfifo(fifo); err != nil {
+		t.Skip("no FIFO here:", err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(big, 1<<20+1); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{fifo, "/dev/zero", dir, big}
+	for _, p := range paths {
+		done := make(chan error, 1)
+		go func() { _, err := bridge.LoadConfig(p); done <- err }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, bridge.ErrConfig) {
+				t.Errorf("LoadConfig(%s): %v, want ErrConfig", p, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("LoadConfig(%s) hangs", p)
+		}
+	}
+	node := colugotest.NewNode(t, "bridge")
+	for _, p := range append(paths, filepath.Join(dir, "missing")) {
+		for name, set := range map[string]func(*bridge.Config){
+			"creds_file": func(c *bridge.Config) { c.NATS.CredsFile = p },
+			"nkey_file":  func(c *bridge.Config) { c.NATS.NKeyFile = p },
+			"tls ca":     func(c *bridge.Config) { c.NATS.TLS.CA = p },
+			"tls cert":   func(c *bridge.Config) { c.NATS.TLS.Cert, c.NATS.TLS.Key = p, p },
+		} {
+			c := bridge.Config{Site: "a", NATS: bridge.NATS{URLs: []string{"nats://127.0.0.1:1"}}}
+			set(&c)
+			done := make(chan error, 1)
+			go func() {
+				b, err := bridge.New(node, c)
+				if b != nil {
+					_ = b.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, bridge.ErrConfig) {
+					t.Errorf("%s %s: %v, want ErrConfig", name, p, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s %s: New hangs", name, p)
+			}
 		}
 	}
 }
