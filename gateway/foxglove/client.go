@@ -47,8 +47,11 @@ type client struct {
 	graphSub bool              // subscribed to connectionGraph updates
 
 	// Reader goroutine only.
-	pubs  map[uint32]clientPub
-	calls chan struct{} // semaphore of calls in flight
+	pubs    map[uint32]clientPub
+	schemas int           // bytes of the pubs' schemas, at most maxClientSchemas
+	calls   chan struct{} // semaphore of calls in flight
+
+	callBytes atomic.Int64 // the requests of calls in flight: added by the reader, released by the calls
 }
 
 func (g *Gateway) serve(conn *websocket.Conn) {
@@ -59,6 +62,7 @@ func (g *Gateway) serve(conn *websocket.Conn) {
 	defer cancel()
 	g.mu.Lock()
 	if g.closed {
+		g.admitted--
 		g.mu.Unlock()
 		conn.CloseNow()
 		return
@@ -103,6 +107,7 @@ func (g *Gateway) serve(conn *websocket.Conn) {
 		}
 		delete(g.clients, c)
 		g.connected.Add(-1)
+		g.admitted-- // with connected: a client seen gone has its place free
 		g.gone.Add(c.dropped.Load())
 		g.mu.Unlock()
 		if len(c.pubs) > 0 {
@@ -275,6 +280,10 @@ func (c *client) advertise(ch clientChannel) error {
 	default:
 		return fmt.Errorf("encoding %q: clients publish json or protobuf", truncate(ch.Encoding, 32))
 	}
+	held := len(schema) + len(jsonSchema)
+	if c.schemas+held > maxClientSchemas {
+		return fmt.Errorf("schema of %d bytes: this client's channels' schemas would pass %d bytes together", held, maxClientSchemas)
+	}
 	typ := ch.SchemaName
 	if typ == "" && ch.Encoding == "json" {
 		typ = "json.RawMessage"
@@ -284,7 +293,8 @@ func (c *client) advertise(ch clientChannel) error {
 		return err
 	}
 	k := chanKey{ch.Topic, ch.Encoding, typ}
-	c.pubs[ch.ID] = clientPub{pub: p, key: k}
+	c.pubs[ch.ID] = clientPub{pub: p, key: k, schema: held}
+	c.schemas += held
 	g := c.g
 	g.mu.Lock()
 	if o, ok := g.own[k]; ok {
@@ -298,8 +308,9 @@ func (c *client) advertise(ch clientChannel) error {
 
 // clientPub is a channel a client advertised: the node's publisher for it.
 type clientPub struct {
-	pub *colugo.Publisher[[]byte]
-	key chanKey
+	pub    *colugo.Publisher[[]byte]
+	key    chanKey
+	schema int // bytes of its schema held
 }
 
 // unadvertise closes the client's channel id, if it has one, and reports
@@ -311,6 +322,7 @@ func (c *client) unadvertise(id uint32) bool {
 	}
 	_ = p.pub.Close()
 	delete(c.pubs, id)
+	c.schemas -= p.schema
 	g := c.g
 	g.mu.Lock()
 	if o := g.own[p.key]; o != nil {
@@ -344,12 +356,20 @@ func (c *client) call(ctx context.Context, o *op, calls *sync.WaitGroup) {
 		refuse(fmt.Sprintf("%s takes encoding %s, not %q", s.info.Name, s.requestEncoding, truncate(o.Encoding, 32)))
 		return
 	}
+	// Only this goroutine adds to callBytes: what it reads can only shrink
+	// before the Add. One call is always taken, whatever its size.
+	size := int64(len(o.Payload))
+	if held := c.callBytes.Load(); held > 0 && held+size > maxCallBytes {
+		refuse(fmt.Sprintf("calls in flight hold %d bytes: a request of %d would pass %d", held, size, maxCallBytes))
+		return
+	}
 	select {
 	case c.calls <- struct{}{}:
 	default:
 		refuse(fmt.Sprintf("more than %d calls in flight", maxCalls))
 		return
 	}
+	c.callBytes.Add(size)
 	payload := append([]byte(nil), o.Payload...)
 	calls.Add(1)
 	go func() {
@@ -358,6 +378,7 @@ func (c *client) call(ctx context.Context, o *op, calls *sync.WaitGroup) {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		resp, err := colugo.Request[[]byte, []byte](cctx, g.node, s.info.Name, payload, colugo.WithCodec(codec.Passthrough(s.info.Codec, s.info.Type)))
+		c.callBytes.Add(-size) // before the answer, after which the client may call again
 		if err != nil {
 			var re *colugo.RemoteError
 			if errors.As(err, &re) {

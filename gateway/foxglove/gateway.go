@@ -12,6 +12,14 @@
 // 5 s deadline. Each client has a bounded send queue: a client that reads
 // too slowly loses its own messages, never slowing the network or other
 // clients.
+//
+// What the gateway holds is bounded: its topics' subscriptions queue at
+// most WithTopicBudget together while the fan-out to clients lags; at most
+// WithMaxClients clients connect, each with a send queue of
+// WithClientQueue (twice that for control messages), frames of at most
+// 16 MiB, at most 64 service calls in flight holding 16 MiB of requests
+// together, and at most 256 advertised channels whose schemas hold 4 MiB
+// together.
 package foxglove
 
 import (
@@ -46,11 +54,32 @@ const EncodingRaw = "colugo.raw"
 // DefaultClientQueue is a client's default send queue bound in bytes.
 const DefaultClientQueue = 16 << 20
 
+// DefaultTopicBudget is the default bound of what all the topics'
+// subscriptions queue together, in bytes: 64 MiB, what one colugo
+// subscription may queue by default (colugo.DefaultQueueBytes), so that a
+// gateway of many topics holds no more than one ordinary subscriber does.
+const DefaultTopicBudget = 64 << 20
+
+// DefaultMaxClients is the default bound on connected clients: a few
+// Foxglove or Lichtblick windows and pages per robot, with room to spare,
+// while bounding what clients' queues hold together (each up to twice
+// WithClientQueue).
+const DefaultMaxClients = 32
+
 // callTimeout is the deadline of a service call made for a client.
 const callTimeout = 5 * time.Second
 
 // maxCalls bounds one client's service calls in flight.
 const maxCalls = 64
+
+// maxCallBytes bounds the requests of one client's calls in flight
+// together: a frame's worth, where maxCalls frames could hold 1 GiB.
+const maxCallBytes = readLimit
+
+// maxClientSchemas bounds the schemas of one client's advertised channels
+// together: each is held for the connection's life (protobuf ones in the
+// node's catalog too) and sent to every client.
+const maxClientSchemas = 4 << 20
 
 // maxClientChannels bounds the channels one client may advertise.
 const maxClientChannels = 256
@@ -69,6 +98,8 @@ type config struct {
 	token        string
 	origins      []string
 	queue        int
+	topicBudget  int
+	maxClients   int
 }
 
 type (
@@ -76,17 +107,23 @@ type (
 	tokenOption        string
 	originsOption      []string
 	queueOption        int
+	topicBudgetOption  int
+	maxClientsOption   int
 )
 
 func (o allowPublishOption) apply(c *config) { c.allowPublish = bool(o) }
 func (o tokenOption) apply(c *config)        { c.token = string(o) }
 func (o originsOption) apply(c *config)      { c.origins = append(c.origins, o...) }
 func (o queueOption) apply(c *config)        { c.queue = int(o) }
+func (o topicBudgetOption) apply(c *config)  { c.topicBudget = int(o) }
+func (o maxClientsOption) apply(c *config)   { c.maxClients = int(o) }
 
 func (o allowPublishOption) String() string { return fmt.Sprintf("WithAllowPublish(%t)", bool(o)) }
 func (o tokenOption) String() string        { return "WithToken(…)" } // never print the secret
 func (o originsOption) String() string      { return fmt.Sprintf("WithAllowedOrigins(%q)", []string(o)) }
 func (o queueOption) String() string        { return fmt.Sprintf("WithClientQueue(%d)", int(o)) }
+func (o topicBudgetOption) String() string  { return fmt.Sprintf("WithTopicBudget(%d)", int(o)) }
+func (o maxClientsOption) String() string   { return fmt.Sprintf("WithMaxClients(%d)", int(o)) }
 
 // WithAllowPublish lets clients advertise channels and publish on them
 // (the clientPublish capability), json and protobuf only. Default: off.
@@ -110,6 +147,24 @@ func WithAllowedOrigins(patterns ...string) Option { return originsOption(patter
 // disconnected.
 func WithClientQueue(bytes int) Option { return queueOption(bytes) }
 
+// WithTopicBudget bounds in bytes what the gateway's topic subscriptions
+// (one per topic that clients subscribe to, shared by them) queue all
+// together while the fan-out to clients lags: one colugo.QueueBudget for
+// them all, of which one topic may take the whole. Default:
+// DefaultTopicBudget, 64 MiB for all topics together. At the bound each
+// topic drops its own oldest messages (colugo.DropOldest), counted in the
+// node's Stats (Topics[topic].Dropped), not in the gateway's. Beyond it,
+// each topic holds at most three messages: one past the bound (a topic
+// with nothing queued still takes one), one waiting in its channel and the
+// one being fanned out. New refuses a bound below 1.
+func WithTopicBudget(bytes int) Option { return topicBudgetOption(bytes) }
+
+// WithMaxClients bounds the clients connected at once, counted from the
+// WebSocket handshake: past it a connection is refused with 503 Service
+// Unavailable, and counted in Stats.Refused. Default: DefaultMaxClients.
+// New refuses a bound below 1.
+func WithMaxClients(n int) Option { return maxClientsOption(n) }
+
 // Stats counts what a gateway did.
 type Stats struct {
 	Clients  int    // connected clients
@@ -123,6 +178,9 @@ type Stats struct {
 	// error or a serviceCallFailure. Failures that services answer are
 	// not counted.
 	Dropped uint64
+	// Refused counts connections refused because WithMaxClients clients
+	// were connected.
+	Refused uint64
 }
 
 // chanKey is what makes a channel.
@@ -171,6 +229,9 @@ type Gateway struct {
 	graph     graph               // as last sent to graph subscribers
 	nextChan  uint32
 	nextSvc   uint32
+	admitted  int                 // connections past the handshake's checks, not yet left: at most cfg.maxClients
+	budget    *colugo.QueueBudget // the topic subscriptions' queues', together
+	refused   atomic.Uint64
 	sent      atomic.Uint64
 	gone      atomic.Uint64 // drops of clients that have left
 	connected atomic.Int64
@@ -182,7 +243,7 @@ func New(node *colugo.Node, opts ...Option) (*Gateway, error) {
 	if node == nil {
 		return nil, errors.New("foxglove: nil node")
 	}
-	cfg := config{queue: DefaultClientQueue}
+	cfg := config{queue: DefaultClientQueue, topicBudget: DefaultTopicBudget, maxClients: DefaultMaxClients}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
@@ -191,8 +252,14 @@ func New(node *colugo.Node, opts ...Option) (*Gateway, error) {
 	if cfg.queue <= 0 {
 		return nil, fmt.Errorf("foxglove: WithClientQueue(%d): want a positive bound", cfg.queue)
 	}
+	if cfg.topicBudget <= 0 {
+		return nil, fmt.Errorf("foxglove: WithTopicBudget(%d): want a positive bound", cfg.topicBudget)
+	}
+	if cfg.maxClients <= 0 {
+		return nil, fmt.Errorf("foxglove: WithMaxClients(%d): want a positive bound", cfg.maxClients)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{node: node, cfg: cfg, ctx: ctx, cancel: cancel,
+	g := &Gateway{node: node, cfg: cfg, ctx: ctx, cancel: cancel, budget: colugo.NewQueueBudget(cfg.topicBudget),
 		clients: map[*client]struct{}{}, channels: map[chanKey]*channel{}, chanByID: map[uint32]*channel{},
 		services: map[chanKey]*service{}, svcByID: map[uint32]*service{}, topics: map[string]*topicSub{},
 		own: map[chanKey]*ownPub{}}
@@ -232,7 +299,8 @@ func (g *Gateway) Close() error {
 func (g *Gateway) Stats() Stats {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	s := Stats{Clients: int(g.connected.Load()), Channels: len(g.channels), Sent: g.sent.Load(), Dropped: g.gone.Load()}
+	s := Stats{Clients: int(g.connected.Load()), Channels: len(g.channels), Sent: g.sent.Load(), Dropped: g.gone.Load(),
+		Refused: g.refused.Load()}
 	for c := range g.clients {
 		s.Dropped += c.dropped.Load()
 	}
@@ -256,6 +324,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "foxglove: gateway closed", http.StatusServiceUnavailable)
 		return
 	}
+	if g.admitted >= g.cfg.maxClients {
+		g.mu.Unlock()
+		g.refused.Add(1)
+		http.Error(w, fmt.Sprintf("foxglove: the gateway has as many clients as it takes (%d)", g.cfg.maxClients), http.StatusServiceUnavailable)
+		return
+	}
+	g.admitted++ // given back by serve, or below if Accept fails
 	g.wg.Add(1)
 	g.mu.Unlock()
 	defer g.wg.Done()
@@ -264,6 +339,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		OriginPatterns: g.cfg.origins,
 	})
 	if err != nil {
+		g.mu.Lock()
+		g.admitted--
+		g.mu.Unlock()
 		return // Accept has answered
 	}
 	conn.SetReadLimit(readLimit)
@@ -452,7 +530,11 @@ func (g *Gateway) startTopic(topic string) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(g.ctx)
-	msgs, err := colugo.SubscribeReceived[[]byte](ctx, g.node, topic, colugo.WithAnyCodec())
+	// The budget is the bound, which one topic may take whole. A buffer
+	// of 1: values waiting in the channel are not counted in the budget,
+	// and the default 64 per topic, of any size, would escape it.
+	msgs, err := colugo.SubscribeReceived[[]byte](ctx, g.node, topic, colugo.WithAnyCodec(), colugo.WithBuffer(1),
+		colugo.WithQueueBytes(g.cfg.topicBudget), colugo.WithQueueBudget(g.budget), colugo.WithDropPolicy(colugo.DropOldest))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if err != nil {
