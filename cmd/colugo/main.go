@@ -81,6 +81,7 @@ type cli struct {
 	// web
 	webAddr      string
 	allowPublish bool
+	maxClients   int
 	token        string
 	origins      *stringList
 }

@@ -27,6 +27,7 @@ func webFlags(fs *flag.FlagSet, c *cli) {
 	var origins stringList
 	fs.Var(&origins, "allow-origin", "a browser origin (scheme://host[:port], * for any) allowed besides the gateway's own; repeatable")
 	c.origins = &origins
+	fs.IntVar(&c.maxClients, "max-clients", foxglove.DefaultMaxClients, "clients (Foxglove, live pages) served at once; more are refused (HTTP 503)")
 }
 
 // stringList is a repeatable string flag.
@@ -47,6 +48,9 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 	}
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		return usageErr("--listen %q: the port must be a number from 0 to 65535", c.webAddr)
+	}
+	if c.maxClients < 1 {
+		return usageErr("--max-clients %d: at least 1", c.maxClients)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		fmt.Fprintf(c.stderr, "colugo web: warning: listening on %s, beyond this host: anyone who reaches it sees the network", c.webAddr)
@@ -71,7 +75,7 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer n.Close()
-	opts := []foxglove.Option{foxglove.WithAllowPublish(c.allowPublish)}
+	opts := []foxglove.Option{foxglove.WithAllowPublish(c.allowPublish), foxglove.WithMaxClients(c.maxClients)}
 	if token != "" {
 		opts = append(opts, foxglove.WithToken(token))
 	}

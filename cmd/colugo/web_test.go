@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,7 +31,7 @@ func TestWeb(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, "web", "--listen", "127.0.0.1:0")
+	cmd := exec.CommandContext(ctx, binPath, "web", "--listen", "127.0.0.1:0", "--max-clients", "1")
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "COLUGO_DISCOVERY=local")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -67,6 +68,13 @@ func TestWeb(t *testing.T) {
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(64 << 20)
+	// --max-clients 1: a second client is refused while the first stays.
+	if c2, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"foxglove.websocket.v1"}}); err == nil {
+		c2.CloseNow()
+		t.Error("a second client was served with --max-clients 1")
+	} else if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a second client: %v, %v; want 503", resp, err)
+	}
 	var info, advertised bool
 	for !info || !advertised {
 		typ, b, err := c.Read(ctx)
@@ -111,6 +119,9 @@ func TestWebUsage(t *testing.T) {
 	}
 	if r := runCLI(t, dir, "web", "--listen", "no-port"); r.code != exitUsage || !strings.Contains(r.stderr, "--listen") {
 		t.Errorf("web --listen no-port: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCLI(t, dir, "web", "--max-clients", "0"); r.code != exitUsage || !strings.Contains(r.stderr, "--max-clients") {
+		t.Errorf("web --max-clients 0: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// An address in use fails before the node starts: -v logs nothing of
 	// a node.
