@@ -107,7 +107,9 @@ func (o bufferOption) String() string              { return "record.WithBuffer("
 
 // WithBuffer sets each recording subscription's channel capacity. When it
 // is full, messages wait in the subscription's queue (see WithQueueBudget).
-// Default: 1024.
+// What waits in a channel is outside the budget, so the default is small:
+// 16 (at 1024, a topic of 1 MiB point clouds could hold 1 GiB there while
+// the file lags; BenchmarkRecorder finds no speed in a larger one).
 func WithBuffer(n int) RecordOption { return bufferOption(n) }
 
 type queueBudgetOption int
@@ -170,7 +172,7 @@ type senderState struct {
 
 // NewRecorder returns a recorder of node's peers' topics into w.
 func NewRecorder(node *colugo.Node, w *Writer, opts ...RecordOption) (*Recorder, error) {
-	cfg := recordConfig{buffer: 1024, block: time.Second, budget: defaultQueueBudget}
+	cfg := recordConfig{buffer: 16, block: time.Second, budget: defaultQueueBudget}
 	for _, o := range opts {
 		if o != nil {
 			o.applyRecord(&cfg)

@@ -17,7 +17,8 @@ import (
 	"github.com/foxglove/mcap/go/mcap"
 )
 
-// TestWithQueueBudgetOption: the default is the 256 MiB the doc says, the
+// TestWithQueueBudgetOption: the default is the 256 MiB the doc says (and
+// the channel buffer WithBuffer's 16), the
 // option sets the budget the subscriptions share, and a budget below 1
 // byte is refused.
 func TestWithQueueBudgetOption(t *testing.T) {
@@ -33,6 +34,9 @@ func TestWithQueueBudgetOption(t *testing.T) {
 	}
 	if r.cfg.budget != 256<<20 || r.budget.Max() != 256<<20 {
 		t.Errorf("default budget %d (QueueBudget %d), want 256 MiB", r.cfg.budget, r.budget.Max())
+	}
+	if r.cfg.buffer != 16 {
+		t.Errorf("default buffer %d, want 16 (WithBuffer's doc)", r.cfg.buffer)
 	}
 	r, err = NewRecorder(node, w, WithQueueBudget(1<<20))
 	if err != nil {
