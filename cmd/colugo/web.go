@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/colugo-go/colugo/gateway/foxglove"
@@ -87,9 +88,12 @@ func runWeb(c *cli, _ *flag.FlagSet, args []string) error {
 		return err
 	}
 	defer g.Close()
-	srv := &http.Server{Handler: webHandler(g, webui.Handler()), ReadHeaderTimeout: 5 * time.Second}
+	// Idle keep-alive connections close after a while, and each connection
+	// holds a file descriptor the node needs too: past webConns(maxClients)
+	// open at once, the rest wait in the kernel's backlog.
+	srv := &http.Server{Handler: webHandler(g, webui.Handler()), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(newLimitListener(ln, webConns(c.maxClients))) }()
 	fmt.Fprintf(c.stderr, "colugo web: serving http://%s (the live view) and ws://%s (in Foxglove or Lichtblick: Open connection, Foxglove WebSocket, that URL)\n", ln.Addr(), ln.Addr())
 	select {
 	case err = <-served:
@@ -116,4 +120,58 @@ func webHandler(gateway, page http.Handler) http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	})
+}
+
+// webConns is how many connections colugo web keeps open at once for
+// maxClients clients: a browser opens several for one page (its files,
+// then the WebSocket), up to six per host.
+func webConns(maxClients int) int { return 8*maxClients + 16 }
+
+// limitListener accepts at most n connections open at once: a flood of
+// connections (thousands from the LAN, none of them a client) waits in the
+// kernel's backlog instead of taking memory and file descriptors.
+type limitListener struct {
+	net.Listener
+	slots  chan struct{}
+	closed chan struct{}
+	close  func()
+}
+
+func newLimitListener(l net.Listener, n int) *limitListener {
+	ll := &limitListener{Listener: l, slots: make(chan struct{}, n), closed: make(chan struct{})}
+	ll.close = sync.OnceFunc(func() { close(ll.closed) })
+	return ll
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}: // a connection closed
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: sync.OnceFunc(func() { <-l.slots })}, nil
+}
+
+// Close also ends an Accept waiting for a slot.
+func (l *limitListener) Close() error {
+	l.close()
+	return l.Listener.Close()
+}
+
+// limitConn gives its slot back once, when closed (by the server, or by
+// the gateway after a WebSocket hijacked it).
+type limitConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -134,4 +135,63 @@ func TestWebUsage(t *testing.T) {
 	if r := runCLI(t, dir, "web", "-v", "--listen", ln.Addr().String()); r.code != exitFail || r.stderr != want {
 		t.Errorf("web --listen in use: exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 	}
+}
+
+// TestLimitListener: past n open connections Accept waits until one
+// closes (once, however often it is closed), and the listener's Close
+// ends a waiting Accept.
+func TestLimitListener(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := newLimitListener(inner, 2)
+	accepted := make(chan net.Conn, 4)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				done <- err
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first, second := <-accepted, <-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection accepted while two are open")
+	case <-time.After(100 * time.Millisecond): // it waits: looked at for a while, at least
+	}
+	_ = first.Close()
+	_ = first.Close() // a second Close gives back nothing more
+	third := <-accepted
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-accepted:
+		t.Fatal("a fourth connection accepted: a second Close gave back a slot")
+	case <-time.After(100 * time.Millisecond):
+	}
+	_ = ln.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Accept after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the waiting Accept")
+	}
+	_, _ = second.Close(), third.Close()
 }
