@@ -431,9 +431,11 @@ func (c *client) sendData(sid uint32, t uint64, payload []byte) {
 }
 
 // push queues f. Data (and responses) past the queue bound are dropped,
-// with one status warning per episode; control messages may go up to
-// twice the bound, and a client past that is disconnected: it does not
-// read at all.
+// with one status warning per episode, but an empty queue takes one
+// however large (so a message larger than the bound still reaches a
+// client that keeps up: it is in memory already, shared by the clients);
+// control messages may go up to twice the bound, and a client past that
+// is disconnected: it does not read at all.
 func (c *client) push(f frame, control bool) {
 	limit := c.g.cfg.queue
 	c.mu.Lock()
@@ -447,7 +449,7 @@ func (c *client) push(f frame, control bool) {
 		c.conn.CloseNow() // it reads nothing: no close handshake to wait for
 		return
 	}
-	if !control && c.bytes+f.size() > limit {
+	if !control && c.bytes > 0 && c.bytes+f.size() > limit {
 		c.dropped.Add(1)
 		if !c.dropping {
 			c.dropping = true

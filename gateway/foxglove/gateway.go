@@ -142,7 +142,8 @@ func WithAllowedOrigins(patterns ...string) Option { return originsOption(patter
 // WithClientQueue bounds each client's send queue in bytes (default
 // DefaultClientQueue): messages and service replies past it are dropped
 // for that client, with a status warning once per episode (until the
-// queue empties). Control messages (advertisements, status) may take up
+// queue empties). An empty queue takes one however large, so a message
+// larger than the bound reaches a client that keeps up. Control messages (advertisements, status) may take up
 // to twice the bound; a client past that reads nothing and is
 // disconnected.
 func WithClientQueue(bytes int) Option { return queueOption(bytes) }

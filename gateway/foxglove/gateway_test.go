@@ -1,6 +1,7 @@
 package foxglove_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -590,6 +591,35 @@ func TestSlowClient(t *testing.T) {
 		t.Errorf("%d drop warnings for %d drops, want one per episode", warnings, s.Dropped)
 	}
 	t.Logf("%d drops, %d warnings", s.Dropped, warnings)
+}
+
+// TestLargerThanQueue: a message larger than the client's queue bound
+// reaches a client that keeps up (an empty queue takes one message
+// however large); before, every one was dropped.
+func TestLargerThanQueue(t *testing.T) {
+	r := newRig(t, foxglove.WithClientQueue(4096))
+	pub, err := colugo.NewPublisher[[]byte](r.net.NewNode("pub"), "cloud", colugo.WithCodec(rawCodec()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	tc := r.dial([]string{foxglove.SubprotocolSDK}, true)
+	ch := tc.channel("cloud")
+	tc.send(map[string]any{"op": "subscribe", "subscriptions": []any{map[string]any{"id": 1, "channelId": ch["id"]}}})
+	payload := bytes.Repeat([]byte("p"), 256<<10)
+	testwait.Until(t, "a 256 KiB message through a 4 KiB queue", func() bool {
+		_ = pub.Publish(context.Background(), payload)
+		for {
+			select {
+			case f := <-tc.frames:
+				if !f.text && bytes.Equal(f.b[13:], payload) {
+					return true
+				}
+			default:
+				return false
+			}
+		}
+	})
 }
 
 func rawCodec() codec.Codec { return codec.Raw{} }
