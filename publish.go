@@ -2,6 +2,7 @@ package colugo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -393,6 +394,30 @@ func (p *Publisher[T]) Close() error {
 	}
 	n.catalogChanged()
 	return nil
+}
+
+// Flush waits until every message that Publish returned for before the
+// call has left the node for each subscriber it went to: written to the
+// subscriber's connection (the operating system then sends it even if
+// this process exits at once) or, for a subscription on this node, put in
+// its queue; or dropped for a subscriber too slow to take it (counted as
+// any drop). It waits for the node's other publishers' earlier messages
+// too, as they share the connections, but not for what is published
+// meanwhile, and not for subscribers to read. A relay that acks what it
+// forwards acks after Flush, so that a crash loses nothing it acked. It
+// returns ctx's error if ctx ends first (a stalled subscriber's full queue
+// holds it up), ErrClosed once the publisher or its node is closed, and
+// errors.ErrUnsupported with a transport that cannot tell (not a
+// transport.Syncer).
+func (p *Publisher[T]) Flush(ctx context.Context) error {
+	if p.closed.Load() || p.node.closed.Load() {
+		return ErrClosed
+	}
+	s, ok := p.node.tr.(transport.Syncer)
+	if !ok {
+		return fmt.Errorf("colugo: Flush: transport %T: %w", p.node.tr, errors.ErrUnsupported)
+	}
+	return s.Sync(ctx)
 }
 
 // schemaOf is the codec's description of T, when it gives one.

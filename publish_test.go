@@ -2,16 +2,21 @@ package colugo_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/colugo-go/colugo"
 	"github.com/colugo-go/colugo/codec/protobuf"
 	"github.com/colugo-go/colugo/colugotest"
+	"github.com/colugo-go/colugo/discovery"
 	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/examples/posepb"
 	"github.com/colugo-go/colugo/internal/testkit"
 	"github.com/colugo-go/colugo/internal/testwait"
+	"github.com/colugo-go/colugo/transport"
+	"github.com/colugo-go/colugo/transport/inproc"
 )
 
 func TestSubscribersAndSchemas(t *testing.T) {
@@ -110,3 +115,69 @@ func TestWaitSubscribersMeansConnected(t *testing.T) {
 		}
 	}
 }
+
+// TestFlush: Flush returns once what was published has left the node,
+// waits while a stalled subscriber's full queue holds messages from
+// before it, and says when it cannot tell or the publisher is closed.
+func TestFlush(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	pubNode, subNode := net.NewNode("pub"), net.NewNode("sub")
+	pub, _ := colugo.NewPublisher[[]byte](pubNode, "t")
+	payload := make([]byte, 64<<10) // a few thousand fill the publisher's queue
+	ctx := t.Context()
+	got, _ := colugo.Subscribe[[]byte](ctx, subNode, "t", colugo.WithBuffer(1), colugo.WithQueueBytes(1),
+		colugo.WithDropPolicy(colugo.Block(time.Minute)))
+	if err := pub.WaitSubscribers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	within := func(d time.Duration) error {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return pub.Flush(ctx)
+	}
+	if err := within(10 * time.Second); err != nil {
+		t.Fatalf("Flush with nothing published: %v", err)
+	}
+	// The subscriber reads nothing: its subscription blocks the delivery,
+	// and the publisher's queue to it fills.
+	for i := 0; pubNode.Stats().Topics["t"].Missed == 0; i++ {
+		if i > 1<<16 {
+			t.Fatal("no drop for a subscriber that reads nothing")
+		}
+		_ = pub.Publish(ctx, payload)
+	}
+	if err := within(100 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Flush with a stalled subscriber: %v, want the deadline", err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- within(time.Minute) }()
+	for {
+		select {
+		case <-got: // reading again lets the queue drain
+			continue
+		case err := <-flushed:
+			if err != nil {
+				t.Fatalf("Flush once the subscriber reads: %v", err)
+			}
+		}
+		break
+	}
+	// A transport that cannot tell, and a closed publisher.
+	t.Setenv(colugo.EnvDiscovery, "") // TestMain's host-only scope refuses an inproc address
+	other, err := colugo.NewNode("other", colugo.WithTransport(noSync{inproc.NewNetwork().New()}), colugo.WithDiscovery(discovery.Static()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherPub, _ := colugo.NewPublisher[int](other, "t")
+	if err := otherPub.Flush(ctx); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Flush on a transport that is not a Syncer: %v, want ErrUnsupported", err)
+	}
+	_ = pub.Close()
+	if err := pub.Flush(ctx); !errors.Is(err, colugo.ErrClosed) {
+		t.Errorf("Flush after Close: %v, want ErrClosed", err)
+	}
+}
+
+// noSync hides a transport's Sync.
+type noSync struct{ transport.Transport }

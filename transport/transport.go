@@ -137,6 +137,17 @@ type Flusher interface {
 	Flush(ctx context.Context) error
 }
 
+// Syncer is an optional interface of a [Transport]: Sync waits until
+// everything queued to send before the call (published messages for
+// subscribers, replies) has been handed on, written to its connection
+// (taken by the operating system, which sends it even if the process then
+// exits) or taken by the receiving side, or dropped with its connection.
+// What is queued during Sync is not waited for, so Sync returns under a
+// steady flow too. It returns ctx's error if ctx ends first.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
 // Transport carries messages between nodes. All methods are safe for
 // concurrent use.
 type Transport interface {

@@ -27,6 +27,56 @@ func (t *Transport) Flush(ctx context.Context) error {
 	return nil
 }
 
+var _ transport.Syncer = (*Transport)(nil)
+
+// Sync waits until every message queued for a subscriber before the call
+// has been handed to it, or its link is cut, or ctx ends; what is queued
+// meanwhile is not waited for.
+func (t *Transport) Sync(ctx context.Context) error {
+	t.subsMu.RLock()
+	links := make([]*link, 0, len(t.subs))
+	for l := range t.subs {
+		links = append(links, l)
+	}
+	t.subsMu.RUnlock()
+	targets := make([]uint64, len(links))
+	for i, l := range links {
+		l.qmu.Lock()
+		targets[i] = l.pushed
+		l.qmu.Unlock()
+	}
+	for i, l := range links {
+		if err := l.passedTo(ctx, targets[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// passedTo waits until l has handed over its first n messages, l is cut,
+// or ctx ends.
+func (l *link) passedTo(ctx context.Context, n uint64) error {
+	for {
+		l.qmu.Lock()
+		if l.passed >= n {
+			l.qmu.Unlock()
+			return nil
+		}
+		if l.room == nil {
+			l.room = make(chan struct{})
+		}
+		room := l.room // closed when the deliverer takes or hands over a message
+		l.qmu.Unlock()
+		select {
+		case <-room:
+		case <-l.stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // drained waits until l's queue is empty or l is cut.
 func (l *link) drained(ctx context.Context) error {
 	for {

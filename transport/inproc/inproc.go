@@ -137,8 +137,10 @@ type link struct {
 	room      chan struct{}
 	demoted   bool // a Publish waited in vain: do not wait until the queue drains to demotedAt/2
 	demotedAt int
-	slow      bool // missed its latest message, or demoted
-	taking    bool // the deliverer took a message it has not yet handed over (Flush waits for it)
+	slow      bool   // missed its latest message, or demoted
+	taking    bool   // the deliverer took a message it has not yet handed over (Flush waits for it)
+	pushed    uint64 // messages ever queued (Sync)
+	passed    uint64 // of them, handed over (Sync)
 	dropped   atomic.Uint64
 }
 
@@ -162,6 +164,7 @@ func (l *link) push(m *transport.Message) bool {
 		l.q, l.head = l.q[:0], 0
 	}
 	l.q = append(l.q, m)
+	l.pushed++
 	l.qbytes += size
 	if !l.demoted {
 		l.slow = false
@@ -179,6 +182,7 @@ func (l *link) push(m *transport.Message) bool {
 func (l *link) handed() {
 	l.qmu.Lock()
 	l.taking = false
+	l.passed++
 	if l.room != nil {
 		close(l.room)
 		l.room = nil

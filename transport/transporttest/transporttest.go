@@ -61,6 +61,7 @@ func RunFactories(t *testing.T, f Factories) {
 		{"MultiSubscriber", s.multiSubscriber},
 		{"Unsubscribe", s.unsubscribe},
 		{"StalledSubscriber", s.stalledSubscriber},
+		{"Sync", s.sync},
 		{"Burst64B", s.burst(100_000, 64)},
 		{"Burst1KiB", s.burst(10_000, 1<<10)},
 		{"Burst64KiB", s.burst(1_000, 64<<10)},
@@ -515,6 +516,78 @@ func (s suite) stalledSubscriber(t *testing.T) {
 	}
 	if len(st.Subscribers) != 2 || slowDrops != st.SendDropped || fastDrops != 0 {
 		t.Fatalf("Stats().Subscribers = %+v, want 2 connections, the slow one with all %d drops", st.Subscribers, st.SendDropped)
+	}
+}
+
+// sync: a transport.Syncer's Sync returns once what was queued before it
+// has been handed on, also under a steady flow (what comes meanwhile is
+// not waited for), and waits while a stalled subscriber's queue holds a
+// message from before it.
+func (s suite) sync(t *testing.T) {
+	pub, slow := s.startQueue(t, "pub", 64<<10), s.start(t, "slow")
+	sy, ok := pub.tr.(transport.Syncer)
+	if !ok {
+		t.Skip("not a transport.Syncer")
+	}
+	subscribe(t, pub, slow, "t")
+	syncWithin := func(d time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return sy.Sync(ctx)
+	}
+	// A steady flow: a publisher that never stops while Sync is called.
+	stop, flowing := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(flowing)
+		payload := make([]byte, 256)
+		for seq := uint64(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{})
+		}
+	}()
+	for i := range 20 {
+		if err := syncWithin(wait); err != nil {
+			close(stop)
+			t.Fatalf("Sync %d under a steady flow: %v", i, err)
+		}
+	}
+	close(stop)
+	<-flowing
+	if err := syncWithin(wait); err != nil {
+		t.Fatalf("Sync after the flow: %v", err)
+	}
+	// A stalled subscriber: publish until its queue stays full (every
+	// publish dropped for 100 ms: the socket buffers between are full too),
+	// so that messages from before Sync wait in it.
+	release := block(t, slow)
+	payload := make([]byte, 4096)
+	deadline := time.Now().Add(wait)
+	var fullSince time.Time
+	for seq := uint64(1); fullSince.IsZero() || time.Since(fullSince) < 100*time.Millisecond; seq++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled subscriber's queue never stayed full (%d messages of %d B): %+v", seq, len(payload), pub.tr.Stats())
+		}
+		res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case res.Dropped == 0:
+			fullSince = time.Time{}
+		case fullSince.IsZero():
+			fullSince = time.Now()
+		}
+	}
+	if err := syncWithin(100 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Sync with a stalled subscriber's queue full: %v, want the deadline", err)
+	}
+	release()
+	if err := syncWithin(wait); err != nil {
+		t.Fatalf("Sync once the subscriber reads again: %v", err)
 	}
 }
 

@@ -105,6 +105,8 @@ type conn struct {
 	spare    outbox        // the last batch's buffers, for reuse
 	queued   int           // messages in out, carry and the batch being written
 	qbytes   int           // and their bytes
+	enqueued uint64        // messages ever queued (Sync)
+	written  uint64        // of them, written or dropped with the connection (Sync)
 	writing  bool          // a goroutine is writing a batch outside the lock
 	flushDue bool          // the writer found writing set: wake it when done
 	pingDue  bool          // a heartbeat PING waits for the socket

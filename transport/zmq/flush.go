@@ -34,6 +34,62 @@ func (t *Transport) Flush(ctx context.Context) error {
 	return nil
 }
 
+var _ transport.Syncer = (*Transport)(nil)
+
+// Sync waits until every message queued to send before the call (a
+// publish to a subscriber, a reply) has been written to its socket, or
+// dropped with its connection, or ctx ends. Unlike Flush it waits neither
+// for what is queued meanwhile nor for the kernel's send queue, so it
+// returns under a steady flow too.
+func (t *Transport) Sync(ctx context.Context) error {
+	type mark struct {
+		c      *conn
+		target uint64
+	}
+	t.mu.Lock()
+	marks := make([]mark, 0, len(t.conns))
+	for c := range t.conns {
+		marks = append(marks, mark{c: c})
+	}
+	t.mu.Unlock()
+	for i := range marks {
+		c := marks[i].c
+		c.wmu.Lock()
+		marks[i].target = c.enqueued
+		c.wmu.Unlock()
+	}
+	for _, m := range marks {
+		if err := m.c.writtenTo(ctx, m.target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writtenTo waits until c has written (or dropped) its first n messages,
+// c has gone, or ctx ends.
+func (c *conn) writtenTo(ctx context.Context, n uint64) error {
+	for {
+		c.wmu.Lock()
+		if c.dead || c.written >= n {
+			c.wmu.Unlock()
+			return nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room // closed after each batch written (roomMadeLocked)
+		c.wmu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // drained waits until c's queue, then its socket's, is empty or c has
 // gone.
 func (c *conn) drained(ctx context.Context) error {

@@ -497,6 +497,7 @@ func (c *conn) enqueueAt(pre []byte, p *payloadRef, mode sendMode, at int64) boo
 		c.t.sendHeld.Add(d)
 	}
 	c.queued++
+	c.enqueued++
 	c.qbytes += size
 	if !idle { // whoever is writing, or the writer already woken, takes it
 		c.wmu.Unlock()
@@ -603,6 +604,7 @@ func (c *conn) dropQueued() {
 		o.reset()
 	}
 	c.queued, c.qbytes = 0, 0
+	c.written = c.enqueued // gone with the connection
 	c.roomMadeLocked()
 	c.t.sendReleased()
 }
@@ -611,6 +613,7 @@ func (c *conn) dropQueued() {
 // held.
 func (c *conn) doneBatch(batch *outbox) {
 	c.queued -= batch.msgs
+	c.written += uint64(batch.msgs)
 	c.qbytes -= batch.bytes - c.credited
 	c.credited = 0
 	released := batch.priv != 0 || len(batch.refs) != 0
