@@ -9,8 +9,9 @@ import (
 )
 
 // A relay forwards messages from a store and acks each batch to the store
-// only once Flush says it has left for the subscribers: a crash of the
-// relay then loses nothing it acked (the store sends the rest again).
+// only once Flush says it has left for the reliable subscribers: a crash
+// of the relay then loses nothing it acked (the store sends the rest
+// again).
 func ExamplePublisher_Flush() {
 	newNode, cleanup := exampleSite()
 	defer cleanup()
@@ -19,7 +20,7 @@ func ExamplePublisher_Flush() {
 
 	viewer := newNode("viewer")
 	defer viewer.Close()
-	got, err := colugo.Subscribe[string](ctx, viewer, "log")
+	got, err := colugo.Subscribe[string](ctx, viewer, "log", colugo.WithDropPolicy(colugo.Block(time.Second))) // reliable
 	if err != nil {
 		panic(err)
 	}

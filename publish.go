@@ -397,16 +397,19 @@ func (p *Publisher[T]) Close() error {
 }
 
 // Flush waits until every message that Publish returned for before the
-// call has left the node for each subscriber it went to: written to the
-// subscriber's connection (the operating system then sends it even if
-// this process exits at once) or, for a subscription on this node, put in
-// its queue; or dropped for a subscriber too slow to take it (counted as
-// any drop). It waits for the node's other publishers' earlier messages
-// too, as they share the connections, but not for what is published
-// meanwhile, and not for subscribers to read. A relay that acks what it
-// forwards acks after Flush, so that a crash loses nothing it acked. It
-// returns ctx's error if ctx ends first (a stalled subscriber's full queue
-// holds it up), ErrClosed once the publisher or its node is closed, and
+// call has left the node for each subscriber that asked for reliable
+// delivery (the Block policy): written to its connection (the operating
+// system then sends it even if this process exits at once) or, on this
+// node, put in its queue; or dropped for it, counted as any drop (a
+// subscriber that back-pressure gave up on is not waited for). Other
+// subscribers take what they get: Flush does not wait for them, so that a
+// slow one holds up no one. It waits for the node's other publishers'
+// earlier messages too, as they share the connections, but not for what
+// is published meanwhile, and not for subscribers to read. A relay that
+// acks what it forwards acks after Flush, so that a crash loses nothing it
+// acked that a reliable subscriber was to get. It returns ctx's error if
+// ctx ends first (a stalled reliable subscriber's full queue holds it
+// up), ErrClosed once the publisher or its node is closed, and
 // errors.ErrUnsupported with a transport that cannot tell (not a
 // transport.Syncer).
 func (p *Publisher[T]) Flush(ctx context.Context) error {

@@ -57,6 +57,10 @@ type Bridge struct {
 	refused  map[string]bool                 // pattern matches past MaxExportTopics, maxRefused at most
 	expSvc   map[string][]*nats.Subscription // exported services' queue subscriptions
 	pubs     map[pubKey]*colugo.Publisher[[]byte]
+	// flushPub is a publisher of a JetStream import, whose Flush tells
+	// when the node has written what was published (the node's connections
+	// are all its publishers'): acks wait for it.
+	flushPub atomic.Pointer[colugo.Publisher[[]byte]]
 	servers  []*colugo.Server
 	imported []string             // names of the imported services served (servers')
 	subs     []*nats.Subscription // topic import subscriptions

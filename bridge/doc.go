@@ -132,9 +132,13 @@
 // a backlog does not go before they are connected; its publisher waits
 // (colugo.WithBackPressure, 2 s at most) for room for a site subscriber
 // with the Block policy before the message is acked, so such a subscriber
-// gets a backlog whole however slowly it reads. A bridge that crashes
-// (killed, not stopped) can deliver again after its restart what it had
-// handed on and not yet acked, and lose what its send queues still held.
+// gets a backlog whole however slowly it reads; and a message is acked
+// once the node has written it to such subscribers' connections
+// (colugo.Publisher.Flush, 4 s at most), so that a bridge that crashes
+// (killed, not stopped) loses none of what they were to get: JetStream
+// sends what was not acked again to the site's next bridge, a few
+// messages perhaps twice. Subscribers of the other policies may lose what
+// its send queues held for them.
 // The exporter publishes these messages with acks, on a NATS connection
 // of its own that has no reconnect buffer, and keeps each in the topic's
 // spool (JetStream.Spool, 8 MiB by default: full, it holds the topic

@@ -115,9 +115,19 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg) (giveBack bool)) {
 	imp := &importReader{b: b, js: js, r: r, handle: handle,
 		subj: patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name)),
-		seen: newRecent(recentMax)}
+		seen: newRecent(recentMax), ackKick: make(chan struct{}, 1)}
+	readsDone := make(chan struct{})
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		imp.acks(readsDone)
+	}()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		close(readsDone) // the last handed on are acked, before the publishers close
+		<-acked
+	}()
 	reading := map[string]bool{}
 	ended := make(chan string)
 	pause := 50 * time.Millisecond
@@ -194,6 +204,13 @@ type importReader struct {
 
 	// mu makes handle see one message at a time, as from one subscription.
 	mu sync.Mutex
+	// pending holds the messages handed on to the site and not acked yet:
+	// acks waits until the bridge's node has written them to the site's
+	// subscribers' connections (Publisher.Flush) first, so that a bridge
+	// that crashes meanwhile has them sent again rather than lost in its
+	// send queues. Under mu; ackKick (one slot) says it is not empty.
+	pending []jetstream.Msg
+	ackKick chan struct{}
 	// seen holds the messages the site had lately, by exporting bridge,
 	// sender, subject and sequence number: a redelivery (its ack lost
 	// with the link, or late) or a second copy in a stream comes again
@@ -238,7 +255,8 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 			_ = m.Nak()
 			return
 		}
-		_ = m.Ack()
+		ir.pending = append(ir.pending, m)
+		signal(ir.ackKick)
 	}
 	ord := &inOrder{held: map[uint64]jetstream.Msg{}, deliver: deliver}
 	ord.expire = func() {
@@ -341,6 +359,46 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 // errConsumerGone: a consumer's Consume ended by itself (its durable was
 // deleted under it); the bridge makes it again.
 var errConsumerGone = errors.New("consuming stopped (the consumer was deleted?); made again")
+
+// ackFlushWait bounds how long acks wait for the site's subscribers'
+// connections to take what was handed on: a subscriber that reads nothing
+// must not hold the import up (its messages are in its queue, as any
+// published on the site), and acks must come before the ack wait sends
+// the messages again.
+const ackFlushWait = ackWait - time.Second
+
+// acks acks the pending messages, a batch at a time, each once the
+// bridge's node has written it (or ackFlushWait has passed), until done is
+// closed: then it acks the last ones the same way.
+func (ir *importReader) acks(done <-chan struct{}) {
+	for {
+		select {
+		case <-ir.ackKick:
+			ir.ackPending()
+		case <-done:
+			ir.ackPending()
+			return
+		}
+	}
+}
+
+func (ir *importReader) ackPending() {
+	ir.mu.Lock()
+	ms := ir.pending
+	ir.pending = nil
+	ir.mu.Unlock()
+	if len(ms) == 0 {
+		return
+	}
+	if p := ir.b.flushPub.Load(); p != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ackFlushWait)
+		_ = p.Flush(ctx) // past the wait, closed or unsupported: acked all the same
+		cancel()
+	}
+	for _, m := range ms {
+		_ = m.Ack()
+	}
+}
 
 // findStreams lists the streams that hold some of the subjects subj
 // matches, sorted: an export of the same pattern's, of a wider one's, or

@@ -449,6 +449,9 @@ func (b *Bridge) publishLocal(topic string, in incoming, data []byte, durable bo
 			return true
 		}
 		b.pubs[k] = p
+		if durable {
+			b.flushPub.Store(p)
+		}
 	}
 	b.mu.Unlock()
 	if fresh && durable && !b.awaitSubscribers(ctx, p, topic) && ctx.Err() != nil {

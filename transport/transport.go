@@ -138,12 +138,15 @@ type Flusher interface {
 }
 
 // Syncer is an optional interface of a [Transport]: Sync waits until
-// everything queued to send before the call (published messages for
-// subscribers, replies) has been handed on, written to its connection
-// (taken by the operating system, which sends it even if the process then
-// exits) or taken by the receiving side, or dropped with its connection.
-// What is queued during Sync is not waited for, so Sync returns under a
-// steady flow too. It returns ctx's error if ctx ends first.
+// every message queued before the call for a subscriber that asked for
+// back-pressure (SubscribeOptions.BackPressure; one that a publish waited
+// for in vain, demoted, excepted) has been handed on: written to its
+// connection (taken by the operating system, which sends it even if the
+// process then exits) or taken by the receiving side, or dropped with its
+// connection. Other subscribers are not waited for, so that a slow one
+// holds up no one, and neither is what is queued during Sync, so that it
+// returns under a steady flow too. It returns ctx's error if ctx ends
+// first.
 type Syncer interface {
 	Sync(ctx context.Context) error
 }

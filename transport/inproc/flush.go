@@ -29,14 +29,17 @@ func (t *Transport) Flush(ctx context.Context) error {
 
 var _ transport.Syncer = (*Transport)(nil)
 
-// Sync waits until every message queued for a subscriber before the call
-// has been handed to it, or its link is cut, or ctx ends; what is queued
-// meanwhile is not waited for.
+// Sync waits until every message queued before the call for a subscriber
+// that asked for back-pressure on some topic (and is not demoted) has been
+// handed to it, or its link is cut, or ctx ends; what is queued meanwhile,
+// and other subscribers, are not waited for.
 func (t *Transport) Sync(ctx context.Context) error {
 	t.subsMu.RLock()
 	links := make([]*link, 0, len(t.subs))
 	for l := range t.subs {
-		links = append(links, l)
+		if l.reliable() {
+			links = append(links, l)
+		}
 	}
 	t.subsMu.RUnlock()
 	targets := make([]uint64, len(links))
@@ -51,6 +54,23 @@ func (t *Transport) Sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// reliable reports whether l asked for back-pressure on some topic and is
+// not demoted.
+func (l *link) reliable() bool {
+	l.mu.Lock()
+	bp := false
+	for _, b := range l.topics {
+		bp = bp || b
+	}
+	l.mu.Unlock()
+	if !bp {
+		return false
+	}
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return !l.demoted
 }
 
 // passedTo waits until l has handed over its first n messages, l is cut,

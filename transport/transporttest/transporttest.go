@@ -520,22 +520,26 @@ func (s suite) stalledSubscriber(t *testing.T) {
 }
 
 // sync: a transport.Syncer's Sync returns once what was queued before it
-// has been handed on, also under a steady flow (what comes meanwhile is
-// not waited for), and waits while a stalled subscriber's queue holds a
-// message from before it.
+// for the subscribers that asked for back-pressure has been handed on,
+// also under a steady flow (what comes meanwhile is not waited for); it
+// waits while such a subscriber is stalled with messages from before it
+// in its queue, and never for a stalled subscriber of the other kind.
 func (s suite) sync(t *testing.T) {
-	pub, slow := s.startQueue(t, "pub", 64<<10), s.start(t, "slow")
+	pub := s.startQueue(t, "pub", 64<<10)
 	sy, ok := pub.tr.(transport.Syncer)
 	if !ok {
 		t.Skip("not a transport.Syncer")
 	}
-	subscribe(t, pub, slow, "t")
+	best, reliable := s.start(t, "best"), s.start(t, "reliable")
+	subscribe(t, pub, best, "best")
+	subscribeBP(t, pub, reliable, "reliable")
 	syncWithin := func(d time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
 		return sy.Sync(ctx)
 	}
-	// A steady flow: a publisher that never stops while Sync is called.
+	// A steady flow to both: a publisher that never stops while Sync is
+	// called.
 	stop, flowing := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(flowing)
@@ -546,7 +550,9 @@ func (s suite) sync(t *testing.T) {
 				return
 			default:
 			}
-			_, _ = pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{})
+			for _, topic := range []string{"best", "reliable"} {
+				_, _ = pub.tr.Publish(context.Background(), pubMsg(topic, "pub", seq, payload), transport.PublishOptions{})
+			}
 		}
 	}()
 	for i := range 20 {
@@ -557,37 +563,42 @@ func (s suite) sync(t *testing.T) {
 	}
 	close(stop)
 	<-flowing
+	// fill publishes to a stalled subscriber until its queue stays full
+	// (every publish dropped for 100 ms: the socket buffers between are
+	// full too), so that messages from before Sync wait in it.
+	fill := func(topic string) {
+		payload := make([]byte, 4096)
+		deadline := time.Now().Add(wait)
+		var fullSince time.Time
+		for seq := uint64(1); fullSince.IsZero() || time.Since(fullSince) < 100*time.Millisecond; seq++ {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the stalled subscriber's queue never stayed full (%d messages of %d B): %+v", topic, seq, len(payload), pub.tr.Stats())
+			}
+			res, err := pub.tr.Publish(context.Background(), pubMsg(topic, "pub", seq, payload), transport.PublishOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case res.Dropped == 0:
+				fullSince = time.Time{}
+			case fullSince.IsZero():
+				fullSince = time.Now()
+			}
+		}
+	}
+	block(t, best)
+	fill("best")
 	if err := syncWithin(wait); err != nil {
-		t.Fatalf("Sync after the flow: %v", err)
+		t.Fatalf("Sync with a stalled subscriber that did not ask for back-pressure: %v", err)
 	}
-	// A stalled subscriber: publish until its queue stays full (every
-	// publish dropped for 100 ms: the socket buffers between are full too),
-	// so that messages from before Sync wait in it.
-	release := block(t, slow)
-	payload := make([]byte, 4096)
-	deadline := time.Now().Add(wait)
-	var fullSince time.Time
-	for seq := uint64(1); fullSince.IsZero() || time.Since(fullSince) < 100*time.Millisecond; seq++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("the stalled subscriber's queue never stayed full (%d messages of %d B): %+v", seq, len(payload), pub.tr.Stats())
-		}
-		res, err := pub.tr.Publish(context.Background(), pubMsg("t", "pub", seq, payload), transport.PublishOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case res.Dropped == 0:
-			fullSince = time.Time{}
-		case fullSince.IsZero():
-			fullSince = time.Now()
-		}
-	}
+	release := block(t, reliable)
+	fill("reliable")
 	if err := syncWithin(100 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Sync with a stalled subscriber's queue full: %v, want the deadline", err)
+		t.Fatalf("Sync with a stalled back-pressure subscriber's queue full: %v, want the deadline", err)
 	}
 	release()
 	if err := syncWithin(wait); err != nil {
-		t.Fatalf("Sync once the subscriber reads again: %v", err)
+		t.Fatalf("Sync once the back-pressure subscriber reads again: %v", err)
 	}
 }
 

@@ -36,11 +36,12 @@ func (t *Transport) Flush(ctx context.Context) error {
 
 var _ transport.Syncer = (*Transport)(nil)
 
-// Sync waits until every message queued to send before the call (a
-// publish to a subscriber, a reply) has been written to its socket, or
-// dropped with its connection, or ctx ends. Unlike Flush it waits neither
-// for what is queued meanwhile nor for the kernel's send queue, so it
-// returns under a steady flow too.
+// Sync waits until every message queued before the call for a subscriber
+// that asked for back-pressure (and is not demoted) has been written to
+// its socket, or dropped with its connection, or ctx ends. Unlike Flush it
+// waits neither for what is queued meanwhile nor for the kernel's send
+// queue, so it returns under a steady flow too, nor for other subscribers,
+// so a slow one holds up no one.
 func (t *Transport) Sync(ctx context.Context) error {
 	type mark struct {
 		c      *conn
@@ -49,7 +50,9 @@ func (t *Transport) Sync(ctx context.Context) error {
 	t.mu.Lock()
 	marks := make([]mark, 0, len(t.conns))
 	for c := range t.conns {
-		marks = append(marks, mark{c: c})
+		if c.pp != nil && c.pp.bpN.Load() > 0 && !c.demoted.Load() {
+			marks = append(marks, mark{c: c})
+		}
 	}
 	t.mu.Unlock()
 	for i := range marks {
