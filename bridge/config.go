@@ -340,12 +340,38 @@ func (c Config) normalize() (Config, error) {
 		lists[3] = append(lists[3], entry{"import service", s.Name, ""})
 	}
 	for _, l := range lists {
-		for j, later := range l {
-			for _, e := range l[:j] {
-				if e.prefix == later.prefix && covers(e.name, later.name) {
-					return c, fmt.Errorf("%w: %s %q is never used: the earlier %q takes all it matches (list the narrower entry first)",
-						ErrConfig, later.what, later.name, e.name)
+		// Literal entries by prefix and name, and the patterns so far: a
+		// config may list thousands of topics literally, which pairwise
+		// automata would take seconds over.
+		literal := map[[2]string]bool{}
+		var patterns []entry
+		for _, later := range l {
+			var by string
+			if isPattern(later.name) {
+				// A literal never covers a pattern: only another pattern can.
+				// Past maxCheckedPatterns of them, not checked: the check is
+				// a convenience, and pairs grow with the square.
+				for _, e := range patterns[:min(len(patterns), maxCheckedPatterns)] {
+					if e.prefix == later.prefix && covers(e.name, later.name) {
+						by = e.name
+						break
+					}
 				}
+				patterns = append(patterns, later)
+			} else {
+				if literal[[2]string{later.prefix, later.name}] {
+					by = later.name
+				}
+				for _, e := range patterns {
+					if by == "" && e.prefix == later.prefix && match(e.name, later.name) {
+						by = e.name
+					}
+				}
+				literal[[2]string{later.prefix, later.name}] = true
+			}
+			if by != "" {
+				return c, fmt.Errorf("%w: %s %q is never used: the earlier %q takes all it matches (list the narrower entry first)",
+					ErrConfig, later.what, later.name, by)
 			}
 		}
 	}
@@ -361,6 +387,10 @@ func (c Config) normalize() (Config, error) {
 	}
 	return c, nil
 }
+
+// maxCheckedPatterns bounds the patterns of a list whose later patterns
+// are checked against them (covers).
+const maxCheckedPatterns = 512
 
 // exportsJetStream reports whether an export entry has JetStream set.
 func (c Config) exportsJetStream() bool {
