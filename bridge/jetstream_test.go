@@ -141,14 +141,8 @@ func TestJetStreamCatchUp(t *testing.T) {
 // twice with different ids, as a redelivery would bring it again) reaches
 // the importing site once.
 func TestJetStreamDuplicates(t *testing.T) {
-	srv := natsServerJS(t)
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a")
-	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 100}}}
-	ba, _ := runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, _ := runBridge(t, b, cb)
+	s := newJSLogSites(t, 100)
+	srv, a, b, ba, bb := s.srv, s.a, s.b, s.ba, s.bb
 	got, _ := colugo.Subscribe[int](t.Context(), b.NewNode("viewer"), "log", colugo.WithBuffer(64))
 	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
 	until(t, "log on site b", func() { _ = pub.Publish(t.Context(), 0) }, recv(got, func(v int) bool { return v == 0 }))
@@ -190,14 +184,8 @@ func TestJetStreamDuplicates(t *testing.T) {
 // gets, from its new bridge, what was published meanwhile and only that:
 // its durable consumer remembers what it had.
 func TestJetStreamRestart(t *testing.T) {
-	srv := natsServerJS(t)
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a")
-	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
-	ba, _ := runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, _ := runBridge(t, b, cb)
+	s := newJSLogSites(t, 1000)
+	a, b, ba, bb, cb := s.a, s.b, s.ba, s.bb, s.cb
 	ctx := t.Context()
 	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
 	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
@@ -242,14 +230,8 @@ func TestJetStreamRestart(t *testing.T) {
 // bridge is made again, from the message after the last the site had:
 // what follows arrives, once, and nothing before it comes again.
 func TestJetStreamConsumerDeleted(t *testing.T) {
-	srv := natsServerJS(t)
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a")
-	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
-	runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, _ := runBridge(t, b, cb)
+	s := newJSLogSites(t, 1000)
+	srv, a, b, bb := s.srv, s.a, s.b, s.bb
 	ctx := t.Context()
 	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1024))
 	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")
@@ -474,14 +456,8 @@ func TestJetStreamStreamDeleted(t *testing.T) {
 // was acked once queued, and the queue died with the bridge), so the
 // site's next bridge gets them again.
 func TestJetStreamImportCrash(t *testing.T) {
-	srv := natsServerJS(t)
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a")
-	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000}}}
-	runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, nb := runBridge(t, b, cb)
+	s := newJSLogSites(t, 10000)
+	a, b, bb, nb, cb := s.a, s.b, s.bb, s.nb, s.cb
 	ctx := t.Context()
 	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(1), colugo.WithQueueBytes(1),
 		colugo.WithDropPolicy(colugo.Block(time.Minute)))

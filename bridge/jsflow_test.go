@@ -31,14 +31,8 @@ import (
 // catch-up in order, 2 runs in 10 jumped ahead by up to 240 messages, the
 // skipped ones coming after the ack wait).
 func TestJetStreamRestartWhileFlowing(t *testing.T) {
-	srv := natsServerJS(t)
-	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
-	ca := cfgFor(srv, "a")
-	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 10000}}}
-	runBridge(t, a, ca)
-	cb := cfgFor(srv, "b")
-	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, _ := runBridge(t, b, cb)
+	s := newJSLogSites(t, 10000)
+	a, b, bb, cb := s.a, s.b, s.bb, s.cb
 	ctx := t.Context()
 	got, _ := colugo.Subscribe[int](ctx, b.NewNode("viewer"), "log", colugo.WithBuffer(8192))
 	pub, _ := colugo.NewPublisher[int](a.NewNode("robot"), "log")

@@ -109,6 +109,28 @@ func runBridge(t *testing.T, net *colugotest.Network, cfg bridge.Config, opts ..
 	return b, node
 }
 
+// jsLogSites are two sites on a JetStream server: site a's bridge exports
+// topic log through a stream, site b's imports it.
+type jsLogSites struct {
+	srv    *server.Server
+	a, b   *colugotest.Network
+	ba, bb *bridge.Bridge
+	nb     *colugo.Node // bb's
+	cb     bridge.Config
+}
+
+// newJSLogSites starts jsLogSites with a stream of maxMsgs.
+func newJSLogSites(t *testing.T, maxMsgs int64) jsLogSites {
+	s := jsLogSites{srv: natsServerJS(t), a: colugotest.NewNetwork(t), b: colugotest.NewNetwork(t)}
+	ca := cfgFor(s.srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: maxMsgs}}}
+	s.ba, _ = runBridge(t, s.a, ca)
+	s.cb = cfgFor(s.srv, "b")
+	s.cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
+	s.bb, s.nb = runBridge(t, s.b, s.cb)
+	return s
+}
+
 // cfgFor is a config for site on s.
 func cfgFor(s *server.Server, site string) bridge.Config {
 	return bridge.Config{Site: site, NATS: bridge.NATS{URLs: []string{s.ClientURL()}}}

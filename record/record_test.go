@@ -519,28 +519,9 @@ func TestRecorderAnyCodec(t *testing.T) {
 	}
 }
 
+// readMetadata reads file's MetadataRecording with the mcap library.
 func readMetadata(t *testing.T, file []byte) map[string]string {
-	t.Helper()
-	rd, err := mcap.NewReader(bytes.NewReader(file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	info, err := rd.Info()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, idx := range info.MetadataIndexes {
-		if idx.Name == record.MetadataRecording {
-			md, err := rd.GetMetadata(idx.Offset)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return md.Metadata
-		}
-	}
-	t.Fatal("no recording metadata")
-	return nil
+	return record.RecordingMetadata(t, file)
 }
 
 // TestRecorderWriteErrorEndsRun: a write that fails (here: the Writer was

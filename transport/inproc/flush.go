@@ -76,32 +76,20 @@ func (l *link) reliable() bool {
 // passedTo waits until l has handed over its first n messages, l is cut,
 // or ctx ends.
 func (l *link) passedTo(ctx context.Context, n uint64) error {
-	for {
-		l.qmu.Lock()
-		if l.passed >= n {
-			l.qmu.Unlock()
-			return nil
-		}
-		if l.room == nil {
-			l.room = make(chan struct{})
-		}
-		room := l.room // closed when the deliverer takes or hands over a message
-		l.qmu.Unlock()
-		select {
-		case <-room:
-		case <-l.stop:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return l.waitFor(ctx, func() bool { return l.passed >= n })
 }
 
 // drained waits until l's queue is empty or l is cut.
 func (l *link) drained(ctx context.Context) error {
+	return l.waitFor(ctx, func() bool { return l.head == len(l.q) && !l.taking })
+}
+
+// waitFor waits until done, called under qmu, holds, l is cut, or ctx
+// ends.
+func (l *link) waitFor(ctx context.Context, done func() bool) error {
 	for {
 		l.qmu.Lock()
-		if l.head == len(l.q) && !l.taking {
+		if done() {
 			l.qmu.Unlock()
 			return nil
 		}

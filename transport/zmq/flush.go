@@ -72,39 +72,32 @@ func (t *Transport) Sync(ctx context.Context) error {
 // writtenTo waits until c has written (or dropped) its first n messages,
 // c has gone, or ctx ends.
 func (c *conn) writtenTo(ctx context.Context, n uint64) error {
-	for {
-		c.wmu.Lock()
-		if c.dead || c.written >= n {
-			c.wmu.Unlock()
-			return nil
-		}
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room // closed after each batch written (roomMadeLocked)
-		c.wmu.Unlock()
-		select {
-		case <-room:
-		case <-c.done:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	_, err := c.waitQueue(ctx, func() bool { return c.written >= n })
+	return err
 }
 
 // drained waits until c's queue, then its socket's, is empty or c has
 // gone.
 func (c *conn) drained(ctx context.Context) error {
+	gone, err := c.waitQueue(ctx, func() bool { return c.queued == 0 })
+	if gone || err != nil {
+		return err
+	}
+	return c.socketDrained(ctx)
+}
+
+// waitQueue waits until done, called under wmu, holds, c has gone (gone
+// is then true), or ctx ends.
+func (c *conn) waitQueue(ctx context.Context, done func() bool) (gone bool, err error) {
 	for {
 		c.wmu.Lock()
 		if c.dead {
 			c.wmu.Unlock()
-			return nil
+			return true, nil
 		}
-		if c.queued == 0 {
+		if done() {
 			c.wmu.Unlock()
-			return c.socketDrained(ctx)
+			return false, nil
 		}
 		if c.room == nil {
 			c.room = make(chan struct{})
@@ -114,9 +107,9 @@ func (c *conn) drained(ctx context.Context) error {
 		select {
 		case <-room:
 		case <-c.done:
-			return nil
+			return true, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return false, ctx.Err()
 		}
 	}
 }

@@ -1,0 +1,4 @@
+package record
+
+// RecordingMetadata is recordingMetadata, for the external tests.
+var RecordingMetadata = recordingMetadata
