@@ -41,6 +41,8 @@ type PeerInfo struct {
 	// as they were when it was described; nil when it has none. A bridge
 	// tells its site, link and counts under "bridge".
 	Status map[string]json.RawMessage `json:"status,omitempty"`
+
+	size int // bytes of the $describe reply it was decoded from: what a kept peer's description counts
 }
 
 // PublisherDrops is a publishing node's count of what its subscribers

@@ -59,6 +59,73 @@ func (h *logCounter) count(msg string) int {
 	return h.msgs[msg]
 }
 
+// answer is a fake describer's reply to one $describe.
+type answer struct {
+	status  uint8
+	kind    wire.Kind // 0: KindReply
+	payload []byte
+}
+
+// fakeDescriber registers a fake peer of id (a raw zmq4 ROUTER) in the
+// registry dir and answers its i-th $describe request with answer(i). It
+// returns the router's address, the index of each answer sent, and the
+// registration, to update its catalog.
+func fakeDescriber(t *testing.T, dir, id string, reply func(i int) answer) (string, <-chan int, *local.Registry) {
+	ctx, cancel := context.WithCancel(t.Context())
+	router := zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("fake")), zmq4.WithLogger(log.New(io.Discard, "", 0)))
+	if err := router.Listen("tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	addr := router.Addr().String()
+	served := make(chan int, 1024)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; {
+			m, err := router.Recv()
+			if err != nil {
+				return
+			}
+			if m.Type == zmq4.CmdMsg || len(m.Frames) != 4 {
+				continue
+			}
+			h, err := wire.Decode(m.Frames[2])
+			if err != nil || h.Kind != wire.KindControl {
+				continue
+			}
+			a := reply(i)
+			kind := a.kind
+			if kind == 0 {
+				kind = wire.KindReply
+			}
+			rh := wire.Header{Kind: kind, Status: a.status, Codec: "json", Sender: id, RequestID: h.RequestID, Error: "fake"}
+			if err := router.SendMulti(zmq4.NewMsgFrom(m.Frames[0], m.Frames[1], rh.Append(nil), a.payload)); err != nil {
+				return
+			}
+			select {
+			case served <- i:
+			default:
+			}
+			i++
+		}
+	})
+	reg := local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond))
+	events, err := reg.Start(discovery.Peer{ID: id, Name: "fake", Router: addr, Catalog: "c0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() {
+		for range events { // the fake's own view; not needed
+		}
+	})
+	t.Cleanup(func() {
+		_ = reg.Close()
+		cancel()
+		_ = router.Close()
+		wg.Wait()
+	})
+	return addr, served, reg
+}
+
 // TestGarbageDescribe registers a fake peer (a raw zmq4 ROUTER) in the
 // victim's registry and answers its $describe requests with garbage, one
 // kind per request, then with a valid description. The victim must log and
@@ -82,11 +149,6 @@ func TestGarbageDescribe(t *testing.T) {
 			Topics: topics, Services: []colugo.TopicInfo{{Name: "fake/svc", Codec: "json"}}})
 		return b
 	}
-	type answer struct {
-		status  uint8
-		kind    wire.Kind
-		payload []byte
-	}
 	garbage := []answer{
 		{payload: nil},
 		{payload: []byte("not json")},
@@ -106,59 +168,11 @@ func TestGarbageDescribe(t *testing.T) {
 	}
 	final := answer{payload: valid(many, "whatever")}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	router := zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity("fake")), zmq4.WithLogger(log.New(io.Discard, "", 0)))
-	defer router.Close()
-	if err := router.Listen("tcp://127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	addr := router.Addr().String()
-	served := make(chan int, len(garbage)+64)
-	var serveWG sync.WaitGroup
-	defer serveWG.Wait()
-	defer router.Close()
-	serveWG.Go(func() {
-		for i := 0; ; {
-			m, err := router.Recv()
-			if err != nil {
-				return
-			}
-			if m.Type == zmq4.CmdMsg || len(m.Frames) != 4 {
-				continue
-			}
-			h, err := wire.Decode(m.Frames[2])
-			if err != nil || h.Kind != wire.KindControl {
-				continue
-			}
-			a := final
-			if i < len(garbage) {
-				a = garbage[i]
-			}
-			kind := a.kind
-			if kind == 0 {
-				kind = wire.KindReply
-			}
-			rh := wire.Header{Kind: kind, Status: a.status, Codec: "json", Sender: fakeID, RequestID: h.RequestID, Error: "fake"}
-			if err := router.SendMulti(zmq4.NewMsgFrom(m.Frames[0], m.Frames[1], rh.Append(nil), a.payload)); err != nil {
-				return
-			}
-			served <- i
-			i++
+	addr, served, reg := fakeDescriber(t, dir, fakeID, func(i int) answer {
+		if i < len(garbage) {
+			return garbage[i]
 		}
-	})
-
-	reg := local.New(local.WithDir(dir), local.WithPollInterval(10*time.Millisecond))
-	events, err := reg.Start(discovery.Peer{ID: fakeID, Name: "fake", Router: addr, Catalog: "c0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var regWG sync.WaitGroup
-	defer regWG.Wait()
-	defer reg.Close()
-	regWG.Go(func() {
-		for range events { // the fake's own view; not needed
-		}
+		return final
 	})
 	// Each catalog change makes the victim describe the fake again (the
 	// periodic refresh also does, every second): one answer per request.
@@ -277,4 +291,39 @@ func describeSeeds(f *testing.F) [][]byte {
 		out = append(out, j)
 	}
 	return out
+}
+
+// TestDescribeTooLarge: a peer whose $describe reply is over 16 MiB (a
+// valid description, padded) is not listed, each refusal counts, and the
+// same description unpadded is listed.
+func TestDescribeTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	victim := hostileNode(t, "victim", dir)
+	const fakeID = "fakepeer0002"
+	b, _ := json.Marshal(colugo.PeerInfo{ID: fakeID, Name: "fake", Version: "9", Router: "x", Pub: "127.0.0.1:1",
+		Services: []colugo.TopicInfo{{Name: "fake/svc", Codec: "json"}}})
+	huge := append(bytes.Clone(b), bytes.Repeat([]byte(" "), 16<<20)...)
+	_, served, _ := fakeDescriber(t, dir, fakeID, func(i int) answer {
+		if i < 2 {
+			return answer{payload: huge}
+		}
+		return answer{payload: b}
+	})
+	// The periodic refresh asks again every second.
+	timeout := time.After(wait)
+	for answered := 0; answered < 2; {
+		select {
+		case <-served:
+			answered++
+		case <-timeout:
+			t.Fatalf("%d answers", answered)
+		}
+		if ps := victim.Peers(); len(ps) != 0 {
+			t.Fatalf("a description over 16 MiB listed: %s", ps[0].Name)
+		}
+	}
+	testwait.Until(t, "the unpadded description", func() bool { return len(victim.Peers()) == 1 })
+	if n := victim.Stats().PeersRefused; n != 2 {
+		t.Errorf("PeersRefused = %d, want the 2 padded answers", n)
+	}
 }

@@ -70,6 +70,16 @@ type Node struct {
 
 	addrs       addrCheck     // which addresses the node may dial (env.go)
 	addrRefused atomic.Uint64 // addresses not dialled by that policy
+	// peersRefused counts nodes found past WithMaxPeers, and descriptions
+	// refused as too large; peersFull is set while the bound is reached
+	// (the start of such an episode is logged once).
+	peersRefused atomic.Uint64
+	peersFull    bool // under mu
+	descBytes    int  // the kept descriptions' sizes together, under mu
+	// waiting holds nodes found past WithMaxPeers, by key, taken in
+	// waitOrder's order as peers leave (waitPeerLocked); under mu.
+	waiting   map[string]discovery.Peer
+	waitOrder []string
 
 	ctx    context.Context // the node's lifetime; its goroutines and handlers watch it
 	cancel context.CancelFunc
@@ -150,14 +160,14 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 	if err := checkNodeName(name); err != nil {
 		return nil, err
 	}
-	cfg := nodeConfig{defaultTimeout: 5 * time.Second, codec: codec.JSON{}, maxHandlers: 1024, sealing: defaultSealing}
+	cfg := nodeConfig{defaultTimeout: 5 * time.Second, codec: codec.JSON{}, maxHandlers: 1024, maxPeers: 1024, sealing: defaultSealing}
 	for _, o := range opts {
 		if o != nil {
 			o.applyNode(&cfg)
 		}
 	}
-	if cfg.codec == nil || cfg.defaultTimeout <= 0 || cfg.maxHandlers <= 0 {
-		return nil, fmt.Errorf("%w: codec, default timeout and max handlers must be set", ErrInvalidOption)
+	if cfg.codec == nil || cfg.defaultTimeout <= 0 || cfg.maxHandlers <= 0 || cfg.maxPeers <= 0 {
+		return nil, fmt.Errorf("%w: codec, default timeout, max handlers and max peers must be set", ErrInvalidOption)
 	}
 	if cfg.log == nil {
 		cfg.log = slog.New(slog.DiscardHandler)
@@ -201,6 +211,7 @@ func NewNode(name string, opts ...NodeOption) (*Node, error) {
 		counters: make(map[string]*counters),
 		svcStats: make(map[string]*counters),
 		peers:    make(map[string]*peer),
+		waiting:  make(map[string]discovery.Peer),
 		rr:       make(map[string]*atomic.Uint64),
 		changed:  make(chan struct{}),
 		settled:  make(chan struct{}),

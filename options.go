@@ -133,6 +133,7 @@ type nodeConfig struct {
 	recover        bool
 	codec          codec.Codec
 	maxHandlers    int
+	maxPeers       int
 	key            []byte
 	prevKeys       [][]byte
 	sealing        sealingConfig
@@ -197,6 +198,7 @@ type (
 	timeoutOption      time.Duration
 	recoverOption      struct{}
 	maxHandlersOption  int
+	maxPeersOption     int
 	keyOption          struct {
 		key  []byte
 		prev [][]byte
@@ -210,6 +212,7 @@ func (o errorHandlerOption) applyNode(c *nodeConfig) { c.onError = o.f }
 func (o timeoutOption) applyNode(c *nodeConfig)      { c.defaultTimeout = time.Duration(o) }
 func (recoverOption) applyNode(c *nodeConfig)        { c.recover = true }
 func (o maxHandlersOption) applyNode(c *nodeConfig)  { c.maxHandlers = int(o) }
+func (o maxPeersOption) applyNode(c *nodeConfig)     { c.maxPeers = int(o) }
 func (o keyOption) applyNode(c *nodeConfig)          { c.key, c.prevKeys = o.key, o.prev }
 
 func (o discoveryOption) String() string  { return fmt.Sprintf("WithDiscovery(%T)", o.d) }
@@ -221,6 +224,7 @@ func (o timeoutOption) String() string {
 }
 func (recoverOption) String() string       { return "WithRecover()" }
 func (o maxHandlersOption) String() string { return fmt.Sprintf("WithMaxHandlers(%d)", int(o)) }
+func (o maxPeersOption) String() string    { return fmt.Sprintf("WithMaxPeers(%d)", int(o)) }
 func (o keyOption) String() string         { return fmt.Sprintf("WithKey(<secret>, %d previous)", len(o.prev)) }
 
 // WithDiscovery sets how the node finds peers. Default: the host-local
@@ -274,6 +278,17 @@ func WithRecover() NodeOption {
 // beyond it are answered with CodeUnavailable. Default: 1024.
 func WithMaxHandlers(n int) NodeOption {
 	return maxHandlersOption(n)
+}
+
+// WithMaxPeers bounds the peers the node keeps: nodes that discovery
+// found, each described ($describe) and remembered. Past it, newly found
+// nodes are ignored (Stats().PeersRefused) until some leave, so that a
+// flood of discovery records (anyone on the LAN can announce thousands
+// over mDNS) costs a bounded amount of work and memory. Each kept
+// description is also bounded: a $describe reply over 16 MiB is refused,
+// and all of them together hold at most 256 MiB. Default: 1024.
+func WithMaxPeers(n int) NodeOption {
+	return maxPeersOption(n)
 }
 
 // WithBuffer sets a subscription's channel capacity. Default: 64. Values

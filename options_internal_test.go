@@ -37,6 +37,7 @@ func TestOptionStrings(t *testing.T) {
 		"WithDefaultTimeout": {WithDefaultTimeout(2 * time.Second), "WithDefaultTimeout(2s)"},
 		"WithRecover":        {WithRecover(), "WithRecover()"},
 		"WithMaxHandlers":    {WithMaxHandlers(8), "WithMaxHandlers(8)"},
+		"WithMaxPeers":       {WithMaxPeers(8), "WithMaxPeers(8)"},
 		"WithBuffer":         {WithBuffer(8), "WithBuffer(8)"},
 		"WithQueueBytes":     {WithQueueBytes(1 << 20), "WithQueueBytes(1048576)"},
 		"WithQueueBudget":    {WithQueueBudget(NewQueueBudget(1 << 20)), "WithQueueBudget(NewQueueBudget(1048576))"},

@@ -132,9 +132,13 @@ func (n *Node) onEvent(ev discovery.Event) {
 	if ev.Peer.ID == n.id {
 		return
 	}
-	key := ev.Peer.Key()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.onEventLocked(ev)
+}
+
+func (n *Node) onEventLocked(ev discovery.Event) {
+	key := ev.Peer.Key()
 	switch ev.Kind {
 	case discovery.Joined, discovery.Updated:
 		p := n.peers[key]
@@ -146,12 +150,18 @@ func (n *Node) onEvent(ev discovery.Event) {
 			return
 		}
 		if p == nil {
+			if len(n.peers) >= n.cfg.maxPeers {
+				n.waitPeerLocked(ev.Peer)
+				return
+			}
+			n.peersFull = false
+			delete(n.waiting, key)
 			p = &peer{key: key, subscribed: make(map[string]bool)}
 			n.peers[key] = p
 			n.log.Info("peer found", slog.String(keyPeer, ev.Peer.Name), slog.String(keyRouter, ev.Peer.Router))
 		} else if p.info.Router != ev.Peer.Router || p.info.Pub != ev.Peer.Pub {
 			n.forgetLocked(p) // moved: what we had with the old addresses is stale
-			p.desc = nil
+			n.dropDescLocked(p)
 		}
 		stale := p.desc == nil || ev.Peer.Catalog == "" || ev.Peer.Catalog != p.info.Catalog
 		p.info = ev.Peer
@@ -161,6 +171,7 @@ func (n *Node) onEvent(ev discovery.Event) {
 	case discovery.Left:
 		p := n.peers[key]
 		if p == nil {
+			delete(n.waiting, key)
 			return
 		}
 		if p.desc != nil && n.guard != nil {
@@ -303,7 +314,9 @@ func (n *Node) describeLocked(p *peer) {
 				n.mu.Unlock()
 				return
 			}
-			if err != nil {
+			if errors.Is(err, errDescriptionTooLarge) {
+				n.log.Warn("peer description refused", slog.String(keyRouter, router), slog.Any(keyError, err))
+			} else if err != nil {
 				n.log.Debug("describe failed", slog.String(keyRouter, router), slog.Any(keyError, err))
 			} else {
 				n.applyDescriptionLocked(p, info, local)
@@ -353,7 +366,14 @@ func (n *Node) fetchDescriptionFrom(router, id string, timeout time.Duration) (*
 	if rep.Header.Status != 0 {
 		return nil, &RemoteError{Service: describeService, Code: Code(rep.Header.Status), Message: rep.Header.Error}
 	}
+	if len(rep.Payload) > maxDescription {
+		n.peersRefused.Add(1)
+		return nil, errDescriptionTooLarge
+	}
 	info, err := decodeDescription(rep.Payload)
+	if info != nil {
+		info.size = len(rep.Payload)
+	}
 	if err != nil || n.guard == nil || info.ID == n.id {
 		return info, err
 	}
@@ -382,6 +402,18 @@ func (n *Node) applyDescriptionLocked(p *peer, info *PeerInfo, local string) {
 		p.down = true
 		return
 	}
+	oldSize := 0
+	if p.desc != nil {
+		oldSize = p.desc.size
+	}
+	if n.descBytes-oldSize+info.size > maxDescriptions {
+		n.peersRefused.Add(1)
+		n.log.Warn("peer description refused: the kept ones hold 256 MiB already", slog.String(keyPeer, info.Name),
+			slog.String(keyRouter, p.info.Router), slog.Int("bytes", info.size))
+		p.down = true
+		return
+	}
+	n.descBytes += info.size - oldSize
 	old := p.desc
 	p.desc, p.down, p.lost = info, false, false
 	pubAddr, dialRouter := pubAddress(p.info, info), p.info.Router
@@ -569,8 +601,65 @@ func (n *Node) removePeerLocked(p *peer) {
 	if p.announced && p.desc != nil {
 		n.emitLocked(discovery.Left, *p.desc)
 	}
+	n.dropDescLocked(p)
 	n.notifyChangedLocked()
+	n.takeWaitingLocked()
 }
+
+// waitPeerLocked keeps found, a node found while WithMaxPeers peers are
+// kept, to be taken when one leaves: at most maxPeers of them wait, the
+// oldest forgotten first (a flood's records push out each other).
+func (n *Node) waitPeerLocked(found discovery.Peer) {
+	n.peersRefused.Add(1)
+	if !n.peersFull {
+		n.peersFull = true
+		n.log.Warn("peers ignored: as many kept as WithMaxPeers allows (a flood of discovery records?)",
+			slog.Int("max_peers", n.cfg.maxPeers), slog.String(keyPeer, found.Name), slog.String(keyRouter, found.Router))
+	}
+	key := found.Key()
+	if _, ok := n.waiting[key]; !ok {
+		n.waitOrder = append(n.waitOrder, key)
+	}
+	n.waiting[key] = found
+	for len(n.waiting) > n.cfg.maxPeers {
+		delete(n.waiting, n.waitOrder[0])
+		n.waitOrder = n.waitOrder[1:]
+	}
+	if len(n.waitOrder) > 2*n.cfg.maxPeers { // compact the keys of those that left
+		n.waitOrder = slices.DeleteFunc(n.waitOrder, func(k string) bool { _, ok := n.waiting[k]; return !ok })
+	}
+}
+
+// takeWaitingLocked takes the oldest waiting node into the room a peer
+// that left made.
+func (n *Node) takeWaitingLocked() {
+	for len(n.waitOrder) > 0 && len(n.peers) < n.cfg.maxPeers {
+		key := n.waitOrder[0]
+		n.waitOrder = n.waitOrder[1:]
+		if found, ok := n.waiting[key]; ok {
+			delete(n.waiting, key)
+			n.onEventLocked(discovery.Event{Kind: discovery.Joined, Peer: found})
+		}
+	}
+}
+
+// dropDescLocked forgets p's description and gives back its size.
+func (n *Node) dropDescLocked(p *peer) {
+	if p.desc != nil {
+		n.descBytes -= p.desc.size
+		p.desc = nil
+	}
+}
+
+// Bounds of what peers' descriptions hold (WithMaxPeers' doc says them):
+// one reply, and all the kept ones together.
+const (
+	maxDescription  = 16 << 20
+	maxDescriptions = 256 << 20
+)
+
+// errDescriptionTooLarge: a $describe reply over maxDescription.
+var errDescriptionTooLarge = fmt.Errorf("colugo: $describe reply over %d bytes", maxDescription)
 
 // loseLocked reports p Left after it stopped answering, but keeps it in
 // the peer table: the periodic refresh keeps asking it, so a peer that was

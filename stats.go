@@ -60,6 +60,11 @@ type Stats struct {
 	// from $describe only on the host discovery reached). Each refusal is
 	// logged at Debug.
 	AddressesRefused uint64
+	// PeersRefused counts nodes discovery found while the node kept
+	// WithMaxPeers peers already (ignored until some leave), and $describe
+	// replies refused as too large (over 16 MiB, or past 256 MiB for all
+	// the kept ones together).
+	PeersRefused uint64
 	// EventsDropped counts peer events that Node.Events watchers dropped
 	// (the oldest first) because their readers fell behind.
 	EventsDropped uint64
@@ -262,7 +267,7 @@ func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st := Stats{Topics: map[string]TopicStats{}, Services: map[string]ServiceStats{}, Transport: n.tr.Stats(),
-		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load(), EventsDropped: n.eventsDrops.Load(),
+		AuthFailures: n.authFailures.Load(), AddressesRefused: n.addrRefused.Load(), PeersRefused: n.peersRefused.Load(), EventsDropped: n.eventsDrops.Load(),
 		HistoryRefused: n.historyRefused.Load(), HistoryFailed: n.historyFailed.Load()}
 	if n.seed != nil {
 		st.Seed = n.seed.stats()
