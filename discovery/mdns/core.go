@@ -117,6 +117,10 @@ func (c *core) send(ctx context.Context, ev discovery.Event) bool {
 	}
 }
 
+// maxTracked bounds the nodes a core tracks: each costs memory and an
+// event, and a flood of records costs nothing to send.
+const maxTracked = 4096
+
 // entry upserts one instance the listener read from a response. Entries
 // repeat (every answer to every query), so only differences become
 // events.
@@ -137,6 +141,10 @@ func (c *core) entry(ctx context.Context, e *zeroconf.ServiceEntry) bool {
 	now := time.Now()
 	st := c.peers[p.ID]
 	if st == nil {
+		if len(c.peers) >= maxTracked {
+			c.stats.overflow.Add(1)
+			return true
+		}
 		c.peers[p.ID] = &peerState{peer: p, instance: inst, seen: now}
 		c.byInst[inst] = p.ID
 		c.log.InfoContext(ctx, "mdns: peer joined", slog.String(logKeyPeer, p.ID), slog.String(logKeyName, p.Name), slog.String(logKeyRouter, p.Router))

@@ -75,7 +75,7 @@ type Discovery struct {
 
 // counters back [Stats].
 type counters struct {
-	ignored, badPackets, skippedRecords, rounds, goodbyes atomic.Uint64
+	ignored, badPackets, skippedRecords, rounds, goodbyes, overflow atomic.Uint64
 }
 
 // Stats counts what a [Discovery] ignored or did since [New].
@@ -97,6 +97,10 @@ type Stats struct {
 	Rounds uint64
 	// Goodbyes counts goodbye packets seen from known peers.
 	Goodbyes uint64
+	// Overflow counts announcements of new nodes not tracked because 4096
+	// already were (a flood of records: anyone on the LAN can send them);
+	// they are taken once others have left, as they announce again.
+	Overflow uint64
 }
 
 // New returns a Discovery configured by opts. It does no I/O: interfaces
@@ -122,6 +126,7 @@ func New(opts ...Option) *Discovery {
 func (d *Discovery) Stats() Stats {
 	return Stats{
 		Ignored:        d.stats.ignored.Load(),
+		Overflow:       d.stats.overflow.Load(),
 		BadPackets:     d.stats.badPackets.Load(),
 		SkippedRecords: d.stats.skippedRecords.Load(),
 		Rounds:         d.stats.rounds.Load(),

@@ -165,3 +165,29 @@ func TestListenerSettleReadsQueuedPackets(t *testing.T) {
 		}
 	})
 }
+
+// TestCoreTracksBounded: past maxTracked nodes, new ones are counted
+// (Overflow) and not tracked or reported; one that left makes room.
+func TestCoreTracksBounded(t *testing.T) {
+	out := make(chan discovery.Event, maxTracked+16)
+	cfg := config{logger: slog.New(slog.DiscardHandler), expiry: time.Minute, grace: time.Second}
+	stats := &counters{}
+	c := newCore(cfg, "self", "self-inst", nil, out, make(chan struct{}, 1), make(chan struct{}), stats)
+	entry := func(i int) *zeroconf.ServiceEntry {
+		id := fmt.Sprintf("peer%d", i)
+		return &zeroconf.ServiceEntry{ServiceRecord: zeroconf.ServiceRecord{Instance: "n-" + id},
+			Port: 7000, Text: []string{"v=1", "id=" + id}, AddrIPv4: []net.IP{net.IPv4(10, 0, 0, 1)}}
+	}
+	ctx := context.Background()
+	for i := range maxTracked + 10 {
+		c.entry(ctx, entry(i))
+	}
+	if len(c.peers) != maxTracked || stats.overflow.Load() != 10 || len(out) != maxTracked {
+		t.Fatalf("%d tracked, %d overflow, %d events; want %d, 10, %d", len(c.peers), stats.overflow.Load(), len(out), maxTracked, maxTracked)
+	}
+	delete(c.peers, "peer0") // as expiry does
+	c.entry(ctx, entry(maxTracked))
+	if _, ok := c.peers[fmt.Sprintf("peer%d", maxTracked)]; !ok {
+		t.Error("no room taken after a node left")
+	}
+}
