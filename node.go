@@ -74,8 +74,11 @@ type Node struct {
 	// refused as too large; peersFull is set while the bound is reached
 	// (the start of such an episode is logged once).
 	peersRefused atomic.Uint64
-	peersFull    bool // under mu
-	descBytes    int  // the kept descriptions' sizes together, under mu
+	// describeTooLarge: this node's own $describe went over what peers
+	// accept (logged and reported once).
+	describeTooLarge atomic.Bool
+	peersFull        bool // under mu
+	descBytes        int  // the kept descriptions' sizes together, under mu
 	// waiting holds nodes found past WithMaxPeers, by key, taken in
 	// waitOrder's order as peers leave (waitPeerLocked); under mu.
 	waiting   map[string]discovery.Peer

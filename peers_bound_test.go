@@ -1,11 +1,15 @@
 package colugo_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/colugo-go/colugo"
+	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/colugotest"
 	"github.com/colugo-go/colugo/internal/testwait"
 )
@@ -54,5 +58,43 @@ func TestMaxPeers(t *testing.T) {
 	}
 	if _, err := colugo.NewNode("x", colugo.WithMaxPeers(0)); !errors.Is(err, colugo.ErrInvalidOption) {
 		t.Errorf("WithMaxPeers(0): %v, want ErrInvalidOption", err)
+	}
+}
+
+// hugeSchema is the JSON codec with a 17 MiB schema for every type.
+type hugeSchema struct{ codec.JSON }
+
+func (hugeSchema) Describe(any) ([]byte, error) { return bytes.Repeat([]byte{'s'}, 17<<20), nil }
+
+// TestOwnDescribeTooLarge: a node whose $describe is over what peers
+// accept says so, once, through its error handler; its peers do not list
+// it.
+func TestOwnDescribeTooLarge(t *testing.T) {
+	net := colugotest.NewNetwork(t)
+	errs := make(chan error, 16)
+	big := net.NewNode("big", colugo.WithErrorHandler(func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	if _, err := colugo.NewPublisher[int](big, "t", colugo.WithCodec(hugeSchema{})); err != nil {
+		t.Fatal(err)
+	}
+	peer := net.NewNode("peer")
+	timeout := time.After(wait)
+	for {
+		select {
+		case err := <-errs:
+			if !strings.Contains(err.Error(), "over the 16777216 that peers accept") {
+				continue
+			}
+			if ps := peer.Peers(); len(ps) != 0 {
+				t.Errorf("the peer lists %s", ps[0].Name)
+			}
+			return
+		case <-timeout:
+			t.Fatalf("no report of the large $describe; peer refused %d", peer.Stats().PeersRefused)
+		}
 	}
 }

@@ -233,6 +233,12 @@ func (n *Node) serveRequest(msg *transport.Message, rw transport.ReplyWriter) {
 			n.replyError(rw, msg, CodeInternal, err.Error())
 			return
 		}
+		if len(payload) > maxDescription && !n.describeTooLarge.Swap(true) {
+			// Peers refuse it (errDescriptionTooLarge): say so here, once.
+			n.log.Warn("this node's $describe is over 16 MiB: peers will not list it (fewer or smaller schemas?)",
+				slog.Int("bytes", len(payload)))
+			n.report(fmt.Errorf("colugo: this node's $describe is %d bytes, over the %d that peers accept: they will not list it", len(payload), maxDescription))
+		}
 		n.reply(rw, msg, "json", "colugo.PeerInfo", payload, 0, "")
 		return
 	case transport.KindRequest:
