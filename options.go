@@ -282,9 +282,11 @@ func WithMaxHandlers(n int) NodeOption {
 
 // WithMaxPeers bounds the peers the node keeps: nodes that discovery
 // found, each described ($describe) and remembered. Past it, newly found
-// nodes are ignored (Stats().PeersRefused) until some leave, so that a
-// flood of discovery records (anyone on the LAN can announce thousands
-// over mDNS) costs a bounded amount of work and memory. Each kept
+// nodes wait, not described (Stats().PeersRefused counts them; as many
+// wait at most, the oldest forgotten first), and are taken as kept peers
+// leave, so that a flood of discovery records (anyone on the LAN can
+// announce thousands over mDNS) costs a bounded amount of work and
+// memory. Each kept
 // description is also bounded: a $describe reply over 16 MiB is refused,
 // and all of them together hold at most 256 MiB. Default: 1024.
 func WithMaxPeers(n int) NodeOption {
