@@ -61,7 +61,7 @@ type Stats struct {
 	// logged at Debug.
 	AddressesRefused uint64
 	// PeersRefused counts nodes discovery found while the node kept
-	// WithMaxPeers peers already (ignored until some leave), and $describe
+	// WithMaxPeers peers already (they wait: see WithMaxPeers), and $describe
 	// replies refused as too large (over 16 MiB, or past 256 MiB for all
 	// the kept ones together).
 	PeersRefused uint64
