@@ -199,40 +199,28 @@ func paced(b *testing.B, m *meter, publish func([]byte) error) {
 	b.ReportMetric(us(percentile(lats, 0.99)), "p99-µs")
 }
 
-// benchSite returns a maker of nodes of one site: zmq transport, a
-// host-local registry of its own.
-func benchSite(b *testing.B) func(name string) *colugo.Node {
-	dir := b.TempDir()
-	return func(name string) *colugo.Node {
-		tr, err := zmq.New()
+// benchSite returns a maker of nodes of one site: zmq transport (with
+// opts), a host-local registry of its own.
+func benchSite(tb testing.TB) func(name string, opts ...zmq.Option) *colugo.Node {
+	dir := tb.TempDir()
+	return func(name string, opts ...zmq.Option) *colugo.Node {
+		tr, err := zmq.New(opts...)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		n, err := colugo.NewNode(name, colugo.WithTransport(tr), colugo.WithDiscovery(local.New(local.WithDir(dir))))
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
-		b.Cleanup(func() { _ = n.Close() })
+		tb.Cleanup(func() { _ = n.Close() })
 		return n
 	}
 }
 
 // benchBridge runs a bridge on a new node of site, until the benchmark
 // ends.
-func benchBridge(b *testing.B, site func(string) *colugo.Node, cfg bridge.Config) *bridge.Bridge {
-	br, err := bridge.New(site("bridge-"+cfg.Site), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- br.Run(context.Background()) }()
-	b.Cleanup(func() {
-		_ = br.Close()
-		if err := <-done; err != nil {
-			b.Errorf("Run: %v", err)
-		}
-	})
-	return br
+func benchBridge(b *testing.B, site func(string, ...zmq.Option) *colugo.Node, cfg bridge.Config) *bridge.Bridge {
+	return runBridgeOn(b, site("bridge-"+cfg.Site), cfg)
 }
 
 // bridgedPubSub sets up site a → NATS → site b for topic bench/data and

@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"github.com/colugo-go/colugo/bridge"
 	"github.com/colugo-go/colugo/codec"
 	"github.com/colugo-go/colugo/colugotest"
-	"github.com/colugo-go/colugo/discovery/local"
 	"github.com/colugo-go/colugo/internal/testwait"
 	"github.com/colugo-go/colugo/transport"
 	"github.com/colugo-go/colugo/transport/inproc"
@@ -621,34 +619,11 @@ func TestJetStreamSlowReliableSubscriber(t *testing.T) {
 	runBridge(t, a, ca)
 	// Site b on the zmq transport, whose send queues are bounded: the
 	// bridge's to the viewer holds 32 KiB.
-	dir := t.TempDir()
-	siteB := func(name string, opts ...zmq.Option) *colugo.Node {
-		tr, err := zmq.New(opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := colugo.NewNode(name, colugo.WithTransport(tr), colugo.WithDiscovery(local.New(local.WithDir(dir))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close() })
-		return n
-	}
+	siteB := benchSite(t)
 	cb := cfgFor(srv, "b")
 	cb.NATS.ReconnectWait = 20 * time.Millisecond
 	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}}
-	bb, err := bridge.New(siteB("bridge-b", zmq.WithSendQueueBytes(32<<10)), cb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- bb.Run(context.Background()) }()
-	t.Cleanup(func() {
-		_ = bb.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	bb := runBridgeOn(t, siteB("bridge-b", zmq.WithSendQueueBytes(32<<10)), cb)
 	ctx := t.Context()
 	got, err := colugo.Subscribe[[]byte](ctx, siteB("viewer"), "log", colugo.WithBuffer(1),
 		colugo.WithQueueBytes(8<<10), colugo.WithDropPolicy(colugo.Block(time.Minute)))

@@ -92,21 +92,27 @@ func runBridge(t *testing.T, net *colugotest.Network, cfg bridge.Config, opts ..
 	if cfg.NATS.ReconnectWait == 0 {
 		cfg.NATS.ReconnectWait = 20 * time.Millisecond
 	}
+	return runBridgeOn(t, node, cfg), node
+}
+
+// runBridgeOn runs a bridge with cfg on node until the test ends.
+func runBridgeOn(tb testing.TB, node *colugo.Node, cfg bridge.Config) *bridge.Bridge {
+	tb.Helper()
 	b, err := bridge.New(node, cfg)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := b.Run(context.Background()); err != nil {
-			t.Errorf("Run: %v", err)
+			tb.Errorf("Run: %v", err)
 		}
 	})
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		b.Close()
 		wg.Wait()
 	})
-	return b, node
+	return b
 }
 
 // jsLogSites are two sites on a JetStream server: site a's bridge exports

@@ -65,12 +65,7 @@ func (l *link) reliable() bool {
 		bp = bp || b
 	}
 	l.mu.Unlock()
-	if !bp {
-		return false
-	}
-	l.qmu.Lock()
-	defer l.qmu.Unlock()
-	return !l.demoted
+	return bp && l.undemoted()
 }
 
 // passedTo waits until l has handed over its first n messages, l is cut,

@@ -231,9 +231,12 @@ func (l *link) wantsBP(topic string) bool {
 	l.mu.Lock()
 	bp := l.topics[topic]
 	l.mu.Unlock()
-	if !bp {
-		return false
-	}
+	return bp && l.undemoted()
+}
+
+// undemoted reports whether no publish has waited for l in vain since its
+// queue last drained.
+func (l *link) undemoted() bool {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
 	return !l.demoted
