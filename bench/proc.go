@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,6 +88,24 @@ func Child() {
 	os.Exit(0)
 }
 
+// profileEnv, when set to a directory, has every child write a CPU
+// profile of its life there (cpu-ROLE-PID.pprof): where a multi-process
+// run's time goes, which cmd/compare's -cpuprofile (this process only)
+// does not show.
+const profileEnv = "COLUGO_BENCH_CHILD_CPUPROFILE"
+
+func startProfile(dir, role string) (stop func(), err error) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("cpu-%s-%d.pprof", role, os.Getpid())))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+}
+
 func runChild(role string, stdin io.Reader, stdout io.Writer) error {
 	in := bufio.NewScanner(stdin)
 	if !in.Scan() {
@@ -102,6 +122,13 @@ func runChild(role string, stdin io.Reader, stdout io.Writer) error {
 		fmt.Fprintf(os.Stderr, "bench child %s (pid %d): over its %v bound, exiting\n", role, os.Getpid(), cfg.Limit)
 		os.Exit(3)
 	})
+	if dir := os.Getenv(profileEnv); dir != "" {
+		stop, err := startProfile(dir, role)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	// The rest of stdin, line by line; closed at EOF.
 	lines := make(chan string, 16)
 	go func() {
