@@ -278,6 +278,77 @@ func TestPatterns(t *testing.T) {
 	}
 }
 
+// TestPatternZeroSegments: "**" takes zero segments or more, as in
+// colugo.SubscribePattern: robot/** carries robot itself (on its NATS
+// subject of its own, colugo.t.robot, besides colugo.t.robot.>) and
+// robot/a/b, and not robots.
+func TestPatternZeroSegments(t *testing.T) {
+	srv := natsServer(t, 0)
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "robot/**"}, {Name: "robots"}}
+	runBridge(t, a, ca)
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "robot/**"}}
+	runBridge(t, b, cb)
+	viewer := b.NewNode("viewer")
+	ctx := t.Context()
+	all, _ := colugo.SubscribePatternReceived[int](ctx, viewer, "**")
+	robot := a.NewNode("robot")
+	var pubs []*colugo.Publisher[int]
+	for _, name := range []string{"robot", "robot/a/b", "robots"} {
+		p, _ := colugo.NewPublisher[int](robot, name)
+		pubs = append(pubs, p)
+	}
+	got := map[string]bool{}
+	until(t, "robot and robot/a/b on site b", func() {
+		for i, p := range pubs {
+			_ = p.Publish(ctx, i)
+		}
+	}, func(d time.Duration) bool {
+		deadline := time.After(d)
+		for {
+			select {
+			case r := <-all:
+				got[r.Topic] = true
+				if got["robot"] && got["robot/a/b"] {
+					return true
+				}
+			case <-deadline:
+				return false
+			}
+		}
+	})
+	if got["robots"] {
+		t.Error("robots, which robot/** does not match, reached site b")
+	}
+	// robots was exported (its own entry) and is on NATS: only the
+	// import's pattern kept it out. Ask NATS for what it has.
+	raw := natsClient(t, srv)
+	sub, err := raw.SubscribeSync("colugo.t.robots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "robots on NATS", func() { _ = pubs[2].Publish(ctx, 2) }, func(d time.Duration) bool {
+		_, err := sub.NextMsg(d)
+		return err == nil
+	})
+	for {
+		select {
+		case r := <-all:
+			if r.Topic == "robots" {
+				t.Fatal("robots reached site b")
+			}
+			continue
+		default:
+		}
+		break
+	}
+}
+
 // TestMaxRate: a topic downsampled to 10 messages a second sends few of
 // a burst, and the newest of it last.
 func TestMaxRate(t *testing.T) {

@@ -117,8 +117,8 @@ type Lists struct {
 
 // Topic is an export or import entry for topics.
 type Topic struct {
-	// Name is a local topic name or pattern ("*": one segment, "**": one or
-	// more).
+	// Name is a local topic name or pattern ("*": one segment, "**": zero
+	// or more, as in colugo.SubscribePattern).
 	Name string `yaml:"name" toml:"name"`
 	// Prefix, when set, replaces Config.Prefix for this entry: the topic n
 	// is prefix/n on NATS (added on export, stripped on import).

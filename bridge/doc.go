@@ -61,8 +61,9 @@
 // token); a subject that is not exactly what it makes is refused.
 //
 // Entries name topics and services with patterns of segments: "*" matches
-// one segment, "**" one or more (as NATS's '>'; colugo.SubscribePattern's
-// "**" is zero or more); other segments match themselves. Export
+// one segment, "**" zero or more (as in colugo.SubscribePattern: robot/**
+// takes robot itself, on NATS subjects robot.> and robot); other segments
+// match themselves. Export
 // patterns are matched against the topics and services the site's nodes
 // announce; import patterns become NATS wildcard subscriptions. Of the
 // entries of one list that match a name, the first listed takes it (of

@@ -9,3 +9,7 @@ func Crash(b *Bridge, node *colugo.Node) {
 	b.dialer.abort()
 	_ = node.Close()
 }
+
+// StreamName and DurableName are the names a bridge gives an export's
+// stream (after its NATS subject) and a site's consumer of it.
+var StreamName, DurableName = streamName, durableName

@@ -78,16 +78,18 @@ func retry(ctx context.Context, f func(context.Context) error) bool {
 // ensureStream makes (or updates) the stream of export entry r, until it
 // succeeds or ctx ends.
 func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Topic) {
-	subj := patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name))
+	subjects := entrySubjects(b.cfg.Root, kindTopic, r.Prefix, r.Name)
 	cfg := jetstream.StreamConfig{
-		Name:        streamName(subj),
+		Name:        streamName(subjects[0]),
 		Description: "colugo bridge: topic " + joinPrefix(r.Prefix, r.Name),
-		Subjects:    []string{subj},
-		MaxMsgs:     r.JetStream.MaxMsgs,
-		MaxBytes:    r.JetStream.MaxBytes,
-		MaxAge:      r.JetStream.MaxAge,
-		Discard:     jetstream.DiscardOld,
-		Storage:     jetstream.FileStorage,
+		// A stream made by an earlier bridge, whose "**" took one segment
+		// or more, gains the second subject of a trailing "**" here.
+		Subjects: subjects,
+		MaxMsgs:  r.JetStream.MaxMsgs,
+		MaxBytes: r.JetStream.MaxBytes,
+		MaxAge:   r.JetStream.MaxAge,
+		Discard:  jetstream.DiscardOld,
+		Storage:  jetstream.FileStorage,
 	}
 	if cfg.MaxMsgs == 0 {
 		cfg.MaxMsgs = -1
@@ -114,8 +116,8 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 // is read too, and a stream deleted and made again is read anew.
 func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg) (giveBack bool)) {
 	imp := &importReader{b: b, js: js, r: r, handle: handle,
-		subj: patternSubject(b.cfg.Root, kindTopic, joinPrefix(r.Prefix, r.Name)),
-		seen: newRecent(recentMax), ackKick: make(chan struct{}, 1)}
+		subjects: entrySubjects(b.cfg.Root, kindTopic, r.Prefix, r.Name),
+		seen:     newRecent(recentMax), ackKick: make(chan struct{}, 1)}
 	readsDone := make(chan struct{})
 	acked := make(chan struct{})
 	go func() {
@@ -145,7 +147,7 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 			continue
 		case <-t.C:
 		}
-		names, err := findStreams(ctx, js, imp.subj)
+		names, err := findStreams(ctx, js, imp.subjects)
 		if err == nil && len(names) == 0 && len(reading) == 0 {
 			err = errNoStream
 		}
@@ -196,11 +198,11 @@ var errNoStream = errors.New("no stream holds its subjects yet (the exporting br
 // importReader is one JetStream import entry's: what the consumers of its
 // streams share.
 type importReader struct {
-	b      *Bridge
-	js     jetstream.JetStream
-	r      Topic
-	subj   string
-	handle func(*nats.Msg) (giveBack bool)
+	b        *Bridge
+	js       jetstream.JetStream
+	r        Topic
+	subjects []string // the entry's (entrySubjects): its own stream is named after the first
+	handle   func(*nats.Msg) (giveBack bool)
 
 	// mu makes handle see one message at a time, as from one subscription.
 	mu sync.Mutex
@@ -221,11 +223,10 @@ type importReader struct {
 // read reads stream through the site's durable consumer of it until ctx
 // ends or the stream is gone.
 func (ir *importReader) read(ctx context.Context, stream string) {
-	b, js, subj, mu := ir.b, ir.js, ir.subj, &ir.mu
+	b, js, subj, mu := ir.b, ir.js, ir.subjects[0], &ir.mu
 	cfg := jetstream.ConsumerConfig{
 		Durable:       durableName(b.cfg.Site, stream),
 		Description:   "colugo bridge: site " + b.cfg.Site,
-		FilterSubject: subj,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 1024,
@@ -233,6 +234,7 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 		// after this: short, as a site's catch-up waits on it.
 		AckWait: ackWait,
 	}
+	setFilter(&cfg, ir.subjects)
 	if stream != streamName(subj) { // not its own export's: a consumer of this entry's own
 		cfg.Durable += "_" + strings.TrimPrefix(streamName(subj), "colugo_")
 	}
@@ -314,6 +316,14 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 			// message after the last this bridge handled (its durable was
 			// deleted under it) or, at first, from the stream's start.
 			cons, err := js.Consumer(ctx, stream, cfg.Durable)
+			if err == nil && !sameFilter(cons.CachedInfo().Config, cfg) {
+				// Made by an earlier bridge, whose "**" took one segment
+				// or more: the same consumer (what it acked stays acked),
+				// with the entry's subjects now.
+				c := cons.CachedInfo().Config
+				setFilter(&c, ir.subjects)
+				cons, err = js.UpdateConsumer(ctx, stream, c)
+			}
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
 				c := cfg
 				mu.Lock()
@@ -400,22 +410,40 @@ func (ir *importReader) ackPending() {
 	}
 }
 
-// findStreams lists the streams that hold some of the subjects subj
-// matches, sorted: an export of the same pattern's, of a wider one's, or
-// of narrower ones' (several sites exporting parts of an imported
-// pattern). JetStream lets no two streams of an account share a subject,
-// so each topic is in one of them at most.
-func findStreams(ctx context.Context, js jetstream.JetStream, subj string) ([]string, error) {
-	var out []string
-	names := js.StreamNames(ctx, jetstream.WithStreamListSubject(subj))
-	for name := range names.Name() {
-		out = append(out, name)
+// setFilter has a consumer read subjects: FilterSubject for one, as
+// every consumer was made before entries had two, else FilterSubjects.
+func setFilter(c *jetstream.ConsumerConfig, subjects []string) {
+	c.FilterSubject, c.FilterSubjects = "", nil
+	if len(subjects) == 1 {
+		c.FilterSubject = subjects[0]
+	} else {
+		c.FilterSubjects = slices.Clone(subjects)
 	}
-	if err := names.Err(); err != nil {
-		return nil, err
+}
+
+// sameFilter reports whether consumer config a reads what b does.
+func sameFilter(a, b jetstream.ConsumerConfig) bool {
+	return a.FilterSubject == b.FilterSubject && slices.Equal(a.FilterSubjects, b.FilterSubjects)
+}
+
+// findStreams lists the streams that hold some of the subjects that
+// subjects match, sorted and each once: an export of the same pattern's,
+// of a wider one's, or of narrower ones' (several sites exporting parts
+// of an imported pattern). JetStream lets no two streams of an account
+// share a subject, so each topic is in one of them at most.
+func findStreams(ctx context.Context, js jetstream.JetStream, subjects []string) ([]string, error) {
+	var out []string
+	for _, subj := range subjects {
+		names := js.StreamNames(ctx, jetstream.WithStreamListSubject(subj))
+		for name := range names.Name() {
+			out = append(out, name)
+		}
+		if err := names.Err(); err != nil {
+			return nil, err
+		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return slices.Compact(out), nil
 }
 
 // ackWait is the durable consumers' ack wait: how long a message sent to

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -491,4 +492,110 @@ func TestJetStreamImportCrash(t *testing.T) {
 			t.Fatalf("after the crash the viewer got %d of %d; missing %v...", len(seen), n, missing)
 		}
 	}
+}
+
+// TestJetStreamZeroSegments: a JetStream export and import of robot/**
+// carry robot itself, and the stream and the site's consumer that an
+// earlier bridge made for them (its "**" took one segment or more: they
+// hold colugo.t.robot.> alone) gain colugo.t.robot. The consumer is the
+// same: what it was sent before stays acked, what it was not is sent.
+func TestJetStreamZeroSegments(t *testing.T) {
+	srv := natsServerJS(t)
+	ctx := t.Context()
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old, parent = "colugo.t.robot.>", "colugo.t.robot"
+	stream, durable := bridge.StreamName(old), bridge.DurableName("b", bridge.StreamName(old))
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{old}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.CreateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: durable, FilterSubject: old,
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two messages of the earlier bridge's time: the first was handed on
+	// and acked, the second not yet.
+	earlier := func(v int) {
+		m := nats.NewMsg("colugo.t.robot.1")
+		m.Header.Set("Colugo-Codec", "json")
+		m.Header.Set("Colugo-Origin", "x")
+		m.Header.Set("Colugo-Bridge", "bx")
+		m.Data = []byte(strconv.Itoa(v))
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	earlier(100)
+	earlier(101)
+	batch, err := cons.Fetch(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "robot/**", JetStream: &bridge.JetStream{MaxMsgs: 1000}}}
+	runBridge(t, a, ca)
+	viewer := b.NewNode("viewer")
+	top, _ := colugo.Subscribe[int](ctx, viewer, "robot", colugo.WithBuffer(256))
+	one, _ := colugo.Subscribe[int](ctx, viewer, "robot/1", colugo.WithBuffer(256))
+	cb := cfgFor(srv, "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "robot/**", JetStream: &bridge.JetStream{}}}
+	runBridge(t, b, cb)
+	if v := colugotest.Next(t, one, wait); v != 101 {
+		t.Errorf("site b's first robot/1 message: %d, want 101 (100 was acked before)", v)
+	}
+	robot := a.NewNode("robot")
+	pTop, _ := colugo.NewPublisher[int](robot, "robot")
+	pOne, _ := colugo.NewPublisher[int](robot, "robot/1")
+	until(t, "robot on site b", func() { _ = pTop.Publish(ctx, 1) }, recv(top, func(v int) bool { return v == 1 }))
+	until(t, "robot/1 on site b", func() { _ = pOne.Publish(ctx, 2) }, recv(one, func(v int) bool { return v == 2 }))
+
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.Subjects; !slices.Equal(got, []string{old, parent}) {
+		t.Errorf("stream subjects %q, want %q", got, []string{old, parent})
+	}
+	ci, err := js.Consumer(ctx, stream, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := ci.CachedInfo().Config; c.FilterSubject != "" || !slices.Equal(c.FilterSubjects, []string{old, parent}) {
+		t.Errorf("consumer filter %q %q, want %q", c.FilterSubject, c.FilterSubjects, []string{old, parent})
+	}
+}
+
+// TestJetStreamOverlappingExports: JetStream lets no two streams share a
+// subject, so of two sites exporting overlapping JetStream entries the
+// second's stream is refused, and its Stats say why (as README says).
+func TestJetStreamOverlappingExports(t *testing.T) {
+	srv := natsServerJS(t)
+	ca := cfgFor(srv, "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "robot/**", JetStream: &bridge.JetStream{MaxMsgs: 10}}}
+	runBridge(t, colugotest.NewNetwork(t), ca)
+	js, err := jetstream.New(natsClient(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "site a's stream made", func() bool {
+		_, err := js.Stream(t.Context(), bridge.StreamName("colugo.t.robot.>"))
+		return err == nil
+	})
+	cb := cfgFor(srv, "b")
+	cb.Export.Topics = []bridge.Topic{{Name: "robot/1/log", JetStream: &bridge.JetStream{MaxMsgs: 10}}}
+	bb, _ := runBridge(t, colugotest.NewNetwork(t), cb)
+	testwait.Until(t, "site b's stream refused", func() bool {
+		return strings.Contains(bb.Stats().JetStreamError, "export robot/1/log: stream") && strings.Contains(bb.Stats().JetStreamError, "overlap")
+	})
+	t.Log(bb.Stats().JetStreamError)
 }

@@ -157,9 +157,11 @@ func nameOf(root, kind, subject string) (string, error) {
 
 // Patterns. An export or import entry names topics or services with a
 // pattern of '/'-separated segments: "*" matches exactly one segment, "**"
-// one or more (any depth), every other segment itself. A name without "*"
-// or "**" segments is literal. (colugo.Pattern's "**" is zero or more;
-// the bridge's stays NATS's '>', which its subscriptions are.)
+// zero or more (any depth), every other segment itself, as in
+// colugo.Pattern (SubscribePattern, colugo echo): "robot/**" matches
+// "robot" and "robot/a/b". A name without "*" or "**" segments is
+// literal. On NATS a trailing "**" takes two subjects: "robot.>" (one
+// token or more) and "robot" itself.
 
 // isPattern reports whether p has a wildcard segment.
 func isPattern(p string) bool {
@@ -185,7 +187,7 @@ func match(pattern, name string) bool {
 // "*/**/x/x", as both need three segments.) A glob's automaton can grow
 // exponentially ("**/a/*/*/…/*"), hence the bound.
 func covers(a, b string) bool {
-	pa, pb := zeroOrMore(a), zeroOrMore(b)
+	pa, pb := strings.Split(a, "/"), strings.Split(b, "/")
 	var alphabet []string
 	for _, seg := range append(slices.Clone(pa), pb...) {
 		if seg != "*" && seg != "**" && !slices.Contains(alphabet, seg) {
@@ -193,18 +195,21 @@ func covers(a, b string) bool {
 		}
 	}
 	alphabet = append(alphabet, "\x00") // no segment holds a NUL
-	type state struct{ a, b string }
-	start := state{closure(pa, []int{0}), closure(pb, []int{0})}
+	type state struct {
+		a, b  string
+		named bool // past a segment: the empty name is none
+	}
+	start := state{closure(pa, []int{0}), closure(pb, []int{0}), false}
 	seen := map[state]bool{start: true}
 	queue := []state{start}
 	for len(queue) > 0 {
 		st := queue[0]
 		queue = queue[1:]
-		if accepts(pb, st.b) && !accepts(pa, st.a) {
+		if st.named && accepts(pb, st.b) && !accepts(pa, st.a) {
 			return false
 		}
 		for _, seg := range alphabet {
-			next := state{step(pa, st.a, seg), step(pb, st.b, seg)}
+			next := state{step(pa, st.a, seg), step(pb, st.b, seg), true}
 			if next.b == "" || seen[next] {
 				continue // b matches nothing from there
 			}
@@ -221,19 +226,6 @@ func covers(a, b string) bool {
 // maxCoverStates bounds covers' work: a config's entries are checked
 // pairwise when a bridge starts.
 const maxCoverStates = 4096
-
-// zeroOrMore returns pattern's segments with each "**" (one or more) as
-// "*" then "**" taken as zero or more, for covers' automata.
-func zeroOrMore(pattern string) []string {
-	var out []string
-	for seg := range strings.SplitSeq(pattern, "/") {
-		if seg == "**" {
-			out = append(out, "*")
-		}
-		out = append(out, seg)
-	}
-	return out
-}
 
 // closure returns the automaton state of positions in p (sorted, each a
 // byte: p has at most 2 × 128 segments… kept as a string to be a map
@@ -290,19 +282,20 @@ func step(p []string, st string, seg string) string {
 func accepts(p []string, st string) bool { return slices.Contains(positions(st), len(p)) }
 
 // matchSegs matches the segments n against the pattern segments p. It is
-// glob matching ("**" as "?*") with a single backtracking point, the last
-// "**", which is enough for globs: O(len(p) × len(n)) whatever the
-// pattern (trying every split at every "**" was exponential in their
-// number: 4 of them against a hostile 100-segment name took 355 ms, 6 a
-// minute).
+// glob matching ("**" as a glob's "*", "*" as its "?") with a single
+// backtracking point, the last "**", which is enough for globs:
+// O(len(p) × len(n)) whatever the pattern (trying every split at every
+// "**" was exponential in their number: 4 of them against a hostile
+// 100-segment name took 355 ms, 6 a minute). colugo.Pattern.Match is the
+// same; FuzzMatch checks that they agree.
 func matchSegs(p, n []string) bool {
 	pi, ni := 0, 0
-	star, mark := -1, 0 // the last "**", and the first segment of n past what it has taken
+	star, mark := -1, 0 // the last "**", and the first segment of n it has not taken
 	for ni < len(n) {
 		switch {
 		case pi < len(p) && p[pi] == "**":
-			pi, ni = pi+1, ni+1 // its one segment at least
-			star, mark = pi-1, ni
+			star, mark = pi, ni // taking nothing at first
+			pi++
 		case pi < len(p) && (p[pi] == "*" || p[pi] == n[ni]):
 			pi, ni = pi+1, ni+1
 		case star >= 0:
@@ -312,30 +305,53 @@ func matchSegs(p, n []string) bool {
 			return false
 		}
 	}
+	for pi < len(p) && p[pi] == "**" {
+		pi++ // what is left of p matches nothing
+	}
 	return pi == len(p)
 }
 
-// patternSubject returns the NATS subscription subject for a pattern (with
-// its prefix already joined): "*" segments become NATS '*' tokens, and
-// a "**" becomes '>' and ends the subject, so that the subscription
-// receives a superset of the pattern's names, which match then filters.
-func patternSubject(root, kind, pattern string) string {
+// patternSubjects returns the NATS subscription subjects for a pattern
+// (with its prefix already joined), so that they receive a superset of
+// the pattern's names, which match then filters: "*" segments become NATS
+// '*' tokens, and the first "**" becomes '>' (one token or more) and ends
+// the subject. When every segment from that "**" on is a "**", the names
+// the "**"s take nothing from need a subject of their own: "robot/**"
+// subscribes to "robot.>" and "robot". The first subject is the entry's
+// main one (its JetStream stream is named after it).
+func patternSubjects(root, kind, pattern string) []string {
 	b := make([]byte, 0, len(root)+len(kind)+2+len(pattern)+8)
 	b = append(b, root...)
 	b = append(b, '.')
 	b = append(b, kind...)
-	for _, seg := range strings.Split(pattern, "/") {
-		b = append(b, '.')
+	segs := strings.Split(pattern, "/")
+	for i, seg := range segs {
 		switch seg {
 		case "*":
-			b = append(b, '*')
+			b = append(b, '.', '*')
 		case "**":
-			return string(append(b, '>'))
+			subjects := []string{string(append(b, '.', '>'))}
+			if i > 0 && !slices.ContainsFunc(segs[i:], func(s string) bool { return s != "**" }) {
+				subjects = append(subjects, string(b))
+			}
+			return subjects
 		default:
+			b = append(b, '.')
 			b = encodeSegment(b, seg)
 		}
 	}
-	return string(b)
+	return []string{string(b)}
+}
+
+// entrySubjects returns the NATS subjects of an entry's pattern name
+// under prefix (patternSubjects), less the prefix's own subject for a
+// name of "**"s alone: no local name is empty.
+func entrySubjects(root, kind, prefix, name string) []string {
+	subjects := patternSubjects(root, kind, joinPrefix(prefix, name))
+	if !slices.ContainsFunc(strings.Split(name, "/"), func(s string) bool { return s != "**" }) {
+		subjects = subjects[:1]
+	}
+	return subjects
 }
 
 // joinPrefix returns the name on NATS of a local name under prefix.

@@ -1,11 +1,14 @@
 package bridge
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/colugo-go/colugo"
 )
 
 // validName reports whether n is a colugo topic or service name.
@@ -103,9 +106,13 @@ func TestMatch(t *testing.T) {
 		{"robot/*/pose", "robot/a/b/pose", false},
 		{"robot/**", "robot/a", true},
 		{"robot/**", "robot/a/b/c", true},
-		{"robot/**", "robot", false},
+		{"robot/**", "robot", true},
+		{"robot/**", "robots", false},
 		{"**/pose", "a/b/pose", true},
-		{"a/**/z", "a/z", false},
+		{"a/**/z", "a/z", true},
+		{"a/**/z", "a/zz", false},
+		{"a/**/**", "a", true},
+		{"**/pose", "pose", true},
 		{"a/**/z", "a/b/c/z", true},
 		{"*", "a", true},
 		{"*", "a/b", false},
@@ -114,15 +121,40 @@ func TestMatch(t *testing.T) {
 			t.Errorf("match(%q, %q) = %v", c.p, c.n, got)
 		}
 	}
-	for p, want := range map[string]string{
-		"robot/pose":   "colugo.t.robot.pose",
-		"robot/*/pose": "colugo.t.robot.*.pose",
-		"robot/**":     "colugo.t.robot.>",
-		"a/**/z":       "colugo.t.a.>",
-		"a.b/*":        "colugo.t.a_2eb.*",
+	for p, want := range map[string][]string{
+		"robot/pose":   {"colugo.t.robot.pose"},
+		"robot/*/pose": {"colugo.t.robot.*.pose"},
+		"robot/**":     {"colugo.t.robot.>", "colugo.t.robot"},
+		"robot/*/**":   {"colugo.t.robot.*.>", "colugo.t.robot.*"},
+		"a/**/**":      {"colugo.t.a.>", "colugo.t.a"},
+		"a/**/z":       {"colugo.t.a.>"},
+		"**":           {"colugo.t.>"},
+		"**/z":         {"colugo.t.>"},
+		"a.b/*":        {"colugo.t.a_2eb.*"},
 	} {
-		if got := patternSubject("colugo", kindTopic, p); got != want || !server.IsValidSubject(got) {
-			t.Errorf("patternSubject(%q) = %q, want %q", p, got, want)
+		got := patternSubjects("colugo", kindTopic, p)
+		if !slices.Equal(got, want) {
+			t.Errorf("patternSubjects(%q) = %q, want %q", p, got, want)
+		}
+		for _, s := range got {
+			if !server.IsValidSubject(s) {
+				t.Errorf("patternSubjects(%q): %q is not a valid subject", p, s)
+			}
+		}
+	}
+	// A name of "**"s alone under a prefix: the prefix's own subject
+	// would be an empty local name.
+	for _, c := range []struct {
+		prefix, name string
+		want         []string
+	}{
+		{"site", "**", []string{"colugo.t.site.>"}},
+		{"site", "**/**", []string{"colugo.t.site.>"}},
+		{"site", "robot/**", []string{"colugo.t.site.robot.>", "colugo.t.site.robot"}},
+		{"", "robot/**", []string{"colugo.t.robot.>", "colugo.t.robot"}},
+	} {
+		if got := entrySubjects("colugo", kindTopic, c.prefix, c.name); !slices.Equal(got, c.want) {
+			t.Errorf("entrySubjects(%q, %q) = %q, want %q", c.prefix, c.name, got, c.want)
 		}
 	}
 }
@@ -133,7 +165,7 @@ func matchRef(p, n []string) bool {
 	for len(p) > 0 {
 		switch p[0] {
 		case "**":
-			for k := 1; k <= len(n); k++ {
+			for k := 0; k <= len(n); k++ {
 				if matchRef(p[1:], n[k:]) {
 					return true
 				}
@@ -154,7 +186,9 @@ func matchRef(p, n []string) bool {
 }
 
 // FuzzMatch: the linear match agrees with the reference on patterns and
-// names of up to 8 segments.
+// names of up to 8 segments, and with the library's patterns (what
+// SubscribePattern and colugo echo match) on every pattern and name both
+// take.
 func FuzzMatch(f *testing.F) {
 	for _, c := range [][2]string{{"robot/**", "robot/a/b"}, {"**/a/**/b", "a/a/b/b"}, {"*/**/*", "a/b"}, {"a/**/**", "a/b"}} {
 		f.Add(c[0], c[1])
@@ -164,8 +198,14 @@ func FuzzMatch(f *testing.F) {
 		if len(ps) > 8 || len(ns) > 8 {
 			return
 		}
-		if got, want := match(p, n), matchRef(ps, ns); got != want {
+		got := match(p, n)
+		if want := matchRef(ps, ns); got != want {
 			t.Fatalf("match(%q, %q) = %v, want %v", p, n, got, want)
+		}
+		if lib, err := colugo.ParsePattern(p); err == nil && validName(n) {
+			if want := lib.Match(n); got != want {
+				t.Fatalf("match(%q, %q) = %v, colugo.Pattern.Match %v", p, n, got, want)
+			}
 		}
 	})
 }

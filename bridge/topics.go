@@ -392,12 +392,31 @@ func (b *Bridge) importTopics(ctx context.Context, i int) error {
 		b.goRun(func() { b.consume(ctx, b.js, r, handle) })
 		return nil
 	}
-	sub, err := b.nc.Subscribe(patternSubject(root, kindTopic, joinPrefix(r.Prefix, r.Name)), func(nm *nats.Msg) { handle(nm) })
-	if err != nil {
-		return err
+	subjects := entrySubjects(root, kindTopic, r.Prefix, r.Name)
+	receive := func(nm *nats.Msg) { handle(nm) }
+	if len(subjects) > 1 {
+		// Each subscription has a goroutine of its own; handle keeps the
+		// last message's state for one.
+		var mu sync.Mutex
+		receive = func(nm *nats.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			handle(nm)
+		}
+	}
+	var subs []*nats.Subscription
+	for _, subj := range subjects {
+		sub, err := b.nc.Subscribe(subj, receive)
+		if err != nil {
+			for _, s := range subs {
+				_ = s.Unsubscribe()
+			}
+			return err
+		}
+		subs = append(subs, sub)
 	}
 	b.mu.Lock()
-	b.subs = append(b.subs, sub)
+	b.subs = append(b.subs, subs...)
 	b.mu.Unlock()
 	return nil
 }
