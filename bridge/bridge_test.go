@@ -622,6 +622,12 @@ func TestConfigRefused(t *testing.T) {
 		"negative stream bound": func(c *bridge.Config) {
 			c.Import.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: -1}}}
 		},
+		"six replicas": func(c *bridge.Config) {
+			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: 10, Replicas: 6}}}
+		},
+		"negative replicas": func(c *bridge.Config) {
+			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: 10, Replicas: -1}}}
+		},
 		"negative spool": func(c *bridge.Config) {
 			c.Export.Topics = []bridge.Topic{{Name: "x", JetStream: &bridge.JetStream{MaxMsgs: 10, Spool: -1}}}
 		},

@@ -166,6 +166,11 @@ type JetStream struct {
 	// topics to the bridge wait meanwhile. One that cannot send drops its
 	// oldest not sent (Stats: Link). Default 8 MiB.
 	Spool int `yaml:"spool" toml:"spool"`
+	// Replicas, on an export entry, is how many servers of a JetStream
+	// cluster hold the stream (1 to 5). Default: what the stream has when
+	// it exists (its operator's choice, say 3 for a stream that survives a
+	// server), 1 for one the bridge makes.
+	Replicas int `yaml:"replicas" toml:"replicas"`
 }
 
 // Service is an export or import entry for services.
@@ -298,6 +303,9 @@ func (c Config) normalize() (Config, error) {
 				if js.MaxMsgs < 0 || js.MaxBytes < 0 || js.MaxAge < 0 || js.Spool < 0 {
 					return c, fmt.Errorf("%w: topic %q: negative jetstream bound", ErrConfig, t.Name)
 				}
+				if js.Replicas < 0 || js.Replicas > maxReplicas {
+					return c, fmt.Errorf("%w: topic %q: jetstream replicas %d: must be 1 to %d", ErrConfig, t.Name, js.Replicas, maxReplicas)
+				}
 				if l == &c.Export && js.MaxMsgs == 0 && js.MaxBytes == 0 {
 					return c, fmt.Errorf("%w: topic %q: jetstream needs max_msgs or max_bytes", ErrConfig, t.Name)
 				}
@@ -387,6 +395,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	return c, nil
 }
+
+// maxReplicas is JetStream's most replicas of a stream.
+const maxReplicas = 5
 
 // maxCheckedPatterns bounds the patterns of a list whose later patterns
 // are checked against them (covers).

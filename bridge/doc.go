@@ -109,7 +109,10 @@
 // NATS server must have JetStream enabled). An exporting bridge creates
 // the stream over the entry's subjects, named after them ("colugo_",
 // the subject's letters and digits, a hash), with the entry's bounds (the
-// oldest messages are discarded past them), and gives each message the
+// oldest messages are discarded past them) and replicas; of a stream that
+// exists it sets only the bounds, the subjects and, when the entry gives
+// them, the replicas, keeping the rest its operator chose. It gives each
+// message the
 // id Nats-Msg-Id = sender-seq-topic hash, so that the stream keeps one
 // copy of a message sent twice. An importing bridge reads each stream
 // that holds some of its entry's subjects (the export's of the same

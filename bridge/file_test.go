@@ -26,7 +26,7 @@ max_export_topics: 64
 export:
   topics:
     - {name: "robot/*/pose", max_rate: 10, max_payload: 4096}
-    - {name: robot/log, jetstream: {max_msgs: 100000, max_bytes: 67108864, max_age: 24h, spool: 1048576}}
+    - {name: robot/log, jetstream: {max_msgs: 100000, max_bytes: 67108864, max_age: 24h, spool: 1048576, replicas: 3}}
   services:
     - {name: robot/status}
 import:
@@ -44,7 +44,7 @@ import:
 		NATS:   bridge.NATS{URLs: []string{"nats://127.0.0.1:4222"}, Token: "s3cret", ReconnectWait: 250 * time.Millisecond, TLS: bridge.TLS{CA: "ca.pem"}},
 		Prefix: "lab", QueueBudget: 16 << 20, MaxExportTopics: 64,
 		Export: bridge.Lists{Topics: []bridge.Topic{{Name: "robot/*/pose", MaxRate: 10, MaxPayload: 4096},
-			{Name: "robot/log", JetStream: &bridge.JetStream{MaxMsgs: 100000, MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, Spool: 1 << 20}}},
+			{Name: "robot/log", JetStream: &bridge.JetStream{MaxMsgs: 100000, MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, Spool: 1 << 20, Replicas: 3}}},
 			Services: []bridge.Service{{Name: "robot/status"}}},
 		Import: bridge.Lists{Topics: []bridge.Topic{{Name: "cmd/**", Prefix: "control"}, {Name: "cmd/mission", Prefix: "control", JetStream: &bridge.JetStream{}}},
 			Services: []bridge.Service{{Name: "plan", Prefix: "cloud", MaxPayload: 1024}}},

@@ -76,10 +76,11 @@ func retry(ctx context.Context, f func(context.Context) error) bool {
 }
 
 // ensureStream makes (or updates) the stream of export entry r, until it
-// succeeds or ctx ends.
+// succeeds or ctx ends. Of a stream that exists it sets only what the
+// entry says (streamConfig).
 func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Topic) {
 	subjects := entrySubjects(b.cfg.Root, kindTopic, r.Prefix, r.Name)
-	cfg := jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:        streamName(subjects[0]),
 		Description: "colugo bridge: topic " + joinPrefix(r.Prefix, r.Name),
 		// A stream made by an earlier bridge, whose "**" took one segment
@@ -91,19 +92,58 @@ func (b *Bridge) ensureStream(ctx context.Context, js jetstream.JetStream, r Top
 		Discard:  jetstream.DiscardOld,
 		Storage:  jetstream.FileStorage,
 	}
-	if cfg.MaxMsgs == 0 {
-		cfg.MaxMsgs = -1
+	if want.MaxMsgs == 0 {
+		want.MaxMsgs = -1
 	}
-	if cfg.MaxBytes == 0 {
-		cfg.MaxBytes = -1
+	if want.MaxBytes == 0 {
+		want.MaxBytes = -1
 	}
 	retry(ctx, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, cfg)
-		if err != nil {
+		var have *jetstream.StreamConfig
+		st, err := js.Stream(ctx, want.Name)
+		switch {
+		case err == nil:
+			have = &st.CachedInfo().Config
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			b.jsFailed("export "+r.Name+": stream "+want.Name, err)
+			return err
+		}
+		cfg := streamConfig(want, have, r.JetStream.Replicas)
+		if _, err = js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			b.jsFailed("export "+r.Name+": stream "+cfg.Name, err)
 		}
 		return err
 	})
+}
+
+// streamConfig is the config an export entry's stream gets: want (the
+// entry's bounds, subjects, file storage, replicas when set, else 1) for
+// a new stream; for one that exists (have), its own config with the
+// entry's bounds and discard policy and its subjects joined by the
+// entry's, so that what an operator set (replicas, placement, storage,
+// duplicate window) stays: updating a stream to a config of the bridge's
+// own would scale a stream of 3 replicas down to 1, and fail for ever on
+// one kept in memory (a stream's storage cannot change).
+func streamConfig(want jetstream.StreamConfig, have *jetstream.StreamConfig, replicas int) jetstream.StreamConfig {
+	cfg := want
+	if have != nil {
+		cfg = *have
+		cfg.Description = want.Description
+		cfg.MaxMsgs, cfg.MaxBytes, cfg.MaxAge, cfg.Discard = want.MaxMsgs, want.MaxBytes, want.MaxAge, want.Discard
+		cfg.Subjects = slices.Clone(have.Subjects)
+		for _, s := range want.Subjects {
+			if !slices.Contains(cfg.Subjects, s) {
+				cfg.Subjects = append(cfg.Subjects, s)
+			}
+		}
+	}
+	switch {
+	case replicas > 0:
+		cfg.Replicas = replicas
+	case cfg.Replicas == 0:
+		cfg.Replicas = 1
+	}
+	return cfg
 }
 
 // consume reads the streams that hold import entry r's subjects, each

@@ -599,3 +599,54 @@ func TestJetStreamOverlappingExports(t *testing.T) {
 	})
 	t.Log(bb.Stats().JetStreamError)
 }
+
+// TestJetStreamReplicas, on a JetStream cluster of three servers: an
+// export entry's stream that its operator made with 3 replicas, kept in
+// memory, keeps both (the bridge sets only its bounds and subjects: it
+// used to update it to 1 replica), and an entry with replicas: 3 makes
+// its stream so. Both carry messages to the other site.
+func TestJetStreamReplicas(t *testing.T) {
+	servers := natsClusterJS(t, 3)
+	ctx := t.Context()
+	js, err := jetstream.New(natsClient(t, servers[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logStream, auditStream := bridge.StreamName("colugo.t.log"), bridge.StreamName("colugo.t.audit")
+	testwait.Until(t, "the operator's stream", func() bool { // once the cluster has a meta leader
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: logStream, Subjects: []string{"colugo.t.log"},
+			Replicas: 3, Storage: jetstream.MemoryStorage, Duplicates: time.Minute})
+		return err == nil
+	})
+	ca := cfgFor(servers[0], "a")
+	ca.Export.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{MaxMsgs: 100}},
+		{Name: "audit", JetStream: &bridge.JetStream{MaxMsgs: 100, Replicas: 3}}}
+	a, b := colugotest.NewNetwork(t), colugotest.NewNetwork(t)
+	runBridge(t, a, ca)
+	cb := cfgFor(servers[1], "b")
+	cb.Import.Topics = []bridge.Topic{{Name: "log", JetStream: &bridge.JetStream{}}, {Name: "audit", JetStream: &bridge.JetStream{}}}
+	runBridge(t, b, cb)
+	viewer := b.NewNode("viewer")
+	logs, _ := colugo.Subscribe[int](ctx, viewer, "log", colugo.WithBuffer(256))
+	audits, _ := colugo.Subscribe[int](ctx, viewer, "audit", colugo.WithBuffer(256))
+	robot := a.NewNode("robot")
+	pLog, _ := colugo.NewPublisher[int](robot, "log")
+	pAudit, _ := colugo.NewPublisher[int](robot, "audit")
+	until(t, "log on site b", func() { _ = pLog.Publish(ctx, 1) }, recv(logs, func(v int) bool { return v == 1 }))
+	until(t, "audit on site b", func() { _ = pAudit.Publish(ctx, 1) }, recv(audits, func(v int) bool { return v == 1 }))
+	for _, c := range []struct {
+		stream  string
+		storage jetstream.StorageType
+		dup     time.Duration
+	}{{logStream, jetstream.MemoryStorage, time.Minute}, {auditStream, jetstream.FileStorage, 0}} {
+		st, err := js.Stream(ctx, c.stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		if cfg.Replicas != 3 || cfg.Storage != c.storage || cfg.MaxMsgs != 100 || (c.dup != 0 && cfg.Duplicates != c.dup) {
+			t.Errorf("%s: replicas %d, storage %v, max msgs %d, duplicate window %v; want 3, %v, 100, %v",
+				c.stream, cfg.Replicas, cfg.Storage, cfg.MaxMsgs, cfg.Duplicates, c.storage, c.dup)
+		}
+	}
+}

@@ -181,34 +181,50 @@ func recv[T any](ch <-chan T, ok func(T) bool) func(time.Duration) bool {
 // natsCluster starts n embedded NATS servers on 127.0.0.1 routed to one
 // another (cluster ports on loopback, nothing advertised), stopped when the
 // test ends, and waits until every route is up.
-func natsCluster(t *testing.T, n int) []*server.Server {
+func natsCluster(t *testing.T, n int) []*server.Server { return natsClusterOf(t, n, false) }
+
+// natsClusterJS is natsCluster with JetStream on every server (each its
+// own store): streams of up to n replicas.
+func natsClusterJS(t *testing.T, n int) []*server.Server { return natsClusterOf(t, n, true) }
+
+func natsClusterOf(t *testing.T, n int, js bool) []*server.Server {
 	t.Helper()
+	// Cluster ports chosen first, so that each server routes to every
+	// other from its start: a JetStream server is ready only once the
+	// cluster has elected a meta leader, which needs the others.
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
 	var servers []*server.Server
-	var seed *url.URL
 	for i := range n {
 		o := &server.Options{
 			ServerName: "s" + strconv.Itoa(i),
 			Host:       "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true,
-			Cluster:               server.ClusterOpts{Name: "bridge-test", Host: "127.0.0.1", Port: server.RANDOM_PORT, NoAdvertise: true},
+			Cluster:               server.ClusterOpts{Name: "bridge-test", Host: "127.0.0.1", Port: ports[i], NoAdvertise: true},
 			LeafNode:              server.LeafNodeOpts{NoAdvertise: true},
 			DisableShortFirstPing: true,
 		}
-		if seed != nil {
-			o.Routes = []*url.URL{seed}
+		if js {
+			o.JetStream, o.StoreDir = true, t.TempDir()
+		}
+		for k, p := range ports {
+			if k != i {
+				o.Routes = append(o.Routes, &url.URL{Scheme: "nats", Host: "127.0.0.1:" + strconv.Itoa(p)})
+			}
 		}
 		s, err := server.NewServer(o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		go s.Start()
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		servers = append(servers, s)
+	}
+	for _, s := range servers {
 		if !s.ReadyForConnections(wait) {
 			t.Fatal("nats-server did not start")
 		}
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		if seed == nil {
-			seed = &url.URL{Scheme: "nats", Host: s.ClusterAddr().String()}
-		}
-		servers = append(servers, s)
 	}
 	testwait.Until(t, "cluster routes", func() bool {
 		for _, s := range servers {
