@@ -157,7 +157,14 @@ func streamConfig(want jetstream.StreamConfig, have *jetstream.StreamConfig, rep
 func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, handle func(*nats.Msg) (giveBack bool)) {
 	imp := &importReader{b: b, js: js, r: r, handle: handle,
 		subjects: entrySubjects(b.cfg.Root, kindTopic, r.Prefix, r.Name),
-		seen:     newRecent(recentMax), ackKick: make(chan struct{}, 1)}
+		seen:     newRecent(recentMax), ackKick: make(chan struct{}, 1), chain: newInChain()}
+	imp.chain.expire = func() {
+		imp.mu.Lock()
+		defer imp.mu.Unlock()
+		if ctx.Err() == nil {
+			imp.chain.timeout()
+		}
+	}
 	readsDone := make(chan struct{})
 	acked := make(chan struct{})
 	go func() {
@@ -167,6 +174,9 @@ func (b *Bridge) consume(ctx context.Context, js jetstream.JetStream, r Topic, h
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
+		imp.mu.Lock()
+		imp.chain.stop() // what waits goes back, for the site's next bridge
+		imp.mu.Unlock()
 		close(readsDone) // the last handed on are acked, before the publishers close
 		<-acked
 	}()
@@ -258,6 +268,9 @@ type importReader struct {
 	// with the link, or late) or a second copy in a stream comes again
 	// with the same. Bounded: the oldest are forgotten first. Under mu.
 	seen *recent
+	// chain puts back in their exporter's order the messages a stream
+	// holds out of order (a leader change). Under mu.
+	chain *inChain
 }
 
 // read reads stream through the site's durable consumer of it until ctx
@@ -269,7 +282,7 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 		Description:   "colugo bridge: site " + b.cfg.Site,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1024,
+		MaxAckPending: maxAckPending,
 		// What was sent to a bridge that went away unacked comes again
 		// after this: short, as a site's catch-up waits on it.
 		AckWait: ackWait,
@@ -280,10 +293,22 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 	}
 	var lastSeq uint64    // the stream sequence of the last message handled, under mu
 	var created time.Time // when the stream was made, as read last, under mu
+	var handOn func(m jetstream.Msg)
 	deliver := func(m jetstream.Msg) {
 		if md, err := m.Metadata(); err == nil {
 			lastSeq = max(lastSeq, md.Sequence.Stream)
 		}
+		// In its exporter's order, per topic and sender (inChain).
+		h := m.Headers()
+		seq, err1 := strconv.ParseUint(h.Get(hSeq), 10, 64)
+		prev, err2 := strconv.ParseUint(h.Get(hPrev), 10, 64)
+		if err1 != nil || (err2 != nil && h.Get(hPrev) != "") {
+			handOn(m) // none, or malformed: handle counts it
+			return
+		}
+		ir.chain.add(m, m.Subject()+"\x00"+h.Get(hSender), seq, prev, handOn)
+	}
+	handOn = func(m jetstream.Msg) {
 		h := m.Headers()
 		if seq := h.Get(hSeq); seq != "" {
 			if !ir.seen.add(h.Get(hBridge) + " " + h.Get(hSender) + " " + m.Subject() + " " + seq) {
@@ -356,12 +381,14 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 			// message after the last this bridge handled (its durable was
 			// deleted under it) or, at first, from the stream's start.
 			cons, err := js.Consumer(ctx, stream, cfg.Durable)
-			if err == nil && !sameFilter(cons.CachedInfo().Config, cfg) {
+			if err == nil && (!sameFilter(cons.CachedInfo().Config, cfg) || cons.CachedInfo().Config.MaxAckPending != cfg.MaxAckPending) {
 				// Made by an earlier bridge, whose "**" took one segment
-				// or more: the same consumer (what it acked stays acked),
-				// with the entry's subjects now.
+				// or more, or which had less room for unacked messages:
+				// the same consumer (what it acked stays acked), with the
+				// entry's subjects and room now.
 				c := cons.CachedInfo().Config
 				setFilter(&c, ir.subjects)
+				c.MaxAckPending = cfg.MaxAckPending
 				cons, err = js.UpdateConsumer(ctx, stream, c)
 			}
 			if errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -485,6 +512,12 @@ func findStreams(ctx context.Context, js jetstream.JetStream, subjects []string)
 	slices.Sort(out)
 	return slices.Compact(out), nil
 }
+
+// maxAckPending is the durable consumers' bound on messages sent to a
+// bridge and not acked yet: room for what inChain holds after a leader
+// change (the exporter's in-flight window, jsWindow, and what the old
+// leader lost), with some to spare for the flow meanwhile.
+const maxAckPending = 4*jsWindow + 1024
 
 // ackWait is the durable consumers' ack wait: how long a message sent to
 // a bridge is left unacked before JetStream sends it again.

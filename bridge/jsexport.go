@@ -23,10 +23,11 @@ import (
 // Without a reconnect buffer nothing is stored behind the spool's back
 // while the link is down: a publish then fails at once and stays queued.
 // Each spool makes its stream before it sends anything. (A stream that
-// refuses one message and takes the next, which a JetStream cluster can
-// do while it elects a leader, or a stream deleted and made again by
+// loses one message and takes the next, as a JetStream cluster's stream
+// does when its leader changes, or a stream deleted and made again by
 // another topic's spool while this one's messages are in flight, stores
-// the refused ones after it.)
+// the lost ones after it, when sent again: hPrev lets the importer put
+// them back in order.)
 
 const (
 	// jsWindow bounds the messages of one topic sent and not yet acked:
@@ -118,6 +119,7 @@ func (s *spool) add(m *nats.Msg) {
 	}
 	for s.bytes+n > s.limit && len(s.queue) > 0 {
 		s.bytes -= len(s.queue[0].Data)
+		unchain(s.queue[0], s.queue[1:], m)
 		s.queue[0] = nil
 		s.queue = s.queue[1:]
 		s.b.st.spooled.Add(-1)
@@ -189,9 +191,71 @@ func (s *spool) dropped(m *nats.Msg, c interface{ Add(uint64) uint64 }) {
 	c.Add(1)
 }
 
+// unchain links the next message of dropped's sender, among later, to
+// what dropped followed (hPrev), so that the importer does not wait for
+// dropped, which never comes.
+func unchain(dropped *nats.Msg, later []*nats.Msg, last ...*nats.Msg) {
+	sender, seq := dropped.Header.Get(hSender), dropped.Header.Get(hSeq)
+	for _, m := range append(later[:len(later):len(later)], last...) {
+		if m.Header.Get(hSender) != sender {
+			continue
+		}
+		if m.Header.Get(hPrev) == seq {
+			if p := dropped.Header.Get(hPrev); p != "" {
+				m.Header[hPrev] = []string{p}
+			} else {
+				delete(m.Header, hPrev)
+			}
+		}
+		return
+	}
+}
+
 type flight struct {
-	m *nats.Msg
-	f jetstream.PubAckFuture
+	m  *nats.Msg
+	f  jetstream.PubAckFuture
+	ok bool // its ack was taken while an earlier one's was awaited (overtaken)
+}
+
+// overtakeCheck is how often the spool, awaiting the oldest ack, looks
+// whether a later message's came first.
+const overtakeCheck = 20 * time.Millisecond
+
+// maxConflicts is how many "in process" refusals a message's copies get
+// before it is sent under a new id.
+const maxConflicts = 20
+
+// inProcess reports whether err is JetStream's "duplicate message id is
+// in process" (409, 10158).
+func inProcess(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == 10158
+}
+
+// errOvertaken: a later message's ack came before an earlier one's.
+var errOvertaken = errors.New("acks of later messages came first: the earlier ones are sent again (a stream's leader changed?)")
+
+// overtaken takes the acks that have come for in-flight messages after
+// the oldest, and returns how many in-flight messages (from the oldest)
+// are settled: up to and with the last acked. JetStream stores and acks
+// one stream's messages in order, and nats.go completes the futures in
+// the order the acks arrive, so an earlier message whose ack has not
+// come by then never will: its stream leader changed and lost it.
+func overtaken(inflight []flight) int {
+	settled := 0
+	for i := 1; i < len(inflight); i++ {
+		if !inflight[i].ok {
+			select {
+			case <-inflight[i].f.Ok():
+				inflight[i].ok = true
+			default:
+			}
+		}
+		if inflight[i].ok {
+			settled = i + 1
+		}
+	}
+	return settled
 }
 
 // run sends the spool's messages on js until ctx ends, then for
@@ -208,7 +272,12 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 		pause    = 50 * time.Millisecond
 		done     = ctx.Done()
 		grace    <-chan time.Time
+		check    = time.NewTimer(overtakeCheck)
+		// conflicts counts, per message, the "in process" refusals of
+		// its copies sent again.
+		conflicts = map[*nats.Msg]int{}
 	)
+	defer check.Stop()
 	// Nothing goes before the stream exists: refused for want of it while
 	// the bridge makes it (at its start, in parallel), the first messages
 	// of a burst would be sent again after later ones it had taken, out of
@@ -237,6 +306,9 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 			}
 			f, err := js.PublishMsgAsync(m)
 			if errors.Is(err, nats.ErrMaxPayload) {
+				s.mu.Lock()
+				unchain(m, s.queue)
+				s.mu.Unlock()
 				s.dropped(m, &s.b.st.exp.payload) // larger than the server takes: never will
 				continue
 			}
@@ -247,7 +319,7 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 				s.b.jsFailed("export "+s.topic+": publish", err)
 				break
 			}
-			inflight = append(inflight, flight{m, f})
+			inflight = append(inflight, flight{m: m, f: f})
 		}
 		if holding && len(inflight) == 0 {
 			// The round is resolved: what failed goes first, after a pause.
@@ -287,10 +359,45 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 			continue
 		}
 		head := inflight[0]
+		if head.ok { // taken by overtaken
+			inflight = inflight[1:]
+			s.acked(head.m)
+			delete(conflicts, head.m)
+			continue
+		}
+		var overtake <-chan time.Time
+		if len(inflight) > 1 {
+			check.Reset(overtakeCheck)
+			overtake = check.C
+		}
 		select {
+		case <-overtake:
+			n := overtaken(inflight)
+			if n == 0 {
+				continue
+			}
+			// Sent again now, not after jsAckTimeout: behind fewer newer
+			// messages (they are stored after those, out of order).
+			for _, fl := range inflight[:n] {
+				if fl.ok {
+					s.acked(fl.m)
+					delete(conflicts, fl.m)
+				} else {
+					failed = append(failed, fl.m)
+				}
+			}
+			inflight = inflight[n:]
+			if !holding {
+				holding = true
+				s.setHolding(true)
+				s.b.jsFailed("export "+s.topic+": store", errOvertaken)
+			}
 		case <-head.f.Ok():
 			inflight = inflight[1:]
 			s.acked(head.m)
+			if len(conflicts) > 0 {
+				delete(conflicts, head.m)
+			}
 			if !holding {
 				pause = 50 * time.Millisecond
 			}
@@ -299,6 +406,20 @@ func (s *spool) run(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, 
 			failed = append(failed, head.m)
 			if errors.Is(err, jetstream.ErrNoStreamResponse) {
 				noStream = true
+			}
+			if inProcess(err) {
+				// Sent again while the stream still stores the first copy
+				// (its ack lost with a leader change): it will have it,
+				// and acks the next copy as a duplicate. Soon: no back-off.
+				pause = 25 * time.Millisecond
+				if conflicts[head.m]++; conflicts[head.m] >= maxConflicts {
+					// Or it lost the first copy and counts its id in
+					// process until the duplicate window ends (minutes):
+					// a new id, at the risk of a second copy in the
+					// stream, which the importer drops (by sender and seq).
+					head.m.Header[hMsgID] = []string{head.m.Header.Get(hMsgID) + "~"}
+					delete(conflicts, head.m)
+				}
 			}
 			if !holding {
 				holding = true

@@ -193,8 +193,19 @@ func natsClusterOf(t *testing.T, n int, js bool) []*server.Server {
 	// other from its start: a JetStream server is ready only once the
 	// cluster has elected a meta leader, which needs the others.
 	ports := make([]int, n)
+	var held []net.Listener
 	for i := range ports {
-		ports[i] = freePort(t)
+		// Each listener held until all are chosen: one closed at once
+		// could be chosen again.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	for _, l := range held {
+		_ = l.Close()
 	}
 	var servers []*server.Server
 	for i := range n {
@@ -217,13 +228,15 @@ func natsClusterOf(t *testing.T, n int, js bool) []*server.Server {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go s.Start()
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		servers = append(servers, s)
 	}
 	for _, s := range servers {
+		go s.Start()
+	}
+	for i, s := range servers {
 		if !s.ReadyForConnections(wait) {
-			t.Fatal("nats-server did not start")
+			t.Fatalf("nats-server did not start: %d client %v cluster %v ports %v running %v", i, s.Addr(), s.ClusterAddr(), ports, s.Running())
 		}
 	}
 	testwait.Until(t, "cluster routes", func() bool {
@@ -234,5 +247,17 @@ func natsClusterOf(t *testing.T, n int, js bool) []*server.Server {
 		}
 		return true
 	})
+	if js {
+		// Until the cluster has a meta leader: before, stream requests
+		// time out (5 s each, the bridge's first try).
+		testwait.Until(t, "JetStream's meta leader", func() bool {
+			for _, s := range servers {
+				if s.JetStreamIsLeader() {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	return servers
 }

@@ -96,7 +96,7 @@ func parseHeaderLast(h nats.Header, last *lastOrigin) (incoming, bool) {
 	if in.codec == "" || len(in.codec) > 64 || len(in.typ) > maxHeaderValue || len(h.Get(hSender)) > maxHeaderValue {
 		return in, false
 	}
-	for _, f := range [...]string{hSeq, hSendTime, hTimeout} {
+	for _, f := range [...]string{hSeq, hSendTime, hTimeout, hPrev} {
 		if v, ok := h[f]; ok {
 			if len(v) != 1 {
 				return in, false
@@ -271,7 +271,13 @@ type exporter struct {
 	// idTopic ends the message ids: seq numbers are per sender and topic,
 	// and a pattern's topics share one stream.
 	idTopic string
+	// prev holds, per sender, the seq of its last message spooled: the
+	// next one's hPrev. Bounded: emptied when full.
+	prev map[string]uint64
 }
+
+// maxPrevSenders bounds an exporter's prev.
+const maxPrevSenders = 1024
 
 func (x *exporter) publish(m colugo.Received[[]byte]) {
 	b := x.b
@@ -293,6 +299,13 @@ func (x *exporter) publish(m colugo.Received[[]byte]) {
 		// The stream keeps one copy of a message that reaches it twice
 		// (within its duplicate window): sender, seq and topic name it.
 		h[hMsgID] = []string{m.Sender + "-" + x.seq[0] + x.idTopic}
+		if p, ok := x.prev[m.Sender]; ok && p < m.Seq {
+			h[hPrev] = []string{strconv.FormatUint(p, 10)}
+		}
+		if x.prev == nil || len(x.prev) >= maxPrevSenders {
+			x.prev = map[string]uint64{}
+		}
+		x.prev[m.Sender] = m.Seq
 		x.mu.Unlock()
 		x.spool.add(&nats.Msg{Subject: x.subj, Data: m.Value, Header: h})
 		return
