@@ -306,7 +306,7 @@ func (ir *importReader) read(ctx context.Context, stream string) {
 			handOn(m) // none, or malformed: handle counts it
 			return
 		}
-		ir.chain.add(m, m.Subject()+"\x00"+h.Get(hSender), seq, prev, handOn)
+		ir.chain.add(m, chainKey{m.Subject(), h.Get(hSender)}, seq, prev, handOn)
 	}
 	handOn = func(m jetstream.Msg) {
 		h := m.Headers()

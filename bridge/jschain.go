@@ -26,15 +26,19 @@ const hPrev = "Colugo-Prev-Seq"
 // Every method runs under the importReader's lock; expire, the timer's,
 // takes it and calls timeout.
 type inChain struct {
-	last   map[string]uint64 // per chain (subject, sender): the highest seq handed on
-	keys   []string          // last's keys, oldest first: its bound
-	held   map[string][]chained
+	last   map[chainKey]uint64 // per chain: the highest seq handed on
+	keys   []chainKey          // last's keys, oldest first: its bound
+	held   map[chainKey][]chained
 	n      int // held in all
 	bytes  int // their payloads
 	timer  *time.Timer
 	expire func()
 	now    func() time.Time
 }
+
+// chainKey names a chain: a topic's subject and a sender. (A struct, not
+// the two joined: a message's key costs no allocation.)
+type chainKey struct{ subject, sender string }
 
 type chained struct {
 	prev, seq uint64
@@ -56,12 +60,12 @@ const (
 )
 
 func newInChain() *inChain {
-	return &inChain{last: map[string]uint64{}, held: map[string][]chained{}, now: time.Now}
+	return &inChain{last: map[chainKey]uint64{}, held: map[chainKey][]chained{}, now: time.Now}
 }
 
 // add takes m, of chain key, with its seq and prev (0: none), to be
 // handed on with deliver.
-func (c *inChain) add(m jetstream.Msg, key string, seq, prev uint64, deliver func(jetstream.Msg)) {
+func (c *inChain) add(m jetstream.Msg, key chainKey, seq, prev uint64, deliver func(jetstream.Msg)) {
 	if l, ok := c.last[key]; ok && prev > l {
 		h := c.held[key]
 		i, found := slices.BinarySearchFunc(h, prev, func(x chained, p uint64) int {
@@ -91,7 +95,7 @@ func (c *inChain) add(m jetstream.Msg, key string, seq, prev uint64, deliver fun
 }
 
 // pass hands m on and records its seq as its chain's newest.
-func (c *inChain) pass(m jetstream.Msg, key string, seq uint64, deliver func(jetstream.Msg)) {
+func (c *inChain) pass(m jetstream.Msg, key chainKey, seq uint64, deliver func(jetstream.Msg)) {
 	deliver(m)
 	l, ok := c.last[key]
 	if !ok {
@@ -108,7 +112,7 @@ func (c *inChain) pass(m jetstream.Msg, key string, seq uint64, deliver func(jet
 
 // release hands on key's held messages that follow on from what it has
 // handed on.
-func (c *inChain) release(key string) {
+func (c *inChain) release(key chainKey) {
 	for h := c.held[key]; len(h) > 0 && h[0].prev <= c.last[key]; h = c.held[key] {
 		c.take(key)
 	}
@@ -116,7 +120,7 @@ func (c *inChain) release(key string) {
 }
 
 // take hands on key's oldest held message.
-func (c *inChain) take(key string) {
+func (c *inChain) take(key chainKey) {
 	h := c.held[key]
 	x := h[0]
 	if len(h) == 1 {
@@ -130,7 +134,7 @@ func (c *inChain) take(key string) {
 }
 
 // flush hands on all of key's held messages, oldest first.
-func (c *inChain) flush(key string) {
+func (c *inChain) flush(key chainKey) {
 	for len(c.held[key]) > 0 {
 		c.take(key)
 	}
@@ -140,7 +144,7 @@ func (c *inChain) flush(key string) {
 // before cutoff (every chain for the zero time), giving up on what they
 // miss.
 func (c *inChain) giveUp(cutoff time.Time) {
-	for _, key := range slices.Sorted(maps.Keys(c.held)) {
+	for _, key := range slices.Collect(maps.Keys(c.held)) { // (chains have no order among them)
 		h := c.held[key]
 		if cutoff.IsZero() || slices.ContainsFunc(h, func(x chained) bool { return x.since.Before(cutoff) }) {
 			c.flush(key)

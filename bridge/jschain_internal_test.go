@@ -29,7 +29,7 @@ func TestInChain(t *testing.T) {
 	c.now = func() time.Time { return now }
 	deliver := func(m jetstream.Msg) { out = append(out, m.(chainMsg).seq) }
 	add := func(key string, seq, prev uint64) {
-		c.add(chainMsg{fakeMsg: fakeMsg{seq: seq, nacked: &nacked}, data: make([]byte, 10)}, key, seq, prev, deliver)
+		c.add(chainMsg{fakeMsg: fakeMsg{seq: seq, nacked: &nacked}, data: make([]byte, 10)}, chainKey{"s", key}, seq, prev, deliver)
 	}
 	add("a", 1, 0)
 	add("a", 3, 2)

@@ -196,18 +196,22 @@ func (s *spool) dropped(m *nats.Msg, c interface{ Add(uint64) uint64 }) {
 // dropped, which never comes.
 func unchain(dropped *nats.Msg, later []*nats.Msg, last ...*nats.Msg) {
 	sender, seq := dropped.Header.Get(hSender), dropped.Header.Get(hSeq)
-	for _, m := range append(later[:len(later):len(later)], last...) {
-		if m.Header.Get(hSender) != sender {
-			continue
-		}
-		if m.Header.Get(hPrev) == seq {
-			if p := dropped.Header.Get(hPrev); p != "" {
-				m.Header[hPrev] = []string{p}
-			} else {
-				delete(m.Header, hPrev)
+	// Not append(later, last...): a full spool dropping for every message
+	// added would copy its whole queue each time.
+	for _, ms := range [2][]*nats.Msg{later, last} {
+		for _, m := range ms {
+			if m.Header.Get(hSender) != sender {
+				continue
 			}
+			if m.Header.Get(hPrev) == seq {
+				if p := dropped.Header.Get(hPrev); p != "" {
+					m.Header[hPrev] = []string{p}
+				} else {
+					delete(m.Header, hPrev)
+				}
+			}
+			return
 		}
-		return
 	}
 }
 
