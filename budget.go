@@ -24,8 +24,8 @@ func NewQueueBudget(max int) *QueueBudget { return &QueueBudget{max: int64(max)}
 func (b *QueueBudget) Max() int { return int(b.max) }
 
 // Used returns the bytes the budget's subscriptions queue now (counted as
-// WithQueueBytes counts them), at most Max plus one value per subscription
-// (see WithQueueBudget).
+// WithQueueBytes counts them), at most Max plus two values per
+// subscription (see WithQueueBudget).
 func (b *QueueBudget) Used() int { return int(b.used.Load()) }
 
 // over reports whether size more bytes would take b past its bound; a nil
@@ -48,8 +48,10 @@ func (b *QueueBudget) add(delta int) {
 // (DropOldest drops its oldest value, DropNewest the arriving one, Block
 // waits for its reader). A subscription whose queue is empty still takes
 // one value however full b is, so that no subscription is starved by the
-// others: each may go past b by that one value. Values on their way
-// straight to a channel with room are not counted. No effect with
+// others; the value being handed to its reader counts too (until the
+// channel takes it), so with DropOldest, which keeps the newest, each may
+// go past b by two values, one with the other policies. Values on their
+// way straight to a channel with room are not counted. No effect with
 // WithQueueBytes(0). Default: none.
 func WithQueueBudget(b *QueueBudget) SubscribeOption { return queueBudgetOption{b} }
 

@@ -478,8 +478,8 @@ type Stats struct {
 	// their stream acks them (sent, or waiting to be: JetStream.Spool).
 	Spooled uint64 `json:"spooled"`
 	// Queued is the bytes the exported topics' local queues hold now,
-	// waiting for NATS publishing (QueueBudget: at most that, plus one
-	// message per topic).
+	// waiting for NATS publishing (QueueBudget: at most that, plus two
+	// messages per topic: one queued, one being handed on).
 	Queued uint64 `json:"queued"`
 	// ExportRefused is how many topics matching an export pattern were
 	// not exported, MaxExportTopics being reached (distinct names, counted

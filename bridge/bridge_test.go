@@ -846,7 +846,10 @@ func TestQueueBudget(t *testing.T) {
 	if st.Export.Drops.Queue == 0 {
 		t.Error("nothing dropped at the budget")
 	}
-	if limit := uint64(1 + topics*(size+colugo.QueueEntryOverhead)); maxQueued > limit {
+	// Two messages per topic past the budget: DropOldest keeps the newest
+	// queued while the one before is being handed to the exporter
+	// (colugo.WithQueueBudget; one in 1 run of 20 reached 4 of 1 KiB).
+	if limit := uint64(1 + 2*topics*(size+colugo.QueueEntryOverhead)); maxQueued > limit {
 		t.Errorf("%d bytes queued, want at most %d", maxQueued, limit)
 	}
 	testwait.Until(t, "the queues drained", func() bool { return ba.Stats().Queued == 0 })
